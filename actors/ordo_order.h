@@ -117,6 +117,14 @@ ordo_code_t ordo_code_from_name(const char *s, size_t len);
 /* The event a command appends (CreateOrder -> OrderCreated, ...). */
 ordo_event_type_t ordo_event_type_for(ordo_request_type_t command);
 
+/* The command that appends an event type (OrderCreated -> CreateOrder). */
+ordo_request_type_t ordo_request_type_for(ordo_event_type_t event);
+
+/* The state machine: whether an event of type `t` may follow an order in
+ * status `from` (OrderCreated only on NONE), and the status it leaves. */
+bool ordo_event_allowed(ordo_status_t from, ordo_event_type_t t);
+ordo_status_t ordo_status_after(ordo_event_type_t t);
+
 /* ---- payloads ---------------------------------------------------------- */
 
 typedef struct {
@@ -185,8 +193,13 @@ typedef struct {
     int64_t limit;         /* defaulted and clamped for the query type */
 } ordo_request_t;
 
-/* An event record. `position` and `timestamp_us` are assigned by the log
- * writer, `event_id` by the engine; decide() leaves them zero. */
+#define ORDO_EVENT_TEXT_MAX (20 * 36) /* order id, request id, meta values */
+
+/* An event record. `position`, `timestamp_us` and `event_id` are assigned
+ * when the event is written; decide() leaves them zero. Decoders may
+ * rebuild strings into `text` (ids the log keeps as 16 bytes), so views
+ * can point into the struct itself: do not copy an event by assignment
+ * and use the copy's views. */
 typedef struct {
     uint64_t position;
     uint8_t event_id[16];
@@ -197,6 +210,7 @@ typedef struct {
     uint32_t schema;
     ordo_data_t data;
     ordo_meta_t meta;
+    char text[ORDO_EVENT_TEXT_MAX];
 } ordo_event_t;
 
 /* A protocol error: code, a sentence for people, and the details the code

@@ -1,0 +1,179 @@
+/* Order registry: open-addressing hash table (see ordo_registry.h).
+ * Invariants: capacity is a power of two; the load stays below 3/4; every
+ * order sits in the probe run that starts at its hash slot, with no empty
+ * slot between, which backward-shift deletion preserves. */
+#include "ordo_registry.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    uint64_t hash;
+    ordo_order_t *order; /* owned; NULL = empty slot */
+} s_slot_t;
+
+struct ordo_registry {
+    s_slot_t *slots; /* owned */
+    size_t capacity;
+    size_t count;
+};
+
+uint64_t ordo_order_id_hash(const char *id, size_t len)
+{
+    /* FNV-1a, then a final avalanche (splitmix64) so low bits mix well. */
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (uint8_t)id[i]) * 0x100000001b3ull;
+    h ^= h >> 30;
+    h *= 0xbf58476d1ce4e5b9ull;
+    h ^= h >> 27;
+    h *= 0x94d049bb133111ebull;
+    return h ^ (h >> 31);
+}
+
+ordo_registry_t *ordo_registry_new(void)
+{
+    ordo_registry_t *reg = calloc(1, sizeof *reg);
+    if (!reg)
+        return NULL;
+    reg->capacity = 1024;
+    reg->slots = calloc(reg->capacity, sizeof *reg->slots);
+    if (!reg->slots) {
+        free(reg);
+        return NULL;
+    }
+    return reg;
+}
+
+void ordo_registry_clear(ordo_registry_t *reg)
+{
+    for (size_t i = 0; i < reg->capacity; i++) {
+        if (reg->slots[i].order) {
+            ordo_order_clear(reg->slots[i].order);
+            free(reg->slots[i].order);
+            reg->slots[i] = (s_slot_t){0, NULL};
+        }
+    }
+    reg->count = 0;
+}
+
+void ordo_registry_destroy(ordo_registry_t **reg)
+{
+    if (!reg || !*reg)
+        return;
+    ordo_registry_t *r = *reg;
+    ordo_registry_clear(r);
+    free(r->slots);
+    free(r);
+    *reg = NULL;
+}
+
+static bool s_same_id(const ordo_order_t *o, ordo_str_t id)
+{
+    return o->order_id_len == id.len && memcmp(o->order_id, id.ptr, id.len) == 0;
+}
+
+/* Slot holding `id`, or the empty slot where it would go. */
+static size_t s_probe(const ordo_registry_t *reg, uint64_t hash, ordo_str_t id)
+{
+    size_t mask = reg->capacity - 1;
+    size_t i = (size_t)hash & mask;
+    while (reg->slots[i].order) {
+        if (reg->slots[i].hash == hash && s_same_id(reg->slots[i].order, id))
+            return i;
+        i = (i + 1) & mask;
+    }
+    return i;
+}
+
+static int s_grow(ordo_registry_t *reg)
+{
+    size_t cap = reg->capacity * 2;
+    s_slot_t *slots = calloc(cap, sizeof *slots);
+    if (!slots)
+        return -1;
+    for (size_t i = 0; i < reg->capacity; i++) {
+        if (!reg->slots[i].order)
+            continue;
+        size_t j = (size_t)reg->slots[i].hash & (cap - 1);
+        while (slots[j].order)
+            j = (j + 1) & (cap - 1);
+        slots[j] = reg->slots[i];
+    }
+    free(reg->slots);
+    reg->slots = slots;
+    reg->capacity = cap;
+    return 0;
+}
+
+ordo_order_t *ordo_registry_find(const ordo_registry_t *reg, ordo_str_t order_id)
+{
+    uint64_t h = ordo_order_id_hash(order_id.ptr, order_id.len);
+    return reg->slots[s_probe(reg, h, order_id)].order;
+}
+
+ordo_order_t *ordo_registry_get_or_add(ordo_registry_t *reg, ordo_str_t order_id)
+{
+    if (order_id.len > ORDO_ORDER_ID_MAX)
+        return NULL;
+    uint64_t h = ordo_order_id_hash(order_id.ptr, order_id.len);
+    size_t i = s_probe(reg, h, order_id);
+    if (reg->slots[i].order)
+        return reg->slots[i].order;
+    if ((reg->count + 1) * 4 > reg->capacity * 3) {
+        if (s_grow(reg) != 0)
+            return NULL;
+        i = s_probe(reg, h, order_id);
+    }
+    ordo_order_t *o = calloc(1, sizeof *o);
+    if (!o)
+        return NULL;
+    memcpy(o->order_id, order_id.ptr, order_id.len);
+    o->order_id_len = (uint8_t)order_id.len;
+    reg->slots[i] = (s_slot_t){h, o};
+    reg->count++;
+    return o;
+}
+
+void ordo_registry_remove(ordo_registry_t *reg, ordo_str_t order_id)
+{
+    uint64_t h = ordo_order_id_hash(order_id.ptr, order_id.len);
+    size_t mask = reg->capacity - 1;
+    size_t i = s_probe(reg, h, order_id);
+    if (!reg->slots[i].order)
+        return;
+    ordo_order_clear(reg->slots[i].order);
+    free(reg->slots[i].order);
+    reg->slots[i] = (s_slot_t){0, NULL};
+    reg->count--;
+    /* Backward shift: pull later members of the run into the hole when
+     * the hole lies between their home slot and where they sit. */
+    size_t hole = i, j = i;
+    for (;;) {
+        j = (j + 1) & mask;
+        if (!reg->slots[j].order)
+            break;
+        size_t home = (size_t)reg->slots[j].hash & mask;
+        bool movable = hole <= j ? (home <= hole || home > j) : (home <= hole && home > j);
+        if (movable) {
+            reg->slots[hole] = reg->slots[j];
+            reg->slots[j] = (s_slot_t){0, NULL};
+            hole = j;
+        }
+    }
+}
+
+size_t ordo_registry_count(const ordo_registry_t *reg)
+{
+    return reg->count;
+}
+
+ordo_order_t *ordo_registry_next(const ordo_registry_t *reg, size_t *cursor)
+{
+    while (*cursor < reg->capacity) {
+        ordo_order_t *o = reg->slots[(*cursor)++].order;
+        if (o)
+            return o;
+    }
+    return NULL;
+}

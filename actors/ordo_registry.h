@@ -1,0 +1,43 @@
+/* The actors a shard owns: a hash table from order_id to ordo_order_t.
+ * Open addressing with linear probing and backward-shift deletion, so
+ * finished orders can leave memory without tombstones piling up. Not
+ * thread-safe: one shard thread owns one registry. */
+#ifndef ORDO_REGISTRY_H
+#define ORDO_REGISTRY_H
+
+#include "ordo_order.h"
+
+#include <stddef.h>
+
+typedef struct ordo_registry ordo_registry_t;
+
+/* A new empty registry, or NULL. */
+ordo_registry_t *ordo_registry_new(void);
+
+/* Clears every order, frees the registry and nulls *reg. */
+void ordo_registry_destroy(ordo_registry_t **reg);
+
+/* The order with this id, or NULL. The pointer stays valid until that
+ * order is removed or the registry destroyed (orders never move). */
+ordo_order_t *ordo_registry_find(const ordo_registry_t *reg, ordo_str_t order_id);
+
+/* Finds the order, or adds an empty one (status NONE, order_id set).
+ * NULL if out of memory or the id is longer than ORDO_ORDER_ID_MAX. */
+ordo_order_t *ordo_registry_get_or_add(ordo_registry_t *reg, ordo_str_t order_id);
+
+/* Removes and clears every order (capacity is kept). */
+void ordo_registry_clear(ordo_registry_t *reg);
+
+/* Removes and clears the order if present. */
+void ordo_registry_remove(ordo_registry_t *reg, ordo_str_t order_id);
+
+size_t ordo_registry_count(const ordo_registry_t *reg);
+
+/* Iteration: start with *cursor = 0; returns the next order or NULL at the
+ * end. The registry must not change during a walk. */
+ordo_order_t *ordo_registry_next(const ordo_registry_t *reg, size_t *cursor);
+
+/* 64-bit hash of an order id (also used to pick a shard). */
+uint64_t ordo_order_id_hash(const char *id, size_t len);
+
+#endif
