@@ -1,0 +1,1463 @@
+/* Tests for wal/: round trip, torn tails at every byte, mid-log corruption
+ * (refuse / repair), segment rolling, readers (mid-frame, tail, concurrent),
+ * sync policies, injected write/sync/preallocation failures, bad options and
+ * hostile frame headers. Faults come from an ordo_io_t wrapper below; the
+ * log has no test hooks. Records are regenerated from their position, so
+ * every read is checked byte for byte. */
+#include "ordo_crc32c.h"
+#include "ordo_error.h"
+#include "ordo_io.h"
+#include "ordo_log.h"
+#include "ordo_test.h"
+#include "ordo_wal.h"
+#include "ordo_wal_format.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#define SMALL_SEG 65536
+
+/* ---- log capture ------------------------------------------------------- */
+
+static _Atomic int s_warns, s_errors;
+
+static void s_sink(void *ctx, ordo_log_level_t level, const char *line)
+{
+    (void)ctx;
+    (void)line;
+    if (level == ORDO_LOG_WARN)
+        s_warns++;
+    else if (level == ORDO_LOG_ERROR)
+        s_errors++;
+}
+
+/* ---- records: content is a function of the position ---------------------- */
+
+static uint64_t s_huge_pos; /* this position gets a 100 KB incompressible record */
+
+static uint64_t s_mix(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ull;
+    return x ^ (x >> 33);
+}
+
+static size_t s_record_len(uint64_t pos)
+{
+    if (pos == s_huge_pos)
+        return 100000;
+    if (pos % 13 == 0)
+        return 0;
+    return (size_t)(s_mix(pos) % 700);
+}
+
+/* Half pseudo-random bytes, half text: compresses somewhat. */
+static void s_record_fill(uint64_t pos, uint8_t *buf, size_t len)
+{
+    uint64_t x = s_mix(pos + 0x9e3779b97f4a7c15ull);
+    size_t half = pos == s_huge_pos ? len : len / 2;
+    for (size_t i = 0; i < half; i++) {
+        x = s_mix(x + i);
+        buf[i] = (uint8_t)x;
+    }
+    for (size_t i = half; i < len; i++)
+        buf[i] = (uint8_t)("order-event "[i % 12] + (pos % 3));
+}
+
+/* Appends `count` records at the next positions; checks the first one. */
+static int s_append(ordo_wal_t *wal, size_t count, uint64_t *first_out)
+{
+    uint64_t first = ordo_wal_head(wal) + 1;
+    size_t total = 0;
+    for (size_t i = 0; i < count; i++)
+        total += s_record_len(first + i);
+    uint8_t *arena = malloc(total + 1);
+    ordo_wal_rec_t *recs = calloc(count, sizeof *recs);
+    if (!arena || !recs) {
+        free(arena);
+        free(recs);
+        return ORDO_ERR_NOMEM;
+    }
+    size_t off = 0;
+    for (size_t i = 0; i < count; i++) {
+        size_t len = s_record_len(first + i);
+        s_record_fill(first + i, arena + off, len);
+        recs[i] = (ordo_wal_rec_t){.data = arena + off, .len = len};
+        off += len;
+    }
+    uint64_t got = 0;
+    int rc = ordo_wal_append(wal, recs, count, &got);
+    if (rc == 0)
+        CU_ASSERT_EQUAL(got, first);
+    if (first_out)
+        *first_out = got;
+    free(arena);
+    free(recs);
+    return rc;
+}
+
+/* 1 if (pos, data, len) is the record that belongs at pos. */
+static int s_record_ok(uint64_t pos, const void *data, size_t len)
+{
+    static _Thread_local uint8_t buf[100000];
+    size_t want = s_record_len(pos);
+    if (len != want)
+        return 0;
+    s_record_fill(pos, buf, want);
+    return want == 0 || memcmp(buf, data, want) == 0;
+}
+
+/* Reads from `from` until "no more"; checks positions are consecutive and
+ * every record's bytes. Returns the number read, -1 on any mismatch. */
+static long long s_verify(ordo_wal_t *wal, uint64_t from)
+{
+    ordo_wal_reader_t *r = NULL;
+    if (ordo_wal_reader_new(wal, from, &r) != 0)
+        return -1;
+    long long n = 0;
+    uint64_t pos, expect = from ? from : 1;
+    const void *data;
+    size_t len;
+    int rc;
+    while ((rc = ordo_wal_reader_next(r, &pos, &data, &len)) == 1) {
+        if (pos != expect || !s_record_ok(pos, data, len)) {
+            n = -1;
+            break;
+        }
+        expect++;
+        n++;
+    }
+    if (rc < 0)
+        n = -1;
+    ordo_wal_reader_destroy(&r);
+    CU_ASSERT_PTR_NULL(r);
+    return n;
+}
+
+/* ---- files ------------------------------------------------------------- */
+
+static ordo_wal_options_t s_opts(const char *dir, uint64_t seg, ordo_sync_mode_t mode)
+{
+    return (ordo_wal_options_t){.dir = dir, .segment_bytes = seg, .sync_mode = mode};
+}
+
+static int s_cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Segment names (first positions) in `dir`, sorted. */
+static size_t s_list(const char *dir, uint64_t *names, size_t max)
+{
+    size_t n = 0;
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL && n < max) {
+        unsigned long long v;
+        char tail[8];
+        if (strlen(de->d_name) == 24 && sscanf(de->d_name, "%20llu%7s", &v, tail) == 2 &&
+            strcmp(tail, ".wal") == 0)
+            names[n++] = v;
+    }
+    closedir(d);
+    qsort(names, n, sizeof *names, s_cmp_u64);
+    return n;
+}
+
+static void s_seg_path(const char *dir, uint64_t first, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s/%020" PRIu64 ".wal", dir, first);
+}
+
+static void s_last_seg_path(const char *dir, char *buf, size_t size)
+{
+    uint64_t names[4096];
+    size_t n = s_list(dir, names, 4096);
+    s_seg_path(dir, n ? names[n - 1] : 0, buf, size);
+}
+
+static void s_copy_dir(const char *from, const char *to)
+{
+    uint64_t names[4096];
+    size_t n = s_list(from, names, 4096);
+    char a[512], b[512];
+    for (size_t i = 0; i < n; i++) {
+        s_seg_path(from, names[i], a, sizeof a);
+        s_seg_path(to, names[i], b, sizeof b);
+        CU_ASSERT_EQUAL(ordo_test_copy_file(a, b), 0);
+    }
+}
+
+static int s_append_bytes(const char *path, const void *data, size_t len)
+{
+    FILE *f = fopen(path, "ab");
+    if (!f)
+        return -1;
+    size_t w = fwrite(data, 1, len, f);
+    return fclose(f) == 0 && w == len ? 0 : -1;
+}
+
+static uint8_t *s_read_file(const char *path, size_t *len)
+{
+    long long size = ordo_test_file_size(path);
+    FILE *f = fopen(path, "rb");
+    if (size < 0 || !f) {
+        if (f)
+            fclose(f);
+        return NULL;
+    }
+    uint8_t *buf = malloc((size_t)size + 1);
+    if (buf && fread(buf, 1, (size_t)size, f) != (size_t)size) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    *len = (size_t)size;
+    return buf;
+}
+
+static int s_write_file(const char *path, const void *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return -1;
+    size_t w = fwrite(data, 1, len, f);
+    return fclose(f) == 0 && w == len ? 0 : -1;
+}
+
+/* A digest of every segment's name and bytes: "nothing changed on disk". */
+static uint32_t s_dir_digest(const char *dir)
+{
+    uint64_t names[4096];
+    size_t n = s_list(dir, names, 4096);
+    uint32_t crc = 0;
+    char path[512];
+    for (size_t i = 0; i < n; i++) {
+        crc = ordo_crc32c(crc, &names[i], sizeof names[i]);
+        s_seg_path(dir, names[i], path, sizeof path);
+        size_t len = 0;
+        uint8_t *data = s_read_file(path, &len);
+        crc = ordo_crc32c(crc, &len, sizeof len);
+        if (data)
+            crc = ordo_crc32c(crc, data, len);
+        free(data);
+    }
+    return crc;
+}
+
+/* ---- an ordo_io_t that counts calls and fails on demand ----------------- */
+
+typedef struct {
+    const ordo_io_t *real;
+    _Atomic long fdatasyncs, fsyncs, fallocates;
+    long long write_budget; /* bytes pwrite may still write; -1 = unlimited */
+    int fdatasync_errno;    /* fail every fdatasync with this, 0 = no */
+    int fallocate_errno;    /* fail fallocate with this ... */
+    long fallocate_ok;      /* ... after this many calls succeeded */
+} s_fault_t;
+
+static int f_open(void *c, const char *p, int fl, mode_t m)
+{
+    const ordo_io_t *r = ((s_fault_t *)c)->real;
+    return r->open(r->ctx, p, fl, m);
+}
+static int f_close(void *c, int fd)
+{
+    const ordo_io_t *r = ((s_fault_t *)c)->real;
+    return r->close(r->ctx, fd);
+}
+static ssize_t f_pread(void *c, int fd, void *b, size_t n, off_t o)
+{
+    const ordo_io_t *r = ((s_fault_t *)c)->real;
+    return r->pread(r->ctx, fd, b, n, o);
+}
+static ssize_t f_pwrite(void *c, int fd, const void *b, size_t n, off_t o)
+{
+    s_fault_t *f = c;
+    if (f->write_budget == 0) {
+        errno = ENOSPC;
+        return -1;
+    }
+    if (f->write_budget > 0 && (long long)n > f->write_budget)
+        n = (size_t)f->write_budget; /* a partial write, then ENOSPC */
+    ssize_t w = f->real->pwrite(f->real->ctx, fd, b, n, o);
+    if (w > 0 && f->write_budget > 0)
+        f->write_budget -= w;
+    return w;
+}
+static int f_fdatasync(void *c, int fd)
+{
+    s_fault_t *f = c;
+    f->fdatasyncs++;
+    if (f->fdatasync_errno) {
+        errno = f->fdatasync_errno;
+        return -1;
+    }
+    return f->real->fdatasync(f->real->ctx, fd);
+}
+static int f_fsync(void *c, int fd)
+{
+    s_fault_t *f = c;
+    f->fsyncs++;
+    return f->real->fsync(f->real->ctx, fd);
+}
+static int f_ftruncate(void *c, int fd, off_t len)
+{
+    const ordo_io_t *r = ((s_fault_t *)c)->real;
+    return r->ftruncate(r->ctx, fd, len);
+}
+static int f_fallocate(void *c, int fd, off_t off, off_t len)
+{
+    s_fault_t *f = c;
+    if (f->fallocate_errno && f->fallocates++ >= f->fallocate_ok) {
+        errno = f->fallocate_errno;
+        return -1;
+    }
+    return f->real->fallocate(f->real->ctx, fd, off, len);
+}
+static int f_rename(void *c, const char *a, const char *b)
+{
+    const ordo_io_t *r = ((s_fault_t *)c)->real;
+    return r->rename(r->ctx, a, b);
+}
+static int f_unlink(void *c, const char *p)
+{
+    const ordo_io_t *r = ((s_fault_t *)c)->real;
+    return r->unlink(r->ctx, p);
+}
+static off_t f_size(void *c, int fd)
+{
+    const ordo_io_t *r = ((s_fault_t *)c)->real;
+    return r->size(r->ctx, fd);
+}
+
+static ordo_io_t s_fault_io(s_fault_t *f)
+{
+    memset(f, 0, sizeof *f);
+    f->real = ordo_io_posix();
+    f->write_budget = -1;
+    return (ordo_io_t){.ctx = f,
+                       .open = f_open,
+                       .close = f_close,
+                       .pread = f_pread,
+                       .pwrite = f_pwrite,
+                       .fdatasync = f_fdatasync,
+                       .fsync = f_fsync,
+                       .ftruncate = f_ftruncate,
+                       .fallocate = f_fallocate,
+                       .rename = f_rename,
+                       .unlink = f_unlink,
+                       .size = f_size};
+}
+
+/* ---- 1. round trip ------------------------------------------------------- */
+
+static void test_round_trip(void)
+{
+    char dir[256];
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ordo_test_tmpdir(dir, sizeof dir));
+    ordo_wal_options_t o = s_opts(dir, 0, ORDO_SYNC_NEVER);
+    ordo_wal_recovery_t rep;
+    ordo_wal_t *wal = NULL;
+    CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&o, &wal, &rep), 0);
+    CU_ASSERT_EQUAL(rep.events, 0);
+    CU_ASSERT_EQUAL(rep.first_position, 0);
+    CU_ASSERT_EQUAL(rep.last_position, 0);
+    CU_ASSERT_EQUAL(ordo_wal_head(wal), 0);
+    CU_ASSERT_EQUAL(s_verify(wal, 1), 0);
+    uint64_t events = 0;
+    for (int i = 0; i < 200; i++) {
+        size_t count = 1 + (size_t)(s_mix((uint64_t)i) % 17);
+        CU_ASSERT_EQUAL(s_append(wal, count, NULL), 0);
+        events += count;
+    }
+    CU_ASSERT_EQUAL(ordo_wal_head(wal), events);
+    uint64_t frames, fsyncs, bytes;
+    ordo_wal_stats(wal, &frames, &fsyncs, &bytes);
+    CU_ASSERT_EQUAL(frames, 200);
+    CU_ASSERT(bytes > 200 * 32);
+    CU_ASSERT_EQUAL(s_verify(wal, 1), (long long)events);
+    ordo_wal_destroy(&wal);
+    CU_ASSERT_PTR_NULL(wal);
+    ordo_wal_destroy(&wal); /* safe twice */
+
+    CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&o, &wal, &rep), 0);
+    CU_ASSERT_EQUAL(rep.frames, 200);
+    CU_ASSERT_EQUAL(rep.events, events);
+    CU_ASSERT_EQUAL(rep.first_position, 1);
+    CU_ASSERT_EQUAL(rep.last_position, events);
+    CU_ASSERT_EQUAL(rep.torn_bytes_truncated, 0);
+    CU_ASSERT_EQUAL(rep.segments, 1);
+    CU_ASSERT_EQUAL(ordo_wal_head(wal), events);
+    CU_ASSERT_EQUAL(ordo_wal_synced_head(wal), events);
+    CU_ASSERT_EQUAL(s_verify(wal, 1), (long long)events);
+    CU_ASSERT_EQUAL(s_verify(wal, 0), (long long)events); /* 0 = from the start */
+    ordo_wal_destroy(&wal);
+    ordo_test_rm_rf(dir);
+}
+
+/* ---- 2. torn tail at every byte ------------------------------------------ */
+
+/* Copies `master`, cuts the last segment to `cut` bytes, recovers, checks
+ * and appends. Returns 0 if everything held. */
+static int s_torn_case(const char *master, long long cut, long long last_start,
+                       uint64_t frames_before, uint64_t events_before)
+{
+    char dir[256], path[512];
+    if (!ordo_test_tmpdir(dir, sizeof dir))
+        return -1;
+    s_copy_dir(master, dir);
+    s_last_seg_path(dir, path, sizeof path);
+    int bad = 0;
+    if (ordo_test_truncate(path, cut) != 0)
+        bad = 1;
+    int warns = s_warns;
+    ordo_wal_options_t o = s_opts(dir, SMALL_SEG, ORDO_SYNC_NEVER);
+    ordo_wal_recovery_t rep;
+    ordo_wal_t *wal = NULL;
+    if (bad || ordo_wal_open(&o, &wal, &rep) != 0) {
+        ordo_test_rm_rf(dir);
+        return -1;
+    }
+    bad |= rep.frames != frames_before;
+    bad |= rep.last_position != events_before;
+    bad |= rep.torn_bytes_truncated != (uint64_t)(cut - last_start);
+    bad |= ordo_test_file_size(path) != last_start;
+    bad |= (cut > last_start) != (s_warns > warns); /* a WARN line per truncation */
+    uint64_t first = 0;
+    bad |= s_append(wal, 2, &first) != 0 || first != events_before + 1;
+    bad |= s_verify(wal, 1) != (long long)events_before + 2;
+    ordo_wal_destroy(&wal);
+    /* And once more from disk. */
+    if (ordo_wal_open(&o, &wal, &rep) != 0)
+        bad = 1;
+    else {
+        bad |= rep.torn_bytes_truncated != 0 || rep.last_position != events_before + 2;
+        bad |= s_verify(wal, 1) != (long long)events_before + 2;
+        ordo_wal_destroy(&wal);
+    }
+    ordo_test_rm_rf(dir);
+    return bad ? -1 : 0;
+}
+
+static void test_torn_tail(void)
+{
+    char master[256], path[512];
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ordo_test_tmpdir(master, sizeof master));
+    ordo_wal_options_t o = s_opts(master, SMALL_SEG, ORDO_SYNC_NEVER);
+    ordo_wal_t *wal = NULL;
+    CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&o, &wal, NULL), 0);
+    const int n = 200;
+    for (int i = 0; i < n - 1; i++)
+        CU_ASSERT_EQUAL(s_append(wal, 1 + (size_t)(i % 5), NULL), 0);
+    uint64_t events_before = ordo_wal_head(wal);
+    s_last_seg_path(master, path, sizeof path);
+    long long last_start = ordo_test_file_size(path);
+    CU_ASSERT_EQUAL(s_append(wal, 3, NULL), 0);
+    uint64_t events = ordo_wal_head(wal);
+    ordo_wal_destroy(&wal);
+    char after[512];
+    s_last_seg_path(master, after, sizeof after);
+    CU_ASSERT_STRING_EQUAL_FATAL(after, path); /* the last frame did not roll */
+    long long last_end = ordo_test_file_size(path);
+    uint64_t names[64];
+    CU_ASSERT(s_list(master, names, 64) >= 2); /* torn tail behind full segments */
+    CU_ASSERT(last_end - last_start > 100);
+
+    int failures = 0;
+    for (long long cut = last_start; cut < last_end; cut++)
+        if (s_torn_case(master, cut, last_start, (uint64_t)n - 1, events_before) != 0 &&
+            failures++ < 5)
+            fprintf(stderr, "torn tail case failed at cut %lld (frame %lld..%lld)\n", cut,
+                    last_start, last_end);
+    CU_ASSERT_EQUAL(failures, 0);
+
+    /* Non-zero garbage after the last frame is a torn tail too: plain bytes,
+     * and bytes that start like a frame header. */
+    static const char *garbage[] = {
+        "\xa5\xa5\xa5\xa5\xa5\xa5\xa5\xa5\xa5\xa5\xa5\xa5\xa5\xa5\xa5",
+        "OWAL\x01\x00\x00\x00\x07\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00"
+        "\x00\x10\x00\x00\x00\x10\x00\x00\x00\xde\xad\xbe\xefjunkjunkjunk"};
+    for (int g = 0; g < 2; g++) {
+        char dir[256], seg[512];
+        CU_ASSERT_PTR_NOT_NULL_FATAL(ordo_test_tmpdir(dir, sizeof dir));
+        s_copy_dir(master, dir);
+        s_last_seg_path(dir, seg, sizeof seg);
+        size_t glen = g == 0 ? 15 : 44;
+        CU_ASSERT_EQUAL(s_append_bytes(seg, garbage[g], glen), 0);
+        ordo_wal_options_t og = s_opts(dir, SMALL_SEG, ORDO_SYNC_NEVER);
+        ordo_wal_recovery_t rep;
+        CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&og, &wal, &rep), 0);
+        CU_ASSERT_EQUAL(rep.torn_bytes_truncated, glen);
+        CU_ASSERT_EQUAL(rep.frames, (uint64_t)n);
+        CU_ASSERT_EQUAL(rep.last_position, events);
+        CU_ASSERT_EQUAL(ordo_test_file_size(seg), last_end);
+        CU_ASSERT_EQUAL(s_append(wal, 1, NULL), 0);
+        CU_ASSERT_EQUAL(s_verify(wal, 1), (long long)events + 1);
+        ordo_wal_destroy(&wal);
+        ordo_test_rm_rf(dir);
+    }
+
+    /* Zeros after the last frame (preallocated space that reached the file
+     * size) are the end of data, not damage: nothing is truncated. */
+    {
+        char dir[256], seg[512];
+        CU_ASSERT_PTR_NOT_NULL_FATAL(ordo_test_tmpdir(dir, sizeof dir));
+        s_copy_dir(master, dir);
+        s_last_seg_path(dir, seg, sizeof seg);
+        static const uint8_t zeros[4096];
+        CU_ASSERT_EQUAL(s_append_bytes(seg, zeros, sizeof zeros), 0);
+        ordo_wal_options_t oz = s_opts(dir, SMALL_SEG, ORDO_SYNC_NEVER);
+        ordo_wal_recovery_t rep;
+        CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&oz, &wal, &rep), 0);
+        CU_ASSERT_EQUAL(rep.torn_bytes_truncated, 0);
+        CU_ASSERT_EQUAL(rep.last_position, events);
+        CU_ASSERT_EQUAL(s_append(wal, 2, NULL), 0);
+        ordo_wal_destroy(&wal);
+        CU_ASSERT_EQUAL(ordo_test_file_size(seg), last_end + 4096);
+        CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&oz, &wal, &rep), 0);
+        CU_ASSERT_EQUAL(rep.last_position, events + 2);
+        CU_ASSERT_EQUAL(s_verify(wal, 1), (long long)events + 2);
+        ordo_wal_destroy(&wal);
+        ordo_test_rm_rf(dir);
+    }
+    ordo_test_rm_rf(master);
+}
+
+/* ---- 3. mid-log corruption ---------------------------------------------- */
+
+typedef struct {
+    char dir[256];
+    long long off[512];  /* offset of each frame in its segment */
+    uint64_t first[512]; /* first position of each frame */
+    int frames;
+    uint64_t events;
+} s_log_t;
+
+/* Writes `frames` frames of up to 5 records, remembering where each went. */
+static void s_build_log(s_log_t *lg, uint64_t seg_bytes, int frames, uint64_t *frame_seg)
+{
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ordo_test_tmpdir(lg->dir, sizeof lg->dir));
+    ordo_wal_options_t o = s_opts(lg->dir, seg_bytes, ORDO_SYNC_NEVER);
+    ordo_wal_t *wal = NULL;
+    CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&o, &wal, NULL), 0);
+    char path[512];
+    for (int i = 0; i < frames; i++) {
+        CU_ASSERT_EQUAL(s_append(wal, 1 + (size_t)(i % 5), &lg->first[i]), 0);
+        uint64_t names[64];
+        size_t n = s_list(lg->dir, names, 64);
+        frame_seg[i] = names[n - 1];
+        s_seg_path(lg->dir, names[n - 1], path, sizeof path);
+        long long size = ordo_test_file_size(path);
+        uint64_t clen = 0;
+        /* The frame just written ends the file: find its start from its header. */
+        size_t len = 0;
+        uint8_t *data = s_read_file(path, &len);
+        long long off = 0;
+        while (data && off + 32 <= size) {
+            memcpy(&clen, data + off + 20, 4);
+            clen &= 0xffffffffu;
+            if (off + 32 + (long long)clen == size)
+                break;
+            off += 32 + (long long)clen;
+        }
+        free(data);
+        lg->off[i] = off;
+    }
+    lg->frames = frames;
+    lg->events = ordo_wal_head(wal);
+    ordo_wal_destroy(&wal);
+}
+
+/* Damages frame `k` (bit flip at `delta` into it), checks the refusal, then
+ * the repair. */
+static void s_corrupt_case(const s_log_t *lg, const uint64_t *frame_seg, int k, long long delta,
+                           const char *why)
+{
+    char dir[256], path[512], name[64], offtext[64];
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ordo_test_tmpdir(dir, sizeof dir));
+    s_copy_dir(lg->dir, dir);
+    s_seg_path(dir, frame_seg[k], path, sizeof path);
+    CU_ASSERT_EQUAL(ordo_test_flip_bit(path, lg->off[k] + delta, 3), 0);
+    uint32_t digest = s_dir_digest(dir);
+    uint64_t names_before[64];
+    size_t nseg = s_list(dir, names_before, 64);
+
+    ordo_wal_options_t o = s_opts(dir, SMALL_SEG, ORDO_SYNC_NEVER);
+    ordo_wal_recovery_t rep;
+    ordo_wal_t *wal = NULL;
+    int errors = s_errors;
+    CU_ASSERT_EQUAL(ordo_wal_open(&o, &wal, &rep), ORDO_ERR_CORRUPT);
+    CU_ASSERT_PTR_NULL(wal);
+    CU_ASSERT(s_errors > errors);
+    snprintf(name, sizeof name, "%020" PRIu64 ".wal", frame_seg[k]);
+    snprintf(offtext, sizeof offtext, "at offset %lld ", lg->off[k]);
+    CU_ASSERT_PTR_NOT_NULL(strstr(rep.message, name));
+    CU_ASSERT_PTR_NOT_NULL(strstr(rep.message, offtext));
+    CU_ASSERT_PTR_NOT_NULL(strstr(rep.message, why));
+    uint64_t dropped = lg->events - (lg->first[k] - 1);
+    char droptext[64];
+    snprintf(droptext, sizeof droptext, "dropping %" PRIu64 " later events", dropped);
+    CU_ASSERT_PTR_NOT_NULL(strstr(rep.message, droptext));
+    if (!strstr(rep.message, offtext) || !strstr(rep.message, why) ||
+        !strstr(rep.message, droptext))
+        fprintf(stderr, "message: %s\n", rep.message);
+    CU_ASSERT_EQUAL(s_dir_digest(dir), digest); /* nothing changed on disk */
+
+    o.repair = true;
+    int warns = s_warns;
+    CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&o, &wal, &rep), 0);
+    CU_ASSERT(s_warns > warns);
+    CU_ASSERT_EQUAL(rep.events_dropped, dropped);
+    CU_ASSERT_EQUAL(rep.last_position, lg->first[k] - 1);
+    CU_ASSERT_EQUAL(ordo_test_file_size(path), lg->off[k]);
+    uint64_t names_after[64];
+    size_t nafter = s_list(dir, names_after, 64);
+    CU_ASSERT_EQUAL(names_after[nafter - 1], frame_seg[k]); /* later segments removed */
+    CU_ASSERT(nafter <= nseg);
+    uint64_t first = 0;
+    CU_ASSERT_EQUAL(s_append(wal, 2, &first), 0);
+    CU_ASSERT_EQUAL(first, lg->first[k]);
+    CU_ASSERT_EQUAL(s_verify(wal, 1), (long long)lg->first[k] + 1);
+    ordo_wal_destroy(&wal);
+    o.repair = false;
+    CU_ASSERT_EQUAL(ordo_wal_open(&o, &wal, &rep), 0); /* clean now */
+    ordo_wal_destroy(&wal);
+    ordo_test_rm_rf(dir);
+}
+
+static void test_corrupt_mid_log(void)
+{
+    static s_log_t one, many;
+    static uint64_t seg_one[512], seg_many[512];
+    /* One segment: damage frame 10 of 30, in the header and in the body. */
+    s_build_log(&one, 0, 30, seg_one);
+    CU_ASSERT_EQUAL(seg_one[29], 1);
+    s_corrupt_case(&one, seg_one, 10, 9, "checksum mismatch"); /* first-position field */
+    s_corrupt_case(&one, seg_one, 10, 0, "bad magic");
+    s_corrupt_case(&one, seg_one, 10, 34, "checksum mismatch"); /* body */
+    s_corrupt_case(&one, seg_one, 0, 34, "checksum mismatch");  /* very first frame */
+
+    /* Several segments: the last frame of a full (non-last) segment is never
+     * a torn tail, even with nothing after it in that segment. */
+    s_build_log(&many, SMALL_SEG, 400, seg_many);
+    int k = -1;
+    for (int i = 0; i + 1 < many.frames; i++)
+        if (seg_many[i] == 1 && seg_many[i + 1] != 1)
+            k = i;
+    CU_ASSERT_FATAL(k > 0);
+    CU_ASSERT(seg_many[many.frames - 1] > seg_many[k + 1]); /* at least 3 segments */
+    s_corrupt_case(&many, seg_many, k, 34, "checksum mismatch");
+    s_corrupt_case(&many, seg_many, k + 1, 34, "checksum mismatch"); /* first frame of segment 2 */
+
+    /* A missing middle segment is a position gap. */
+    {
+        char dir[256], path[512];
+        CU_ASSERT_PTR_NOT_NULL_FATAL(ordo_test_tmpdir(dir, sizeof dir));
+        s_copy_dir(many.dir, dir);
+        s_seg_path(dir, seg_many[k + 1], path, sizeof path);
+        CU_ASSERT_EQUAL(unlink(path), 0);
+        uint32_t digest = s_dir_digest(dir);
+        ordo_wal_options_t o = s_opts(dir, SMALL_SEG, ORDO_SYNC_NEVER);
+        ordo_wal_recovery_t rep;
+        ordo_wal_t *wal = NULL;
+        CU_ASSERT_EQUAL(ordo_wal_open(&o, &wal, &rep), ORDO_ERR_CORRUPT);
+        CU_ASSERT_PTR_NOT_NULL(strstr(rep.message, "position gap"));
+        CU_ASSERT_EQUAL(s_dir_digest(dir), digest);
+        o.repair = true;
+        CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&o, &wal, &rep), 0);
+        CU_ASSERT_EQUAL(rep.last_position, many.first[k + 1] - 1);
+        CU_ASSERT_EQUAL(rep.segments, 1);
+        CU_ASSERT(rep.events_dropped > 0);
+        CU_ASSERT_EQUAL(s_verify(wal, 1), (long long)many.first[k + 1] - 1);
+        ordo_wal_destroy(&wal);
+        ordo_test_rm_rf(dir);
+    }
+
+    /* A whole, valid frame repeated at the end (good checksum, wrong
+     * position) is not a torn write: refused, not truncated. */
+    {
+        char dir[256], path[512];
+        CU_ASSERT_PTR_NOT_NULL_FATAL(ordo_test_tmpdir(dir, sizeof dir));
+        s_copy_dir(one.dir, dir);
+        s_seg_path(dir, 1, path, sizeof path);
+        size_t len = 0;
+        uint8_t *data = s_read_file(path, &len);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(data);
+        size_t last = (size_t)one.off[one.frames - 1];
+        CU_ASSERT_EQUAL(s_append_bytes(path, data + last, len - last), 0);
+        free(data);
+        uint32_t digest = s_dir_digest(dir);
+        ordo_wal_options_t o = s_opts(dir, 0, ORDO_SYNC_NEVER);
+        ordo_wal_recovery_t rep;
+        ordo_wal_t *wal = NULL;
+        CU_ASSERT_EQUAL(ordo_wal_open(&o, &wal, &rep), ORDO_ERR_CORRUPT);
+        char text[128];
+        snprintf(text, sizeof text,
+                 "at offset %zu (frame starts at position %" PRIu64 ", expected %" PRIu64 ")", len,
+                 one.first[one.frames - 1], one.events + 1);
+        CU_ASSERT_PTR_NOT_NULL(strstr(rep.message, text));
+        CU_ASSERT_EQUAL(s_dir_digest(dir), digest);
+        ordo_test_rm_rf(dir);
+    }
+
+    /* Damage after open: a reader reports it instead of returning bad bytes. */
+    {
+        char dir[256], path[512];
+        CU_ASSERT_PTR_NOT_NULL_FATAL(ordo_test_tmpdir(dir, sizeof dir));
+        s_copy_dir(one.dir, dir);
+        ordo_wal_options_t o = s_opts(dir, 0, ORDO_SYNC_NEVER);
+        ordo_wal_t *wal = NULL;
+        CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&o, &wal, NULL), 0);
+        s_seg_path(dir, 1, path, sizeof path);
+        CU_ASSERT_EQUAL(ordo_test_flip_bit(path, one.off[3] + 34, 1), 0);
+        ordo_wal_reader_t *r = NULL;
+        CU_ASSERT_EQUAL_FATAL(ordo_wal_reader_new(wal, 1, &r), 0);
+        uint64_t pos;
+        const void *data;
+        size_t len;
+        int rc, n = 0;
+        while ((rc = ordo_wal_reader_next(r, &pos, &data, &len)) == 1)
+            n++;
+        CU_ASSERT_EQUAL(rc, ORDO_ERR_CORRUPT);
+        CU_ASSERT_EQUAL((uint64_t)n, one.first[3] - 1);
+        CU_ASSERT_EQUAL(ordo_wal_reader_next(r, &pos, &data, &len), ORDO_ERR_CORRUPT); /* sticks */
+        ordo_wal_reader_destroy(&r);
+        ordo_wal_destroy(&wal);
+        ordo_test_rm_rf(dir);
+    }
+    ordo_test_rm_rf(one.dir);
+    ordo_test_rm_rf(many.dir);
+}
+
+/* ---- 4. segment roll ----------------------------------------------------- */
+
+static void test_segment_roll(void)
+{
+    char dir[256], path[512];
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ordo_test_tmpdir(dir, sizeof dir));
+    ordo_wal_options_t o = s_opts(dir, SMALL_SEG, ORDO_SYNC_NEVER);
+    ordo_wal_t *wal = NULL;
+    CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&o, &wal, NULL), 0);
+    uint64_t firsts[400];
+    int frames = 0;
+    uint64_t huge_first = 0;
+    for (int i = 0; i < 300; i++) {
+        if (i == 100) { /* one frame bigger than a segment */
+            s_huge_pos = ordo_wal_head(wal) + 2;
+            CU_ASSERT_EQUAL(s_append(wal, 3, &huge_first), 0);
+            firsts[frames++] = huge_first;
+        }
+        CU_ASSERT_EQUAL(s_append(wal, 1 + (size_t)(s_mix((uint64_t)i) % 9), &firsts[frames]), 0);
+        frames++;
+    }
+    uint64_t events = ordo_wal_head(wal);
+    ordo_wal_destroy(&wal);
+
+    uint64_t names[256];
+    size_t n = s_list(dir, names, 256);
+    CU_ASSERT(n >= 5);
+    size_t fi = 0, huge_seg = n;
+    for (size_t i = 0; i < n; i++) {
+        /* Every name is the first position of a frame, in order. */
+        while (fi < (size_t)frames && firsts[fi] < names[i])
+            fi++;
+        CU_ASSERT(fi < (size_t)frames && firsts[fi] == names[i]);
+        s_seg_path(dir, names[i], path, sizeof path);
+        long long size = ordo_test_file_size(path);
+        if (names[i] == huge_first) {
+            huge_seg = i;
+            CU_ASSERT(size > SMALL_SEG);
+        } else {
+            CU_ASSERT(size <= SMALL_SEG);
+        }
+    }
+    /* The big frame went alone into a fresh segment. */
+    CU_ASSERT_FATAL(huge_seg + 1 < n);
+    CU_ASSERT_EQUAL(names[huge_seg + 1], huge_first + 3);
+
+    ordo_wal_recovery_t rep;
+    CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&o, &wal, &rep), 0);
+    CU_ASSERT_EQUAL(rep.segments, n);
+    CU_ASSERT_EQUAL(rep.frames, (uint64_t)frames);
+    CU_ASSERT_EQUAL(rep.last_position, events);
+    CU_ASSERT_EQUAL(s_verify(wal, 1), (long long)events);
+    int bad = 0;
+    for (uint64_t p = 1; p <= events; p++) {
+        ordo_wal_reader_t *r = NULL;
+        uint64_t pos = 0;
+        const void *data;
+        size_t len;
+        if (ordo_wal_reader_new(wal, p, &r) != 0 ||
+            ordo_wal_reader_next(r, &pos, &data, &len) != 1 || pos != p ||
+            !s_record_ok(pos, data, len))
+            bad++;
+        ordo_wal_reader_destroy(&r);
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+    ordo_wal_destroy(&wal);
+    ordo_test_rm_rf(dir);
+
+    /* A big first frame of a fresh log stays in segment 1; the next frame
+     * starts segment 2. */
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ordo_test_tmpdir(dir, sizeof dir));
+    CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&o, &wal, NULL), 0);
+    s_huge_pos = 1;
+    CU_ASSERT_EQUAL(s_append(wal, 1, NULL), 0);
+    CU_ASSERT_EQUAL(s_append(wal, 1, NULL), 0);
+    CU_ASSERT_EQUAL(ordo_wal_error(wal), 0);
+    CU_ASSERT_EQUAL(s_list(dir, names, 256), 2);
+    CU_ASSERT_EQUAL(names[1], 2);
+    CU_ASSERT_EQUAL(s_verify(wal, 1), 2);
+    ordo_wal_destroy(&wal);
+    s_huge_pos = 0;
+    ordo_test_rm_rf(dir);
+}
+
+/* ---- 5. readers ------------------------------------------------------ */
+
+static void test_reader_mid_frame_and_tail(void)
+{
+    char dir[256];
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ordo_test_tmpdir(dir, sizeof dir));
+    ordo_wal_options_t o = s_opts(dir, 0, ORDO_SYNC_ALWAYS);
+    ordo_wal_t *wal = NULL;
+    CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&o, &wal, NULL), 0);
+    for (int i = 0; i < 5; i++)
+        CU_ASSERT_EQUAL(s_append(wal, 10, NULL), 0);
+    CU_ASSERT_EQUAL(ordo_wal_head(wal), 50);
+
+    ordo_wal_reader_t *r = NULL;
+    uint64_t pos = 0;
+    const void *data;
+    size_t len;
+    CU_ASSERT_EQUAL_FATAL(ordo_wal_reader_new(wal, 15, &r), 0);
+    CU_ASSERT_EQUAL(ordo_wal_reader_next(r, &pos, &data, &len), 1);
+    CU_ASSERT_EQUAL(pos, 15);
+    CU_ASSERT_TRUE(s_record_ok(pos, data, len));
+    ordo_wal_reader_destroy(&r);
+    CU_ASSERT_EQUAL(s_verify(wal, 15), 36);
+    CU_ASSERT_EQUAL(s_verify(wal, 50), 1);
+
+    /* At the tail: nothing now, the new record after an append. */
+    CU_ASSERT_EQUAL_FATAL(ordo_wal_reader_new(wal, 51, &r), 0);
+    CU_ASSERT_EQUAL(ordo_wal_reader_next(r, &pos, &data, &len), 0);
+    CU_ASSERT_EQUAL(ordo_wal_reader_next(r, &pos, &data, &len), 0);
+    CU_ASSERT_EQUAL(s_append(wal, 2, NULL), 0);
+    CU_ASSERT_EQUAL(ordo_wal_reader_next(r, &pos, &data, &len), 1);
+    CU_ASSERT_EQUAL(pos, 51);
+    CU_ASSERT_TRUE(s_record_ok(pos, data, len));
+    CU_ASSERT_EQUAL(ordo_wal_reader_next(r, &pos, &data, &len), 1);
+    CU_ASSERT_EQUAL(pos, 52);
+    CU_ASSERT_EQUAL(ordo_wal_reader_next(r, &pos, &data, &len), 0);
+    ordo_wal_reader_destroy(&r);
+
+    /* Far ahead: waits, then reads once the log gets there. */
+    CU_ASSERT_EQUAL_FATAL(ordo_wal_reader_new(wal, 60, &r), 0);
+    CU_ASSERT_EQUAL(ordo_wal_reader_next(r, &pos, &data, &len), 0);
+    CU_ASSERT_EQUAL(s_append(wal, 10, NULL), 0);
+    CU_ASSERT_EQUAL(ordo_wal_reader_next(r, &pos, &data, &len), 1);
+    CU_ASSERT_EQUAL(pos, 60);
+    ordo_wal_reader_destroy(&r);
+    ordo_wal_destroy(&wal);
+    ordo_test_rm_rf(dir);
+}
+
+typedef struct {
+    ordo_wal_t *wal;
+    uint64_t until;
+    uint64_t from;
+    long long read;
+    int bad;
+} s_reader_job_t;
+
+static void *s_reader_thread(void *arg)
+{
+    s_reader_job_t *job = arg;
+    ordo_wal_reader_t *r = NULL;
+    if (ordo_wal_reader_new(job->wal, job->from, &r) != 0) {
+        job->bad = 1;
+        return NULL;
+    }
+    uint64_t expect = job->from, pos;
+    const void *data;
+    size_t len;
+    while (expect <= job->until) {
+        int rc = ordo_wal_reader_next(r, &pos, &data, &len);
+        if (rc == 0) {
+            sched_yield(); /* caught up with the writer: poll again */
+            continue;
+        }
+        if (rc < 0 || pos != expect || !s_record_ok(pos, data, len)) {
+            job->bad = 1;
+            break;
+        }
+        expect++;
+        job->read++;
+    }
+    ordo_wal_reader_destroy(&r);
+    return NULL;
+}
+
+static void test_reader_concurrent(void)
+{
+    char dir[256];
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ordo_test_tmpdir(dir, sizeof dir));
+    ordo_wal_options_t o = s_opts(dir, SMALL_SEG, ORDO_SYNC_NEVER);
+    ordo_wal_t *wal = NULL;
+    CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&o, &wal, NULL), 0);
+    /* Positions the writer will reach: frames of 1 + i % 7 records. */
+    const int frames = 1500;
+    uint64_t total = 0;
+    for (int i = 0; i < frames; i++)
+        total += 1 + (uint64_t)(i % 7);
+    s_reader_job_t jobs[2] = {{.wal = wal, .until = total, .from = 1},
+                              {.wal = wal, .until = total, .from = total / 2}};
+    pthread_t th[2];
+    for (int j = 0; j < 2; j++)
+        CU_ASSERT_EQUAL_FATAL(pthread_create(&th[j], NULL, s_reader_thread, &jobs[j]), 0);
+    int rc = 0;
+    for (int i = 0; i < frames && rc == 0; i++)
+        rc = s_append(wal, 1 + (size_t)(i % 7), NULL);
+    CU_ASSERT_EQUAL(rc, 0);
+    for (int j = 0; j < 2; j++)
+        pthread_join(th[j], NULL);
+    CU_ASSERT_EQUAL(jobs[0].bad, 0);
+    CU_ASSERT_EQUAL(jobs[0].read, (long long)total);
+    CU_ASSERT_EQUAL(jobs[1].bad, 0);
+    CU_ASSERT_EQUAL(jobs[1].read, (long long)(total - total / 2 + 1));
+    uint64_t names[256];
+    CU_ASSERT(s_list(dir, names, 256) > 3); /* readers crossed segment rolls */
+    ordo_wal_destroy(&wal);
+    ordo_test_rm_rf(dir);
+}
+
+/* ---- 6. sync policies ------------------------------------------------- */
+
+static void test_sync_modes(void)
+{
+    char dir[256];
+    s_fault_t f;
+    ordo_io_t io = s_fault_io(&f);
+    ordo_wal_t *wal = NULL;
+
+    /* ALWAYS: one fdatasync per append, synced before it returns. */
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ordo_test_tmpdir(dir, sizeof dir));
+    ordo_wal_options_t o = s_opts(dir, 0, ORDO_SYNC_ALWAYS);
+    o.io = &io;
+    CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&o, &wal, NULL), 0);
+    long c0 = f.fdatasyncs;
+    for (int i = 0; i < 10; i++) {
+        CU_ASSERT_EQUAL(s_append(wal, 3, NULL), 0);
+        CU_ASSERT_EQUAL(f.fdatasyncs, c0 + i + 1);
+        CU_ASSERT_EQUAL(ordo_wal_synced_head(wal), ordo_wal_head(wal));
+    }
+    CU_ASSERT_EQUAL(ordo_wal_sync(wal), 0); /* nothing unsynced: no call */
+    CU_ASSERT_EQUAL(f.fdatasyncs, c0 + 10);
+    uint64_t fsyncs;
+    ordo_wal_stats(wal, NULL, &fsyncs, NULL);
+    CU_ASSERT_EQUAL((long)fsyncs, f.fdatasyncs);
+    ordo_wal_destroy(&wal);
+    CU_ASSERT_EQUAL(f.fdatasyncs, c0 + 10);
+    ordo_test_rm_rf(dir);
+
+    /* NEVER: none until sync or destroy. */
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ordo_test_tmpdir(dir, sizeof dir));
+    o = s_opts(dir, 0, ORDO_SYNC_NEVER);
+    o.io = &io;
+    CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&o, &wal, NULL), 0);
+    c0 = f.fdatasyncs;
+    for (int i = 0; i < 10; i++)
+        CU_ASSERT_EQUAL(s_append(wal, 3, NULL), 0);
+    CU_ASSERT_EQUAL(f.fdatasyncs, c0);
+    CU_ASSERT_EQUAL(ordo_wal_head(wal), 30);
+    CU_ASSERT_EQUAL(ordo_wal_synced_head(wal), 0);
+    CU_ASSERT_EQUAL(ordo_wal_sync_due_in_ms(wal), 0); /* interval 0: due */
+    CU_ASSERT_EQUAL(ordo_wal_sync(wal), 0);
+    CU_ASSERT_EQUAL(f.fdatasyncs, c0 + 1);
+    CU_ASSERT_EQUAL(ordo_wal_synced_head(wal), 30);
+    CU_ASSERT_EQUAL(ordo_wal_sync_due_in_ms(wal), -1);
+    CU_ASSERT_EQUAL(ordo_wal_sync(wal), 0);
+    CU_ASSERT_EQUAL(f.fdatasyncs, c0 + 1);
+    CU_ASSERT_EQUAL(s_append(wal, 1, NULL), 0);
+    CU_ASSERT_EQUAL(f.fdatasyncs, c0 + 1);
+    ordo_wal_destroy(&wal);
+    CU_ASSERT_EQUAL(f.fdatasyncs, c0 + 2);
+    ordo_test_rm_rf(dir);
+
+    /* BATCH with a long interval: writes stay unsynced until it elapses. */
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ordo_test_tmpdir(dir, sizeof dir));
+    o = s_opts(dir, 0, ORDO_SYNC_BATCH);
+    o.sync_interval_ms = 3600 * 1000;
+    o.io = &io;
+    CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&o, &wal, NULL), 0);
+    c0 = f.fdatasyncs;
+    for (int i = 0; i < 5; i++)
+        CU_ASSERT_EQUAL(s_append(wal, 2, NULL), 0);
+    CU_ASSERT_EQUAL(f.fdatasyncs, c0);
+    CU_ASSERT_EQUAL(ordo_wal_head(wal), 10); /* visible once written */
+    CU_ASSERT(ordo_wal_sync_due_in_ms(wal) > 1000);
+    CU_ASSERT_EQUAL(ordo_wal_sync_if_due(wal), 0);
+    CU_ASSERT_EQUAL(f.fdatasyncs, c0);
+    CU_ASSERT_EQUAL(ordo_wal_sync(wal), 0);
+    CU_ASSERT_EQUAL(f.fdatasyncs, c0 + 1);
+    ordo_wal_destroy(&wal);
+    ordo_test_rm_rf(dir);
+
+    /* BATCH with interval 0: every append is due. */
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ordo_test_tmpdir(dir, sizeof dir));
+    o = s_opts(dir, 0, ORDO_SYNC_BATCH);
+    o.io = &io;
+    CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&o, &wal, NULL), 0);
+    c0 = f.fdatasyncs;
+    for (int i = 0; i < 4; i++)
+        CU_ASSERT_EQUAL(s_append(wal, 2, NULL), 0);
+    CU_ASSERT_EQUAL(f.fdatasyncs, c0 + 4);
+    ordo_wal_destroy(&wal);
+    ordo_test_rm_rf(dir);
+
+    /* No preallocation support (EOPNOTSUPP) is not an error. */
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ordo_test_tmpdir(dir, sizeof dir));
+    io = s_fault_io(&f);
+    f.fallocate_errno = EOPNOTSUPP;
+    o = s_opts(dir, SMALL_SEG, ORDO_SYNC_NEVER);
+    o.io = &io;
+    CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&o, &wal, NULL), 0);
+    for (int i = 0; i < 200; i++)
+        CU_ASSERT_EQUAL(s_append(wal, 5, NULL), 0);
+    CU_ASSERT(f.fallocates > 2); /* it was asked at every roll */
+    CU_ASSERT_EQUAL(ordo_wal_error(wal), 0);
+    CU_ASSERT_EQUAL(s_verify(wal, 1), 1000);
+    ordo_wal_destroy(&wal);
+    ordo_test_rm_rf(dir);
+}
+
+/* ---- 7. failure injection ------------------------------------------------ */
+
+static void s_check_failed(ordo_wal_t *wal, int first_error, uint64_t head, s_fault_t *f)
+{
+    long syncs = f->fdatasyncs;
+    CU_ASSERT_EQUAL(ordo_wal_error(wal), first_error);
+    CU_ASSERT_EQUAL(ordo_wal_head(wal), head);
+    CU_ASSERT_EQUAL(s_append(wal, 1, NULL), ORDO_ERR_FAILED);
+    CU_ASSERT_EQUAL(s_append(wal, 1, NULL), ORDO_ERR_FAILED);
+    CU_ASSERT_EQUAL(ordo_wal_sync(wal), ORDO_ERR_FAILED);
+    CU_ASSERT_EQUAL(ordo_wal_sync_if_due(wal), ORDO_ERR_FAILED);
+    CU_ASSERT_EQUAL(ordo_wal_error(wal), first_error); /* the first error sticks */
+    CU_ASSERT_EQUAL(ordo_wal_head(wal), head);
+    CU_ASSERT_EQUAL(s_verify(wal, 1), (long long)head); /* old records still readable */
+    CU_ASSERT_EQUAL(f->fdatasyncs, syncs);              /* a failed log never syncs again */
+}
+
+static void test_failure_injection(void)
+{
+    char dir[256], path[512];
+    s_fault_t f;
+    ordo_io_t io = s_fault_io(&f);
+    ordo_wal_t *wal = NULL;
+    ordo_wal_recovery_t rep;
+
+    /* Disk full in the middle of a frame. */
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ordo_test_tmpdir(dir, sizeof dir));
+    ordo_wal_options_t o = s_opts(dir, 0, ORDO_SYNC_ALWAYS);
+    o.io = &io;
+    CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&o, &wal, NULL), 0);
+    for (int i = 0; i < 5; i++)
+        CU_ASSERT_EQUAL(s_append(wal, 4, NULL), 0);
+    s_seg_path(dir, 1, path, sizeof path);
+    long long good_size = ordo_test_file_size(path);
+    f.write_budget = 10;
+    int errors = s_errors;
+    CU_ASSERT_EQUAL(s_append(wal, 4, NULL), ORDO_ERR_NOSPACE);
+    CU_ASSERT(s_errors > errors);
+    CU_ASSERT_EQUAL(ordo_test_file_size(path), good_size + 10); /* the partial write */
+    s_check_failed(wal, ORDO_ERR_NOSPACE, 20, &f);
+    long syncs = f.fdatasyncs;
+    ordo_wal_destroy(&wal);
+    CU_ASSERT_EQUAL(f.fdatasyncs, syncs); /* no sync at close either */
+    o.io = NULL;
+    CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&o, &wal, &rep), 0);
+    CU_ASSERT_EQUAL(rep.torn_bytes_truncated, 10);
+    CU_ASSERT_EQUAL(rep.last_position, 20);
+    CU_ASSERT_EQUAL(s_append(wal, 4, NULL), 0);
+    CU_ASSERT_EQUAL(s_verify(wal, 1), 24);
+    ordo_wal_destroy(&wal);
+    ordo_test_rm_rf(dir);
+
+    /* A failing fdatasync: the frame is not made visible, never retried. */
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ordo_test_tmpdir(dir, sizeof dir));
+    io = s_fault_io(&f);
+    o = s_opts(dir, 0, ORDO_SYNC_ALWAYS);
+    o.io = &io;
+    CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&o, &wal, NULL), 0);
+    for (int i = 0; i < 3; i++)
+        CU_ASSERT_EQUAL(s_append(wal, 4, NULL), 0);
+    f.fdatasync_errno = EIO;
+    syncs = f.fdatasyncs;
+    CU_ASSERT_EQUAL(s_append(wal, 4, NULL), ORDO_ERR_IO);
+    CU_ASSERT_EQUAL(f.fdatasyncs, syncs + 1);
+    CU_ASSERT_EQUAL(ordo_wal_synced_head(wal), 12);
+    s_check_failed(wal, ORDO_ERR_IO, 12, &f);
+    ordo_wal_destroy(&wal);
+    CU_ASSERT_EQUAL(f.fdatasyncs, syncs + 1);
+    o.io = NULL;
+    CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&o, &wal, &rep), 0);
+    /* The unsynced frame's fate is unknown after a failed fsync: it may or
+     * may not be there (here the page cache kept it), never half. */
+    CU_ASSERT(rep.last_position == 12 || rep.last_position == 16);
+    CU_ASSERT_EQUAL(rep.torn_bytes_truncated, 0);
+    CU_ASSERT_EQUAL(s_verify(wal, 1), (long long)rep.last_position);
+    ordo_wal_destroy(&wal);
+    ordo_test_rm_rf(dir);
+
+    /* Preallocating a new segment fails (disk full at a roll). */
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ordo_test_tmpdir(dir, sizeof dir));
+    io = s_fault_io(&f);
+    f.fallocate_errno = ENOSPC;
+    f.fallocate_ok = 1; /* the one at open */
+    o = s_opts(dir, SMALL_SEG, ORDO_SYNC_NEVER);
+    o.io = &io;
+    CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&o, &wal, NULL), 0);
+    int rc = 0, i = 0;
+    uint64_t head = 0;
+    while (rc == 0 && i++ < 1000) {
+        head = ordo_wal_head(wal);
+        rc = s_append(wal, 5, NULL);
+    }
+    CU_ASSERT_EQUAL(rc, ORDO_ERR_NOSPACE);
+    CU_ASSERT(head > 0);
+    s_check_failed(wal, ORDO_ERR_NOSPACE, head, &f);
+    ordo_wal_destroy(&wal);
+    o.io = NULL;
+    CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&o, &wal, &rep), 0);
+    CU_ASSERT_EQUAL(rep.last_position, head);
+    CU_ASSERT_EQUAL(rep.segments, 2); /* the new, empty segment is kept and used */
+    CU_ASSERT_EQUAL(s_append(wal, 5, NULL), 0);
+    CU_ASSERT_EQUAL(s_verify(wal, 1), (long long)head + 5);
+    ordo_wal_destroy(&wal);
+
+    /* ... and at open, where it refuses to start with the cause. */
+    io = s_fault_io(&f);
+    f.fallocate_errno = ENOSPC;
+    o.io = &io;
+    CU_ASSERT_EQUAL(ordo_wal_open(&o, &wal, &rep), ORDO_ERR_NOSPACE);
+    CU_ASSERT_PTR_NULL(wal);
+    CU_ASSERT_PTR_NOT_NULL(strstr(rep.message, "preallocating"));
+    ordo_test_rm_rf(dir);
+}
+
+/* ---- 8. options and arguments -------------------------------------------- */
+
+static void test_invalid_options(void)
+{
+    char dir[256];
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ordo_test_tmpdir(dir, sizeof dir));
+    ordo_wal_t *wal = (ordo_wal_t *)1;
+    ordo_wal_recovery_t rep;
+    ordo_wal_options_t o = s_opts(dir, 1000, ORDO_SYNC_ALWAYS);
+    CU_ASSERT_EQUAL(ordo_wal_open(&o, &wal, &rep), ORDO_ERR_INVALID);
+    CU_ASSERT_PTR_NULL(wal);
+    CU_ASSERT_PTR_NOT_NULL(strstr(rep.message, "segment size must be at least 65536"));
+    o.segment_bytes = 65535;
+    CU_ASSERT_EQUAL(ordo_wal_open(&o, &wal, &rep), ORDO_ERR_INVALID);
+    o = s_opts(NULL, 0, ORDO_SYNC_ALWAYS);
+    CU_ASSERT_EQUAL(ordo_wal_open(&o, &wal, &rep), ORDO_ERR_INVALID);
+    o = s_opts(dir, 0, (ordo_sync_mode_t)7);
+    CU_ASSERT_EQUAL(ordo_wal_open(&o, &wal, &rep), ORDO_ERR_INVALID);
+    o = s_opts(dir, 0, ORDO_SYNC_ALWAYS);
+    o.zstd_level = 1000;
+    CU_ASSERT_EQUAL(ordo_wal_open(&o, &wal, &rep), ORDO_ERR_INVALID);
+    CU_ASSERT_EQUAL(ordo_wal_open(NULL, &wal, &rep), ORDO_ERR_INVALID);
+    uint64_t names[4];
+    CU_ASSERT_EQUAL(s_list(dir, names, 4), 0); /* refused options touch nothing */
+
+    /* A missing folder is created, parents included; 65536 is allowed. */
+    char deep[512];
+    snprintf(deep, sizeof deep, "%s/a/b/wal", dir);
+    o = s_opts(deep, 65536, ORDO_SYNC_ALWAYS);
+    CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&o, &wal, &rep), 0);
+    CU_ASSERT_EQUAL(s_list(deep, names, 4), 1);
+    ordo_wal_rec_t rec = {.data = "x", .len = 1};
+    CU_ASSERT_EQUAL(ordo_wal_append(wal, &rec, 0, NULL), ORDO_ERR_INVALID);
+    CU_ASSERT_EQUAL(ordo_wal_append(wal, NULL, 1, NULL), ORDO_ERR_INVALID);
+    ordo_wal_rec_t huge = {.data = "x", .len = (size_t)ORDO_WAL_FRAME_RAW_MAX + 1}; /* never read */
+    CU_ASSERT_EQUAL(ordo_wal_append(wal, &huge, 1, NULL), ORDO_ERR_TOO_BIG);
+    CU_ASSERT_EQUAL(ordo_wal_error(wal), 0); /* refused input does not fail the log */
+    uint64_t first = 0;
+    CU_ASSERT_EQUAL(ordo_wal_append(wal, &rec, 1, &first), 0);
+    CU_ASSERT_EQUAL(first, 1);
+    ordo_wal_reader_t *r = NULL;
+    CU_ASSERT_EQUAL(ordo_wal_reader_new(NULL, 1, &r), ORDO_ERR_INVALID);
+    ordo_wal_destroy(&wal);
+    ordo_test_rm_rf(dir);
+}
+
+/* ---- 9. hostile headers ---------------------------------------------------- */
+
+/* Caps the address space a little above what the process uses, so that a
+ * big allocation from a header field would fail instead of passing
+ * unnoticed. Not under ASan, which reserves terabytes of shadow memory. */
+static void s_cap_memory(struct rlimit *saved)
+{
+    getrlimit(RLIMIT_AS, saved);
+#if !defined(__SANITIZE_ADDRESS__)
+    unsigned long long pages = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%llu", &pages) != 1)
+            pages = 0;
+        fclose(f);
+    }
+    if (pages) {
+        struct rlimit lim = *saved;
+        lim.rlim_cur = (rlim_t)(pages * 4096 + (256ull << 20));
+        setrlimit(RLIMIT_AS, &lim);
+    }
+#endif
+}
+
+static void s_uncap_memory(const struct rlimit *saved)
+{
+    setrlimit(RLIMIT_AS, saved);
+}
+
+static void s_put32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* A frame with a correct checksum whose header claims what it likes. */
+static size_t s_hostile_frame(uint8_t *out, uint64_t first, uint32_t count, uint32_t clen_claim,
+                              uint32_t rlen, size_t body_len)
+{
+    ordo_wal_hdr_t h = {.version = ORDO_WAL_VERSION,
+                        .first = first,
+                        .count = count,
+                        .clen = clen_claim,
+                        .rlen = rlen};
+    ordo_wal_hdr_encode(&h, out);
+    for (size_t i = 0; i < body_len; i++)
+        out[32 + i] = (uint8_t)(0x5a ^ i);
+    s_put32(out + 28, ordo_wal_frame_crc(out, out + 32, body_len));
+    return 32 + body_len;
+}
+
+/* A real zstd frame around an arbitrary raw body, claiming `count`. */
+static size_t s_crafted_frame(uint8_t *out, size_t cap, uint64_t first, uint32_t count,
+                              const void *raw, size_t rlen)
+{
+    size_t clen = ZSTD_compress(out + 32, cap - 32, raw, rlen, 1);
+    if (ZSTD_isError(clen))
+        return 0;
+    ordo_wal_hdr_t h = {.version = ORDO_WAL_VERSION,
+                        .first = first,
+                        .count = count,
+                        .clen = (uint32_t)clen,
+                        .rlen = (uint32_t)rlen};
+    ordo_wal_hdr_encode(&h, out);
+    s_put32(out + 28, ordo_wal_frame_crc(out, out + 32, clen));
+    return 32 + clen;
+}
+
+/* Bodies that pass the checksum but lie about their records. */
+static void test_hostile_bodies(void)
+{
+    static const uint8_t raw[] = {3, 'a', 'b', 'c', 2, 'd', 'e'};
+    static const uint8_t long_varint[] = {0xff, 0xff, 0xff, 0xff, 0x7f, 'x'};
+    struct {
+        const uint8_t *raw;
+        size_t rlen;
+        uint32_t count;
+        const char *why; /* NULL = valid */
+    } cases[] = {
+        {raw, sizeof raw, 2, NULL},
+        {raw, sizeof raw, 1, "records do not fill the body"},
+        {raw, sizeof raw, 3, "record runs past the end of the body"},
+        {raw, 6, 2, "record runs past the end of the body"},
+        {long_varint, sizeof long_varint, 1, "record runs past the end of the body"},
+    };
+    ZSTD_DCtx *dctx = ordo_wal_dctx_new();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(dctx);
+    ordo_wal_buf_t out = {0};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        uint8_t frame[256];
+        size_t flen =
+            s_crafted_frame(frame, sizeof frame, 1, cases[c].count, cases[c].raw, cases[c].rlen);
+        CU_ASSERT_FATAL(flen > 32);
+        ordo_wal_hdr_t h;
+        const char *why = NULL;
+        CU_ASSERT_EQUAL_FATAL(ordo_wal_hdr_decode(frame, &h, &why), 0);
+        int rc = ordo_wal_frame_decode(dctx, frame, &h, frame + 32, &out, &why);
+        if (!cases[c].why) {
+            CU_ASSERT_EQUAL(rc, 0);
+        } else {
+            CU_ASSERT_EQUAL(rc, ORDO_ERR_CORRUPT);
+            CU_ASSERT_STRING_EQUAL(rc ? why : "", cases[c].why);
+        }
+    }
+    /* Decompressing to more or less than the raw length is refused too. */
+    uint8_t frame[256];
+    size_t flen = s_crafted_frame(frame, sizeof frame, 1, 2, raw, sizeof raw);
+    for (int delta = -1; delta <= 1; delta += 2) {
+        ordo_wal_hdr_t h;
+        const char *why = NULL;
+        s_put32(frame + 24, (uint32_t)((int)sizeof raw + delta));
+        s_put32(frame + 28, ordo_wal_frame_crc(frame, frame + 32, flen - 32));
+        CU_ASSERT_EQUAL_FATAL(ordo_wal_hdr_decode(frame, &h, &why), 0);
+        CU_ASSERT_EQUAL(ordo_wal_frame_decode(dctx, frame, &h, frame + 32, &out, &why),
+                        ORDO_ERR_CORRUPT);
+    }
+    ordo_wal_buf_free(&out);
+    ZSTD_freeDCtx(dctx);
+}
+
+static void test_hostile_headers(void)
+{
+    /* Header checks alone. */
+    uint8_t buf[256];
+    ordo_wal_hdr_t h;
+    const char *why = NULL;
+    s_hostile_frame(buf, 1, UINT32_MAX, 16, UINT32_MAX, 16);
+    CU_ASSERT_EQUAL(ordo_wal_hdr_decode(buf, &h, &why), ORDO_ERR_CORRUPT);
+    CU_ASSERT_STRING_EQUAL(why ? why : "", "raw length above limit");
+    s_hostile_frame(buf, 1, UINT32_MAX, 16, ORDO_WAL_FRAME_RAW_MAX, 16);
+    CU_ASSERT_EQUAL(ordo_wal_hdr_decode(buf, &h, &why), ORDO_ERR_CORRUPT);
+    CU_ASSERT_STRING_EQUAL(why ? why : "", "bad record count");
+    s_hostile_frame(buf, 1, 1, UINT32_MAX, ORDO_WAL_FRAME_RAW_MAX, 16);
+    CU_ASSERT_EQUAL(ordo_wal_hdr_decode(buf, &h, &why), ORDO_ERR_CORRUPT);
+    CU_ASSERT_STRING_EQUAL(why ? why : "", "bad compressed length");
+    s_hostile_frame(buf, UINT64_MAX, 2, 16, 100, 16);
+    CU_ASSERT_EQUAL(ordo_wal_hdr_decode(buf, &h, &why), ORDO_ERR_CORRUPT);
+
+    /* In a log: four good frames; a hostile one goes in before the fourth. */
+    s_log_t *lg = calloc(1, sizeof *lg);
+    uint64_t segs[8];
+    CU_ASSERT_PTR_NOT_NULL_FATAL(lg);
+    s_build_log(lg, 0, 4, segs);
+    char src[512];
+    s_seg_path(lg->dir, 1, src, sizeof src);
+    size_t len = 0;
+    uint8_t *orig = s_read_file(src, &len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(orig);
+    size_t cut = (size_t)lg->off[3];
+    uint64_t pos4 = lg->first[3];
+    struct {
+        uint32_t count, clen, rlen;
+        const char *why;
+    } cases[] = {
+        {UINT32_MAX, 16, UINT32_MAX, "raw length above limit"},
+        {UINT32_MAX, 16, ORDO_WAL_FRAME_RAW_MAX, "bad record count"},
+        {1, UINT32_MAX, ORDO_WAL_FRAME_RAW_MAX, "bad compressed length"},
+        {1, 1u << 30, ORDO_WAL_FRAME_RAW_MAX, "bad compressed length"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        char dir[256], path[512], offtext[64];
+        CU_ASSERT_PTR_NOT_NULL_FATAL(ordo_test_tmpdir(dir, sizeof dir));
+        s_seg_path(dir, 1, path, sizeof path);
+        uint8_t *img = malloc(len + 64);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(img);
+        memcpy(img, orig, cut);
+        size_t hl =
+            s_hostile_frame(img + cut, pos4, cases[c].count, cases[c].clen, cases[c].rlen, 16);
+        memcpy(img + cut + hl, orig + cut, len - cut);
+        CU_ASSERT_EQUAL(s_write_file(path, img, len + hl), 0);
+        ordo_wal_options_t o = s_opts(dir, 0, ORDO_SYNC_NEVER);
+        ordo_wal_recovery_t rep;
+        ordo_wal_t *wal = NULL;
+        struct rlimit saved;
+        s_cap_memory(&saved);
+        int rc = ordo_wal_open(&o, &wal, &rep);
+        s_uncap_memory(&saved);
+        CU_ASSERT_EQUAL(rc, ORDO_ERR_CORRUPT);
+        snprintf(offtext, sizeof offtext, "at offset %zu ", cut);
+        CU_ASSERT_PTR_NOT_NULL(strstr(rep.message, offtext));
+        CU_ASSERT_PTR_NOT_NULL(strstr(rep.message, cases[c].why));
+        CU_ASSERT_PTR_NOT_NULL(strstr(rep.message, "dropping"));
+        if (wal)
+            ordo_wal_destroy(&wal);
+        /* The same frame as the last thing in the log is a torn tail. */
+        CU_ASSERT_EQUAL(s_write_file(path, img, cut + hl), 0);
+        s_cap_memory(&saved);
+        rc = ordo_wal_open(&o, &wal, &rep);
+        s_uncap_memory(&saved);
+        CU_ASSERT_EQUAL_FATAL(rc, 0);
+        CU_ASSERT_EQUAL(rep.torn_bytes_truncated, hl);
+        CU_ASSERT_EQUAL(rep.last_position, pos4 - 1);
+        ordo_wal_destroy(&wal);
+        free(img);
+        ordo_test_rm_rf(dir);
+    }
+
+    /* A frame within every bound and with a good checksum, whose body is not
+     * what the header says: recovery checks checksums only, the reader
+     * decompresses into a bounded buffer and refuses it. */
+    {
+        char dir[256], path[512];
+        CU_ASSERT_PTR_NOT_NULL_FATAL(ordo_test_tmpdir(dir, sizeof dir));
+        s_seg_path(dir, 1, path, sizeof path);
+        uint8_t *img = malloc(len + 64);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(img);
+        memcpy(img, orig, cut);
+        size_t hl = s_hostile_frame(img + cut, pos4, 1, 16, ORDO_WAL_FRAME_RAW_MAX, 16);
+        CU_ASSERT_EQUAL(s_write_file(path, img, cut + hl), 0);
+        ordo_wal_options_t o = s_opts(dir, 0, ORDO_SYNC_NEVER);
+        ordo_wal_recovery_t rep;
+        ordo_wal_t *wal = NULL;
+        CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&o, &wal, &rep), 0);
+        CU_ASSERT_EQUAL(rep.last_position, pos4);
+        ordo_wal_reader_t *r = NULL;
+        CU_ASSERT_EQUAL_FATAL(ordo_wal_reader_new(wal, pos4 - 1, &r), 0);
+        uint64_t pos;
+        const void *data;
+        size_t rlen;
+        CU_ASSERT_EQUAL(ordo_wal_reader_next(r, &pos, &data, &rlen), 1);
+        CU_ASSERT_EQUAL(pos, pos4 - 1);
+        struct rlimit saved;
+        s_cap_memory(&saved);
+        int rc = ordo_wal_reader_next(r, &pos, &data, &rlen);
+        s_uncap_memory(&saved);
+        CU_ASSERT_EQUAL(rc, ORDO_ERR_CORRUPT);
+        ordo_wal_reader_destroy(&r);
+        ordo_wal_destroy(&wal);
+        free(img);
+        ordo_test_rm_rf(dir);
+    }
+    free(orig);
+    ordo_test_rm_rf(lg->dir);
+    free(lg);
+}
+
+int main(void)
+{
+    ordo_log_set_sink(s_sink, NULL);
+    if (CU_initialize_registry() != CUE_SUCCESS)
+        return 1;
+    CU_pSuite s = CU_add_suite("wal", NULL, NULL);
+    CU_add_test(s, "round trip", test_round_trip);
+    CU_add_test(s, "torn tail at every byte", test_torn_tail);
+    CU_add_test(s, "mid-log corruption: refuse, repair", test_corrupt_mid_log);
+    CU_add_test(s, "segment roll", test_segment_roll);
+    CU_add_test(s, "reader mid-frame and at the tail", test_reader_mid_frame_and_tail);
+    CU_add_test(s, "readers on other threads", test_reader_concurrent);
+    CU_add_test(s, "sync modes", test_sync_modes);
+    CU_add_test(s, "failure injection", test_failure_injection);
+    CU_add_test(s, "invalid options", test_invalid_options);
+    CU_add_test(s, "hostile headers", test_hostile_headers);
+    CU_add_test(s, "hostile bodies", test_hostile_bodies);
+    return ordo_test_run();
+}

@@ -1,0 +1,940 @@
+/* The log writer: open + recovery, append (one frame per call), sync policy,
+ * segment rolling, sticky failure. Invariants: frames are written whole at
+ * the end of the last segment and only then counted in the index; a
+ * segment is fdatasync'ed before the next is created, so only the last
+ * segment can end in a torn frame; once a write or sync has failed nothing
+ * is written again (the first error sticks). Format: ordo_wal_format.c. */
+#include "ordo_wal.h"
+
+#include "ordo_clock.h"
+#include "ordo_error.h"
+#include "ordo_log.h"
+#include "ordo_wal_format.h"
+#include "ordo_wal_internal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define S_SCAN_CHUNK (1u << 20)
+#define S_END 1 /* s_check_frame: end-of-data marker (zeros) */
+
+typedef struct {
+    uint64_t off;   /* byte offset of a frame in its segment */
+    uint64_t first; /* that frame's first position */
+} s_mark_t;
+
+typedef struct {
+    uint64_t first;  /* the segment's name: its first position */
+    uint64_t end;    /* bytes of complete frames; the next frame goes here */
+    uint64_t last;   /* last position stored in it; first - 1 when empty */
+    s_mark_t *marks; /* owned: sparse index, a frame about every 64 KiB */
+    size_t nmarks, capmarks;
+} s_seg_t;
+
+struct ordo_wal {
+    char *dir;           /* owned */
+    const ordo_io_t *io; /* borrowed from the options */
+    uint64_t segment_bytes;
+    ordo_sync_mode_t sync_mode;
+    uint64_t sync_interval_ns;
+    int zstd_level;
+
+    pthread_mutex_t lock; /* guards segs/nsegs and every segment's fields */
+    s_seg_t *segs;        /* owned; the last one is being appended to */
+    size_t nsegs, capsegs;
+
+    /* Writer thread only. */
+    int fd;                    /* last segment, read-write; -1 when none */
+    uint64_t written;          /* last position handed to the OS */
+    uint64_t last_sync_ns;     /* monotonic time of the last fdatasync */
+    ZSTD_CCtx *cctx;           /* owned, reused for every frame */
+    ordo_wal_buf_t raw, frame; /* owned scratch buffers */
+
+    /* Any thread. */
+    _Atomic uint64_t head;   /* last position visible to readers */
+    _Atomic uint64_t synced; /* last position fdatasync'ed */
+    _Atomic int err;         /* first error, 0 if none */
+    _Atomic uint64_t n_frames, n_fsyncs, n_bytes;
+};
+
+/* Recovery's view of one segment file: a cached window of its bytes. */
+typedef struct {
+    const ordo_io_t *io; /* borrowed */
+    int fd;              /* borrowed */
+    uint64_t size;
+    ordo_wal_buf_t win; /* borrowed from the caller, reused across files */
+    uint64_t win_off;
+    size_t win_len;
+    const char *name; /* borrowed, for messages */
+} s_scan_t;
+
+/* The outcome of scanning one segment. */
+typedef struct {
+    uint64_t end;      /* end of the good frames: where a problem starts */
+    uint64_t next;     /* position expected after the good frames */
+    uint64_t frames;   /* good frames */
+    bool bad;          /* something other than a clean end follows `end` */
+    bool tornable;     /* the problem could be a torn write */
+    bool later;        /* a valid frame follows the problem in this segment */
+    uint64_t max_last; /* highest last position of such later frames */
+    char why[128];
+} s_result_t;
+
+static const char *s_errstr(int errnum, char *buf, size_t size)
+{
+    return strerror_r(errnum, buf, size);
+}
+
+void ordo_wal_segment_path(const ordo_wal_t *wal, uint64_t first, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s/%020llu.wal", wal->dir, (unsigned long long)first);
+}
+
+static void s_segment_name(uint64_t first, char *buf, size_t size)
+{
+    snprintf(buf, size, "%020llu.wal", (unsigned long long)first);
+}
+
+const ordo_io_t *ordo_wal_io(const ordo_wal_t *wal)
+{
+    return wal->io;
+}
+
+/* Puts the log into the failed state (first error sticks) and logs why. */
+static int s_fail(ordo_wal_t *wal, int errnum, const char *what, uint64_t seg_first, uint64_t off)
+{
+    int code = ordo_err_from_errno(errnum);
+    int expected = 0;
+    atomic_compare_exchange_strong(&wal->err, &expected, code);
+    char path[PATH_MAX], ebuf[128];
+    ordo_wal_segment_path(wal, seg_first, path, sizeof path);
+    ordo_log_error("wal", "%s %s at offset %llu failed: %s; the log refuses further appends", what,
+                   path, (unsigned long long)off, s_errstr(errnum, ebuf, sizeof ebuf));
+    return code;
+}
+
+/* Adds an index entry for the frame at `off` if the last one is 64 KiB
+ * back. Entries are hints: without them readers scan from offset 0. */
+static void s_mark(s_seg_t *seg, uint64_t off, uint64_t first)
+{
+    if (seg->nmarks > 0 && off - seg->marks[seg->nmarks - 1].off < ORDO_WAL_INDEX_EVERY)
+        return;
+    if (seg->nmarks == seg->capmarks) {
+        size_t cap = seg->capmarks ? seg->capmarks * 2 : 16;
+        s_mark_t *m = realloc(seg->marks, cap * sizeof *m);
+        if (!m)
+            return;
+        seg->marks = m;
+        seg->capmarks = cap;
+    }
+    seg->marks[seg->nmarks++] = (s_mark_t){.off = off, .first = first};
+}
+
+/* Makes room for one more segment entry. 0 or ORDO_ERR_NOMEM. */
+static int s_segs_reserve(ordo_wal_t *wal)
+{
+    if (wal->nsegs < wal->capsegs)
+        return 0;
+    size_t cap = wal->capsegs ? wal->capsegs * 2 : 16;
+    s_seg_t *s = realloc(wal->segs, cap * sizeof *s);
+    if (!s)
+        return ORDO_ERR_NOMEM;
+    wal->segs = s;
+    wal->capsegs = cap;
+    return 0;
+}
+
+static void s_segs_push(ordo_wal_t *wal, uint64_t first)
+{
+    wal->segs[wal->nsegs++] = (s_seg_t){.first = first, .last = first - 1};
+}
+
+uint64_t ordo_wal_first_position(ordo_wal_t *wal)
+{
+    pthread_mutex_lock(&wal->lock);
+    uint64_t first = wal->nsegs ? wal->segs[0].first : 1;
+    pthread_mutex_unlock(&wal->lock);
+    return first;
+}
+
+int ordo_wal_locate(ordo_wal_t *wal, uint64_t pos, uint64_t *seg_first, uint64_t *off,
+                    uint64_t *off_first)
+{
+    pthread_mutex_lock(&wal->lock);
+    if (wal->nsegs == 0 || pos < wal->segs[0].first) {
+        pthread_mutex_unlock(&wal->lock);
+        return ORDO_ERR_NOT_FOUND;
+    }
+    size_t lo = 0, hi = wal->nsegs - 1; /* last segment with first <= pos */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo + 1) / 2;
+        if (wal->segs[mid].first <= pos)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    const s_seg_t *seg = &wal->segs[lo];
+    *seg_first = seg->first;
+    *off = 0;
+    *off_first = seg->first;
+    if (seg->nmarks > 0 && seg->marks[0].first <= pos) {
+        size_t a = 0, b = seg->nmarks - 1; /* last mark with first <= pos */
+        while (a < b) {
+            size_t mid = a + (b - a + 1) / 2;
+            if (seg->marks[mid].first <= pos)
+                a = mid;
+            else
+                b = mid - 1;
+        }
+        *off = seg->marks[a].off;
+        *off_first = seg->marks[a].first;
+    }
+    pthread_mutex_unlock(&wal->lock);
+    return 0;
+}
+
+/* ---- recovery ---------------------------------------------------------- */
+
+/* Makes bytes [off, off+len) of the segment available at *p; the caller
+ * guarantees len <= size - off. */
+static int s_window(s_scan_t *sc, uint64_t off, size_t len, const uint8_t **p)
+{
+    if (off >= sc->win_off && off + len <= sc->win_off + sc->win_len) {
+        *p = sc->win.data + (off - sc->win_off);
+        return 0;
+    }
+    size_t want = len > S_SCAN_CHUNK ? len : S_SCAN_CHUNK;
+    if (want > sc->size - off)
+        want = (size_t)(sc->size - off);
+    int rc = ordo_wal_buf_reserve(&sc->win, want + 1);
+    if (rc)
+        return rc;
+    sc->win_len = 0;
+    if (want > 0 && ordo_io_pread_all(sc->io, sc->fd, sc->win.data, want, (off_t)off) != 0) {
+        char ebuf[128];
+        int e = errno;
+        ordo_log_error("wal", "reading segment %s at offset %llu failed: %s", sc->name,
+                       (unsigned long long)off, s_errstr(e, ebuf, sizeof ebuf));
+        return ordo_err_from_errno(e);
+    }
+    sc->win_off = off;
+    sc->win_len = want;
+    *p = sc->win.data;
+    return 0;
+}
+
+/* Checks the frame at `off`: 0 = valid (header and checksum), S_END = zeros
+ * (end of data), ORDO_ERR_CORRUPT with *why, or an I/O error. */
+static int s_check_frame(s_scan_t *sc, uint64_t off, ordo_wal_hdr_t *h, const char **why)
+{
+    uint64_t rem = sc->size - off;
+    const uint8_t *p;
+    int rc;
+    if (rem < ORDO_WAL_HEADER_SIZE) {
+        if ((rc = s_window(sc, off, (size_t)rem, &p)) != 0)
+            return rc;
+        for (uint64_t i = 0; i < rem; i++)
+            if (p[i]) {
+                *why = "frame header cut short";
+                return ORDO_ERR_CORRUPT;
+            }
+        return S_END;
+    }
+    if ((rc = s_window(sc, off, ORDO_WAL_HEADER_SIZE, &p)) != 0)
+        return rc;
+    if (ordo_wal_hdr_is_zero(p))
+        return S_END;
+    if (ordo_wal_hdr_decode(p, h, why) != 0)
+        return ORDO_ERR_CORRUPT;
+    if (h->clen > rem - ORDO_WAL_HEADER_SIZE) {
+        *why = "frame extends past end of file";
+        return ORDO_ERR_CORRUPT;
+    }
+    if ((rc = s_window(sc, off, ORDO_WAL_HEADER_SIZE + (size_t)h->clen, &p)) != 0)
+        return rc;
+    if (ordo_wal_frame_crc(p, p + ORDO_WAL_HEADER_SIZE, h->clen) != h->crc) {
+        *why = "checksum mismatch";
+        return ORDO_ERR_CORRUPT;
+    }
+    return 0;
+}
+
+/* 1 if every byte from `off` to the end of the file is zero, 0 if not, or
+ * an I/O error. */
+static int s_all_zero(s_scan_t *sc, uint64_t off)
+{
+    while (off < sc->size) {
+        size_t len = sc->size - off > S_SCAN_CHUNK ? S_SCAN_CHUNK : (size_t)(sc->size - off);
+        const uint8_t *p;
+        int rc = s_window(sc, off, len, &p);
+        if (rc)
+            return rc;
+        for (size_t i = 0; i < len; i++)
+            if (p[i])
+                return 0;
+        off += len;
+    }
+    return 1;
+}
+
+/* Looks for valid frames (magic, sane header, good checksum, first position
+ * above `after`) anywhere at or after `from`. Returns 1 if any, 0 if none,
+ * or an I/O error; raises *max_last to the highest last position seen. */
+static int s_search_valid(s_scan_t *sc, uint64_t from, uint64_t after, uint64_t *max_last)
+{
+    int found = 0;
+    uint64_t off = from;
+    while (off < sc->size && sc->size - off >= ORDO_WAL_HEADER_SIZE) {
+        size_t len = sc->size - off > S_SCAN_CHUNK ? S_SCAN_CHUNK : (size_t)(sc->size - off);
+        const uint8_t *p;
+        int rc = s_window(sc, off, len, &p);
+        if (rc)
+            return rc;
+        const uint8_t *m = memmem(p, len, ORDO_WAL_MAGIC, 4);
+        if (!m) {
+            off += len - 3; /* len >= 32: the magic may straddle chunks */
+            continue;
+        }
+        uint64_t cand = off + (uint64_t)(m - p);
+        ordo_wal_hdr_t h;
+        const char *why;
+        rc = s_check_frame(sc, cand, &h, &why);
+        if (rc < 0 && rc != ORDO_ERR_CORRUPT)
+            return rc;
+        if (rc == 0 && h.first > after) {
+            found = 1;
+            if (h.first + h.count - 1 > *max_last)
+                *max_last = h.first + h.count - 1;
+            off = cand + ORDO_WAL_HEADER_SIZE + h.clen;
+        } else {
+            off = cand + 1;
+        }
+    }
+    return found;
+}
+
+/* Scans the frames of one segment from offset 0, expecting positions from
+ * `expect`, indexing good frames into `seg`. Fills *res; returns 0 or an
+ * I/O error. */
+static int s_scan_segment(s_scan_t *sc, s_seg_t *seg, uint64_t expect, s_result_t *res)
+{
+    memset(res, 0, sizeof *res);
+    uint64_t off = 0;
+    int rc = 0;
+    while (off < sc->size) {
+        ordo_wal_hdr_t h;
+        const char *why = NULL;
+        rc = s_check_frame(sc, off, &h, &why);
+        res->tornable = true;
+        if (rc == 0 && h.first != expect) {
+            snprintf(res->why, sizeof res->why, "frame starts at position %llu, expected %llu",
+                     (unsigned long long)h.first, (unsigned long long)expect);
+            res->tornable = false; /* a whole frame: not a torn write */
+            rc = ORDO_ERR_CORRUPT;
+        } else if (rc == ORDO_ERR_CORRUPT) {
+            snprintf(res->why, sizeof res->why, "%s", why);
+        }
+        if (rc == 0) {
+            s_mark(seg, off, h.first);
+            res->frames++;
+            expect += h.count;
+            off += ORDO_WAL_HEADER_SIZE + h.clen;
+            continue;
+        }
+        if (rc != S_END && rc != ORDO_ERR_CORRUPT)
+            return rc;
+        int later = s_search_valid(sc, off + 1, expect - 1, &res->max_last);
+        if (later < 0)
+            return later;
+        if (rc == S_END) {
+            if (later) {
+                snprintf(res->why, sizeof res->why, "zeroed frame header");
+            } else {
+                int zero = s_all_zero(sc, off);
+                if (zero < 0)
+                    return zero;
+                if (zero)
+                    break; /* clean end: preallocated space */
+                snprintf(res->why, sizeof res->why, "non-zero bytes after end of data");
+            }
+        }
+        res->bad = true;
+        res->later = later != 0;
+        break;
+    }
+    res->end = off;
+    res->next = expect;
+    return 0;
+}
+
+/* Parses "NNNNNNNNNNNNNNNNNNNN.wal" (20 digits). 1 = a segment name. */
+static int s_parse_name(const char *name, uint64_t *first)
+{
+    if (strlen(name) != 24 || strcmp(name + 20, ".wal") != 0)
+        return 0;
+    uint64_t v = 0;
+    for (int i = 0; i < 20; i++) {
+        if (name[i] < '0' || name[i] > '9')
+            return 0;
+        unsigned d = (unsigned)(name[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return 0;
+        v = v * 10 + d;
+    }
+    *first = v;
+    return 1;
+}
+
+static int s_cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Lists segment names in `dir`, sorted. *names is owned by the caller. */
+static int s_list_segments(const char *dir, uint64_t **names, size_t *count)
+{
+    int rc = 0;
+    size_t n = 0, cap = 0;
+    uint64_t *v = NULL;
+    DIR *d = opendir(dir);
+    if (!d) {
+        char ebuf[128];
+        int e = errno;
+        ordo_log_error("wal", "cannot list %s: %s", dir, s_errstr(e, ebuf, sizeof ebuf));
+        return ordo_err_from_errno(e);
+    }
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        uint64_t first;
+        if (!s_parse_name(de->d_name, &first))
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            uint64_t *p = realloc(v, cap * sizeof *p);
+            if (!p) {
+                rc = ORDO_ERR_NOMEM;
+                goto out;
+            }
+            v = p;
+        }
+        v[n++] = first;
+    }
+    if (n > 1)
+        qsort(v, n, sizeof *v, s_cmp_u64);
+out:
+    closedir(d);
+    if (rc) {
+        free(v);
+        return rc;
+    }
+    *names = v;
+    *count = n;
+    return 0;
+}
+
+/* Highest last position of valid frames above `after` in segment `first`. */
+static int s_max_last_in(ordo_wal_t *wal, uint64_t first, uint64_t after, ordo_wal_buf_t *win,
+                         uint64_t *max_last)
+{
+    char path[PATH_MAX], name[32];
+    ordo_wal_segment_path(wal, first, path, sizeof path);
+    s_segment_name(first, name, sizeof name);
+    int fd = wal->io->open(wal->io->ctx, path, O_RDONLY, 0);
+    if (fd < 0)
+        return 0; /* best effort: only used to count what repair drops */
+    off_t size = wal->io->size(wal->io->ctx, fd);
+    int rc = 0;
+    if (size > 0) {
+        s_scan_t sc = {.io = wal->io, .fd = fd, .size = (uint64_t)size, .win = *win, .name = name};
+        rc = s_search_valid(&sc, 0, after, max_last);
+        *win = sc.win;
+    }
+    wal->io->close(wal->io->ctx, fd);
+    return rc < 0 ? rc : 0;
+}
+
+/* Truncates an open segment to `len` and makes that durable. */
+static int s_truncate(ordo_wal_t *wal, int fd, const char *name, uint64_t len)
+{
+    if (wal->io->ftruncate(wal->io->ctx, fd, (off_t)len) != 0 ||
+        wal->io->fsync(wal->io->ctx, fd) != 0) {
+        char ebuf[128];
+        int e = errno;
+        ordo_log_error("wal", "truncating segment %s/%s to %llu bytes failed: %s", wal->dir, name,
+                       (unsigned long long)len, s_errstr(e, ebuf, sizeof ebuf));
+        return ordo_err_from_errno(e);
+    }
+    return 0;
+}
+
+/* Deletes segments names[from..n) and makes that durable. */
+static int s_unlink_from(ordo_wal_t *wal, const uint64_t *names, size_t from, size_t n)
+{
+    char path[PATH_MAX], ebuf[128];
+    for (size_t i = from; i < n; i++) {
+        ordo_wal_segment_path(wal, names[i], path, sizeof path);
+        if (wal->io->unlink(wal->io->ctx, path) != 0) {
+            int e = errno;
+            ordo_log_error("wal", "removing %s failed: %s", path, s_errstr(e, ebuf, sizeof ebuf));
+            return ordo_err_from_errno(e);
+        }
+    }
+    if (ordo_io_fsync_dir(wal->io, wal->dir) != 0) {
+        int e = errno;
+        ordo_log_error("wal", "fsync of directory %s failed: %s", wal->dir,
+                       s_errstr(e, ebuf, sizeof ebuf));
+        return ordo_err_from_errno(e);
+    }
+    return 0;
+}
+
+/* Creates an empty segment file and makes its name durable. Returns an open
+ * read-write fd, or -1 with errno. */
+static int s_create_segment(ordo_wal_t *wal, uint64_t first)
+{
+    char path[PATH_MAX];
+    ordo_wal_segment_path(wal, first, path, sizeof path);
+    int fd = wal->io->open(wal->io->ctx, path, O_RDWR | O_CREAT | O_EXCL, 0644);
+    if (fd < 0)
+        return -1;
+    if (ordo_io_fsync_dir(wal->io, wal->dir) != 0) {
+        int e = errno;
+        wal->io->close(wal->io->ctx, fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
+/* Reserves [off, off+len) of a segment. 0, or -1 with errno; EOPNOTSUPP
+ * (the file system cannot preallocate) counts as success. */
+static int s_preallocate(ordo_wal_t *wal, int fd, uint64_t off, uint64_t len)
+{
+    if (len == 0)
+        return 0;
+    if (wal->io->fallocate(wal->io->ctx, fd, (off_t)off, (off_t)len) == 0 || errno == EOPNOTSUPP)
+        return 0;
+    return -1;
+}
+
+/* Scans every segment, fixes a torn tail, refuses or repairs corruption.
+ * Leaves wal->segs describing the good log and *head its last position. */
+static int s_recover(ordo_wal_t *wal, bool repair, ordo_wal_recovery_t *rep, uint64_t *head)
+{
+    uint64_t *names = NULL;
+    size_t n = 0;
+    ordo_wal_buf_t win = {0};
+    int fd = -1;
+    char path[PATH_MAX], name[32];
+    int rc = s_list_segments(wal->dir, &names, &n);
+    if (rc)
+        goto out;
+    if (n == 0) {
+        if ((rc = s_segs_reserve(wal)) != 0)
+            goto out;
+        fd = s_create_segment(wal, 1);
+        if (fd < 0) {
+            char ebuf[128];
+            int e = errno;
+            ordo_log_error("wal", "creating the first segment in %s failed: %s", wal->dir,
+                           s_errstr(e, ebuf, sizeof ebuf));
+            rc = ordo_err_from_errno(e);
+            goto out;
+        }
+        s_segs_push(wal, 1);
+        *head = 0;
+        goto out;
+    }
+    if (names[0] == 0) {
+        snprintf(rep->message, sizeof rep->message,
+                 "wal: bad segment name 00000000000000000000.wal in %s (positions start at 1); "
+                 "refusing to start",
+                 wal->dir);
+        ordo_log_error("wal", "%s", rep->message + 5);
+        rc = ORDO_ERR_CORRUPT;
+        goto out;
+    }
+    uint64_t expect = names[0];
+    for (size_t i = 0; i < n; i++) {
+        s_segment_name(names[i], name, sizeof name);
+        ordo_wal_segment_path(wal, names[i], path, sizeof path);
+        s_result_t res;
+        size_t drop_from; /* first segment to delete on repair */
+        const char *what;
+        if (i > 0 && names[i] != expect) {
+            memset(&res, 0, sizeof res);
+            res.next = expect;
+            snprintf(res.why, sizeof res.why, "segment starts at position %llu, expected %llu",
+                     (unsigned long long)names[i], (unsigned long long)expect);
+            drop_from = i;
+            what = "position gap";
+        } else {
+            if ((rc = s_segs_reserve(wal)) != 0)
+                goto out;
+            fd = wal->io->open(wal->io->ctx, path, O_RDWR, 0);
+            off_t size = fd < 0 ? -1 : wal->io->size(wal->io->ctx, fd);
+            if (size < 0) {
+                char ebuf[128];
+                int e = errno;
+                ordo_log_error("wal", "opening %s failed: %s", path,
+                               s_errstr(e, ebuf, sizeof ebuf));
+                rc = ordo_err_from_errno(e);
+                goto out;
+            }
+            s_segs_push(wal, names[i]);
+            s_seg_t *seg = &wal->segs[wal->nsegs - 1];
+            s_scan_t sc = {
+                .io = wal->io, .fd = fd, .size = (uint64_t)size, .win = win, .name = name};
+            rc = s_scan_segment(&sc, seg, expect, &res);
+            win = sc.win;
+            if (rc)
+                goto out;
+            seg->end = res.end;
+            seg->last = res.next - 1;
+            if (res.bad && i == n - 1 && res.tornable && !res.later) {
+                if ((rc = s_truncate(wal, fd, name, res.end)) != 0)
+                    goto out;
+                rep->torn_bytes_truncated = (uint64_t)size - res.end;
+                ordo_log_warn("wal",
+                              "torn tail in segment %s at offset %llu (%s): truncated %llu bytes",
+                              name, (unsigned long long)res.end, res.why,
+                              (unsigned long long)rep->torn_bytes_truncated);
+                res.bad = false;
+            }
+            if (!res.bad) {
+                rep->frames += res.frames;
+                expect = res.next;
+                wal->io->close(wal->io->ctx, fd);
+                fd = -1;
+                continue;
+            }
+            rep->frames += res.frames;
+            drop_from = i + 1;
+            what = "corrupt frame";
+        }
+        /* Mid-log corruption at (segment i, res.end): count what lies after. */
+        uint64_t good_last = res.next - 1, max_last = res.max_last;
+        for (size_t j = i + (drop_from == i ? 0 : 1); j < n; j++)
+            if ((rc = s_max_last_in(wal, names[j], good_last, &win, &max_last)) != 0)
+                goto out;
+        uint64_t dropped = max_last > good_last ? max_last - good_last : 0;
+        if (!repair) {
+            snprintf(rep->message, sizeof rep->message,
+                     "wal: %s in segment %s at offset %llu (%s); refusing to start (use repair to "
+                     "truncate here, dropping %llu later events)",
+                     what, name, (unsigned long long)res.end, res.why, (unsigned long long)dropped);
+            ordo_log_error("wal", "%s", rep->message + 5);
+            rc = ORDO_ERR_CORRUPT;
+            goto out;
+        }
+        if (fd >= 0 && (rc = s_truncate(wal, fd, name, res.end)) != 0)
+            goto out;
+        if ((rc = s_unlink_from(wal, names, drop_from, n)) != 0)
+            goto out;
+        rep->events_dropped = dropped;
+        snprintf(
+            rep->message, sizeof rep->message,
+            "wal: %s in segment %s at offset %llu (%s); repaired: truncated there, removed %zu "
+            "later segments, dropped %llu events",
+            what, name, (unsigned long long)res.end, res.why, n - drop_from,
+            (unsigned long long)dropped);
+        ordo_log_warn("wal", "%s", rep->message + 5);
+        expect = res.next;
+        break;
+    }
+    *head = expect - 1;
+out:
+    if (fd >= 0)
+        wal->io->close(wal->io->ctx, fd);
+    ordo_wal_buf_free(&win);
+    free(names);
+    return rc;
+}
+
+/* ---- open / close ------------------------------------------------------ */
+
+/* Returns 0 or ORDO_ERR_INVALID with a reason in `msg`. */
+static int s_check_options(const ordo_wal_options_t *opts, char *msg, size_t size)
+{
+    const char *bad = NULL;
+    if (!opts || !opts->dir || !*opts->dir)
+        bad = "a log directory is required";
+    else if (strlen(opts->dir) > PATH_MAX - 64)
+        bad = "log directory path too long";
+    else if (opts->segment_bytes != 0 && (opts->segment_bytes < ORDO_WAL_SEGMENT_MIN ||
+                                          opts->segment_bytes > ORDO_WAL_SEGMENT_MAX))
+        bad = "segment size must be at least 65536 bytes and at most 1 TiB";
+    else if (opts->sync_mode != ORDO_SYNC_ALWAYS && opts->sync_mode != ORDO_SYNC_BATCH &&
+             opts->sync_mode != ORDO_SYNC_NEVER)
+        bad = "unknown sync mode";
+    else if (opts->zstd_level != 0 &&
+             (opts->zstd_level < ZSTD_minCLevel() || opts->zstd_level > ZSTD_maxCLevel()))
+        bad = "zstd level out of range";
+    if (!bad)
+        return 0;
+    snprintf(msg, size, "wal: invalid options: %s", bad);
+    return ORDO_ERR_INVALID;
+}
+
+static void s_free(ordo_wal_t *wal)
+{
+    if (wal->fd >= 0)
+        wal->io->close(wal->io->ctx, wal->fd);
+    for (size_t i = 0; i < wal->nsegs; i++)
+        free(wal->segs[i].marks);
+    free(wal->segs);
+    ZSTD_freeCCtx(wal->cctx);
+    ordo_wal_buf_free(&wal->raw);
+    ordo_wal_buf_free(&wal->frame);
+    pthread_mutex_destroy(&wal->lock);
+    free(wal->dir);
+    free(wal);
+}
+
+/* Reports a failed call on `path` during open (errno holds the cause). */
+static int s_open_failed(ordo_wal_recovery_t *rep, const char *what, const char *path)
+{
+    int e = errno;
+    char ebuf[128];
+    snprintf(rep->message, sizeof rep->message, "wal: %s %.400s failed: %s", what, path,
+             s_errstr(e, ebuf, sizeof ebuf));
+    ordo_log_error("wal", "%s", rep->message + 5);
+    return ordo_err_from_errno(e);
+}
+
+int ordo_wal_open(const ordo_wal_options_t *opts, ordo_wal_t **out, ordo_wal_recovery_t *report)
+{
+    ordo_wal_recovery_t local;
+    ordo_wal_recovery_t *rep = report ? report : &local;
+    memset(rep, 0, sizeof *rep);
+    if (!out)
+        return ORDO_ERR_INVALID;
+    *out = NULL;
+    int rc = s_check_options(opts, rep->message, sizeof rep->message);
+    if (rc)
+        return rc;
+    uint64_t t0 = ordo_mono_ns();
+    ordo_wal_t *wal = calloc(1, sizeof *wal);
+    if (!wal)
+        return ORDO_ERR_NOMEM;
+    wal->fd = -1;
+    pthread_mutex_init(&wal->lock, NULL);
+    wal->io = opts->io ? opts->io : ordo_io_posix();
+    wal->segment_bytes = opts->segment_bytes ? opts->segment_bytes : ORDO_WAL_SEGMENT_DEFAULT;
+    wal->sync_mode = opts->sync_mode;
+    wal->sync_interval_ns = (uint64_t)opts->sync_interval_ms * 1000000u;
+    wal->zstd_level = opts->zstd_level ? opts->zstd_level : 1;
+    wal->dir = strdup(opts->dir);
+    wal->cctx = ZSTD_createCCtx();
+    if (!wal->dir || !wal->cctx) {
+        rc = ORDO_ERR_NOMEM;
+        goto out;
+    }
+    if (ordo_mkdir_p(wal->dir) != 0) {
+        rc = s_open_failed(rep, "creating log directory", wal->dir);
+        goto out;
+    }
+    uint64_t head = 0;
+    if ((rc = s_recover(wal, opts->repair, rep, &head)) != 0)
+        goto out;
+    /* The last segment takes the appends: open it, preallocate the rest of
+     * it, and make what recovery found durable before trusting it. */
+    s_seg_t *cur = &wal->segs[wal->nsegs - 1];
+    char path[PATH_MAX];
+    ordo_wal_segment_path(wal, cur->first, path, sizeof path);
+    wal->fd = wal->io->open(wal->io->ctx, path, O_RDWR, 0);
+    if (wal->fd < 0) {
+        rc = s_open_failed(rep, "open", path);
+        goto out;
+    }
+    if (cur->end < wal->segment_bytes &&
+        s_preallocate(wal, wal->fd, cur->end, wal->segment_bytes - cur->end) != 0) {
+        rc = s_open_failed(rep, "preallocating", path);
+        goto out;
+    }
+    if (wal->io->fdatasync(wal->io->ctx, wal->fd) != 0) {
+        rc = s_open_failed(rep, "fdatasync of", path);
+        goto out;
+    }
+    atomic_fetch_add(&wal->n_fsyncs, 1);
+    wal->written = head;
+    atomic_store(&wal->head, head);
+    atomic_store(&wal->synced, head);
+    wal->last_sync_ns = ordo_mono_ns();
+
+    uint64_t first = wal->segs[0].first;
+    rep->segments = (uint32_t)wal->nsegs;
+    rep->events = head >= first ? head - first + 1 : 0;
+    rep->first_position = rep->events ? first : 0;
+    rep->last_position = rep->events ? head : 0;
+    ordo_log_info(
+        "wal", "opened %s: %u segments, %llu frames, %llu events, last position %llu, %.1f ms",
+        wal->dir, rep->segments, (unsigned long long)rep->frames, (unsigned long long)rep->events,
+        (unsigned long long)head, (double)(ordo_mono_ns() - t0) / 1e6);
+    *out = wal;
+    return 0;
+out:
+    s_free(wal);
+    return rc;
+}
+
+/* fdatasyncs the last segment if anything is unsynced, then publishes. */
+static int s_sync(ordo_wal_t *wal)
+{
+    if (atomic_load(&wal->err))
+        return ORDO_ERR_FAILED;
+    if (wal->written == atomic_load(&wal->synced))
+        return 0;
+    if (wal->io->fdatasync(wal->io->ctx, wal->fd) != 0) {
+        s_seg_t *cur = &wal->segs[wal->nsegs - 1];
+        return s_fail(wal, errno, "fdatasync of", cur->first, cur->end);
+    }
+    atomic_fetch_add_explicit(&wal->n_fsyncs, 1, memory_order_relaxed);
+    wal->last_sync_ns = ordo_mono_ns();
+    atomic_store(&wal->head, wal->written);
+    atomic_store(&wal->synced, wal->written);
+    return 0;
+}
+
+void ordo_wal_destroy(ordo_wal_t **walp)
+{
+    if (!walp || !*walp)
+        return;
+    ordo_wal_t *wal = *walp;
+    if (!atomic_load(&wal->err))
+        s_sync(wal);
+    s_free(wal);
+    *walp = NULL;
+}
+
+/* Starts a new segment named `first` for a frame of `frame_len` bytes:
+ * makes the old one durable, creates and preallocates the new one. */
+static int s_roll(ordo_wal_t *wal, uint64_t first, size_t frame_len)
+{
+    int rc = s_sync(wal);
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&wal->lock);
+    rc = s_segs_reserve(wal);
+    pthread_mutex_unlock(&wal->lock);
+    if (rc)
+        return rc;
+    int fd = s_create_segment(wal, first);
+    if (fd < 0)
+        return s_fail(wal, errno, "creating segment", first, 0);
+    wal->io->close(wal->io->ctx, wal->fd);
+    wal->fd = fd;
+    pthread_mutex_lock(&wal->lock);
+    s_segs_push(wal, first);
+    pthread_mutex_unlock(&wal->lock);
+    uint64_t want = wal->segment_bytes > frame_len ? wal->segment_bytes : frame_len;
+    if (s_preallocate(wal, fd, 0, want) != 0)
+        return s_fail(wal, errno, "preallocating", first, 0);
+    return 0;
+}
+
+static bool s_sync_due(const ordo_wal_t *wal)
+{
+    return wal->written != atomic_load(&wal->synced) &&
+           ordo_mono_ns() - wal->last_sync_ns >= wal->sync_interval_ns;
+}
+
+int ordo_wal_append(ordo_wal_t *wal, const ordo_wal_rec_t *recs, size_t count,
+                    uint64_t *first_position)
+{
+    if (!wal || !recs || count == 0)
+        return ORDO_ERR_INVALID;
+    if (atomic_load(&wal->err))
+        return ORDO_ERR_FAILED;
+    uint64_t first = wal->written + 1;
+    size_t len = 0;
+    int rc = ordo_wal_frame_encode(wal->cctx, wal->zstd_level, first, recs, count, &wal->raw,
+                                   &wal->frame, &len);
+    if (rc)
+        return rc; /* nothing written: the log stays usable */
+    s_seg_t *cur = &wal->segs[wal->nsegs - 1];
+    if (cur->end > 0 && cur->end + len > wal->segment_bytes) {
+        if ((rc = s_roll(wal, first, len)) != 0)
+            return rc;
+        cur = &wal->segs[wal->nsegs - 1];
+    }
+    uint64_t off = cur->end;
+    if (ordo_io_pwrite_all(wal->io, wal->fd, wal->frame.data, len, (off_t)off) != 0)
+        return s_fail(wal, errno, "write to", cur->first, off);
+    pthread_mutex_lock(&wal->lock);
+    s_mark(cur, off, first);
+    cur->end = off + len;
+    cur->last = first + count - 1;
+    pthread_mutex_unlock(&wal->lock);
+    wal->written = first + count - 1;
+    atomic_fetch_add_explicit(&wal->n_frames, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&wal->n_bytes, len, memory_order_relaxed);
+    if (wal->sync_mode == ORDO_SYNC_ALWAYS ||
+        (wal->sync_mode == ORDO_SYNC_BATCH && s_sync_due(wal))) {
+        if ((rc = s_sync(wal)) != 0)
+            return rc;
+    }
+    atomic_store(&wal->head, wal->written);
+    if (first_position)
+        *first_position = first;
+    return 0;
+}
+
+int ordo_wal_sync(ordo_wal_t *wal)
+{
+    if (!wal)
+        return ORDO_ERR_INVALID;
+    return s_sync(wal);
+}
+
+int ordo_wal_sync_if_due(ordo_wal_t *wal)
+{
+    if (!wal)
+        return ORDO_ERR_INVALID;
+    if (atomic_load(&wal->err))
+        return ORDO_ERR_FAILED;
+    return s_sync_due(wal) ? s_sync(wal) : 0;
+}
+
+int64_t ordo_wal_sync_due_in_ms(const ordo_wal_t *wal)
+{
+    if (wal->written == atomic_load(&wal->synced))
+        return -1;
+    uint64_t since = ordo_mono_ns() - wal->last_sync_ns;
+    if (since >= wal->sync_interval_ns)
+        return 0;
+    return (int64_t)((wal->sync_interval_ns - since + 999999) / 1000000);
+}
+
+uint64_t ordo_wal_head(const ordo_wal_t *wal)
+{
+    return atomic_load(&wal->head);
+}
+
+uint64_t ordo_wal_synced_head(const ordo_wal_t *wal)
+{
+    return atomic_load(&wal->synced);
+}
+
+int ordo_wal_error(const ordo_wal_t *wal)
+{
+    return atomic_load(&wal->err);
+}
+
+void ordo_wal_stats(const ordo_wal_t *wal, uint64_t *frames, uint64_t *fsyncs, uint64_t *bytes)
+{
+    if (frames)
+        *frames = atomic_load_explicit(&wal->n_frames, memory_order_relaxed);
+    if (fsyncs)
+        *fsyncs = atomic_load_explicit(&wal->n_fsyncs, memory_order_relaxed);
+    if (bytes)
+        *bytes = atomic_load_explicit(&wal->n_bytes, memory_order_relaxed);
+}

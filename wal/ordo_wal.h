@@ -1,0 +1,116 @@
+/* Ordo's write-ahead log: an append-only sequence of opaque records, each
+ * with a gap-free position starting at 1, stored in segment files of
+ * zstd-compressed, checksummed frames. One append = one frame = one group
+ * commit. The log is the source of truth; it never interprets records.
+ *
+ * Threads: one thread appends (append, sync, sync_if_due, destroy); readers
+ * and head/synced_head/error/stats may be used from any thread. Readers must
+ * be destroyed before the log. */
+#ifndef ORDO_WAL_H
+#define ORDO_WAL_H
+
+#include "ordo_io.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Largest raw body (varint lengths + record bytes) of one frame. */
+#define ORDO_WAL_FRAME_RAW_MAX (64u * 1024 * 1024)
+#define ORDO_WAL_SEGMENT_DEFAULT (64ull * 1024 * 1024)
+#define ORDO_WAL_SEGMENT_MIN 65536ull
+#define ORDO_WAL_SEGMENT_MAX (1ull << 40)
+
+typedef struct ordo_wal ordo_wal_t;
+typedef struct ordo_wal_reader ordo_wal_reader_t;
+
+typedef enum { ORDO_SYNC_ALWAYS = 0, ORDO_SYNC_BATCH, ORDO_SYNC_NEVER } ordo_sync_mode_t;
+
+typedef struct {
+    const char *dir;        /* created with parents if missing (ordo_mkdir_p) */
+    uint64_t segment_bytes; /* 0 = default 64 MiB; below 65536 -> ORDO_ERR_INVALID */
+    ordo_sync_mode_t sync_mode;
+    uint32_t sync_interval_ms; /* batch mode: sync at most this long after a write */
+    bool repair;               /* truncate at mid-log corruption instead of refusing */
+    int zstd_level;            /* 0 = default 1 */
+    const ordo_io_t *io;       /* NULL = ordo_io_posix(); must outlive the log */
+} ordo_wal_options_t;
+
+typedef struct {
+    uint32_t segments;
+    uint64_t frames;
+    uint64_t events;
+    uint64_t first_position, last_position; /* 0,0 when empty */
+    uint64_t torn_bytes_truncated;          /* torn tail removed */
+    uint64_t events_dropped;                /* by repair */
+    /* On ORDO_ERR_CORRUPT: names segment file and byte offset and what is
+     * wrong; also set on other open errors and after a repair. */
+    char message[512];
+} ordo_wal_recovery_t;
+
+/* One record to append: `len` bytes at `data`, borrowed for the call. */
+typedef struct {
+    const void *data;
+    size_t len;
+} ordo_wal_rec_t;
+
+/* Opens (or creates) the log in opts->dir and recovers it: truncates a torn
+ * tail of the last segment, refuses mid-log corruption with ORDO_ERR_CORRUPT
+ * (disk unchanged, report->message says where) unless opts->repair. On
+ * success *out owns the log. `report` may be NULL. Returns 0,
+ * ORDO_ERR_INVALID, ORDO_ERR_CORRUPT, ORDO_ERR_NOMEM, or ORDO_ERR_IO /
+ * ORDO_ERR_NOSPACE when a file operation fails (preallocation included). */
+int ordo_wal_open(const ordo_wal_options_t *opts, ordo_wal_t **out, ordo_wal_recovery_t *report);
+
+/* Syncs (unless failed), closes, and sets *wal to NULL. Safe on NULL. */
+void ordo_wal_destroy(ordo_wal_t **wal);
+
+/* Appends `count` >= 1 records as ONE frame (one group-commit batch);
+ * positions are head+1.. and *first_position (may be NULL) gets the first.
+ * Syncs per policy before returning (always: fdatasync; batch: if
+ * sync_interval elapsed since last sync; never: no). In ALWAYS mode the new
+ * records become visible to readers (head) only once synced; otherwise once
+ * written. Returns 0, ORDO_ERR_INVALID, ORDO_ERR_TOO_BIG (nothing written,
+ * log still usable), or an I/O error (ORDO_ERR_IO, ORDO_ERR_NOSPACE) after
+ * which every append returns ORDO_ERR_FAILED. */
+int ordo_wal_append(ordo_wal_t *wal, const ordo_wal_rec_t *recs, size_t count,
+                    uint64_t *first_position);
+
+/* fdatasync now if anything is unsynced. 0, ORDO_ERR_FAILED, or the error. */
+int ordo_wal_sync(ordo_wal_t *wal);
+
+/* Batch mode timer hook: sync if something is unsynced and the interval has
+ * elapsed since the last sync. 0 or as ordo_wal_sync. */
+int ordo_wal_sync_if_due(ordo_wal_t *wal);
+
+/* Milliseconds until ordo_wal_sync_if_due has work (0 = now), or -1 when
+ * nothing is unsynced. For the caller's timer. */
+int64_t ordo_wal_sync_due_in_ms(const ordo_wal_t *wal);
+
+/* Last appended (visible) position, 0 = empty. Atomic read, any thread. */
+uint64_t ordo_wal_head(const ordo_wal_t *wal);
+
+/* Last fdatasync'ed position. Atomic read, any thread. */
+uint64_t ordo_wal_synced_head(const ordo_wal_t *wal);
+
+/* The first error that failed the log (e.g. ORDO_ERR_NOSPACE), 0 if none. */
+int ordo_wal_error(const ordo_wal_t *wal);
+
+/* Stats for benchmarks: frames written, fsyncs, bytes written. Any pointer
+ * may be NULL. */
+void ordo_wal_stats(const ordo_wal_t *wal, uint64_t *frames, uint64_t *fsyncs, uint64_t *bytes);
+
+/* A reader starting at `from_position` (0 = the first position). Readers may
+ * run on other threads while one thread appends; they see records up to
+ * ordo_wal_head() as of each frame fetch. Returns 0, ORDO_ERR_NOT_FOUND
+ * (position before the log's start), ORDO_ERR_NOMEM. *out owns the reader. */
+int ordo_wal_reader_new(ordo_wal_t *wal, uint64_t from_position, ordo_wal_reader_t **out);
+
+/* 1 = a record (data valid until the next call), 0 = no more records now,
+ * <0 = error (ORDO_ERR_CORRUPT etc.; the reader then keeps failing). */
+int ordo_wal_reader_next(ordo_wal_reader_t *r, uint64_t *position, const void **data, size_t *len);
+
+/* Closes the reader and sets *r to NULL. Safe on NULL. */
+void ordo_wal_reader_destroy(ordo_wal_reader_t **r);
+
+#endif

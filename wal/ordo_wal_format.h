@@ -1,0 +1,83 @@
+/* The on-disk frame of the write-ahead log: header encode/decode, the raw
+ * body (varint-prefixed records) and its zstd compression. Shared by the
+ * writer, recovery and readers so there is one definition of a valid frame.
+ * The byte-exact format is described at the top of ordo_wal_format.c.
+ * Internal to wal/: not part of the public API. */
+#ifndef ORDO_WAL_FORMAT_H
+#define ORDO_WAL_FORMAT_H
+
+#include "ordo_wal.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <zstd.h>
+
+#define ORDO_WAL_MAGIC "OWAL"
+#define ORDO_WAL_VERSION 1
+#define ORDO_WAL_HEADER_SIZE 32
+/* Decompression never needs a window bigger than a whole frame body. */
+#define ORDO_WAL_WINDOW_LOG_MAX 27
+/* Recovery and readers keep an index entry about every this many bytes. */
+#define ORDO_WAL_INDEX_EVERY (64u * 1024)
+
+typedef struct {
+    uint16_t version;
+    uint16_t flags;
+    uint64_t first; /* position of the first record in the frame */
+    uint32_t count; /* records in the frame, >= 1 */
+    uint32_t clen;  /* compressed body bytes following the header */
+    uint32_t rlen;  /* raw body bytes after decompression */
+    uint32_t crc;   /* CRC32C of header (crc zeroed) + compressed body */
+} ordo_wal_hdr_t;
+
+/* A growable byte buffer; `data` is owned by whoever holds the struct. */
+typedef struct {
+    uint8_t *data;
+    size_t cap;
+} ordo_wal_buf_t;
+
+/* Makes sure `buf` holds at least `size` bytes. 0 or ORDO_ERR_NOMEM. */
+int ordo_wal_buf_reserve(ordo_wal_buf_t *buf, size_t size);
+void ordo_wal_buf_free(ordo_wal_buf_t *buf);
+
+/* Writes `h` (magic included) into 32 bytes, crc field as given. */
+void ordo_wal_hdr_encode(const ordo_wal_hdr_t *h, uint8_t out[ORDO_WAL_HEADER_SIZE]);
+
+/* Parses and bounds-checks 32 header bytes. Returns 0, or ORDO_ERR_CORRUPT
+ * with *why set to a static reason. Checks magic, version, flags, count,
+ * lengths and position overflow; not the checksum. */
+int ordo_wal_hdr_decode(const uint8_t in[ORDO_WAL_HEADER_SIZE], ordo_wal_hdr_t *h,
+                        const char **why);
+
+/* True if all 32 bytes are zero: the end-of-data marker. */
+bool ordo_wal_hdr_is_zero(const uint8_t in[ORDO_WAL_HEADER_SIZE]);
+
+/* CRC32C over the header with its crc field zeroed, then the body. */
+uint32_t ordo_wal_frame_crc(const uint8_t hdr[ORDO_WAL_HEADER_SIZE], const void *body, size_t clen);
+
+/* Builds a whole frame (header + compressed body) for `count` records
+ * starting at `first` into `out`; *frame_len gets its size. `raw` is a
+ * scratch buffer. Returns 0, ORDO_ERR_INVALID, ORDO_ERR_TOO_BIG (raw body
+ * above ORDO_WAL_FRAME_RAW_MAX) or ORDO_ERR_NOMEM. */
+int ordo_wal_frame_encode(ZSTD_CCtx *cctx, int level, uint64_t first, const ordo_wal_rec_t *recs,
+                          size_t count, ordo_wal_buf_t *raw, ordo_wal_buf_t *out,
+                          size_t *frame_len);
+
+/* Checks the body of a frame whose header `hdr` decoded to `h`: checksum,
+ * decompression to exactly h->rlen bytes into `raw`, and that exactly
+ * h->count records fill it. Returns 0, ORDO_ERR_CORRUPT (*why set) or
+ * ORDO_ERR_NOMEM. */
+int ordo_wal_frame_decode(ZSTD_DCtx *dctx, const uint8_t hdr[ORDO_WAL_HEADER_SIZE],
+                          const ordo_wal_hdr_t *h, const void *body, ordo_wal_buf_t *raw,
+                          const char **why);
+
+/* Reads the record at *off of a raw body already checked by
+ * ordo_wal_frame_decode and advances *off. 1 = record, 0 = end. */
+int ordo_wal_body_next(const uint8_t *raw, size_t len, size_t *off, const void **data,
+                       size_t *rec_len);
+
+/* A decompression context with the window capped. NULL when out of memory. */
+ZSTD_DCtx *ordo_wal_dctx_new(void);
+
+#endif
