@@ -1,0 +1,155 @@
+/* The one MessagePack codec of Ordo, used by the engine, the client library,
+ * the log and the snapshots. It writes with msgpack-c's packer and reads with
+ * ordo_mp (a validating pull reader: msgpack-c's unpacker trusts element
+ * counts and allocates from them, and builds a tree we would only walk once).
+ *
+ * Shapes (PROTOCOL.md is the contract for everything that crosses a socket):
+ *   request        map  {type, request_id?, order_id, expected_version?, data?, meta?, ...}
+ *   event (wire)   map  {position, event_id, order_id, version, type, timestamp_us, schema, data, meta}
+ *   event (log)    array [event_id bin16, order_id, version, type code, timestamp_us, schema, data, meta]
+ *                  (position is implied by the record's place in the log)
+ *   order (wire)   map  {order_id, version, status, ..., cancel_reason?}
+ *   order (snapshot) array, see ordo_codec_order.c
+ *   reply          map  {ok, request_id?, ...}
+ * Decoded views (ordo_str_t) point into the input buffer, which must
+ * outlive them. */
+#ifndef ORDO_CODEC_H
+#define ORDO_CODEC_H
+
+#include "ordo_mp.h"
+#include "ordo_order.h"
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ORDO_BODY_MAX (1024 * 1024) /* largest request body accepted */
+#define ORDO_NESTING_MAX 16         /* deepest container nesting accepted */
+
+/* ---- requests ---------------------------------------------------------- */
+
+/* Decodes and validates a request body (PROTOCOL.md "Precise rules" 1-3).
+ * Returns 0, or -1 with *err set (bad_request with `field`, unknown_type).
+ * req->request_id is set whenever the body was a map with a valid one, so
+ * error replies can echo it. Defaults are filled in: expected_version -1,
+ * from_version 1, from_position 1, limit (per type, clamped to its max). */
+int ordo_request_decode(const void *buf, size_t len, ordo_request_t *req, ordo_error_t *err);
+
+/* Encodes a request (what a client sends). Fields at their defaults are left
+ * out. Returns 0 or -1 (out of memory). */
+int ordo_request_pack(msgpack_packer *pk, const ordo_request_t *req);
+
+/* Resets a request to "nothing given": type NONE, expected_version -1, ... */
+void ordo_request_init(ordo_request_t *req);
+
+/* ---- events ------------------------------------------------------------ */
+
+/* Wire form (map), as in replies and on PUB. */
+int ordo_event_pack(msgpack_packer *pk, const ordo_event_t *ev);
+
+/* Reads one wire-form event at the cursor. Returns 0, or -1 if it is not a
+ * well-formed event record (unknown keys are ignored). Input must have been
+ * validated by ordo_mp_validate() or come from ordo_reply_decode(). */
+int ordo_event_read(ordo_mp_t *r, ordo_event_t *ev);
+
+/* Validates and decodes a whole buffer holding one wire-form event. */
+int ordo_event_decode(const void *buf, size_t len, ordo_event_t *ev);
+
+/* Log form (compact array, no position). */
+int ordo_event_pack_record(msgpack_packer *pk, const ordo_event_t *ev);
+
+/* Validates and decodes one log record; `position` comes from the log. */
+int ordo_event_decode_record(const void *buf, size_t len, uint64_t position, ordo_event_t *ev);
+
+/* ---- order state ------------------------------------------------------- */
+
+/* Wire form (the `order` of a GetOrder reply). */
+int ordo_order_pack(msgpack_packer *pk, const ordo_order_t *order);
+
+/* Reads a wire-form order into *order (zeroed or cleared first; it gets
+ * owned copies). Returns 0 or -1. */
+int ordo_order_read(ordo_mp_t *r, ordo_order_t *order);
+
+/* Snapshot form: everything needed to rebuild the actor, including the
+ * request ids it accepted. */
+int ordo_order_pack_snapshot(msgpack_packer *pk, const ordo_order_t *order);
+
+/* Validates and decodes a snapshot record into *order (zeroed or cleared;
+ * gets owned copies). Returns 0 or -1. */
+int ordo_order_decode_snapshot(const void *buf, size_t len, ordo_order_t *order);
+
+/* ---- replies ----------------------------------------------------------- */
+
+/* {ok:false, request_id?, error:{code, message, details}} */
+int ordo_reply_pack_error(msgpack_packer *pk, ordo_str_t request_id, const ordo_error_t *err);
+
+/* {ok:true, request_id?, order_id, version, position, duplicate, event} */
+int ordo_reply_pack_command(msgpack_packer *pk, ordo_str_t request_id, const ordo_event_t *ev,
+                            bool duplicate);
+
+/* {ok:true, request_id?, order} */
+int ordo_reply_pack_order(msgpack_packer *pk, ordo_str_t request_id, const ordo_order_t *order);
+
+/* {ok:true, request_id?, order_id, events:[...]}: packs up to the events
+ * array header; the caller then packs `n_events` events. */
+int ordo_reply_pack_history_head(msgpack_packer *pk, ordo_str_t request_id, ordo_str_t order_id,
+                                 uint32_t n_events);
+
+/* {ok:true, request_id?, next_position, head_position, events:[...]}: packs
+ * up to the events array header; the caller then packs `n_events` events. */
+int ordo_reply_pack_read_all_head(msgpack_packer *pk, ordo_str_t request_id,
+                                  uint64_t next_position, uint64_t head_position,
+                                  uint32_t n_events);
+
+/* {ok:true, request_id?, stats:{name: value, ...}} */
+int ordo_reply_pack_stats(msgpack_packer *pk, ordo_str_t request_id, const char *const *names,
+                          const int64_t *values, uint32_t count);
+
+/* {ok:true, request_id?, head_position} */
+int ordo_reply_pack_ping(msgpack_packer *pk, ordo_str_t request_id, uint64_t head_position);
+
+/* A decoded reply. Payloads stay encoded: `event`, `order`, `events` and
+ * `stats` point at their MessagePack bytes, to be read with the functions
+ * above (ordo_event_read over `events`, after ordo_mp_read_array). */
+typedef struct {
+    bool ok;
+    ordo_str_t request_id;
+    ordo_error_t error; /* when !ok */
+    /* command replies */
+    ordo_str_t order_id;
+    int64_t version;
+    int64_t position;
+    bool duplicate;
+    /* encoded payloads (len 0: absent) */
+    const uint8_t *event;
+    size_t event_len;
+    const uint8_t *order;
+    size_t order_len;
+    const uint8_t *events; /* the whole array, header included */
+    size_t events_len;
+    const uint8_t *stats;
+    size_t stats_len;
+    /* ReadAll / Ping */
+    int64_t next_position;
+    int64_t head_position;
+} ordo_reply_t;
+
+/* Validates and decodes a reply. Returns 0, or -1 if it is not a reply. */
+int ordo_reply_decode(const void *buf, size_t len, ordo_reply_t *reply);
+
+/* ---- small packing helpers shared by the codec files ------------------- */
+
+static inline int ordo_pack_cstr(msgpack_packer *pk, const char *s)
+{
+    return msgpack_pack_str_with_body(pk, s, __builtin_strlen(s));
+}
+
+static inline int ordo_pack_str(msgpack_packer *pk, ordo_str_t s)
+{
+    return msgpack_pack_str_with_body(pk, s.ptr, s.len);
+}
+
+#define ORDO_PACK_KEY(pk, lit) msgpack_pack_str_with_body((pk), (lit), sizeof(lit) - 1)
+
+#endif

@@ -1,0 +1,465 @@
+/* Request bodies: strict decoding with PROTOCOL.md's precise rules, and
+ * encoding for clients. Decoding runs in three steps, in the rules' order:
+ *   1. the whole body is validated as one MessagePack map (size, structure,
+ *      UTF-8, nesting) before any field is looked at;
+ *   2. `type` (and `request_id`, so errors can echo it);
+ *   3. the fields the type uses, by type, then ordo_request_check() for
+ *      limits. Unknown keys are skipped. */
+#include "ordo_codec.h"
+#include "ordo_codec_internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Decoding context: the error to fill and whether it was filled. */
+typedef struct {
+    ordo_error_t *err;
+    bool failed;
+} s_ctx_t;
+
+static void s_fail(s_ctx_t *c, const char *field, const char *what)
+{
+    if (c->failed)
+        return;
+    c->failed = true;
+    ordo_error_bad_field(c->err, field, "%s %s", field, what);
+}
+
+/* Reads the next map key; a non-string key is a fault of the map holding
+ * it (`map_path`). Returns false after recording the fault. */
+static bool s_key(s_ctx_t *c, ordo_mp_t *r, const char *map_path, const char **key, uint32_t *len)
+{
+    if (ordo_mp_read_str(r, key, len))
+        return true;
+    if (c->failed)
+        return false;
+    c->failed = true;
+    if (*map_path)
+        ordo_error_bad_field(c->err, map_path, "%s has a key that is not a string", map_path);
+    else
+        ordo_error_set(c->err, ORDO_CODE_BAD_REQUEST, "every key of the request map must be a string");
+    return false;
+}
+
+/* Optional integer: nil or absent leaves *present false. */
+static bool s_opt_int(s_ctx_t *c, ordo_mp_t *r, const char *path, int64_t *out, bool *present)
+{
+    if (ordo_mp_read_nil(r)) {
+        *present = false;
+        return true;
+    }
+    if (ordo_mp_read_int(r, out)) {
+        *present = true;
+        return true;
+    }
+    s_fail(c, path, "must be an integer");
+    return false;
+}
+
+/* Optional string: nil leaves *present false. */
+static bool s_opt_str(s_ctx_t *c, ordo_mp_t *r, const char *path, ordo_str_t *out, bool *present)
+{
+    if (ordo_mp_read_nil(r)) {
+        *present = false;
+        return true;
+    }
+    if (ordo_mp_read_str(r, &out->ptr, &out->len)) {
+        *present = true;
+        return true;
+    }
+    s_fail(c, path, "must be a string");
+    return false;
+}
+
+static bool s_read_item(s_ctx_t *c, ordo_mp_t *r, uint32_t index, ordo_item_t *item)
+{
+    char path[48], field[64];
+    snprintf(path, sizeof path, "data.items.%u", index);
+    uint32_t n;
+    if (!ordo_mp_read_map(r, &n)) {
+        s_fail(c, path, "must be a map {sku, name, qty, price_cents}");
+        return false;
+    }
+    bool has_sku = false, has_name = false, has_qty = false, has_price = false;
+    for (uint32_t i = 0; i < n; i++) {
+        const char *k;
+        uint32_t kl;
+        if (!s_key(c, r, path, &k, &kl))
+            return false;
+        bool ok = true;
+        if (ORDO_MP_KEY_IS(k, kl, "sku")) {
+            snprintf(field, sizeof field, "%s.sku", path);
+            ok = s_opt_str(c, r, field, &item->sku, &has_sku);
+        } else if (ORDO_MP_KEY_IS(k, kl, "name")) {
+            snprintf(field, sizeof field, "%s.name", path);
+            ok = s_opt_str(c, r, field, &item->name, &has_name);
+        } else if (ORDO_MP_KEY_IS(k, kl, "qty")) {
+            snprintf(field, sizeof field, "%s.qty", path);
+            ok = s_opt_int(c, r, field, &item->qty, &has_qty);
+        } else if (ORDO_MP_KEY_IS(k, kl, "price_cents")) {
+            snprintf(field, sizeof field, "%s.price_cents", path);
+            ok = s_opt_int(c, r, field, &item->price_cents, &has_price);
+        } else {
+            ordo_mp_skip(r); /* unknown keys inside items are not stored */
+        }
+        if (!ok)
+            return false;
+    }
+    const char *missing = !has_sku ? "sku" : !has_name ? "name" : !has_qty ? "qty"
+                        : !has_price ? "price_cents" : NULL;
+    if (missing) {
+        snprintf(field, sizeof field, "%s.%s", path, missing);
+        s_fail(c, field, "is required");
+        return false;
+    }
+    return true;
+}
+
+static bool s_read_items(s_ctx_t *c, ordo_mp_t *r, ordo_data_t *d)
+{
+    uint32_t n;
+    if (!ordo_mp_read_array(r, &n)) {
+        s_fail(c, "data.items", "must be an array of 1 to 100 items");
+        return false;
+    }
+    if (n > ORDO_ITEMS_MAX) {
+        s_fail(c, "data.items", "must hold 1 to 100 items");
+        return false;
+    }
+    d->n_items = n;
+    for (uint32_t i = 0; i < n; i++)
+        if (!s_read_item(c, r, i, &d->items[i]))
+            return false;
+    return true;
+}
+
+/* Reads `data` for command `type`: only the fields that command takes. */
+static bool s_read_data(s_ctx_t *c, ordo_mp_t *r, ordo_request_type_t type, ordo_request_t *req)
+{
+    if (ordo_mp_read_nil(r))
+        return true;
+    uint32_t n;
+    if (!ordo_mp_read_map(r, &n)) {
+        s_fail(c, "data", "must be a map");
+        return false;
+    }
+    req->has_data = true;
+    ordo_data_t *d = &req->data;
+    for (uint32_t i = 0; i < n; i++) {
+        const char *k;
+        uint32_t kl;
+        if (!s_key(c, r, "data", &k, &kl))
+            return false;
+        bool ok = true, present = false;
+        uint32_t bit = 0;
+        if (type == ORDO_REQ_CREATE_ORDER && ORDO_MP_KEY_IS(k, kl, "user_id")) {
+            ok = s_opt_int(c, r, "data.user_id", &d->user_id, &present);
+            bit = ORDO_F_USER_ID;
+        } else if (type == ORDO_REQ_CREATE_ORDER && ORDO_MP_KEY_IS(k, kl, "restaurant_id")) {
+            ok = s_opt_int(c, r, "data.restaurant_id", &d->restaurant_id, &present);
+            bit = ORDO_F_RESTAURANT_ID;
+        } else if (type == ORDO_REQ_CREATE_ORDER && ORDO_MP_KEY_IS(k, kl, "items")) {
+            if (ordo_mp_read_nil(r)) {
+                present = false;
+            } else {
+                ok = s_read_items(c, r, d);
+                present = true;
+            }
+            bit = ORDO_F_ITEMS;
+        } else if (type == ORDO_REQ_CREATE_ORDER && ORDO_MP_KEY_IS(k, kl, "delivery_address")) {
+            ok = s_opt_str(c, r, "data.delivery_address", &d->delivery_address, &present);
+            bit = ORDO_F_DELIVERY_ADDRESS;
+        } else if (type == ORDO_REQ_START_PREPARING && ORDO_MP_KEY_IS(k, kl, "estimated_minutes")) {
+            ok = s_opt_int(c, r, "data.estimated_minutes", &d->estimated_minutes, &present);
+            bit = ORDO_F_ESTIMATED_MINUTES;
+        } else if (type == ORDO_REQ_PICK_UP && ORDO_MP_KEY_IS(k, kl, "courier_id")) {
+            ok = s_opt_int(c, r, "data.courier_id", &d->courier_id, &present);
+            bit = ORDO_F_COURIER_ID;
+        } else if (type == ORDO_REQ_CANCEL_ORDER && ORDO_MP_KEY_IS(k, kl, "reason")) {
+            ok = s_opt_str(c, r, "data.reason", &d->reason, &present);
+            bit = ORDO_F_REASON;
+        } else {
+            ordo_mp_skip(r);
+        }
+        if (!ok)
+            return false;
+        if (present)
+            d->present |= bit;
+        else
+            d->present &= ~bit;
+    }
+    return true;
+}
+
+static bool s_read_meta(s_ctx_t *c, ordo_mp_t *r, ordo_meta_t *meta)
+{
+    if (ordo_mp_read_nil(r))
+        return true;
+    uint32_t n;
+    if (!ordo_mp_read_map(r, &n)) {
+        s_fail(c, "meta", "must be a map of at most 16 string keys");
+        return false;
+    }
+    if (n > ORDO_META_CLIENT_MAX) {
+        s_fail(c, "meta", "may hold at most 16 keys");
+        return false;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        ordo_meta_entry_t *e = &meta->entries[i];
+        if (!s_key(c, r, "meta", &e->key.ptr, &e->key.len))
+            return false;
+        for (uint32_t j = 0; j < i; j++) {
+            if (meta->entries[j].key.len == e->key.len &&
+                memcmp(meta->entries[j].key.ptr, e->key.ptr, e->key.len) == 0) {
+                s_fail(c, "meta", "has the same key twice");
+                return false;
+            }
+        }
+        if (ordo_mp_read_int(r, &e->ival)) {
+            e->is_int = true;
+        } else if (ordo_mp_read_str(r, &e->sval.ptr, &e->sval.len)) {
+            e->is_int = false;
+        } else {
+            char field[96];
+            int kl = e->key.len > ORDO_META_KEY_MAX ? ORDO_META_KEY_MAX : (int)e->key.len;
+            snprintf(field, sizeof field, "meta.%.*s", kl, e->key.ptr);
+            s_fail(c, field, "must be a string or an integer");
+            return false;
+        }
+    }
+    meta->count = n;
+    return true;
+}
+
+void ordo_request_init(ordo_request_t *req)
+{
+    /* Zero only the head: the items array is filled up to n_items. */
+    memset(req, 0, offsetof(ordo_request_t, data));
+    memset(&req->data, 0, offsetof(ordo_data_t, items));
+    req->meta.count = 0;
+    req->type = ORDO_REQ_NONE;
+    req->as_of_version = 0;
+    req->has_as_of_time = false;
+    req->as_of_time_us = 0;
+    req->limit = 0;
+    req->expected_version = -1;
+    req->from_version = 1;
+    req->from_position = 1;
+}
+
+/* Step 2: finds `type` and `request_id`. Returns false with *err set. */
+static bool s_read_type(s_ctx_t *c, ordo_mp_t r, uint32_t n, ordo_request_t *req)
+{
+    bool has_type = false, bad_key = false, bad_request_id = false;
+    ordo_str_t type = {0};
+    for (uint32_t i = 0; i < n; i++) {
+        const char *k;
+        uint32_t kl;
+        if (!ordo_mp_read_str(&r, &k, &kl)) {
+            bad_key = true;
+            ordo_mp_skip(&r);
+            ordo_mp_skip(&r);
+            continue;
+        }
+        if (ORDO_MP_KEY_IS(k, kl, "type")) {
+            has_type = ordo_mp_read_str(&r, &type.ptr, &type.len);
+            if (!has_type)
+                ordo_mp_skip(&r);
+        } else if (ORDO_MP_KEY_IS(k, kl, "request_id")) {
+            ordo_str_t id;
+            if (ordo_mp_read_nil(&r)) {
+                req->request_id = (ordo_str_t){0};
+                bad_request_id = false;
+            } else if (ordo_mp_read_str(&r, &id.ptr, &id.len) && id.len >= 1 &&
+                       id.len <= ORDO_REQUEST_ID_MAX) {
+                req->request_id = id;
+                bad_request_id = false;
+            } else {
+                req->request_id = (ordo_str_t){0};
+                bad_request_id = true;
+                ordo_mp_skip(&r);
+            }
+        } else {
+            ordo_mp_skip(&r);
+        }
+    }
+    if (!has_type) {
+        s_fail(c, "type", "is required and must be a string naming a command or query");
+        return false;
+    }
+    req->type = ordo_request_type_from_name(type.ptr, type.len);
+    if (req->type == ORDO_REQ_NONE) {
+        c->failed = true;
+        int shown = type.len > 64 ? 64 : (int)type.len;
+        ordo_error_set(c->err, ORDO_CODE_UNKNOWN_TYPE,
+                       "unknown request type \"%.*s\"%s; see the protocol for the commands and queries",
+                       shown, type.ptr, type.len > 64 ? "..." : "");
+        return false;
+    }
+    if (bad_key) {
+        c->failed = true;
+        ordo_error_set(c->err, ORDO_CODE_BAD_REQUEST, "every key of the request map must be a string");
+        return false;
+    }
+    if (bad_request_id) {
+        s_fail(c, "request_id", "must be a string of 1 to 128 bytes");
+        return false;
+    }
+    return true;
+}
+
+/* Step 3: the fields `req->type` uses. */
+static bool s_read_fields(s_ctx_t *c, ordo_mp_t r, uint32_t n, ordo_request_t *req)
+{
+    ordo_request_type_t t = req->type;
+    bool is_command = ordo_request_is_command(t);
+    bool on_order = is_command || t == ORDO_REQ_GET_ORDER || t == ORDO_REQ_GET_HISTORY;
+    for (uint32_t i = 0; i < n; i++) {
+        const char *k;
+        uint32_t kl;
+        if (!s_key(c, &r, "", &k, &kl))
+            return false;
+        bool ok = true, present = false;
+        int64_t v = 0;
+        if (on_order && ORDO_MP_KEY_IS(k, kl, "order_id")) {
+            ok = s_opt_str(c, &r, "order_id", &req->order_id, &present);
+            if (ok && !present)
+                req->order_id = (ordo_str_t){0};
+        } else if (is_command && ORDO_MP_KEY_IS(k, kl, "expected_version")) {
+            ok = s_opt_int(c, &r, "expected_version", &v, &present);
+            req->expected_version = present ? v : -1;
+        } else if (is_command && ORDO_MP_KEY_IS(k, kl, "data")) {
+            ok = s_read_data(c, &r, t, req);
+        } else if (is_command && ORDO_MP_KEY_IS(k, kl, "meta")) {
+            ok = s_read_meta(c, &r, &req->meta);
+        } else if (t == ORDO_REQ_GET_ORDER && ORDO_MP_KEY_IS(k, kl, "as_of_version")) {
+            ok = s_opt_int(c, &r, "as_of_version", &v, &present);
+            if (ok && present && v < 1) {
+                s_fail(c, "as_of_version", "must be an integer >= 1");
+                return false;
+            }
+            req->as_of_version = present ? v : 0;
+        } else if (t == ORDO_REQ_GET_ORDER && ORDO_MP_KEY_IS(k, kl, "as_of_time_us")) {
+            ok = s_opt_int(c, &r, "as_of_time_us", &req->as_of_time_us, &req->has_as_of_time);
+        } else if (t == ORDO_REQ_GET_HISTORY && ORDO_MP_KEY_IS(k, kl, "from_version")) {
+            ok = s_opt_int(c, &r, "from_version", &v, &present);
+            req->from_version = present ? v : 1;
+        } else if (t == ORDO_REQ_READ_ALL && ORDO_MP_KEY_IS(k, kl, "from_position")) {
+            ok = s_opt_int(c, &r, "from_position", &v, &present);
+            req->from_position = present ? v : 1;
+        } else if ((t == ORDO_REQ_GET_HISTORY || t == ORDO_REQ_READ_ALL) &&
+                   ORDO_MP_KEY_IS(k, kl, "limit")) {
+            ok = s_opt_int(c, &r, "limit", &v, &present);
+            if (ok && present && v < 1) {
+                s_fail(c, "limit", "must be an integer >= 1");
+                return false;
+            }
+            req->limit = present ? v : 0;
+        } else {
+            ordo_mp_skip(&r);
+        }
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+int ordo_request_decode(const void *buf, size_t len, ordo_request_t *req, ordo_error_t *err)
+{
+    s_ctx_t c = {.err = err, .failed = false};
+    ordo_request_init(req);
+    memset(err, 0, sizeof *err);
+    if (len > ORDO_BODY_MAX) {
+        ordo_error_set(err, ORDO_CODE_BAD_REQUEST,
+                       "the request body is %zu bytes; the limit is %d bytes", len, ORDO_BODY_MAX);
+        return -1;
+    }
+    ordo_mp_status_t st = ordo_mp_validate(buf, len, ORDO_NESTING_MAX);
+    if (st != ORDO_MP_OK) {
+        ordo_error_set(err, ORDO_CODE_BAD_REQUEST, "%s", ordo_mp_status_text(st));
+        return -1;
+    }
+    ordo_mp_t r;
+    ordo_mp_init(&r, buf, len);
+    uint32_t n;
+    if (!ordo_mp_read_map(&r, &n)) {
+        ordo_error_set(err, ORDO_CODE_BAD_REQUEST, "the request body must be a MessagePack map");
+        return -1;
+    }
+    if (!s_read_type(&c, r, n, req) || !s_read_fields(&c, r, n, req))
+        return -1;
+    if (req->limit == 0)
+        req->limit = req->type == ORDO_REQ_READ_ALL ? ORDO_READALL_LIMIT_DEFAULT
+                                                    : ORDO_HISTORY_LIMIT_MAX;
+    if (!ordo_request_check(req, err))
+        return -1;
+    int64_t max = req->type == ORDO_REQ_READ_ALL ? ORDO_READALL_LIMIT_MAX : ORDO_HISTORY_LIMIT_MAX;
+    if (req->limit > max)
+        req->limit = max;
+    return 0;
+}
+
+#define P(expr)                                                                                   \
+    do {                                                                                          \
+        if ((expr) != 0)                                                                          \
+            return -1;                                                                            \
+    } while (0)
+
+int ordo_request_pack(msgpack_packer *pk, const ordo_request_t *req)
+{
+    ordo_request_type_t t = req->type;
+    bool is_command = ordo_request_is_command(t);
+    bool on_order = is_command || t == ORDO_REQ_GET_ORDER || t == ORDO_REQ_GET_HISTORY;
+    bool has_limit = (t == ORDO_REQ_GET_HISTORY || t == ORDO_REQ_READ_ALL) && req->limit > 0;
+    size_t n = 1 + (req->request_id.len > 0) + (on_order && req->order_id.len > 0) +
+               (is_command && req->expected_version != -1) + (is_command && req->has_data) +
+               (is_command && req->meta.count > 0) +
+               (t == ORDO_REQ_GET_ORDER && req->as_of_version > 0) +
+               (t == ORDO_REQ_GET_ORDER && req->has_as_of_time) +
+               (t == ORDO_REQ_GET_HISTORY && req->from_version != 1) +
+               (t == ORDO_REQ_READ_ALL && req->from_position != 1) + has_limit;
+    P(msgpack_pack_map(pk, n));
+    P(ORDO_PACK_KEY(pk, "type"));
+    P(ordo_pack_cstr(pk, ordo_request_type_name(t)));
+    if (req->request_id.len > 0) {
+        P(ORDO_PACK_KEY(pk, "request_id"));
+        P(ordo_pack_str(pk, req->request_id));
+    }
+    if (on_order && req->order_id.len > 0) {
+        P(ORDO_PACK_KEY(pk, "order_id"));
+        P(ordo_pack_str(pk, req->order_id));
+    }
+    if (is_command && req->expected_version != -1) {
+        P(ORDO_PACK_KEY(pk, "expected_version"));
+        P(msgpack_pack_int64(pk, req->expected_version));
+    }
+    if (is_command && req->has_data) {
+        P(ORDO_PACK_KEY(pk, "data"));
+        P(ordo_data_pack(pk, &req->data));
+    }
+    if (is_command && req->meta.count > 0) {
+        P(ORDO_PACK_KEY(pk, "meta"));
+        P(ordo_meta_pack(pk, &req->meta));
+    }
+    if (t == ORDO_REQ_GET_ORDER && req->as_of_version > 0) {
+        P(ORDO_PACK_KEY(pk, "as_of_version"));
+        P(msgpack_pack_int64(pk, req->as_of_version));
+    }
+    if (t == ORDO_REQ_GET_ORDER && req->has_as_of_time) {
+        P(ORDO_PACK_KEY(pk, "as_of_time_us"));
+        P(msgpack_pack_int64(pk, req->as_of_time_us));
+    }
+    if (t == ORDO_REQ_GET_HISTORY && req->from_version != 1) {
+        P(ORDO_PACK_KEY(pk, "from_version"));
+        P(msgpack_pack_int64(pk, req->from_version));
+    }
+    if (t == ORDO_REQ_READ_ALL && req->from_position != 1) {
+        P(ORDO_PACK_KEY(pk, "from_position"));
+        P(msgpack_pack_int64(pk, req->from_position));
+    }
+    if (has_limit) {
+        P(ORDO_PACK_KEY(pk, "limit"));
+        P(msgpack_pack_int64(pk, req->limit));
+    }
+    return 0;
+}
