@@ -1,0 +1,28 @@
+/* A realistic stream of order commands for benchmarks and demos: many
+ * orders in flight at once, each driven through its whole life (85%
+ * delivered in 6 events, 15% cancelled at a random early stage), with
+ * realistic ids and metadata: ULID-style order ids, UUIDv4 request and
+ * correlation ids, an actor per step, 1-4 menu items, street addresses. */
+#ifndef ORDO_WORKLOAD_H
+#define ORDO_WORKLOAD_H
+
+#include "ordo_order.h"
+
+#include <stdint.h>
+
+typedef struct ordo_workload ordo_workload_t;
+
+/* `in_flight` orders are interleaved (so one order's events are spread
+ * out, as in life). Deterministic for a given seed. NULL if out of memory. */
+ordo_workload_t *ordo_workload_new(uint64_t seed, uint32_t in_flight);
+
+void ordo_workload_destroy(ordo_workload_t **w);
+
+/* Fills *req with the next command. Its views point into the workload and
+ * stay valid until the next call. */
+void ordo_workload_next(ordo_workload_t *w, ordo_request_t *req);
+
+/* Orders created so far. */
+uint64_t ordo_workload_orders(const ordo_workload_t *w);
+
+#endif

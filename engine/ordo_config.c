@@ -1,0 +1,148 @@
+/* Settings parsing and checking (see ordo_config.h). */
+#include "ordo_config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void ordo_config_defaults(ordo_config_t *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    snprintf(cfg->data_dir, sizeof cfg->data_dir, "./data");
+    snprintf(cfg->bind, sizeof cfg->bind, "tcp://127.0.0.1:7700");
+    snprintf(cfg->pub, sizeof cfg->pub, "tcp://127.0.0.1:7701");
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    cfg->shards = cores > 0 ? (int)cores : 1;
+    cfg->fsync_mode = ORDO_SYNC_ALWAYS;
+    cfg->fsync_ms = 0;
+    cfg->snapshot_every = 1000000;
+    cfg->segment_bytes = ORDO_WAL_SEGMENT_DEFAULT;
+}
+
+/* Parses a whole decimal number in [min, max]. */
+static int s_number(const char *text, unsigned long long min, unsigned long long max,
+                    unsigned long long *out)
+{
+    if (!text || !*text || *text == '-' || *text == '+')
+        return -1;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (errno || *end || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int s_copy(char *dst, size_t size, const char *name, const char *value, char *err,
+                  size_t err_size)
+{
+    if (!*value || strlen(value) >= size) {
+        snprintf(err, err_size, "--%s must be a non-empty value of at most %zu bytes", name,
+                 size - 1);
+        return -1;
+    }
+    memcpy(dst, value, strlen(value) + 1);
+    return 0;
+}
+
+int ordo_config_set(ordo_config_t *cfg, const char *name, const char *value, char *err,
+                    size_t err_size)
+{
+    unsigned long long v;
+    if (!strcmp(name, "data-dir"))
+        return s_copy(cfg->data_dir, sizeof cfg->data_dir, name, value, err, err_size);
+    if (!strcmp(name, "bind"))
+        return s_copy(cfg->bind, sizeof cfg->bind, name, value, err, err_size);
+    if (!strcmp(name, "pub"))
+        return s_copy(cfg->pub, sizeof cfg->pub, name, value, err, err_size);
+    if (!strcmp(name, "shards")) {
+        if (s_number(value, 1, 256, &v) != 0) {
+            snprintf(err, err_size, "--shards must be a number from 1 to 256, not \"%s\"", value);
+            return -1;
+        }
+        cfg->shards = (int)v;
+        return 0;
+    }
+    if (!strcmp(name, "fsync")) {
+        if (!strcmp(value, "always")) {
+            cfg->fsync_mode = ORDO_SYNC_ALWAYS;
+        } else if (!strcmp(value, "never")) {
+            cfg->fsync_mode = ORDO_SYNC_NEVER;
+        } else if (!strncmp(value, "batch:", 6) && s_number(value + 6, 1, 60000, &v) == 0) {
+            cfg->fsync_mode = ORDO_SYNC_BATCH;
+            cfg->fsync_ms = (uint32_t)v;
+        } else {
+            snprintf(err, err_size,
+                     "--fsync must be always, batch:MS (MS from 1 to 60000) or never, not \"%s\"",
+                     value);
+            return -1;
+        }
+        return 0;
+    }
+    if (!strcmp(name, "snapshot-every")) {
+        if (s_number(value, 0, 1000000000000ull, &v) != 0) {
+            snprintf(err, err_size, "--snapshot-every must be a number of events (0 = only at "
+                                    "shutdown), not \"%s\"", value);
+            return -1;
+        }
+        cfg->snapshot_every = v;
+        return 0;
+    }
+    if (!strcmp(name, "segment-bytes")) {
+        if (s_number(value, 0, ORDO_WAL_SEGMENT_MAX, &v) != 0 || v < ORDO_WAL_SEGMENT_MIN) {
+            snprintf(err, err_size, "--segment-bytes must be a number of bytes from %llu to %llu, "
+                                    "not \"%s\"",
+                     (unsigned long long)ORDO_WAL_SEGMENT_MIN,
+                     (unsigned long long)ORDO_WAL_SEGMENT_MAX, value);
+            return -1;
+        }
+        cfg->segment_bytes = v;
+        return 0;
+    }
+    snprintf(err, err_size, "unknown setting \"%s\"", name);
+    return -1;
+}
+
+int ordo_config_from_env(ordo_config_t *cfg, char *err, size_t err_size)
+{
+    static const struct {
+        const char *env, *name;
+    } vars[] = {{"ORDO_DATA_DIR", "data-dir"},   {"ORDO_BIND", "bind"},
+                {"ORDO_PUB", "pub"},             {"ORDO_SHARDS", "shards"},
+                {"ORDO_FSYNC", "fsync"},         {"ORDO_SNAPSHOT_EVERY", "snapshot-every"},
+                {"ORDO_SEGMENT_BYTES", "segment-bytes"}};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+        const char *v = getenv(vars[i].env);
+        if (!v)
+            continue;
+        char inner[256];
+        if (ordo_config_set(cfg, vars[i].name, v, inner, sizeof inner) != 0) {
+            snprintf(err, err_size, "%s: %s", vars[i].env, inner);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+const char *ordo_config_fsync_text(const ordo_config_t *cfg, char *buf, size_t size)
+{
+    switch (cfg->fsync_mode) {
+    case ORDO_SYNC_ALWAYS: snprintf(buf, size, "always"); break;
+    case ORDO_SYNC_NEVER: snprintf(buf, size, "never"); break;
+    default: snprintf(buf, size, "batch:%u", cfg->fsync_ms); break;
+    }
+    return buf;
+}
+
+void ordo_config_wal_dir(const ordo_config_t *cfg, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s/wal", cfg->data_dir);
+}
+
+void ordo_config_snapshot_dir(const ordo_config_t *cfg, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s/snapshots", cfg->data_dir);
+}

@@ -1,0 +1,44 @@
+/* Engine settings: embedded defaults, then ORDO_* environment variables,
+ * then command-line flags (flags win). Every value is checked; an invalid
+ * one is refused with a message naming the setting. Shared by ordo-server
+ * and ordo-demo so they read their settings the same way. */
+#ifndef ORDO_CONFIG_H
+#define ORDO_CONFIG_H
+
+#include "ordo_wal.h"
+
+#include <limits.h>
+#include <stdint.h>
+
+typedef struct {
+    char data_dir[PATH_MAX];
+    char bind[256];
+    char pub[256];
+    int shards;
+    ordo_sync_mode_t fsync_mode;
+    uint32_t fsync_ms;       /* batch:MS */
+    uint64_t snapshot_every; /* events between snapshots; 0 = only at shutdown */
+    uint64_t segment_bytes;
+} ordo_config_t;
+
+/* Embedded defaults: ./data, tcp://127.0.0.1:7700 and :7701, one shard per
+ * core, fsync always, a snapshot every 1,000,000 events, 64 MiB segments. */
+void ordo_config_defaults(ordo_config_t *cfg);
+
+/* Sets one setting by name ("data-dir", "bind", "pub", "shards", "fsync",
+ * "snapshot-every", "segment-bytes") from text. Returns 0, or -1 with a
+ * sentence in err (e.g. "--segment-bytes must be at least 65536"). */
+int ordo_config_set(ordo_config_t *cfg, const char *name, const char *value, char *err,
+                    size_t err_size);
+
+/* Applies every ORDO_* variable that is set. 0, or -1 with err. */
+int ordo_config_from_env(ordo_config_t *cfg, char *err, size_t err_size);
+
+/* "always", "batch:5", "never". */
+const char *ordo_config_fsync_text(const ordo_config_t *cfg, char *buf, size_t size);
+
+/* Folders inside data_dir for the log and the snapshots. */
+void ordo_config_wal_dir(const ordo_config_t *cfg, char *buf, size_t size);
+void ordo_config_snapshot_dir(const ordo_config_t *cfg, char *buf, size_t size);
+
+#endif

@@ -1,0 +1,33 @@
+/* Rebuilding and saving the state of all orders: snapshot + log replay on
+ * start-up, and writing a snapshot of a registry at a log position. Used by
+ * the engine at start-up and shutdown, by ordo-demo and by the benchmarks. */
+#ifndef ORDO_STATE_H
+#define ORDO_STATE_H
+
+#include "ordo_registry.h"
+#include "ordo_wal.h"
+
+#include <stdint.h>
+
+typedef struct {
+    uint64_t snapshot_position; /* 0: started without a snapshot */
+    uint64_t snapshot_orders;   /* orders loaded from it */
+    uint64_t events_replayed;   /* log events applied after it */
+    uint64_t head_position;     /* last position in the log */
+    uint64_t elapsed_us;
+} ordo_state_recovery_t;
+
+/* Fills the empty registry `reg` from the newest usable snapshot in
+ * `snapshot_dir` (NULL: none) and the log events after it. A snapshot whose
+ * records do not decode is skipped for an older one (WARN line). Returns 0,
+ * or ORDO_ERR_CORRUPT if a log event does not decode or does not follow its
+ * order's history (the log is the truth; the message names the position). */
+int ordo_state_recover(ordo_registry_t *reg, ordo_wal_t *wal, const char *snapshot_dir,
+                       ordo_state_recovery_t *report);
+
+/* Writes every order of `reg` into a new snapshot covering `position` in
+ * `snapshot_dir`, then prunes all but the newest `keep` snapshots. */
+int ordo_state_snapshot(const ordo_registry_t *reg, const char *snapshot_dir, uint64_t position,
+                        unsigned keep);
+
+#endif
