@@ -3,6 +3,7 @@
  * order sits in the probe run that starts at its hash slot, with no empty
  * slot between, which backward-shift deletion preserves. */
 #include "ordo_registry.h"
+#include "ordo_hash.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -20,15 +21,7 @@ struct ordo_registry {
 
 uint64_t ordo_order_id_hash(const char *id, size_t len)
 {
-    /* FNV-1a, then a final avalanche (splitmix64) so low bits mix well. */
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (uint8_t)id[i]) * 0x100000001b3ull;
-    h ^= h >> 30;
-    h *= 0xbf58476d1ce4e5b9ull;
-    h ^= h >> 27;
-    h *= 0x94d049bb133111ebull;
-    return h ^ (h >> 31);
+    return ordo_hash64(id, len, 0);
 }
 
 ordo_registry_t *ordo_registry_new(void)

@@ -21,9 +21,10 @@ typedef struct {
 
 struct ordo_workload {
     uint64_t rng;
-    uint32_t in_flight;
-    s_order_t *orders; /* owned, in_flight of them */
+    uint32_t in_flight; /* orders[0 .. in_flight) are live */
+    s_order_t *orders;  /* owned */
     uint64_t created;
+    uint64_t limit; /* no new orders past this many; 0 = no limit */
     int64_t clock_ms;
     char request_id[37];
     char actor[32];
@@ -125,6 +126,7 @@ ordo_workload_t *ordo_workload_new(uint64_t seed, uint32_t in_flight)
     if (!w)
         return NULL;
     w->in_flight = in_flight ? in_flight : 1;
+    w->limit = 0;
     w->orders = calloc(w->in_flight, sizeof *w->orders);
     if (!w->orders) {
         free(w);
@@ -151,6 +153,11 @@ uint64_t ordo_workload_orders(const ordo_workload_t *w)
     return w->created;
 }
 
+void ordo_workload_limit(ordo_workload_t *w, uint64_t orders)
+{
+    w->limit = orders;
+}
+
 static void s_meta(ordo_workload_t *w, ordo_request_t *req, const char *role, int64_t id,
                    const s_order_t *o)
 {
@@ -162,13 +169,22 @@ static void s_meta(ordo_workload_t *w, ordo_request_t *req, const char *role, in
                                                .sval = {o->correlation_id, 36}};
 }
 
-void ordo_workload_next(ordo_workload_t *w, ordo_request_t *req)
+bool ordo_workload_next(ordo_workload_t *w, ordo_request_t *req)
 {
     w->clock_ms += s_below(w, 2); /* ~1,000 commands a second of simulated time */
-    uint32_t slot = (uint32_t)(s_rand(w) % w->in_flight);
-    s_order_t *o = &w->orders[slot];
-    if (o->stage < 0 || o->stage > 5)
-        s_new_order(w, o);
+    s_order_t *o;
+    for (;;) {
+        if (w->in_flight == 0)
+            return false;
+        o = &w->orders[s_rand(w) % w->in_flight];
+        if (o->stage >= 0 && o->stage <= 5)
+            break;
+        if (!w->limit || w->created < w->limit) {
+            s_new_order(w, o);
+            break;
+        }
+        *o = w->orders[--w->in_flight]; /* finished, and no more orders: retire it */
+    }
     memset(req, 0, offsetof(ordo_request_t, data));
     memset(&req->data, 0, offsetof(ordo_data_t, items));
     req->expected_version = -1;
@@ -187,7 +203,7 @@ void ordo_workload_next(ordo_workload_t *w, ordo_request_t *req)
         d->reason = (ordo_str_t){w->reason, (uint32_t)strlen(w->reason)};
         s_meta(w, req, "user", o->user_id, o);
         o->stage = -1;
-        return;
+        return true;
     }
     switch (o->stage) {
     case 0:
@@ -235,4 +251,5 @@ void ordo_workload_next(ordo_workload_t *w, ordo_request_t *req)
         break;
     }
     o->stage++;
+    return true;
 }

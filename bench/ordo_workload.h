@@ -18,9 +18,14 @@ ordo_workload_t *ordo_workload_new(uint64_t seed, uint32_t in_flight);
 
 void ordo_workload_destroy(ordo_workload_t **w);
 
-/* Fills *req with the next command. Its views point into the workload and
- * stay valid until the next call. */
-void ordo_workload_next(ordo_workload_t *w, ordo_request_t *req);
+/* After `orders` orders have been created, start no new ones: the stream
+ * ends once the orders in flight have finished their lives. */
+void ordo_workload_limit(ordo_workload_t *w, uint64_t orders);
+
+/* Fills *req with the next command and returns true, or returns false when
+ * a limit was set and every order has finished. Its views point into the
+ * workload and stay valid until the next call. */
+bool ordo_workload_next(ordo_workload_t *w, ordo_request_t *req);
 
 /* Orders created so far. */
 uint64_t ordo_workload_orders(const ordo_workload_t *w);

@@ -1,24 +1,15 @@
 /* Event ids (UUIDv7 derived from order, version and time), formatting and
  * parsing; see ordo_uuid.h. */
 #include "ordo_uuid.h"
+#include "ordo_hash.h"
 
 #include <string.h>
-
-static uint64_t s_mix(uint64_t z)
-{
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
 
 void ordo_event_id(const char *order_id, size_t len, uint32_t version, int64_t timestamp_us,
                    uint8_t out[16])
 {
-    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a over the id, then mixed */
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (uint8_t)order_id[i]) * 0x100000001b3ull;
-    h = s_mix(h ^ s_mix(((uint64_t)version << 32) ^ 0x6f72646f /* "ordo" */));
-    h = s_mix(h ^ (uint64_t)timestamp_us);
+    uint64_t h = ordo_hash64(order_id, len, 0x6f72646f /* "ordo" */);
+    h = ordo_hash_mix(h ^ ((uint64_t)version << 48) ^ (uint64_t)timestamp_us);
     uint64_t us = timestamp_us < 0 ? 0 : (uint64_t)timestamp_us;
     uint64_t ms = us / 1000;
     uint32_t sub = (uint32_t)(us % 1000);
@@ -34,40 +25,52 @@ void ordo_event_id(const char *order_id, size_t len, uint32_t version, int64_t t
 void ordo_uuid_format(const uint8_t uuid[16], char text[ORDO_UUID_TEXT_LEN])
 {
     static const char hex[] = "0123456789abcdef";
-    size_t o = 0;
+    char *o = text;
     for (int i = 0; i < 16; i++) {
         if (i == 4 || i == 6 || i == 8 || i == 10)
-            text[o++] = '-';
-        text[o++] = hex[uuid[i] >> 4];
-        text[o++] = hex[uuid[i] & 0xF];
+            *o++ = '-';
+        o[0] = hex[uuid[i] >> 4];
+        o[1] = hex[uuid[i] & 0xF];
+        o += 2;
     }
 }
 
-static int s_hexval(char c, bool lower_only)
+/* Hex digit values; 0xFF = not a digit, 0xFE = an upper-case digit. */
+static const uint8_t *s_hex_table(void)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (!lower_only && c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
+    static uint8_t table[256];
+    static int ready;
+    if (!__atomic_load_n(&ready, __ATOMIC_ACQUIRE)) {
+        uint8_t t[256];
+        memset(t, 0xFF, sizeof t);
+        for (int c = 0; c < 10; c++)
+            t['0' + c] = (uint8_t)c;
+        for (int c = 0; c < 6; c++) {
+            t['a' + c] = (uint8_t)(10 + c);
+            t['A' + c] = 0xFE;
+        }
+        memcpy(table, t, sizeof t);
+        __atomic_store_n(&ready, 1, __ATOMIC_RELEASE);
+    }
+    return table;
 }
 
 bool ordo_uuid_parse(const char *text, size_t len, bool lower_only, uint8_t out[16])
 {
-    if (len != ORDO_UUID_TEXT_LEN)
+    if (len != ORDO_UUID_TEXT_LEN || text[8] != '-' || text[13] != '-' || text[18] != '-' ||
+        text[23] != '-')
         return false;
-    size_t i = 0;
+    static const uint8_t starts[16] = {0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34};
+    const uint8_t *t = s_hex_table();
     for (int b = 0; b < 16; b++) {
-        if (b == 4 || b == 6 || b == 8 || b == 10) {
-            if (text[i++] != '-')
+        uint8_t c1 = (uint8_t)text[starts[b]], c2 = (uint8_t)text[starts[b] + 1];
+        uint8_t hi = t[c1], lo = t[c2];
+        if ((hi | lo) >= 0xFE) {
+            if (lower_only || hi == 0xFF || lo == 0xFF)
                 return false;
+            hi = hi == 0xFE ? (uint8_t)(c1 - 'A' + 10) : hi;
+            lo = lo == 0xFE ? (uint8_t)(c2 - 'A' + 10) : lo;
         }
-        int hi = s_hexval(text[i++], lower_only);
-        int lo = s_hexval(text[i++], lower_only);
-        if (hi < 0 || lo < 0)
-            return false;
         out[b] = (uint8_t)(hi << 4 | lo);
     }
     return true;

@@ -141,7 +141,8 @@ int main(int argc, char **argv)
 
     /* Drive new orders through their lives. */
     ordo_local_t *local = ordo_local_new(live, wal, (uint32_t)batch);
-    ordo_workload_t *work = ordo_workload_new(ordo_mono_ns() ^ (uint64_t)ordo_now_us(), 1000);
+    ordo_workload_t *work = ordo_workload_new(ordo_mono_ns() ^ (uint64_t)ordo_now_us(),
+                                               orders < 1000 ? (uint32_t)orders : 1000);
     ordo_request_t *req = malloc(sizeof *req);
     if (!local || !work || !req) {
         fprintf(stderr, "ordo-demo: out of memory\n");
@@ -150,8 +151,8 @@ int main(int argc, char **argv)
     uint64_t start_head = ordo_wal_head(wal), t0 = ordo_mono_ns(), errors = 0, snapshots = 0;
     uint64_t next_snapshot = cfg.snapshot_every ? start_head + cfg.snapshot_every : UINT64_MAX;
     uint64_t next_progress = 100000;
-    while (ordo_workload_orders(work) <= (uint64_t)orders) {
-        ordo_workload_next(work, req);
+    ordo_workload_limit(work, (uint64_t)orders);
+    while (ordo_workload_next(work, req)) {
         ordo_error_t e;
         if (ordo_local_submit(local, req, &e) == ORDO_DECIDE_ERROR) {
             if (e.code == ORDO_CODE_UNAVAILABLE) {

@@ -140,16 +140,31 @@ int ordo_reply_decode(const void *buf, size_t len, ordo_reply_t *reply);
 
 /* ---- small packing helpers shared by the codec files ------------------- */
 
+/* A str of up to 31 bytes goes out in one write (header and body);
+ * longer ones in two. */
+static inline int ordo_pack_strn(msgpack_packer *pk, const char *s, size_t n)
+{
+    if (n < 32) {
+        char b[32];
+        b[0] = (char)(0xa0 | n);
+        __builtin_memcpy(b + 1, s, n);
+        return pk->callback(pk->data, b, n + 1);
+    }
+    return msgpack_pack_str_with_body(pk, s, n);
+}
+
 static inline int ordo_pack_cstr(msgpack_packer *pk, const char *s)
 {
-    return msgpack_pack_str_with_body(pk, s, __builtin_strlen(s));
+    return ordo_pack_strn(pk, s, __builtin_strlen(s));
 }
 
 static inline int ordo_pack_str(msgpack_packer *pk, ordo_str_t s)
 {
-    return msgpack_pack_str_with_body(pk, s.ptr, s.len);
+    return ordo_pack_strn(pk, s.ptr, s.len);
 }
 
-#define ORDO_PACK_KEY(pk, lit) msgpack_pack_str_with_body((pk), (lit), sizeof(lit) - 1)
+/* A constant key (a string literal of under 32 bytes) in one write. */
+#define ORDO_PACK_KEY(pk, lit)                                                                    \
+    ((void)sizeof(char[sizeof(lit) - 1 < 32 ? 1 : -1]), ordo_pack_strn((pk), (lit), sizeof(lit) - 1))
 
 #endif
