@@ -1,5 +1,6 @@
 /* Order registry: open-addressing hash table (see ordo_registry.h).
- * Invariants: capacity is a power of two; the load stays below 3/4; every
+ * Invariants: capacity is a power of two; the load stays at most 1/2 (short
+ * probes, and a miss ends soon: every create starts with one); every
  * order sits in the probe run that starts at its hash slot, with no empty
  * slot between, which backward-shift deletion preserves. */
 #include "ordo_registry.h"
@@ -107,13 +108,35 @@ ordo_order_t *ordo_registry_find(const ordo_registry_t *reg, ordo_str_t order_id
 
 ordo_order_t *ordo_registry_get_or_add(ordo_registry_t *reg, ordo_str_t order_id)
 {
+    return ordo_registry_get_or_add_hashed(reg, order_id,
+                                           ordo_order_id_hash(order_id.ptr, order_id.len));
+}
+
+void ordo_registry_prefetch_slot(const ordo_registry_t *reg, uint64_t hash)
+{
+    __builtin_prefetch(&reg->slots[(size_t)hash & (reg->capacity - 1)]);
+}
+
+void ordo_registry_prefetch_order(const ordo_registry_t *reg, uint64_t hash)
+{
+    size_t mask = reg->capacity - 1;
+    for (size_t i = (size_t)hash & mask; reg->slots[i].order; i = (i + 1) & mask) {
+        if (reg->slots[i].hash == hash) {
+            __builtin_prefetch(reg->slots[i].order);
+            return;
+        }
+    }
+}
+
+ordo_order_t *ordo_registry_get_or_add_hashed(ordo_registry_t *reg, ordo_str_t order_id,
+                                              uint64_t h)
+{
     if (order_id.len > ORDO_ORDER_ID_MAX)
         return NULL;
-    uint64_t h = ordo_order_id_hash(order_id.ptr, order_id.len);
     size_t i = s_probe(reg, h, order_id);
     if (reg->slots[i].order)
         return reg->slots[i].order;
-    if ((reg->count + 1) * 4 > reg->capacity * 3) {
+    if ((reg->count + 1) * 2 > reg->capacity) {
         if (s_grow(reg) != 0)
             return NULL;
         i = s_probe(reg, h, order_id);

@@ -25,6 +25,16 @@ ordo_order_t *ordo_registry_find(const ordo_registry_t *reg, ordo_str_t order_id
  * NULL if out of memory or the id is longer than ORDO_ORDER_ID_MAX. */
 ordo_order_t *ordo_registry_get_or_add(ordo_registry_t *reg, ordo_str_t order_id);
 
+/* The same, with the id's ordo_order_id_hash() already computed. */
+ordo_order_t *ordo_registry_get_or_add_hashed(ordo_registry_t *reg, ordo_str_t order_id,
+                                              uint64_t hash);
+
+/* Hints for batch work (replay): start loading the slot where `hash`
+ * lives, and later the order found there, into the cache, so the lookup
+ * that follows does not wait for memory. */
+void ordo_registry_prefetch_slot(const ordo_registry_t *reg, uint64_t hash);
+void ordo_registry_prefetch_order(const ordo_registry_t *reg, uint64_t hash);
+
 /* Removes and clears every order (capacity is kept). */
 void ordo_registry_clear(ordo_registry_t *reg);
 

@@ -27,6 +27,8 @@ typedef struct {
     const char *dir;
     bool json;
     bool keep;
+    const char *only; /* NULL: everything; else codec, append or replay */
+    bool uuid4;
 } s_opts_t;
 
 /* Encoded events of a generated log, back to back, with their ends. */
@@ -76,13 +78,16 @@ static ordo_wal_t *s_open(const char *dir, ordo_sync_mode_t mode)
  * of 6 commands per in-flight order comes first, so the measured `events`
  * have the steady mix of whole lives; bytes are counted for those only. */
 #define IN_FLIGHT 50000
-static void s_generate(const char *dir, long events, uint64_t *bytes_on_disk, uint64_t *raw_bytes)
+static void s_generate(const char *dir, long events, bool uuid4, uint64_t *bytes_on_disk,
+                       uint64_t *raw_bytes)
 {
     s_rm_log(dir);
     ordo_wal_t *wal = s_open(dir, ORDO_SYNC_NEVER);
     ordo_registry_t *reg = ordo_registry_new();
     ordo_local_t *local = ordo_local_new(reg, wal, 1024);
     ordo_workload_t *work = ordo_workload_new(42, IN_FLIGHT);
+    if (uuid4)
+        ordo_workload_use_uuid4(work);
     ordo_request_t *req = malloc(sizeof *req);
     long warmup = 6L * IN_FLIGHT, total = warmup + events;
     uint64_t frames, fsyncs, warm_bytes = 0, warm_head = 0;
@@ -263,29 +268,28 @@ static double s_replay_run(const char *dir, uint64_t *events)
 
 static void s_usage(FILE *out)
 {
-    fprintf(out,
-            "Usage: ordo-microbench [OPTIONS]\n"
-            "Single-thread benchmarks of Ordo's codec, log and replay (medians of runs).\n"
-            "\n"
-            "  --events N   events in the generated log (default 1000000)\n"
-            "  --runs N     runs per figure, median reported (default 5, max 31)\n"
-            "  --dir DIR    scratch folder on the disk to measure (default ./bench-data)\n"
-            "  --json       print the figures as one JSON object\n"
-            "  --keep       keep the generated log in DIR/replay-log (to inspect it)\n"
-            "  --help, --version\n");
+    fprintf(out, "Usage: ordo-microbench [OPTIONS]\n"
+                 "Single-thread benchmarks of Ordo's codec, log and replay (medians of runs).\n"
+                 "\n"
+                 "  --events N   events in the generated log (default 1000000)\n"
+                 "  --runs N     runs per figure, median reported (default 5, max 31)\n"
+                 "  --dir DIR    scratch folder on the disk to measure (default ./bench-data)\n"
+                 "  --json       print the figures as one JSON object\n"
+                 "  --keep       keep the generated log in DIR/replay-log (to inspect it)\n"
+                 "  --only PART  run only codec, append or replay (after generating the log)\n"
+                 "  --uuid4      request and correlation ids are UUIDv4 (default UUIDv7)\n"
+                 "  --help, --version\n");
 }
 
 int main(int argc, char **argv)
 {
     s_opts_t o = {.events = 1000000, .runs = 5, .dir = "./bench-data", .json = false};
-    static const struct option lopts[] = {{"events", required_argument, 0, 'e'},
-                                          {"runs", required_argument, 0, 'r'},
-                                          {"dir", required_argument, 0, 'd'},
-                                          {"json", no_argument, 0, 'j'},
-                                          {"keep", no_argument, 0, 'k'},
-                                          {"help", no_argument, 0, 'h'},
-                                          {"version", no_argument, 0, 'V'},
-                                          {0, 0, 0, 0}};
+    static const struct option lopts[] = {
+        {"events", required_argument, 0, 'e'}, {"runs", required_argument, 0, 'r'},
+        {"dir", required_argument, 0, 'd'},    {"json", no_argument, 0, 'j'},
+        {"keep", no_argument, 0, 'k'},         {"only", required_argument, 0, 'o'},
+        {"uuid4", no_argument, 0, 'u'},        {"help", no_argument, 0, 'h'},
+        {"version", no_argument, 0, 'V'},      {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", lopts, NULL)) != -1) {
         switch (c) {
@@ -294,6 +298,8 @@ int main(int argc, char **argv)
         case 'd': o.dir = optarg; break;
         case 'j': o.json = true; break;
         case 'k': o.keep = true; break;
+        case 'o': o.only = optarg; break;
+        case 'u': o.uuid4 = true; break;
         case 'h': s_usage(stdout); return 0;
         case 'V': printf("ordo-microbench 0.1.0\n"); return 0;
         default: fprintf(stderr, "ordo-microbench: unknown option; try --help\n"); return 2;
@@ -310,25 +316,32 @@ int main(int argc, char **argv)
 
     fprintf(stderr, "generating %ld events of order lifecycles...\n", o.events);
     uint64_t disk_bytes, raw_bytes;
-    s_generate(gen_dir, o.events, &disk_bytes, &raw_bytes);
+    s_generate(gen_dir, o.events, o.uuid4, &disk_bytes, &raw_bytes);
 
+    if (o.only && strcmp(o.only, "codec") && strcmp(o.only, "append") && strcmp(o.only, "replay")) {
+        fprintf(stderr, "ordo-microbench: --only takes codec, append or replay\n");
+        return 2;
+    }
+#define RUN(part) (!o.only || !strcmp(o.only, part))
     s_blobs_t wire, rec;
     size_t codec_n = o.events < 200000 ? (size_t)o.events : 200000;
     s_load(gen_dir, codec_n, false, &wire);
     s_load(gen_dir, codec_n, true, &rec);
-    double v[MAX_RUNS], codec_wire, codec_rec;
-    fprintf(stderr, "codec...\n");
-    for (int i = 0; i < o.runs; i++)
-        v[i] = s_codec_run(&wire, false);
-    codec_wire = s_median(v, o.runs);
-    for (int i = 0; i < o.runs; i++)
-        v[i] = s_codec_run(&rec, true);
-    codec_rec = s_median(v, o.runs);
+    double v[MAX_RUNS], codec_wire = 0, codec_rec = 0;
+    if (RUN("codec")) {
+        fprintf(stderr, "codec...\n");
+        for (int i = 0; i < o.runs; i++)
+            v[i] = s_codec_run(&wire, false);
+        codec_wire = s_median(v, o.runs);
+        for (int i = 0; i < o.runs; i++)
+            v[i] = s_codec_run(&rec, true);
+        codec_rec = s_median(v, o.runs);
+    }
 
     static const size_t batches[3] = {1, 64, 1024};
     static const size_t frames[3] = {2000, 400, 60};
-    s_append_t app[3];
-    for (int b = 0; b < 3; b++) {
+    s_append_t app[3] = {{0}};
+    for (int b = 0; b < 3 && RUN("append"); b++) {
         fprintf(stderr, "append, batch %zu...\n", batches[b]);
         double e[MAX_RUNS], f[MAX_RUNS], bare[MAX_RUNS], ratio[MAX_RUNS];
         for (int i = 0; i < o.runs; i++) {
@@ -345,11 +358,14 @@ int main(int argc, char **argv)
         (void)ratio;
     }
 
-    fprintf(stderr, "replay...\n");
     uint64_t replayed = 0;
-    for (int i = 0; i < o.runs; i++)
-        v[i] = s_replay_run(gen_dir, &replayed);
-    double replay = s_median(v, o.runs);
+    double replay = 0;
+    if (RUN("replay")) {
+        fprintf(stderr, "replay...\n");
+        for (int i = 0; i < o.runs; i++)
+            v[i] = s_replay_run(gen_dir, &replayed);
+        replay = s_median(v, o.runs);
+    }
     double per_event = (double)disk_bytes / (double)o.events;
     double raw_per_event = (double)raw_bytes / (double)o.events;
 
@@ -360,8 +376,8 @@ int main(int argc, char **argv)
         for (int b = 0; b < 3; b++)
             printf("\"append_batch_%zu\":{\"events_per_s\":%.0f,\"fsyncs_per_s\":%.0f,"
                    "\"bare_events_per_s\":%.0f,\"bytes_per_frame\":%.0f},",
-                   batches[b], app[b].events_per_s, app[b].fsyncs_per_s,
-                   app[b].bare_events_per_s, app[b].bytes_per_frame);
+                   batches[b], app[b].events_per_s, app[b].fsyncs_per_s, app[b].bare_events_per_s,
+                   app[b].bytes_per_frame);
         printf("\"replay_events_per_s\":%.0f,\"bytes_per_event\":%.1f,"
                "\"raw_bytes_per_event\":%.1f}\n",
                replay, per_event, raw_per_event);
@@ -370,10 +386,11 @@ int main(int argc, char **argv)
         printf("  codec encode+decode, wire form   %12.0f events/s\n", codec_wire);
         printf("  codec encode+decode, log form    %12.0f events/s\n", codec_rec);
         for (int b = 0; b < 3; b++)
-            printf("  append fsync=always batch %-5zu  %12.0f events/s %8.0f fsyncs/s"
-                   "  (bare write+fdatasync %.0f events/s, %.2fx)\n",
-                   batches[b], app[b].events_per_s, app[b].fsyncs_per_s,
-                   app[b].bare_events_per_s, app[b].bare_events_per_s / app[b].events_per_s);
+            if (app[b].events_per_s > 0)
+                printf("  append fsync=always batch %-5zu  %12.0f events/s %8.0f fsyncs/s"
+                       "  (bare write+fdatasync %.0f events/s, %.2fx)\n",
+                       batches[b], app[b].events_per_s, app[b].fsyncs_per_s,
+                       app[b].bare_events_per_s, app[b].bare_events_per_s / app[b].events_per_s);
         printf("  full replay                      %12.0f events/s (%llu events)\n", replay,
                (unsigned long long)replayed);
         printf("  on disk                          %12.1f bytes/event (%.1f raw MessagePack)\n",

@@ -25,24 +25,49 @@ struct ordo_workload {
     s_order_t *orders;  /* owned */
     uint64_t created;
     uint64_t limit; /* no new orders past this many; 0 = no limit */
+    bool uuid4;     /* ids are UUIDv4 rather than UUIDv7 */
     int64_t clock_ms;
     char request_id[37];
     char actor[32];
     char reason[64];
 };
 
-static const char *s_menu[] = {
-    "Margherita pizza", "Pepperoni pizza", "Quattro formaggi", "Caesar salad", "Greek salad",
-    "Chicken tikka masala", "Garlic naan", "Pad thai", "Green curry", "Spring rolls",
-    "Cheeseburger", "Veggie burger", "Fries", "Onion rings", "Chocolate brownie",
-    "Tiramisu", "Lemonade", "Sparkling water", "Iced tea", "Salmon nigiri", "California roll",
-    "Miso soup", "Beef pho", "Falafel wrap", "Hummus plate", "Burrito bowl", "Tacos al pastor",
-    "Carbonara", "Lasagne", "Ramen tonkotsu"};
-static const char *s_streets[] = {"Baker Street", "Rue de Rivoli", "Main Street", "Kastanienallee",
-                                  "Via Roma", "Calle Mayor", "Elm Avenue", "Queen Street",
-                                  "Market Square", "Harbour Road", "Station Road", "Park Lane"};
-static const char *s_cities[] = {"London", "Paris", "Springfield", "Berlin", "Rome", "Madrid",
-                                 "Dublin", "Toronto", "Lyon", "Hamburg"};
+static const char *s_menu[] = {"Margherita pizza",
+                               "Pepperoni pizza",
+                               "Quattro formaggi",
+                               "Caesar salad",
+                               "Greek salad",
+                               "Chicken tikka masala",
+                               "Garlic naan",
+                               "Pad thai",
+                               "Green curry",
+                               "Spring rolls",
+                               "Cheeseburger",
+                               "Veggie burger",
+                               "Fries",
+                               "Onion rings",
+                               "Chocolate brownie",
+                               "Tiramisu",
+                               "Lemonade",
+                               "Sparkling water",
+                               "Iced tea",
+                               "Salmon nigiri",
+                               "California roll",
+                               "Miso soup",
+                               "Beef pho",
+                               "Falafel wrap",
+                               "Hummus plate",
+                               "Burrito bowl",
+                               "Tacos al pastor",
+                               "Carbonara",
+                               "Lasagne",
+                               "Ramen tonkotsu"};
+static const char *s_streets[] = {"Baker Street",   "Rue de Rivoli", "Main Street",
+                                  "Kastanienallee", "Via Roma",      "Calle Mayor",
+                                  "Elm Avenue",     "Queen Street",  "Market Square",
+                                  "Harbour Road",   "Station Road",  "Park Lane"};
+static const char *s_cities[] = {"London", "Paris",  "Springfield", "Berlin", "Rome",
+                                 "Madrid", "Dublin", "Toronto",     "Lyon",   "Hamburg"};
 static const char *s_reasons[] = {"customer changed their mind", "restaurant is out of stock",
                                   "payment failed", "delivery address unreachable",
                                   "duplicate order"};
@@ -61,21 +86,28 @@ static int s_below(ordo_workload_t *w, int n)
     return (int)(s_rand(w) % (uint64_t)n);
 }
 
-static void s_uuid4(ordo_workload_t *w, char out[37])
+/* A UUID in canonical text: v4 (random) or v7 (Unix ms time, then random). */
+static void s_uuid(ordo_workload_t *w, char out[37])
 {
     static const char hex[] = "0123456789abcdef";
-    uint64_t a = s_rand(w), b = s_rand(w);
+    uint8_t b[16];
+    uint64_t a = s_rand(w), c = s_rand(w);
+    memcpy(b, &a, 8);
+    memcpy(b + 8, &c, 8);
+    if (w->uuid4) {
+        b[6] = (uint8_t)(0x40 | (b[6] & 0x0F));
+    } else {
+        for (int i = 0; i < 6; i++)
+            b[i] = (uint8_t)((uint64_t)w->clock_ms >> (40 - 8 * i));
+        b[6] = (uint8_t)(0x70 | (b[6] & 0x0F));
+    }
+    b[8] = (uint8_t)(0x80 | (b[8] & 0x3F));
     int k = 0;
-    for (int i = 0; i < 32; i++) {
-        if (i == 8 || i == 12 || i == 16 || i == 20)
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
             out[k++] = '-';
-        uint64_t src = i < 16 ? a : b;
-        int nib = (int)((src >> (4 * (i % 16))) & 0xF);
-        if (i == 12)
-            nib = 4;
-        if (i == 16)
-            nib = 8 | (nib & 3);
-        out[k++] = hex[nib];
+        out[k++] = hex[b[i] >> 4];
+        out[k++] = hex[b[i] & 0xF];
     }
     out[36] = '\0';
 }
@@ -102,7 +134,7 @@ static void s_new_order(ordo_workload_t *w, s_order_t *o)
 {
     memset(o, 0, sizeof *o);
     s_ulid(w, o->order_id);
-    s_uuid4(w, o->correlation_id);
+    s_uuid(w, o->correlation_id);
     o->cancel_at = s_below(w, 100) < 15 ? 1 + s_below(w, 3) : -1; /* after Created..Preparing */
     o->user_id = 100000 + s_below(w, 900000);
     o->restaurant_id = 1 + s_below(w, 5000);
@@ -110,7 +142,8 @@ static void s_new_order(ordo_workload_t *w, s_order_t *o)
     o->n_items = 1 + s_below(w, 4);
     for (int i = 0; i < o->n_items; i++) {
         o->menu[i] = s_below(w, (int)(sizeof s_menu / sizeof *s_menu));
-        snprintf(o->skus[i], sizeof o->skus[i], "SKU-%05d", (int)(o->restaurant_id * 31 + o->menu[i]) % 100000);
+        snprintf(o->skus[i], sizeof o->skus[i], "SKU-%05d",
+                 (int)(o->restaurant_id * 31 + o->menu[i]) % 100000);
         o->qty[i] = 1 + s_below(w, 3);
         o->price[i] = 299 + s_below(w, 2700);
     }
@@ -153,6 +186,11 @@ uint64_t ordo_workload_orders(const ordo_workload_t *w)
     return w->created;
 }
 
+void ordo_workload_use_uuid4(ordo_workload_t *w)
+{
+    w->uuid4 = true;
+}
+
 void ordo_workload_limit(ordo_workload_t *w, uint64_t orders)
 {
     w->limit = orders;
@@ -165,8 +203,8 @@ static void s_meta(ordo_workload_t *w, ordo_request_t *req, const char *role, in
     req->meta.count = 2;
     req->meta.entries[0] = (ordo_meta_entry_t){.key = ORDO_STR("actor"),
                                                .sval = {w->actor, (uint32_t)strlen(w->actor)}};
-    req->meta.entries[1] = (ordo_meta_entry_t){.key = ORDO_STR("correlation_id"),
-                                               .sval = {o->correlation_id, 36}};
+    req->meta.entries[1] =
+        (ordo_meta_entry_t){.key = ORDO_STR("correlation_id"), .sval = {o->correlation_id, 36}};
 }
 
 bool ordo_workload_next(ordo_workload_t *w, ordo_request_t *req)
@@ -190,7 +228,7 @@ bool ordo_workload_next(ordo_workload_t *w, ordo_request_t *req)
     req->expected_version = -1;
     req->from_version = req->from_position = 1;
     req->order_id = (ordo_str_t){o->order_id, 30};
-    s_uuid4(w, w->request_id);
+    s_uuid(w, w->request_id);
     req->request_id = (ordo_str_t){w->request_id, 36};
     req->expected_version = o->stage; /* version before this command */
     ordo_data_t *d = &req->data;

@@ -1,8 +1,10 @@
 /* A realistic stream of order commands for benchmarks and demos: many
  * orders in flight at once, each driven through its whole life (85%
  * delivered in 6 events, 15% cancelled at a random early stage), with
- * realistic ids and metadata: ULID-style order ids, UUIDv4 request and
- * correlation ids, an actor per step, 1-4 menu items, street addresses. */
+ * realistic ids and metadata: ULID-style order ids ("ord_" + 26 chars), a
+ * new request id per command and a correlation id per order (UUIDv7, as
+ * RFC 9562 recommends for new ids, or UUIDv4: fully random), an actor per
+ * step ("user:123456"), 1-4 menu items, street addresses. */
 #ifndef ORDO_WORKLOAD_H
 #define ORDO_WORKLOAD_H
 
@@ -17,6 +19,10 @@ typedef struct ordo_workload ordo_workload_t;
 ordo_workload_t *ordo_workload_new(uint64_t seed, uint32_t in_flight);
 
 void ordo_workload_destroy(ordo_workload_t **w);
+
+/* Makes request and correlation ids UUIDv4 (122 random bits) instead of
+ * UUIDv7 (48 bits of time, 74 random). */
+void ordo_workload_use_uuid4(ordo_workload_t *w);
 
 /* After `orders` orders have been created, start no new ones: the stream
  * ends once the orders in flight have finished their lives. */

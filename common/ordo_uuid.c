@@ -25,13 +25,14 @@ void ordo_event_id(const char *order_id, size_t len, uint32_t version, int64_t t
 void ordo_uuid_format(const uint8_t uuid[16], char text[ORDO_UUID_TEXT_LEN])
 {
     static const char hex[] = "0123456789abcdef";
+    static const uint8_t dash_after[16] = {0, 0, 0, 1, 0, 1, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0};
     char *o = text;
     for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            *o++ = '-';
         o[0] = hex[uuid[i] >> 4];
         o[1] = hex[uuid[i] & 0xF];
         o += 2;
+        if (dash_after[i])
+            *o++ = '-';
     }
 }
 

@@ -14,12 +14,12 @@ struct ordo_local {
     ordo_wal_t *wal;      /* borrowed */
     uint32_t batch_max;
     uint32_t queued;
-    size_t *ends;          /* owned: end offset of each queued record in buf */
-    int failed;            /* first log error; sticky */
-    ordo_wal_rec_t *recs;  /* owned: scratch for the append */
-    msgpack_sbuffer buf;   /* owned: the queued records, back to back */
+    size_t *ends;         /* owned: end offset of each queued record in buf */
+    int failed;           /* first log error; sticky */
+    ordo_wal_rec_t *recs; /* owned: scratch for the append */
+    msgpack_sbuffer buf;  /* owned: the queued records, back to back */
     msgpack_packer pk;
-    ordo_event_t *ev;      /* owned: scratch event (large) */
+    ordo_event_t *ev; /* owned: scratch event (large) */
     int64_t last_ts;
     uint64_t events;
 };

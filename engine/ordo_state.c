@@ -26,7 +26,8 @@ static int s_load_snapshot(ordo_registry_t *reg, ordo_snapshot_t *snap, uint64_t
                           ordo_snapshot_path(snap), (unsigned long long)*orders + 1);
             return -1;
         }
-        ordo_order_t *o = ordo_registry_get_or_add(reg, (ordo_str_t){tmp.order_id, tmp.order_id_len});
+        ordo_order_t *o =
+            ordo_registry_get_or_add(reg, (ordo_str_t){tmp.order_id, tmp.order_id_len});
         if (!o || o->status != ORDO_STATUS_NONE) {
             ordo_order_clear(&tmp);
             ordo_log_warn("state", "snapshot %s: %s", ordo_snapshot_path(snap),
@@ -37,6 +38,108 @@ static int s_load_snapshot(ordo_registry_t *reg, ordo_snapshot_t *snap, uint64_t
         (*orders)++;
     }
     return rc == 0 ? 0 : -1;
+}
+
+/* Replay keeps LOOKAHEAD records decoded ahead of the one it applies, and
+ * asks the registry to start loading their slots (and, halfway, their
+ * orders) into the cache: with many orders a lookup is a trip to memory,
+ * and this way the trips overlap instead of queueing. */
+#define LOOKAHEAD 8
+
+typedef struct {
+    uint64_t hash;
+    size_t cap;       /* bytes allocated at `bytes` */
+    char *bytes;      /* owned: the record (the event's views point here) */
+    ordo_event_t *ev; /* owned */
+} s_ahead_t;
+
+/* Reads and decodes the next record into *a. 1, 0 at the end, or <0. */
+static int s_read_ahead(ordo_wal_reader_t *rd, s_ahead_t *a)
+{
+    uint64_t pos;
+    const void *data;
+    size_t len;
+    int rc = ordo_wal_reader_next(rd, &pos, &data, &len);
+    if (rc != 1)
+        return rc;
+    if (len > a->cap) {
+        char *grown = realloc(a->bytes, len);
+        if (!grown)
+            return ORDO_ERR_NOMEM;
+        a->bytes = grown;
+        a->cap = len;
+    }
+    memcpy(a->bytes, data, len);
+    if (ordo_event_decode_record(a->bytes, len, pos, a->ev) != 0) {
+        ordo_log_error("state", "log event at position %llu does not decode",
+                       (unsigned long long)pos);
+        return ORDO_ERR_CORRUPT;
+    }
+    a->hash = ordo_order_id_hash(a->ev->order_id.ptr, a->ev->order_id.len);
+    return 1;
+}
+
+static int s_replay(ordo_registry_t *reg, ordo_wal_t *wal, uint64_t from, uint64_t *applied)
+{
+    ordo_wal_reader_t *rd = NULL;
+    int rc = ordo_wal_reader_new(wal, from, &rd);
+    if (rc != 0)
+        return rc;
+    s_ahead_t ring[LOOKAHEAD];
+    memset(ring, 0, sizeof ring);
+    for (int k = 0; k < LOOKAHEAD; k++) {
+        if (!(ring[k].ev = malloc(sizeof *ring[k].ev))) {
+            rc = ORDO_ERR_NOMEM;
+            goto out;
+        }
+    }
+    /* Fill the window. */
+    int filled = 0;
+    while (filled < LOOKAHEAD && (rc = s_read_ahead(rd, &ring[filled])) == 1)
+        ordo_registry_prefetch_slot(reg, ring[filled++].hash);
+    if (rc < 0)
+        goto out;
+    bool ended = filled < LOOKAHEAD;
+    for (uint64_t i = 0; filled > 0; i++) {
+        s_ahead_t *a = &ring[i % LOOKAHEAD];
+        ordo_registry_prefetch_order(reg, ring[(i + LOOKAHEAD / 2) % LOOKAHEAD].hash);
+        ordo_event_t *ev = a->ev;
+        ordo_order_t *o = ordo_registry_get_or_add_hashed(reg, ev->order_id, a->hash);
+        if (!o) {
+            rc = ORDO_ERR_NOMEM;
+            goto out;
+        }
+        if (ordo_apply(o, ev) != 0) {
+            ordo_log_error("state",
+                           "log event at position %llu (%s version %u of order %.*s) does not "
+                           "follow the order's history",
+                           (unsigned long long)ev->position, ordo_event_type_name(ev->type),
+                           ev->version, (int)ev->order_id.len, ev->order_id.ptr);
+            rc = ORDO_ERR_CORRUPT;
+            goto out;
+        }
+        (*applied)++;
+        filled--;
+        /* Refill this slot; once the log has ended, the rest of the window
+         * still sits in order in the slots after it. */
+        rc = ended ? 0 : s_read_ahead(rd, a);
+        if (rc < 0)
+            goto out;
+        if (rc == 1) {
+            filled++;
+            ordo_registry_prefetch_slot(reg, a->hash);
+        } else {
+            ended = true;
+        }
+    }
+    rc = 0;
+out:
+    for (int k = 0; k < LOOKAHEAD; k++) {
+        free(ring[k].bytes);
+        free(ring[k].ev);
+    }
+    ordo_wal_reader_destroy(&rd);
+    return rc;
 }
 
 int ordo_state_recover(ordo_registry_t *reg, ordo_wal_t *wal, const char *snapshot_dir,
@@ -66,47 +169,10 @@ int ordo_state_recover(ordo_registry_t *reg, ordo_wal_t *wal, const char *snapsh
         limit = pos - 1; /* try an older one */
     }
 
-    ordo_wal_reader_t *rd = NULL;
-    int rc = ordo_wal_reader_new(wal, report->snapshot_position + 1, &rd);
-    if (rc != 0)
-        return rc;
-    ordo_event_t *ev = malloc(sizeof *ev);
-    if (!ev) {
-        ordo_wal_reader_destroy(&rd);
-        return ORDO_ERR_NOMEM;
-    }
-    uint64_t pos;
-    const void *data;
-    size_t len;
-    while ((rc = ordo_wal_reader_next(rd, &pos, &data, &len)) == 1) {
-        if (ordo_event_decode_record(data, len, pos, ev) != 0) {
-            ordo_log_error("state", "log event at position %llu does not decode",
-                           (unsigned long long)pos);
-            rc = ORDO_ERR_CORRUPT;
-            goto out;
-        }
-        ordo_order_t *o = ordo_registry_get_or_add(reg, ev->order_id);
-        if (!o) {
-            rc = ORDO_ERR_NOMEM;
-            goto out;
-        }
-        if (ordo_apply(o, ev) != 0) {
-            ordo_log_error("state",
-                           "log event at position %llu (%s version %u of order %.*s) does not "
-                           "follow the order's history",
-                           (unsigned long long)pos, ordo_event_type_name(ev->type), ev->version,
-                           (int)ev->order_id.len, ev->order_id.ptr);
-            rc = ORDO_ERR_CORRUPT;
-            goto out;
-        }
-        report->events_replayed++;
-    }
-out:
-    free(ev);
-    ordo_wal_reader_destroy(&rd);
+    int rc = s_replay(reg, wal, report->snapshot_position + 1, &report->events_replayed);
     report->head_position = head;
     report->elapsed_us = (ordo_mono_ns() - t0) / 1000;
-    return rc < 0 ? rc : 0;
+    return rc;
 }
 
 int ordo_state_snapshot(const ordo_registry_t *reg, const char *snapshot_dir, uint64_t position,

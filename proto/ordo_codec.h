@@ -140,15 +140,21 @@ int ordo_reply_decode(const void *buf, size_t len, ordo_reply_t *reply);
 
 /* ---- small packing helpers shared by the codec files ------------------- */
 
-/* A str of up to 31 bytes goes out in one write (header and body);
- * longer ones in two. */
+/* A str of up to 63 bytes goes out in one write (header and body), as
+ * msgpack-c would encode it; longer ones in two. */
 static inline int ordo_pack_strn(msgpack_packer *pk, const char *s, size_t n)
 {
+    char b[66];
     if (n < 32) {
-        char b[32];
         b[0] = (char)(0xa0 | n);
         __builtin_memcpy(b + 1, s, n);
         return pk->callback(pk->data, b, n + 1);
+    }
+    if (n < 64) {
+        b[0] = (char)0xd9;
+        b[1] = (char)n;
+        __builtin_memcpy(b + 2, s, n);
+        return pk->callback(pk->data, b, n + 2);
     }
     return msgpack_pack_str_with_body(pk, s, n);
 }

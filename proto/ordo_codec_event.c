@@ -289,11 +289,13 @@ int ordo_event_read(ordo_mp_t *r, ordo_event_t *ev)
     return seen == 0x1FF ? 0 : -1;
 }
 
+/* One pass: every read is bounds-checked, unknown values are skipped
+ * iteratively (no recursion, so no depth to bound), nothing is allocated,
+ * and the event must be all of the buffer. Strings are not checked for
+ * UTF-8 here: they are handed on as bytes, never interpreted. */
 int ordo_event_decode(const void *buf, size_t len, ordo_event_t *ev)
 {
-    if (ordo_mp_validate(buf, len, ORDO_NESTING_MAX) != ORDO_MP_OK)
-        return -1;
     ordo_mp_t r;
     ordo_mp_init(&r, buf, len);
-    return ordo_event_read(&r, ev);
+    return ordo_event_read(&r, ev) == 0 && r.p == r.end ? 0 : -1;
 }

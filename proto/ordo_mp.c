@@ -245,7 +245,7 @@ static bool s_take(ordo_mp_t *r, ordo_mp_type_t want, s_hdr_t *h)
     return true;
 }
 
-bool ordo_mp_read_nil(ordo_mp_t *r)
+bool ordo_mp_read_nil_any(ordo_mp_t *r)
 {
     s_hdr_t h;
     return s_take(r, ORDO_MP_NIL, &h);
@@ -260,7 +260,7 @@ bool ordo_mp_read_bool(ordo_mp_t *r, bool *out)
     return true;
 }
 
-bool ordo_mp_read_int(ordo_mp_t *r, int64_t *out)
+bool ordo_mp_read_int_any(ordo_mp_t *r, int64_t *out)
 {
     s_hdr_t h;
     if (!s_header(r->p, r->end, &h) || h.type != ORDO_MP_INT)
@@ -272,7 +272,7 @@ bool ordo_mp_read_int(ordo_mp_t *r, int64_t *out)
     return true;
 }
 
-bool ordo_mp_read_uint(ordo_mp_t *r, uint64_t *out)
+bool ordo_mp_read_uint_any(ordo_mp_t *r, uint64_t *out)
 {
     s_hdr_t h;
     if (!s_header(r->p, r->end, &h) || h.type != ORDO_MP_INT || h.negative)
@@ -282,7 +282,7 @@ bool ordo_mp_read_uint(ordo_mp_t *r, uint64_t *out)
     return true;
 }
 
-bool ordo_mp_read_str(ordo_mp_t *r, const char **ptr, uint32_t *len)
+bool ordo_mp_read_str_any(ordo_mp_t *r, const char **ptr, uint32_t *len)
 {
     s_hdr_t h;
     if (!s_take(r, ORDO_MP_STR, &h))
@@ -330,12 +330,12 @@ static bool s_take_container(ordo_mp_t *r, ordo_mp_type_t want, uint32_t *count)
     return true;
 }
 
-bool ordo_mp_read_array(ordo_mp_t *r, uint32_t *count)
+bool ordo_mp_read_array_any(ordo_mp_t *r, uint32_t *count)
 {
     return s_take_container(r, ORDO_MP_ARRAY, count);
 }
 
-bool ordo_mp_read_map(ordo_mp_t *r, uint32_t *count)
+bool ordo_mp_read_map_any(ordo_mp_t *r, uint32_t *count)
 {
     return s_take_container(r, ORDO_MP_MAP, count);
 }

@@ -63,16 +63,90 @@ bool ordo_utf8_valid(const uint8_t *s, size_t len);
 ordo_mp_type_t ordo_mp_peek(const ordo_mp_t *r);
 
 /* Typed readers: on success consume the value and return true; on a type
- * mismatch or truncation return false and consume nothing. */
-bool ordo_mp_read_nil(ordo_mp_t *r);
+ * mismatch or truncation return false and consume nothing. The common
+ * one-byte forms (fixint, fixstr, fixarray, fixmap, nil) are read inline;
+ * the rest go through the *_any functions in ordo_mp.c. */
+bool ordo_mp_read_nil_any(ordo_mp_t *r);
 bool ordo_mp_read_bool(ordo_mp_t *r, bool *out);
-bool ordo_mp_read_int(ordo_mp_t *r, int64_t *out);   /* fails above INT64_MAX */
-bool ordo_mp_read_uint(ordo_mp_t *r, uint64_t *out); /* fails below 0 */
-bool ordo_mp_read_str(ordo_mp_t *r, const char **ptr, uint32_t *len);
+bool ordo_mp_read_int_any(ordo_mp_t *r, int64_t *out);
+bool ordo_mp_read_uint_any(ordo_mp_t *r, uint64_t *out);
+bool ordo_mp_read_str_any(ordo_mp_t *r, const char **ptr, uint32_t *len);
 bool ordo_mp_read_bin(ordo_mp_t *r, const uint8_t **ptr, uint32_t *len);
 bool ordo_mp_read_ext(ordo_mp_t *r, int8_t *type, const uint8_t **ptr, uint32_t *len);
-bool ordo_mp_read_array(ordo_mp_t *r, uint32_t *count);
-bool ordo_mp_read_map(ordo_mp_t *r, uint32_t *count);
+bool ordo_mp_read_array_any(ordo_mp_t *r, uint32_t *count);
+bool ordo_mp_read_map_any(ordo_mp_t *r, uint32_t *count);
+
+static inline bool ordo_mp_read_nil(ordo_mp_t *r)
+{
+    if (r->p < r->end && *r->p == 0xc0) {
+        r->p++;
+        return true;
+    }
+    return false;
+}
+
+/* Fails above INT64_MAX. */
+static inline bool ordo_mp_read_int(ordo_mp_t *r, int64_t *out)
+{
+    if (r->p < r->end && (*r->p <= 0x7f || *r->p >= 0xe0)) {
+        *out = (int8_t)*r->p++; /* positive and negative fixint */
+        return true;
+    }
+    return ordo_mp_read_int_any(r, out);
+}
+
+/* Fails below 0. */
+static inline bool ordo_mp_read_uint(ordo_mp_t *r, uint64_t *out)
+{
+    if (r->p < r->end && *r->p <= 0x7f) {
+        *out = *r->p++;
+        return true;
+    }
+    return ordo_mp_read_uint_any(r, out);
+}
+
+static inline bool ordo_mp_read_str(ordo_mp_t *r, const char **ptr, uint32_t *len)
+{
+    if (r->p < r->end && (*r->p & 0xe0) == 0xa0) {
+        uint32_t n = *r->p & 0x1f;
+        if (n < (size_t)(r->end - r->p)) {
+            *ptr = (const char *)r->p + 1;
+            *len = n;
+            r->p += 1 + n;
+            return true;
+        }
+        return false;
+    }
+    return ordo_mp_read_str_any(r, ptr, len);
+}
+
+static inline bool ordo_mp_read_array(ordo_mp_t *r, uint32_t *count)
+{
+    if (r->p < r->end && (*r->p & 0xf0) == 0x90) {
+        uint32_t n = *r->p & 0x0f;
+        if (n < (size_t)(r->end - r->p)) {
+            *count = n;
+            r->p++;
+            return true;
+        }
+        return false;
+    }
+    return ordo_mp_read_array_any(r, count);
+}
+
+static inline bool ordo_mp_read_map(ordo_mp_t *r, uint32_t *count)
+{
+    if (r->p < r->end && (*r->p & 0xf0) == 0x80) {
+        uint32_t n = *r->p & 0x0f;
+        if (2 * n < (size_t)(r->end - r->p)) {
+            *count = n;
+            r->p++;
+            return true;
+        }
+        return false;
+    }
+    return ordo_mp_read_map_any(r, count);
+}
 
 /* Skips one whole value (with everything nested in it). Iterative, so
  * depth costs no stack. False if the input ends first. */
