@@ -22,7 +22,9 @@ struct ordo_registry {
 
 uint64_t ordo_order_id_hash(const char *id, size_t len)
 {
-    return ordo_hash64(id, len, 0);
+    /* Seeded per process: order ids come from clients, who must not be
+     * able to pick ids that pile up in one probe run. */
+    return ordo_hash64(id, len, ordo_process_seed());
 }
 
 ordo_registry_t *ordo_registry_new(void)

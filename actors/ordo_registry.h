@@ -47,7 +47,8 @@ size_t ordo_registry_count(const ordo_registry_t *reg);
  * end. The registry must not change during a walk. */
 ordo_order_t *ordo_registry_next(const ordo_registry_t *reg, size_t *cursor);
 
-/* 64-bit hash of an order id (also used to pick a shard). */
+/* 64-bit hash of an order id, seeded randomly per process (also used to
+ * pick a shard). */
 uint64_t ordo_order_id_hash(const char *id, size_t len);
 
 #endif

@@ -33,4 +33,9 @@ static inline uint64_t ordo_hash64(const void *data, size_t len, uint64_t seed)
     return ordo_hash_mix(h);
 }
 
+/* A random 64-bit value chosen once per process (from getrandom), for
+ * hash tables keyed by client-chosen strings: nobody outside can predict
+ * which ids collide. Thread-safe. */
+uint64_t ordo_process_seed(void);
+
 #endif

@@ -141,6 +141,8 @@ int main(int argc, char **argv)
 
     /* Drive new orders through their lives. */
     ordo_local_t *local = ordo_local_new(live, wal, (uint32_t)batch);
+    if (local)
+        ordo_local_set_clock_floor(local, srep.last_timestamp_us);
     ordo_workload_t *work = ordo_workload_new(ordo_mono_ns() ^ (uint64_t)ordo_now_us(),
                                                orders < 1000 ? (uint32_t)orders : 1000);
     ordo_request_t *req = malloc(sizeof *req);
@@ -162,8 +164,8 @@ int main(int argc, char **argv)
             errors++;
         }
         if (ordo_wal_head(wal) >= next_snapshot) {
-            if (ordo_local_flush(local) == 0 &&
-                ordo_state_snapshot(live, snap_dir, ordo_wal_head(wal), 2) == 0)
+            if (ordo_local_flush(local) == 0 && ordo_wal_sync(wal) == 0 &&
+                ordo_state_snapshot(live, snap_dir, ordo_wal_synced_head(wal), 2) == 0)
                 snapshots++;
             next_snapshot = ordo_wal_head(wal) + cfg.snapshot_every;
         }
@@ -180,7 +182,8 @@ int main(int argc, char **argv)
     double secs = (double)(ordo_mono_ns() - t0) / 1e9;
     uint64_t appended = ordo_wal_head(wal) - start_head, frames, fsyncs, bytes;
     ordo_wal_stats(wal, &frames, &fsyncs, &bytes);
-    if (ordo_state_snapshot(live, snap_dir, ordo_wal_head(wal), 2) == 0)
+    if (ordo_wal_sync(wal) == 0 &&
+        ordo_state_snapshot(live, snap_dir, ordo_wal_synced_head(wal), 2) == 0)
         snapshots++;
 
     /* Prove recovery: full replay from position 1 must give the same state. */

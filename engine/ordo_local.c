@@ -60,6 +60,12 @@ uint64_t ordo_local_events(const ordo_local_t *local)
     return local->events;
 }
 
+void ordo_local_set_clock_floor(ordo_local_t *local, int64_t timestamp_us)
+{
+    if (timestamp_us > local->last_ts)
+        local->last_ts = timestamp_us;
+}
+
 int ordo_local_flush(ordo_local_t *l)
 {
     if (l->failed)
@@ -84,7 +90,8 @@ int ordo_local_flush(ordo_local_t *l)
 
 ordo_decision_t ordo_local_submit(ordo_local_t *l, const ordo_request_t *cmd, ordo_error_t *err)
 {
-    if ((l->queued == l->batch_max && ordo_local_flush(l) != 0) || l->failed) {
+    bool full = l->queued == l->batch_max || l->buf.size > ORDO_WAL_FRAME_RAW_MAX / 2;
+    if ((full && ordo_local_flush(l) != 0) || l->failed) {
         ordo_error_set(err, ORDO_CODE_UNAVAILABLE, "the log cannot be written: %s",
                        ordo_strerror(l->failed));
         return ORDO_DECIDE_ERROR;

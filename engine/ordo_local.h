@@ -24,11 +24,16 @@ ordo_local_t *ordo_local_new(ordo_registry_t *reg, ordo_wal_t *wal, uint32_t bat
 void ordo_local_destroy(ordo_local_t **local);
 
 /* Decides a checked command. On ORDO_DECIDE_EVENT the event is applied
- * and queued (the batch is flushed first if it is full). Returns the
+ * and queued (the batch is flushed first if it holds `batch_max` events or
+ * half a frame's worth of bytes). Returns the
  * decision; on ORDO_DECIDE_ERROR *err says why; after a log failure every
  * command gets ORDO_DECIDE_ERROR with code unavailable. */
 ordo_decision_t ordo_local_submit(ordo_local_t *local, const ordo_request_t *cmd,
                                   ordo_error_t *err);
+
+/* Event timestamps will not go below `timestamp_us` (the latest in the
+ * log, from recovery), even if the wall clock is behind it. */
+void ordo_local_set_clock_floor(ordo_local_t *local, int64_t timestamp_us);
 
 /* Appends the queued events as one frame. 0, or a negative ordo_err_t
  * from the log (then the core has failed for good). */

@@ -13,7 +13,8 @@
 #include <string.h>
 
 /* Loads one snapshot into reg. 0, or -1 if a record does not decode. */
-static int s_load_snapshot(ordo_registry_t *reg, ordo_snapshot_t *snap, uint64_t *orders)
+static int s_load_snapshot(ordo_registry_t *reg, ordo_snapshot_t *snap, uint64_t *orders,
+                           int64_t *last_ts)
 {
     const void *rec;
     size_t len;
@@ -35,6 +36,8 @@ static int s_load_snapshot(ordo_registry_t *reg, ordo_snapshot_t *snap, uint64_t
             return -1;
         }
         *o = tmp; /* moves ownership of tmp's memory into the registry */
+        if (o->updated_at_us > *last_ts)
+            *last_ts = o->updated_at_us;
         (*orders)++;
     }
     return rc == 0 ? 0 : -1;
@@ -79,7 +82,8 @@ static int s_read_ahead(ordo_wal_reader_t *rd, s_ahead_t *a)
     return 1;
 }
 
-static int s_replay(ordo_registry_t *reg, ordo_wal_t *wal, uint64_t from, uint64_t *applied)
+static int s_replay(ordo_registry_t *reg, ordo_wal_t *wal, uint64_t from, uint64_t *applied,
+                    int64_t *last_ts)
 {
     ordo_wal_reader_t *rd = NULL;
     int rc = ordo_wal_reader_new(wal, from, &rd);
@@ -118,6 +122,8 @@ static int s_replay(ordo_registry_t *reg, ordo_wal_t *wal, uint64_t from, uint64
             rc = ORDO_ERR_CORRUPT;
             goto out;
         }
+        if (ev->timestamp_us > *last_ts)
+            *last_ts = ev->timestamp_us;
         (*applied)++;
         filled--;
         /* Refill this slot; once the log has ended, the rest of the window
@@ -149,6 +155,11 @@ int ordo_state_recover(ordo_registry_t *reg, ordo_wal_t *wal, const char *snapsh
     memset(report, 0, sizeof *report);
     uint64_t head = ordo_wal_head(wal);
     uint64_t limit = head;
+    if (snapshot_dir) {
+        int rc = ordo_snapshot_discard_after(snapshot_dir, head, NULL);
+        if (rc < 0)
+            return rc;
+    }
     while (snapshot_dir) {
         ordo_snapshot_t *snap = NULL;
         int rc = ordo_snapshot_open_newest_before(snapshot_dir, limit, NULL, &snap);
@@ -156,7 +167,8 @@ int ordo_state_recover(ordo_registry_t *reg, ordo_wal_t *wal, const char *snapsh
             break; /* none usable: full replay */
         uint64_t pos = ordo_snapshot_position(snap);
         uint64_t orders = 0;
-        if (s_load_snapshot(reg, snap, &orders) == 0) {
+        report->last_timestamp_us = 0;
+        if (s_load_snapshot(reg, snap, &orders, &report->last_timestamp_us) == 0) {
             report->snapshot_position = pos;
             report->snapshot_orders = orders;
             ordo_snapshot_destroy(&snap);
@@ -169,7 +181,8 @@ int ordo_state_recover(ordo_registry_t *reg, ordo_wal_t *wal, const char *snapsh
         limit = pos - 1; /* try an older one */
     }
 
-    int rc = s_replay(reg, wal, report->snapshot_position + 1, &report->events_replayed);
+    int rc = s_replay(reg, wal, report->snapshot_position + 1, &report->events_replayed,
+                      &report->last_timestamp_us);
     report->head_position = head;
     report->elapsed_us = (ordo_mono_ns() - t0) / 1000;
     return rc;

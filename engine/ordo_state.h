@@ -14,19 +14,24 @@ typedef struct {
     uint64_t snapshot_orders;   /* orders loaded from it */
     uint64_t events_replayed;   /* log events applied after it */
     uint64_t head_position;     /* last position in the log */
+    int64_t last_timestamp_us;  /* latest event time seen: new events must not go below */
     uint64_t elapsed_us;
 } ordo_state_recovery_t;
 
 /* Fills the empty registry `reg` from the newest usable snapshot in
- * `snapshot_dir` (NULL: none) and the log events after it. A snapshot whose
- * records do not decode is skipped for an older one (WARN line). Returns 0,
+ * `snapshot_dir` (NULL: none) and the log events after it. Snapshots of
+ * positions the log does not have (it lost its tail) are deleted first. A
+ * snapshot whose records do not decode is skipped for an older one (WARN
+ * line). Returns 0,
  * or ORDO_ERR_CORRUPT if a log event does not decode or does not follow its
  * order's history (the log is the truth; the message names the position). */
 int ordo_state_recover(ordo_registry_t *reg, ordo_wal_t *wal, const char *snapshot_dir,
                        ordo_state_recovery_t *report);
 
 /* Writes every order of `reg` into a new snapshot covering `position` in
- * `snapshot_dir`, then prunes all but the newest `keep` snapshots. */
+ * `snapshot_dir`, then prunes all but the newest `keep` snapshots.
+ * `position` must be durable (ordo_wal_synced_head), or a power cut could
+ * leave a snapshot ahead of the log. */
 int ordo_state_snapshot(const ordo_registry_t *reg, const char *snapshot_dir, uint64_t position,
                         unsigned keep);
 

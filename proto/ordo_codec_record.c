@@ -17,7 +17,7 @@
  *
  * S is a str, or a fixext16 of type 1 holding the 16 bytes of a UUID whose
  * text was canonical lower-case (36 chars), which decodes back to the same
- * text. The position is the record's place in the log and the event id is
+ * text; at most 20 per record are packed so (ordo_event_t.text holds 20). The position is the record's place in the log and the event id is
  * derived (ordo_event_id), so neither is stored. `request` nil or a string
  * means the meta had the shape decide() gives it: the client's keys, then
  * "command" (the command of this event type), then "request_id" (the
@@ -37,11 +37,18 @@
             return -1;                                                                            \
     } while (0)
 
-/* Packs a string, as 16 bytes if it is a canonical lower-case UUID. */
-static int s_pack_s(msgpack_packer *pk, ordo_str_t s)
+/* How many strings of one record may be packed as UUIDs: the decoder
+ * rebuilds their text in ordo_event_t.text, which holds this many. */
+#define S_UUIDS_MAX (ORDO_EVENT_TEXT_MAX / ORDO_UUID_TEXT_LEN)
+
+/* Packs a string, as 16 bytes if it is a canonical lower-case UUID and
+ * the record has room left for one more (*uuids counts them). */
+static int s_pack_s(msgpack_packer *pk, ordo_str_t s, int *uuids)
 {
     uint8_t uuid[16];
-    if (s.len == ORDO_UUID_TEXT_LEN && ordo_uuid_parse(s.ptr, s.len, true, uuid)) {
+    if (s.len == ORDO_UUID_TEXT_LEN && *uuids < S_UUIDS_MAX &&
+        ordo_uuid_parse(s.ptr, s.len, true, uuid)) {
+        (*uuids)++;
         P(msgpack_pack_ext(pk, 16, S_UUID_EXT));
         return msgpack_pack_ext_body(pk, uuid, 16);
     }
@@ -99,18 +106,19 @@ static int s_meta_tail(const ordo_event_t *ev, ordo_str_t *request_id)
     return (int)tail;
 }
 
-static int s_pack_meta_entries(msgpack_packer *pk, const ordo_meta_t *m, uint32_t count)
+static int s_pack_meta_entries(msgpack_packer *pk, const ordo_meta_t *m, uint32_t count,
+                               int *uuids)
 {
     P(msgpack_pack_map(pk, count));
     for (uint32_t i = 0; i < count; i++) {
         const ordo_meta_entry_t *e = &m->entries[i];
         P(ordo_pack_str(pk, e->key));
-        P(e->is_int ? msgpack_pack_int64(pk, e->ival) : s_pack_s(pk, e->sval));
+        P(e->is_int ? msgpack_pack_int64(pk, e->ival) : s_pack_s(pk, e->sval, uuids));
     }
     return 0;
 }
 
-static int s_pack_data(msgpack_packer *pk, const ordo_data_t *d)
+static int s_pack_data(msgpack_packer *pk, const ordo_data_t *d, int *uuids)
 {
     uint32_t present = d->present & ORDO_F_ALL_;
     P(msgpack_pack_array(pk, 1 + (size_t)__builtin_popcount(present)));
@@ -123,14 +131,14 @@ static int s_pack_data(msgpack_packer *pk, const ordo_data_t *d)
         P(msgpack_pack_array(pk, d->n_items));
         for (uint32_t i = 0; i < d->n_items; i++) {
             P(msgpack_pack_array(pk, 4));
-            P(s_pack_s(pk, d->items[i].sku));
-            P(s_pack_s(pk, d->items[i].name));
+            P(s_pack_s(pk, d->items[i].sku, uuids));
+            P(s_pack_s(pk, d->items[i].name, uuids));
             P(msgpack_pack_int64(pk, d->items[i].qty));
             P(msgpack_pack_int64(pk, d->items[i].price_cents));
         }
     }
     if (present & ORDO_F_DELIVERY_ADDRESS)
-        P(s_pack_s(pk, d->delivery_address));
+        P(s_pack_s(pk, d->delivery_address, uuids));
     if (present & ORDO_F_TOTAL_CENTS)
         P(msgpack_pack_int64(pk, d->total_cents));
     if (present & ORDO_F_ESTIMATED_MINUTES)
@@ -138,7 +146,7 @@ static int s_pack_data(msgpack_packer *pk, const ordo_data_t *d)
     if (present & ORDO_F_COURIER_ID)
         P(msgpack_pack_int64(pk, d->courier_id));
     if (present & ORDO_F_REASON)
-        P(s_pack_s(pk, d->reason));
+        P(s_pack_s(pk, d->reason, uuids));
     if (present & ORDO_F_PREVIOUS_STATUS)
         P(msgpack_pack_uint32(pk, (uint32_t)d->previous_status));
     return 0;
@@ -147,20 +155,20 @@ static int s_pack_data(msgpack_packer *pk, const ordo_data_t *d)
 int ordo_event_pack_record(msgpack_packer *pk, const ordo_event_t *ev)
 {
     ordo_str_t request_id;
-    int tail = s_meta_tail(ev, &request_id);
+    int tail = s_meta_tail(ev, &request_id), uuids = 0;
     P(msgpack_pack_array(pk, 8));
     P(msgpack_pack_uint32(pk, (uint32_t)ev->type));
-    P(s_pack_s(pk, ev->order_id));
+    P(s_pack_s(pk, ev->order_id, &uuids));
     P(msgpack_pack_uint32(pk, ev->version));
     P(msgpack_pack_int64(pk, ev->timestamp_us));
     P(msgpack_pack_uint32(pk, ev->schema));
-    P(s_pack_data(pk, &ev->data));
+    P(s_pack_data(pk, &ev->data, &uuids));
     if (tail < 0) {
         P(msgpack_pack_false(pk));
-        return s_pack_meta_entries(pk, &ev->meta, ev->meta.count);
+        return s_pack_meta_entries(pk, &ev->meta, ev->meta.count, &uuids);
     }
-    P(request_id.len ? s_pack_s(pk, request_id) : msgpack_pack_nil(pk));
-    return s_pack_meta_entries(pk, &ev->meta, ev->meta.count - (uint32_t)tail);
+    P(request_id.len ? s_pack_s(pk, request_id, &uuids) : msgpack_pack_nil(pk));
+    return s_pack_meta_entries(pk, &ev->meta, ev->meta.count - (uint32_t)tail, &uuids);
 }
 
 static bool s_read_data(ordo_mp_t *r, ordo_event_t *ev, size_t *used)

@@ -11,6 +11,18 @@
 #include <stdio.h>
 #include <string.h>
 
+/* The longest prefix of s[0..len) of at most `max` bytes that does not cut
+ * a UTF-8 character in two (s is valid UTF-8). */
+static int s_utf8_prefix(const char *s, uint32_t len, uint32_t max)
+{
+    if (len <= max)
+        return (int)len;
+    uint32_t n = max;
+    while (n > 0 && ((uint8_t)s[n] & 0xC0) == 0x80)
+        n--;
+    return (int)n;
+}
+
 /* Decoding context: the error to fill and whether it was filled. */
 typedef struct {
     ordo_error_t *err;
@@ -54,6 +66,21 @@ static bool s_opt_int(s_ctx_t *c, ordo_mp_t *r, const char *path, int64_t *out, 
     }
     s_fail(c, path, "must be an integer");
     return false;
+}
+
+/* Optional integer of a query (a version, position or limit): values above
+ * INT64_MAX are still integers, and read as INT64_MAX (a limit is then
+ * clamped, a position or version lies past the end). */
+static bool s_opt_query_int(s_ctx_t *c, ordo_mp_t *r, const char *path, int64_t *out,
+                            bool *present)
+{
+    uint64_t big;
+    if (ordo_mp_read_uint(r, &big)) {
+        *out = big > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)big;
+        *present = true;
+        return true;
+    }
+    return s_opt_int(c, r, path, out, present);
 }
 
 /* Optional string: nil leaves *present false. */
@@ -136,6 +163,9 @@ static bool s_read_items(s_ctx_t *c, ordo_mp_t *r, ordo_data_t *d)
 /* Reads `data` for command `type`: only the fields that command takes. */
 static bool s_read_data(s_ctx_t *c, ordo_mp_t *r, ordo_request_type_t type, ordo_request_t *req)
 {
+    /* A repeated `data` key replaces the earlier one whole. */
+    req->has_data = false;
+    memset(&req->data, 0, offsetof(ordo_data_t, items));
     if (ordo_mp_read_nil(r))
         return true;
     uint32_t n;
@@ -193,6 +223,7 @@ static bool s_read_data(s_ctx_t *c, ordo_mp_t *r, ordo_request_type_t type, ordo
 
 static bool s_read_meta(s_ctx_t *c, ordo_mp_t *r, ordo_meta_t *meta)
 {
+    meta->count = 0; /* a repeated `meta` key replaces the earlier one */
     if (ordo_mp_read_nil(r))
         return true;
     uint32_t n;
@@ -208,6 +239,10 @@ static bool s_read_meta(s_ctx_t *c, ordo_mp_t *r, ordo_meta_t *meta)
         ordo_meta_entry_t *e = &meta->entries[i];
         if (!s_key(c, r, "meta", &e->key.ptr, &e->key.len))
             return false;
+        if (e->key.len < 1 || e->key.len > ORDO_META_KEY_MAX) {
+            s_fail(c, "meta", "keys must be 1 to 64 bytes long");
+            return false;
+        }
         for (uint32_t j = 0; j < i; j++) {
             if (meta->entries[j].key.len == e->key.len &&
                 memcmp(meta->entries[j].key.ptr, e->key.ptr, e->key.len) == 0) {
@@ -221,8 +256,7 @@ static bool s_read_meta(s_ctx_t *c, ordo_mp_t *r, ordo_meta_t *meta)
             e->is_int = false;
         } else {
             char field[96];
-            int kl = e->key.len > ORDO_META_KEY_MAX ? ORDO_META_KEY_MAX : (int)e->key.len;
-            snprintf(field, sizeof field, "meta.%.*s", kl, e->key.ptr);
+            snprintf(field, sizeof field, "meta.%.*s", (int)e->key.len, e->key.ptr);
             s_fail(c, field, "must be a string or an integer");
             return false;
         }
@@ -290,7 +324,7 @@ static bool s_read_type(s_ctx_t *c, ordo_mp_t r, uint32_t n, ordo_request_t *req
     req->type = ordo_request_type_from_name(type.ptr, type.len);
     if (req->type == ORDO_REQ_NONE) {
         c->failed = true;
-        int shown = type.len > 64 ? 64 : (int)type.len;
+        int shown = s_utf8_prefix(type.ptr, type.len, 64);
         ordo_error_set(c->err, ORDO_CODE_UNKNOWN_TYPE,
                        "unknown request type \"%.*s\"%s; see the protocol for the commands and queries",
                        shown, type.ptr, type.len > 64 ? "..." : "");
@@ -333,23 +367,23 @@ static bool s_read_fields(s_ctx_t *c, ordo_mp_t r, uint32_t n, ordo_request_t *r
         } else if (is_command && ORDO_MP_KEY_IS(k, kl, "meta")) {
             ok = s_read_meta(c, &r, &req->meta);
         } else if (t == ORDO_REQ_GET_ORDER && ORDO_MP_KEY_IS(k, kl, "as_of_version")) {
-            ok = s_opt_int(c, &r, "as_of_version", &v, &present);
+            ok = s_opt_query_int(c, &r, "as_of_version", &v, &present);
             if (ok && present && v < 1) {
                 s_fail(c, "as_of_version", "must be an integer >= 1");
                 return false;
             }
             req->as_of_version = present ? v : 0;
         } else if (t == ORDO_REQ_GET_ORDER && ORDO_MP_KEY_IS(k, kl, "as_of_time_us")) {
-            ok = s_opt_int(c, &r, "as_of_time_us", &req->as_of_time_us, &req->has_as_of_time);
+            ok = s_opt_query_int(c, &r, "as_of_time_us", &req->as_of_time_us, &req->has_as_of_time);
         } else if (t == ORDO_REQ_GET_HISTORY && ORDO_MP_KEY_IS(k, kl, "from_version")) {
-            ok = s_opt_int(c, &r, "from_version", &v, &present);
+            ok = s_opt_query_int(c, &r, "from_version", &v, &present);
             req->from_version = present ? v : 1;
         } else if (t == ORDO_REQ_READ_ALL && ORDO_MP_KEY_IS(k, kl, "from_position")) {
-            ok = s_opt_int(c, &r, "from_position", &v, &present);
+            ok = s_opt_query_int(c, &r, "from_position", &v, &present);
             req->from_position = present ? v : 1;
         } else if ((t == ORDO_REQ_GET_HISTORY || t == ORDO_REQ_READ_ALL) &&
                    ORDO_MP_KEY_IS(k, kl, "limit")) {
-            ok = s_opt_int(c, &r, "limit", &v, &present);
+            ok = s_opt_query_int(c, &r, "limit", &v, &present);
             if (ok && present && v < 1) {
                 s_fail(c, "limit", "must be an integer >= 1");
                 return false;

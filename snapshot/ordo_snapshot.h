@@ -81,4 +81,11 @@ void ordo_snapshot_destroy(ordo_snapshot_t **s);
  * is deleted). */
 int ordo_snapshot_prune(const char *dir, unsigned keep, const ordo_io_t *io);
 
+/* Deletes every snapshot covering a position beyond `position` (the end of
+ * the log), then fsyncs the folder. A log that lost its tail (power cut in
+ * batch or never mode, or repair) must not later meet a snapshot of events
+ * it no longer has: new events would reuse those positions. Returns the
+ * number removed (0 if the folder is missing) or a negative ordo_err_t. */
+int ordo_snapshot_discard_after(const char *dir, uint64_t position, const ordo_io_t *io);
+
 #endif

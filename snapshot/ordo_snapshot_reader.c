@@ -642,3 +642,39 @@ out:
     free(list);
     return rc;
 }
+
+int ordo_snapshot_discard_after(const char *dir, uint64_t position, const ordo_io_t *io)
+{
+    if (!dir)
+        return ORDO_ERR_INVALID;
+    io = io ? io : ordo_io_posix();
+    s_entry_t *list;
+    size_t n;
+    int rc = s_list(dir, &list, &n);
+    if (rc == ORDO_ERR_NOT_FOUND)
+        return 0; /* no folder: nothing to discard */
+    if (rc != 0)
+        return rc;
+    int removed = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (list[i].is_tmp || list[i].position <= position)
+            continue;
+        char *path = s_join(dir, list[i].position, 0);
+        if (!path) {
+            rc = ORDO_ERR_NOMEM;
+            break;
+        }
+        ordo_log_warn("snapshot",
+                      "discarding %s: it covers position %llu but the log ends at %llu",
+                      path, (unsigned long long)list[i].position, (unsigned long long)position);
+        if (io->unlink(io->ctx, path) == 0)
+            removed++;
+        else if (errno != ENOENT)
+            rc = ordo_err_from_errno(errno);
+        free(path);
+    }
+    if (removed > 0 && ordo_io_fsync_dir(io, dir) != 0 && rc == 0)
+        rc = ordo_err_from_errno(errno);
+    free(list);
+    return rc == 0 ? removed : rc;
+}

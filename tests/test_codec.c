@@ -649,6 +649,66 @@ static void test_request_query_fields(void)
     ASSERT_BAD("order_id");
 }
 
+/* Error text that quotes the client stays valid UTF-8 when it is cut. */
+static void test_request_error_text_is_utf8(void)
+{
+    char type[100] = "a";
+    for (int i = 0; i < 40; i++)
+        strcat(type, "\xc3\xa9"); /* é */
+    s_reset();
+    msgpack_pack_map(&s_pk, 1);
+    s_key("type");
+    s_key(type);
+    CU_ASSERT_EQUAL(s_decode(), -1);
+    CU_ASSERT_EQUAL(s_err.code, ORDO_CODE_UNKNOWN_TYPE);
+    CU_ASSERT_TRUE(ordo_utf8_valid((const uint8_t *)s_err.message, strlen(s_err.message)));
+    char key[70] = "a";
+    for (int i = 0; i < 32; i++)
+        strcat(key, "\xc3\xa9"); /* 65 bytes */
+    s_reset();
+    msgpack_pack_map(&s_pk, 3);
+    s_key("type");
+    s_key("ConfirmOrder");
+    s_key("order_id");
+    s_key("o1");
+    s_key("meta");
+    msgpack_pack_map(&s_pk, 1);
+    s_key(key);
+    msgpack_pack_nil(&s_pk);
+    ASSERT_BAD("meta");
+    CU_ASSERT_TRUE(ordo_utf8_valid((const uint8_t *)s_err.message, strlen(s_err.message)));
+}
+
+/* Integers wider than int64 in queries: limits clamp, positions lie past
+ * the end. Repeated keys replace earlier ones whole. */
+static void test_request_wide_ints_and_repeats(void)
+{
+    s_reset();
+    msgpack_pack_map(&s_pk, 3);
+    s_key("type");
+    s_key("ReadAll");
+    s_key("limit");
+    msgpack_pack_uint64(&s_pk, UINT64_MAX);
+    s_key("from_position");
+    msgpack_pack_uint64(&s_pk, UINT64_MAX);
+    CU_ASSERT_EQUAL_FATAL(s_decode(), 0);
+    CU_ASSERT_EQUAL(s_req.limit, 10000);
+    CU_ASSERT_EQUAL(s_req.from_position, INT64_MAX);
+    s_reset();
+    msgpack_pack_map(&s_pk, 4);
+    s_key("type");
+    s_key("CancelOrder");
+    s_key("order_id");
+    s_key("o1");
+    s_key("data");
+    msgpack_pack_map(&s_pk, 1);
+    s_key("reason");
+    s_key("x");
+    s_key("data");
+    msgpack_pack_map(&s_pk, 0);
+    ASSERT_BAD("data.reason");
+}
+
 /* ---- events ------------------------------------------------------------ */
 
 static void s_make_event(ordo_event_t *ev, ordo_event_type_t type)
@@ -915,6 +975,38 @@ static void test_record_rejects_hostile(void)
     CU_ASSERT_EQUAL(ordo_event_decode_record(s_buf.data, s_buf.size, 1, &out), -1);
 }
 
+/* More UUID strings than ordo_event_t.text can rebuild: the rest stay
+ * text, and the record still round-trips exactly. */
+static void test_record_many_uuids(void)
+{
+    static ordo_event_t in, out;
+    static char ids[40][37];
+    s_make_event(&in, ORDO_EVT_ORDER_CREATED);
+    for (int i = 0; i < 40; i++)
+        snprintf(ids[i], sizeof ids[i], "%08x-0000-4000-8000-%012x", i, i * 7);
+    in.order_id = (ordo_str_t){ids[0], 36};
+    in.data.n_items = 15;
+    for (int i = 0; i < 15; i++)
+        in.data.items[i] = (ordo_item_t){{ids[1 + 2 * i], 36}, {ids[2 + 2 * i], 36}, 1, 100};
+    in.data.delivery_address = (ordo_str_t){ids[31], 36};
+    in.meta.count = 6;
+    for (int i = 0; i < 6; i++)
+        in.meta.entries[i] = (ordo_meta_entry_t){.key = {ids[32 + i], 8}, .sval = {ids[32 + i], 36}};
+    ordo_event_id(in.order_id.ptr, in.order_id.len, in.version, in.timestamp_us, in.event_id);
+    s_reset();
+    CU_ASSERT_EQUAL_FATAL(ordo_event_pack_record(&s_pk, &in), 0);
+    CU_ASSERT_EQUAL_FATAL(ordo_event_decode_record(s_buf.data, s_buf.size, in.position, &out), 0);
+    s_assert_same_event(&in, &out);
+    CU_ASSERT_TRUE(s_str_is(out.order_id, ids[0]));
+    for (int i = 0; i < 15; i++) {
+        CU_ASSERT_TRUE(s_str_is(out.data.items[i].sku, ids[1 + 2 * i]));
+        CU_ASSERT_TRUE(s_str_is(out.data.items[i].name, ids[2 + 2 * i]));
+    }
+    CU_ASSERT_TRUE(s_str_is(out.data.delivery_address, ids[31]));
+    for (int i = 0; i < 6; i++)
+        CU_ASSERT_TRUE(s_str_is(out.meta.entries[i].sval, ids[32 + i]));
+}
+
 /* ---- order state ------------------------------------------------------- */
 
 static void s_make_order(ordo_order_t *o)
@@ -1134,12 +1226,15 @@ int main(void)
     CU_add_test(s, "request: field paths", test_request_field_paths);
     CU_add_test(s, "request: data and meta shapes", test_request_data_and_meta_shapes);
     CU_add_test(s, "request: query fields", test_request_query_fields);
+    CU_add_test(s, "request: error text stays UTF-8", test_request_error_text_is_utf8);
+    CU_add_test(s, "request: wide integers, repeated keys", test_request_wide_ints_and_repeats);
     CU_add_test(s, "event: round trips (wire and log)", test_event_round_trips);
     CU_add_test(s, "event: truncated everywhere", test_event_truncated_everywhere);
     CU_add_test(s, "event: missing and bad fields", test_event_rejects_missing_and_bad_fields);
     CU_add_test(s, "event: wire shape", test_event_wire_shape);
     CU_add_test(s, "record: strings and meta", test_record_strings_and_meta);
     CU_add_test(s, "record: hostile input", test_record_rejects_hostile);
+    CU_add_test(s, "record: more UUIDs than the text buffer", test_record_many_uuids);
     CU_add_test(s, "order: wire and snapshot round trips", test_order_round_trips);
     CU_add_test(s, "reply: errors", test_reply_error_round_trips);
     CU_add_test(s, "reply: successes", test_reply_success_round_trips);

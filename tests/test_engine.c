@@ -190,6 +190,91 @@ static void test_corrupt_snapshot_falls_back(void)
     ordo_test_rm_rf(e.dir);
 }
 
+/* The log loses its tail after a snapshot was taken at its end (power cut
+ * in never mode): the snapshot must not be trusted, now or after new
+ * events reuse those positions. */
+static void test_snapshot_ahead_of_log_is_discarded(void)
+{
+    s_env_t e;
+    s_env_open(&e, true);
+    ordo_workload_t *w = ordo_workload_new(5, 50);
+    s_run(&e, w, 200);
+    uint64_t tail_start = ordo_wal_head(e.wal);
+    char seg[400];
+    s_run(&e, w, 100);
+    CU_ASSERT_EQUAL_FATAL(ordo_state_snapshot(e.reg, e.snap_dir, ordo_wal_head(e.wal), 2), 0);
+    s_env_close(&e);
+    ordo_wal_options_t o = {.dir = e.wal_dir, .sync_mode = ORDO_SYNC_NEVER, .segment_bytes = 65536};
+    ordo_wal_t *wal;
+    ordo_wal_recovery_t rep;
+    ordo_wal_reader_t *rd;
+    /* The log loses everything after tail_start: rebuild it from a copy of
+     * the first tail_start events. */
+    char copy_dir[320], cmd[1200];
+    snprintf(copy_dir, sizeof copy_dir, "%s/wal-copy", e.dir);
+    ordo_wal_options_t c = {.dir = copy_dir, .sync_mode = ORDO_SYNC_NEVER, .segment_bytes = 65536};
+    ordo_wal_t *dst;
+    CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&c, &dst, &rep), 0);
+    CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&o, &wal, &rep), 0);
+    CU_ASSERT_EQUAL_FATAL(ordo_wal_reader_new(wal, 1, &rd), 0);
+    uint64_t pos;
+    const void *data;
+    size_t len;
+    while (ordo_wal_reader_next(rd, &pos, &data, &len) == 1 && pos <= tail_start) {
+        ordo_wal_rec_t rec = {data, len};
+        uint64_t first;
+        CU_ASSERT_EQUAL(ordo_wal_append(dst, &rec, 1, &first), 0);
+    }
+    ordo_wal_reader_destroy(&rd);
+    ordo_wal_destroy(&wal);
+    ordo_wal_destroy(&dst);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mv '%s' '%s'", e.wal_dir, copy_dir, e.wal_dir);
+    CU_ASSERT_EQUAL_FATAL(system(cmd), 0);
+
+    s_env_open(&e, false);
+    ordo_log_set_level(ORDO_LOG_ERROR); /* the discard is a warning */
+    ordo_state_recovery_t srep;
+    CU_ASSERT_EQUAL(ordo_state_recover(e.reg, e.wal, e.snap_dir, &srep), 0);
+    ordo_log_set_level(ORDO_LOG_WARN);
+    CU_ASSERT_EQUAL(srep.head_position, tail_start);
+    CU_ASSERT_EQUAL(srep.snapshot_position, 0);
+    CU_ASSERT_EQUAL(srep.events_replayed, tail_start);
+    snprintf(seg, sizeof seg, "%s/snapshot-%020llu.osnap", e.snap_dir, 300ULL);
+    CU_ASSERT_EQUAL(ordo_test_file_size(seg), -1); /* gone for good */
+    /* New events take positions 201..: a restart still sees the log's truth. */
+    s_run(&e, w, 150);
+    ordo_registry_t *again = ordo_registry_new();
+    CU_ASSERT_EQUAL(ordo_state_recover(again, e.wal, e.snap_dir, &srep), 0);
+    CU_ASSERT_EQUAL(s_diff(e.reg, again), 0);
+    ordo_registry_destroy(&again);
+    ordo_workload_destroy(&w);
+    s_env_close(&e);
+    ordo_test_rm_rf(e.dir);
+}
+
+/* Timestamps never go below the latest in the log, whatever the clock. */
+static void test_clock_floor(void)
+{
+    s_env_t e;
+    s_env_open(&e, true);
+    int64_t future = 4102444800000000; /* 2100-01-01 */
+    ordo_local_set_clock_floor(e.local, future);
+    ordo_workload_t *w = ordo_workload_new(9, 10);
+    s_run(&e, w, 20);
+    ordo_registry_t *r = ordo_registry_new();
+    ordo_state_recovery_t rep;
+    CU_ASSERT_EQUAL(ordo_state_recover(r, e.wal, NULL, &rep), 0);
+    CU_ASSERT(rep.last_timestamp_us >= future);
+    size_t cursor = 0;
+    const ordo_order_t *o;
+    while ((o = ordo_registry_next(r, &cursor)) != NULL)
+        CU_ASSERT(o->created_at_us >= future);
+    ordo_registry_destroy(&r);
+    ordo_workload_destroy(&w);
+    s_env_close(&e);
+    ordo_test_rm_rf(e.dir);
+}
+
 static void test_rules_hold_through_the_core(void)
 {
     s_env_t e;
@@ -302,6 +387,8 @@ int main(void)
     CU_add_test(s, "config: defaults, environment, flags, refusals", test_config_layers);
     CU_add_test(s, "recovery rebuilds the live state", test_recovery_matches_live_state);
     CU_add_test(s, "corrupt snapshot falls back to the log", test_corrupt_snapshot_falls_back);
+    CU_add_test(s, "snapshot ahead of the log is discarded", test_snapshot_ahead_of_log_is_discarded);
+    CU_add_test(s, "timestamps keep above the clock floor", test_clock_floor);
     CU_add_test(s, "protocol rules through the core", test_rules_hold_through_the_core);
     CU_add_test(s, "failed log stops the core", test_failed_log_stops_the_core);
     return ordo_test_run();
