@@ -25,15 +25,13 @@ void ordo_event_id(const char *order_id, size_t len, uint32_t version, int64_t t
 void ordo_uuid_format(const uint8_t uuid[16], char text[ORDO_UUID_TEXT_LEN])
 {
     static const char hex[] = "0123456789abcdef";
-    static const uint8_t dash_after[16] = {0, 0, 0, 1, 0, 1, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0};
-    char *o = text;
+    /* Byte i of the UUID goes to text[at[i]], text[at[i] + 1]. */
+    static const uint8_t at[16] = {0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34};
     for (int i = 0; i < 16; i++) {
-        o[0] = hex[uuid[i] >> 4];
-        o[1] = hex[uuid[i] & 0xF];
-        o += 2;
-        if (dash_after[i])
-            *o++ = '-';
+        text[at[i]] = hex[uuid[i] >> 4];
+        text[at[i] + 1] = hex[uuid[i] & 0xF];
     }
+    text[8] = text[13] = text[18] = text[23] = '-';
 }
 
 /* Hex digit values; 0xFF = not a digit, 0xFE = an upper-case digit. */

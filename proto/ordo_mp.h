@@ -62,6 +62,17 @@ bool ordo_utf8_valid(const uint8_t *s, size_t len);
 /* Type of the next value without consuming it. */
 ordo_mp_type_t ordo_mp_peek(const ordo_mp_t *r);
 
+/* Reads 8 big-endian bytes (MessagePack's byte order). */
+static inline uint64_t ordo_mp_be64(const uint8_t *p)
+{
+    uint64_t v;
+    __builtin_memcpy(&v, p, 8);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    v = __builtin_bswap64(v);
+#endif
+    return v;
+}
+
 /* Typed readers: on success consume the value and return true; on a type
  * mismatch or truncation return false and consume nothing. The common
  * one-byte forms (fixint, fixstr, fixarray, fixmap, nil) are read inline;
@@ -92,6 +103,14 @@ static inline bool ordo_mp_read_int(ordo_mp_t *r, int64_t *out)
         *out = (int8_t)*r->p++; /* positive and negative fixint */
         return true;
     }
+    if (r->p < r->end && *r->p == 0xcf && r->end - r->p >= 9) { /* uint64: timestamps */
+        uint64_t v = ordo_mp_be64(r->p + 1);
+        if (v > (uint64_t)INT64_MAX)
+            return false;
+        *out = (int64_t)v;
+        r->p += 9;
+        return true;
+    }
     return ordo_mp_read_int_any(r, out);
 }
 
@@ -100,6 +119,11 @@ static inline bool ordo_mp_read_uint(ordo_mp_t *r, uint64_t *out)
 {
     if (r->p < r->end && *r->p <= 0x7f) {
         *out = *r->p++;
+        return true;
+    }
+    if (r->p < r->end && *r->p == 0xcf && r->end - r->p >= 9) { /* uint64: timestamps */
+        *out = ordo_mp_be64(r->p + 1);
+        r->p += 9;
         return true;
     }
     return ordo_mp_read_uint_any(r, out);

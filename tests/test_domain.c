@@ -1069,6 +1069,49 @@ static void test_order_copy_deep(void)
     ordo_order_clear(&dst);
 }
 
+/* Request ids of every shape are kept: none at create then some later,
+ * longer than the first (no room left), shorter, and copies keep them. */
+static void test_request_ids_mixed_lengths(void)
+{
+    static const char *const ids[][ORDO_MAX_VERSION] = {
+        {"a", "bb", "cccccccccccccccccccccccccccccccccccccccc", "d", "", "eeeeee"},
+        {"", "x", "yy", "", "zzzzzzzzzzzzzzzzzzzz", "w"},
+        {"0f8e7d6c-5b4a-4392-8170-aabbccddeeff", "1f8e7d6c-5b4a-4392-8170-aabbccddeeff",
+         "2f8e7d6c-5b4a-4392-8170-aabbccddeeff", "3f8e7d6c-5b4a-4392-8170-aabbccddeeff",
+         "4f8e7d6c-5b4a-4392-8170-aabbccddeeff", "5f8e7d6c-5b4a-4392-8170-aabbccddeeff"}};
+    static const ordo_request_type_t life[] = {ORDO_REQ_CREATE_ORDER,  ORDO_REQ_CONFIRM_ORDER,
+                                               ORDO_REQ_START_PREPARING, ORDO_REQ_MARK_READY,
+                                               ORDO_REQ_PICK_UP,       ORDO_REQ_DELIVER};
+    for (size_t k = 0; k < sizeof ids / sizeof ids[0]; k++) {
+        ordo_order_t o = {0}, copy = {0};
+        ordo_request_t req;
+        ordo_event_t ev;
+        ordo_error_t err;
+        uint32_t dup;
+        char buf[64];
+        for (int v = 0; v < ORDO_MAX_VERSION; v++) {
+            s_cmd(&req, life[v]);
+            req.order_id = ORDO_STR("ord:7");
+            snprintf(buf, sizeof buf, "%s", ids[k][v]);
+            req.request_id = s_cstr(buf);
+            CU_ASSERT_EQUAL_FATAL(ordo_decide(&o, &req, &ev, &dup, &err), ORDO_DECIDE_EVENT);
+            CU_ASSERT_EQUAL_FATAL(ordo_apply(&o, &ev), 0);
+            memset(buf, 'X', sizeof buf); /* the order must hold its own copy */
+        }
+        CU_ASSERT_EQUAL(ordo_order_copy(&copy, &o), 0);
+        for (int v = 0; v < ORDO_MAX_VERSION; v++) {
+            ordo_str_t id = s_cstr(ids[k][v]);
+            uint32_t want = id.len ? (uint32_t)v + 1 : 0;
+            CU_ASSERT_EQUAL(ordo_order_find_request(&o, id), want);
+            CU_ASSERT_EQUAL(ordo_order_find_request(&copy, id), want);
+            CU_ASSERT_TRUE(s_eq(o.request_ids[v], ids[k][v]));
+        }
+        ordo_order_clear(&o);
+        CU_ASSERT_TRUE(s_eq(copy.request_ids[5], ids[k][5])); /* copy outlives the original */
+        ordo_order_clear(&copy);
+    }
+}
+
 static void test_error_setters(void)
 {
     ordo_error_t err;
@@ -1111,6 +1154,7 @@ int main(void)
     CU_add_test(s, "apply rejects", test_apply_rejects);
     CU_add_test(s, "lifecycle and clear", test_lifecycle_and_clear);
     CU_add_test(s, "order copy is deep", test_order_copy_deep);
+    CU_add_test(s, "request ids of mixed lengths", test_request_ids_mixed_lengths);
     CU_add_test(s, "error setters", test_error_setters);
     return ordo_test_run();
 }
