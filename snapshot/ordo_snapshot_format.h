@@ -75,4 +75,8 @@ static inline uint64_t snap_get64(const uint8_t *p)
     return v;
 }
 
+/* "dir/snapshot-<position>.osnap" (or the temp name), malloc'd; NULL if
+ * out of memory. Defined in ordo_snapshot_writer.c. */
+char *ordo_snapshot_join(const char *dir, uint64_t position, int is_tmp);
+
 #endif

@@ -165,18 +165,6 @@ out:
     return 0;
 }
 
-static char *s_join(const char *dir, uint64_t position, int is_tmp)
-{
-    char name[64];
-    snprintf(name, sizeof name, is_tmp ? SNAP_TMP_NAME_FMT : SNAP_NAME_FMT,
-             (unsigned long long)position);
-    size_t len = strlen(dir) + 1 + strlen(name) + 1;
-    char *path = malloc(len);
-    if (path)
-        snprintf(path, len, "%s/%s", dir, name);
-    return path;
-}
-
 /* Decompresses the next window into s->raw. 1 = bytes available, 0 = no
  * more raw data (the frame may still be incomplete), <0 = error. */
 static int s_fill(ordo_snapshot_t *s)
@@ -503,7 +491,7 @@ int ordo_snapshot_open_newest_before(const char *dir, uint64_t max_position,
     for (size_t i = 0; i < n; i++) {
         if (list[i].is_tmp || list[i].position > max_position)
             continue;
-        char *path = s_join(dir, list[i].position, 0);
+        char *path = ordo_snapshot_join(dir, list[i].position, 0);
         if (!path) {
             rc = ORDO_ERR_NOMEM;
             break;
@@ -591,7 +579,7 @@ int ordo_snapshot_prune(const char *dir, unsigned keep, const ordo_io_t *io)
         goto out;
     }
     for (size_t i = 0; i < n; i++) {
-        char *path = s_join(dir, list[i].position, list[i].is_tmp);
+        char *path = ordo_snapshot_join(dir, list[i].position, list[i].is_tmp);
         if (!path) {
             rc = ORDO_ERR_NOMEM;
             goto out;
@@ -659,7 +647,7 @@ int ordo_snapshot_discard_after(const char *dir, uint64_t position, const ordo_i
     for (size_t i = 0; i < n && rc == 0; i++) {
         if (list[i].is_tmp || list[i].position <= position)
             continue;
-        char *path = s_join(dir, list[i].position, 0);
+        char *path = ordo_snapshot_join(dir, list[i].position, 0);
         if (!path) {
             rc = ORDO_ERR_NOMEM;
             break;

@@ -81,7 +81,7 @@ struct ordo_snapshot_writer {
     int err;             /* first error; once set the writer refuses work */
 };
 
-static char *s_join(const char *dir, uint64_t position, int is_tmp)
+char *ordo_snapshot_join(const char *dir, uint64_t position, int is_tmp)
 {
     char name[64];
     snprintf(name, sizeof name, is_tmp ? SNAP_TMP_NAME_FMT : SNAP_NAME_FMT,
@@ -224,8 +224,8 @@ int ordo_snapshot_writer_new(const char *dir, uint64_t position, const ordo_io_t
     w->position = position;
     w->zbuf_cap = ZSTD_CStreamOutSize();
     w->dir = strdup(dir);
-    w->tmp_path = s_join(dir, position, 1);
-    w->final_path = s_join(dir, position, 0);
+    w->tmp_path = ordo_snapshot_join(dir, position, 1);
+    w->final_path = ordo_snapshot_join(dir, position, 0);
     w->stage = malloc(STAGE_SIZE);
     w->zbuf = malloc(w->zbuf_cap);
     w->cctx = ZSTD_createCCtx();
