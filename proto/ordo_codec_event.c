@@ -9,12 +9,6 @@
 #include <stddef.h>
 #include <string.h>
 
-#define P(expr)                                                                                   \
-    do {                                                                                          \
-        if ((expr) != 0)                                                                          \
-            return -1;                                                                            \
-    } while (0)
-
 int ordo_data_pack(msgpack_packer *pk, const ordo_data_t *d)
 {
     P(msgpack_pack_map(pk, (size_t)__builtin_popcount(d->present & ORDO_F_ALL_)));

@@ -6,6 +6,15 @@
 
 #define ORDO_F_ALL_ 0x1FFu /* every ORDO_F_* bit */
 
+/* Packs with a msgpack-c call and returns -1 from the enclosing function
+ * if it failed (out of memory). */
+#define P(expr)                                                                                   \
+    do {                                                                                          \
+        if ((expr) != 0)                                                                          \
+            return -1;                                                                            \
+    } while (0)
+
+
 int ordo_data_pack(msgpack_packer *pk, const ordo_data_t *d);
 int ordo_items_pack(msgpack_packer *pk, const ordo_item_t *items, uint32_t n);
 int ordo_meta_pack(msgpack_packer *pk, const ordo_meta_t *m);

@@ -13,12 +13,6 @@
 
 #include <string.h>
 
-#define P(expr)                                                                                   \
-    do {                                                                                          \
-        if ((expr) != 0)                                                                          \
-            return -1;                                                                            \
-    } while (0)
-
 int ordo_order_pack(msgpack_packer *pk, const ordo_order_t *o)
 {
     size_t n = 10 + (o->has_estimated_minutes ? 1 : 0) + (o->has_courier_id ? 1 : 0) +

@@ -31,12 +31,6 @@
 
 #define S_UUID_EXT 1
 
-#define P(expr)                                                                                   \
-    do {                                                                                          \
-        if ((expr) != 0)                                                                          \
-            return -1;                                                                            \
-    } while (0)
-
 /* How many strings of one record may be packed as UUIDs: the decoder
  * rebuilds their text in ordo_event_t.text, which holds this many. */
 #define S_UUIDS_MAX (ORDO_EVENT_TEXT_MAX / ORDO_UUID_TEXT_LEN)

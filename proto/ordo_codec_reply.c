@@ -7,12 +7,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#define P(expr)                                                                                   \
-    do {                                                                                          \
-        if ((expr) != 0)                                                                          \
-            return -1;                                                                            \
-    } while (0)
-
 /* Map header plus `ok` and the optional request_id. */
 static int s_head(msgpack_packer *pk, bool ok, ordo_str_t request_id, size_t extra)
 {

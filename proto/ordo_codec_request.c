@@ -433,12 +433,6 @@ int ordo_request_decode(const void *buf, size_t len, ordo_request_t *req, ordo_e
     return 0;
 }
 
-#define P(expr)                                                                                   \
-    do {                                                                                          \
-        if ((expr) != 0)                                                                          \
-            return -1;                                                                            \
-    } while (0)
-
 int ordo_request_pack(msgpack_packer *pk, const ordo_request_t *req)
 {
     ordo_request_type_t t = req->type;
