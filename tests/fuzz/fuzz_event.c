@@ -1,6 +1,7 @@
 /* libFuzzer target: the event decoders (wire form, log record form) and
  * the reply and snapshot-order decoders, which read bytes from sockets and
- * files. Whatever decodes must re-encode and decode again. */
+ * files. Whatever decodes must re-encode and decode again, in the log
+ * form and in the wire form. */
 #include "ordo_codec.h"
 
 #include <stdlib.h>
@@ -25,11 +26,65 @@ static void s_reencode_event(const ordo_event_t *ev)
     msgpack_sbuffer_destroy(&buf);
 }
 
+/* A wire-form event packs to valid MessagePack that decodes the same. */
+static void s_rewire_event(const ordo_event_t *ev)
+{
+    static ordo_event_t back;
+    msgpack_sbuffer buf;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&buf);
+    msgpack_packer_init(&pk, &buf, msgpack_sbuffer_write);
+    if (ordo_event_pack(&pk, ev) != 0 || ordo_event_decode(buf.data, buf.size, &back) != 0)
+        abort();
+    if (back.position != ev->position || back.version != ev->version || back.type != ev->type ||
+        back.timestamp_us != ev->timestamp_us || back.schema != ev->schema ||
+        memcmp(back.event_id, ev->event_id, sizeof ev->event_id) != 0 ||
+        back.order_id.len != ev->order_id.len ||
+        memcmp(back.order_id.ptr, ev->order_id.ptr, ev->order_id.len) != 0 ||
+        back.data.present != ev->data.present || back.meta.count != ev->meta.count)
+        abort();
+    msgpack_sbuffer_destroy(&buf);
+}
+
+/* A snapshot-form order packs (snapshot and wire form) and reads back. */
+static void s_repack_order(const ordo_order_t *order)
+{
+    ordo_order_t back;
+    msgpack_sbuffer buf;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&buf);
+    msgpack_packer_init(&pk, &buf, msgpack_sbuffer_write);
+    memset(&back, 0, sizeof back);
+    if (ordo_order_pack_snapshot(&pk, order) != 0 ||
+        ordo_order_decode_snapshot(buf.data, buf.size, &back) != 0)
+        abort();
+    if (back.version != order->version || back.status != order->status ||
+        back.order_id_len != order->order_id_len || back.n_items != order->n_items ||
+        memcmp(back.order_id, order->order_id, order->order_id_len) != 0)
+        abort();
+    for (uint32_t v = 0; v < order->version; v++)
+        if (back.request_ids[v].len != order->request_ids[v].len)
+            abort();
+    ordo_order_clear(&back);
+    msgpack_sbuffer_clear(&buf);
+    if (ordo_order_pack(&pk, order) != 0)
+        abort();
+    ordo_mp_t r;
+    ordo_mp_init(&r, buf.data, buf.size);
+    if (ordo_order_read(&r, &back) != 0 || r.p != r.end || back.version != order->version ||
+        back.status != order->status || back.n_items != order->n_items)
+        abort();
+    ordo_order_clear(&back);
+    msgpack_sbuffer_destroy(&buf);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static ordo_event_t ev;
-    if (ordo_event_decode(data, size, &ev) == 0)
+    if (ordo_event_decode(data, size, &ev) == 0) {
+        s_rewire_event(&ev);
         s_reencode_event(&ev);
+    }
     if (ordo_event_decode_record(data, size, 1, &ev) == 0)
         s_reencode_event(&ev);
     ordo_reply_t reply;
@@ -43,7 +98,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     ordo_order_t order;
     memset(&order, 0, sizeof order);
-    if (ordo_order_decode_snapshot(data, size, &order) == 0)
+    if (ordo_order_decode_snapshot(data, size, &order) == 0) {
+        s_repack_order(&order);
         ordo_order_clear(&order);
+    }
     return 0;
 }
