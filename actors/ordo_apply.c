@@ -1,11 +1,9 @@
 /* apply(): an order's state as its events add up, plus clear/copy/lookup.
  * The order owns every string it keeps: one `arena` block holds the items
- * array, their sku/name bytes, the delivery address and room for the
- * request ids of all its versions; `arena2` the cancel reason; a request id
- * that does not fit the room gets a block of its own. So a whole life costs
- * two or three allocations, not one per event. apply() allocates
- * everything before it changes anything, so a refused or failed apply
- * leaves the order exactly as it was. */
+ * array, their sku/name bytes and the delivery address; `arena2` the cancel
+ * reason; each request id has its own block. apply() allocates everything
+ * before it changes anything, so a refused or failed apply leaves the order
+ * exactly as it was. */
 #include "ordo_order.h"
 
 #include <stdlib.h>
@@ -22,21 +20,18 @@ static char *s_dup(const char *p, size_t len)
     return c;
 }
 
-/* Builds one block holding `items` (n of them), their strings, `address`
- * and `room` spare bytes at the end (for request ids); the copies' views
- * point into it and *room_at at the spare bytes. Nothing to hold gives a
- * NULL block. Returns 0, or -1 when memory ran out. */
-static int s_arena_build(const ordo_item_t *items, uint32_t n, ordo_str_t address, size_t room,
-                         char **arena, ordo_item_t **items_out, ordo_str_t *address_out,
-                         char **room_at)
+/* Builds one block holding `items` (n of them), their strings and
+ * `address`; the copies' views point into it. Nothing to copy gives a NULL
+ * block. Returns 0, or -1 when memory ran out. */
+static int s_arena_build(const ordo_item_t *items, uint32_t n, ordo_str_t address,
+                         char **arena, ordo_item_t **items_out, ordo_str_t *address_out)
 {
-    size_t size = (size_t)n * sizeof(ordo_item_t) + address.len + room;
+    size_t size = (size_t)n * sizeof(ordo_item_t) + address.len;
     for (uint32_t i = 0; i < n; i++)
         size += (size_t)items[i].sku.len + items[i].name.len;
     *arena = NULL;
     *items_out = NULL;
     *address_out = (ordo_str_t){NULL, 0};
-    *room_at = NULL;
     if (size == 0)
         return 0;
     char *block = malloc(size);
@@ -58,11 +53,9 @@ static int s_arena_build(const ordo_item_t *items, uint32_t n, ordo_str_t addres
     if (address.len) {
         memcpy(p, address.ptr, address.len);
         *address_out = (ordo_str_t){p, address.len};
-        p += address.len;
     }
     *arena = block;
     *items_out = copy;
-    *room_at = room ? p : NULL;
     return 0;
 }
 
@@ -84,8 +77,7 @@ void ordo_order_clear(ordo_order_t *order)
     free(order->arena);
     free(order->arena2);
     for (int i = 0; i < ORDO_MAX_VERSION; i++)
-        if (order->id_heap & (1u << i))
-            free((void *)order->request_ids[i].ptr);
+        free((void *)order->request_ids[i].ptr);
     memset(order, 0, sizeof *order);
 }
 
@@ -94,30 +86,24 @@ int ordo_order_copy(ordo_order_t *dst, const ordo_order_t *src)
     ordo_order_t tmp = *src;
     tmp.arena = NULL;
     tmp.arena2 = NULL;
-    tmp.id_heap = 0;
-    tmp.id_room_left = 0;
     memset(tmp.request_ids, 0, sizeof tmp.request_ids);
-    size_t ids = 0;
-    for (int i = 0; i < ORDO_MAX_VERSION; i++)
-        ids += src->request_ids[i].len;
-    char *room;
-    if (s_arena_build(src->items, src->n_items, src->delivery_address, ids, &tmp.arena,
-                      &tmp.items, &tmp.delivery_address, &room) != 0)
+    if (s_arena_build(src->items, src->n_items, src->delivery_address, &tmp.arena, &tmp.items,
+                      &tmp.delivery_address) != 0)
         goto fail;
-    tmp.id_room = room;
-    for (int i = 0; i < ORDO_MAX_VERSION; i++) {
-        ordo_str_t id = src->request_ids[i];
-        if (id.len == 0)
-            continue;
-        memcpy(room, id.ptr, id.len);
-        tmp.request_ids[i] = (ordo_str_t){room, id.len};
-        room += id.len;
-    }
     if (src->cancel_reason.len) {
         tmp.arena2 = s_dup(src->cancel_reason.ptr, src->cancel_reason.len);
         if (!tmp.arena2)
             goto fail;
         tmp.cancel_reason.ptr = tmp.arena2;
+    }
+    for (int i = 0; i < ORDO_MAX_VERSION; i++) {
+        ordo_str_t id = src->request_ids[i];
+        if (id.len == 0)
+            continue;
+        char *c = s_dup(id.ptr, id.len);
+        if (!c)
+            goto fail;
+        tmp.request_ids[i] = (ordo_str_t){c, id.len};
     }
     *dst = tmp;
     return 0;
@@ -159,34 +145,19 @@ int ordo_apply(ordo_order_t *order, const ordo_event_t *event)
     const ordo_data_t *d = &event->data;
 
     /* Allocate first: nothing changes unless everything is in hand. */
-    char *arena = NULL, *reason = NULL, *rid = NULL, *room = NULL;
+    char *arena = NULL, *reason = NULL, *rid = NULL;
     ordo_item_t *items = NULL;
     ordo_str_t address = {NULL, 0};
-    ordo_str_t id = s_event_request_id(event);
-    size_t room_size = 0;
-    if (event->type == ORDO_EVT_ORDER_CREATED) {
-        /* Room for every version's request id, if they are as long as this one. */
-        room_size = (size_t)id.len * ORDO_MAX_VERSION;
-        if (room_size > UINT16_MAX)
-            room_size = id.len;
-        if (s_arena_build(d->items, d->n_items, d->delivery_address, room_size, &arena, &items,
-                          &address, &room) != 0)
-            goto fail;
-    }
+    if (event->type == ORDO_EVT_ORDER_CREATED &&
+        s_arena_build(d->items, d->n_items, d->delivery_address, &arena, &items, &address) != 0)
+        goto fail;
     if (event->type == ORDO_EVT_ORDER_CANCELLED && d->reason.len) {
         if (!(reason = s_dup(d->reason.ptr, d->reason.len)))
             goto fail;
     }
-    bool in_room = false;
-    if (id.len) {
-        if (room) {
-            in_room = true; /* the new arena's room is empty and fits it */
-        } else if (id.len <= order->id_room_left) {
-            in_room = true;
-        } else if (!(rid = s_dup(id.ptr, id.len))) {
-            goto fail;
-        }
-    }
+    ordo_str_t id = s_event_request_id(event);
+    if (id.len && !(rid = s_dup(id.ptr, id.len)))
+        goto fail;
 
     switch (event->type) {
     case ORDO_EVT_ORDER_CREATED: {
@@ -202,8 +173,6 @@ int ordo_apply(ordo_order_t *order, const ordo_event_t *event)
         order->items = items;
         order->delivery_address = address;
         order->arena = arena;
-        order->id_room = room;
-        order->id_room_left = (uint16_t)room_size;
         order->created_at_us = event->timestamp_us;
         break;
     }
@@ -226,14 +195,6 @@ int ordo_apply(ordo_order_t *order, const ordo_event_t *event)
     default:
         break;
     }
-    if (in_room) {
-        memcpy(order->id_room, id.ptr, id.len);
-        rid = order->id_room;
-        order->id_room += id.len;
-        order->id_room_left = (uint16_t)(order->id_room_left - id.len);
-    } else if (rid) {
-        order->id_heap |= (uint8_t)(1u << (event->version - 1));
-    }
     order->request_ids[event->version - 1] = (ordo_str_t){rid, rid ? id.len : 0};
     order->status = ordo_status_after(event->type);
     order->version = (uint8_t)event->version;
@@ -242,5 +203,6 @@ int ordo_apply(ordo_order_t *order, const ordo_event_t *event)
 fail:
     free(arena);
     free(reason);
+    free(rid);
     return -1;
 }

@@ -258,14 +258,9 @@ typedef struct {
     ordo_item_t *items;          /* into arena */
     char *arena;                 /* owned: items, their strings, the address */
     char *arena2;                /* owned: cancel reason */
-    /* request_ids[v-1]: the request id that appended version v (len 0:
-     * none). They live in room reserved at the end of `arena` (enough for
-     * every version, if each id is as long as the first), or, when one
-     * does not fit, in a block of its own (its bit set in id_heap). */
+    /* request_ids[v-1]: the request id that appended version v (len 0: none);
+     * each ptr is owned (malloc'd) by the order. */
     ordo_str_t request_ids[ORDO_MAX_VERSION];
-    char *id_room;         /* next free byte of the room in arena */
-    uint16_t id_room_left; /* bytes left there */
-    uint8_t id_heap;       /* bit v-1: request_ids[v-1].ptr is malloc'd */
 } ordo_order_t;
 
 /* Frees what the order owns and zeroes it (safe on a zeroed order). */
