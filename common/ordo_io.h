@@ -18,8 +18,9 @@ struct ordo_io {
     int (*fdatasync)(void *ctx, int fd);
     int (*fsync)(void *ctx, int fd);
     int (*ftruncate)(void *ctx, int fd, off_t len);
-    /* Reserves [off, off+len) without changing the file size; may fail with
-     * EOPNOTSUPP, which callers treat as "not preallocated". */
+    /* Reserves [off, off+len) and extends the file size to at least off+len
+     * (new bytes read as zeros; never shrinks). May fail with EOPNOTSUPP,
+     * which callers treat as "not preallocated": files then grow by writes. */
     int (*fallocate)(void *ctx, int fd, off_t off, off_t len);
     int (*rename)(void *ctx, const char *from, const char *to);
     int (*unlink)(void *ctx, const char *path);

@@ -1,9 +1,12 @@
 /* Tests for wal/: round trip, torn tails at every byte, mid-log corruption
  * (refuse / repair), segment rolling, readers (mid-frame, tail, concurrent),
- * sync policies, injected write/sync/preallocation failures, bad options and
- * hostile frame headers. Faults come from an ordo_io_t wrapper below; the
- * log has no test hooks. Records are regenerated from their position, so
- * every read is checked byte for byte. */
+ * sync policies, preallocated segments (and file systems without
+ * preallocation), injected write/sync/preallocation failures, bad options
+ * and hostile frame headers. Faults come from an ordo_io_t wrapper below;
+ * the log has no test hooks. Records are regenerated from their position,
+ * so every read is checked byte for byte. Segments are preallocated (their
+ * file size is the segment size), so frame offsets and data ends are found
+ * by walking frame headers, never from the file size. */
 #include "ordo_crc32c.h"
 #include "ordo_error.h"
 #include "ordo_io.h"
@@ -14,6 +17,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <sched.h>
@@ -22,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define SMALL_SEG 65536
@@ -239,6 +244,111 @@ static int s_write_file(const char *path, const void *data, size_t len)
     return fclose(f) == 0 && w == len ? 0 : -1;
 }
 
+/* Writes `len` bytes at `off` of an existing file (zeros when data is
+ * NULL), leaving the rest of it as it is. 0 or -1. */
+static int s_write_at(const char *path, long long off, const void *data, size_t len)
+{
+    static const uint8_t zeros[65536];
+    int fd = open(path, O_WRONLY);
+    if (fd < 0)
+        return -1;
+    int rc = 0;
+    const uint8_t *p = data;
+    while (len > 0 && rc == 0) {
+        size_t n = data ? len : len < sizeof zeros ? len : sizeof zeros;
+        ssize_t w = pwrite(fd, data ? (const void *)p : zeros, n, (off_t)off);
+        if (w <= 0)
+            rc = -1;
+        else {
+            len -= (size_t)w;
+            off += w;
+            p += data ? w : 0;
+        }
+    }
+    return close(fd) == 0 ? rc : -1;
+}
+
+/* Reads `len` bytes at `off`. 0 or -1. */
+static int s_read_at(const char *path, long long off, void *buf, size_t len)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return -1;
+    ssize_t r = pread(fd, buf, len, (off_t)off);
+    close(fd);
+    return r == (ssize_t)len ? 0 : -1;
+}
+
+/* Walks the frame headers of a segment from offset 0 (lengths only, no
+ * checks) and returns its data end: the first all-zero header or the end
+ * of file. Offsets of the first `max` frames go to offs (may be NULL),
+ * their number to *count (may be NULL). -1 if unreadable. */
+static long long s_walk(const char *path, long long *offs, int max, int *count)
+{
+    long long size = ordo_test_file_size(path);
+    if (size < 0)
+        return -1;
+    long long off = 0;
+    int n = 0;
+    while (off + ORDO_WAL_HEADER_SIZE <= size) {
+        uint8_t h[ORDO_WAL_HEADER_SIZE];
+        if (s_read_at(path, off, h, sizeof h) != 0)
+            return -1;
+        if (ordo_wal_hdr_is_zero(h))
+            break;
+        if (offs && n < max)
+            offs[n] = off;
+        n++;
+        uint32_t clen =
+            (uint32_t)h[20] | (uint32_t)h[21] << 8 | (uint32_t)h[22] << 16 | (uint32_t)h[23] << 24;
+        off += ORDO_WAL_HEADER_SIZE + (long long)clen;
+    }
+    if (count)
+        *count = n;
+    return off < size ? off : size;
+}
+
+/* 1 if every byte of `path` from `off` to its end is zero. */
+static int s_zero_from(const char *path, long long off)
+{
+    long long size = ordo_test_file_size(path);
+    uint8_t buf[65536];
+    while (off < size) {
+        size_t n = size - off < (long long)sizeof buf ? (size_t)(size - off) : sizeof buf;
+        if (s_read_at(path, off, buf, n) != 0)
+            return 0;
+        for (size_t i = 0; i < n; i++)
+            if (buf[i])
+                return 0;
+        off += (long long)n;
+    }
+    return 1;
+}
+
+/* Length of p[0..n) up to its last non-zero byte: what recovery reports as
+ * torn (trailing zeros of a torn write look like preallocated space). */
+static size_t s_nonzero_len(const uint8_t *p, size_t n)
+{
+    while (n > 0 && p[n - 1] == 0)
+        n--;
+    return n;
+}
+
+/* Whether the file system under `dir` preallocates with fallocate mode 0
+ * (the log works either way; some assertions differ). */
+static int s_prealloc_works(const char *dir)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/probe", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0644);
+    if (fd < 0)
+        return 0;
+    int ok = fallocate(fd, 0, 0, 8192) == 0;
+    close(fd);
+    unlink(path);
+    return ok;
+}
+
 /* A digest of every segment's name and bytes: "nothing changed on disk". */
 static uint32_t s_dir_digest(const char *dir)
 {
@@ -268,6 +378,8 @@ typedef struct {
     int fdatasync_errno;    /* fail every fdatasync with this, 0 = no */
     int fallocate_errno;    /* fail fallocate with this ... */
     long fallocate_ok;      /* ... after this many calls succeeded */
+    int alloc_fd;           /* preallocated and not synced since; -1 = none */
+    long unsynced_writes;   /* pwrites into such a file: must stay 0 */
 } s_fault_t;
 
 static int f_open(void *c, const char *p, int fl, mode_t m)
@@ -277,8 +389,10 @@ static int f_open(void *c, const char *p, int fl, mode_t m)
 }
 static int f_close(void *c, int fd)
 {
-    const ordo_io_t *r = ((s_fault_t *)c)->real;
-    return r->close(r->ctx, fd);
+    s_fault_t *f = c;
+    if (fd == f->alloc_fd)
+        f->alloc_fd = -1; /* the number may be reused */
+    return f->real->close(f->real->ctx, fd);
 }
 static ssize_t f_pread(void *c, int fd, void *b, size_t n, off_t o)
 {
@@ -288,6 +402,8 @@ static ssize_t f_pread(void *c, int fd, void *b, size_t n, off_t o)
 static ssize_t f_pwrite(void *c, int fd, const void *b, size_t n, off_t o)
 {
     s_fault_t *f = c;
+    if (fd == f->alloc_fd)
+        f->unsynced_writes++;
     if (f->write_budget == 0) {
         errno = ENOSPC;
         return -1;
@@ -307,13 +423,19 @@ static int f_fdatasync(void *c, int fd)
         errno = f->fdatasync_errno;
         return -1;
     }
-    return f->real->fdatasync(f->real->ctx, fd);
+    int rc = f->real->fdatasync(f->real->ctx, fd);
+    if (rc == 0 && fd == f->alloc_fd)
+        f->alloc_fd = -1;
+    return rc;
 }
 static int f_fsync(void *c, int fd)
 {
     s_fault_t *f = c;
     f->fsyncs++;
-    return f->real->fsync(f->real->ctx, fd);
+    int rc = f->real->fsync(f->real->ctx, fd);
+    if (rc == 0 && fd == f->alloc_fd)
+        f->alloc_fd = -1;
+    return rc;
 }
 static int f_ftruncate(void *c, int fd, off_t len)
 {
@@ -327,7 +449,10 @@ static int f_fallocate(void *c, int fd, off_t off, off_t len)
         errno = f->fallocate_errno;
         return -1;
     }
-    return f->real->fallocate(f->real->ctx, fd, off, len);
+    int rc = f->real->fallocate(f->real->ctx, fd, off, len);
+    if (rc == 0)
+        f->alloc_fd = fd;
+    return rc;
 }
 static int f_rename(void *c, const char *a, const char *b)
 {
@@ -350,6 +475,7 @@ static ordo_io_t s_fault_io(s_fault_t *f)
     memset(f, 0, sizeof *f);
     f->real = ordo_io_posix();
     f->write_budget = -1;
+    f->alloc_fd = -1;
     return (ordo_io_t){.ctx = f,
                        .open = f_open,
                        .close = f_close,
@@ -412,10 +538,15 @@ static void test_round_trip(void)
 
 /* ---- 2. torn tail at every byte ------------------------------------------ */
 
-/* Copies `master`, cuts the last segment to `cut` bytes, recovers, checks
- * and appends. Returns 0 if everything held. */
-static int s_torn_case(const char *master, long long cut, long long last_start,
-                       uint64_t frames_before, uint64_t events_before)
+static int s_prealloc; /* the test folder's file system preallocates */
+
+/* Copies `master`, tears its last frame at `cut` (the bytes from `cut` to
+ * the frame's end read as zeros, as in a preallocated segment; or, with
+ * `shorten`, the file ends at `cut`, as without preallocation), recovers,
+ * checks and appends. Returns 0 if everything held. */
+static int s_torn_case(const char *master, long long cut, long long last_start, long long last_end,
+                       const uint8_t *last_frame, uint64_t frames_before, uint64_t events_before,
+                       bool shorten)
 {
     char dir[256], path[512];
     if (!ordo_test_tmpdir(dir, sizeof dir))
@@ -423,8 +554,11 @@ static int s_torn_case(const char *master, long long cut, long long last_start,
     s_copy_dir(master, dir);
     s_last_seg_path(dir, path, sizeof path);
     int bad = 0;
-    if (ordo_test_truncate(path, cut) != 0)
-        bad = 1;
+    if (shorten)
+        bad |= ordo_test_truncate(path, cut) != 0;
+    else
+        bad |= s_write_at(path, cut, NULL, (size_t)(last_end - cut)) != 0;
+    uint64_t torn = s_nonzero_len(last_frame, (size_t)(cut - last_start));
     int warns = s_warns;
     ordo_wal_options_t o = s_opts(dir, SMALL_SEG, ORDO_SYNC_NEVER);
     ordo_wal_recovery_t rep;
@@ -435,9 +569,12 @@ static int s_torn_case(const char *master, long long cut, long long last_start,
     }
     bad |= rep.frames != frames_before;
     bad |= rep.last_position != events_before;
-    bad |= rep.torn_bytes_truncated != (uint64_t)(cut - last_start);
-    bad |= ordo_test_file_size(path) != last_start;
-    bad |= (cut > last_start) != (s_warns > warns); /* a WARN line per truncation */
+    bad |= rep.torn_bytes_truncated != torn;
+    bad |= s_walk(path, NULL, 0, NULL) != last_start; /* the data ends where it did */
+    bad |= !s_zero_from(path, last_start);            /* the torn bytes are gone */
+    if (s_prealloc)
+        bad |= ordo_test_file_size(path) != SMALL_SEG; /* preallocation kept or restored */
+    bad |= (torn > 0) != (s_warns > warns);            /* a WARN line per removal */
     uint64_t first = 0;
     bad |= s_append(wal, 2, &first) != 0 || first != events_before + 1;
     bad |= s_verify(wal, 1) != (long long)events_before + 2;
@@ -458,6 +595,7 @@ static void test_torn_tail(void)
 {
     char master[256], path[512];
     CU_ASSERT_PTR_NOT_NULL_FATAL(ordo_test_tmpdir(master, sizeof master));
+    s_prealloc = s_prealloc_works(master);
     ordo_wal_options_t o = s_opts(master, SMALL_SEG, ORDO_SYNC_NEVER);
     ordo_wal_t *wal = NULL;
     CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&o, &wal, NULL), 0);
@@ -465,55 +603,76 @@ static void test_torn_tail(void)
     for (int i = 0; i < n - 1; i++)
         CU_ASSERT_EQUAL(s_append(wal, 1 + (size_t)(i % 5), NULL), 0);
     uint64_t events_before = ordo_wal_head(wal);
-    s_last_seg_path(master, path, sizeof path);
-    long long last_start = ordo_test_file_size(path);
     CU_ASSERT_EQUAL(s_append(wal, 3, NULL), 0);
     uint64_t events = ordo_wal_head(wal);
     ordo_wal_destroy(&wal);
-    char after[512];
-    s_last_seg_path(master, after, sizeof after);
-    CU_ASSERT_STRING_EQUAL_FATAL(after, path); /* the last frame did not roll */
-    long long last_end = ordo_test_file_size(path);
+    s_last_seg_path(master, path, sizeof path);
+    long long offs[512];
+    int nframes = 0;
+    long long last_end = s_walk(path, offs, 512, &nframes);
+    CU_ASSERT_FATAL(nframes >= 2 && nframes <= 512);
+    long long last_start = offs[nframes - 1];
     uint64_t names[64];
     CU_ASSERT(s_list(master, names, 64) >= 2); /* torn tail behind full segments */
     CU_ASSERT(last_end - last_start > 100);
+    long long seg_size = ordo_test_file_size(path);
+    if (s_prealloc)
+        CU_ASSERT_EQUAL(seg_size, SMALL_SEG);
+    uint8_t *last_frame = malloc((size_t)(last_end - last_start));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(last_frame);
+    CU_ASSERT_EQUAL_FATAL(s_read_at(path, last_start, last_frame, (size_t)(last_end - last_start)),
+                          0);
 
     int failures = 0;
-    for (long long cut = last_start; cut < last_end; cut++)
-        if (s_torn_case(master, cut, last_start, (uint64_t)n - 1, events_before) != 0 &&
-            failures++ < 5)
-            fprintf(stderr, "torn tail case failed at cut %lld (frame %lld..%lld)\n", cut,
-                    last_start, last_end);
+    for (int shorten = 0; shorten < 2; shorten++)
+        for (long long cut = last_start; cut < last_end; cut++)
+            if (s_torn_case(master, cut, last_start, last_end, last_frame, (uint64_t)n - 1,
+                            events_before, shorten) != 0 &&
+                failures++ < 5)
+                fprintf(stderr, "torn tail case failed at cut %lld (frame %lld..%lld)%s\n", cut,
+                        last_start, last_end, shorten ? ", file cut there" : "");
     CU_ASSERT_EQUAL(failures, 0);
+    free(last_frame);
 
     /* Non-zero garbage after the last frame is a torn tail too: plain bytes,
-     * and bytes that start like a frame header. */
+     * and bytes that start like a frame header, right after the last frame;
+     * and plain bytes beyond the preallocated space. */
     static const char *garbage[] = {
         "\xa5\xa5\xa5\xa5\xa5\xa5\xa5\xa5\xa5\xa5\xa5\xa5\xa5\xa5\xa5",
         "OWAL\x01\x00\x00\x00\x07\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00"
         "\x00\x10\x00\x00\x00\x10\x00\x00\x00\xde\xad\xbe\xefjunkjunkjunk"};
-    for (int g = 0; g < 2; g++) {
+    for (int g = 0; g < 3; g++) {
         char dir[256], seg[512];
         CU_ASSERT_PTR_NOT_NULL_FATAL(ordo_test_tmpdir(dir, sizeof dir));
         s_copy_dir(master, dir);
         s_last_seg_path(dir, seg, sizeof seg);
-        size_t glen = g == 0 ? 15 : 44;
-        CU_ASSERT_EQUAL(s_append_bytes(seg, garbage[g], glen), 0);
+        size_t glen = g == 1 ? 44 : 15;
+        uint64_t torn = glen;
+        if (g < 2) {
+            CU_ASSERT_EQUAL(s_write_at(seg, last_end, garbage[g], glen), 0);
+        } else {
+            CU_ASSERT_EQUAL(s_append_bytes(seg, garbage[0], glen), 0);
+            torn = (uint64_t)(seg_size + (long long)glen - last_end);
+        }
+        long long size_before = ordo_test_file_size(seg);
         ordo_wal_options_t og = s_opts(dir, SMALL_SEG, ORDO_SYNC_NEVER);
         ordo_wal_recovery_t rep;
         CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&og, &wal, &rep), 0);
-        CU_ASSERT_EQUAL(rep.torn_bytes_truncated, glen);
+        CU_ASSERT_EQUAL(rep.torn_bytes_truncated, torn);
         CU_ASSERT_EQUAL(rep.frames, (uint64_t)n);
         CU_ASSERT_EQUAL(rep.last_position, events);
-        CU_ASSERT_EQUAL(ordo_test_file_size(seg), last_end);
+        CU_ASSERT_EQUAL(s_walk(seg, NULL, 0, NULL), last_end);
+        CU_ASSERT(s_zero_from(seg, last_end)); /* removed */
+        if (s_prealloc)
+            CU_ASSERT_EQUAL(ordo_test_file_size(seg), size_before); /* still preallocated */
         CU_ASSERT_EQUAL(s_append(wal, 1, NULL), 0);
         CU_ASSERT_EQUAL(s_verify(wal, 1), (long long)events + 1);
         ordo_wal_destroy(&wal);
         ordo_test_rm_rf(dir);
     }
 
-    /* Zeros after the last frame (preallocated space that reached the file
-     * size) are the end of data, not damage: nothing is truncated. */
+    /* Zeros after the last frame, even past the segment size, are the end of
+     * data, not damage: nothing is removed. */
     {
         char dir[256], seg[512];
         CU_ASSERT_PTR_NOT_NULL_FATAL(ordo_test_tmpdir(dir, sizeof dir));
@@ -521,6 +680,7 @@ static void test_torn_tail(void)
         s_last_seg_path(dir, seg, sizeof seg);
         static const uint8_t zeros[4096];
         CU_ASSERT_EQUAL(s_append_bytes(seg, zeros, sizeof zeros), 0);
+        long long size_before = ordo_test_file_size(seg);
         ordo_wal_options_t oz = s_opts(dir, SMALL_SEG, ORDO_SYNC_NEVER);
         ordo_wal_recovery_t rep;
         CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&oz, &wal, &rep), 0);
@@ -528,7 +688,8 @@ static void test_torn_tail(void)
         CU_ASSERT_EQUAL(rep.last_position, events);
         CU_ASSERT_EQUAL(s_append(wal, 2, NULL), 0);
         ordo_wal_destroy(&wal);
-        CU_ASSERT_EQUAL(ordo_test_file_size(seg), last_end + 4096);
+        CU_ASSERT_EQUAL(ordo_test_file_size(seg), size_before);
+        CU_ASSERT(s_walk(seg, NULL, 0, NULL) > last_end);
         CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&oz, &wal, &rep), 0);
         CU_ASSERT_EQUAL(rep.last_position, events + 2);
         CU_ASSERT_EQUAL(s_verify(wal, 1), (long long)events + 2);
@@ -548,39 +709,43 @@ typedef struct {
     uint64_t events;
 } s_log_t;
 
-/* Writes `frames` frames of up to 5 records, remembering where each went. */
+/* Writes `frames` frames of up to 5 records, remembering where each went:
+ * its offset is the bytes written (ordo_wal_stats) since its segment began. */
 static void s_build_log(s_log_t *lg, uint64_t seg_bytes, int frames, uint64_t *frame_seg)
 {
     CU_ASSERT_PTR_NOT_NULL_FATAL(ordo_test_tmpdir(lg->dir, sizeof lg->dir));
     ordo_wal_options_t o = s_opts(lg->dir, seg_bytes, ORDO_SYNC_NEVER);
     ordo_wal_t *wal = NULL;
     CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&o, &wal, NULL), 0);
-    char path[512];
+    uint64_t seg = 1, seg_start = 0;
     for (int i = 0; i < frames; i++) {
+        uint64_t before = 0;
+        ordo_wal_stats(wal, NULL, NULL, &before);
         CU_ASSERT_EQUAL(s_append(wal, 1 + (size_t)(i % 5), &lg->first[i]), 0);
         uint64_t names[64];
         size_t n = s_list(lg->dir, names, 64);
-        frame_seg[i] = names[n - 1];
-        s_seg_path(lg->dir, names[n - 1], path, sizeof path);
-        long long size = ordo_test_file_size(path);
-        uint64_t clen = 0;
-        /* The frame just written ends the file: find its start from its header. */
-        size_t len = 0;
-        uint8_t *data = s_read_file(path, &len);
-        long long off = 0;
-        while (data && off + 32 <= size) {
-            memcpy(&clen, data + off + 20, 4);
-            clen &= 0xffffffffu;
-            if (off + 32 + (long long)clen == size)
-                break;
-            off += 32 + (long long)clen;
+        if (names[n - 1] != seg) { /* this frame started a segment */
+            seg = names[n - 1];
+            seg_start = before;
+            CU_ASSERT_EQUAL(seg, lg->first[i]);
         }
-        free(data);
-        lg->off[i] = off;
+        frame_seg[i] = seg;
+        lg->off[i] = (long long)(before - seg_start);
     }
     lg->frames = frames;
     lg->events = ordo_wal_head(wal);
     ordo_wal_destroy(&wal);
+    /* The same offsets, found by walking each segment's frames. */
+    char path[512];
+    long long offs[512];
+    for (int i = 0; i < frames;) {
+        int count = 0;
+        s_seg_path(lg->dir, frame_seg[i], path, sizeof path);
+        s_walk(path, offs, 512, &count);
+        for (int j = 0; j < count && i < frames; j++, i++)
+            CU_ASSERT(frame_seg[i] == frame_seg[i - j] && offs[j] == lg->off[i]);
+        CU_ASSERT_FATAL(count > 0);
+    }
 }
 
 /* Damages frame `k` (bit flip at `delta` into it), checks the refusal, then
@@ -594,6 +759,7 @@ static void s_corrupt_case(const s_log_t *lg, const uint64_t *frame_seg, int k, 
     s_seg_path(dir, frame_seg[k], path, sizeof path);
     CU_ASSERT_EQUAL(ordo_test_flip_bit(path, lg->off[k] + delta, 3), 0);
     uint32_t digest = s_dir_digest(dir);
+    long long size_before = ordo_test_file_size(path);
     uint64_t names_before[64];
     size_t nseg = s_list(dir, names_before, 64);
 
@@ -624,7 +790,9 @@ static void s_corrupt_case(const s_log_t *lg, const uint64_t *frame_seg, int k, 
     CU_ASSERT(s_warns > warns);
     CU_ASSERT_EQUAL(rep.events_dropped, dropped);
     CU_ASSERT_EQUAL(rep.last_position, lg->first[k] - 1);
-    CU_ASSERT_EQUAL(ordo_test_file_size(path), lg->off[k]);
+    CU_ASSERT_EQUAL(s_walk(path, NULL, 0, NULL), lg->off[k]); /* cut at the damage */
+    CU_ASSERT(s_zero_from(path, lg->off[k]));
+    CU_ASSERT(ordo_test_file_size(path) >= size_before); /* preallocation kept */
     uint64_t names_after[64];
     size_t nafter = s_list(dir, names_after, 64);
     CU_ASSERT_EQUAL(names_after[nafter - 1], frame_seg[k]); /* later segments removed */
@@ -644,8 +812,9 @@ static void test_corrupt_mid_log(void)
 {
     static s_log_t one, many;
     static uint64_t seg_one[512], seg_many[512];
-    /* One segment: damage frame 10 of 30, in the header and in the body. */
-    s_build_log(&one, 0, 30, seg_one);
+    /* One segment: damage frame 10 of 30, in the header and in the body.
+     * (1 MiB segments: every case copies the preallocated file.) */
+    s_build_log(&one, 1u << 20, 30, seg_one);
     CU_ASSERT_EQUAL(seg_one[29], 1);
     s_corrupt_case(&one, seg_one, 10, 9, "checksum mismatch"); /* first-position field */
     s_corrupt_case(&one, seg_one, 10, 0, "bad magic");
@@ -698,8 +867,9 @@ static void test_corrupt_mid_log(void)
         size_t len = 0;
         uint8_t *data = s_read_file(path, &len);
         CU_ASSERT_PTR_NOT_NULL_FATAL(data);
+        len = (size_t)s_walk(path, NULL, 0, NULL); /* the data end */
         size_t last = (size_t)one.off[one.frames - 1];
-        CU_ASSERT_EQUAL(s_append_bytes(path, data + last, len - last), 0);
+        CU_ASSERT_EQUAL(s_write_at(path, (long long)len, data + last, len - last), 0);
         free(data);
         uint32_t digest = s_dir_digest(dir);
         ordo_wal_options_t o = s_opts(dir, 0, ORDO_SYNC_NEVER);
@@ -1029,24 +1199,176 @@ static void test_sync_modes(void)
     CU_ASSERT_EQUAL(f.fdatasyncs, c0 + 4);
     ordo_wal_destroy(&wal);
     ordo_test_rm_rf(dir);
+}
 
-    /* No preallocation support (EOPNOTSUPP) is not an error. */
+/* ---- 7. preallocated segments ---------------------------------------------- */
+
+/* File size of every segment in `dir` equals `size`: 1, else 0. */
+static int s_all_sized(const char *dir, long long size)
+{
+    uint64_t names[256];
+    size_t n = s_list(dir, names, 256);
+    char path[512];
+    for (size_t i = 0; i < n; i++) {
+        s_seg_path(dir, names[i], path, sizeof path);
+        if (ordo_test_file_size(path) != size)
+            return 0;
+    }
+    return n > 0;
+}
+
+/* With the real POSIX io, a segment is segment_bytes long (and allocated)
+ * from its creation on, and appends never change that. */
+static void test_preallocated_segments(void)
+{
+    char dir[256], path[512];
     CU_ASSERT_PTR_NOT_NULL_FATAL(ordo_test_tmpdir(dir, sizeof dir));
-    io = s_fault_io(&f);
-    f.fallocate_errno = EOPNOTSUPP;
+    if (!s_prealloc_works(dir)) {
+        fprintf(stderr, "(file system under %s cannot preallocate: skipped) ", dir);
+        ordo_test_rm_rf(dir);
+        return;
+    }
+    ordo_wal_options_t o = s_opts(dir, SMALL_SEG, ORDO_SYNC_ALWAYS);
+    ordo_wal_recovery_t rep;
+    ordo_wal_t *wal = NULL;
+    CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&o, &wal, NULL), 0);
+    s_seg_path(dir, 1, path, sizeof path);
+    CU_ASSERT_EQUAL(ordo_test_file_size(path), SMALL_SEG); /* right after open */
+    struct stat st;
+    CU_ASSERT(stat(path, &st) == 0 && (long long)st.st_blocks * 512 >= SMALL_SEG); /* not sparse */
+    CU_ASSERT_EQUAL(s_walk(path, NULL, 0, NULL), 0);
+    int bad = 0, frames = 0;
+    uint64_t names[256], seg = 1, seg_start = 0;
+    while (s_list(dir, names, 256) < 3) {
+        uint64_t before = 0, after = 0;
+        ordo_wal_stats(wal, NULL, NULL, &before);
+        CU_ASSERT_EQUAL_FATAL(s_append(wal, 1 + (size_t)(frames % 4), NULL), 0);
+        frames++;
+        ordo_wal_stats(wal, NULL, NULL, &after);
+        size_t n = s_list(dir, names, 256);
+        if (names[n - 1] != seg) {
+            seg = names[n - 1];
+            seg_start = before;
+        }
+        s_seg_path(dir, seg, path, sizeof path);
+        /* No growth; the data end is where the frames end. */
+        bad += ordo_test_file_size(path) != SMALL_SEG;
+        bad += s_walk(path, NULL, 0, NULL) != (long long)(after - seg_start);
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT(s_all_sized(dir, SMALL_SEG));
+    uint64_t head = ordo_wal_head(wal);
+    ordo_wal_destroy(&wal);
+    CU_ASSERT(s_all_sized(dir, SMALL_SEG)); /* closing changes nothing */
+    CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&o, &wal, &rep), 0);
+    CU_ASSERT_EQUAL(rep.torn_bytes_truncated, 0);
+    CU_ASSERT_EQUAL(rep.frames, (uint64_t)frames);
+    CU_ASSERT_EQUAL(rep.last_position, head);
+    CU_ASSERT_EQUAL(s_verify(wal, 1), (long long)head);
+    CU_ASSERT_EQUAL(s_append(wal, 2, NULL), 0);
+    ordo_wal_destroy(&wal);
+    CU_ASSERT(s_all_sized(dir, SMALL_SEG));
+    ordo_test_rm_rf(dir);
+
+    /* Every preallocation (the first segment at open, each roll) is synced
+     * before a frame goes into it, and a roll costs one fdatasync of the new
+     * segment on top of the old one's. */
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ordo_test_tmpdir(dir, sizeof dir));
+    s_fault_t f;
+    ordo_io_t io = s_fault_io(&f);
     o = s_opts(dir, SMALL_SEG, ORDO_SYNC_NEVER);
     o.io = &io;
     CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&o, &wal, NULL), 0);
-    for (int i = 0; i < 200; i++)
+    int rolls = 0;
+    while (rolls < 3) {
+        size_t n0 = s_list(dir, names, 256);
+        long syncs = f.fdatasyncs;
+        CU_ASSERT_EQUAL_FATAL(s_append(wal, 5, NULL), 0);
+        if (s_list(dir, names, 256) != n0) {
+            rolls++;
+            CU_ASSERT_EQUAL(f.fdatasyncs, syncs + 2);
+        } else {
+            CU_ASSERT_EQUAL(f.fdatasyncs, syncs); /* NEVER: none in a segment */
+        }
+    }
+    CU_ASSERT_EQUAL(f.unsynced_writes, 0);
+    uint64_t fsyncs = 0;
+    ordo_wal_stats(wal, NULL, &fsyncs, NULL);
+    CU_ASSERT_EQUAL((long)fsyncs, f.fdatasyncs); /* the stats count them all */
+    ordo_wal_destroy(&wal);
+    CU_ASSERT(s_all_sized(dir, SMALL_SEG));
+    ordo_test_rm_rf(dir);
+}
+
+/* No preallocation support (EOPNOTSUPP, through an io wrapper) is not an
+ * error: segments grow frame by frame, torn tails are cut, all works. */
+static void test_no_preallocation(void)
+{
+    char dir[256], path[512];
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ordo_test_tmpdir(dir, sizeof dir));
+    s_fault_t f;
+    ordo_io_t io = s_fault_io(&f);
+    f.fallocate_errno = EOPNOTSUPP;
+    ordo_wal_options_t o = s_opts(dir, SMALL_SEG, ORDO_SYNC_NEVER);
+    o.io = &io;
+    ordo_wal_t *wal = NULL;
+    ordo_wal_recovery_t rep;
+    CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&o, &wal, NULL), 0);
+    s_seg_path(dir, 1, path, sizeof path);
+    CU_ASSERT_EQUAL(ordo_test_file_size(path), 0);
+    int bad = 0;
+    uint64_t names[256], seg = 1, seg_start = 0;
+    for (int i = 0; i < 200; i++) {
+        uint64_t before = 0, after = 0;
+        ordo_wal_stats(wal, NULL, NULL, &before);
         CU_ASSERT_EQUAL(s_append(wal, 5, NULL), 0);
+        ordo_wal_stats(wal, NULL, NULL, &after);
+        size_t n = s_list(dir, names, 256);
+        if (names[n - 1] != seg) {
+            seg = names[n - 1];
+            seg_start = before;
+        }
+        s_seg_path(dir, seg, path, sizeof path);
+        bad += ordo_test_file_size(path) != (long long)(after - seg_start); /* grows */
+    }
+    CU_ASSERT_EQUAL(bad, 0);
     CU_ASSERT(f.fallocates > 2); /* it was asked at every roll */
+    CU_ASSERT(s_list(dir, names, 256) > 2);
     CU_ASSERT_EQUAL(ordo_wal_error(wal), 0);
     CU_ASSERT_EQUAL(s_verify(wal, 1), 1000);
+    ordo_wal_destroy(&wal);
+
+    /* A torn last frame: cut off, the file ends at the last good frame. */
+    s_last_seg_path(dir, path, sizeof path);
+    long long offs[512];
+    int count = 0;
+    long long end = s_walk(path, offs, 512, &count);
+    CU_ASSERT_FATAL(count >= 2 && count <= 512 && end == ordo_test_file_size(path));
+    long long cut = offs[count - 1] + (end - offs[count - 1]) / 2;
+    uint8_t *torn = malloc((size_t)(cut - offs[count - 1]));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(torn);
+    CU_ASSERT_EQUAL(s_read_at(path, offs[count - 1], torn, (size_t)(cut - offs[count - 1])), 0);
+    CU_ASSERT_EQUAL(ordo_test_truncate(path, cut), 0);
+    CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&o, &wal, &rep), 0);
+    CU_ASSERT_EQUAL(rep.torn_bytes_truncated, s_nonzero_len(torn, (size_t)(cut - offs[count - 1])));
+    CU_ASSERT_EQUAL(rep.last_position, 995);
+    CU_ASSERT_EQUAL(ordo_test_file_size(path), offs[count - 1]);
+    CU_ASSERT_EQUAL(s_append(wal, 5, NULL), 0);
+    CU_ASSERT_EQUAL(s_verify(wal, 1), 1000);
+    ordo_wal_destroy(&wal);
+    free(torn);
+    /* The same log on a file system that preallocates: it just works. */
+    o.io = NULL;
+    CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&o, &wal, &rep), 0);
+    CU_ASSERT_EQUAL(rep.last_position, 1000);
+    CU_ASSERT_EQUAL(rep.torn_bytes_truncated, 0);
+    CU_ASSERT_EQUAL(s_append(wal, 5, NULL), 0);
+    CU_ASSERT_EQUAL(s_verify(wal, 1), 1005);
     ordo_wal_destroy(&wal);
     ordo_test_rm_rf(dir);
 }
 
-/* ---- 7. failure injection ------------------------------------------------ */
+/* ---- 8. failure injection ------------------------------------------------ */
 
 static void s_check_failed(ordo_wal_t *wal, int first_error, uint64_t head, s_fault_t *f)
 {
@@ -1079,20 +1401,26 @@ static void test_failure_injection(void)
     for (int i = 0; i < 5; i++)
         CU_ASSERT_EQUAL(s_append(wal, 4, NULL), 0);
     s_seg_path(dir, 1, path, sizeof path);
-    long long good_size = ordo_test_file_size(path);
+    long long good_end = s_walk(path, NULL, 0, NULL);
+    long long size = ordo_test_file_size(path);
     f.write_budget = 10;
     int errors = s_errors;
     CU_ASSERT_EQUAL(s_append(wal, 4, NULL), ORDO_ERR_NOSPACE);
     CU_ASSERT(s_errors > errors);
-    CU_ASSERT_EQUAL(ordo_test_file_size(path), good_size + 10); /* the partial write */
+    uint8_t partial[32];
+    CU_ASSERT_EQUAL(s_read_at(path, good_end, partial, sizeof partial), 0);
+    CU_ASSERT_EQUAL(memcmp(partial, ORDO_WAL_MAGIC, 4), 0);               /* the partial write */
+    CU_ASSERT_EQUAL(s_nonzero_len(partial + 10, sizeof partial - 10), 0); /* only 10 bytes */
+    CU_ASSERT_EQUAL(ordo_test_file_size(path), size); /* within the preallocation */
     s_check_failed(wal, ORDO_ERR_NOSPACE, 20, &f);
     long syncs = f.fdatasyncs;
     ordo_wal_destroy(&wal);
     CU_ASSERT_EQUAL(f.fdatasyncs, syncs); /* no sync at close either */
     o.io = NULL;
     CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&o, &wal, &rep), 0);
-    CU_ASSERT_EQUAL(rep.torn_bytes_truncated, 10);
+    CU_ASSERT_EQUAL(rep.torn_bytes_truncated, s_nonzero_len(partial, 10));
     CU_ASSERT_EQUAL(rep.last_position, 20);
+    CU_ASSERT(s_zero_from(path, good_end));
     CU_ASSERT_EQUAL(s_append(wal, 4, NULL), 0);
     CU_ASSERT_EQUAL(s_verify(wal, 1), 24);
     ordo_wal_destroy(&wal);
@@ -1160,7 +1488,7 @@ static void test_failure_injection(void)
     ordo_test_rm_rf(dir);
 }
 
-/* ---- 8. options and arguments -------------------------------------------- */
+/* ---- 9. options and arguments -------------------------------------------- */
 
 static void test_invalid_options(void)
 {
@@ -1206,7 +1534,7 @@ static void test_invalid_options(void)
     ordo_test_rm_rf(dir);
 }
 
-/* ---- 9. hostile headers ---------------------------------------------------- */
+/* ---- 10. hostile headers ---------------------------------------------------- */
 
 /* Caps the address space a little above what the process uses, so that a
  * big allocation from a header field would fail instead of passing
@@ -1348,12 +1676,14 @@ static void test_hostile_headers(void)
     s_log_t *lg = calloc(1, sizeof *lg);
     uint64_t segs[8];
     CU_ASSERT_PTR_NOT_NULL_FATAL(lg);
-    s_build_log(lg, 0, 4, segs);
+    s_build_log(lg, SMALL_SEG, 4, segs);
     char src[512];
     s_seg_path(lg->dir, 1, src, sizeof src);
     size_t len = 0;
     uint8_t *orig = s_read_file(src, &len);
     CU_ASSERT_PTR_NOT_NULL_FATAL(orig);
+    len = (size_t)s_walk(src, NULL, 0, NULL); /* the four frames, not the zeros after */
+    CU_ASSERT_FATAL(len > (size_t)lg->off[3]);
     size_t cut = (size_t)lg->off[3];
     uint64_t pos4 = lg->first[3];
     struct {
@@ -1455,6 +1785,8 @@ int main(void)
     CU_add_test(s, "reader mid-frame and at the tail", test_reader_mid_frame_and_tail);
     CU_add_test(s, "readers on other threads", test_reader_concurrent);
     CU_add_test(s, "sync modes", test_sync_modes);
+    CU_add_test(s, "preallocated segments do not grow", test_preallocated_segments);
+    CU_add_test(s, "no preallocation support: files grow", test_no_preallocation);
     CU_add_test(s, "failure injection", test_failure_injection);
     CU_add_test(s, "invalid options", test_invalid_options);
     CU_add_test(s, "hostile headers", test_hostile_headers);

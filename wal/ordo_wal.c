@@ -1,9 +1,11 @@
 /* The log writer: open + recovery, append (one frame per call), sync policy,
  * segment rolling, sticky failure. Invariants: frames are written whole at
- * the end of the last segment and only then counted in the index; a
+ * the data end of the last segment and only then counted in the index; a
  * segment is fdatasync'ed before the next is created, so only the last
  * segment can end in a torn frame; once a write or sync has failed nothing
- * is written again (the first error sticks). Format: ordo_wal_format.c. */
+ * is written again (the first error sticks). Segments are preallocated to
+ * their full size, so the data end is where the frames end (s_seg_t.end),
+ * never the file size. Format: ordo_wal_format.c. */
 #include "ordo_wal.h"
 
 #include "ordo_clock.h"
@@ -32,7 +34,8 @@ typedef struct {
 
 typedef struct {
     uint64_t first;  /* the segment's name: its first position */
-    uint64_t end;    /* bytes of complete frames; the next frame goes here */
+    uint64_t end;    /* data end: bytes of complete frames, where the next
+                      * frame goes; the file is usually longer (zeros) */
     uint64_t last;   /* last position stored in it; first - 1 when empty */
     s_mark_t *marks; /* owned: sparse index, a frame about every 64 KiB */
     size_t nmarks, capmarks;
@@ -78,6 +81,8 @@ typedef struct {
 /* The outcome of scanning one segment. */
 typedef struct {
     uint64_t end;      /* end of the good frames: where a problem starts */
+    uint64_t dirty;    /* just past the last non-zero byte at or after `end`;
+                        * == end when only zeros (or nothing) follow */
     uint64_t next;     /* position expected after the good frames */
     uint64_t frames;   /* good frames */
     bool bad;          /* something other than a clean end follows `end` */
@@ -266,32 +271,45 @@ static int s_check_frame(s_scan_t *sc, uint64_t off, ordo_wal_hdr_t *h, const ch
     return 0;
 }
 
-/* 1 if every byte from `off` to the end of the file is zero, 0 if not, or
- * an I/O error. */
-static int s_all_zero(s_scan_t *sc, uint64_t off)
+/* Sets *end just past the last non-zero byte in [off, end of file), or to
+ * `off` when those bytes are all zero (preallocated space). 0 or an I/O
+ * error. Reads the whole range: up to a segment of zeros at open. */
+static int s_nonzero_end(s_scan_t *sc, uint64_t off, uint64_t *end)
 {
+    static const uint8_t zeros[4096];
+    *end = off;
     while (off < sc->size) {
         size_t len = sc->size - off > S_SCAN_CHUNK ? S_SCAN_CHUNK : (size_t)(sc->size - off);
         const uint8_t *p;
         int rc = s_window(sc, off, len, &p);
         if (rc)
             return rc;
-        for (size_t i = 0; i < len; i++)
-            if (p[i])
-                return 0;
+        /* Last non-zero byte of the chunk: blocks from the end, memcmp'ed. */
+        for (size_t b = len; b > 0;) {
+            size_t bl = b % sizeof zeros ? b % sizeof zeros : sizeof zeros;
+            b -= bl;
+            if (memcmp(p + b, zeros, bl) == 0)
+                continue;
+            size_t i = b + bl;
+            while (p[i - 1] == 0)
+                i--;
+            *end = off + i;
+            break;
+        }
         off += len;
     }
-    return 1;
+    return 0;
 }
 
 /* Looks for valid frames (magic, sane header, good checksum, first position
- * above `after`) anywhere at or after `from`. Returns 1 if any, 0 if none,
+ * above `after`) starting in [from, limit). Returns 1 if any, 0 if none,
  * or an I/O error; raises *max_last to the highest last position seen. */
-static int s_search_valid(s_scan_t *sc, uint64_t from, uint64_t after, uint64_t *max_last)
+static int s_search_valid(s_scan_t *sc, uint64_t from, uint64_t limit, uint64_t after,
+                          uint64_t *max_last)
 {
     int found = 0;
     uint64_t off = from;
-    while (off < sc->size && sc->size - off >= ORDO_WAL_HEADER_SIZE) {
+    while (off < limit && sc->size - off >= ORDO_WAL_HEADER_SIZE) {
         size_t len = sc->size - off > S_SCAN_CHUNK ? S_SCAN_CHUNK : (size_t)(sc->size - off);
         const uint8_t *p;
         int rc = s_window(sc, off, len, &p);
@@ -350,26 +368,26 @@ static int s_scan_segment(s_scan_t *sc, s_seg_t *seg, uint64_t expect, s_result_
         }
         if (rc != S_END && rc != ORDO_ERR_CORRUPT)
             return rc;
-        int later = s_search_valid(sc, off + 1, expect - 1, &res->max_last);
+        int zrc = s_nonzero_end(sc, off, &res->dirty);
+        if (zrc)
+            return zrc;
+        if (rc == S_END && res->dirty == off)
+            break; /* clean end: zeros (preallocated space) up to end of file */
+        /* A frame has a non-zero magic, so none starts in the zeros after
+         * res->dirty. */
+        int later = s_search_valid(sc, off + 1, res->dirty, expect - 1, &res->max_last);
         if (later < 0)
             return later;
-        if (rc == S_END) {
-            if (later) {
-                snprintf(res->why, sizeof res->why, "zeroed frame header");
-            } else {
-                int zero = s_all_zero(sc, off);
-                if (zero < 0)
-                    return zero;
-                if (zero)
-                    break; /* clean end: preallocated space */
-                snprintf(res->why, sizeof res->why, "non-zero bytes after end of data");
-            }
-        }
+        if (rc == S_END)
+            snprintf(res->why, sizeof res->why, "%s",
+                     later ? "zeroed frame header" : "non-zero bytes after end of data");
         res->bad = true;
         res->later = later != 0;
         break;
     }
     res->end = off;
+    if (!res->bad)
+        res->dirty = off;
     res->next = expect;
     return 0;
 }
@@ -454,25 +472,50 @@ static int s_max_last_in(ordo_wal_t *wal, uint64_t first, uint64_t after, ordo_w
     int rc = 0;
     if (size > 0) {
         s_scan_t sc = {.io = wal->io, .fd = fd, .size = (uint64_t)size, .win = *win, .name = name};
-        rc = s_search_valid(&sc, 0, after, max_last);
+        rc = s_search_valid(&sc, 0, (uint64_t)size, after, max_last);
         *win = sc.win;
     }
     wal->io->close(wal->io->ctx, fd);
     return rc < 0 ? rc : 0;
 }
 
-/* Truncates an open segment to `len` and makes that durable. */
-static int s_truncate(ordo_wal_t *wal, int fd, const char *name, uint64_t len)
+/* Reserves [off, off+len) of a segment, extending its size (zeros). 0, or
+ * -1 with errno; EOPNOTSUPP (the file system cannot preallocate) counts as
+ * success: the file then grows with every frame. */
+static int s_preallocate(ordo_wal_t *wal, int fd, uint64_t off, uint64_t len)
 {
-    if (wal->io->ftruncate(wal->io->ctx, fd, (off_t)len) != 0 ||
-        wal->io->fsync(wal->io->ctx, fd) != 0) {
-        char ebuf[128];
-        int e = errno;
-        ordo_log_error("wal", "truncating segment %s/%s to %llu bytes failed: %s", wal->dir, name,
-                       (unsigned long long)len, s_errstr(e, ebuf, sizeof ebuf));
-        return ordo_err_from_errno(e);
-    }
+    if (len == 0)
+        return 0;
+    if (wal->io->fallocate(wal->io->ctx, fd, (off_t)off, (off_t)len) == 0 || errno == EOPNOTSUPP)
+        return 0;
+    return -1;
+}
+
+/* Durably removes everything from `good_end` on (a torn tail, or what a
+ * repair drops) and keeps the segment's preallocation: cuts the file at
+ * good_end, reserves [good_end, size) again (reads as zeros; nothing to
+ * do on EOPNOTSUPP, the file then just ends at good_end), and fsyncs, as
+ * the file size changed. A crash in between leaves either the old tail
+ * (removed again at the next open) or a shorter file: both valid. */
+static int s_cut_tail(ordo_wal_t *wal, int fd, const char *name, uint64_t good_end, uint64_t size)
+{
+    const char *what = "truncating";
+    if (wal->io->ftruncate(wal->io->ctx, fd, (off_t)good_end) != 0)
+        goto fail;
+    what = "preallocating";
+    if (size > good_end && s_preallocate(wal, fd, good_end, size - good_end) != 0)
+        goto fail;
+    what = "fsync of";
+    if (wal->io->fsync(wal->io->ctx, fd) != 0)
+        goto fail;
     return 0;
+fail:;
+    char ebuf[128];
+    int e = errno;
+    ordo_log_error("wal", "removing the tail of segment %s/%s from offset %llu: %s failed: %s",
+                   wal->dir, name, (unsigned long long)good_end, what,
+                   s_errstr(e, ebuf, sizeof ebuf));
+    return ordo_err_from_errno(e);
 }
 
 /* Deletes segments names[from..n) and makes that durable. */
@@ -512,17 +555,6 @@ static int s_create_segment(ordo_wal_t *wal, uint64_t first)
         return -1;
     }
     return fd;
-}
-
-/* Reserves [off, off+len) of a segment. 0, or -1 with errno; EOPNOTSUPP
- * (the file system cannot preallocate) counts as success. */
-static int s_preallocate(ordo_wal_t *wal, int fd, uint64_t off, uint64_t len)
-{
-    if (len == 0)
-        return 0;
-    if (wal->io->fallocate(wal->io->ctx, fd, (off_t)off, (off_t)len) == 0 || errno == EOPNOTSUPP)
-        return 0;
-    return -1;
 }
 
 /* Scans every segment, fixes a torn tail, refuses or repairs corruption.
@@ -569,6 +601,7 @@ static int s_recover(ordo_wal_t *wal, bool repair, ordo_wal_recovery_t *rep, uin
         s_result_t res;
         size_t drop_from; /* first segment to delete on repair */
         const char *what;
+        uint64_t seg_size = 0; /* file size of segment i (not its data end) */
         if (i > 0 && names[i] != expect) {
             memset(&res, 0, sizeof res);
             res.next = expect;
@@ -589,6 +622,7 @@ static int s_recover(ordo_wal_t *wal, bool repair, ordo_wal_recovery_t *rep, uin
                 rc = ordo_err_from_errno(e);
                 goto out;
             }
+            seg_size = (uint64_t)size;
             s_segs_push(wal, names[i]);
             s_seg_t *seg = &wal->segs[wal->nsegs - 1];
             s_scan_t sc = {
@@ -600,11 +634,11 @@ static int s_recover(ordo_wal_t *wal, bool repair, ordo_wal_recovery_t *rep, uin
             seg->end = res.end;
             seg->last = res.next - 1;
             if (res.bad && i == n - 1 && res.tornable && !res.later) {
-                if ((rc = s_truncate(wal, fd, name, res.end)) != 0)
+                if ((rc = s_cut_tail(wal, fd, name, res.end, seg_size)) != 0)
                     goto out;
-                rep->torn_bytes_truncated = (uint64_t)size - res.end;
+                rep->torn_bytes_truncated = res.dirty - res.end;
                 ordo_log_warn("wal",
-                              "torn tail in segment %s at offset %llu (%s): truncated %llu bytes",
+                              "torn tail in segment %s at offset %llu (%s): removed %llu bytes",
                               name, (unsigned long long)res.end, res.why,
                               (unsigned long long)rep->torn_bytes_truncated);
                 res.bad = false;
@@ -635,7 +669,7 @@ static int s_recover(ordo_wal_t *wal, bool repair, ordo_wal_recovery_t *rep, uin
             rc = ORDO_ERR_CORRUPT;
             goto out;
         }
-        if (fd >= 0 && (rc = s_truncate(wal, fd, name, res.end)) != 0)
+        if (fd >= 0 && (rc = s_cut_tail(wal, fd, name, res.end, seg_size)) != 0)
             goto out;
         if ((rc = s_unlink_from(wal, names, drop_from, n)) != 0)
             goto out;
@@ -816,7 +850,9 @@ void ordo_wal_destroy(ordo_wal_t **walp)
 }
 
 /* Starts a new segment named `first` for a frame of `frame_len` bytes:
- * makes the old one durable, creates and preallocates the new one. */
+ * makes the old one durable, creates and preallocates the new one, and
+ * fdatasyncs it once so that the allocation (and file size) is durable
+ * before the first frame's fdatasync, which then writes data only. */
 static int s_roll(ordo_wal_t *wal, uint64_t first, size_t frame_len)
 {
     int rc = s_sync(wal);
@@ -838,6 +874,9 @@ static int s_roll(ordo_wal_t *wal, uint64_t first, size_t frame_len)
     uint64_t want = wal->segment_bytes > frame_len ? wal->segment_bytes : frame_len;
     if (s_preallocate(wal, fd, 0, want) != 0)
         return s_fail(wal, errno, "preallocating", first, 0);
+    if (wal->io->fdatasync(wal->io->ctx, fd) != 0)
+        return s_fail(wal, errno, "fdatasync of", first, 0);
+    atomic_fetch_add_explicit(&wal->n_fsyncs, 1, memory_order_relaxed);
     return 0;
 }
 

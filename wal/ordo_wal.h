@@ -41,7 +41,9 @@ typedef struct {
     uint64_t frames;
     uint64_t events;
     uint64_t first_position, last_position; /* 0,0 when empty */
-    uint64_t torn_bytes_truncated;          /* torn tail removed */
+    uint64_t torn_bytes_truncated;          /* torn tail removed: from the end of the
+                                             * last good frame to the last non-zero
+                                             * byte (the rest is zeros anyway) */
     uint64_t events_dropped;                /* by repair */
     /* On ORDO_ERR_CORRUPT: names segment file and byte offset and what is
      * wrong; also set on other open errors and after a repair. */
@@ -54,10 +56,10 @@ typedef struct {
     size_t len;
 } ordo_wal_rec_t;
 
-/* Opens (or creates) the log in opts->dir and recovers it: truncates a torn
- * tail of the last segment, refuses mid-log corruption with ORDO_ERR_CORRUPT
- * (disk unchanged, report->message says where) unless opts->repair. On
- * success *out owns the log. `report` may be NULL. Returns 0,
+/* Opens (or creates) the log in opts->dir and recovers it: removes a torn
+ * tail of the last segment (keeping its preallocation), refuses mid-log
+ * corruption with ORDO_ERR_CORRUPT (disk unchanged, report->message says
+ * where) unless opts->repair. On success *out owns the log. `report` may be NULL. Returns 0,
  * ORDO_ERR_INVALID, ORDO_ERR_CORRUPT, ORDO_ERR_NOMEM, or ORDO_ERR_IO /
  * ORDO_ERR_NOSPACE when a file operation fails (preallocation included). */
 int ordo_wal_open(const ordo_wal_options_t *opts, ordo_wal_t **out, ordo_wal_recovery_t *report);

@@ -13,10 +13,28 @@
  *   A sequence of frames from offset 0, back to back, no padding. A new
  *   segment starts when the next frame would take the current one past the
  *   configured segment size (a frame larger than a segment goes alone into
- *   a fresh one). Segments are preallocated; preallocated space reads as
- *   zeros, so a 32-byte frame header of all zeros (or fewer than 32 zero
- *   bytes before end of file) means "end of data". Every byte after the end
- *   of data must be zero.
+ *   a fresh one).
+ *   Segments are preallocated with zeros past the data end: a new segment
+ *   is created with fallocate mode 0 (space reserved AND file size set) to
+ *   the segment size (or the size of the one frame bigger than that), and
+ *   fdatasync'ed once before its first frame; the last segment is extended
+ *   the same way at open. Appends then never change the file size, so
+ *   their fdatasync has no size metadata to write. Where the file system
+ *   cannot preallocate (EOPNOTSUPP), files simply grow with each frame.
+ *   The data end is therefore never the file size: the data ends at the
+ *   first 32-byte frame header of all zeros, or at end of file (fewer than
+ *   32 zero bytes left also end it). Every byte after the data end must be
+ *   zero; anything else there is damage (below).
+ *
+ * TORN TAIL (recovery, last segment only)
+ *   Frames that do not check out at the end of the last segment, with no
+ *   valid frame after them and nothing but zeros from the last non-zero
+ *   byte on, are a torn write. They are removed durably and the
+ *   preallocation is kept: ftruncate to the end of the last good frame,
+ *   fallocate (mode 0) back to the old file size, fsync. The bytes
+ *   reported as removed run from that end to the last non-zero byte
+ *   (trailing zeros of a torn write look like preallocated space). Repair
+ *   of mid-log corruption cuts the damaged segment the same way.
  *
  * FRAME HEADER: 32 bytes, integers little-endian
  *   offset size  field
