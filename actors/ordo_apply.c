@@ -196,6 +196,7 @@ int ordo_apply(ordo_order_t *order, const ordo_event_t *event)
         break;
     }
     order->request_ids[event->version - 1] = (ordo_str_t){rid, rid ? id.len : 0};
+    order->positions[event->version - 1] = event->position;
     order->status = ordo_status_after(event->type);
     order->version = (uint8_t)event->version;
     order->updated_at_us = event->timestamp_us;

@@ -261,6 +261,9 @@ typedef struct {
     /* request_ids[v-1]: the request id that appended version v (len 0: none);
      * each ptr is owned (malloc'd) by the order. */
     ordo_str_t request_ids[ORDO_MAX_VERSION];
+    /* positions[v-1]: the log position of version v's event, so history,
+     * past states and duplicate replies read it back from the log. */
+    uint64_t positions[ORDO_MAX_VERSION];
 } ordo_order_t;
 
 /* Frees what the order owns and zeroes it (safe on a zeroed order). */

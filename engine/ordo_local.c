@@ -60,6 +60,16 @@ uint64_t ordo_local_events(const ordo_local_t *local)
     return local->events;
 }
 
+const ordo_event_t *ordo_local_last_event(const ordo_local_t *local)
+{
+    return local->ev;
+}
+
+uint32_t ordo_local_queued(const ordo_local_t *local)
+{
+    return local->queued;
+}
+
 void ordo_local_set_clock_floor(ordo_local_t *local, int64_t timestamp_us)
 {
     if (timestamp_us > local->last_ts)
@@ -77,8 +87,10 @@ int ordo_local_flush(ordo_local_t *l)
         l->recs[i] = (ordo_wal_rec_t){l->buf.data + start, l->ends[i] - start};
         start = l->ends[i];
     }
-    uint64_t first;
+    uint64_t first, expected = ordo_wal_head(l->wal) + 1;
     int rc = ordo_wal_append(l->wal, l->recs, l->queued, &first);
+    if (rc == 0 && first != expected)
+        rc = ORDO_ERR_CORRUPT; /* someone else appended: positions given out are wrong */
     if (rc == 0)
         l->events += l->queued;
     else
@@ -111,6 +123,8 @@ ordo_decision_t ordo_local_submit(ordo_local_t *l, const ordo_request_t *cmd, or
     int64_t now = ordo_now_us();
     l->last_ts = now > l->last_ts ? now : l->last_ts;
     l->ev->timestamp_us = l->last_ts;
+    /* This thread is the log's only writer, so the position is known now. */
+    l->ev->position = ordo_wal_head(l->wal) + l->queued + 1;
     ordo_event_id(l->ev->order_id.ptr, l->ev->order_id.len, l->ev->version, l->last_ts,
                   l->ev->event_id);
     if (ordo_event_pack_record(&l->pk, l->ev) != 0 || ordo_apply(order, l->ev) != 0) {

@@ -39,7 +39,14 @@ void ordo_local_set_clock_floor(ordo_local_t *local, int64_t timestamp_us);
  * from the log (then the core has failed for good). */
 int ordo_local_flush(ordo_local_t *local);
 
-/* Events appended and frames written so far. */
+/* Events appended so far. */
 uint64_t ordo_local_events(const ordo_local_t *local);
+
+/* The event the last ORDO_DECIDE_EVENT queued, stamped with its position,
+ * timestamp and id (valid until the next submit). */
+const ordo_event_t *ordo_local_last_event(const ordo_local_t *local);
+
+/* Events queued and not yet appended. */
+uint32_t ordo_local_queued(const ordo_local_t *local);
 
 #endif

@@ -1,11 +1,12 @@
 /* Order state: the wire form (GetOrder's `order` map) and the snapshot
- * form, a 14-element array that also keeps the request ids the order
- * accepted, so idempotency survives a restart from a snapshot:
+ * form, a 15-element array that also keeps the request ids the order
+ * accepted and the log position of each version, so idempotency, history
+ * and past states survive a restart from a snapshot:
  *   [order_id str, version uint, status uint, user_id int, restaurant_id int,
  *    total_cents int, created_at_us int, updated_at_us int,
  *    estimated_minutes int|nil, courier_id int|nil, delivery_address str,
  *    items [ {sku, name, qty, price_cents} ... ], cancel_reason str|nil,
- *    request_ids [ str|nil  x version ] ]
+ *    request_ids [ str|nil  x version ], positions [ uint x version ] ]
  * Decoding builds a view over the input, then ordo_order_copy() makes the
  * owned copy, so the order is either whole or untouched. */
 #include "ordo_codec.h"
@@ -148,7 +149,7 @@ int ordo_order_read(ordo_mp_t *r, ordo_order_t *order)
 
 int ordo_order_pack_snapshot(msgpack_packer *pk, const ordo_order_t *o)
 {
-    P(msgpack_pack_array(pk, 14));
+    P(msgpack_pack_array(pk, 15));
     P(msgpack_pack_str_with_body(pk, o->order_id, o->order_id_len));
     P(msgpack_pack_uint32(pk, o->version));
     P(msgpack_pack_uint32(pk, (uint32_t)o->status));
@@ -165,6 +166,9 @@ int ordo_order_pack_snapshot(msgpack_packer *pk, const ordo_order_t *o)
     P(msgpack_pack_array(pk, o->version));
     for (uint32_t v = 0; v < o->version; v++)
         P(o->request_ids[v].len ? ordo_pack_str(pk, o->request_ids[v]) : msgpack_pack_nil(pk));
+    P(msgpack_pack_array(pk, o->version));
+    for (uint32_t v = 0; v < o->version; v++)
+        P(msgpack_pack_uint64(pk, o->positions[v]));
     return 0;
 }
 
@@ -179,7 +183,7 @@ int ordo_order_decode_snapshot(const void *buf, size_t len, ordo_order_t *order)
     uint32_t n, n_ids;
     ordo_mp_t r;
     ordo_mp_init(&r, buf, len);
-    if (!ordo_mp_read_array(&r, &n) || n != 14 ||
+    if (!ordo_mp_read_array(&r, &n) || n != 15 ||
         !ordo_mp_read_str(&r, &order_id.ptr, &order_id.len) ||
         !ordo_mp_read_uint(&r, &version) || version < 1 || version > ORDO_MAX_VERSION ||
         !ordo_mp_read_uint(&r, &status) || status >= ORDO_STATUS_COUNT_ ||
@@ -197,6 +201,13 @@ int ordo_order_decode_snapshot(const void *buf, size_t len, ordo_order_t *order)
     view.status = (ordo_status_t)status;
     for (uint32_t v = 0; v < n_ids; v++)
         if (!s_opt_str(&r, &view.request_ids[v]) || view.request_ids[v].len > ORDO_REQUEST_ID_MAX)
+            return -1;
+    uint32_t n_pos;
+    if (!ordo_mp_read_array(&r, &n_pos) || n_pos != version)
+        return -1;
+    for (uint32_t v = 0; v < n_pos; v++)
+        if (!ordo_mp_read_uint(&r, &view.positions[v]) || view.positions[v] == 0 ||
+            (v > 0 && view.positions[v] <= view.positions[v - 1]))
             return -1;
     if (r.p != r.end || !s_view_ok(&view, order_id))
         return -1;

@@ -1019,15 +1019,18 @@ static void s_make_order(ordo_order_t *o)
     ev.meta.entries[0] = (ordo_meta_entry_t){.key = ORDO_STR("request_id"), .sval = ORDO_STR("req-a")};
     CU_ASSERT_EQUAL_FATAL(ordo_apply(o, &ev), 0);
     s_make_event(&ev, ORDO_EVT_ORDER_CONFIRMED);
+    ev.position += 10;
     ev.version = 2;
     ev.meta.count = 0;
     CU_ASSERT_EQUAL_FATAL(ordo_apply(o, &ev), 0);
     s_make_event(&ev, ORDO_EVT_ORDER_PREPARING);
+    ev.position += 20;
     ev.version = 3;
     ev.meta.count = 1;
     ev.meta.entries[0] = (ordo_meta_entry_t){.key = ORDO_STR("request_id"), .sval = ORDO_STR("req-c")};
     CU_ASSERT_EQUAL_FATAL(ordo_apply(o, &ev), 0);
     s_make_event(&ev, ORDO_EVT_ORDER_CANCELLED);
+    ev.position += 30;
     ev.version = 4;
     ev.meta.count = 0;
     ev.timestamp_us += 1000;
@@ -1083,6 +1086,9 @@ static void test_order_round_trips(void)
     CU_ASSERT_EQUAL(ordo_order_find_request(&out, ORDO_STR("req-a")), 1);
     CU_ASSERT_EQUAL(ordo_order_find_request(&out, ORDO_STR("req-c")), 3);
     CU_ASSERT_EQUAL(ordo_order_find_request(&out, ORDO_STR("req-b")), 0);
+    for (int v = 0; v < in.version; v++)
+        CU_ASSERT_EQUAL(out.positions[v], in.positions[v]);
+    CU_ASSERT_EQUAL(out.positions[3], 123456789 + 30);
     ordo_order_clear(&out);
 
     /* Every truncation of a snapshot record fails and leaves out empty. */

@@ -116,7 +116,8 @@ static int s_diff(const ordo_registry_t *a, const ordo_registry_t *b)
             diff++;
         else
             for (int v = 0; v < x->version; v++)
-                if (x->request_ids[v].len != y->request_ids[v].len ||
+                if (x->positions[v] != y->positions[v] ||
+                    x->request_ids[v].len != y->request_ids[v].len ||
                     memcmp(x->request_ids[v].ptr, y->request_ids[v].ptr, x->request_ids[v].len))
                     diff++;
     }
