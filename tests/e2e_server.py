@@ -1,0 +1,390 @@
+#!/usr/bin/python3
+"""End-to-end tests of the real ordo-server, driven the way a Python service
+would drive it (pyzmq + msgpack, as PROTOCOL.md says): every command,
+query and error code, idempotency across a restart, past states, ReadAll
+paging, PUB order, pipelined load over DEALER, REQ envelopes, SIGTERM, and
+kill -9 under load losing no acknowledged event. Each test starts the
+server on free loopback ports with a fresh temporary data folder. Waits are
+bounded polls; nothing sleeps to synchronise.
+Usage: e2e_server.py PATH-TO-ordo-server"""
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+import msgpack
+import zmq
+
+SERVER = sys.argv[1]
+UUID7 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+EVENT_KEYS = {"position", "event_id", "order_id", "version", "type", "timestamp_us", "schema",
+              "data", "meta"}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, data=None, args=()):
+        self.data = data or tempfile.mkdtemp(prefix="ordo-e2e-")
+        self.args = list(args)
+        self.bind = "tcp://127.0.0.1:%d" % free_port()
+        self.pub = "tcp://127.0.0.1:%d" % free_port()
+        self.proc = None
+        self.ctx = zmq.Context.instance()
+        self.sock = None
+
+    def start(self):
+        self.log = open(os.path.join(self.data, "server.log"), "ab")
+        self.proc = subprocess.Popen(
+            [SERVER, "--data-dir", os.path.join(self.data, "d"), "--bind", self.bind,
+             "--pub", self.pub] + self.args, stdout=self.log, stderr=self.log)
+        self.sock = self.dealer()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # bounded poll until it answers
+            if self.proc.poll() is not None:
+                raise AssertionError("server exited with %s" % self.proc.returncode)
+            self.sock.send(msgpack.packb({"type": "Ping"}))
+            if self.sock.poll(200):
+                assert self.sock.recv_multipart()
+                return self
+        raise AssertionError("server did not answer Ping within 30 s")
+
+    def dealer(self):
+        s = self.ctx.socket(zmq.DEALER)
+        s.setsockopt(zmq.LINGER, 0)
+        s.connect(self.bind)
+        return s
+
+    def call(self, req, sock=None):
+        sock = sock or self.sock
+        sock.send(msgpack.packb(req))
+        assert sock.poll(10000), "no reply to %r" % (req,)
+        return msgpack.unpackb(sock.recv_multipart()[-1], raw=False)
+
+    def raw(self, body):
+        self.sock.send(body)
+        assert self.sock.poll(10000)
+        return msgpack.unpackb(self.sock.recv_multipart()[-1], raw=False)
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.sock:
+            self.sock.close()
+            self.sock = None
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            rc = self.proc.wait(60)
+        else:
+            rc = self.proc.returncode if self.proc else 0
+        self.log.close()
+        return rc
+
+    def cleanup(self):
+        shutil.rmtree(self.data, ignore_errors=True)
+
+
+def create(order_id, rid=None, items=None, **extra):
+    req = {"type": "CreateOrder", "order_id": order_id,
+           "data": {"user_id": 42, "restaurant_id": 7, "delivery_address": "12 Baker Street",
+                    "items": items or [{"sku": "pz-1", "name": "Margherita", "qty": 2,
+                                        "price_cents": 1250},
+                                       {"sku": "dr-9", "name": "Lemonade", "qty": 1,
+                                        "price_cents": 300}]},
+           "meta": {"actor": "user:42", "correlation_id": "c-" + order_id}}
+    if rid:
+        req["request_id"] = rid
+    req.update(extra)
+    return req
+
+
+def cmd(type_, order_id, rid=None, data=None, **extra):
+    req = {"type": type_, "order_id": order_id}
+    if rid:
+        req["request_id"] = rid
+    if data is not None:
+        req["data"] = data
+    req.update(extra)
+    return req
+
+
+def check_event(ev):
+    assert set(ev) == EVENT_KEYS, sorted(ev)
+    assert UUID7.match(ev["event_id"]), ev["event_id"]
+    assert ev["schema"] == 1 and ev["position"] >= 1 and ev["timestamp_us"] > 0
+
+
+def test_lifecycle_and_errors(srv):
+    r = srv.call(create("o-1", rid="r-1"))
+    assert r["ok"] and r["version"] == 1 and r["duplicate"] is False and r["request_id"] == "r-1"
+    ev = r["event"]
+    check_event(ev)
+    assert ev["type"] == "OrderCreated" and ev["data"]["total_cents"] == 2800
+    assert ev["meta"] == {"actor": "user:42", "correlation_id": "c-o-1", "command": "CreateOrder",
+                          "request_id": "r-1"}
+    pos = [r["position"]]
+    steps = [("ConfirmOrder", None, "OrderConfirmed"),
+             ("StartPreparing", {"estimated_minutes": 25}, "OrderPreparing"),
+             ("MarkReady", None, "OrderReady"),
+             ("PickUp", {"courier_id": 99}, "OrderOutForDelivery"),
+             ("Deliver", None, "OrderDelivered")]
+    for i, (t, data, et) in enumerate(steps):
+        r = srv.call(cmd(t, "o-1", data=data, expected_version=i + 1))
+        assert r["ok"], r
+        assert r["version"] == i + 2 and r["event"]["type"] == et
+        pos.append(r["position"])
+    assert pos == list(range(pos[0], pos[0] + 6)), pos
+    o = srv.call({"type": "GetOrder", "order_id": "o-1"})["order"]
+    assert o["status"] == "Delivered" and o["version"] == 6 and o["courier_id"] == 99
+    assert o["estimated_minutes"] == 25 and o["total_cents"] == 2800 and len(o["items"]) == 2
+
+    def err(req, code, **details):
+        r = srv.call(req)
+        assert r["ok"] is False and r["error"]["code"] == code, r
+        assert len(r["error"]["message"]) > 5
+        for k, v in details.items():
+            assert r["error"].get(k) == v, (k, r["error"])
+        return r
+
+    err(cmd("ConfirmOrder", "nope"), "not_found")
+    err(create("o-1"), "already_exists", version=6)
+    err(create("o-1", expected_version=0), "already_exists")
+    err(cmd("CancelOrder", "o-1", data={"reason": "late"}), "invalid_transition",
+        status="Delivered")
+    srv.call(create("o-2"))
+    err(cmd("ConfirmOrder", "o-2", expected_version=3), "conflict", expected_version=3,
+        current_version=1)
+    err(cmd("ConfirmOrder", "o-2", expected_version="x"), "bad_request", field="expected_version")
+    bad = create("o-3")
+    bad["data"]["items"][1]["qty"] = 0
+    err(bad, "bad_request", field="data.items.1.qty")
+    err({"type": "Frobnicate", "request_id": "q"}, "unknown_type")
+    r = err({"type": "GetOrder", "request_id": "echo-me"}, "bad_request", field="order_id")
+    assert r["request_id"] == "echo-me"
+    r = srv.raw(b"\xc1")
+    assert r["ok"] is False and r["error"]["code"] == "bad_request"
+    r = srv.raw(msgpack.packb({"type": "Ping"}) + b"\x00")
+    assert r["error"]["code"] == "bad_request"
+    r = srv.raw(msgpack.packb({"type": "Ping", "pad": "x" * (1 << 20)}))
+    assert r["error"]["code"] == "bad_request"
+    # cancel from Preparing records previous_status
+    srv.call(cmd("ConfirmOrder", "o-2"))
+    srv.call(cmd("StartPreparing", "o-2"))
+    r = srv.call(cmd("CancelOrder", "o-2", data={"reason": "out of dough"}))
+    assert r["event"]["data"] == {"reason": "out of dough", "previous_status": "Preparing"}
+    assert srv.call({"type": "GetOrder", "order_id": "o-2"})["order"]["cancel_reason"] == \
+        "out of dough"
+    # Ping and Stats
+    head = srv.call({"type": "Ping"})["head_position"]
+    stats = srv.call({"type": "Stats"})["stats"]
+    for k in ("head_position", "orders", "events_appended", "commands", "errors"):
+        assert isinstance(stats[k], int), k
+    assert stats["head_position"] == head and stats["orders"] == 2
+
+
+def test_idempotency_past_states_history_readall(srv):
+    r1 = srv.call(create("h-1", rid="same"))
+    # a retry whose body differs (but is valid) still gets the original reply
+    r2 = srv.call(create("h-1", rid="same", items=[{"sku": "x", "name": "y", "qty": 1,
+                                                    "price_cents": 1}]))
+    assert r2["ok"] and r2["duplicate"] is True and r2["position"] == r1["position"]
+    assert r2["event"] == r1["event"]
+    # an invalid retry is still a bad request: field rules come before idempotency
+    r3 = srv.call(create("h-1", rid="same", data={"junk": 1}))
+    assert r3["error"]["code"] == "bad_request" and r3["error"]["field"] == "data.user_id"
+    t_created = r1["event"]["timestamp_us"]
+    srv.call(cmd("ConfirmOrder", "h-1", rid="c"))
+    srv.call(cmd("StartPreparing", "h-1", rid="p", data={"estimated_minutes": 5}))
+    # a retry of an old command, after the order moved on: the original reply
+    r = srv.call(cmd("ConfirmOrder", "h-1", rid="c"))
+    assert r["duplicate"] and r["version"] == 2
+    o = srv.call({"type": "GetOrder", "order_id": "h-1", "as_of_version": 1})["order"]
+    assert o["status"] == "Created" and o["version"] == 1
+    o = srv.call({"type": "GetOrder", "order_id": "h-1", "as_of_version": 99})["order"]
+    assert o["version"] == 3
+    o = srv.call({"type": "GetOrder", "order_id": "h-1", "as_of_time_us": t_created})["order"]
+    assert o["version"] == 1
+    r = srv.call({"type": "GetOrder", "order_id": "h-1", "as_of_time_us": t_created - 1})
+    assert r["error"]["code"] == "not_found"
+    h = srv.call({"type": "GetHistory", "order_id": "h-1", "from_version": 2, "limit": 1})
+    assert [e["version"] for e in h["events"]] == [2] and h["order_id"] == "h-1"
+    h = srv.call({"type": "GetHistory", "order_id": "h-1"})
+    assert [e["type"] for e in h["events"]] == ["OrderCreated", "OrderConfirmed", "OrderPreparing"]
+    for e in h["events"]:
+        check_event(e)
+    head = srv.call({"type": "Ping"})["head_position"]
+    seen, nxt = [], 1
+    while True:
+        page = srv.call({"type": "ReadAll", "from_position": nxt, "limit": 2})
+        assert page["head_position"] == head
+        seen += [e["position"] for e in page["events"]]
+        if not page["events"]:
+            assert page["next_position"] == nxt
+            break
+        assert page["next_position"] == page["events"][-1]["position"] + 1
+        if len(page["events"]) < 2:
+            assert page["next_position"] == head + 1
+        nxt = page["next_position"]
+    assert seen == list(range(1, head + 1))
+
+
+def test_pub_pipelined_req(srv):
+    sub = srv.ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    sub.connect(srv.pub)
+    # Slow joiner: create orders until one event arrives (bounded).
+    got = None
+    for i in range(100):
+        srv.call(create("warm-%d" % i))
+        if sub.poll(100):
+            got = sub.recv_multipart()
+            break
+    assert got, "no event on PUB"
+    topic, body = got
+    ev = msgpack.unpackb(body, raw=False)
+    assert topic == ev["type"].encode()
+    last = ev["position"]
+    # Pipelined: 300 orders x (create + confirm), all in flight on one DEALER.
+    d = srv.dealer()
+    sent = []
+    for i in range(300):
+        oid = "p-%d" % i
+        d.send(msgpack.packb(create(oid, rid="pc-%d" % i)))
+        d.send(msgpack.packb(cmd("ConfirmOrder", oid, rid="pf-%d" % i)))
+        sent += ["pc-%d" % i, "pf-%d" % i]
+    replies = []
+    while len(replies) < len(sent):
+        assert d.poll(10000), "pipelined replies stopped at %d" % len(replies)
+        replies.append(msgpack.unpackb(d.recv_multipart()[-1], raw=False))
+    assert all(r["ok"] for r in replies)
+    order = {r["request_id"]: k for k, r in enumerate(replies)}
+    for i in range(300):  # per order: replies in the order sent
+        assert order["pc-%d" % i] < order["pf-%d" % i]
+    positions = sorted(r["position"] for r in replies)
+    assert positions == list(range(positions[0], positions[0] + 600))
+    # PUB: every event after `last`, in position order (gaps would be
+    # filled with ReadAll; with this small load there are none).
+    want = positions[-1]
+    while last < want:
+        assert sub.poll(10000), "PUB stopped at %d of %d" % (last, want)
+        ev = msgpack.unpackb(sub.recv_multipart()[1], raw=False)
+        assert ev["position"] == last + 1, (ev["position"], last)
+        last = ev["position"]
+    sub.close()
+    d.close()
+    # REQ adds an empty delimiter frame: the envelope comes back as is.
+    q = srv.ctx.socket(zmq.REQ)
+    q.connect(srv.bind)
+    q.send(msgpack.packb({"type": "Ping", "request_id": "via-req"}))
+    assert q.poll(10000)
+    assert msgpack.unpackb(q.recv(), raw=False)["request_id"] == "via-req"
+    q.close()
+
+
+def test_restart_and_crash():
+    srv = Server().start()
+    try:
+        srv.call(create("k-1", rid="k-1-create"))
+        srv.call(cmd("ConfirmOrder", "k-1"))
+        before = srv.call({"type": "GetOrder", "order_id": "k-1"})["order"]
+        assert srv.stop(signal.SIGTERM) == 0, "SIGTERM must exit 0"
+        log = open(os.path.join(srv.data, "server.log")).read()
+        assert "snapshot at position" in log
+        srv.start()
+        assert srv.call({"type": "GetOrder", "order_id": "k-1"})["order"] == before
+        r = srv.call(create("k-1", rid="k-1-create"))
+        assert r["duplicate"] is True and r["version"] == 1  # idempotent across restart
+        # kill -9 under pipelined load: every acknowledged event survives.
+        d = srv.dealer()
+        for i in range(2000):
+            d.send(msgpack.packb(create("x-%d" % i, rid="x-%d" % i)))
+        acked = {}
+        while len(acked) < 700:
+            assert d.poll(10000)
+            r = msgpack.unpackb(d.recv_multipart()[-1], raw=False)
+            assert r["ok"], r
+            acked[r["position"]] = r["event"]
+        d.close()
+        srv.stop(signal.SIGKILL)
+        srv.start()
+        head = srv.call({"type": "Ping"})["head_position"]
+        log_events, nxt = {}, 1
+        while nxt <= head:
+            page = srv.call({"type": "ReadAll", "from_position": nxt, "limit": 10000})
+            for e in page["events"]:
+                log_events[e["position"]] = e
+            nxt = page["next_position"]
+        assert sorted(log_events) == list(range(1, head + 1)), "positions not gap-free"
+        for p, ev in acked.items():
+            assert log_events.get(p) == ev, "acknowledged event at %d lost or changed" % p
+        r = srv.call(create("after-crash"))
+        assert r["ok"] and r["position"] == head + 1
+        assert srv.stop() == 0
+    finally:
+        if srv.proc and srv.proc.poll() is None:
+            srv.proc.kill()
+        srv.cleanup()
+
+
+def test_bad_settings():
+    d = tempfile.mkdtemp(prefix="ordo-e2e-")
+    try:
+        p = subprocess.run([SERVER, "--segment-bytes", "1000", "--data-dir", d + "/x"],
+                           capture_output=True, text=True, timeout=30)
+        assert p.returncode == 2 and "65536" in p.stderr, (p.returncode, p.stderr)
+        assert not os.path.exists(d + "/x")
+        p = subprocess.run([SERVER, "--help"], capture_output=True, text=True, timeout=30)
+        assert p.returncode == 0 and "--fsync" in p.stdout
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def main():
+    passed = failed = 0
+    tests = [("lifecycle and every error", test_lifecycle_and_errors),
+             ("idempotency, past states, history, ReadAll", test_idempotency_past_states_history_readall),
+             ("PUB order, pipelined DEALER, REQ", test_pub_pipelined_req)]
+    for name, fn in tests:
+        srv = Server()
+        try:
+            srv.start()
+            fn(srv)
+            assert srv.stop() == 0, "SIGTERM must exit 0"
+            passed += 1
+            print("ok   %s" % name)
+        except Exception:
+            failed += 1
+            print("FAIL %s" % name)
+            traceback.print_exc()
+            if srv.proc and srv.proc.poll() is None:
+                srv.proc.kill()
+            try:
+                print(open(os.path.join(srv.data, "server.log")).read()[-3000:])
+            except OSError:
+                pass
+        finally:
+            srv.cleanup()
+    for name, fn in [("restart, idempotency across it, kill -9 under load", test_restart_and_crash),
+                     ("bad settings refused, --help", test_bad_settings)]:
+        try:
+            fn()
+            passed += 1
+            print("ok   %s" % name)
+        except Exception:
+            failed += 1
+            print("FAIL %s" % name)
+            traceback.print_exc()
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
