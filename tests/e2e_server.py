@@ -48,16 +48,19 @@ class Server:
         self.proc = subprocess.Popen(
             [SERVER, "--data-dir", os.path.join(self.data, "d"), "--bind", self.bind,
              "--pub", self.pub] + self.args, stdout=self.log, stderr=self.log)
-        self.sock = self.dealer()
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:  # bounded poll until it answers
-            if self.proc.poll() is not None:
-                raise AssertionError("server exited with %s" % self.proc.returncode)
-            self.sock.send(msgpack.packb({"type": "Ping"}))
-            if self.sock.poll(200):
-                assert self.sock.recv_multipart()
-                return self
-        raise AssertionError("server did not answer Ping within 30 s")
+        probe = self.dealer()
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:  # bounded poll until it answers
+                if self.proc.poll() is not None:
+                    raise AssertionError("server exited with %s" % self.proc.returncode)
+                probe.send(msgpack.packb({"type": "Ping"}))
+                if probe.poll(200):
+                    self.sock = self.dealer()
+                    return self
+            raise AssertionError("server did not answer Ping within 30 s")
+        finally:
+            probe.close()  # late Ping replies go with it
 
     def dealer(self):
         s = self.ctx.socket(zmq.DEALER)
@@ -66,10 +69,15 @@ class Server:
         return s
 
     def call(self, req, sock=None):
+        """One request, one reply: a socket with nothing else in flight."""
         sock = sock or self.sock
         sock.send(msgpack.packb(req))
         assert sock.poll(10000), "no reply to %r" % (req,)
-        return msgpack.unpackb(sock.recv_multipart()[-1], raw=False)
+        reply = msgpack.unpackb(sock.recv_multipart()[-1], raw=False)
+        assert not sock.poll(0), "an extra reply is waiting"
+        if "request_id" in req and isinstance(req["request_id"], str) and reply.get("ok"):
+            assert reply.get("request_id") == req["request_id"], (req, reply)
+        return reply
 
     def raw(self, body):
         self.sock.send(body)
