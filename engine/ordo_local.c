@@ -65,6 +65,11 @@ const ordo_event_t *ordo_local_last_event(const ordo_local_t *local)
     return local->ev;
 }
 
+int ordo_local_failed(const ordo_local_t *local)
+{
+    return local->failed;
+}
+
 uint32_t ordo_local_queued(const ordo_local_t *local)
 {
     return local->queued;

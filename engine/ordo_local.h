@@ -46,6 +46,9 @@ uint64_t ordo_local_events(const ordo_local_t *local);
  * timestamp and id (valid until the next submit). */
 const ordo_event_t *ordo_local_last_event(const ordo_local_t *local);
 
+/* The log error that stopped the core for good, or 0. */
+int ordo_local_failed(const ordo_local_t *local);
+
 /* Events queued and not yet appended. */
 uint32_t ordo_local_queued(const ordo_local_t *local);
 

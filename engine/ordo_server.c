@@ -23,10 +23,13 @@
 
 #define ORDO_SERVER_VERSION "0.1.0"
 #define ENVELOPE_MAX 8            /* envelope frames kept per request */
+#define ENVELOPE_FRAME_MAX 256    /* bytes in one envelope frame (identities are 5) */
+#define STOP_ROUNDS 16            /* rounds answered `unavailable` while stopping */
 #define DRAIN_MAX 4096            /* requests read per round: the largest group commit */
 #define MSG_MAX (16 * 1024 * 1024) /* peers sending more are disconnected */
 
 static volatile sig_atomic_t s_stop;
+static uint64_t s_dropped; /* messages dropped for their envelope */
 
 static void s_on_signal(int sig)
 {
@@ -71,7 +74,7 @@ static int s_recv(void *router, s_envelope_t *env, zmq_msg_t *body)
     }
     bool dropped = false;
     while (zmq_msg_more(body)) {
-        if (env->nframes < ENVELOPE_MAX) {
+        if (env->nframes < ENVELOPE_MAX && zmq_msg_size(body) <= ENVELOPE_FRAME_MAX) {
             zmq_msg_init(&env->frames[env->nframes]);
             zmq_msg_move(&env->frames[env->nframes++], body);
         } else {
@@ -87,8 +90,11 @@ static int s_recv(void *router, s_envelope_t *env, zmq_msg_t *body)
         }
     }
     if (dropped || env->nframes == 0) {
-        ordo_log_warn("server", "dropped a message with %s envelope",
-                      dropped ? "an over-long" : "no");
+        if (s_dropped++ % 10000 == 0) /* one line per 10,000: a flood must not flood the log */
+            ordo_log_warn("server",
+                          "dropped a message whose envelope is over %d frames or a frame over "
+                          "%d bytes (%llu so far)",
+                          ENVELOPE_MAX, ENVELOPE_FRAME_MAX, (unsigned long long)s_dropped);
         for (int i = 0; i < env->nframes; i++)
             zmq_msg_close(&env->frames[i]);
         zmq_msg_close(body);
@@ -104,9 +110,10 @@ static void s_send_replies(ordo_service_t *svc, void *router, s_envelope_t *envs
     size_t len;
     while (ordo_service_next_reply(svc, &tag, &bytes, &len)) {
         s_envelope_t *env = &envs[tag];
-        for (int i = 0; i < env->nframes; i++)
+        for (int i = 0; i < env->nframes && len > 0; i++)
             zmq_msg_send(&env->frames[i], router, ZMQ_SNDMORE | ZMQ_DONTWAIT);
-        zmq_send(router, bytes, len, ZMQ_DONTWAIT);
+        if (len > 0) /* 0: the reply was lost to an out-of-memory */
+            zmq_send(router, bytes, len, ZMQ_DONTWAIT);
         for (int i = 0; i < env->nframes; i++)
             zmq_msg_close(&env->frames[i]);
         env->nframes = 0;
@@ -127,14 +134,16 @@ static void s_publish(ordo_service_t *svc, void *pub)
 /* Reads what waits (at most DRAIN_MAX), handles it, commits, answers. */
 static int s_round(ordo_service_t *svc, void *router, void *pub, s_envelope_t *envs)
 {
-    int n = 0;
-    while (n < DRAIN_MAX) {
+    int n = 0, reads = 0, failed = 0;
+    while (n < DRAIN_MAX && reads++ < 4 * DRAIN_MAX) {
         zmq_msg_t body;
         int rc = s_recv(router, &envs[n], &body);
         if (rc == 0)
             break;
-        if (rc < 0)
-            return -1;
+        if (rc < 0) {
+            failed = 1; /* still answer what was read */
+            break;
+        }
         if (rc == 2)
             continue;
         ordo_service_request(svc, zmq_msg_data(&body), zmq_msg_size(&body), (uint64_t)n);
@@ -144,7 +153,7 @@ static int s_round(ordo_service_t *svc, void *router, void *pub, s_envelope_t *e
     ordo_service_flush(svc);
     s_send_replies(svc, router, envs);
     s_publish(svc, pub);
-    return n;
+    return failed ? -1 : n;
 }
 
 int main(int argc, char **argv)
@@ -230,7 +239,8 @@ int main(int argc, char **argv)
                   (unsigned long long)srep.snapshot_position,
                   (unsigned long long)srep.events_replayed,
                   (unsigned long long)srep.head_position);
-    ordo_service_t *svc = ordo_service_new(&reg, wal, snap_dir, cfg.snapshot_every, DRAIN_MAX);
+    ordo_service_t *svc = ordo_service_new(&reg, wal, snap_dir, cfg.snapshot_every, DRAIN_MAX,
+                                           srep.last_timestamp_us);
     s_envelope_t *envs = calloc(DRAIN_MAX, sizeof *envs);
     void *ctx = zmq_ctx_new();
     void *router = ctx ? zmq_socket(ctx, ZMQ_ROUTER) : NULL;
@@ -240,7 +250,10 @@ int main(int argc, char **argv)
         return 1;
     }
     int64_t maxmsg = MSG_MAX;
-    int hwm = 100000, linger = 1000;
+    /* High-water marks bound what one peer can make us hold: at most this
+     * many messages queued in or out per connection (a full outbound queue
+     * drops replies to a peer that does not read). */
+    int hwm = 1000, linger = 1000;
     zmq_setsockopt(router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     zmq_setsockopt(router, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(router, ZMQ_SNDHWM, &hwm, sizeof hwm);
@@ -283,7 +296,8 @@ int main(int argc, char **argv)
 
     ordo_log_info("server", "stopping: answering what was read, flushing, snapshotting");
     ordo_service_stop(svc);
-    while (s_round(svc, router, pub, envs) > 0)
+    /* Bounded: a client that keeps sending must not keep us alive. */
+    for (int i = 0; i < STOP_ROUNDS && s_round(svc, router, pub, envs) > 0; i++)
         ;
     rc = ordo_service_snapshot(svc);
     zmq_close(router);

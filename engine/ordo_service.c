@@ -21,11 +21,14 @@ typedef struct {
     char *bytes; /* owned: the reply */
     size_t len;
     bool waits;  /* a command reply: released by the next flush */
+    bool after_pending; /* decided while events were not yet durable */
+    uint64_t position;  /* a command reply: its event's position */
     uint8_t rid_len;
     char rid[ORDO_REQUEST_ID_MAX]; /* to answer `unavailable` if the flush fails */
 } s_reply_t;
 
 typedef struct {
+    uint64_t position;
     const char *topic; /* static event type name */
     char *bytes;       /* owned: the wire-form event */
     size_t len;
@@ -72,7 +75,8 @@ static void *s_vec_push(s_vec_t *v, size_t size)
 }
 
 ordo_service_t *ordo_service_new(ordo_registry_t **reg, ordo_wal_t *wal, const char *snapshot_dir,
-                                 uint64_t snapshot_every, uint32_t batch_max)
+                                 uint64_t snapshot_every, uint32_t batch_max,
+                                 int64_t clock_floor_us)
 {
     ordo_service_t *s = calloc(1, sizeof *s);
     if (!s)
@@ -92,6 +96,8 @@ ordo_service_t *ordo_service_new(ordo_registry_t **reg, ordo_wal_t *wal, const c
     msgpack_packer_init(&s->side_pk, &s->side, msgpack_sbuffer_write);
     if (!s->local || !s->req || !s->ev || (snapshot_dir && !s->snapshot_dir))
         ordo_service_destroy(&s);
+    else
+        ordo_local_set_clock_floor(s->local, clock_floor_us);
     return s;
 }
 
@@ -121,9 +127,12 @@ void ordo_service_destroy(ordo_service_t **svc)
     *svc = NULL;
 }
 
-/* Queues s->buf as the reply under `tag`. */
-static void s_queue(ordo_service_t *s, uint64_t tag, bool waits, ordo_str_t rid)
+/* Queues s->buf as the reply under `tag`; `position` is the event of a
+ * command reply (it waits for the flush), 0 for any other reply. */
+static void s_queue(ordo_service_t *s, uint64_t tag, uint64_t position, ordo_str_t rid)
 {
+    bool waits = position != 0;
+    bool after_pending = s->released < s->replies.count || ordo_local_queued(s->local) > 0;
     s_reply_t *r = s_vec_push(&s->replies, sizeof *r);
     char *bytes = malloc(s->buf.size ? s->buf.size : 1);
     if (!r || !bytes) {
@@ -136,7 +145,12 @@ static void s_queue(ordo_service_t *s, uint64_t tag, bool waits, ordo_str_t rid)
         return;
     }
     memcpy(bytes, s->buf.data, s->buf.size);
-    *r = (s_reply_t){.tag = tag, .bytes = bytes, .len = s->buf.size, .waits = waits};
+    *r = (s_reply_t){.tag = tag,
+                     .bytes = bytes,
+                     .len = s->buf.size,
+                     .waits = waits,
+                     .after_pending = after_pending,
+                     .position = position};
     r->rid_len = (uint8_t)(rid.len > ORDO_REQUEST_ID_MAX ? 0 : rid.len);
     if (r->rid_len)
         memcpy(r->rid, rid.ptr, r->rid_len);
@@ -149,43 +163,53 @@ static void s_error(ordo_service_t *s, uint64_t tag, ordo_str_t rid, const ordo_
     s->errors++;
     msgpack_sbuffer_clear(&s->buf);
     ordo_reply_pack_error(&s->pk, rid, err);
-    s_queue(s, tag, false, rid);
+    s_queue(s, tag, 0, rid);
 }
 
-/* The log failed: commands waiting on it get `unavailable`, and the state
- * is rebuilt from what the log holds. */
+/* The log failed. Replies not yet released are settled by what the log
+ * holds: a command whose event made it (an earlier frame of this round)
+ * keeps its reply and its event is published; a command whose event did
+ * not, and any answer decided while such events were pending (it may rest
+ * on them), becomes `unavailable`. Then the state is rebuilt from the log,
+ * so it shows nothing the log lacks. */
 static void s_log_failed(ordo_service_t *s, int rc)
 {
     if (s->failed)
         return;
     s->failed = true;
+    uint64_t durable = ordo_wal_head(s->wal);
     ordo_log_error("service",
-                   "the log cannot be written (%s): commands now get unavailable; queries go on",
-                   ordo_strerror(rc));
+                   "the log cannot be written (%s) after position %llu: commands now get "
+                   "unavailable; queries go on",
+                   ordo_strerror(rc), (unsigned long long)durable);
     s_reply_t *r = s->replies.items;
     for (size_t i = s->released; i < s->replies.count; i++) {
-        if (!r[i].waits)
+        bool lost = r[i].position ? r[i].position > durable : r[i].after_pending;
+        r[i].waits = false;
+        if (!lost)
             continue;
         ordo_error_t e;
         ordo_error_set(&e, ORDO_CODE_UNAVAILABLE,
-                       "the event could not be written to the log (%s); it was not applied",
+                       "the log could not be written (%s); the command may not have been "
+                       "applied: retry it with the same request_id",
                        ordo_strerror(rc));
         msgpack_sbuffer_clear(&s->buf);
         ordo_reply_pack_error(&s->pk, (ordo_str_t){r[i].rid, r[i].rid_len}, &e);
         char *bytes = malloc(s->buf.size);
-        if (bytes) {
+        if (bytes)
             memcpy(bytes, s->buf.data, s->buf.size);
-            free(r[i].bytes);
-            r[i].bytes = bytes;
-            r[i].len = s->buf.size;
-        }
-        r[i].waits = false;
+        free(r[i].bytes);
+        r[i].bytes = bytes; /* NULL (out of memory): no reply rather than a false one */
+        r[i].len = bytes ? s->buf.size : 0;
         s->errors++;
     }
     s_pub_t *p = s->pubs.items;
-    for (size_t i = s->pubs_released; i < s->pubs.count; i++)
+    size_t keep = s->pubs_released;
+    while (keep < s->pubs.count && p[keep].position <= durable)
+        keep++;
+    for (size_t i = keep; i < s->pubs.count; i++)
         free(p[i].bytes);
-    s->pubs.count = s->pubs_released;
+    s->pubs.count = s->pubs_released = keep;
     ordo_registry_clear(s->reg);
     ordo_state_recovery_t rep;
     int rrc = ordo_state_recover(s->reg, s->wal, s->snapshot_dir, &rep);
@@ -261,12 +285,13 @@ static void s_command(ordo_service_t *s, const ordo_request_t *req, uint64_t tag
         const ordo_event_t *ev = ordo_local_last_event(s->local);
         msgpack_sbuffer_clear(&s->buf);
         ordo_reply_pack_command(&s->pk, req->request_id, ev, false);
-        s_queue(s, tag, true, req->request_id);
+        s_queue(s, tag, ev->position, req->request_id);
         msgpack_sbuffer_clear(&s->side);
         s_pub_t *p = s_vec_push(&s->pubs, sizeof *p);
         if (p && ordo_event_pack(&s->side_pk, ev) == 0 && (p->bytes = malloc(s->side.size))) {
             memcpy(p->bytes, s->side.data, s->side.size);
             p->len = s->side.size;
+            p->position = ev->position;
             p->topic = ordo_event_type_name(ev->type);
         } else if (p) {
             s->pubs.count--; /* subscribers fill the gap with ReadAll */
@@ -274,8 +299,8 @@ static void s_command(ordo_service_t *s, const ordo_request_t *req, uint64_t tag
         return;
     }
     if (d == ORDO_DECIDE_ERROR) {
-        if (err.code == ORDO_CODE_UNAVAILABLE && !s->failed)
-            s_log_failed(s, ordo_wal_error(s->wal) ? ordo_wal_error(s->wal) : ORDO_ERR_IO);
+        if (ordo_local_failed(s->local) && !s->failed)
+            s_log_failed(s, ordo_local_failed(s->local));
         s_error(s, tag, req->request_id, &err);
         return;
     }
@@ -297,7 +322,7 @@ static void s_command(ordo_service_t *s, const ordo_request_t *req, uint64_t tag
     }
     msgpack_sbuffer_clear(&s->buf);
     ordo_reply_pack_command(&s->pk, req->request_id, s->ev, true);
-    s_queue(s, tag, false, req->request_id);
+    s_queue(s, tag, 0, req->request_id);
 }
 
 static void s_not_found(ordo_service_t *s, const ordo_request_t *req, uint64_t tag)
@@ -320,7 +345,7 @@ static void s_get_order(ordo_service_t *s, const ordo_request_t *req, uint64_t t
     if (!past) {
         msgpack_sbuffer_clear(&s->buf);
         ordo_reply_pack_order(&s->pk, req->request_id, o);
-        s_queue(s, tag, false, req->request_id);
+        s_queue(s, tag, 0, req->request_id);
         return;
     }
     /* A past state: apply the order's events up to that version or time. */
@@ -348,7 +373,7 @@ static void s_get_order(ordo_service_t *s, const ordo_request_t *req, uint64_t t
     } else {
         msgpack_sbuffer_clear(&s->buf);
         ordo_reply_pack_order(&s->pk, req->request_id, &then);
-        s_queue(s, tag, false, req->request_id);
+        s_queue(s, tag, 0, req->request_id);
     }
     ordo_order_clear(&then);
 }
@@ -374,7 +399,7 @@ static void s_get_history(ordo_service_t *s, const ordo_request_t *req, uint64_t
         }
         ordo_event_pack(&s->pk, s->ev);
     }
-    s_queue(s, tag, false, req->request_id);
+    s_queue(s, tag, 0, req->request_id);
 }
 
 static void s_read_all(ordo_service_t *s, const ordo_request_t *req, uint64_t tag)
@@ -410,7 +435,7 @@ static void s_read_all(ordo_service_t *s, const ordo_request_t *req, uint64_t ta
     msgpack_sbuffer_clear(&s->buf);
     ordo_reply_pack_read_all_head(&s->pk, req->request_id, next, head, n);
     msgpack_sbuffer_write(&s->buf, s->side.data, s->side.size);
-    s_queue(s, tag, false, req->request_id);
+    s_queue(s, tag, 0, req->request_id);
 }
 
 static void s_stats(ordo_service_t *s, const ordo_request_t *req, uint64_t tag)
@@ -427,23 +452,24 @@ static void s_stats(ordo_service_t *s, const ordo_request_t *req, uint64_t tag)
                         s->failed ? 1 : 0};
     msgpack_sbuffer_clear(&s->buf);
     ordo_reply_pack_stats(&s->pk, req->request_id, names, values, sizeof values / sizeof *values);
-    s_queue(s, tag, false, req->request_id);
+    s_queue(s, tag, 0, req->request_id);
 }
 
 void ordo_service_request(ordo_service_t *s, const void *body, size_t len, uint64_t tag)
 {
     ordo_error_t err;
     s->requests++;
-    if (ordo_request_decode(body, len, s->req, &err) != 0) {
+    int decoded = ordo_request_decode(body, len, s->req, &err);
+    if (s->stopped) {
+        ordo_error_set(&err, ORDO_CODE_UNAVAILABLE, "the engine is shutting down; retry later");
+        s_error(s, tag, s->req->request_id, &err);
+        return;
+    }
+    if (decoded != 0) {
         s_error(s, tag, s->req->request_id, &err);
         return;
     }
     const ordo_request_t *req = s->req;
-    if (s->stopped) {
-        ordo_error_set(&err, ORDO_CODE_UNAVAILABLE, "the engine is shutting down; retry later");
-        s_error(s, tag, req->request_id, &err);
-        return;
-    }
     if (ordo_request_is_command(req->type)) {
         s_command(s, req, tag);
         return;
@@ -460,7 +486,7 @@ void ordo_service_request(ordo_service_t *s, const void *body, size_t len, uint6
     default:
         msgpack_sbuffer_clear(&s->buf);
         ordo_reply_pack_ping(&s->pk, req->request_id, ordo_wal_head(s->wal));
-        s_queue(s, tag, false, req->request_id);
+        s_queue(s, tag, 0, req->request_id);
         break;
     }
 }

@@ -19,9 +19,11 @@ typedef struct ordo_service ordo_service_t;
 
 /* Takes ownership of `reg` (recovered state); borrows `wal`. NULL if out of
  * memory. `snapshot_dir` and `snapshot_every` (events; 0 = only at
- * shutdown) drive periodic snapshots. */
+ * shutdown) drive periodic snapshots. New events are stamped no earlier
+ * than `clock_floor_us` (the latest timestamp recovery saw). */
 ordo_service_t *ordo_service_new(ordo_registry_t **reg, ordo_wal_t *wal, const char *snapshot_dir,
-                                 uint64_t snapshot_every, uint32_t batch_max);
+                                 uint64_t snapshot_every, uint32_t batch_max,
+                                 int64_t clock_floor_us);
 
 void ordo_service_destroy(ordo_service_t **svc);
 
