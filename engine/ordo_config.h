@@ -31,6 +31,12 @@ void ordo_config_defaults(ordo_config_t *cfg);
 int ordo_config_set(ordo_config_t *cfg, const char *name, const char *value, char *err,
                     size_t err_size);
 
+/* Handles a command-line option if it names a setting (the long option's
+ * name, e.g. "fsync"): 1 = handled, 0 = not a setting, -1 = invalid value
+ * (err says why). Lets every program share the settings' flags. */
+int ordo_config_option(ordo_config_t *cfg, const char *name, const char *value, char *err,
+                       size_t err_size);
+
 /* Applies every ORDO_* variable that is set. 0, or -1 with err. */
 int ordo_config_from_env(ordo_config_t *cfg, char *err, size_t err_size);
 

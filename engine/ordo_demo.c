@@ -66,22 +66,23 @@ int main(int argc, char **argv)
         return 2;
     }
     static const struct option opts[] = {
-        {"data-dir", required_argument, 0, 'd'},       {"orders", required_argument, 0, 'o'},
-        {"batch", required_argument, 0, 'b'},          {"fsync", required_argument, 0, 'f'},
-        {"snapshot-every", required_argument, 0, 's'}, {"segment-bytes", required_argument, 0, 'g'},
+        {"data-dir", required_argument, 0, 'S'},       {"orders", required_argument, 0, 'o'},
+        {"batch", required_argument, 0, 'b'},          {"fsync", required_argument, 0, 'S'},
+        {"snapshot-every", required_argument, 0, 'S'}, {"segment-bytes", required_argument, 0, 'S'},
         {"repair", no_argument, 0, 'r'},               {"json", no_argument, 0, 'j'},
         {"help", no_argument, 0, 'h'},                 {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0}};
     long orders = 20000, batch = 256;
     bool json = false, repair = false;
-    int c;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        const char *name = NULL;
+    int c, idx = 0;
+    while ((c = getopt_long(argc, argv, "", opts, &idx)) != -1) {
         switch (c) {
-        case 'd': name = "data-dir"; break;
-        case 'f': name = "fsync"; break;
-        case 's': name = "snapshot-every"; break;
-        case 'g': name = "segment-bytes"; break;
+        case 'S': /* a setting shared with ordo-server */
+            if (ordo_config_option(&cfg, opts[idx].name, optarg, err, sizeof err) < 0) {
+                fprintf(stderr, "ordo-demo: %s\n", err);
+                return 2;
+            }
+            continue;
         case 'o':
         case 'b': {
             char *end;
@@ -100,10 +101,6 @@ int main(int argc, char **argv)
         case 'V': printf("ordo-demo %s\n", ORDO_DEMO_VERSION); return 0;
         default:
             fprintf(stderr, "ordo-demo: unknown option; try --help\n");
-            return 2;
-        }
-        if (ordo_config_set(&cfg, name, optarg, err, sizeof err) != 0) {
-            fprintf(stderr, "ordo-demo: %s\n", err);
             return 2;
         }
     }

@@ -166,32 +166,26 @@ int main(int argc, char **argv)
         return 2;
     }
     static const struct option opts[] = {
-        {"data-dir", required_argument, 0, 'd'},       {"bind", required_argument, 0, 'b'},
-        {"pub", required_argument, 0, 'p'},            {"shards", required_argument, 0, 's'},
-        {"fsync", required_argument, 0, 'f'},          {"snapshot-every", required_argument, 0, 'n'},
-        {"segment-bytes", required_argument, 0, 'g'},  {"repair", no_argument, 0, 'r'},
+        {"data-dir", required_argument, 0, 'S'},       {"bind", required_argument, 0, 'S'},
+        {"pub", required_argument, 0, 'S'},            {"shards", required_argument, 0, 'S'},
+        {"fsync", required_argument, 0, 'S'},          {"snapshot-every", required_argument, 0, 'S'},
+        {"segment-bytes", required_argument, 0, 'S'},  {"repair", no_argument, 0, 'r'},
         {"help", no_argument, 0, 'h'},                 {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0}};
     bool repair = false;
-    int c;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        const char *name = NULL;
+    int c, idx = 0;
+    while ((c = getopt_long(argc, argv, "", opts, &idx)) != -1) {
         switch (c) {
-        case 'd': name = "data-dir"; break;
-        case 'b': name = "bind"; break;
-        case 'p': name = "pub"; break;
-        case 's': name = "shards"; break;
-        case 'f': name = "fsync"; break;
-        case 'n': name = "snapshot-every"; break;
-        case 'g': name = "segment-bytes"; break;
-        case 'r': repair = true; continue;
+        case 'S': /* a setting: defaults < ORDO_* < flags */
+            if (ordo_config_option(&cfg, opts[idx].name, optarg, err, sizeof err) < 0) {
+                fprintf(stderr, "ordo-server: %s\n", err);
+                return 2;
+            }
+            break;
+        case 'r': repair = true; break;
         case 'h': s_usage(stdout); return 0;
         case 'V': printf("ordo-server %s\n", ORDO_SERVER_VERSION); return 0;
         default: fprintf(stderr, "ordo-server: unknown option; try --help\n"); return 2;
-        }
-        if (ordo_config_set(&cfg, name, optarg, err, sizeof err) != 0) {
-            fprintf(stderr, "ordo-server: %s\n", err);
-            return 2;
         }
     }
     if (optind < argc) {

@@ -44,6 +44,11 @@ static void test_config_layers(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "65536"));
     unsetenv("ORDO_FSYNC");
     unsetenv("ORDO_SEGMENT_BYTES");
+    /* The flag helper: settings handled, other options left alone. */
+    CU_ASSERT_EQUAL(ordo_config_option(&cfg, "fsync", "batch:7", err, sizeof err), 1);
+    CU_ASSERT_EQUAL(cfg.fsync_ms, 7);
+    CU_ASSERT_EQUAL(ordo_config_option(&cfg, "orders", "5", err, sizeof err), 0);
+    CU_ASSERT_EQUAL(ordo_config_option(&cfg, "segment-bytes", "10", err, sizeof err), -1);
     static const char *bad[][2] = {{"segment-bytes", "65535"}, {"segment-bytes", "-1"},
                                    {"fsync", "sometimes"},     {"fsync", "batch:0"},
                                    {"fsync", "batch:"},        {"shards", "0"},
