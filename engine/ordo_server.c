@@ -244,13 +244,15 @@ int main(int argc, char **argv)
         return 1;
     }
     int64_t maxmsg = MSG_MAX;
-    /* High-water marks bound what one peer can make us hold: at most this
-     * many messages queued in or out per connection (a full outbound queue
-     * drops replies to a peer that does not read). */
-    int hwm = 1000, linger = 1000;
+    /* High-water marks bound what one peer can make us hold. Inbound: one
+     * round's worth. Outbound: room for several rounds of replies (a round
+     * answers up to DRAIN_MAX requests at once, and ZeroMQ learns that a
+     * peer has read only every half mark), so a client that reads gets
+     * every reply; one that never reads loses those past the mark. */
+    int rcv_hwm = DRAIN_MAX, snd_hwm = 4 * DRAIN_MAX, hwm = 1000, linger = 1000;
     zmq_setsockopt(router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
-    zmq_setsockopt(router, ZMQ_RCVHWM, &hwm, sizeof hwm);
-    zmq_setsockopt(router, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(router, ZMQ_RCVHWM, &rcv_hwm, sizeof rcv_hwm);
+    zmq_setsockopt(router, ZMQ_SNDHWM, &snd_hwm, sizeof snd_hwm);
     zmq_setsockopt(router, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(pub, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(pub, ZMQ_LINGER, &linger, sizeof linger);
