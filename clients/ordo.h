@@ -1,0 +1,304 @@
+/* libordo: the C client of the Ordo order engine (PROTOCOL.md, version 1).
+ *
+ *   ordo_client_t  one DEALER connection to the engine's request socket:
+ *                  synchronous calls (ordo_client_call) and a pipelined API
+ *                  (ordo_client_send / ordo_client_recv, completions matched
+ *                  by request_id).
+ *   ordo_sub_t     an event subscription from any checkpoint position: fills
+ *                  from ReadAll, then follows PUB, fills gaps again from
+ *                  ReadAll, so the caller sees every event once, in order.
+ *   ordo_result_t  one reply: ok or the protocol error (code, message,
+ *                  field, ...), the command's version / position /
+ *                  duplicate flag, decoded event(s), order or stats, and the
+ *                  raw MessagePack bytes.
+ *
+ * Functions return 0 or a negative ORDO_E_* value (ordo_client_strerror).
+ * No call blocks for longer than its timeout. Objects are not thread-safe:
+ * use one per thread. Strings handed to the library are NUL-terminated
+ * UTF-8; strings it hands back are NUL-terminated and owned by the object
+ * they come from. This is the only header libordo installs. */
+#ifndef ORDO_H
+#define ORDO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ORDO_CLIENT_VERSION "0.1.0"
+#define ORDO_DEFAULT_ENDPOINT "tcp://127.0.0.1:7700"
+#define ORDO_DEFAULT_PUB_ENDPOINT "tcp://127.0.0.1:7701"
+#define ORDO_DEFAULT_TIMEOUT_MS 5000
+#define ORDO_ID_SIZE 129 /* a request id (1..128 bytes) and its NUL */
+
+/* Return values. ORDO_E_PROTOCOL means the engine answered and said no: the
+ * result holds its code and message. ORDO_E_TIMEOUT means no answer in
+ * time: a command's outcome is then unknown; send it again with the same
+ * request_id (commands are idempotent by request_id). */
+enum {
+    ORDO_E_PROTOCOL = -101,  /* the engine replied with an error (see the result) */
+    ORDO_E_TIMEOUT = -102,   /* nothing within the timeout */
+    ORDO_E_INVALID = -103,   /* invalid argument; nothing was sent */
+    ORDO_E_NOMEM = -104,     /* out of memory */
+    ORDO_E_TRANSPORT = -105, /* ZeroMQ failed (see errno) */
+    ORDO_E_BAD_REPLY = -106, /* the engine's answer is not a protocol reply */
+    ORDO_E_IDLE = -107,      /* ordo_client_recv with no request in flight */
+};
+
+/* A static sentence naming a return value. */
+const char *ordo_client_strerror(int rc);
+
+/* ---- values ------------------------------------------------------------ */
+
+typedef struct {
+    const char *sku;
+    const char *name;
+    int64_t qty;
+    int64_t price_cents;
+} ordo_client_item_t;
+
+/* A `meta` entry: a string, or an integer when is_int. */
+typedef struct {
+    const char *key;
+    bool is_int;
+    int64_t ival;
+    const char *sval;
+} ordo_client_meta_t;
+
+/* An event record. Data fields the event type does not carry are 0 / NULL
+ * (OrderCreated: user_id, restaurant_id, items, total_cents,
+ * delivery_address; OrderConfirmed: restaurant_id; OrderPreparing:
+ * estimated_minutes; OrderOutForDelivery: courier_id; OrderCancelled:
+ * reason, previous_status). */
+typedef struct {
+    uint64_t position;
+    char event_id[37];  /* UUIDv7 text */
+    const char *order_id;
+    uint32_t version;
+    const char *type;   /* "OrderCreated", ... */
+    int64_t timestamp_us;
+    uint32_t schema;
+    int64_t user_id;
+    int64_t restaurant_id;
+    int64_t total_cents;
+    const char *delivery_address;
+    const ordo_client_item_t *items;
+    size_t n_items;
+    bool has_estimated_minutes;
+    int64_t estimated_minutes;
+    bool has_courier_id;
+    int64_t courier_id;
+    const char *reason;
+    const char *previous_status;
+    const ordo_client_meta_t *meta; /* includes `command` and `request_id` */
+    size_t n_meta;
+    const uint8_t *raw; /* the event's MessagePack map, as received */
+    size_t raw_len;
+} ordo_client_event_t;
+
+/* An order's state (GetOrder). */
+typedef struct {
+    const char *order_id;
+    uint32_t version;
+    const char *status; /* "Created" ... "Cancelled" */
+    int64_t user_id;
+    int64_t restaurant_id;
+    const ordo_client_item_t *items;
+    size_t n_items;
+    int64_t total_cents;
+    const char *delivery_address;
+    int64_t created_at_us;
+    int64_t updated_at_us;
+    bool has_estimated_minutes;
+    int64_t estimated_minutes;
+    bool has_courier_id;
+    int64_t courier_id;
+    const char *cancel_reason; /* NULL unless cancelled */
+    const uint8_t *raw;
+    size_t raw_len;
+} ordo_client_order_t;
+
+typedef struct {
+    const char *name;
+    int64_t value;
+} ordo_client_stat_t;
+
+/* ---- requests ---------------------------------------------------------- */
+
+/* Any command or query. Zero means "not given" for every field (so a
+ * designated initialiser names only what it sends); NULL strings are left
+ * out of the request.
+ *   commands: CreateOrder ConfirmOrder StartPreparing MarkReady PickUp
+ *             Deliver CancelOrder
+ *   queries:  GetOrder GetHistory ReadAll Stats Ping */
+typedef struct {
+    const char *type;       /* wire name, required */
+    const char *order_id;   /* commands, GetOrder, GetHistory */
+    const char *request_id; /* NULL: the client assigns a unique one */
+    bool has_expected_version;
+    int64_t expected_version; /* when has_expected_version (0: must not exist) */
+    /* CreateOrder */
+    int64_t user_id;
+    int64_t restaurant_id;
+    const ordo_client_item_t *items;
+    size_t n_items; /* at most 100 */
+    const char *delivery_address;
+    /* StartPreparing (0: not given), PickUp, CancelOrder */
+    int64_t estimated_minutes;
+    bool has_courier_id;
+    int64_t courier_id;
+    const char *reason;
+    /* meta: the two usual keys, and any others (at most 16 in all) */
+    const char *actor;
+    const char *correlation_id;
+    const ordo_client_meta_t *meta;
+    size_t n_meta;
+    /* GetOrder: as_of_version >= 1, or as_of_time_us when has_as_of_time */
+    int64_t as_of_version;
+    bool has_as_of_time;
+    int64_t as_of_time_us;
+    /* GetHistory: from_version; ReadAll: from_position; both: limit */
+    int64_t from_version;
+    int64_t from_position;
+    int64_t limit;
+} ordo_client_request_t;
+
+/* ---- results ----------------------------------------------------------- */
+
+/* One reply. Initialise with ORDO_RESULT_INIT (or zero it) once; every call
+ * that fills it frees what it held before; ordo_result_clear() frees it at
+ * the end. Pointers inside stay valid until then. */
+typedef struct {
+    bool ok;
+    char request_id[ORDO_ID_SIZE];
+    /* when !ok */
+    char code[24];          /* "bad_request", "not_found", "conflict", ... */
+    char message[256];      /* a sentence for people */
+    char field[96];         /* bad_request: dotted path of the field at fault, or "" */
+    char status[24];        /* invalid_transition: the order's status */
+    int64_t expected_version; /* conflict */
+    int64_t current_version;  /* conflict; already_exists: the order's version */
+    /* commands */
+    char order_id[65];
+    int64_t version;
+    int64_t position;
+    bool duplicate;
+    const ordo_client_event_t *event; /* the appended event */
+    /* GetOrder */
+    const ordo_client_order_t *order;
+    /* GetHistory, ReadAll */
+    const ordo_client_event_t *events;
+    size_t n_events;
+    /* ReadAll, Ping */
+    int64_t next_position;
+    int64_t head_position;
+    /* Stats */
+    const ordo_client_stat_t *stats;
+    size_t n_stats;
+    /* the reply body, MessagePack, owned */
+    const uint8_t *reply;
+    size_t reply_len;
+    void *priv_; /* library's own */
+} ordo_result_t;
+
+#define ORDO_RESULT_INIT {0}
+
+/* Frees what the result holds and zeroes it (safe twice). */
+void ordo_result_clear(ordo_result_t *res);
+
+/* The value of stat `name`, or `dflt` if the reply has none. */
+int64_t ordo_result_stat(const ordo_result_t *res, const char *name, int64_t dflt);
+
+/* ---- client ------------------------------------------------------------ */
+
+typedef struct ordo_client_t ordo_client_t;
+
+/* Connects to the engine's request endpoint (NULL: ORDO_DEFAULT_ENDPOINT).
+ * Connecting does not wait for the engine; a missing engine shows as
+ * timeouts. Returns NULL (errno set) on an invalid endpoint or no memory. */
+ordo_client_t *ordo_client_new(const char *endpoint);
+
+/* Closes the connection without waiting; replies still in flight are lost.
+ * Nulls *p; safe on NULL. */
+void ordo_client_destroy(ordo_client_t **p);
+
+/* How long ordo_client_send may wait for room to queue a request
+ * (default ORDO_DEFAULT_TIMEOUT_MS). */
+void ordo_client_set_send_timeout(ordo_client_t *c, int timeout_ms);
+
+/* Flow control: at most `window` requests await replies (default 500;
+ * 0: no limit); ordo_client_send beyond it first reads replies, keeping
+ * them for ordo_client_recv. ordo-server drops replies a peer has not
+ * taken past its high-water mark, so keep the default unless you know
+ * better. */
+void ordo_client_set_window(ordo_client_t *c, size_t window);
+
+/* Sends a request and returns without waiting for the reply, unless the
+ * window is full (see above). Copies the
+ * request id used (the caller's, or one it assigned) into request_id_out
+ * when not NULL (ORDO_ID_SIZE bytes). Returns 0, ORDO_E_INVALID (unknown
+ * type, invalid request_id, more items or meta than the protocol allows,
+ * body over 1 MiB), ORDO_E_TIMEOUT (no room in the window or the socket
+ * within the send timeout) or ORDO_E_TRANSPORT. */
+int ordo_client_send(ordo_client_t *c, const ordo_client_request_t *req, char *request_id_out);
+
+/* Waits up to timeout_ms (>= 0) for the next completion of a request sent
+ * with ordo_client_send and fills *res with it (res->request_id names it;
+ * res->ok says whether the engine accepted it). Replies to different
+ * orders may complete in any order; replies to one order complete in the
+ * order they were sent. Returns 0 when *res holds a completion, else
+ * ORDO_E_TIMEOUT, ORDO_E_IDLE (nothing in flight), ORDO_E_BAD_REPLY (a
+ * reply that could not be decoded; its request stays in flight) or
+ * ORDO_E_TRANSPORT. */
+int ordo_client_recv(ordo_client_t *c, int timeout_ms, ordo_result_t *res);
+
+/* Sends a request and waits up to timeout_ms for its reply, keeping other
+ * completions for ordo_client_recv. Returns 0 (res->ok), ORDO_E_PROTOCOL
+ * (the engine's error is in *res), or a send / receive error as above. A
+ * late reply to a call that timed out is dropped. */
+int ordo_client_call(ordo_client_t *c, const ordo_client_request_t *req, int timeout_ms,
+                     ordo_result_t *res);
+
+/* Requests sent with ordo_client_send and not yet returned by recv. */
+size_t ordo_client_in_flight(const ordo_client_t *c);
+
+const char *ordo_client_endpoint(const ordo_client_t *c);
+
+/* ---- subscription ------------------------------------------------------ */
+
+typedef struct ordo_sub_t ordo_sub_t;
+
+/* Subscribes to every event with position >= from_position (>= 1) whose
+ * type starts with type_prefix (NULL or "": all), through the engine's
+ * request endpoint (for ReadAll) and PUB endpoint (NULLs: the defaults).
+ * Returns NULL (errno set) on invalid arguments or no memory. */
+ordo_sub_t *ordo_sub_new(const char *endpoint, const char *pub_endpoint, const char *type_prefix,
+                         uint64_t from_position);
+
+void ordo_sub_destroy(ordo_sub_t **p);
+
+/* Waits up to timeout_ms (>= 0) for the next event and points *event at it;
+ * the event stays valid until the next call or destroy. Events come
+ * exactly once, in position order, with no position skipped (other than
+ * ones the type filter excludes). Returns 0, ORDO_E_TIMEOUT (nothing new
+ * yet: call again), or ORDO_E_TRANSPORT / ORDO_E_NOMEM. */
+int ordo_sub_next(ordo_sub_t *s, int timeout_ms, const ordo_client_event_t **event);
+
+/* The position the subscription has reached: every event up to it has
+ * been handed out (or filtered out). Resume from it + 1. */
+uint64_t ordo_sub_position(const ordo_sub_t *s);
+
+/* Where handed-out events came from and what was dropped, for monitoring:
+ * from ReadAll (catch-up and gap fills), from PUB, PUB duplicates dropped,
+ * gaps seen on PUB. Any pointer may be NULL. */
+void ordo_sub_counters(const ordo_sub_t *s, uint64_t *from_read_all, uint64_t *from_pub,
+                       uint64_t *duplicates, uint64_t *gaps);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

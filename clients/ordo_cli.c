@@ -1,0 +1,729 @@
+/* ordo-cli: every command and query of the protocol from a shell, on top
+ * of libordo. Readable output by default, the reply as compact JSON with
+ * --json (one event per line for tail). Results go to stdout, errors to
+ * stderr. Exit status: 0 done; 1 the engine refused (its code and message
+ * on stderr); 2 usage; 3 no answer (timeout, transport, a reply that is
+ * not one). */
+#include "ordo.h"
+#include "ordo_json.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define EXIT_REFUSED 1
+#define EXIT_USAGE 2
+#define EXIT_NO_ANSWER 3
+#define ITEMS_MAX 100
+#define META_MAX 16
+
+static volatile sig_atomic_t s_stop;
+
+static void s_on_signal(int sig)
+{
+    (void)sig;
+    s_stop = 1;
+}
+
+/* Options that only some commands take, as bits. */
+enum {
+    O_EXPECTED = 1 << 0,
+    O_REQUEST_ID = 1 << 1,
+    O_ACTOR = 1 << 2,
+    O_CORRELATION = 1 << 3,
+    O_META = 1 << 4,
+    O_USER = 1 << 5,
+    O_RESTAURANT = 1 << 6,
+    O_ITEM = 1 << 7,
+    O_ADDRESS = 1 << 8,
+    O_MINUTES = 1 << 9,
+    O_COURIER = 1 << 10,
+    O_REASON = 1 << 11,
+    O_AS_OF_VERSION = 1 << 12,
+    O_AT = 1 << 13,
+    O_FROM_VERSION = 1 << 14,
+    O_LIMIT = 1 << 15,
+    O_FROM = 1 << 16,
+    O_TYPE = 1 << 17,
+    O_COUNT = 1 << 18,
+};
+#define O_COMMAND (O_EXPECTED | O_REQUEST_ID | O_ACTOR | O_CORRELATION | O_META)
+
+typedef struct {
+    const char *name;  /* on the command line */
+    const char *type;  /* on the wire; NULL for tail */
+    bool order;        /* takes ORDER */
+    unsigned options;  /* O_* it accepts */
+} s_command_t;
+
+static const s_command_t s_commands[] = {
+    {"create", "CreateOrder", true, O_COMMAND | O_USER | O_RESTAURANT | O_ITEM | O_ADDRESS},
+    {"confirm", "ConfirmOrder", true, O_COMMAND},
+    {"start-preparing", "StartPreparing", true, O_COMMAND | O_MINUTES},
+    {"ready", "MarkReady", true, O_COMMAND},
+    {"pick-up", "PickUp", true, O_COMMAND | O_COURIER},
+    {"deliver", "Deliver", true, O_COMMAND},
+    {"cancel", "CancelOrder", true, O_COMMAND | O_REASON},
+    {"get", "GetOrder", true, O_AS_OF_VERSION | O_AT},
+    {"history", "GetHistory", true, O_FROM_VERSION | O_LIMIT},
+    {"tail", NULL, false, O_FROM | O_TYPE | O_COUNT},
+    {"stats", "Stats", false, 0},
+    {"ping", "Ping", false, 0},
+};
+
+static const char *const s_option_names[] = {
+    "expected-version", "request-id", "actor",   "correlation-id", "meta",  "user",
+    "restaurant",       "item",       "address", "minutes",        "courier", "reason",
+    "version",          "at",         "from-version", "limit",     "from",  "type",
+    "count",
+};
+
+typedef struct {
+    const char *endpoint;
+    const char *pub;
+    bool json;
+    int timeout_ms;
+    unsigned given; /* O_* seen */
+    ordo_client_request_t req;
+    ordo_client_item_t items[ITEMS_MAX];
+    ordo_client_meta_t meta[META_MAX];
+    char *owned[ITEMS_MAX + META_MAX]; /* strings split in place */
+    size_t n_owned;
+    int64_t from;
+    const char *type_prefix;
+    int64_t count;
+} s_opts_t;
+
+static void s_usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: ordo-cli [OPTIONS] COMMAND [ORDER] [OPTIONS]\n"
+            "Sends commands and queries to an Ordo engine.\n"
+            "\n"
+            "Commands:\n"
+            "  create ORDER --user N --restaurant N --item SKU:NAME:QTY:PRICE_CENTS ...\n"
+            "               --address TEXT\n"
+            "  confirm ORDER\n"
+            "  start-preparing ORDER [--minutes N]\n"
+            "  ready ORDER\n"
+            "  pick-up ORDER [--courier N]\n"
+            "  deliver ORDER\n"
+            "  cancel ORDER --reason TEXT\n"
+            "  get ORDER [--version N | --at TIME]   state now, after version N, or at TIME\n"
+            "                                        (ISO-8601 such as 2025-06-01T12:30:00.5Z,\n"
+            "                                        UTC unless it has an offset; or\n"
+            "                                        microseconds since the epoch)\n"
+            "  history ORDER [--from-version N] [--limit N]\n"
+            "  tail [--from POSITION] [--type PREFIX] [--count N]\n"
+            "                                        events from POSITION (default: new ones),\n"
+            "                                        gap-filled; until --count events or Ctrl-C\n"
+            "  stats\n"
+            "  ping\n"
+            "\n"
+            "Options of the seven commands:\n"
+            "  --expected-version N   refuse unless the order is at version N (0: new)\n"
+            "  --request-id ID        idempotency key (default: a fresh one)\n"
+            "  --actor TEXT, --correlation-id TEXT, --meta KEY=VALUE   event metadata\n"
+            "\n"
+            "General options:\n"
+            "  --endpoint ENDPOINT    requests (default tcp://127.0.0.1:7700; ORDO_ENDPOINT)\n"
+            "  --pub ENDPOINT         events, for tail (default tcp://127.0.0.1:7701; ORDO_PUB)\n"
+            "  --json                 print the reply as JSON (tail: one event per line)\n"
+            "  --timeout MS           wait at most MS for an answer (default 5000)\n"
+            "  --help, --version\n"
+            "\n"
+            "Exit status: 0 done, 1 the engine refused, 2 usage, 3 no answer.\n");
+}
+
+static int s_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* One line to stderr, exit status 2. */
+static int s_usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("ordo-cli: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputs("; try --help\n", stderr);
+    va_end(ap);
+    return EXIT_USAGE;
+}
+
+/* A whole decimal integer in [min, max]. */
+static bool s_int(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v < min || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+static bool s_all_digits(const char *s)
+{
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (*s < '0' || *s > '9')
+            return false;
+    return true;
+}
+
+/* Reads exactly `n` digits. */
+static bool s_digits(const char **p, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++, (*p)++) {
+        if (**p < '0' || **p > '9')
+            return false;
+        v = v * 10 + (**p - '0');
+    }
+    *out = v;
+    return true;
+}
+
+/* TIME: microseconds since the epoch, or ISO-8601
+ * YYYY-MM-DD[(T| )hh:mm[:ss[.frac]]][Z|(+|-)hh[:mm]|(+|-)hhmm], UTC when no
+ * offset is given. */
+static bool s_parse_time(const char *s, int64_t *us)
+{
+    int64_t v;
+    if (s_all_digits(s))
+        return s_int(s, 0, INT64_MAX, us);
+    if (s[0] == '-' && s_all_digits(s + 1))
+        return s_int(s, INT64_MIN, INT64_MAX, &v) && (*us = v, true);
+    const char *p = s;
+    int Y, M, D, h = 0, m = 0, sec = 0, frac = 0;
+    if (!s_digits(&p, 4, &Y) || *p++ != '-' || !s_digits(&p, 2, &M) || *p++ != '-' ||
+        !s_digits(&p, 2, &D))
+        return false;
+    if (*p == 'T' || *p == 't' || *p == ' ') {
+        p++;
+        if (!s_digits(&p, 2, &h) || *p++ != ':' || !s_digits(&p, 2, &m))
+            return false;
+        if (*p == ':') {
+            p++;
+            if (!s_digits(&p, 2, &sec))
+                return false;
+            if (*p == '.' || *p == ',') {
+                p++;
+                int nd = 0;
+                while (*p >= '0' && *p <= '9') {
+                    if (nd < 6)
+                        frac = frac * 10 + (*p - '0');
+                    nd++;
+                    p++;
+                }
+                if (nd == 0)
+                    return false;
+                for (; nd < 6; nd++)
+                    frac *= 10;
+            }
+        }
+    }
+    int offset_min = 0;
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int sign = *p++ == '-' ? -1 : 1, oh, om = 0;
+        if (!s_digits(&p, 2, &oh))
+            return false;
+        if (*p == ':')
+            p++;
+        if (*p && !s_digits(&p, 2, &om))
+            return false;
+        if (oh > 23 || om > 59)
+            return false;
+        offset_min = sign * (oh * 60 + om);
+    }
+    if (*p || M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec > 60)
+        return false;
+    struct tm tm = {.tm_year = Y - 1900, .tm_mon = M - 1, .tm_mday = D,
+                    .tm_hour = h, .tm_min = m, .tm_sec = sec};
+    time_t t = timegm(&tm);
+    if (tm.tm_mday != D) /* 2025-02-30 */
+        return false;
+    *us = ((int64_t)t - (int64_t)offset_min * 60) * 1000000 + frac;
+    return true;
+}
+
+/* ISO-8601 UTC with microseconds. */
+static const char *s_time(int64_t us, char buf[40])
+{
+    int64_t sec = us / 1000000, frac = us % 1000000;
+    if (frac < 0) {
+        frac += 1000000;
+        sec--;
+    }
+    time_t t = (time_t)sec;
+    struct tm tm;
+    if (!gmtime_r(&t, &tm)) {
+        snprintf(buf, 40, "%" PRId64 "us", us);
+        return buf;
+    }
+    size_t n = strftime(buf, 40, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + n, 40 - n, ".%06dZ", (int)frac);
+    return buf;
+}
+
+static const char *s_money(int64_t cents, char buf[32])
+{
+    const char *sign = cents < 0 ? "-" : "";
+    uint64_t c = cents < 0 ? (uint64_t)0 - (uint64_t)cents : (uint64_t)cents;
+    snprintf(buf, 32, "%s%" PRIu64 ".%02" PRIu64, sign, c / 100, c % 100);
+    return buf;
+}
+
+/* SKU:NAME:QTY:PRICE_CENTS; NAME may hold colons. */
+static bool s_parse_item(s_opts_t *o, const char *arg)
+{
+    char *s = strdup(arg);
+    if (!s)
+        return false;
+    o->owned[o->n_owned++] = s;
+    char *first = strchr(s, ':'), *last = strrchr(s, ':');
+    if (!first || last == first)
+        return false;
+    *last = '\0';
+    char *qty = strrchr(s, ':');
+    if (qty == first)
+        return false;
+    *first = '\0';
+    *qty = '\0';
+    ordo_client_item_t *it = &o->items[o->req.n_items];
+    it->sku = s;
+    it->name = first + 1;
+    if (!s_int(qty + 1, INT64_MIN, INT64_MAX, &it->qty) ||
+        !s_int(last + 1, INT64_MIN, INT64_MAX, &it->price_cents))
+        return false;
+    o->req.n_items++;
+    return true;
+}
+
+static bool s_parse_meta(s_opts_t *o, const char *arg)
+{
+    char *s = strdup(arg);
+    if (!s)
+        return false;
+    o->owned[o->n_owned++] = s;
+    char *eq = strchr(s, '=');
+    if (!eq || eq == s)
+        return false;
+    *eq = '\0';
+    o->meta[o->req.n_meta++] = (ordo_client_meta_t){.key = s, .sval = eq + 1};
+    return true;
+}
+
+/* ---- readable output --------------------------------------------------- */
+
+static const char *s_meta_str(const ordo_client_event_t *ev, const char *key)
+{
+    for (size_t i = 0; i < ev->n_meta; i++)
+        if (!ev->meta[i].is_int && strcmp(ev->meta[i].key, key) == 0)
+            return ev->meta[i].sval;
+    return NULL;
+}
+
+static void s_print_details(const ordo_client_event_t *ev)
+{
+    char money[32], d[1024] = "";
+    size_t n = 0;
+    const char *t = ev->type;
+#define ADD(...) (n += (size_t)snprintf(d + n, n < sizeof d ? sizeof d - n : 0, __VA_ARGS__))
+    if (strcmp(t, "OrderCreated") == 0)
+        ADD("user %" PRId64 ", restaurant %" PRId64 ", %zu item%s, total %s, to \"%s\"",
+            ev->user_id, ev->restaurant_id, ev->n_items, ev->n_items == 1 ? "" : "s",
+            s_money(ev->total_cents, money), ev->delivery_address ? ev->delivery_address : "");
+    else if (strcmp(t, "OrderConfirmed") == 0)
+        ADD("restaurant %" PRId64, ev->restaurant_id);
+    else if (ev->has_estimated_minutes)
+        ADD("ready in %" PRId64 " min", ev->estimated_minutes);
+    else if (ev->has_courier_id)
+        ADD("courier %" PRId64, ev->courier_id);
+    else if (strcmp(t, "OrderCancelled") == 0)
+        ADD("was %s: \"%s\"", ev->previous_status ? ev->previous_status : "?",
+            ev->reason ? ev->reason : "");
+    const char *actor = s_meta_str(ev, "actor");
+    if (actor)
+        ADD("%sby %s", n ? ", " : "", actor);
+#undef ADD
+    fputs(d, stdout);
+}
+
+/* One event per line: position, time, [order,] version, type, details. */
+static void s_print_event(const ordo_client_event_t *ev, bool with_order)
+{
+    char when[40];
+    printf("%-6" PRIu64 " %s  ", ev->position, s_time(ev->timestamp_us, when));
+    if (with_order)
+        printf("%s ", ev->order_id);
+    printf("v%-2u %-20s ", ev->version, ev->type);
+    s_print_details(ev);
+    putchar('\n');
+}
+
+static void s_print_order(const ordo_client_order_t *o)
+{
+    char money[32], when[40];
+    printf("order        %s\n", o->order_id);
+    printf("status       %s\n", o->status);
+    printf("version      %u\n", o->version);
+    printf("user         %" PRId64 "\n", o->user_id);
+    printf("restaurant   %" PRId64 "\n", o->restaurant_id);
+    for (size_t i = 0; i < o->n_items; i++) {
+        const ordo_client_item_t *it = &o->items[i];
+        printf("%s %" PRId64 " x %s (%s) at ", i == 0 ? "items       " : "            ",
+               it->qty, it->name, it->sku);
+        printf("%s\n", s_money(it->price_cents, money));
+    }
+    printf("total        %s\n", s_money(o->total_cents, money));
+    printf("address      %s\n", o->delivery_address);
+    if (o->has_estimated_minutes)
+        printf("ready in     %" PRId64 " min\n", o->estimated_minutes);
+    if (o->has_courier_id)
+        printf("courier      %" PRId64 "\n", o->courier_id);
+    if (o->cancel_reason)
+        printf("cancelled    %s\n", o->cancel_reason);
+    printf("created      %s\n", s_time(o->created_at_us, when));
+    printf("updated      %s\n", s_time(o->updated_at_us, when));
+}
+
+static void s_print_result(const s_command_t *cmd, const ordo_result_t *res, int64_t rtt_us)
+{
+    if (res->event && cmd->order) { /* a command */
+        printf("%s %s: version %" PRId64 ", position %" PRId64 "%s\n", res->order_id,
+               res->event->type, res->version, res->position,
+               res->duplicate ? " (duplicate request: the original reply)" : "");
+    } else if (res->order) {
+        s_print_order(res->order);
+    } else if (strcmp(cmd->name, "history") == 0) {
+        for (size_t i = 0; i < res->n_events; i++)
+            s_print_event(&res->events[i], false);
+    } else if (strcmp(cmd->name, "stats") == 0) {
+        for (size_t i = 0; i < res->n_stats; i++)
+            printf("%-28s %" PRId64 "\n", res->stats[i].name, res->stats[i].value);
+    } else if (strcmp(cmd->name, "ping") == 0) {
+        printf("pong: head position %" PRId64 ", round trip %.3f ms\n", res->head_position,
+               rtt_us / 1000.0);
+    }
+}
+
+static void s_print_error(const ordo_result_t *res)
+{
+    fprintf(stderr, "ordo-cli: %s: %s", res->code, res->message);
+    if (res->field[0] && !strstr(res->message, res->field))
+        fprintf(stderr, " (field %s)", res->field);
+    fputc('\n', stderr);
+}
+
+static int s_no_answer(const s_opts_t *o, int rc)
+{
+    if (rc == ORDO_E_TIMEOUT)
+        fprintf(stderr, "ordo-cli: no answer from %s within %d ms\n", o->endpoint, o->timeout_ms);
+    else
+        fprintf(stderr, "ordo-cli: %s (%s)\n", ordo_client_strerror(rc), o->endpoint);
+    return rc == ORDO_E_INVALID ? EXIT_USAGE : EXIT_NO_ANSWER;
+}
+
+static int64_t s_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* ---- commands ---------------------------------------------------------- */
+
+static int s_call(const s_opts_t *o, const s_command_t *cmd)
+{
+    ordo_client_t *c = ordo_client_new(o->endpoint);
+    if (!c) {
+        fprintf(stderr, "ordo-cli: cannot use endpoint \"%s\": %s\n", o->endpoint,
+                strerror(errno));
+        return EXIT_USAGE;
+    }
+    ordo_client_set_send_timeout(c, o->timeout_ms);
+    ordo_result_t res = ORDO_RESULT_INIT;
+    int64_t t0 = s_now_us();
+    int rc = ordo_client_call(c, &o->req, o->timeout_ms, &res);
+    int64_t rtt = s_now_us() - t0;
+    int status = 0;
+    if (rc == 0 || rc == ORDO_E_PROTOCOL) {
+        if (o->json && rc == 0) {
+            ordo_json_write(stdout, res.reply, res.reply_len);
+            putchar('\n');
+        } else if (rc == 0) {
+            s_print_result(cmd, &res, rtt);
+        }
+        if (rc != 0) {
+            s_print_error(&res);
+            status = EXIT_REFUSED;
+        }
+    } else {
+        status = s_no_answer(o, rc);
+    }
+    ordo_result_clear(&res);
+    ordo_client_destroy(&c);
+    if (fflush(stdout) != 0 && status == 0) {
+        fprintf(stderr, "ordo-cli: cannot write the output: %s\n", strerror(errno));
+        status = EXIT_NO_ANSWER;
+    }
+    return status;
+}
+
+static int s_tail(s_opts_t *o)
+{
+    /* Check the engine answers (and learn the head) before following. */
+    ordo_client_t *c = ordo_client_new(o->endpoint);
+    if (!c) {
+        fprintf(stderr, "ordo-cli: cannot use endpoint \"%s\": %s\n", o->endpoint,
+                strerror(errno));
+        return EXIT_USAGE;
+    }
+    ordo_result_t res = ORDO_RESULT_INIT;
+    int rc = ordo_client_call(c, &(ordo_client_request_t){.type = "Ping"}, o->timeout_ms, &res);
+    int64_t head = res.head_position;
+    if (rc == ORDO_E_PROTOCOL)
+        s_print_error(&res);
+    ordo_result_clear(&res);
+    ordo_client_destroy(&c);
+    if (rc == ORDO_E_PROTOCOL)
+        return EXIT_REFUSED;
+    if (rc != 0)
+        return s_no_answer(o, rc);
+    uint64_t from = o->given & O_FROM ? (uint64_t)o->from : (uint64_t)head + 1;
+    ordo_sub_t *sub = ordo_sub_new(o->endpoint, o->pub, o->type_prefix, from);
+    if (!sub) {
+        fprintf(stderr, "ordo-cli: cannot subscribe to \"%s\": %s\n", o->pub, strerror(errno));
+        return EXIT_USAGE;
+    }
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    int status = 0;
+    int64_t seen = 0;
+    while (!s_stop && (!(o->given & O_COUNT) || seen < o->count)) {
+        const ordo_client_event_t *ev;
+        rc = ordo_sub_next(sub, 200, &ev);
+        if (rc == ORDO_E_TIMEOUT)
+            continue;
+        if (rc != 0) {
+            status = s_no_answer(o, rc);
+            break;
+        }
+        seen++;
+        if (o->json) {
+            ordo_json_write(stdout, ev->raw, ev->raw_len);
+            putchar('\n');
+        } else {
+            s_print_event(ev, true);
+        }
+        if (ferror(stdout)) {
+            status = EXIT_NO_ANSWER;
+            break;
+        }
+    }
+    ordo_sub_destroy(&sub);
+    return status;
+}
+
+static int s_main(int argc, char **argv, s_opts_t *o)
+{
+    o->endpoint = getenv("ORDO_ENDPOINT");
+    if (!o->endpoint || !*o->endpoint)
+        o->endpoint = ORDO_DEFAULT_ENDPOINT;
+    o->pub = getenv("ORDO_PUB");
+    if (!o->pub || !*o->pub)
+        o->pub = ORDO_DEFAULT_PUB_ENDPOINT;
+    o->timeout_ms = ORDO_DEFAULT_TIMEOUT_MS;
+    o->req.items = o->items;
+    o->req.meta = o->meta;
+
+    enum { OPT_BASE = 256 }; /* option codes: OPT_BASE + bit index */
+    static const struct option opts[] = {
+        {"endpoint", required_argument, 0, 'E'},
+        {"pub", required_argument, 0, 'P'},
+        {"json", no_argument, 0, 'j'},
+        {"timeout", required_argument, 0, 'T'},
+        {"help", no_argument, 0, 'h'},
+        {"version", optional_argument, 0, 'V'},
+        {"as-of-version", required_argument, 0, OPT_BASE + 12},
+        {"expected-version", required_argument, 0, OPT_BASE + 0},
+        {"request-id", required_argument, 0, OPT_BASE + 1},
+        {"actor", required_argument, 0, OPT_BASE + 2},
+        {"correlation-id", required_argument, 0, OPT_BASE + 3},
+        {"meta", required_argument, 0, OPT_BASE + 4},
+        {"user", required_argument, 0, OPT_BASE + 5},
+        {"restaurant", required_argument, 0, OPT_BASE + 6},
+        {"item", required_argument, 0, OPT_BASE + 7},
+        {"address", required_argument, 0, OPT_BASE + 8},
+        {"minutes", required_argument, 0, OPT_BASE + 9},
+        {"courier", required_argument, 0, OPT_BASE + 10},
+        {"reason", required_argument, 0, OPT_BASE + 11},
+        {"at", required_argument, 0, OPT_BASE + 13},
+        {"from-version", required_argument, 0, OPT_BASE + 14},
+        {"limit", required_argument, 0, OPT_BASE + 15},
+        {"from", required_argument, 0, OPT_BASE + 16},
+        {"type", required_argument, 0, OPT_BASE + 17},
+        {"count", required_argument, 0, OPT_BASE + 18},
+        {0, 0, 0, 0}};
+    bool print_version = false;
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":hj", opts, NULL)) != -1) {
+        int64_t v;
+        const char *arg = optarg;
+        switch (c) {
+        case 'E': o->endpoint = arg; continue;
+        case 'P': o->pub = arg; continue;
+        case 'j': o->json = true; continue;
+        case 'T':
+            if (!s_int(arg, 0, 3600 * 1000, &v))
+                return s_usage_error("--timeout wants milliseconds, not \"%s\"", arg);
+            o->timeout_ms = (int)v;
+            continue;
+        case 'h': s_usage(stdout); return 0;
+        case 'V':
+            /* --version alone: this program's; --version N (get): a past state. */
+            if (!arg && optind < argc && s_all_digits(argv[optind]))
+                arg = argv[optind++];
+            if (!arg) {
+                print_version = true;
+                continue;
+            }
+            c = OPT_BASE + 12;
+            break;
+        case ':': return s_usage_error("%s needs a value", argv[optind - 1]);
+        case '?': return s_usage_error("unknown option \"%s\"", argv[optind - 1]);
+        default: break;
+        }
+        if (c < OPT_BASE)
+            return s_usage_error("unknown option \"%s\"", argv[optind - 1]);
+        int bit = c - OPT_BASE;
+        o->given |= 1u << bit;
+        const char *name = s_option_names[bit];
+        bool ok = true;
+        switch (1u << bit) {
+        case O_EXPECTED:
+            ok = s_int(arg, -1, INT64_MAX, &v);
+            o->req.has_expected_version = true;
+            o->req.expected_version = v;
+            break;
+        case O_REQUEST_ID: o->req.request_id = arg; break;
+        case O_ACTOR: o->req.actor = arg; break;
+        case O_CORRELATION: o->req.correlation_id = arg; break;
+        case O_META:
+            if (o->req.n_meta >= META_MAX)
+                return s_usage_error("at most 16 --meta");
+            ok = s_parse_meta(o, arg);
+            break;
+        case O_USER: ok = s_int(arg, INT64_MIN, INT64_MAX, &o->req.user_id); break;
+        case O_RESTAURANT: ok = s_int(arg, INT64_MIN, INT64_MAX, &o->req.restaurant_id); break;
+        case O_ITEM:
+            if (o->req.n_items >= ITEMS_MAX)
+                return s_usage_error("at most 100 --item");
+            if (!s_parse_item(o, arg))
+                return s_usage_error("--item wants SKU:NAME:QTY:PRICE_CENTS, not \"%s\"", arg);
+            break;
+        case O_ADDRESS: o->req.delivery_address = arg; break;
+        case O_MINUTES:
+            ok = s_int(arg, INT64_MIN, INT64_MAX, &o->req.estimated_minutes) &&
+                 o->req.estimated_minutes != 0;
+            break;
+        case O_COURIER:
+            ok = s_int(arg, INT64_MIN, INT64_MAX, &o->req.courier_id);
+            o->req.has_courier_id = true;
+            break;
+        case O_REASON: o->req.reason = arg; break;
+        case O_AS_OF_VERSION: ok = s_int(arg, 1, INT64_MAX, &o->req.as_of_version); break;
+        case O_AT:
+            if (!s_parse_time(arg, &o->req.as_of_time_us))
+                return s_usage_error("--at wants an ISO-8601 time or microseconds, not \"%s\"",
+                                     arg);
+            o->req.has_as_of_time = true;
+            break;
+        case O_FROM_VERSION: ok = s_int(arg, 1, INT64_MAX, &o->req.from_version); break;
+        case O_LIMIT: ok = s_int(arg, 1, INT64_MAX, &o->req.limit); break;
+        case O_FROM: ok = s_int(arg, 1, INT64_MAX, &o->from); break;
+        case O_TYPE: o->type_prefix = arg; break;
+        case O_COUNT: ok = s_int(arg, 1, INT64_MAX, &o->count); break;
+        default: break;
+        }
+        if (!ok) {
+            fprintf(stderr, "ordo-cli: --%s: \"%s\" is not a valid value; try --help\n", name,
+                    arg);
+            return EXIT_USAGE;
+        }
+    }
+    if (print_version && optind >= argc) {
+        printf("ordo-cli %s (libordo %s)\n", ORDO_CLIENT_VERSION, ORDO_CLIENT_VERSION);
+        return 0;
+    }
+    if (print_version)
+        return s_usage_error("--version takes a version number with get, or stands alone");
+    if (optind >= argc)
+        return s_usage_error("missing command");
+    const char *word = argv[optind++];
+    const s_command_t *cmd = NULL;
+    for (size_t i = 0; i < sizeof s_commands / sizeof s_commands[0]; i++)
+        if (strcmp(word, s_commands[i].name) == 0)
+            cmd = &s_commands[i];
+    if (!cmd)
+        return s_usage_error("unknown command \"%s\"", word);
+    if (cmd->order) {
+        if (optind >= argc)
+            return s_usage_error("%s needs an ORDER", cmd->name);
+        o->req.order_id = argv[optind++];
+    }
+    if (optind < argc)
+        return s_usage_error("unexpected argument \"%s\"", argv[optind]);
+    for (int bit = 0; bit < (int)(sizeof s_option_names / sizeof s_option_names[0]); bit++)
+        if ((o->given & (1u << bit)) && !(cmd->options & (1u << bit))) {
+            fprintf(stderr, "ordo-cli: %s does not take --%s; try --help\n", cmd->name,
+                    s_option_names[bit]);
+            return EXIT_USAGE;
+        }
+    if (strcmp(cmd->name, "create") == 0) {
+        const char *missing = !(o->given & O_USER)         ? "--user"
+                              : !(o->given & O_RESTAURANT) ? "--restaurant"
+                              : !(o->given & O_ITEM)       ? "--item"
+                              : !(o->given & O_ADDRESS)    ? "--address"
+                                                          : NULL;
+        if (missing)
+            return s_usage_error("create needs %s", missing);
+    }
+    if (strcmp(cmd->name, "cancel") == 0 && !(o->given & O_REASON))
+        return s_usage_error("cancel needs %s", "--reason");
+    if ((o->given & O_AS_OF_VERSION) && (o->given & O_AT))
+        return s_usage_error("get takes --version or --at, not both");
+    o->req.type = cmd->type;
+
+    if (cmd->type)
+        return s_call(o, cmd);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = s_on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    return s_tail(o);
+}
+
+int main(int argc, char **argv)
+{
+    s_opts_t *o = calloc(1, sizeof *o);
+    if (!o) {
+        fputs("ordo-cli: out of memory\n", stderr);
+        return EXIT_NO_ANSWER;
+    }
+    int status = s_main(argc, argv, o);
+    for (size_t i = 0; i < o->n_owned; i++)
+        free(o->owned[i]);
+    free(o);
+    return status;
+}
