@@ -349,7 +349,7 @@ def test_disk_full():
     base = tempfile.mkdtemp(prefix="ordo-e2e-")
     mnt = os.path.join(base, "mnt")
     os.mkdir(mnt)
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=320k", "tmpfs", mnt],
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", mnt],
                       capture_output=True).returncode != 0:
         shutil.rmtree(base, ignore_errors=True)
         return "skipped (cannot mount a tmpfs here)"
@@ -362,7 +362,7 @@ def test_disk_full():
         # the log does not keep (checked after the restart below).
         acked, unavailable, exists_for = {}, None, []
         d = srv.dealer()
-        for batch in range(200):
+        for batch in range(2000):  # until it fills: these events compress to ~20 bytes
             sent = []
             for k in range(50):
                 oid = "f-%d" % (batch * 50 + k)
@@ -414,7 +414,9 @@ def test_disk_full():
     finally:
         if srv.proc and srv.proc.poll() is None:
             srv.proc.kill()
-        subprocess.run(["umount", mnt], capture_output=True)
+            srv.proc.wait(30)
+        if subprocess.run(["umount", mnt], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", mnt], capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
 
 
