@@ -135,6 +135,11 @@ static bool s_check_items(const ordo_data_t *d, ordo_error_t *err)
     char path[sizeof err->field];
     for (uint32_t i = 0; i < d->n_items; i++) {
         const ordo_item_t *it = &d->items[i];
+        /* The common case, cheaply; paths are built only to report a fault. */
+        if (it->sku.len >= 1 && it->sku.len <= ORDO_SKU_MAX && it->name.len >= 1 &&
+            it->name.len <= ORDO_NAME_MAX && it->qty >= 1 && it->qty <= ORDO_ITEM_QTY_MAX &&
+            it->price_cents >= 0 && it->price_cents <= ORDO_PRICE_CENTS_MAX)
+            continue;
         snprintf(path, sizeof path, "data.items.%u.sku", (unsigned)i);
         if (!s_check_len(it->sku, 1, ORDO_SKU_MAX, path, err))
             return false;

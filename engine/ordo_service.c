@@ -283,12 +283,15 @@ static void s_command(ordo_service_t *s, const ordo_request_t *req, uint64_t tag
     ordo_decision_t d = ordo_local_submit(s->local, req, &err);
     if (d == ORDO_DECIDE_EVENT) {
         const ordo_event_t *ev = ordo_local_last_event(s->local);
-        msgpack_sbuffer_clear(&s->buf);
-        ordo_reply_pack_command(&s->pk, req->request_id, ev, false);
-        s_queue(s, tag, ev->position, req->request_id);
+        /* The event is packed once: it is the reply's `event` and what PUB sends. */
         msgpack_sbuffer_clear(&s->side);
+        ordo_event_pack(&s->side_pk, ev);
+        msgpack_sbuffer_clear(&s->buf);
+        ordo_reply_pack_command_head(&s->pk, req->request_id, ev, false);
+        msgpack_sbuffer_write(&s->buf, s->side.data, s->side.size);
+        s_queue(s, tag, ev->position, req->request_id);
         s_pub_t *p = s_vec_push(&s->pubs, sizeof *p);
-        if (p && ordo_event_pack(&s->side_pk, ev) == 0 && (p->bytes = malloc(s->side.size))) {
+        if (p && s->side.size > 0 && (p->bytes = malloc(s->side.size))) {
             memcpy(p->bytes, s->side.data, s->side.size);
             p->len = s->side.size;
             p->position = ev->position;

@@ -88,6 +88,11 @@ int ordo_reply_pack_error(msgpack_packer *pk, ordo_str_t request_id, const ordo_
 int ordo_reply_pack_command(msgpack_packer *pk, ordo_str_t request_id, const ordo_event_t *ev,
                             bool duplicate);
 
+/* The same reply up to the `event` key: the caller then appends the event,
+ * already packed once (e.g. the bytes it publishes). */
+int ordo_reply_pack_command_head(msgpack_packer *pk, ordo_str_t request_id,
+                                 const ordo_event_t *ev, bool duplicate);
+
 /* {ok:true, request_id?, order} */
 int ordo_reply_pack_order(msgpack_packer *pk, ordo_str_t request_id, const ordo_order_t *order);
 

@@ -67,6 +67,13 @@ int ordo_reply_pack_error(msgpack_packer *pk, ordo_str_t request_id, const ordo_
 int ordo_reply_pack_command(msgpack_packer *pk, ordo_str_t request_id, const ordo_event_t *ev,
                             bool duplicate)
 {
+    P(ordo_reply_pack_command_head(pk, request_id, ev, duplicate));
+    return ordo_event_pack(pk, ev);
+}
+
+int ordo_reply_pack_command_head(msgpack_packer *pk, ordo_str_t request_id,
+                                 const ordo_event_t *ev, bool duplicate)
+{
     P(s_head(pk, true, request_id, 5));
     P(ORDO_PACK_KEY(pk, "order_id"));
     P(ordo_pack_str(pk, ev->order_id));
@@ -76,8 +83,7 @@ int ordo_reply_pack_command(msgpack_packer *pk, ordo_str_t request_id, const ord
     P(msgpack_pack_uint64(pk, ev->position));
     P(ORDO_PACK_KEY(pk, "duplicate"));
     P(duplicate ? msgpack_pack_true(pk) : msgpack_pack_false(pk));
-    P(ORDO_PACK_KEY(pk, "event"));
-    return ordo_event_pack(pk, ev);
+    return ORDO_PACK_KEY(pk, "event");
 }
 
 int ordo_reply_pack_order(msgpack_packer *pk, ordo_str_t request_id, const ordo_order_t *order)
