@@ -109,32 +109,17 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    char wal_dir[PATH_MAX + 8], snap_dir[PATH_MAX + 16], fsync_text[32];
-    ordo_config_wal_dir(&cfg, wal_dir, sizeof wal_dir);
+    char snap_dir[PATH_MAX + 16], fsync_text[32];
     ordo_config_snapshot_dir(&cfg, snap_dir, sizeof snap_dir);
-    ordo_wal_options_t wopts = {.dir = wal_dir,
-                                .segment_bytes = cfg.segment_bytes,
-                                .sync_mode = cfg.fsync_mode,
-                                .sync_interval_ms = cfg.fsync_ms,
-                                .repair = repair};
-    ordo_wal_recovery_t wrep;
     ordo_wal_t *wal = NULL;
-    int rc = ordo_wal_open(&wopts, &wal, &wrep);
-    if (rc != 0) {
-        fprintf(stderr, "ordo-demo: cannot open the log in %s: %s\n", wal_dir,
-                rc == ORDO_ERR_CORRUPT ? wrep.message : ordo_strerror(rc));
-        return 1;
-    }
-    ordo_registry_t *live = ordo_registry_new();
+    ordo_registry_t *live = NULL;
     ordo_state_recovery_t srep;
-    rc = ordo_state_recover(live, wal, snap_dir, &srep);
+    int rc = ordo_state_open(&cfg, repair, &wal, &live, &srep);
     if (rc != 0) {
-        fprintf(stderr, "ordo-demo: recovery failed: %s\n", ordo_strerror(rc));
+        fprintf(stderr, "ordo-demo: cannot start: %s (see the log line above)\n",
+                ordo_strerror(rc));
         return 1;
     }
-    ordo_log_info("demo", "recovered %zu orders (snapshot at %llu + %llu events) in %.1f ms",
-                  ordo_registry_count(live), (unsigned long long)srep.snapshot_position,
-                  (unsigned long long)srep.events_replayed, srep.elapsed_us / 1000.0);
 
     /* Drive new orders through their lives. */
     ordo_local_t *local = ordo_local_new(live, wal, (uint32_t)batch);

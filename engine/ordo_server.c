@@ -200,39 +200,17 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    char wal_dir[PATH_MAX + 8], snap_dir[PATH_MAX + 16], fsync_text[32];
-    ordo_config_wal_dir(&cfg, wal_dir, sizeof wal_dir);
+    char snap_dir[PATH_MAX + 16], fsync_text[32];
     ordo_config_snapshot_dir(&cfg, snap_dir, sizeof snap_dir);
     ordo_config_fsync_text(&cfg, fsync_text, sizeof fsync_text);
     ordo_log_info("server", "ordo-server %s: data %s, requests %s, events %s, fsync %s",
                   ORDO_SERVER_VERSION, cfg.data_dir, cfg.bind, cfg.pub, fsync_text);
 
-    ordo_wal_options_t wopts = {.dir = wal_dir,
-                                .segment_bytes = cfg.segment_bytes,
-                                .sync_mode = cfg.fsync_mode,
-                                .sync_interval_ms = cfg.fsync_ms,
-                                .repair = repair};
-    ordo_wal_recovery_t wrep;
     ordo_wal_t *wal = NULL;
-    int rc = ordo_wal_open(&wopts, &wal, &wrep);
-    if (rc != 0) {
-        ordo_log_error("server", "cannot open the log in %s: %s", wal_dir,
-                       rc == ORDO_ERR_CORRUPT ? wrep.message : ordo_strerror(rc));
-        return 1;
-    }
-    ordo_registry_t *reg = ordo_registry_new();
+    ordo_registry_t *reg = NULL;
     ordo_state_recovery_t srep;
-    if (!reg || (rc = ordo_state_recover(reg, wal, snap_dir, &srep)) != 0) {
-        ordo_log_error("server", "recovery failed: %s", ordo_strerror(reg ? rc : ORDO_ERR_NOMEM));
-        return 1;
-    }
-    ordo_log_info("server",
-                  "recovered %zu orders in %.1f ms: snapshot at position %llu + %llu events, "
-                  "head at %llu",
-                  ordo_registry_count(reg), srep.elapsed_us / 1000.0,
-                  (unsigned long long)srep.snapshot_position,
-                  (unsigned long long)srep.events_replayed,
-                  (unsigned long long)srep.head_position);
+    if (ordo_state_open(&cfg, repair, &wal, &reg, &srep) != 0)
+        return 1; /* the log line says why */
     ordo_service_t *svc = ordo_service_new(&reg, wal, snap_dir, cfg.snapshot_every, DRAIN_MAX,
                                            srep.last_timestamp_us);
     s_envelope_t *envs = calloc(DRAIN_MAX, sizeof *envs);
@@ -295,7 +273,7 @@ int main(int argc, char **argv)
     /* Bounded: a client that keeps sending must not keep us alive. */
     for (int i = 0; i < STOP_ROUNDS && s_round(svc, router, pub, envs) > 0; i++)
         ;
-    rc = ordo_service_snapshot(svc);
+    int rc = ordo_service_snapshot(svc);
     zmq_close(router);
     zmq_close(pub);
     zmq_ctx_term(ctx);

@@ -9,6 +9,7 @@
 #include "ordo_log.h"
 #include "ordo_snapshot.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -222,4 +223,41 @@ int ordo_state_snapshot(const ordo_registry_t *reg, const char *snapshot_dir, ui
     if (rc == 0 && keep > 0)
         ordo_snapshot_prune(snapshot_dir, keep, NULL);
     return rc;
+}
+
+int ordo_state_open(const ordo_config_t *cfg, bool repair, ordo_wal_t **wal, ordo_registry_t **reg,
+                    ordo_state_recovery_t *report)
+{
+    char wal_dir[PATH_MAX + 8], snap_dir[PATH_MAX + 16];
+    ordo_config_wal_dir(cfg, wal_dir, sizeof wal_dir);
+    ordo_config_snapshot_dir(cfg, snap_dir, sizeof snap_dir);
+    ordo_wal_options_t opts = {.dir = wal_dir,
+                               .segment_bytes = cfg->segment_bytes,
+                               .sync_mode = cfg->fsync_mode,
+                               .sync_interval_ms = cfg->fsync_ms,
+                               .repair = repair};
+    ordo_wal_recovery_t wrep;
+    *reg = NULL;
+    int rc = ordo_wal_open(&opts, wal, &wrep);
+    if (rc != 0) {
+        ordo_log_error("state", "cannot open the log in %s: %s", wal_dir,
+                       rc == ORDO_ERR_CORRUPT ? wrep.message : ordo_strerror(rc));
+        return rc;
+    }
+    *reg = ordo_registry_new();
+    rc = *reg ? ordo_state_recover(*reg, *wal, snap_dir, report) : ORDO_ERR_NOMEM;
+    if (rc != 0) {
+        ordo_log_error("state", "recovery failed: %s", ordo_strerror(rc));
+        ordo_registry_destroy(reg);
+        ordo_wal_destroy(wal);
+        return rc;
+    }
+    ordo_log_info("state",
+                  "recovered %zu orders in %.1f ms: snapshot at position %llu + %llu events, "
+                  "head at %llu",
+                  ordo_registry_count(*reg), report->elapsed_us / 1000.0,
+                  (unsigned long long)report->snapshot_position,
+                  (unsigned long long)report->events_replayed,
+                  (unsigned long long)report->head_position);
+    return 0;
 }

@@ -4,6 +4,7 @@
 #ifndef ORDO_STATE_H
 #define ORDO_STATE_H
 
+#include "ordo_config.h"
 #include "ordo_registry.h"
 #include "ordo_wal.h"
 
@@ -34,5 +35,13 @@ int ordo_state_recover(ordo_registry_t *reg, ordo_wal_t *wal, const char *snapsh
  * leave a snapshot ahead of the log. */
 int ordo_state_snapshot(const ordo_registry_t *reg, const char *snapshot_dir, uint64_t position,
                         unsigned keep);
+
+/* Opens the log in cfg's data folder (recovering a torn tail; `repair` as
+ * in ordo_wal_options_t) and rebuilds the state from the newest usable
+ * snapshot plus the log. Logs what it recovered, or why it could not (for
+ * corruption: the segment file and offset). Returns 0 with *wal and *reg
+ * owned by the caller, or a negative ordo_err_t with both NULL. */
+int ordo_state_open(const ordo_config_t *cfg, bool repair, ordo_wal_t **wal, ordo_registry_t **reg,
+                    ordo_state_recovery_t *report);
 
 #endif

@@ -638,9 +638,7 @@ int ordo_snapshot_discard_after(const char *dir, uint64_t position, const ordo_i
     io = io ? io : ordo_io_posix();
     s_entry_t *list;
     size_t n;
-    int rc = s_list(dir, &list, &n);
-    if (rc == ORDO_ERR_NOT_FOUND)
-        return 0; /* no folder: nothing to discard */
+    int rc = s_list(dir, &list, &n); /* a missing folder lists as empty */
     if (rc != 0)
         return rc;
     int removed = 0;
