@@ -264,6 +264,9 @@ typedef struct {
     /* positions[v-1]: the log position of version v's event, so history,
      * past states and duplicate replies read it back from the log. */
     uint64_t positions[ORDO_MAX_VERSION];
+    /* Engine only, never stored: an event of this order is with the log
+     * writer, so the order's next requests wait in its mailbox. */
+    bool busy;
 } ordo_order_t;
 
 /* Frees what the order owns and zeroes it (safe on a zeroed order). */

@@ -195,3 +195,23 @@ ordo_order_t *ordo_registry_next(const ordo_registry_t *reg, size_t *cursor)
     }
     return NULL;
 }
+
+int ordo_registry_split(ordo_registry_t *src, ordo_registry_t *const *dst, size_t n)
+{
+    for (size_t i = 0; i < src->capacity; i++) {
+        s_slot_t slot = src->slots[i];
+        if (!slot.order)
+            continue;
+        ordo_registry_t *to = dst[ordo_shard_of(slot.hash, n)];
+        if ((to->count + 1) * 2 > to->capacity && s_grow(to) != 0)
+            return -1;
+        size_t j = (size_t)slot.hash & (to->capacity - 1);
+        while (to->slots[j].order)
+            j = (j + 1) & (to->capacity - 1);
+        to->slots[j] = slot;
+        to->count++;
+        src->slots[i] = (s_slot_t){0, NULL};
+        src->count--;
+    }
+    return 0;
+}

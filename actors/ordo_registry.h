@@ -47,6 +47,18 @@ size_t ordo_registry_count(const ordo_registry_t *reg);
  * end. The registry must not change during a walk. */
 ordo_order_t *ordo_registry_next(const ordo_registry_t *reg, size_t *cursor);
 
+/* Moves every order of `src` into dst[ordo_shard_of(hash, n)] (the orders
+ * themselves do not move in memory); `src` is left empty. 0, or -1 if out
+ * of memory (then some orders have moved and some not). */
+int ordo_registry_split(ordo_registry_t *src, ordo_registry_t *const *dst, size_t n);
+
+/* The shard (0 .. n-1) that owns an order, from its ordo_order_id_hash():
+ * the high bits, as the registry's slots use the low ones. */
+static inline size_t ordo_shard_of(uint64_t hash, size_t n)
+{
+    return (size_t)(((hash >> 32) * (uint64_t)n) >> 32);
+}
+
 /* 64-bit hash of an order id, seeded randomly per process (also used to
  * pick a shard). */
 uint64_t ordo_order_id_hash(const char *id, size_t len);

@@ -46,8 +46,7 @@ static uint64_t s_differences(const ordo_registry_t *a, const ordo_registry_t *b
     size_t cursor = 0;
     const ordo_order_t *x;
     while ((x = ordo_registry_next(a, &cursor)) != NULL) {
-        const ordo_order_t *y =
-            ordo_registry_find(b, (ordo_str_t){x->order_id, x->order_id_len});
+        const ordo_order_t *y = ordo_registry_find(b, (ordo_str_t){x->order_id, x->order_id_len});
         if (!y || y->version != x->version || y->status != x->status ||
             y->total_cents != x->total_cents || y->updated_at_us != x->updated_at_us ||
             y->n_items != x->n_items)
@@ -65,13 +64,17 @@ int main(int argc, char **argv)
         fprintf(stderr, "ordo-demo: %s\n", err);
         return 2;
     }
-    static const struct option opts[] = {
-        {"data-dir", required_argument, 0, 'S'},       {"orders", required_argument, 0, 'o'},
-        {"batch", required_argument, 0, 'b'},          {"fsync", required_argument, 0, 'S'},
-        {"snapshot-every", required_argument, 0, 'S'}, {"segment-bytes", required_argument, 0, 'S'},
-        {"repair", no_argument, 0, 'r'},               {"json", no_argument, 0, 'j'},
-        {"help", no_argument, 0, 'h'},                 {"version", no_argument, 0, 'V'},
-        {0, 0, 0, 0}};
+    static const struct option opts[] = {{"data-dir", required_argument, 0, 'S'},
+                                         {"orders", required_argument, 0, 'o'},
+                                         {"batch", required_argument, 0, 'b'},
+                                         {"fsync", required_argument, 0, 'S'},
+                                         {"snapshot-every", required_argument, 0, 'S'},
+                                         {"segment-bytes", required_argument, 0, 'S'},
+                                         {"repair", no_argument, 0, 'r'},
+                                         {"json", no_argument, 0, 'j'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {"version", no_argument, 0, 'V'},
+                                         {0, 0, 0, 0}};
     long orders = 20000, batch = 256;
     bool json = false, repair = false;
     int c, idx = 0;
@@ -99,9 +102,7 @@ int main(int argc, char **argv)
         case 'j': json = true; continue;
         case 'h': s_usage(stdout); return 0;
         case 'V': printf("ordo-demo %s\n", ORDO_DEMO_VERSION); return 0;
-        default:
-            fprintf(stderr, "ordo-demo: unknown option; try --help\n");
-            return 2;
+        default: fprintf(stderr, "ordo-demo: unknown option; try --help\n"); return 2;
         }
     }
     if (optind < argc) {
@@ -126,7 +127,7 @@ int main(int argc, char **argv)
     if (local)
         ordo_local_set_clock_floor(local, srep.last_timestamp_us);
     ordo_workload_t *work = ordo_workload_new(ordo_mono_ns() ^ (uint64_t)ordo_now_us(),
-                                               orders < 1000 ? (uint32_t)orders : 1000);
+                                              orders < 1000 ? (uint32_t)orders : 1000);
     ordo_request_t *req = malloc(sizeof *req);
     if (!local || !work || !req) {
         fprintf(stderr, "ordo-demo: out of memory\n");
@@ -147,7 +148,8 @@ int main(int argc, char **argv)
         }
         if (ordo_wal_head(wal) >= next_snapshot) {
             if (ordo_local_flush(local) == 0 && ordo_wal_sync(wal) == 0 &&
-                ordo_state_snapshot(live, snap_dir, ordo_wal_synced_head(wal), 2) == 0)
+                ordo_state_snapshot((const ordo_registry_t *const[]){live}, 1, snap_dir,
+                                    ordo_wal_synced_head(wal), 2) == 0)
                 snapshots++;
             next_snapshot = ordo_wal_head(wal) + cfg.snapshot_every;
         }
@@ -164,8 +166,8 @@ int main(int argc, char **argv)
     double secs = (double)(ordo_mono_ns() - t0) / 1e9;
     uint64_t appended = ordo_wal_head(wal) - start_head, frames, fsyncs, bytes;
     ordo_wal_stats(wal, &frames, &fsyncs, &bytes);
-    if (ordo_wal_sync(wal) == 0 &&
-        ordo_state_snapshot(live, snap_dir, ordo_wal_synced_head(wal), 2) == 0)
+    if (ordo_wal_sync(wal) == 0 && ordo_state_snapshot((const ordo_registry_t *const[]){live}, 1,
+                                                       snap_dir, ordo_wal_synced_head(wal), 2) == 0)
         snapshots++;
 
     /* Prove recovery: full replay from position 1 must give the same state. */
@@ -194,9 +196,10 @@ int main(int argc, char **argv)
                diff == 0 && diff2 == 0 ? "true" : "false");
     } else {
         printf("Ordo demo (data folder %s, fsync %s)\n", cfg.data_dir, fsync_text);
-        printf("  appended        %llu events in %.2f s (%.0f events/s), %llu frames, %llu fsyncs\n",
-               (unsigned long long)appended, secs, appended / secs, (unsigned long long)frames,
-               (unsigned long long)fsyncs);
+        printf(
+            "  appended        %llu events in %.2f s (%.0f events/s), %llu frames, %llu fsyncs\n",
+            (unsigned long long)appended, secs, appended / secs, (unsigned long long)frames,
+            (unsigned long long)fsyncs);
         printf("  on disk         %llu bytes this run (%.1f bytes/event)\n",
                (unsigned long long)bytes, appended ? (double)bytes / (double)appended : 0.0);
         printf("  state           %zu orders, log head at position %llu\n",
@@ -205,9 +208,8 @@ int main(int argc, char **argv)
                (unsigned long long)full.events_replayed, full.elapsed_us / 1000.0,
                diff == 0 ? "same state" : "STATE DIFFERS");
         printf("  from snapshot   position %llu + %llu events in %.1f ms: %s\n",
-               (unsigned long long)fast.snapshot_position,
-               (unsigned long long)fast.events_replayed, fast.elapsed_us / 1000.0,
-               diff2 == 0 ? "same state" : "STATE DIFFERS");
+               (unsigned long long)fast.snapshot_position, (unsigned long long)fast.events_replayed,
+               fast.elapsed_us / 1000.0, diff2 == 0 ? "same state" : "STATE DIFFERS");
         printf("Run it again: it recovers what is there and adds more.\n");
     }
     free(req);

@@ -1,35 +1,40 @@
-/* ordo-server: the engine's process. One event loop owns the ZeroMQ
- * ROUTER (requests) and PUB (events) sockets and the service: it reads
- * every request waiting on the socket (up to a batch), hands each to the
- * service, commits their events with one fsync (group commit), then sends
- * the replies in arrival order and publishes the durable events in
- * position order. SIGTERM/SIGINT stop it cleanly: requests already read
- * are answered (`unavailable` once stopping), the log is flushed and a
- * snapshot written, exit 0. */
+/* ordo-server: the engine's process. It recovers the state (snapshot +
+ * log), splits the orders among the shards, and starts the threads:
+ *   main        the front end: ROUTER, routing by order, replies
+ *   shard x N   the order actors (ordo_shard.c)
+ *   writer      the log's only appender, group commit, PUB (ordo_writer.c)
+ *   snapshotter periodic snapshots, packed by the shards (ordo_snapshotter.c)
+ * They talk over inproc ZeroMQ PAIR (and PUSH/PULL) sockets, passing
+ * batches. SIGTERM/SIGINT stop it cleanly: requests in flight are
+ * finished, new ones get `unavailable`, the log is synced, a snapshot is
+ * written, exit 0. */
+#include "ordo_batch.h"
 #include "ordo_clock.h"
 #include "ordo_config.h"
 #include "ordo_error.h"
+#include "ordo_front.h"
 #include "ordo_log.h"
-#include "ordo_service.h"
+#include "ordo_shard.h"
+#include "ordo_snapshotter.h"
 #include "ordo_state.h"
+#include "ordo_stats.h"
+#include "ordo_writer.h"
 
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
 
-#define ORDO_SERVER_VERSION "0.1.0"
-#define ENVELOPE_MAX 8            /* envelope frames kept per request */
-#define ENVELOPE_FRAME_MAX 256    /* bytes in one envelope frame (identities are 5) */
-#define STOP_ROUNDS 16            /* rounds answered `unavailable` while stopping */
-#define DRAIN_MAX 4096            /* requests read per round: the largest group commit */
+#define ORDO_SERVER_VERSION "0.2.0"
+#define RCV_HWM 4096               /* requests queued per peer before ZeroMQ pushes back */
+#define SND_HWM 16384              /* replies queued per peer */
 #define MSG_MAX (16 * 1024 * 1024) /* peers sending more are disconnected */
 
 static volatile sig_atomic_t s_stop;
-static uint64_t s_dropped; /* messages dropped for their envelope */
 
 static void s_on_signal(int sig)
 {
@@ -37,123 +42,132 @@ static void s_on_signal(int sig)
     s_stop = 1;
 }
 
-typedef struct {
-    int nframes;
-    zmq_msg_t frames[ENVELOPE_MAX];
-} s_envelope_t;
-
 static void s_usage(FILE *out)
 {
-    fprintf(out,
-            "Usage: ordo-server [OPTIONS]\n"
-            "The Ordo engine: orders as event-sourced actors over ZeroMQ.\n"
-            "\n"
-            "  --data-dir DIR        data folder, created if missing (default ./data; ORDO_DATA_DIR)\n"
-            "  --bind ENDPOINT       requests, ROUTER (default tcp://127.0.0.1:7700; ORDO_BIND)\n"
-            "  --pub ENDPOINT        events, PUB (default tcp://127.0.0.1:7701; ORDO_PUB)\n"
-            "  --shards N            shard threads (default: cores; ORDO_SHARDS)\n"
-            "  --fsync MODE          always | batch:MS | never (default always; ORDO_FSYNC)\n"
-            "  --snapshot-every N    events between snapshots; 0 = only at shutdown\n"
-            "                        (default 1000000; ORDO_SNAPSHOT_EVERY)\n"
-            "  --segment-bytes N     log segment size, >= 65536 (default 64 MiB; ORDO_SEGMENT_BYTES)\n"
-            "  --repair              cut the log at mid-log corruption instead of refusing to start\n"
-            "  --help, --version\n");
+    fprintf(
+        out,
+        "Usage: ordo-server [OPTIONS]\n"
+        "The Ordo engine: orders as event-sourced actors over ZeroMQ.\n"
+        "\n"
+        "  --data-dir DIR        data folder, created if missing (default ./data; ORDO_DATA_DIR)\n"
+        "  --bind ENDPOINT       requests, ROUTER (default tcp://127.0.0.1:7700; ORDO_BIND)\n"
+        "  --pub ENDPOINT        events, PUB (default tcp://127.0.0.1:7701; ORDO_PUB)\n"
+        "  --shards N            shard threads (default: cores; ORDO_SHARDS)\n"
+        "  --fsync MODE          always | batch:MS | never (default always; ORDO_FSYNC)\n"
+        "  --snapshot-every N    events between snapshots; 0 = only at shutdown\n"
+        "                        (default 1000000; ORDO_SNAPSHOT_EVERY)\n"
+        "  --segment-bytes N     log segment size, >= 65536 (default 64 MiB; ORDO_SEGMENT_BYTES)\n"
+        "  --repair              cut the log at mid-log corruption instead of refusing to start\n"
+        "  --help, --version\n");
 }
 
-/* Receives one whole message without waiting. Returns 1 with the envelope
- * in *env and the body in *body (caller closes it), 0 if none waits, -1 on
- * a socket error. Messages with a longer envelope are dropped (1 + *body
- * empty is not possible: the last frame is always the body). */
-static int s_recv(void *router, s_envelope_t *env, zmq_msg_t *body)
+/* An inproc socket with no high-water mark (the front end bounds the work
+ * in flight, and a blocked send between threads could deadlock), bound or
+ * connected to `name`. NULL on failure. */
+static void *s_inproc(void *ctx, int type, const char *name, bool bind)
 {
-    env->nframes = 0;
-    zmq_msg_init(body);
-    if (zmq_msg_recv(body, router, ZMQ_DONTWAIT) < 0) {
-        zmq_msg_close(body);
-        return errno == EAGAIN ? 0 : -1;
+    void *sock = zmq_socket(ctx, type);
+    int zero = 0;
+    if (!sock)
+        return NULL;
+    zmq_setsockopt(sock, ZMQ_SNDHWM, &zero, sizeof zero);
+    zmq_setsockopt(sock, ZMQ_RCVHWM, &zero, sizeof zero);
+    zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero);
+    if ((bind ? zmq_bind(sock, name) : zmq_connect(sock, name)) != 0) {
+        ordo_log_error("server", "inproc %s: %s", name, zmq_strerror(errno));
+        zmq_close(sock);
+        return NULL;
     }
-    bool dropped = false;
-    while (zmq_msg_more(body)) {
-        if (env->nframes < ENVELOPE_MAX && zmq_msg_size(body) <= ENVELOPE_FRAME_MAX) {
-            zmq_msg_init(&env->frames[env->nframes]);
-            zmq_msg_move(&env->frames[env->nframes++], body);
-        } else {
-            dropped = true;
-        }
-        zmq_msg_close(body);
-        zmq_msg_init(body);
-        if (zmq_msg_recv(body, router, 0) < 0) {
-            zmq_msg_close(body);
-            for (int i = 0; i < env->nframes; i++)
-                zmq_msg_close(&env->frames[i]);
+    return sock;
+}
+
+typedef struct {
+    void *ctx, *router, *pub;
+    uint32_t n;
+    void **front_side, **shard_front;   /* front <-> shard i */
+    void **writer_side, **shard_writer; /* writer <-> shard i */
+    void **shard_snap;                  /* shard i -> snapshotter */
+    void *snap_in, *snap_done, *writer_done;
+} s_sockets_t;
+
+static int s_open_sockets(s_sockets_t *k, const ordo_config_t *cfg, uint32_t n)
+{
+    k->n = n;
+    k->ctx = zmq_ctx_new();
+    k->front_side = calloc(n, sizeof(void *));
+    k->shard_front = calloc(n, sizeof(void *));
+    k->writer_side = calloc(n, sizeof(void *));
+    k->shard_writer = calloc(n, sizeof(void *));
+    k->shard_snap = calloc(n, sizeof(void *));
+    if (!k->ctx || !k->front_side || !k->shard_front || !k->writer_side || !k->shard_writer ||
+        !k->shard_snap) {
+        ordo_log_error("server", "out of memory at start");
+        return -1;
+    }
+    k->router = zmq_socket(k->ctx, ZMQ_ROUTER);
+    k->pub = zmq_socket(k->ctx, ZMQ_PUB);
+    if (!k->router || !k->pub)
+        return -1;
+    int64_t maxmsg = MSG_MAX;
+    /* High-water marks bound what one peer can make us hold. Outbound:
+     * room for several rounds of replies (ZeroMQ learns that a peer has
+     * read only every half mark), so a client that reads gets every reply;
+     * one that never reads loses those past the mark. */
+    int rcv_hwm = RCV_HWM, snd_hwm = SND_HWM, pub_hwm = 1000, linger = 1000;
+    zmq_setsockopt(k->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    zmq_setsockopt(k->router, ZMQ_RCVHWM, &rcv_hwm, sizeof rcv_hwm);
+    zmq_setsockopt(k->router, ZMQ_SNDHWM, &snd_hwm, sizeof snd_hwm);
+    zmq_setsockopt(k->router, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(k->pub, ZMQ_SNDHWM, &pub_hwm, sizeof pub_hwm);
+    zmq_setsockopt(k->pub, ZMQ_LINGER, &linger, sizeof linger);
+    if (zmq_bind(k->router, cfg->bind) != 0) {
+        ordo_log_error("server", "cannot bind %s: %s", cfg->bind, zmq_strerror(errno));
+        return -1;
+    }
+    if (zmq_bind(k->pub, cfg->pub) != 0) {
+        ordo_log_error("server", "cannot bind %s: %s", cfg->pub, zmq_strerror(errno));
+        return -1;
+    }
+    char name[64];
+    if (!(k->snap_in = s_inproc(k->ctx, ZMQ_PULL, "inproc://ordo-snapshots", true)) ||
+        !(k->snap_done = s_inproc(k->ctx, ZMQ_PAIR, "inproc://ordo-snapshot-done", true)) ||
+        !(k->writer_done = s_inproc(k->ctx, ZMQ_PAIR, "inproc://ordo-snapshot-done", false)))
+        return -1;
+    for (uint32_t i = 0; i < n; i++) {
+        snprintf(name, sizeof name, "inproc://ordo-front-%u", i);
+        if (!(k->front_side[i] = s_inproc(k->ctx, ZMQ_PAIR, name, true)) ||
+            !(k->shard_front[i] = s_inproc(k->ctx, ZMQ_PAIR, name, false)))
             return -1;
-        }
+        snprintf(name, sizeof name, "inproc://ordo-writer-%u", i);
+        if (!(k->writer_side[i] = s_inproc(k->ctx, ZMQ_PAIR, name, true)) ||
+            !(k->shard_writer[i] = s_inproc(k->ctx, ZMQ_PAIR, name, false)) ||
+            !(k->shard_snap[i] = s_inproc(k->ctx, ZMQ_PUSH, "inproc://ordo-snapshots", false)))
+            return -1;
     }
-    if (dropped || env->nframes == 0) {
-        if (s_dropped++ % 10000 == 0) /* one line per 10,000: a flood must not flood the log */
-            ordo_log_warn("server",
-                          "dropped a message whose envelope is over %d frames or a frame over "
-                          "%d bytes (%llu so far)",
-                          ENVELOPE_MAX, ENVELOPE_FRAME_MAX, (unsigned long long)s_dropped);
-        for (int i = 0; i < env->nframes; i++)
-            zmq_msg_close(&env->frames[i]);
-        zmq_msg_close(body);
-        return 2;
-    }
-    return 1;
+    return 0;
 }
 
-static void s_send_replies(ordo_service_t *svc, void *router, s_envelope_t *envs)
+static void s_close_all(void **socks, uint32_t n)
 {
-    uint64_t tag;
-    const void *bytes;
-    size_t len;
-    while (ordo_service_next_reply(svc, &tag, &bytes, &len)) {
-        s_envelope_t *env = &envs[tag];
-        for (int i = 0; i < env->nframes && len > 0; i++)
-            zmq_msg_send(&env->frames[i], router, ZMQ_SNDMORE | ZMQ_DONTWAIT);
-        if (len > 0) /* 0: the reply was lost to an out-of-memory */
-            zmq_send(router, bytes, len, ZMQ_DONTWAIT);
-        for (int i = 0; i < env->nframes; i++)
-            zmq_msg_close(&env->frames[i]);
-        env->nframes = 0;
-    }
+    for (uint32_t i = 0; socks && i < n; i++)
+        if (socks[i])
+            zmq_close(socks[i]);
+    free(socks);
 }
 
-static void s_publish(ordo_service_t *svc, void *pub)
+static void s_close_sockets(s_sockets_t *k)
 {
-    const char *topic;
-    const void *bytes;
-    size_t len;
-    while (ordo_service_next_event(svc, &topic, &bytes, &len)) {
-        zmq_send(pub, topic, strlen(topic), ZMQ_SNDMORE | ZMQ_DONTWAIT);
-        zmq_send(pub, bytes, len, ZMQ_DONTWAIT);
-    }
-}
-
-/* Reads what waits (at most DRAIN_MAX), handles it, commits, answers. */
-static int s_round(ordo_service_t *svc, void *router, void *pub, s_envelope_t *envs)
-{
-    int n = 0, reads = 0, failed = 0;
-    while (n < DRAIN_MAX && reads++ < 4 * DRAIN_MAX) {
-        zmq_msg_t body;
-        int rc = s_recv(router, &envs[n], &body);
-        if (rc == 0)
-            break;
-        if (rc < 0) {
-            failed = 1; /* still answer what was read */
-            break;
-        }
-        if (rc == 2)
-            continue;
-        ordo_service_request(svc, zmq_msg_data(&body), zmq_msg_size(&body), (uint64_t)n);
-        zmq_msg_close(&body);
-        n++;
-    }
-    ordo_service_flush(svc);
-    s_send_replies(svc, router, envs);
-    s_publish(svc, pub);
-    return failed ? -1 : n;
+    s_close_all(k->front_side, k->n);
+    s_close_all(k->shard_front, k->n);
+    s_close_all(k->writer_side, k->n);
+    s_close_all(k->shard_writer, k->n);
+    s_close_all(k->shard_snap, k->n);
+    void *single[] = {k->router, k->pub, k->snap_in, k->snap_done, k->writer_done};
+    for (size_t i = 0; i < sizeof single / sizeof *single; i++)
+        if (single[i])
+            zmq_close(single[i]);
+    if (k->ctx)
+        zmq_ctx_term(k->ctx);
 }
 
 int main(int argc, char **argv)
@@ -165,13 +179,17 @@ int main(int argc, char **argv)
         fprintf(stderr, "ordo-server: %s\n", err);
         return 2;
     }
-    static const struct option opts[] = {
-        {"data-dir", required_argument, 0, 'S'},       {"bind", required_argument, 0, 'S'},
-        {"pub", required_argument, 0, 'S'},            {"shards", required_argument, 0, 'S'},
-        {"fsync", required_argument, 0, 'S'},          {"snapshot-every", required_argument, 0, 'S'},
-        {"segment-bytes", required_argument, 0, 'S'},  {"repair", no_argument, 0, 'r'},
-        {"help", no_argument, 0, 'h'},                 {"version", no_argument, 0, 'V'},
-        {0, 0, 0, 0}};
+    static const struct option opts[] = {{"data-dir", required_argument, 0, 'S'},
+                                         {"bind", required_argument, 0, 'S'},
+                                         {"pub", required_argument, 0, 'S'},
+                                         {"shards", required_argument, 0, 'S'},
+                                         {"fsync", required_argument, 0, 'S'},
+                                         {"snapshot-every", required_argument, 0, 'S'},
+                                         {"segment-bytes", required_argument, 0, 'S'},
+                                         {"repair", no_argument, 0, 'r'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {"version", no_argument, 0, 'V'},
+                                         {0, 0, 0, 0}};
     bool repair = false;
     int c, idx = 0;
     while ((c = getopt_long(argc, argv, "", opts, &idx)) != -1) {
@@ -203,82 +221,104 @@ int main(int argc, char **argv)
     char snap_dir[PATH_MAX + 16], fsync_text[32];
     ordo_config_snapshot_dir(&cfg, snap_dir, sizeof snap_dir);
     ordo_config_fsync_text(&cfg, fsync_text, sizeof fsync_text);
-    ordo_log_info("server", "ordo-server %s: data %s, requests %s, events %s, fsync %s",
-                  ORDO_SERVER_VERSION, cfg.data_dir, cfg.bind, cfg.pub, fsync_text);
+    uint32_t n = (uint32_t)cfg.shards;
+    if (n > ORDO_SHARDS_MAX)
+        n = ORDO_SHARDS_MAX;
+    ordo_log_info("server", "ordo-server %s: data %s, requests %s, events %s, fsync %s, %u shards",
+                  ORDO_SERVER_VERSION, cfg.data_dir, cfg.bind, cfg.pub, fsync_text, n);
 
     ordo_wal_t *wal = NULL;
-    ordo_registry_t *reg = NULL;
+    ordo_registry_t *all = NULL;
     ordo_state_recovery_t srep;
-    if (ordo_state_open(&cfg, repair, &wal, &reg, &srep) != 0)
+    if (ordo_state_open(&cfg, repair, &wal, &all, &srep) != 0)
         return 1; /* the log line says why */
-    ordo_service_t *svc = ordo_service_new(&reg, wal, snap_dir, cfg.snapshot_every, DRAIN_MAX,
-                                           srep.last_timestamp_us);
-    s_envelope_t *envs = calloc(DRAIN_MAX, sizeof *envs);
-    void *ctx = zmq_ctx_new();
-    void *router = ctx ? zmq_socket(ctx, ZMQ_ROUTER) : NULL;
-    void *pub = ctx ? zmq_socket(ctx, ZMQ_PUB) : NULL;
-    if (!svc || !envs || !router || !pub) {
+
+    static ordo_engine_stats_t stats;
+    stats.shards = n;
+    ordo_registry_t **regs = calloc(n, sizeof *regs);
+    ordo_shard_t **shards = calloc(n, sizeof *shards);
+    pthread_t *shard_threads = calloc(n, sizeof *shard_threads);
+    bool ok = regs && shards && shard_threads;
+    for (uint32_t i = 0; ok && i < n; i++)
+        ok = (regs[i] = ordo_registry_new()) != NULL;
+    if (!ok || ordo_registry_split(all, regs, n) != 0) {
         ordo_log_error("server", "out of memory at start");
         return 1;
     }
-    int64_t maxmsg = MSG_MAX;
-    /* High-water marks bound what one peer can make us hold. Inbound: one
-     * round's worth. Outbound: room for several rounds of replies (a round
-     * answers up to DRAIN_MAX requests at once, and ZeroMQ learns that a
-     * peer has read only every half mark), so a client that reads gets
-     * every reply; one that never reads loses those past the mark. */
-    int rcv_hwm = DRAIN_MAX, snd_hwm = 4 * DRAIN_MAX, hwm = 1000, linger = 1000;
-    zmq_setsockopt(router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
-    zmq_setsockopt(router, ZMQ_RCVHWM, &rcv_hwm, sizeof rcv_hwm);
-    zmq_setsockopt(router, ZMQ_SNDHWM, &snd_hwm, sizeof snd_hwm);
-    zmq_setsockopt(router, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_setsockopt(pub, ZMQ_SNDHWM, &hwm, sizeof hwm);
-    zmq_setsockopt(pub, ZMQ_LINGER, &linger, sizeof linger);
-    if (zmq_bind(router, cfg.bind) != 0) {
-        ordo_log_error("server", "cannot bind %s: %s", cfg.bind, zmq_strerror(errno));
+    ordo_registry_destroy(&all);
+
+    s_sockets_t k = {0};
+    if (s_open_sockets(&k, &cfg, n) != 0) {
+        s_close_sockets(&k);
         return 1;
     }
-    if (zmq_bind(pub, cfg.pub) != 0) {
-        ordo_log_error("server", "cannot bind %s: %s", cfg.pub, zmq_strerror(errno));
+    for (uint32_t i = 0; ok && i < n; i++)
+        ok = (shards[i] = ordo_shard_new(i, &regs[i], wal, k.shard_front[i], k.shard_writer[i],
+                                         k.shard_snap[i], &stats)) != NULL;
+    ordo_writer_config_t wcfg = {.wal = wal,
+                                 .shards = k.writer_side,
+                                 .nshards = n,
+                                 .pub = k.pub,
+                                 .snapshot_done = k.writer_done,
+                                 .snapshot_every = cfg.snapshot_every,
+                                 .clock_floor_us = srep.last_timestamp_us,
+                                 .stats = &stats};
+    ordo_snapshotter_config_t scfg = {
+        .dir = snap_dir, .nshards = n, .in = k.snap_in, .done = k.snap_done, .stats = &stats};
+    ordo_writer_t *writer = ordo_writer_new(&wcfg);
+    ordo_front_t *front = ordo_front_new(k.router, k.front_side, n);
+    if (!ok || !writer || !front) {
+        ordo_log_error("server", "out of memory at start");
         return 1;
     }
-    if (cfg.shards != 1)
-        ordo_log_info("server", "--shards %d: this version runs every order in one engine "
-                                "thread; sharding comes next", cfg.shards);
+
+    /* The threads block the stop signals, so they reach the main thread. */
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+    pthread_t writer_thread, snap_thread;
+    int started = pthread_create(&writer_thread, NULL, ordo_writer_run, writer) == 0 &&
+                  pthread_create(&snap_thread, NULL, ordo_snapshotter_run, &scfg) == 0;
+    for (uint32_t i = 0; started && i < n; i++)
+        started = pthread_create(&shard_threads[i], NULL, ordo_shard_run, shards[i]) == 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (!started) {
+        ordo_log_error("server", "cannot start threads: %s", strerror(errno));
+        return 1;
+    }
     ordo_log_info("server", "ready: requests on %s, events on %s", cfg.bind, cfg.pub);
 
-    zmq_pollitem_t items[] = {{router, 0, ZMQ_POLLIN, 0}};
-    while (!s_stop) {
-        long timeout = 1000;
-        if (cfg.fsync_mode == ORDO_SYNC_BATCH) {
-            int64_t due = ordo_wal_sync_due_in_ms(wal);
-            if (due >= 0 && due < timeout)
-                timeout = (long)due;
-        }
-        int n = zmq_poll(items, 1, timeout);
-        if (n < 0 && errno != EINTR) {
-            ordo_log_error("server", "poll: %s", zmq_strerror(errno));
-            break;
-        }
-        if (cfg.fsync_mode == ORDO_SYNC_BATCH)
-            ordo_wal_sync_if_due(wal);
-        if (n > 0 && s_round(svc, router, pub, envs) < 0) {
-            ordo_log_error("server", "receive: %s", zmq_strerror(errno));
-            break;
-        }
-    }
+    int rc = ordo_front_run(front, &s_stop);
+    for (uint32_t i = 0; i < n; i++)
+        pthread_join(shard_threads[i], NULL);
+    pthread_join(writer_thread, NULL);
+    pthread_join(snap_thread, NULL);
 
-    ordo_log_info("server", "stopping: answering what was read, flushing, snapshotting");
-    ordo_service_stop(svc);
-    /* Bounded: a client that keeps sending must not keep us alive. */
-    for (int i = 0; i < STOP_ROUNDS && s_round(svc, router, pub, envs) > 0; i++)
-        ;
-    int rc = ordo_service_snapshot(svc);
-    zmq_close(router);
-    zmq_close(pub);
-    zmq_ctx_term(ctx);
-    ordo_service_destroy(&svc);
-    free(envs);
+    if (ordo_wal_error(wal) == 0) {
+        const ordo_registry_t **all_regs = calloc(n, sizeof *all_regs);
+        for (uint32_t i = 0; all_regs && i < n; i++)
+            all_regs[i] = ordo_shard_registry(shards[i]);
+        uint64_t t0 = ordo_mono_ns(), pos = ordo_wal_synced_head(wal);
+        int src = all_regs ? ordo_state_snapshot(all_regs, n, snap_dir, pos, 2) : ORDO_ERR_NOMEM;
+        if (src == 0)
+            ordo_log_info("server", "snapshot at position %llu in %.1f ms", (unsigned long long)pos,
+                          (ordo_mono_ns() - t0) / 1e6);
+        else
+            ordo_log_error("server", "snapshot failed: %s", ordo_strerror(src));
+        free(all_regs);
+        if (src != 0)
+            rc = -1;
+    }
+    ordo_front_destroy(&front);
+    ordo_writer_destroy(&writer);
+    s_close_sockets(&k);
+    for (uint32_t i = 0; i < n; i++)
+        ordo_shard_destroy(&shards[i]);
+    free(shards);
+    free(regs);
+    free(shard_threads);
     uint64_t head = ordo_wal_head(wal);
     ordo_wal_destroy(&wal);
     ordo_log_info("server", "stopped at position %llu", (unsigned long long)head);

@@ -9,13 +9,17 @@
 #include "ordo_log.h"
 #include "ordo_snapshot.h"
 
+#include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Loads one snapshot into reg. 0, or -1 if a record does not decode. */
-static int s_load_snapshot(ordo_registry_t *reg, ordo_snapshot_t *snap, uint64_t *orders,
-                           int64_t *last_ts)
+/* Loads one snapshot into reg. 0; -1 if a record does not decode; -2 if
+ * it shows an event past the end of the log (it can never be used: new
+ * events will take those positions). */
+static int s_load_snapshot(ordo_registry_t *reg, ordo_snapshot_t *snap, uint64_t head,
+                           uint64_t *orders, int64_t *last_ts)
 {
     const void *rec;
     size_t len;
@@ -35,6 +39,20 @@ static int s_load_snapshot(ordo_registry_t *reg, ordo_snapshot_t *snap, uint64_t
             ordo_log_warn("state", "snapshot %s: %s", ordo_snapshot_path(snap),
                           o ? "the same order appears twice" : "out of memory");
             return -1;
+        }
+        if (tmp.version > 0 && tmp.positions[tmp.version - 1] > head) {
+            /* Packed while running, the order holds events past the
+             * snapshot's position; the log lost this one (a power cut in
+             * batch or never mode), so the snapshot shows what never was. */
+            ordo_log_warn("state",
+                          "snapshot %s: order %.*s has an event at position %llu, "
+                          "past the end of the log (%llu)",
+                          ordo_snapshot_path(snap), (int)tmp.order_id_len, tmp.order_id,
+                          (unsigned long long)tmp.positions[tmp.version - 1],
+                          (unsigned long long)head);
+            ordo_order_clear(&tmp);
+            ordo_registry_remove(reg, (ordo_str_t){o->order_id, o->order_id_len});
+            return -2;
         }
         *o = tmp; /* moves ownership of tmp's memory into the registry */
         if (o->updated_at_us > *last_ts)
@@ -114,7 +132,9 @@ static int s_replay(ordo_registry_t *reg, ordo_wal_t *wal, uint64_t from, uint64
             rc = ORDO_ERR_NOMEM;
             goto out;
         }
-        if (ordo_apply(o, ev) != 0) {
+        if (ev->version <= o->version && o->positions[ev->version - 1] == ev->position) {
+            /* Already in the snapshot: it was packed after this event. */
+        } else if (ordo_apply(o, ev) != 0) {
             ordo_log_error("state",
                            "log event at position %llu (%s version %u of order %.*s) does not "
                            "follow the order's history",
@@ -169,12 +189,16 @@ int ordo_state_recover(ordo_registry_t *reg, ordo_wal_t *wal, const char *snapsh
         uint64_t pos = ordo_snapshot_position(snap);
         uint64_t orders = 0;
         report->last_timestamp_us = 0;
-        if (s_load_snapshot(reg, snap, &orders, &report->last_timestamp_us) == 0) {
+        int lrc = s_load_snapshot(reg, snap, head, &orders, &report->last_timestamp_us);
+        if (lrc == 0) {
             report->snapshot_position = pos;
             report->snapshot_orders = orders;
             ordo_snapshot_destroy(&snap);
             break;
         }
+        if (lrc == -2 && remove(ordo_snapshot_path(snap)) != 0)
+            ordo_log_warn("state", "cannot delete %s: %s", ordo_snapshot_path(snap),
+                          strerror(errno));
         ordo_snapshot_destroy(&snap);
         ordo_registry_clear(reg); /* unusable half-way: start over */
         if (pos == 0)
@@ -189,8 +213,8 @@ int ordo_state_recover(ordo_registry_t *reg, ordo_wal_t *wal, const char *snapsh
     return rc;
 }
 
-int ordo_state_snapshot(const ordo_registry_t *reg, const char *snapshot_dir, uint64_t position,
-                        unsigned keep)
+int ordo_state_snapshot(const ordo_registry_t *const *regs, size_t nregs, const char *snapshot_dir,
+                        uint64_t position, unsigned keep)
 {
     ordo_snapshot_writer_t *w = NULL;
     int rc = ordo_snapshot_writer_new(snapshot_dir, position, NULL, &w);
@@ -200,19 +224,21 @@ int ordo_state_snapshot(const ordo_registry_t *reg, const char *snapshot_dir, ui
     msgpack_packer pk;
     msgpack_sbuffer_init(&buf);
     msgpack_packer_init(&pk, &buf, msgpack_sbuffer_write);
-    size_t cursor = 0;
-    const ordo_order_t *o;
-    while ((o = ordo_registry_next(reg, &cursor)) != NULL) {
-        if (o->status == ORDO_STATUS_NONE)
-            continue;
-        msgpack_sbuffer_clear(&buf);
-        if (ordo_order_pack_snapshot(&pk, o) != 0) {
-            rc = ORDO_ERR_NOMEM;
-            break;
+    for (size_t r = 0; rc == 0 && r < nregs; r++) {
+        size_t cursor = 0;
+        const ordo_order_t *o;
+        while ((o = ordo_registry_next(regs[r], &cursor)) != NULL) {
+            if (o->status == ORDO_STATUS_NONE)
+                continue;
+            msgpack_sbuffer_clear(&buf);
+            if (ordo_order_pack_snapshot(&pk, o) != 0) {
+                rc = ORDO_ERR_NOMEM;
+                break;
+            }
+            rc = ordo_snapshot_writer_add(w, buf.data, buf.size);
+            if (rc != 0)
+                break;
         }
-        rc = ordo_snapshot_writer_add(w, buf.data, buf.size);
-        if (rc != 0)
-            break;
     }
     msgpack_sbuffer_destroy(&buf);
     if (rc != 0) {

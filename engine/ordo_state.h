@@ -29,12 +29,15 @@ typedef struct {
 int ordo_state_recover(ordo_registry_t *reg, ordo_wal_t *wal, const char *snapshot_dir,
                        ordo_state_recovery_t *report);
 
-/* Writes every order of `reg` into a new snapshot covering `position` in
- * `snapshot_dir`, then prunes all but the newest `keep` snapshots.
- * `position` must be durable (ordo_wal_synced_head), or a power cut could
- * leave a snapshot ahead of the log. */
-int ordo_state_snapshot(const ordo_registry_t *reg, const char *snapshot_dir, uint64_t position,
-                        unsigned keep);
+/* Writes every order of the `nregs` registries into a new snapshot
+ * covering `position` in `snapshot_dir`, then prunes all but the newest
+ * `keep` snapshots. The orders must hold no event past `position` that
+ * could be lost (ordo_wal_synced_head), or recovery drops the snapshot.
+ * A snapshot may hold orders with events past `position` (the engine packs
+ * them while it runs): replay from `position` skips the events an order
+ * already has, by version and log position. */
+int ordo_state_snapshot(const ordo_registry_t *const *regs, size_t nregs, const char *snapshot_dir,
+                        uint64_t position, unsigned keep);
 
 /* Opens the log in cfg's data folder (recovering a torn tail; `repair` as
  * in ordo_wal_options_t) and rebuilds the state from the newest usable

@@ -36,6 +36,12 @@
  * from_version 1, from_position 1, limit (per type, clamped to its max). */
 int ordo_request_decode(const void *buf, size_t len, ordo_request_t *req, ordo_error_t *err);
 
+/* Finds the top-level `order_id` string of a request body without
+ * decoding the rest (the engine's front end routes by it). False if the
+ * body is not a map, or has no such string before a malformed part; the
+ * full decode then reports what is wrong. Safe on any bytes. */
+bool ordo_request_peek_order_id(const void *buf, size_t len, ordo_str_t *order_id);
+
 /* Encodes a request (what a client sends). Fields at their defaults are left
  * out. Returns 0 or -1 (out of memory). */
 int ordo_request_pack(msgpack_packer *pk, const ordo_request_t *req);
@@ -48,6 +54,17 @@ void ordo_request_init(ordo_request_t *req);
 /* Wire form (map), as in replies and on PUB. */
 int ordo_event_pack(msgpack_packer *pk, const ordo_event_t *ev);
 
+/* The wire form in three parts, for the log writer, which alone knows an
+ * event's position and timestamp: a shard packs the parts that do not
+ * depend on them ("mid": order_id, version, type; "rest": schema, data,
+ * meta), and the writer joins them. The bytes are those of
+ * ordo_event_pack. */
+int ordo_event_pack_mid(msgpack_packer *pk, const ordo_event_t *ev);
+int ordo_event_pack_rest(msgpack_packer *pk, const ordo_event_t *ev);
+int ordo_event_pack_joined(msgpack_packer *pk, uint64_t position, const uint8_t event_id[16],
+                           int64_t timestamp_us, const void *mid, size_t mid_len,
+                           const void *rest, size_t rest_len);
+
 /* Reads one wire-form event at the cursor. Returns 0, or -1 if it is not a
  * well-formed event record (unknown keys are ignored). Input must have been
  * validated by ordo_mp_validate() or come from ordo_reply_decode(). */
@@ -58,6 +75,11 @@ int ordo_event_decode(const void *buf, size_t len, ordo_event_t *ev);
 
 /* Log form (compact array, no position). */
 int ordo_event_pack_record(msgpack_packer *pk, const ordo_event_t *ev);
+
+/* Overwrites the timestamp of a record packed by ordo_event_pack_record
+ * (the log writer stamps events as it orders them). 0, or -1 if `rec` is
+ * not such a record. */
+int ordo_event_record_stamp(void *rec, size_t len, int64_t timestamp_us);
 
 /* Validates and decodes one log record; `position` comes from the log. */
 int ordo_event_decode_record(const void *buf, size_t len, uint64_t position, ordo_event_t *ev);
@@ -92,6 +114,11 @@ int ordo_reply_pack_command(msgpack_packer *pk, ordo_str_t request_id, const ord
  * already packed once (e.g. the bytes it publishes). */
 int ordo_reply_pack_command_head(msgpack_packer *pk, ordo_str_t request_id,
                                  const ordo_event_t *ev, bool duplicate);
+
+/* The same from its parts (the log writer has no ordo_event_t). */
+int ordo_reply_pack_command_head_of(msgpack_packer *pk, ordo_str_t request_id,
+                                    ordo_str_t order_id, uint32_t version, uint64_t position,
+                                    bool duplicate);
 
 /* {ok:true, request_id?, order} */
 int ordo_reply_pack_order(msgpack_packer *pk, ordo_str_t request_id, const ordo_order_t *order);

@@ -199,30 +199,60 @@ int ordo_meta_read(ordo_mp_t *r, ordo_meta_t *m)
     return 0;
 }
 
-int ordo_event_pack(msgpack_packer *pk, const ordo_event_t *ev)
+int ordo_event_pack_mid(msgpack_packer *pk, const ordo_event_t *ev)
 {
-    char id[ORDO_UUID_TEXT_LEN];
-    ordo_uuid_format(ev->event_id, id);
-    P(msgpack_pack_map(pk, 9));
-    P(ORDO_PACK_KEY(pk, "position"));
-    P(msgpack_pack_uint64(pk, ev->position));
-    P(ORDO_PACK_KEY(pk, "event_id"));
-    P(msgpack_pack_str_with_body(pk, id, sizeof id));
     P(ORDO_PACK_KEY(pk, "order_id"));
     P(ordo_pack_str(pk, ev->order_id));
     P(ORDO_PACK_KEY(pk, "version"));
     P(msgpack_pack_uint32(pk, ev->version));
     P(ORDO_PACK_KEY(pk, "type"));
-    P(ordo_pack_cstr(pk, ordo_event_type_name(ev->type)));
-    P(ORDO_PACK_KEY(pk, "timestamp_us"));
-    P(msgpack_pack_int64(pk, ev->timestamp_us));
+    return ordo_pack_cstr(pk, ordo_event_type_name(ev->type));
+}
+
+int ordo_event_pack_rest(msgpack_packer *pk, const ordo_event_t *ev)
+{
     P(ORDO_PACK_KEY(pk, "schema"));
     P(msgpack_pack_uint32(pk, ev->schema));
     P(ORDO_PACK_KEY(pk, "data"));
     P(ordo_data_pack(pk, &ev->data));
     P(ORDO_PACK_KEY(pk, "meta"));
-    P(ordo_meta_pack(pk, &ev->meta));
-    return 0;
+    return ordo_meta_pack(pk, &ev->meta);
+}
+
+/* map header, position, event_id: what precedes "mid". */
+static int s_pack_event_head(msgpack_packer *pk, uint64_t position, const uint8_t event_id[16])
+{
+    char id[ORDO_UUID_TEXT_LEN];
+    ordo_uuid_format(event_id, id);
+    P(msgpack_pack_map(pk, 9));
+    P(ORDO_PACK_KEY(pk, "position"));
+    P(msgpack_pack_uint64(pk, position));
+    P(ORDO_PACK_KEY(pk, "event_id"));
+    return msgpack_pack_str_with_body(pk, id, sizeof id);
+}
+
+static int s_pack_timestamp(msgpack_packer *pk, int64_t timestamp_us)
+{
+    P(ORDO_PACK_KEY(pk, "timestamp_us"));
+    return msgpack_pack_int64(pk, timestamp_us);
+}
+
+int ordo_event_pack(msgpack_packer *pk, const ordo_event_t *ev)
+{
+    P(s_pack_event_head(pk, ev->position, ev->event_id));
+    P(ordo_event_pack_mid(pk, ev));
+    P(s_pack_timestamp(pk, ev->timestamp_us));
+    return ordo_event_pack_rest(pk, ev);
+}
+
+int ordo_event_pack_joined(msgpack_packer *pk, uint64_t position, const uint8_t event_id[16],
+                           int64_t timestamp_us, const void *mid, size_t mid_len,
+                           const void *rest, size_t rest_len)
+{
+    P(s_pack_event_head(pk, position, event_id));
+    P(msgpack_pack_str_body(pk, mid, mid_len)); /* raw bytes: str_body just appends */
+    P(s_pack_timestamp(pk, timestamp_us));
+    return msgpack_pack_str_body(pk, rest, rest_len);
 }
 
 int ordo_event_read(ordo_mp_t *r, ordo_event_t *ev)

@@ -5,7 +5,8 @@
  *   [ type      uint 1..7 (ordo_event_type_t)
  *     order_id  S
  *     version   uint
- *     timestamp int (microseconds since the Unix epoch)
+ *     timestamp int 64 (microseconds since the Unix epoch; always the
+ *               9-byte form, which ordo_event_record_stamp overwrites)
  *     schema    uint
  *     data      [present-bits uint, then each present field in bit order:
  *                user_id int, restaurant_id int,
@@ -154,7 +155,8 @@ int ordo_event_pack_record(msgpack_packer *pk, const ordo_event_t *ev)
     P(msgpack_pack_uint32(pk, (uint32_t)ev->type));
     P(s_pack_s(pk, ev->order_id, &uuids));
     P(msgpack_pack_uint32(pk, ev->version));
-    P(msgpack_pack_int64(pk, ev->timestamp_us));
+    /* Always 9 bytes (int 64), so the log writer can stamp it in place. */
+    P(msgpack_pack_fix_int64(pk, ev->timestamp_us));
     P(msgpack_pack_uint32(pk, ev->schema));
     P(s_pack_data(pk, &ev->data, &uuids));
     if (tail < 0) {
@@ -273,5 +275,26 @@ int ordo_event_decode_record(const void *buf, size_t len, uint64_t position, ord
     ev->schema = (uint32_t)schema;
     ordo_event_id(ev->order_id.ptr, ev->order_id.len, ev->version, ev->timestamp_us,
                   ev->event_id);
+    return 0;
+}
+
+int ordo_event_record_stamp(void *rec, size_t len, int64_t timestamp_us)
+{
+    ordo_mp_t r;
+    ordo_mp_init(&r, rec, len);
+    uint32_t n;
+    uint64_t u;
+    const char *s;
+    uint32_t sl;
+    int8_t et;
+    const uint8_t *ep;
+    if (!ordo_mp_read_array(&r, &n) || n != 8 || !ordo_mp_read_uint(&r, &u) ||
+        !(ordo_mp_read_str(&r, &s, &sl) || ordo_mp_read_ext(&r, &et, &ep, &sl)) ||
+        !ordo_mp_read_uint(&r, &u) || r.end - r.p < 9 || r.p[0] != 0xd3)
+        return -1;
+    uint8_t *at = (uint8_t *)r.p + 1;
+    uint64_t v = (uint64_t)timestamp_us;
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        at[i] = (uint8_t)v;
     return 0;
 }

@@ -71,19 +71,27 @@ int ordo_reply_pack_command(msgpack_packer *pk, ordo_str_t request_id, const ord
     return ordo_event_pack(pk, ev);
 }
 
-int ordo_reply_pack_command_head(msgpack_packer *pk, ordo_str_t request_id,
-                                 const ordo_event_t *ev, bool duplicate)
+int ordo_reply_pack_command_head_of(msgpack_packer *pk, ordo_str_t request_id,
+                                    ordo_str_t order_id, uint32_t version, uint64_t position,
+                                    bool duplicate)
 {
     P(s_head(pk, true, request_id, 5));
     P(ORDO_PACK_KEY(pk, "order_id"));
-    P(ordo_pack_str(pk, ev->order_id));
+    P(ordo_pack_str(pk, order_id));
     P(ORDO_PACK_KEY(pk, "version"));
-    P(msgpack_pack_uint32(pk, ev->version));
+    P(msgpack_pack_uint32(pk, version));
     P(ORDO_PACK_KEY(pk, "position"));
-    P(msgpack_pack_uint64(pk, ev->position));
+    P(msgpack_pack_uint64(pk, position));
     P(ORDO_PACK_KEY(pk, "duplicate"));
     P(duplicate ? msgpack_pack_true(pk) : msgpack_pack_false(pk));
     return ORDO_PACK_KEY(pk, "event");
+}
+
+int ordo_reply_pack_command_head(msgpack_packer *pk, ordo_str_t request_id,
+                                 const ordo_event_t *ev, bool duplicate)
+{
+    return ordo_reply_pack_command_head_of(pk, request_id, ev->order_id, ev->version,
+                                           ev->position, duplicate);
 }
 
 int ordo_reply_pack_order(msgpack_packer *pk, ordo_str_t request_id, const ordo_order_t *order)

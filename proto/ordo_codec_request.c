@@ -491,3 +491,23 @@ int ordo_request_pack(msgpack_packer *pk, const ordo_request_t *req)
     }
     return 0;
 }
+
+bool ordo_request_peek_order_id(const void *buf, size_t len, ordo_str_t *order_id)
+{
+    ordo_mp_t r;
+    uint32_t n;
+    ordo_mp_init(&r, buf, len);
+    if (!ordo_mp_read_map(&r, &n))
+        return false;
+    for (uint32_t i = 0; i < n; i++) {
+        const char *k;
+        uint32_t kl;
+        if (!ordo_mp_read_str(&r, &k, &kl))
+            return false;
+        if (ORDO_MP_KEY_IS(k, kl, "order_id"))
+            return ordo_mp_read_str(&r, &order_id->ptr, &order_id->len);
+        if (!ordo_mp_skip(&r))
+            return false;
+    }
+    return false;
+}

@@ -297,6 +297,63 @@ def test_pub_pipelined_req(srv):
     q.close()
 
 
+def test_snapshots_while_running():
+    """Snapshots taken while commands keep changing orders (each shard packs
+    its orders a chunk at a time), then kill -9: the restart from the
+    newest snapshot plus the log after it, and a full replay without
+    snapshots, both give every order exactly as it was."""
+    srv = Server(args=["--snapshot-every", "1500", "--shards", "2"]).start()
+    try:
+        d = srv.dealer()
+        steps = ["ConfirmOrder", "StartPreparing", "MarkReady", "PickUp", "Deliver"]
+        orders = ["s-%d" % i for i in range(2400)]  # over a chunk (512) per shard
+        pending = {}
+        def send(oid, step):
+            req = create(oid, rid="s0-" + oid) if step == 0 else \
+                cmd(steps[step - 1], oid, rid="s%d-%s" % (step, oid))
+            d.send(msgpack.packb(req))
+            pending[req["request_id"]] = (oid, step)
+        for oid in orders:  # each order moves on as its last reply comes
+            send(oid, 0)
+        while pending:
+            assert d.poll(10000), "replies stopped"
+            r = msgpack.unpackb(d.recv_multipart()[-1], raw=False)
+            assert r["ok"], r
+            oid, step = pending.pop(r["request_id"])
+            if step < 2 + int(oid[2:]) % 4:  # orders stop at different statuses
+                send(oid, step + 1)
+        for _ in range(200):  # bounded wait for the snapshotter
+            st = srv.call({"type": "Stats"})["stats"]
+            if st["snapshots"] >= 2:
+                break
+            time.sleep(0.05)
+        assert st["snapshots"] >= 2, st
+        before = {o: srv.call({"type": "GetOrder", "order_id": o})["order"] for o in orders}
+        head = srv.call({"type": "Ping"})["head_position"]
+        d.close()
+        srv.stop(signal.SIGKILL)
+        srv.start()
+        log = open(os.path.join(srv.data, "server.log")).read()
+        m = re.findall(r"snapshot at position (\d+) \+ (\d+) events", log)
+        assert m and int(m[-1][0]) > 0, "did not start from a snapshot"
+        assert srv.call({"type": "Ping"})["head_position"] == head
+        for o in orders:
+            assert srv.call({"type": "GetOrder", "order_id": o})["order"] == before[o], o
+        assert srv.stop() == 0
+        shutil.rmtree(os.path.join(srv.data, "d", "snapshots"))
+        srv.start()
+        log = open(os.path.join(srv.data, "server.log")).read()
+        assert "snapshot at position 0 + %d events" % head in log, "not a full replay"
+        for o in orders:
+            assert srv.call({"type": "GetOrder", "order_id": o})["order"] == before[o], o
+        assert srv.stop() == 0
+    finally:
+        if srv.proc and srv.proc.poll() is None:
+            srv.proc.kill()
+            srv.proc.wait(30)
+        srv.cleanup()
+
+
 def test_restart_and_crash():
     srv = Server().start()
     try:
@@ -366,13 +423,14 @@ def test_disk_full():
             sent = []
             for k in range(50):
                 oid = "f-%d" % (batch * 50 + k)
-                for req in (create(oid, rid="c-" + oid), create(oid),
+                for req in (create(oid, rid="c-" + oid), create(oid, rid="d-" + oid),
                             cmd("ConfirmOrder", oid, rid="k-" + oid)):
                     d.send(msgpack.packb(req))
                     sent.append(oid)
-            for oid in sent:  # replies come in the order sent
+            for _ in sent:  # replies for different orders may interleave
                 assert d.poll(10000), "replies stopped"
                 r = msgpack.unpackb(d.recv_multipart()[-1], raw=False)
+                oid = r["request_id"][2:]
                 if r["ok"]:
                     acked[r["position"]] = r["event"]
                 elif r["error"]["code"] == "already_exists":
@@ -459,6 +517,8 @@ def main():
         finally:
             srv.cleanup()
     for name, fn in [("restart, idempotency across it, kill -9 under load", test_restart_and_crash),
+                     ("snapshots while running, kill -9, restart = full replay",
+                      test_snapshots_while_running),
                      ("disk full: unavailable, then a clean restart", test_disk_full),
                      ("bad settings refused, --help", test_bad_settings)]:
         try:

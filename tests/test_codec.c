@@ -807,6 +807,75 @@ static void test_event_round_trips(void)
     }
 }
 
+/* The engine's split path: a shard packs the record (timestamp unknown)
+ * and the wire form's two parts; the writer stamps the record and joins
+ * the parts. Both must give exactly what the one-piece functions give. */
+static void test_event_stamped_and_joined(void)
+{
+    static ordo_event_t in, out;
+    for (int t = ORDO_EVT_ORDER_CREATED; t < ORDO_EVT_COUNT_; t++) {
+        s_make_event(&in, (ordo_event_type_t)t);
+        int64_t ts = in.timestamp_us;
+        msgpack_sbuffer whole, rec, mid, rest, joined;
+        msgpack_packer pk;
+        msgpack_sbuffer *bufs[] = {&whole, &rec, &mid, &rest, &joined};
+        for (int i = 0; i < 5; i++)
+            msgpack_sbuffer_init(bufs[i]);
+        msgpack_packer_init(&pk, &whole, msgpack_sbuffer_write);
+        ordo_event_pack(&pk, &in);
+        in.timestamp_us = 0;
+        msgpack_packer_init(&pk, &rec, msgpack_sbuffer_write);
+        ordo_event_pack_record(&pk, &in);
+        msgpack_packer_init(&pk, &mid, msgpack_sbuffer_write);
+        ordo_event_pack_mid(&pk, &in);
+        msgpack_packer_init(&pk, &rest, msgpack_sbuffer_write);
+        ordo_event_pack_rest(&pk, &in);
+        CU_ASSERT_EQUAL(ordo_event_record_stamp(rec.data, rec.size, ts), 0);
+        CU_ASSERT_EQUAL(ordo_event_decode_record(rec.data, rec.size, in.position, &out), 0);
+        in.timestamp_us = ts;
+        s_assert_same_event(&in, &out);
+        msgpack_packer_init(&pk, &joined, msgpack_sbuffer_write);
+        ordo_event_pack_joined(&pk, in.position, in.event_id, ts, mid.data, mid.size, rest.data,
+                               rest.size);
+        CU_ASSERT_EQUAL(joined.size, whole.size);
+        CU_ASSERT(joined.size == whole.size && memcmp(joined.data, whole.data, whole.size) == 0);
+        /* Not a record: refused, nothing written. */
+        CU_ASSERT_EQUAL(ordo_event_record_stamp(whole.data, whole.size, ts), -1);
+        CU_ASSERT_EQUAL(ordo_event_record_stamp(rec.data, 5, ts), -1);
+        for (int i = 0; i < 5; i++)
+            msgpack_sbuffer_destroy(bufs[i]);
+    }
+}
+
+/* The front end's routing peek finds order_id only where the decoder
+ * would, and never reads past the input. */
+static void test_request_peek_order_id(void)
+{
+    ordo_str_t id;
+    s_reset();
+    msgpack_pack_map(&s_pk, 3);
+    s_key("type");
+    s_key("GetOrder");
+    s_key("meta");
+    msgpack_pack_map(&s_pk, 1);
+    s_key("order_id");
+    s_key("not this one");
+    s_key("order_id");
+    s_key("o-7");
+    CU_ASSERT_TRUE(ordo_request_peek_order_id(s_buf.data, s_buf.size, &id));
+    CU_ASSERT(id.len == 3 && memcmp(id.ptr, "o-7", 3) == 0);
+    for (size_t cut = 0; cut < s_buf.size; cut++)
+        CU_ASSERT_FALSE(ordo_request_peek_order_id(s_buf.data, cut, &id));
+    s_reset();
+    msgpack_pack_map(&s_pk, 1);
+    s_key("order_id");
+    msgpack_pack_int64(&s_pk, 7); /* not a string: no route, the decoder says why */
+    CU_ASSERT_FALSE(ordo_request_peek_order_id(s_buf.data, s_buf.size, &id));
+    s_reset();
+    msgpack_pack_array(&s_pk, 0);
+    CU_ASSERT_FALSE(ordo_request_peek_order_id(s_buf.data, s_buf.size, &id));
+}
+
 /* Every truncation of an encoded event fails cleanly. */
 static void test_event_truncated_everywhere(void)
 {
@@ -1236,6 +1305,8 @@ int main(void)
     CU_add_test(s, "request: wide integers, repeated keys", test_request_wide_ints_and_repeats);
     CU_add_test(s, "event: round trips (wire and log)", test_event_round_trips);
     CU_add_test(s, "event: truncated everywhere", test_event_truncated_everywhere);
+    CU_add_test(s, "event: stamped record and joined wire form", test_event_stamped_and_joined);
+    CU_add_test(s, "request: routing peek at order_id", test_request_peek_order_id);
     CU_add_test(s, "event: missing and bad fields", test_event_rejects_missing_and_bad_fields);
     CU_add_test(s, "event: wire shape", test_event_wire_shape);
     CU_add_test(s, "record: strings and meta", test_record_strings_and_meta);

@@ -75,8 +75,8 @@ static void s_env_open(s_env_t *e, bool fresh)
         snprintf(e->wal_dir, sizeof e->wal_dir, "%s/wal", e->dir);
         snprintf(e->snap_dir, sizeof e->snap_dir, "%s/snapshots", e->dir);
     }
-    ordo_wal_options_t o = {.dir = e->wal_dir, .sync_mode = ORDO_SYNC_NEVER,
-                            .segment_bytes = 65536};
+    ordo_wal_options_t o = {
+        .dir = e->wal_dir, .sync_mode = ORDO_SYNC_NEVER, .segment_bytes = 65536};
     ordo_wal_recovery_t rep;
     CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&o, &e->wal, &rep), 0);
     e->reg = ordo_registry_new();
@@ -116,7 +116,8 @@ static int s_diff(const ordo_registry_t *a, const ordo_registry_t *b)
         if (!y || y->version != x->version || y->status != x->status ||
             y->total_cents != x->total_cents || y->created_at_us != x->created_at_us ||
             y->updated_at_us != x->updated_at_us || y->n_items != x->n_items ||
-            y->has_courier_id != x->has_courier_id || y->cancel_reason.len != x->cancel_reason.len ||
+            y->has_courier_id != x->has_courier_id ||
+            y->cancel_reason.len != x->cancel_reason.len ||
             y->delivery_address.len != x->delivery_address.len)
             diff++;
         else
@@ -137,7 +138,9 @@ static void test_recovery_matches_live_state(void)
     CU_ASSERT_EQUAL(s_run(&e, w, 3000), 0); /* the workload is valid: nothing refused */
     uint64_t snap_pos = ordo_wal_head(e.wal);
     CU_ASSERT_EQUAL(snap_pos, 3000);
-    CU_ASSERT_EQUAL_FATAL(ordo_state_snapshot(e.reg, e.snap_dir, snap_pos, 2), 0);
+    CU_ASSERT_EQUAL_FATAL(
+        ordo_state_snapshot((const ordo_registry_t *const[]){e.reg}, 1, e.snap_dir, snap_pos, 2),
+        0);
     CU_ASSERT_EQUAL(s_run(&e, w, 2000), 0);
 
     /* Full replay. */
@@ -175,7 +178,9 @@ static void test_corrupt_snapshot_falls_back(void)
     s_env_open(&e, true);
     ordo_workload_t *w = ordo_workload_new(11, 100);
     s_run(&e, w, 500);
-    CU_ASSERT_EQUAL_FATAL(ordo_state_snapshot(e.reg, e.snap_dir, ordo_wal_head(e.wal), 2), 0);
+    CU_ASSERT_EQUAL_FATAL(ordo_state_snapshot((const ordo_registry_t *const[]){e.reg}, 1,
+                                              e.snap_dir, ordo_wal_head(e.wal), 2),
+                          0);
     s_run(&e, w, 500);
     char path[400];
     snprintf(path, sizeof path, "%s/snapshot-%020llu.osnap", e.snap_dir, 500ULL);
@@ -199,7 +204,7 @@ static void test_corrupt_snapshot_falls_back(void)
 /* The log loses its tail after a snapshot was taken at its end (power cut
  * in never mode): the snapshot must not be trusted, now or after new
  * events reuse those positions. */
-static void test_snapshot_ahead_of_log_is_discarded(void)
+static void s_snapshot_past_lost_tail(bool packed_while_running)
 {
     s_env_t e;
     s_env_open(&e, true);
@@ -208,7 +213,11 @@ static void test_snapshot_ahead_of_log_is_discarded(void)
     uint64_t tail_start = ordo_wal_head(e.wal);
     char seg[400];
     s_run(&e, w, 100);
-    CU_ASSERT_EQUAL_FATAL(ordo_state_snapshot(e.reg, e.snap_dir, ordo_wal_head(e.wal), 2), 0);
+    /* Packed while running, a snapshot from position 200 holds events up
+     * to 300; otherwise it is a snapshot at 300. */
+    uint64_t label = packed_while_running ? tail_start : ordo_wal_head(e.wal);
+    const ordo_registry_t *regs[] = {e.reg};
+    CU_ASSERT_EQUAL_FATAL(ordo_state_snapshot(regs, 1, e.snap_dir, label, 2), 0);
     s_env_close(&e);
     ordo_wal_options_t o = {.dir = e.wal_dir, .sync_mode = ORDO_SYNC_NEVER, .segment_bytes = 65536};
     ordo_wal_t *wal;
@@ -245,7 +254,7 @@ static void test_snapshot_ahead_of_log_is_discarded(void)
     CU_ASSERT_EQUAL(srep.head_position, tail_start);
     CU_ASSERT_EQUAL(srep.snapshot_position, 0);
     CU_ASSERT_EQUAL(srep.events_replayed, tail_start);
-    snprintf(seg, sizeof seg, "%s/snapshot-%020llu.osnap", e.snap_dir, 300ULL);
+    snprintf(seg, sizeof seg, "%s/snapshot-%020llu.osnap", e.snap_dir, (unsigned long long)label);
     CU_ASSERT_EQUAL(ordo_test_file_size(seg), -1); /* gone for good */
     /* New events take positions 201..: a restart still sees the log's truth. */
     s_run(&e, w, 150);
@@ -253,6 +262,42 @@ static void test_snapshot_ahead_of_log_is_discarded(void)
     CU_ASSERT_EQUAL(ordo_state_recover(again, e.wal, e.snap_dir, &srep), 0);
     CU_ASSERT_EQUAL(s_diff(e.reg, again), 0);
     ordo_registry_destroy(&again);
+    ordo_workload_destroy(&w);
+    s_env_close(&e);
+    ordo_test_rm_rf(e.dir);
+}
+
+static void test_snapshot_ahead_of_log_is_discarded(void)
+{
+    s_snapshot_past_lost_tail(false);
+}
+
+static void test_snapshot_with_lost_events_is_discarded(void)
+{
+    s_snapshot_past_lost_tail(true);
+}
+
+/* A snapshot packed while commands ran holds orders with events past its
+ * position: recovery replays from the position and skips the events an
+ * order already has, giving the live state exactly. */
+static void test_snapshot_packed_while_running(void)
+{
+    s_env_t e;
+    s_env_open(&e, true);
+    ordo_workload_t *w = ordo_workload_new(13, 300);
+    CU_ASSERT_EQUAL(s_run(&e, w, 3000), 0);
+    uint64_t from = ordo_wal_head(e.wal);
+    CU_ASSERT_EQUAL(s_run(&e, w, 1500), 0);
+    const ordo_registry_t *regs[] = {e.reg};
+    CU_ASSERT_EQUAL_FATAL(ordo_state_snapshot(regs, 1, e.snap_dir, from, 2), 0);
+    CU_ASSERT_EQUAL(s_run(&e, w, 500), 0);
+    ordo_registry_t *r = ordo_registry_new();
+    ordo_state_recovery_t rep;
+    CU_ASSERT_EQUAL(ordo_state_recover(r, e.wal, e.snap_dir, &rep), 0);
+    CU_ASSERT_EQUAL(rep.snapshot_position, from);
+    CU_ASSERT_EQUAL(rep.events_replayed, 2000);
+    CU_ASSERT_EQUAL(s_diff(e.reg, r), 0);
+    ordo_registry_destroy(&r);
     ordo_workload_destroy(&w);
     s_env_close(&e);
     ordo_test_rm_rf(e.dir);
@@ -292,7 +337,8 @@ static void test_rules_hold_through_the_core(void)
     req.order_id = ORDO_STR("o-1");
     req.request_id = ORDO_STR("r-1");
     req.has_data = true;
-    req.data.present = ORDO_F_USER_ID | ORDO_F_RESTAURANT_ID | ORDO_F_ITEMS | ORDO_F_DELIVERY_ADDRESS;
+    req.data.present =
+        ORDO_F_USER_ID | ORDO_F_RESTAURANT_ID | ORDO_F_ITEMS | ORDO_F_DELIVERY_ADDRESS;
     req.data.n_items = 1;
     req.data.items[0] = (ordo_item_t){ORDO_STR("s"), ORDO_STR("n"), 2, 150};
     req.data.delivery_address = ORDO_STR("a");
@@ -393,7 +439,11 @@ int main(void)
     CU_add_test(s, "config: defaults, environment, flags, refusals", test_config_layers);
     CU_add_test(s, "recovery rebuilds the live state", test_recovery_matches_live_state);
     CU_add_test(s, "corrupt snapshot falls back to the log", test_corrupt_snapshot_falls_back);
-    CU_add_test(s, "snapshot ahead of the log is discarded", test_snapshot_ahead_of_log_is_discarded);
+    CU_add_test(s, "snapshot ahead of the log is discarded",
+                test_snapshot_ahead_of_log_is_discarded);
+    CU_add_test(s, "snapshot with events the log lost is discarded",
+                test_snapshot_with_lost_events_is_discarded);
+    CU_add_test(s, "snapshot packed while running", test_snapshot_packed_while_running);
     CU_add_test(s, "timestamps keep above the clock floor", test_clock_floor);
     CU_add_test(s, "protocol rules through the core", test_rules_hold_through_the_core);
     CU_add_test(s, "failed log stops the core", test_failed_log_stops_the_core);

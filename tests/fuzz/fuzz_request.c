@@ -33,6 +33,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static ordo_request_t req, again;
     ordo_error_t err;
+    ordo_str_t peeked = {0};
+    bool routed = ordo_request_peek_order_id(data, size, &peeked);
+    if (routed && (peeked.ptr < (const char *)data ||
+                   peeked.ptr + peeked.len > (const char *)data + size))
+        abort();
     if (ordo_request_decode(data, size, &req, &err) != 0) {
         if (err.code != ORDO_CODE_BAD_REQUEST && err.code != ORDO_CODE_UNKNOWN_TYPE)
             abort();
@@ -41,6 +46,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         s_check_error_reply(&req, &err);
         return 0;
     }
+    /* A decoded request with an order_id is routed by that same id. */
+    if (req.order_id.len > 0 && (!routed || peeked.ptr != req.order_id.ptr))
+        abort();
     msgpack_sbuffer buf;
     msgpack_packer pk;
     msgpack_sbuffer_init(&buf);

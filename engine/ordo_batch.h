@@ -1,0 +1,85 @@
+/* What the engine's threads send each other over inproc ZeroMQ: one
+ * message is one pointer to a batch, and the batch's ownership passes with
+ * the message (the sender never touches it again). Entries are packed back
+ * to back in byte buffers:
+ *   tagged entry  {u64 tag, u32 len} + len bytes: a request body (front ->
+ *                 shard) or a reply body (shard -> front); the tag is the
+ *                 front's handle for the client that is waiting.
+ *   event entry   ordo_event_entry_t + order id + request id + log record +
+ *                 the two wire-form parts (shard -> writer, and back as the
+ *                 acknowledgement). */
+#ifndef ORDO_BATCH_H
+#define ORDO_BATCH_H
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+    ORDO_BATCH_REQUESTS = 1, /* front -> shard: tagged request bodies */
+    ORDO_BATCH_REPLIES,      /* shard -> front: tagged reply bodies */
+    ORDO_BATCH_EVENTS,       /* shard -> writer: decided events; back: their outcome */
+    ORDO_BATCH_SNAPSHOT,     /* writer -> shard: snapshot due; shard -> snapshotter:
+                              * tagged snapshot records of its orders */
+    ORDO_BATCH_STOP,         /* stop: passed front -> shard -> writer and back */
+} ordo_batch_kind_t;
+
+typedef struct {
+    ordo_batch_kind_t kind;
+    uint32_t shard;          /* the shard that sent it */
+    uint32_t count;          /* entries in buf */
+    int error;               /* EVENTS on return: 0 = durable, else the log error */
+    uint64_t first_position; /* EVENTS on return: position of the first event;
+                              * SNAPSHOT: the position the snapshot starts from */
+    bool last;               /* SNAPSHOT (shard -> snapshotter): the shard's last part */
+    msgpack_sbuffer buf;     /* the entries */
+    msgpack_sbuffer replies; /* EVENTS on return: tagged replies built by the writer */
+} ordo_batch_t;
+
+/* An event entry's fixed part. */
+typedef struct {
+    uint64_t tag;
+    uint32_t version;
+    uint32_t type; /* ordo_event_type_t */
+    uint32_t rec_len, mid_len, rest_len;
+    uint8_t order_id_len, request_id_len;
+} ordo_event_entry_t;
+
+/* An event entry read back: views into the batch. */
+typedef struct {
+    ordo_event_entry_t head;
+    const char *order_id, *request_id;
+    char *rec; /* writable: the writer stamps the timestamp in place */
+    const char *mid, *rest;
+} ordo_event_view_t;
+
+ordo_batch_t *ordo_batch_new(ordo_batch_kind_t kind, uint32_t shard);
+void ordo_batch_free(ordo_batch_t **b);
+
+/* Appends a tagged entry to `buf`. 0, or -1 when out of memory. */
+int ordo_batch_add_tagged(msgpack_sbuffer *buf, uint64_t tag, const void *bytes, size_t len);
+
+/* Starts a tagged entry whose bytes the caller then writes to `buf`
+ * (e.g. with a packer); ordo_batch_end_tagged() with the returned offset
+ * sets its length. -1 when out of memory. */
+long ordo_batch_begin_tagged(msgpack_sbuffer *buf, uint64_t tag);
+void ordo_batch_end_tagged(msgpack_sbuffer *buf, long start);
+
+/* Reads the tagged entry at *offset and moves past it; false at the end. */
+bool ordo_batch_next_tagged(const msgpack_sbuffer *buf, size_t *offset, uint64_t *tag,
+                            const void **bytes, size_t *len);
+
+/* Reads the event entry at *offset and moves past it; false at the end. */
+bool ordo_batch_next_event(ordo_batch_t *b, size_t *offset, ordo_event_view_t *view);
+
+/* Sends the batch (ownership passes) over an inproc socket. The engine's
+ * inproc pipes have no high-water mark, so this does not block; the front
+ * bounds how much work is in flight. -1 only if the socket is gone (the
+ * batch is then freed). */
+int ordo_batch_send(void *socket, ordo_batch_t *b);
+
+/* Receives a batch; NULL if none waits (ZMQ_DONTWAIT) or on error. */
+ordo_batch_t *ordo_batch_recv(void *socket, int flags);
+
+#endif

@@ -1,0 +1,295 @@
+/* The front end (see ordo_front.h). Invariants: every request read gets
+ * exactly one reply, through its tag's envelope; requests for one order go
+ * to one shard, in the order read, so its replies come back in that order. */
+#include "ordo_front.h"
+
+#include "ordo_batch.h"
+#include "ordo_clock.h"
+#include "ordo_codec.h"
+#include "ordo_log.h"
+#include "ordo_registry.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#define ENVELOPE_MAX 8                 /* envelope frames kept per request */
+#define ENVELOPE_FRAME_MAX 256         /* bytes in one envelope frame (identities are 5) */
+#define DRAIN_MAX 4096                 /* requests read per round */
+#define INFLIGHT_MAX 16384             /* requests between read and reply */
+#define INFLIGHT_BYTES_MAX (64u << 20) /* their bodies' bytes */
+#define STOP_WAIT_MS 10000             /* how long stopping waits for requests in flight */
+
+typedef struct {
+    int nframes;
+    size_t body_len;
+    zmq_msg_t frames[ENVELOPE_MAX];
+} s_envelope_t;
+
+struct ordo_front {
+    void *router;
+    void **shards;
+    uint32_t nshards, next_shard;
+    s_envelope_t *slots;  /* owned: INFLIGHT_MAX */
+    uint32_t *free_slots; /* owned: stack of free slot indexes */
+    uint32_t nfree;
+    size_t bytes;       /* bodies in flight */
+    ordo_batch_t **out; /* owned: the batch being filled per shard */
+    uint64_t dropped;
+    ordo_request_t *req; /* scratch for replies made here */
+    msgpack_sbuffer buf;
+    msgpack_packer pk;
+};
+
+ordo_front_t *ordo_front_new(void *router, void **shards, uint32_t nshards)
+{
+    ordo_front_t *f = calloc(1, sizeof *f);
+    if (!f)
+        return NULL;
+    f->router = router;
+    f->shards = shards;
+    f->nshards = nshards;
+    f->slots = calloc(INFLIGHT_MAX, sizeof *f->slots);
+    f->free_slots = malloc(INFLIGHT_MAX * sizeof *f->free_slots);
+    f->out = calloc(nshards, sizeof *f->out);
+    f->req = malloc(sizeof *f->req);
+    msgpack_sbuffer_init(&f->buf);
+    msgpack_packer_init(&f->pk, &f->buf, msgpack_sbuffer_write);
+    if (!f->slots || !f->free_slots || !f->out || !f->req) {
+        ordo_front_destroy(&f);
+        return NULL;
+    }
+    for (uint32_t i = 0; i < INFLIGHT_MAX; i++)
+        f->free_slots[i] = INFLIGHT_MAX - 1 - i;
+    f->nfree = INFLIGHT_MAX;
+    return f;
+}
+
+void ordo_front_destroy(ordo_front_t **front)
+{
+    if (!front || !*front)
+        return;
+    ordo_front_t *f = *front;
+    if (f->slots)
+        for (uint32_t i = 0; i < INFLIGHT_MAX; i++)
+            for (int k = 0; k < f->slots[i].nframes; k++)
+                zmq_msg_close(&f->slots[i].frames[k]);
+    for (uint32_t i = 0; f->out && i < f->nshards; i++)
+        ordo_batch_free(&f->out[i]);
+    free(f->slots);
+    free(f->free_slots);
+    free(f->out);
+    free(f->req);
+    msgpack_sbuffer_destroy(&f->buf);
+    free(f);
+    *front = NULL;
+}
+
+/* Sends a reply with the envelope of `tag` and frees the slot. */
+static void s_send_reply(ordo_front_t *f, uint64_t tag, const void *bytes, size_t len)
+{
+    if (tag >= INFLIGHT_MAX || f->slots[tag].nframes == 0) {
+        ordo_log_error("front", "a reply for no waiting request (tag %llu) was dropped",
+                       (unsigned long long)tag);
+        return;
+    }
+    s_envelope_t *env = &f->slots[tag];
+    for (int i = 0; i < env->nframes; i++)
+        zmq_msg_send(&env->frames[i], f->router, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send(f->router, bytes, len, ZMQ_DONTWAIT);
+    for (int i = 0; i < env->nframes; i++)
+        zmq_msg_close(&env->frames[i]);
+    env->nframes = 0;
+    f->bytes -= env->body_len;
+    f->free_slots[f->nfree++] = (uint32_t)tag;
+}
+
+/* Answers a request here, without a shard (too large, or stopping). */
+static void s_reply_here(ordo_front_t *f, uint64_t tag, const void *body, size_t len, bool stopping)
+{
+    ordo_error_t err;
+    int rc = ordo_request_decode(body, len, f->req, &err);
+    if (stopping || rc == 0)
+        ordo_error_set(&err, ORDO_CODE_UNAVAILABLE, "the engine is shutting down; retry later");
+    msgpack_sbuffer_clear(&f->buf);
+    ordo_reply_pack_error(&f->pk, f->req->request_id, &err);
+    s_send_reply(f, tag, f->buf.data, f->buf.size);
+}
+
+/* Receives one whole message without waiting into a free slot. Returns 1
+ * with the body in *body (caller closes it) and *tag, 0 if none waits, 2
+ * if it was dropped for its envelope, -1 on a socket error. */
+static int s_recv(ordo_front_t *f, uint64_t *tag, zmq_msg_t *body)
+{
+    uint32_t slot = f->free_slots[f->nfree - 1];
+    s_envelope_t *env = &f->slots[slot];
+    env->nframes = 0;
+    zmq_msg_init(body);
+    if (zmq_msg_recv(body, f->router, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(body);
+        return errno == EAGAIN ? 0 : -1;
+    }
+    bool dropped = false;
+    while (zmq_msg_more(body)) {
+        if (env->nframes < ENVELOPE_MAX && zmq_msg_size(body) <= ENVELOPE_FRAME_MAX) {
+            zmq_msg_init(&env->frames[env->nframes]);
+            zmq_msg_move(&env->frames[env->nframes++], body);
+        } else {
+            dropped = true;
+        }
+        zmq_msg_close(body);
+        zmq_msg_init(body);
+        if (zmq_msg_recv(body, f->router, 0) < 0) {
+            zmq_msg_close(body);
+            dropped = true;
+            break;
+        }
+    }
+    if (dropped || env->nframes == 0) {
+        if (f->dropped++ % 10000 == 0) /* one line per 10,000: a flood must not flood the log */
+            ordo_log_warn("front",
+                          "dropped a message whose envelope is over %d frames or a frame over "
+                          "%d bytes (%llu so far)",
+                          ENVELOPE_MAX, ENVELOPE_FRAME_MAX, (unsigned long long)f->dropped);
+        for (int i = 0; i < env->nframes; i++)
+            zmq_msg_close(&env->frames[i]);
+        env->nframes = 0;
+        zmq_msg_close(body);
+        return 2;
+    }
+    f->nfree--;
+    env->body_len = zmq_msg_size(body);
+    f->bytes += env->body_len;
+    *tag = slot;
+    return 1;
+}
+
+/* Reads what waits (bounded) and sends each shard its batch. */
+static int s_read_requests(ordo_front_t *f, bool stopping)
+{
+    int failed = 0;
+    for (int n = 0, reads = 0;
+         n < DRAIN_MAX && reads < 4 * DRAIN_MAX && f->nfree > 0 && f->bytes < INFLIGHT_BYTES_MAX;
+         reads++) {
+        uint64_t tag;
+        zmq_msg_t body;
+        int rc = s_recv(f, &tag, &body);
+        if (rc == 0)
+            break;
+        if (rc < 0) {
+            failed = -1;
+            break;
+        }
+        if (rc == 2)
+            continue;
+        n++;
+        const void *data = zmq_msg_data(&body);
+        size_t len = zmq_msg_size(&body);
+        ordo_str_t id;
+        if (stopping || len > ORDO_BODY_MAX) {
+            s_reply_here(f, tag, data, len, stopping);
+        } else {
+            uint32_t shard =
+                ordo_request_peek_order_id(data, len, &id)
+                    ? (uint32_t)ordo_shard_of(ordo_order_id_hash(id.ptr, id.len), f->nshards)
+                    : f->next_shard++ % f->nshards;
+            ordo_batch_t **b = &f->out[shard];
+            if (!*b)
+                *b = ordo_batch_new(ORDO_BATCH_REQUESTS, shard);
+            if (*b && ordo_batch_add_tagged(&(*b)->buf, tag, data, len) == 0) {
+                (*b)->count++;
+            } else {
+                ordo_error_t err;
+                ordo_error_set(&err, ORDO_CODE_UNAVAILABLE, "out of memory");
+                msgpack_sbuffer_clear(&f->buf);
+                ordo_reply_pack_error(&f->pk, (ordo_str_t){0}, &err);
+                s_send_reply(f, tag, f->buf.data, f->buf.size);
+            }
+        }
+        zmq_msg_close(&body);
+    }
+    for (uint32_t i = 0; i < f->nshards; i++) {
+        if (f->out[i] && f->out[i]->count > 0) {
+            ordo_batch_send(f->shards[i], f->out[i]);
+            f->out[i] = NULL;
+        }
+    }
+    return failed;
+}
+
+/* Sends the replies in every batch the shards returned. Returns how many
+ * shards said their last word (STOP). */
+static uint32_t s_read_replies(ordo_front_t *f)
+{
+    uint32_t stops = 0;
+    for (uint32_t i = 0; i < f->nshards; i++) {
+        ordo_batch_t *b;
+        while ((b = ordo_batch_recv(f->shards[i], ZMQ_DONTWAIT)) != NULL) {
+            if (b->kind == ORDO_BATCH_STOP) {
+                stops++;
+            } else {
+                size_t off = 0;
+                uint64_t tag;
+                const void *bytes;
+                size_t len;
+                while (ordo_batch_next_tagged(&b->buf, &off, &tag, &bytes, &len))
+                    s_send_reply(f, tag, bytes, len);
+            }
+            ordo_batch_free(&b);
+        }
+    }
+    return stops;
+}
+
+int ordo_front_run(ordo_front_t *f, volatile sig_atomic_t *stop)
+{
+    uint32_t n = f->nshards, stops = 0;
+    zmq_pollitem_t *items = calloc(n + 1, sizeof *items);
+    if (!items)
+        return -1;
+    for (uint32_t i = 0; i < n; i++)
+        items[i] = (zmq_pollitem_t){f->shards[i], 0, ZMQ_POLLIN, 0};
+    items[n] = (zmq_pollitem_t){f->router, 0, ZMQ_POLLIN, 0};
+    bool stopping = false, stop_sent = false;
+    uint64_t deadline = 0;
+    int rc = 0;
+    while (stops < n) {
+        if (*stop && !stopping) {
+            stopping = true;
+            deadline = ordo_mono_ns() + STOP_WAIT_MS * 1000000ull;
+            ordo_log_info("front", "stopping: %u requests in flight; new ones get unavailable",
+                          INFLIGHT_MAX - f->nfree);
+        }
+        if (stopping && !stop_sent &&
+            (f->nfree == INFLIGHT_MAX || ordo_mono_ns() > deadline || rc < 0)) {
+            if (f->nfree != INFLIGHT_MAX)
+                ordo_log_warn("front", "stopping with %u requests still in flight",
+                              INFLIGHT_MAX - f->nfree);
+            for (uint32_t i = 0; i < n; i++) {
+                ordo_batch_t *b = ordo_batch_new(ORDO_BATCH_STOP, i);
+                if (b)
+                    ordo_batch_send(f->shards[i], b);
+                else
+                    stops++; /* cannot tell it; do not wait for it */
+            }
+            stop_sent = true;
+        }
+        bool can_read = rc == 0 && f->nfree > 0 && f->bytes < INFLIGHT_BYTES_MAX;
+        items[n].events = can_read ? ZMQ_POLLIN : 0;
+        if (zmq_poll(items, (int)n + 1, stopping ? 50 : 1000) < 0 && zmq_errno() != EINTR) {
+            ordo_log_error("front", "poll: %s", zmq_strerror(zmq_errno()));
+            rc = -1;
+            *stop = 1;
+            continue;
+        }
+        stops += s_read_replies(f);
+        if (can_read && (items[n].revents & ZMQ_POLLIN) && s_read_requests(f, stopping) < 0) {
+            ordo_log_error("front", "receive: %s", zmq_strerror(zmq_errno()));
+            rc = -1;
+            *stop = 1;
+        }
+    }
+    free(items);
+    return rc;
+}

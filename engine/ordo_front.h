@@ -1,0 +1,28 @@
+/* The engine's front end, run on the main thread: it owns the ROUTER
+ * socket. It reads requests, keeps each one's envelope under a tag, and
+ * sends the body to the shard that owns its order (by the hash of its
+ * `order_id`; requests without one, such as ReadAll or Stats, go round the
+ * shards), one batch per shard per round. Replies come back from the
+ * shards as tagged batches and leave with their envelopes. It bounds the
+ * work in flight (requests and bytes): when full it stops reading, and
+ * clients wait (ZeroMQ's own queues then push back on them). */
+#ifndef ORDO_FRONT_H
+#define ORDO_FRONT_H
+
+#include <signal.h>
+#include <stdint.h>
+
+typedef struct ordo_front ordo_front_t;
+
+/* Borrows the ROUTER and the shards' PAIR sockets. NULL if out of memory. */
+ordo_front_t *ordo_front_new(void *router, void **shards, uint32_t nshards);
+
+/* Serves until *stop is set; then answers what it reads with
+ * `unavailable`, waits (bounded) for the requests in flight, and stops
+ * the shards (a STOP through each shard and the writer and back). 0, or
+ * -1 if the ROUTER failed. */
+int ordo_front_run(ordo_front_t *front, volatile sig_atomic_t *stop);
+
+void ordo_front_destroy(ordo_front_t **front);
+
+#endif

@@ -1,0 +1,700 @@
+/* A shard's thread (see ordo_shard.h). Invariants: the registry holds
+ * durable state only (an event is applied when the writer returns it as
+ * durable); an order with an event at the writer is `busy`, and every
+ * request on a busy order waits in the deferred list (its mailbox), in
+ * arrival order, until the event is back; replies leave in the order they
+ * were made, so requests on one order are answered in arrival order. */
+#include "ordo_shard.h"
+
+#include "ordo_batch.h"
+#include "ordo_codec.h"
+#include "ordo_error.h"
+#include "ordo_log.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#define EVENTS_MAX 4096             /* events per batch to the writer */
+#define EVENT_BYTES_MAX (16u << 20) /* bytes per batch to the writer */
+#define SNAPSHOT_CHUNK 512          /* orders packed per turn of the loop */
+
+struct ordo_shard {
+    uint32_t index;
+    ordo_registry_t *reg;             /* owned */
+    ordo_wal_t *wal;                  /* borrowed: reads only */
+    void *front, *writer, *snapshots; /* borrowed sockets, used by this thread only */
+    ordo_engine_stats_t *stats;       /* borrowed */
+    ordo_shard_stats_t *my;           /* stats->shard[index] */
+    int failed;                       /* the log error that stopped commands, or 0 */
+    bool stopping, stopped;
+    ordo_batch_t *out_events;  /* to the writer, being filled */
+    ordo_batch_t *out_replies; /* to the front end, being filled */
+    msgpack_packer ev_pk;      /* packs into out_events->buf */
+    msgpack_sbuffer deferred;  /* tagged request bodies waiting for a busy order */
+    uint32_t deferred_count;
+    msgpack_sbuffer buf, side; /* scratch for replies */
+    msgpack_packer pk, side_pk;
+    ordo_request_t *req; /* owned scratch */
+    ordo_event_t *ev;    /* owned scratch */
+    char *rec;           /* owned: a record read back from the log */
+    size_t rec_cap;
+    /* the snapshot being packed: orders still to go, from the position */
+    ordo_order_t **snap_orders;
+    size_t snap_count, snap_next;
+    uint64_t snap_position;
+    bool snap_active;
+};
+
+ordo_shard_t *ordo_shard_new(uint32_t index, ordo_registry_t **reg, ordo_wal_t *wal, void *front,
+                             void *writer, void *snapshots, ordo_engine_stats_t *stats)
+{
+    ordo_shard_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->index = index;
+    s->reg = *reg;
+    *reg = NULL;
+    s->wal = wal;
+    s->front = front;
+    s->writer = writer;
+    s->snapshots = snapshots;
+    s->stats = stats;
+    s->my = &stats->shard[index];
+    msgpack_sbuffer_init(&s->deferred);
+    msgpack_sbuffer_init(&s->buf);
+    msgpack_packer_init(&s->pk, &s->buf, msgpack_sbuffer_write);
+    msgpack_sbuffer_init(&s->side);
+    msgpack_packer_init(&s->side_pk, &s->side, msgpack_sbuffer_write);
+    s->req = malloc(sizeof *s->req);
+    s->ev = malloc(sizeof *s->ev);
+    if (!s->req || !s->ev)
+        ordo_shard_destroy(&s);
+    else
+        ordo_stat_set(&s->my->orders, ordo_registry_count(s->reg));
+    return s;
+}
+
+void ordo_shard_destroy(ordo_shard_t **shard)
+{
+    if (!shard || !*shard)
+        return;
+    ordo_shard_t *s = *shard;
+    ordo_batch_free(&s->out_events);
+    ordo_batch_free(&s->out_replies);
+    msgpack_sbuffer_destroy(&s->deferred);
+    msgpack_sbuffer_destroy(&s->buf);
+    msgpack_sbuffer_destroy(&s->side);
+    free(s->req);
+    free(s->ev);
+    free(s->rec);
+    free(s->snap_orders);
+    ordo_registry_destroy(&s->reg);
+    free(s);
+    *shard = NULL;
+}
+
+const ordo_registry_t *ordo_shard_registry(const ordo_shard_t *shard)
+{
+    return shard->reg;
+}
+
+/* ---- outgoing batches -------------------------------------------------- */
+
+static void s_send_replies(ordo_shard_t *s)
+{
+    if (s->out_replies && s->out_replies->count > 0) {
+        ordo_batch_send(s->front, s->out_replies);
+        s->out_replies = NULL;
+    }
+}
+
+static void s_send_events(ordo_shard_t *s)
+{
+    if (s->out_events && s->out_events->count > 0) {
+        ordo_batch_send(s->writer, s->out_events);
+        s->out_events = NULL;
+    }
+}
+
+/* Queues s->buf as the reply under `tag`. */
+static void s_reply(ordo_shard_t *s, uint64_t tag)
+{
+    if (!s->out_replies && !(s->out_replies = ordo_batch_new(ORDO_BATCH_REPLIES, s->index))) {
+        ordo_log_error("shard", "out of memory queueing a reply; the client will time out");
+        return;
+    }
+    if (ordo_batch_add_tagged(&s->out_replies->buf, tag, s->buf.data, s->buf.size) == 0)
+        s->out_replies->count++;
+    else
+        ordo_log_error("shard", "out of memory queueing a reply; the client will time out");
+}
+
+static void s_error(ordo_shard_t *s, uint64_t tag, ordo_str_t rid, const ordo_error_t *err)
+{
+    ordo_stat_add(&s->my->errors, 1);
+    msgpack_sbuffer_clear(&s->buf);
+    ordo_reply_pack_error(&s->pk, rid, err);
+    s_reply(s, tag);
+}
+
+static void s_unavailable(ordo_shard_t *s, uint64_t tag, ordo_str_t rid, const char *why)
+{
+    ordo_error_t err;
+    ordo_error_set(&err, ORDO_CODE_UNAVAILABLE, "%s", why);
+    s_error(s, tag, rid, &err);
+}
+
+/* Appends a decided event to the batch for the writer: the log record
+ * (its timestamp stamped later by the writer) and the wire form's two
+ * parts that the writer joins around position, event id and timestamp. */
+static int s_queue_event(ordo_shard_t *s, uint64_t tag, const ordo_request_t *req,
+                         const ordo_event_t *ev)
+{
+    ordo_batch_t *b = s->out_events;
+    if (b && (b->count >= EVENTS_MAX || b->buf.size >= EVENT_BYTES_MAX)) {
+        s_send_events(s);
+        b = NULL;
+    }
+    if (!b) {
+        if (!(b = s->out_events = ordo_batch_new(ORDO_BATCH_EVENTS, s->index)))
+            return -1;
+        msgpack_packer_init(&s->ev_pk, &b->buf, msgpack_sbuffer_write);
+    }
+    size_t at = b->buf.size;
+    ordo_event_entry_t h = {.tag = tag,
+                            .version = ev->version,
+                            .type = (uint32_t)ev->type,
+                            .order_id_len = (uint8_t)ev->order_id.len,
+                            .request_id_len = (uint8_t)req->request_id.len};
+    if (msgpack_sbuffer_write(&b->buf, (const char *)&h, sizeof h) != 0 ||
+        msgpack_sbuffer_write(&b->buf, ev->order_id.ptr, ev->order_id.len) != 0 ||
+        (req->request_id.len &&
+         msgpack_sbuffer_write(&b->buf, req->request_id.ptr, req->request_id.len) != 0))
+        goto fail;
+    size_t mark = b->buf.size;
+    if (ordo_event_pack_record(&s->ev_pk, ev) != 0)
+        goto fail;
+    h.rec_len = (uint32_t)(b->buf.size - mark);
+    mark = b->buf.size;
+    if (ordo_event_pack_mid(&s->ev_pk, ev) != 0)
+        goto fail;
+    h.mid_len = (uint32_t)(b->buf.size - mark);
+    mark = b->buf.size;
+    if (ordo_event_pack_rest(&s->ev_pk, ev) != 0)
+        goto fail;
+    h.rest_len = (uint32_t)(b->buf.size - mark);
+    memcpy(b->buf.data + at, &h, sizeof h);
+    b->count++;
+    return 0;
+fail:
+    b->buf.size = at; /* drop the partial entry */
+    return -1;
+}
+
+/* ---- reading the log --------------------------------------------------- */
+
+/* Reads the event at `pos` from the log into s->ev (views into s->rec). */
+static int s_read_event(ordo_shard_t *s, uint64_t pos)
+{
+    ordo_wal_reader_t *rd = NULL;
+    int rc = ordo_wal_reader_new(s->wal, pos, &rd);
+    if (rc != 0)
+        return rc;
+    uint64_t at;
+    const void *data;
+    size_t len;
+    rc = ordo_wal_reader_next(rd, &at, &data, &len);
+    if (rc == 1 && at == pos) {
+        if (len > s->rec_cap) {
+            char *grown = realloc(s->rec, len);
+            if (!grown) {
+                ordo_wal_reader_destroy(&rd);
+                return ORDO_ERR_NOMEM;
+            }
+            s->rec = grown;
+            s->rec_cap = len;
+        }
+        memcpy(s->rec, data, len);
+        rc = ordo_event_decode_record(s->rec, len, pos, s->ev) == 0 ? 0 : ORDO_ERR_CORRUPT;
+    } else {
+        rc = rc < 0 ? rc : ORDO_ERR_NOT_FOUND;
+    }
+    ordo_wal_reader_destroy(&rd);
+    return rc;
+}
+
+static void s_read_failed(ordo_shard_t *s, uint64_t tag, ordo_str_t rid, uint64_t pos, int rc)
+{
+    ordo_log_error("shard", "reading position %llu from the log failed: %s",
+                   (unsigned long long)pos, ordo_strerror(rc));
+    ordo_error_t e;
+    ordo_error_set(&e, ORDO_CODE_UNAVAILABLE, "the log could not be read (%s)", ordo_strerror(rc));
+    s_error(s, tag, rid, &e);
+}
+
+/* ---- commands ---------------------------------------------------------- */
+
+static void s_command(ordo_shard_t *s, const ordo_request_t *req, uint64_t tag)
+{
+    ordo_stat_add(&s->my->commands, 1);
+    if (s->failed) {
+        ordo_error_t err;
+        ordo_error_set(&err, ORDO_CODE_UNAVAILABLE, "the log cannot be written (%s); retry later",
+                       ordo_strerror(s->failed));
+        s_error(s, tag, req->request_id, &err);
+        return;
+    }
+    ordo_order_t *order = ordo_registry_get_or_add(s->reg, req->order_id);
+    if (!order) {
+        s_unavailable(s, tag, req->request_id, "out of memory");
+        return;
+    }
+    ordo_error_t err;
+    uint32_t dup;
+    ordo_decision_t d = ordo_decide(order, req, s->ev, &dup, &err);
+    if (d == ORDO_DECIDE_EVENT) {
+        s->ev->timestamp_us = 0; /* the writer stamps it */
+        if (s_queue_event(s, tag, req, s->ev) != 0) {
+            if (order->status == ORDO_STATUS_NONE)
+                ordo_registry_remove(s->reg, req->order_id);
+            s_unavailable(s, tag, req->request_id, "out of memory");
+            return;
+        }
+        order->busy = true;
+        return;
+    }
+    if (d == ORDO_DECIDE_ERROR) {
+        if (order->status == ORDO_STATUS_NONE)
+            ordo_registry_remove(s->reg, req->order_id); /* a refused create leaves nothing */
+        s_error(s, tag, req->request_id, &err);
+        return;
+    }
+    /* A duplicate: the original reply, read back from the log. */
+    ordo_stat_add(&s->my->duplicates, 1);
+    uint64_t pos = order->positions[dup - 1];
+    int rc = s_read_event(s, pos);
+    if (rc != 0) {
+        s_read_failed(s, tag, req->request_id, pos, rc);
+        return;
+    }
+    msgpack_sbuffer_clear(&s->buf);
+    ordo_reply_pack_command(&s->pk, req->request_id, s->ev, true);
+    s_reply(s, tag);
+}
+
+/* ---- queries ----------------------------------------------------------- */
+
+static void s_not_found(ordo_shard_t *s, const ordo_request_t *req, uint64_t tag)
+{
+    ordo_error_t err;
+    ordo_error_set(&err, ORDO_CODE_NOT_FOUND, "order %.*s does not exist", (int)req->order_id.len,
+                   req->order_id.ptr);
+    s_error(s, tag, req->request_id, &err);
+}
+
+static void s_get_order(ordo_shard_t *s, const ordo_request_t *req, uint64_t tag)
+{
+    const ordo_order_t *o = ordo_registry_find(s->reg, req->order_id);
+    if (!o || o->status == ORDO_STATUS_NONE) {
+        s_not_found(s, req, tag);
+        return;
+    }
+    bool past = (req->as_of_version > 0 && req->as_of_version < o->version) ||
+                (req->has_as_of_time && req->as_of_time_us < o->updated_at_us);
+    if (!past) {
+        msgpack_sbuffer_clear(&s->buf);
+        ordo_reply_pack_order(&s->pk, req->request_id, o);
+        s_reply(s, tag);
+        return;
+    }
+    /* A past state: apply the order's events up to that version or time. */
+    ordo_order_t then;
+    memset(&then, 0, sizeof then);
+    for (uint32_t v = 1; v <= o->version; v++) {
+        if (req->as_of_version > 0 && v > (uint64_t)req->as_of_version)
+            break;
+        int rc = s_read_event(s, o->positions[v - 1]);
+        if (rc != 0) {
+            ordo_order_clear(&then);
+            s_read_failed(s, tag, req->request_id, o->positions[v - 1], rc);
+            return;
+        }
+        if (req->has_as_of_time && s->ev->timestamp_us > req->as_of_time_us)
+            break;
+        if (ordo_apply(&then, s->ev) != 0) {
+            ordo_order_clear(&then);
+            s_read_failed(s, tag, req->request_id, o->positions[v - 1], ORDO_ERR_CORRUPT);
+            return;
+        }
+    }
+    if (then.status == ORDO_STATUS_NONE) {
+        s_not_found(s, req, tag); /* it did not exist yet */
+    } else {
+        msgpack_sbuffer_clear(&s->buf);
+        ordo_reply_pack_order(&s->pk, req->request_id, &then);
+        s_reply(s, tag);
+    }
+    ordo_order_clear(&then);
+}
+
+static void s_get_history(ordo_shard_t *s, const ordo_request_t *req, uint64_t tag)
+{
+    const ordo_order_t *o = ordo_registry_find(s->reg, req->order_id);
+    if (!o || o->status == ORDO_STATUS_NONE) {
+        s_not_found(s, req, tag);
+        return;
+    }
+    uint64_t first = (uint64_t)req->from_version, last = o->version;
+    if (first + (uint64_t)req->limit - 1 < last)
+        last = first + (uint64_t)req->limit - 1;
+    uint32_t n = first <= last ? (uint32_t)(last - first + 1) : 0;
+    msgpack_sbuffer_clear(&s->buf);
+    ordo_reply_pack_history_head(&s->pk, req->request_id, req->order_id, n);
+    for (uint64_t v = first; v <= last; v++) {
+        int rc = s_read_event(s, o->positions[v - 1]);
+        if (rc != 0) {
+            s_read_failed(s, tag, req->request_id, o->positions[v - 1], rc);
+            return;
+        }
+        ordo_event_pack(&s->pk, s->ev);
+    }
+    s_reply(s, tag);
+}
+
+static void s_read_all(ordo_shard_t *s, const ordo_request_t *req, uint64_t tag)
+{
+    uint64_t head = ordo_wal_head(s->wal), from = (uint64_t)req->from_position, next = from;
+    uint32_t n = 0;
+    msgpack_sbuffer_clear(&s->side);
+    if (from <= head) {
+        ordo_wal_reader_t *rd = NULL;
+        int rc = ordo_wal_reader_new(s->wal, from, &rd);
+        uint64_t pos;
+        const void *data;
+        size_t len;
+        while (rc == 0 && n < (uint64_t)req->limit &&
+               (rc = ordo_wal_reader_next(rd, &pos, &data, &len)) == 1) {
+            if (pos > head)
+                break;
+            if (ordo_event_decode_record(data, len, pos, s->ev) != 0) {
+                rc = ORDO_ERR_CORRUPT;
+                break;
+            }
+            ordo_event_pack(&s->side_pk, s->ev);
+            n++;
+            next = pos + 1;
+            rc = 0;
+        }
+        ordo_wal_reader_destroy(&rd);
+        if (rc < 0) {
+            s_read_failed(s, tag, req->request_id, next, rc);
+            return;
+        }
+    }
+    msgpack_sbuffer_clear(&s->buf);
+    ordo_reply_pack_read_all_head(&s->pk, req->request_id, next, head, n);
+    msgpack_sbuffer_write(&s->buf, s->side.data, s->side.size);
+    s_reply(s, tag);
+}
+
+static void s_stats(ordo_shard_t *s, const ordo_request_t *req, uint64_t tag)
+{
+    ordo_engine_stats_t *st = s->stats;
+    uint64_t sum[7] = {0};
+    for (uint32_t i = 0; i < st->shards; i++) {
+        ordo_shard_stats_t *c = &st->shard[i];
+        sum[0] += ordo_stat_get(&c->orders);
+        sum[1] += ordo_stat_get(&c->commands);
+        sum[2] += ordo_stat_get(&c->queries);
+        sum[3] += ordo_stat_get(&c->errors);
+        sum[4] += ordo_stat_get(&c->duplicates);
+        sum[5] += ordo_stat_get(&c->requests);
+        sum[6] += ordo_stat_get(&c->deferred);
+    }
+    uint64_t frames, fsyncs, bytes;
+    ordo_wal_stats(s->wal, &frames, &fsyncs, &bytes);
+    const char *names[] = {"head_position", "orders", "events_appended", "commands",
+                           "queries",       "errors", "duplicates",      "requests",
+                           "deferred",      "frames", "fsyncs",          "log_bytes",
+                           "log_failed",    "shards", "snapshots",       "snapshot_position",
+                           "snapshot_us"};
+    int64_t values[] = {(int64_t)ordo_wal_head(s->wal),
+                        (int64_t)sum[0],
+                        (int64_t)ordo_stat_get(&st->events_appended),
+                        (int64_t)sum[1],
+                        (int64_t)sum[2],
+                        (int64_t)sum[3],
+                        (int64_t)sum[4],
+                        (int64_t)sum[5],
+                        (int64_t)sum[6],
+                        (int64_t)frames,
+                        (int64_t)fsyncs,
+                        (int64_t)bytes,
+                        (int64_t)ordo_stat_get(&st->log_failed),
+                        (int64_t)st->shards,
+                        (int64_t)ordo_stat_get(&st->snapshots),
+                        (int64_t)ordo_stat_get(&st->snapshot_position),
+                        (int64_t)ordo_stat_get(&st->snapshot_us)};
+    msgpack_sbuffer_clear(&s->buf);
+    ordo_reply_pack_stats(&s->pk, req->request_id, names, values, sizeof values / sizeof *values);
+    s_reply(s, tag);
+}
+
+/* ---- requests ---------------------------------------------------------- */
+
+static void s_defer(ordo_shard_t *s, uint64_t tag, const void *body, size_t len)
+{
+    if (ordo_batch_add_tagged(&s->deferred, tag, body, len) != 0) {
+        s_unavailable(s, tag, s->req->request_id, "out of memory");
+        return;
+    }
+    s->deferred_count++;
+    ordo_stat_add(&s->my->deferred, 1);
+}
+
+/* Handles one request body. `again`: it was deferred before (already
+ * counted). */
+static void s_request(ordo_shard_t *s, uint64_t tag, const void *body, size_t len, bool again)
+{
+    ordo_error_t err;
+    ordo_request_t *req = s->req;
+    if (!again)
+        ordo_stat_add(&s->my->requests, 1);
+    int decoded = ordo_request_decode(body, len, req, &err);
+    if (s->stopping) {
+        s_unavailable(s, tag, req->request_id, "the engine is shutting down; retry later");
+        return;
+    }
+    if (decoded != 0) {
+        s_error(s, tag, req->request_id, &err);
+        return;
+    }
+    bool on_order = ordo_request_is_command(req->type) || req->type == ORDO_REQ_GET_ORDER ||
+                    req->type == ORDO_REQ_GET_HISTORY;
+    if (on_order) {
+        const ordo_order_t *o = ordo_registry_find(s->reg, req->order_id);
+        if (o && o->busy) { /* its mailbox: after the event in flight */
+            s_defer(s, tag, body, len);
+            return;
+        }
+    }
+    if (ordo_request_is_command(req->type)) {
+        s_command(s, req, tag);
+        return;
+    }
+    if (!again)
+        ordo_stat_add(&s->my->queries, 1);
+    switch (req->type) {
+    case ORDO_REQ_GET_ORDER: s_get_order(s, req, tag); break;
+    case ORDO_REQ_GET_HISTORY: s_get_history(s, req, tag); break;
+    case ORDO_REQ_READ_ALL: s_read_all(s, req, tag); break;
+    case ORDO_REQ_STATS: s_stats(s, req, tag); break;
+    default:
+        msgpack_sbuffer_clear(&s->buf);
+        ordo_reply_pack_ping(&s->pk, req->request_id, ordo_wal_head(s->wal));
+        s_reply(s, tag);
+        break;
+    }
+}
+
+/* Runs the deferred requests again, in order; those whose order is still
+ * busy go back into the list, keeping their order. */
+static void s_run_deferred(ordo_shard_t *s)
+{
+    if (s->deferred_count == 0)
+        return;
+    msgpack_sbuffer list = s->deferred;
+    msgpack_sbuffer_init(&s->deferred);
+    s->deferred_count = 0;
+    size_t off = 0;
+    uint64_t tag;
+    const void *body;
+    size_t len;
+    while (ordo_batch_next_tagged(&list, &off, &tag, &body, &len))
+        s_request(s, tag, body, len, true);
+    msgpack_sbuffer_destroy(&list);
+}
+
+/* ---- the writer's answers ---------------------------------------------- */
+
+/* The writer returned a batch of this shard's events: durable (apply them)
+ * or failed (forget them; from now on commands get `unavailable`). Either
+ * way its replies, built by the writer, go to the front end after every
+ * reply made before. */
+static void s_events_back(ordo_shard_t *s, ordo_batch_t *b)
+{
+    size_t off = 0;
+    ordo_event_view_t v;
+    uint64_t pos = b->first_position;
+    while (ordo_batch_next_event(b, &off, &v)) {
+        ordo_str_t id = {v.order_id, v.head.order_id_len};
+        ordo_order_t *o = ordo_registry_find(s->reg, id);
+        if (!o) {
+            ordo_log_error("shard", "event for unknown order %.*s came back from the writer",
+                           (int)id.len, id.ptr);
+            continue;
+        }
+        o->busy = false;
+        if (b->error == 0) {
+            if (ordo_event_decode_record(v.rec, v.head.rec_len, pos, s->ev) != 0 ||
+                ordo_apply(o, s->ev) != 0)
+                ordo_log_error("shard",
+                               "durable event at position %llu (order %.*s) could "
+                               "not be applied; restart the engine to rebuild state",
+                               (unsigned long long)pos, (int)id.len, id.ptr);
+            pos++;
+        } else if (o->status == ORDO_STATUS_NONE) {
+            ordo_registry_remove(s->reg, id); /* its create never reached the log */
+        }
+    }
+    if (b->error != 0 && b->error != ORDO_ERR_TOO_BIG && !s->failed) {
+        s->failed = b->error;
+        ordo_log_error("shard",
+                       "shard %u: the log failed (%s); commands now get unavailable, "
+                       "queries go on",
+                       s->index, ordo_strerror(b->error));
+    }
+    ordo_stat_set(&s->my->orders, ordo_registry_count(s->reg));
+    s_send_replies(s); /* every reply made before these */
+    b->kind = ORDO_BATCH_REPLIES;
+    msgpack_sbuffer tmp = b->buf;
+    b->buf = b->replies;
+    b->replies = tmp;
+    msgpack_sbuffer_clear(&b->replies);
+    ordo_batch_send(s->front, b);
+    s_run_deferred(s);
+}
+
+/* ---- snapshots --------------------------------------------------------- */
+
+/* The writer says a snapshot is due at `position`: every event up to it is
+ * applied here (the writer sent their batches back before this message).
+ * The shard lists its orders now and packs them a chunk per turn of its
+ * loop, so requests keep flowing; an order may change before it is packed
+ * (it then holds events past `position`; recovery skips those when it
+ * replays from there, by version and position). */
+static void s_snapshot_start(ordo_shard_t *s, uint64_t position)
+{
+    if (!s->snapshots)
+        return;
+    size_t n = ordo_registry_count(s->reg), cursor = 0, k = 0;
+    ordo_order_t **list = realloc(s->snap_orders, (n ? n : 1) * sizeof *list);
+    if (list) {
+        s->snap_orders = list;
+        ordo_order_t *o;
+        while ((o = ordo_registry_next(s->reg, &cursor)) != NULL)
+            if (o->status != ORDO_STATUS_NONE)
+                list[k++] = o;
+    } else {
+        ordo_log_error("shard", "out of memory starting a snapshot; this shard sends none");
+    }
+    s->snap_count = k;
+    s->snap_next = 0;
+    s->snap_position = position;
+    s->snap_active = true;
+}
+
+/* Packs the next chunk of the snapshot (all of it if `all`) and sends it
+ * to the snapshotter; the last chunk says so. An order that cannot be
+ * packed (out of memory) fails the whole snapshot: the chunk is marked
+ * with the error and the snapshotter drops the file. */
+static void s_snapshot_step(ordo_shard_t *s, bool all)
+{
+    ordo_batch_t *b = ordo_batch_new(ORDO_BATCH_SNAPSHOT, s->index);
+    if (!b) {
+        ordo_log_error("shard", "out of memory packing a snapshot");
+        return; /* tried again next turn */
+    }
+    b->first_position = s->snap_position;
+    size_t end = all ? s->snap_count : s->snap_next + SNAPSHOT_CHUNK;
+    if (end > s->snap_count)
+        end = s->snap_count;
+    for (; s->snap_next < end; s->snap_next++) {
+        msgpack_sbuffer_clear(&s->buf);
+        if (ordo_order_pack_snapshot(&s->pk, s->snap_orders[s->snap_next]) != 0 ||
+            ordo_batch_add_tagged(&b->buf, 0, s->buf.data, s->buf.size) != 0) {
+            b->error = ORDO_ERR_NOMEM;
+            s->snap_next = s->snap_count;
+            break;
+        }
+        b->count++;
+    }
+    b->last = s->snap_next == s->snap_count;
+    if (b->last)
+        s->snap_active = false;
+    ordo_batch_send(s->snapshots, b);
+}
+
+/* ---- the loop ---------------------------------------------------------- */
+
+static void s_from_front(ordo_shard_t *s, ordo_batch_t *b)
+{
+    if (b->kind == ORDO_BATCH_STOP) {
+        /* Everything from the front end is in; pass the stop on, then
+         * keep taking the writer's answers until it passes it back. */
+        s->stopping = true;
+        s_send_events(s);
+        ordo_batch_send(s->writer, b);
+        return;
+    }
+    size_t off = 0;
+    uint64_t tag;
+    const void *body;
+    size_t len;
+    while (ordo_batch_next_tagged(&b->buf, &off, &tag, &body, &len))
+        s_request(s, tag, body, len, false);
+    ordo_batch_free(&b);
+}
+
+static void s_from_writer(ordo_shard_t *s, ordo_batch_t *b)
+{
+    switch (b->kind) {
+    case ORDO_BATCH_EVENTS: s_events_back(s, b); return;
+    case ORDO_BATCH_SNAPSHOT:
+        s_snapshot_start(s, b->first_position);
+        ordo_batch_free(&b);
+        return;
+    case ORDO_BATCH_STOP:
+        s->stopped = true;
+        if (s->snap_active)
+            s_snapshot_step(s, true); /* finish it: the snapshotter waits for it */
+        if (s->snapshots) {
+            ordo_batch_t *stop = ordo_batch_new(ORDO_BATCH_STOP, s->index);
+            if (stop)
+                ordo_batch_send(s->snapshots, stop);
+        }
+        s_send_replies(s);
+        ordo_batch_send(s->front, b); /* the front end's last word from this shard */
+        return;
+    default: ordo_batch_free(&b); return;
+    }
+}
+
+void *ordo_shard_run(void *arg)
+{
+    ordo_shard_t *s = arg;
+    zmq_pollitem_t items[] = {{s->writer, 0, ZMQ_POLLIN, 0}, {s->front, 0, ZMQ_POLLIN, 0}};
+    while (!s->stopped) {
+        if (zmq_poll(items, 2, s->snap_active ? 0 : -1) < 0) {
+            if (zmq_errno() == EINTR)
+                continue;
+            ordo_log_error("shard", "poll: %s", zmq_strerror(zmq_errno()));
+            break;
+        }
+        ordo_batch_t *b;
+        /* The writer's answers first: they free busy orders. */
+        while (!s->stopped && (b = ordo_batch_recv(s->writer, ZMQ_DONTWAIT)) != NULL)
+            s_from_writer(s, b);
+        if (s->stopped)
+            break;
+        if ((b = ordo_batch_recv(s->front, ZMQ_DONTWAIT)) != NULL)
+            s_from_front(s, b);
+        if (s->snap_active)
+            s_snapshot_step(s, false);
+        s_send_events(s);
+        s_send_replies(s);
+    }
+    return NULL;
+}

@@ -1,0 +1,37 @@
+/* A shard: one worker thread owning the order actors whose hash falls in
+ * its range (ordo_shard_of). It receives request batches from the front
+ * end, runs each order's requests one at a time (an order whose event is
+ * with the log writer keeps its next requests in its mailbox until the
+ * event is durable), sends decided events to the log writer, applies them
+ * when the writer reports them durable, and sends every reply back to the
+ * front end in the order it made them. Queries read the shard's orders
+ * (durable state only: events are applied once durable) and the log.
+ * Talks to other threads only through its two inproc sockets. */
+#ifndef ORDO_SHARD_H
+#define ORDO_SHARD_H
+
+#include "ordo_registry.h"
+#include "ordo_stats.h"
+#include "ordo_wal.h"
+
+#include <stdint.h>
+
+typedef struct ordo_shard ordo_shard_t;
+
+/* Takes ownership of *reg (this shard's recovered orders). Borrows the
+ * log (for reads only), the two sockets (PAIRs to the front end and the
+ * writer, used only by the shard's thread once it runs) and `stats`.
+ * NULL if out of memory. */
+ordo_shard_t *ordo_shard_new(uint32_t index, ordo_registry_t **reg, ordo_wal_t *wal, void *front,
+                             void *writer, void *snapshots, ordo_engine_stats_t *stats);
+
+/* The thread body (pthread signature): runs until stopped (a STOP batch
+ * from the front end, passed to the writer and back). */
+void *ordo_shard_run(void *shard);
+
+/* The shard's orders; for the final snapshot, once the thread has ended. */
+const ordo_registry_t *ordo_shard_registry(const ordo_shard_t *shard);
+
+void ordo_shard_destroy(ordo_shard_t **shard);
+
+#endif

@@ -1,0 +1,40 @@
+/* The engine's counters for the Stats query. Each thread adds to its own
+ * counters only; any thread may read them all (relaxed atomics: monitoring
+ * figures, not state anything decides on). The one place the engine's
+ * threads share memory besides the log's atomic head. */
+#ifndef ORDO_STATS_H
+#define ORDO_STATS_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+typedef struct {
+    _Atomic uint64_t requests, commands, queries, errors, duplicates, deferred;
+    _Atomic uint64_t orders; /* gauge: orders the shard holds */
+} ordo_shard_stats_t;
+
+#define ORDO_SHARDS_MAX 256 /* as ordo_config allows */
+
+typedef struct {
+    uint32_t shards;
+    ordo_shard_stats_t shard[ORDO_SHARDS_MAX];
+    _Atomic uint64_t events_appended, batches, log_failed;
+    _Atomic uint64_t snapshots, snapshot_position, snapshot_us;
+} ordo_engine_stats_t;
+
+static inline void ordo_stat_add(_Atomic uint64_t *c, uint64_t n)
+{
+    atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+static inline void ordo_stat_set(_Atomic uint64_t *c, uint64_t v)
+{
+    atomic_store_explicit(c, v, memory_order_relaxed);
+}
+
+static inline uint64_t ordo_stat_get(_Atomic uint64_t *c)
+{
+    return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+#endif
