@@ -104,8 +104,13 @@ static int s_grow(ordo_registry_t *reg)
 
 ordo_order_t *ordo_registry_find(const ordo_registry_t *reg, ordo_str_t order_id)
 {
-    uint64_t h = ordo_order_id_hash(order_id.ptr, order_id.len);
-    return reg->slots[s_probe(reg, h, order_id)].order;
+    return ordo_registry_find_hashed(reg, order_id, ordo_order_id_hash(order_id.ptr, order_id.len));
+}
+
+ordo_order_t *ordo_registry_find_hashed(const ordo_registry_t *reg, ordo_str_t order_id,
+                                        uint64_t hash)
+{
+    return reg->slots[s_probe(reg, hash, order_id)].order;
 }
 
 ordo_order_t *ordo_registry_get_or_add(ordo_registry_t *reg, ordo_str_t order_id)
@@ -130,8 +135,7 @@ void ordo_registry_prefetch_order(const ordo_registry_t *reg, uint64_t hash)
     }
 }
 
-ordo_order_t *ordo_registry_get_or_add_hashed(ordo_registry_t *reg, ordo_str_t order_id,
-                                              uint64_t h)
+ordo_order_t *ordo_registry_get_or_add_hashed(ordo_registry_t *reg, ordo_str_t order_id, uint64_t h)
 {
     if (order_id.len > ORDO_ORDER_ID_MAX)
         return NULL;

@@ -21,6 +21,10 @@ void ordo_registry_destroy(ordo_registry_t **reg);
  * order is removed or the registry destroyed (orders never move). */
 ordo_order_t *ordo_registry_find(const ordo_registry_t *reg, ordo_str_t order_id);
 
+/* The same, with the id's ordo_order_id_hash() already computed. */
+ordo_order_t *ordo_registry_find_hashed(const ordo_registry_t *reg, ordo_str_t order_id,
+                                        uint64_t hash);
+
 /* Finds the order, or adds an empty one (status NONE, order_id set).
  * NULL if out of memory or the id is longer than ORDO_ORDER_ID_MAX. */
 ordo_order_t *ordo_registry_get_or_add(ordo_registry_t *reg, ordo_str_t order_id);

@@ -40,6 +40,7 @@ typedef struct {
 /* An event entry's fixed part. */
 typedef struct {
     uint64_t tag;
+    void *order; /* the shard's own handle on the order (the writer leaves it alone) */
     uint32_t version;
     uint32_t type; /* ordo_event_type_t */
     uint32_t rec_len, mid_len, rest_len;

@@ -14,6 +14,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <zmq.h>
 
 #define EVENTS_MAX 4096             /* events per batch to the writer */
@@ -150,7 +152,7 @@ static void s_unavailable(ordo_shard_t *s, uint64_t tag, ordo_str_t rid, const c
  * (its timestamp stamped later by the writer) and the wire form's two
  * parts that the writer joins around position, event id and timestamp. */
 static int s_queue_event(ordo_shard_t *s, uint64_t tag, const ordo_request_t *req,
-                         const ordo_event_t *ev)
+                         ordo_order_t *order, const ordo_event_t *ev)
 {
     ordo_batch_t *b = s->out_events;
     if (b && (b->count >= EVENTS_MAX || b->buf.size >= EVENT_BYTES_MAX)) {
@@ -164,6 +166,7 @@ static int s_queue_event(ordo_shard_t *s, uint64_t tag, const ordo_request_t *re
     }
     size_t at = b->buf.size;
     ordo_event_entry_t h = {.tag = tag,
+                            .order = order,
                             .version = ev->version,
                             .type = (uint32_t)ev->type,
                             .order_id_len = (uint8_t)ev->order_id.len,
@@ -236,7 +239,10 @@ static void s_read_failed(ordo_shard_t *s, uint64_t tag, ordo_str_t rid, uint64_
 
 /* ---- commands ---------------------------------------------------------- */
 
-static void s_command(ordo_shard_t *s, const ordo_request_t *req, uint64_t tag)
+/* A command on `order` (NULL: not in the registry yet; `hash` is its
+ * id's hash). */
+static void s_command(ordo_shard_t *s, const ordo_request_t *req, uint64_t tag, ordo_order_t *order,
+                      uint64_t hash)
 {
     ordo_stat_add(&s->my->commands, 1);
     if (s->failed) {
@@ -246,7 +252,8 @@ static void s_command(ordo_shard_t *s, const ordo_request_t *req, uint64_t tag)
         s_error(s, tag, req->request_id, &err);
         return;
     }
-    ordo_order_t *order = ordo_registry_get_or_add(s->reg, req->order_id);
+    if (!order)
+        order = ordo_registry_get_or_add_hashed(s->reg, req->order_id, hash);
     if (!order) {
         s_unavailable(s, tag, req->request_id, "out of memory");
         return;
@@ -256,7 +263,7 @@ static void s_command(ordo_shard_t *s, const ordo_request_t *req, uint64_t tag)
     ordo_decision_t d = ordo_decide(order, req, s->ev, &dup, &err);
     if (d == ORDO_DECIDE_EVENT) {
         s->ev->timestamp_us = 0; /* the writer stamps it */
-        if (s_queue_event(s, tag, req, s->ev) != 0) {
+        if (s_queue_event(s, tag, req, order, s->ev) != 0) {
             if (order->status == ORDO_STATUS_NONE)
                 ordo_registry_remove(s->reg, req->order_id);
             s_unavailable(s, tag, req->request_id, "out of memory");
@@ -294,9 +301,9 @@ static void s_not_found(ordo_shard_t *s, const ordo_request_t *req, uint64_t tag
     s_error(s, tag, req->request_id, &err);
 }
 
-static void s_get_order(ordo_shard_t *s, const ordo_request_t *req, uint64_t tag)
+static void s_get_order(ordo_shard_t *s, const ordo_request_t *req, uint64_t tag,
+                        const ordo_order_t *o)
 {
-    const ordo_order_t *o = ordo_registry_find(s->reg, req->order_id);
     if (!o || o->status == ORDO_STATUS_NONE) {
         s_not_found(s, req, tag);
         return;
@@ -339,9 +346,9 @@ static void s_get_order(ordo_shard_t *s, const ordo_request_t *req, uint64_t tag
     ordo_order_clear(&then);
 }
 
-static void s_get_history(ordo_shard_t *s, const ordo_request_t *req, uint64_t tag)
+static void s_get_history(ordo_shard_t *s, const ordo_request_t *req, uint64_t tag,
+                          const ordo_order_t *o)
 {
-    const ordo_order_t *o = ordo_registry_find(s->reg, req->order_id);
     if (!o || o->status == ORDO_STATUS_NONE) {
         s_not_found(s, req, tag);
         return;
@@ -473,22 +480,25 @@ static void s_request(ordo_shard_t *s, uint64_t tag, const void *body, size_t le
     }
     bool on_order = ordo_request_is_command(req->type) || req->type == ORDO_REQ_GET_ORDER ||
                     req->type == ORDO_REQ_GET_HISTORY;
+    ordo_order_t *o = NULL;
+    uint64_t hash = 0;
     if (on_order) {
-        const ordo_order_t *o = ordo_registry_find(s->reg, req->order_id);
+        hash = ordo_order_id_hash(req->order_id.ptr, req->order_id.len);
+        o = ordo_registry_find_hashed(s->reg, req->order_id, hash);
         if (o && o->busy) { /* its mailbox: after the event in flight */
             s_defer(s, tag, body, len);
             return;
         }
     }
     if (ordo_request_is_command(req->type)) {
-        s_command(s, req, tag);
+        s_command(s, req, tag, o, hash);
         return;
     }
     if (!again)
         ordo_stat_add(&s->my->queries, 1);
     switch (req->type) {
-    case ORDO_REQ_GET_ORDER: s_get_order(s, req, tag); break;
-    case ORDO_REQ_GET_HISTORY: s_get_history(s, req, tag); break;
+    case ORDO_REQ_GET_ORDER: s_get_order(s, req, tag, o); break;
+    case ORDO_REQ_GET_HISTORY: s_get_history(s, req, tag, o); break;
     case ORDO_REQ_READ_ALL: s_read_all(s, req, tag); break;
     case ORDO_REQ_STATS: s_stats(s, req, tag); break;
     default:
@@ -530,12 +540,7 @@ static void s_events_back(ordo_shard_t *s, ordo_batch_t *b)
     uint64_t pos = b->first_position;
     while (ordo_batch_next_event(b, &off, &v)) {
         ordo_str_t id = {v.order_id, v.head.order_id_len};
-        ordo_order_t *o = ordo_registry_find(s->reg, id);
-        if (!o) {
-            ordo_log_error("shard", "event for unknown order %.*s came back from the writer",
-                           (int)id.len, id.ptr);
-            continue;
-        }
+        ordo_order_t *o = v.head.order; /* busy until now, so still in the registry */
         o->busy = false;
         if (b->error == 0) {
             if (ordo_event_decode_record(v.rec, v.head.rec_len, pos, s->ev) != 0 ||
@@ -675,6 +680,9 @@ static void s_from_writer(ordo_shard_t *s, ordo_batch_t *b)
 void *ordo_shard_run(void *arg)
 {
     ordo_shard_t *s = arg;
+    char name[16];
+    snprintf(name, sizeof name, "ordo-shard-%u", s->index);
+    pthread_setname_np(pthread_self(), name); /* for top -H, perf, gdb */
     zmq_pollitem_t items[] = {{s->writer, 0, ZMQ_POLLIN, 0}, {s->front, 0, ZMQ_POLLIN, 0}};
     while (!s->stopped) {
         if (zmq_poll(items, 2, s->snap_active ? 0 : -1) < 0) {

@@ -11,6 +11,8 @@
 #include "ordo_snapshot.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <zmq.h>
 
 typedef struct {
@@ -75,6 +77,7 @@ static void s_chunk(const ordo_snapshotter_config_t *cfg, s_current_t *cur, ordo
 void *ordo_snapshotter_run(void *arg)
 {
     const ordo_snapshotter_config_t *cfg = arg;
+    pthread_setname_np(pthread_self(), "ordo-snapshot");
     s_current_t cur = {0};
     uint32_t stops = 0;
     while (stops < cfg->nshards) {

@@ -16,6 +16,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <zmq.h>
 
 #define FRAME_EVENTS_MAX 16384                       /* events per frame */
@@ -246,6 +248,7 @@ static int s_take(ordo_writer_t *w, ordo_batch_t *b)
 void *ordo_writer_run(void *arg)
 {
     ordo_writer_t *w = arg;
+    pthread_setname_np(pthread_self(), "ordo-writer");
     uint32_t n = w->cfg.nshards;
     zmq_pollitem_t *items = calloc(n + 1, sizeof *items);
     if (!items) {

@@ -311,7 +311,7 @@ static int s_search_valid(s_scan_t *sc, uint64_t from, uint64_t limit, uint64_t 
     uint64_t off = from;
     while (off < limit && sc->size - off >= ORDO_WAL_HEADER_SIZE) {
         size_t len = sc->size - off > S_SCAN_CHUNK ? S_SCAN_CHUNK : (size_t)(sc->size - off);
-        const uint8_t *p;
+        const uint8_t *p = NULL;
         int rc = s_window(sc, off, len, &p);
         if (rc)
             return rc;
