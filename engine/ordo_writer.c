@@ -218,15 +218,24 @@ static void s_return(ordo_writer_t *w)
      * snapshot then covers unsynced events, and recovery drops it if a
      * power cut takes them (it checks the orders' positions against the
      * log). */
-    for (uint32_t i = 0; i < w->cfg.nshards; i++) {
-        ordo_batch_t *m = ordo_batch_new(ORDO_BATCH_SNAPSHOT, i);
-        if (!m) {
-            ordo_log_error("writer", "out of memory starting a snapshot; trying later");
-            return; /* shards already told run a snapshot the snapshotter completes later */
-        }
-        m->first_position = head;
-        ordo_batch_send(w->cfg.shards[i], m);
+    /* All markers or none: a snapshot some shards never heard of could
+     * not complete. */
+    uint32_t n = w->cfg.nshards, made = 0;
+    ordo_batch_t **marks = calloc(n, sizeof *marks);
+    while (marks && made < n && (marks[made] = ordo_batch_new(ORDO_BATCH_SNAPSHOT, made)))
+        made++;
+    if (made < n) {
+        while (marks && made > 0)
+            ordo_batch_free(&marks[--made]);
+        free(marks);
+        ordo_log_error("writer", "out of memory starting a snapshot; trying later");
+        return;
     }
+    for (uint32_t i = 0; i < n; i++) {
+        marks[i]->first_position = head;
+        ordo_batch_send(w->cfg.shards[i], marks[i]);
+    }
+    free(marks);
     w->snapshot_running = true;
     w->next_snapshot = head + w->cfg.snapshot_every;
 }
