@@ -7,6 +7,7 @@
 #include "ordo_shard.h"
 
 #include "ordo_batch.h"
+#include "ordo_clock.h"
 #include "ordo_codec.h"
 #include "ordo_error.h"
 #include "ordo_log.h"
@@ -47,6 +48,7 @@ struct ordo_shard {
     size_t snap_count, snap_next;
     uint64_t snap_position;
     bool snap_active;
+    uint64_t snap_t0, snap_pause_ns; /* for the log line: start, longest step */
 };
 
 ordo_shard_t *ordo_shard_new(uint32_t index, ordo_registry_t **reg, ordo_wal_t *wal, void *front,
@@ -584,6 +586,7 @@ static void s_snapshot_start(ordo_shard_t *s, uint64_t position)
 {
     if (!s->snapshots)
         return;
+    uint64_t t0 = ordo_mono_ns();
     size_t n = ordo_registry_count(s->reg), cursor = 0, k = 0;
     ordo_order_t **list = realloc(s->snap_orders, (n ? n : 1) * sizeof *list);
     if (list) {
@@ -599,6 +602,8 @@ static void s_snapshot_start(ordo_shard_t *s, uint64_t position)
     s->snap_next = 0;
     s->snap_position = position;
     s->snap_active = true;
+    s->snap_t0 = t0;
+    s->snap_pause_ns = ordo_mono_ns() - t0;
 }
 
 /* Packs the next chunk of the snapshot (all of it if `all`) and sends it
@@ -607,6 +612,7 @@ static void s_snapshot_start(ordo_shard_t *s, uint64_t position)
  * with the error and the snapshotter drops the file. */
 static void s_snapshot_step(ordo_shard_t *s, bool all)
 {
+    uint64_t t0 = ordo_mono_ns();
     ordo_batch_t *b = ordo_batch_new(ORDO_BATCH_SNAPSHOT, s->index);
     if (!b) {
         ordo_log_error("shard", "out of memory packing a snapshot");
@@ -627,9 +633,18 @@ static void s_snapshot_step(ordo_shard_t *s, bool all)
         b->count++;
     }
     b->last = s->snap_next == s->snap_count;
-    if (b->last)
+    ordo_batch_send(s->snapshots, b); /* b is the snapshotter's now */
+    uint64_t took = ordo_mono_ns() - t0;
+    if (took > s->snap_pause_ns)
+        s->snap_pause_ns = took;
+    if (s->snap_next == s->snap_count) {
         s->snap_active = false;
-    ordo_batch_send(s->snapshots, b);
+        ordo_log_info("shard",
+                      "shard %u packed %zu orders for the snapshot from position %llu in %.1f ms; "
+                      "longest pause %.2f ms",
+                      s->index, s->snap_count, (unsigned long long)s->snap_position,
+                      (ordo_mono_ns() - s->snap_t0) / 1e6, s->snap_pause_ns / 1e6);
+    }
 }
 
 /* ---- the loop ---------------------------------------------------------- */
