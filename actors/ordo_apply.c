@@ -6,6 +6,8 @@
  * exactly as it was. */
 #include "ordo_order.h"
 
+#include "ordo_hash.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,8 +25,8 @@ static char *s_dup(const char *p, size_t len)
 /* Builds one block holding `items` (n of them), their strings and
  * `address`; the copies' views point into it. Nothing to copy gives a NULL
  * block. Returns 0, or -1 when memory ran out. */
-static int s_arena_build(const ordo_item_t *items, uint32_t n, ordo_str_t address,
-                         char **arena, ordo_item_t **items_out, ordo_str_t *address_out)
+static int s_arena_build(const ordo_item_t *items, uint32_t n, ordo_str_t address, char **arena,
+                         ordo_item_t **items_out, ordo_str_t *address_out)
 {
     size_t size = (size_t)n * sizeof(ordo_item_t) + address.len;
     for (uint32_t i = 0; i < n; i++)
@@ -112,13 +114,20 @@ fail:
     return -1;
 }
 
+uint32_t ordo_request_id_hash(ordo_str_t request_id)
+{
+    return (uint32_t)ordo_hash64(request_id.ptr, request_id.len, 0x6f72646f72696473ull);
+}
+
 uint32_t ordo_order_find_request(const ordo_order_t *order, ordo_str_t request_id)
 {
     if (request_id.len == 0)
         return 0;
+    uint32_t h = ordo_request_id_hash(request_id);
     for (uint32_t v = 1; v <= order->version && v <= ORDO_MAX_VERSION; v++) {
         ordo_str_t id = order->request_ids[v - 1];
-        if (id.len == request_id.len && memcmp(id.ptr, request_id.ptr, id.len) == 0)
+        if (order->request_hashes[v - 1] == h && id.len == request_id.len &&
+            memcmp(id.ptr, request_id.ptr, id.len) == 0)
             return v;
     }
     return 0;
@@ -192,10 +201,11 @@ int ordo_apply(ordo_order_t *order, const ordo_event_t *event)
         order->arena2 = reason;
         order->cancel_reason = (ordo_str_t){reason, reason ? d->reason.len : 0};
         break;
-    default:
-        break;
+    default: break;
     }
     order->request_ids[event->version - 1] = (ordo_str_t){rid, rid ? id.len : 0};
+    order->request_hashes[event->version - 1] =
+        ordo_request_id_hash(order->request_ids[event->version - 1]);
     order->positions[event->version - 1] = event->position;
     order->status = ordo_status_after(event->type);
     order->version = (uint8_t)event->version;

@@ -178,8 +178,8 @@ typedef struct {
 /* A decoded request (command or query). Views point into the message. */
 typedef struct {
     ordo_request_type_t type;
-    ordo_str_t request_id; /* len 0: none */
-    ordo_str_t order_id;   /* len 0: none */
+    ordo_str_t request_id;    /* len 0: none */
+    ordo_str_t order_id;      /* len 0: none */
     int64_t expected_version; /* -1: any */
     bool has_data;            /* a `data` map was sent */
     ordo_data_t data;
@@ -219,8 +219,8 @@ typedef struct {
 typedef struct {
     ordo_code_t code;
     char message[256];
-    char field[96];         /* "" when no field is at fault */
-    ordo_status_t status;   /* invalid_transition */
+    char field[96];           /* "" when no field is at fault */
+    ordo_status_t status;     /* invalid_transition */
     int64_t expected_version; /* conflict */
     int64_t current_version;  /* conflict, already_exists (as `version`) */
 } ordo_error_t;
@@ -255,15 +255,18 @@ typedef struct {
     ordo_str_t delivery_address; /* into arena */
     ordo_str_t cancel_reason;    /* into arena2, len 0 unless cancelled */
     uint32_t n_items;
-    ordo_item_t *items;          /* into arena */
-    char *arena;                 /* owned: items, their strings, the address */
-    char *arena2;                /* owned: cancel reason */
+    ordo_item_t *items; /* into arena */
+    char *arena;        /* owned: items, their strings, the address */
+    char *arena2;       /* owned: cancel reason */
     /* request_ids[v-1]: the request id that appended version v (len 0: none);
      * each ptr is owned (malloc'd) by the order. */
     ordo_str_t request_ids[ORDO_MAX_VERSION];
     /* positions[v-1]: the log position of version v's event, so history,
      * past states and duplicate replies read it back from the log. */
     uint64_t positions[ORDO_MAX_VERSION];
+    /* request_hashes[v-1]: ordo_request_id_hash of request_ids[v-1], so an
+     * idempotency check touches the id's bytes only when the hash matches. */
+    uint32_t request_hashes[ORDO_MAX_VERSION];
     /* Engine only, never stored: an event of this order is with the log
      * writer, so the order's next requests wait in its mailbox. */
     bool busy;
@@ -300,6 +303,9 @@ ordo_decision_t ordo_decide(const ordo_order_t *order, const ordo_request_t *cmd
  * transition the state machine forbids) or memory ran out; the order is
  * unchanged then. */
 int ordo_apply(ordo_order_t *order, const ordo_event_t *event);
+
+/* The hash kept beside each accepted request id (see request_hashes). */
+uint32_t ordo_request_id_hash(ordo_str_t request_id);
 
 /* The version whose event was appended by `request_id`, or 0 if none. */
 uint32_t ordo_order_find_request(const ordo_order_t *order, ordo_str_t request_id);

@@ -158,11 +158,13 @@ int ordo_order_pack_snapshot(msgpack_packer *pk, const ordo_order_t *o)
     P(msgpack_pack_int64(pk, o->total_cents));
     P(msgpack_pack_int64(pk, o->created_at_us));
     P(msgpack_pack_int64(pk, o->updated_at_us));
-    P(o->has_estimated_minutes ? msgpack_pack_int64(pk, o->estimated_minutes) : msgpack_pack_nil(pk));
+    P(o->has_estimated_minutes ? msgpack_pack_int64(pk, o->estimated_minutes)
+                               : msgpack_pack_nil(pk));
     P(o->has_courier_id ? msgpack_pack_int64(pk, o->courier_id) : msgpack_pack_nil(pk));
     P(ordo_pack_str(pk, o->delivery_address));
     P(ordo_items_pack(pk, o->items, o->n_items));
-    P(o->status == ORDO_STATUS_CANCELLED ? ordo_pack_str(pk, o->cancel_reason) : msgpack_pack_nil(pk));
+    P(o->status == ORDO_STATUS_CANCELLED ? ordo_pack_str(pk, o->cancel_reason)
+                                         : msgpack_pack_nil(pk));
     P(msgpack_pack_array(pk, o->version));
     for (uint32_t v = 0; v < o->version; v++)
         P(o->request_ids[v].len ? ordo_pack_str(pk, o->request_ids[v]) : msgpack_pack_nil(pk));
@@ -184,12 +186,11 @@ int ordo_order_decode_snapshot(const void *buf, size_t len, ordo_order_t *order)
     ordo_mp_t r;
     ordo_mp_init(&r, buf, len);
     if (!ordo_mp_read_array(&r, &n) || n != 15 ||
-        !ordo_mp_read_str(&r, &order_id.ptr, &order_id.len) ||
-        !ordo_mp_read_uint(&r, &version) || version < 1 || version > ORDO_MAX_VERSION ||
-        !ordo_mp_read_uint(&r, &status) || status >= ORDO_STATUS_COUNT_ ||
-        !ordo_mp_read_int(&r, &view.user_id) || !ordo_mp_read_int(&r, &view.restaurant_id) ||
-        !ordo_mp_read_int(&r, &view.total_cents) || !ordo_mp_read_int(&r, &view.created_at_us) ||
-        !ordo_mp_read_int(&r, &view.updated_at_us))
+        !ordo_mp_read_str(&r, &order_id.ptr, &order_id.len) || !ordo_mp_read_uint(&r, &version) ||
+        version < 1 || version > ORDO_MAX_VERSION || !ordo_mp_read_uint(&r, &status) ||
+        status >= ORDO_STATUS_COUNT_ || !ordo_mp_read_int(&r, &view.user_id) ||
+        !ordo_mp_read_int(&r, &view.restaurant_id) || !ordo_mp_read_int(&r, &view.total_cents) ||
+        !ordo_mp_read_int(&r, &view.created_at_us) || !ordo_mp_read_int(&r, &view.updated_at_us))
         return -1;
     if (!s_opt_int(&r, &view.estimated_minutes, &view.has_estimated_minutes) ||
         !s_opt_int(&r, &view.courier_id, &view.has_courier_id) ||
@@ -199,9 +200,11 @@ int ordo_order_decode_snapshot(const void *buf, size_t len, ordo_order_t *order)
         return -1;
     view.version = (uint8_t)version;
     view.status = (ordo_status_t)status;
-    for (uint32_t v = 0; v < n_ids; v++)
+    for (uint32_t v = 0; v < n_ids; v++) {
         if (!s_opt_str(&r, &view.request_ids[v]) || view.request_ids[v].len > ORDO_REQUEST_ID_MAX)
             return -1;
+        view.request_hashes[v] = ordo_request_id_hash(view.request_ids[v]);
+    }
     uint32_t n_pos;
     if (!ordo_mp_read_array(&r, &n_pos) || n_pos != version)
         return -1;
