@@ -229,7 +229,7 @@ void ordo_client_destroy(ordo_client_t **p);
  * (default ORDO_DEFAULT_TIMEOUT_MS). */
 void ordo_client_set_send_timeout(ordo_client_t *c, int timeout_ms);
 
-/* Flow control: at most `window` requests await replies (default 500;
+/* Flow control: at most `window` requests await replies (default 4,096;
  * 0: no limit); ordo_client_send beyond it first reads replies, keeping
  * them for ordo_client_recv. ordo-server drops replies a peer has not
  * taken past its high-water mark, so keep the default unless you know

@@ -17,9 +17,10 @@
  *
  * Flow control: at most `window` requests await replies; a send beyond it
  * first reads replies (queueing them for recv). ordo-server drops replies
- * to a peer past its send high-water mark (1,000 messages, and it learns
- * of reads in steps of 500), and it answers a whole batch at once, so a
- * client with more than about 500 requests in flight can lose replies. */
+ * to a peer past its send high-water mark (16,384 messages, and ZeroMQ
+ * learns of reads in steps of half that), and it holds at most 16,384
+ * requests in flight over all its clients, so the default window (4,096)
+ * never loses a reply and keeps a connection busy. */
 #include "ordo_client_internal.h"
 
 #include <errno.h>
@@ -31,7 +32,7 @@
 #include <zmq.h>
 
 #define S_HWM 100000 /* messages queued per direction before send waits */
-#define S_WINDOW 500  /* default flow-control window, see above */
+#define S_WINDOW 4096 /* default flow-control window, see above */
 
 enum { S_PIPELINED = 1, S_SYNC, S_ABANDONED };
 
