@@ -486,6 +486,14 @@ static void s_request(ordo_shard_t *s, uint64_t tag, const void *body, size_t le
     uint64_t hash = 0;
     if (on_order) {
         hash = ordo_order_id_hash(req->order_id.ptr, req->order_id.len);
+        if (ordo_shard_of(hash, s->stats->shards) != s->index) {
+            /* The front end's peek and the decoder disagree on the order:
+             * never touch an order another shard owns. */
+            ordo_log_error("shard", "shard %u got a request for order %.*s, which it does not own",
+                           s->index, (int)req->order_id.len, req->order_id.ptr);
+            s_unavailable(s, tag, req->request_id, "internal routing error; please report it");
+            return;
+        }
         o = ordo_registry_find_hashed(s->reg, req->order_id, hash);
         if (o && o->busy) { /* its mailbox: after the event in flight */
             s_defer(s, tag, body, len);

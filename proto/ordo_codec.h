@@ -37,9 +37,10 @@
 int ordo_request_decode(const void *buf, size_t len, ordo_request_t *req, ordo_error_t *err);
 
 /* Finds the top-level `order_id` string of a request body without
- * decoding the rest (the engine's front end routes by it). False if the
- * body is not a map, or has no such string before a malformed part; the
- * full decode then reports what is wrong. Safe on any bytes. */
+ * decoding the rest (the engine's front end routes by it), reading it as
+ * ordo_request_decode does: the last `order_id` key counts, and nil means
+ * none. False if there is none, or the map is malformed before its end
+ * (the full decode then reports what is wrong). Safe on any bytes. */
 bool ordo_request_peek_order_id(const void *buf, size_t len, ordo_str_t *order_id);
 
 /* Encodes a request (what a client sends). Fields at their defaults are left

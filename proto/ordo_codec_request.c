@@ -49,7 +49,8 @@ static bool s_key(s_ctx_t *c, ordo_mp_t *r, const char *map_path, const char **k
     if (*map_path)
         ordo_error_bad_field(c->err, map_path, "%s has a key that is not a string", map_path);
     else
-        ordo_error_set(c->err, ORDO_CODE_BAD_REQUEST, "every key of the request map must be a string");
+        ordo_error_set(c->err, ORDO_CODE_BAD_REQUEST,
+                       "every key of the request map must be a string");
     return false;
 }
 
@@ -71,8 +72,7 @@ static bool s_opt_int(s_ctx_t *c, ordo_mp_t *r, const char *path, int64_t *out, 
 /* Optional integer of a query (a version, position or limit): values above
  * INT64_MAX are still integers, and read as INT64_MAX (a limit is then
  * clamped, a position or version lies past the end). */
-static bool s_opt_query_int(s_ctx_t *c, ordo_mp_t *r, const char *path, int64_t *out,
-                            bool *present)
+static bool s_opt_query_int(s_ctx_t *c, ordo_mp_t *r, const char *path, int64_t *out, bool *present)
 {
     uint64_t big;
     if (ordo_mp_read_uint(r, &big)) {
@@ -132,8 +132,11 @@ static bool s_read_item(s_ctx_t *c, ordo_mp_t *r, uint32_t index, ordo_item_t *i
         if (!ok)
             return false;
     }
-    const char *missing = !has_sku ? "sku" : !has_name ? "name" : !has_qty ? "qty"
-                        : !has_price ? "price_cents" : NULL;
+    const char *missing = !has_sku     ? "sku"
+                          : !has_name  ? "name"
+                          : !has_qty   ? "qty"
+                          : !has_price ? "price_cents"
+                                       : NULL;
     if (missing) {
         snprintf(field, sizeof field, "%s.%s", path, missing);
         s_fail(c, field, "is required");
@@ -325,14 +328,16 @@ static bool s_read_type(s_ctx_t *c, ordo_mp_t r, uint32_t n, ordo_request_t *req
     if (req->type == ORDO_REQ_NONE) {
         c->failed = true;
         int shown = s_utf8_prefix(type.ptr, type.len, 64);
-        ordo_error_set(c->err, ORDO_CODE_UNKNOWN_TYPE,
-                       "unknown request type \"%.*s\"%s; see the protocol for the commands and queries",
-                       shown, type.ptr, type.len > 64 ? "..." : "");
+        ordo_error_set(
+            c->err, ORDO_CODE_UNKNOWN_TYPE,
+            "unknown request type \"%.*s\"%s; see the protocol for the commands and queries", shown,
+            type.ptr, type.len > 64 ? "..." : "");
         return false;
     }
     if (bad_key) {
         c->failed = true;
-        ordo_error_set(c->err, ORDO_CODE_BAD_REQUEST, "every key of the request map must be a string");
+        ordo_error_set(c->err, ORDO_CODE_BAD_REQUEST,
+                       "every key of the request map must be a string");
         return false;
     }
     if (bad_request_id) {
@@ -423,8 +428,8 @@ int ordo_request_decode(const void *buf, size_t len, ordo_request_t *req, ordo_e
     if (!s_read_type(&c, r, n, req) || !s_read_fields(&c, r, n, req))
         return -1;
     if (req->limit == 0)
-        req->limit = req->type == ORDO_REQ_READ_ALL ? ORDO_READALL_LIMIT_DEFAULT
-                                                    : ORDO_HISTORY_LIMIT_MAX;
+        req->limit =
+            req->type == ORDO_REQ_READ_ALL ? ORDO_READALL_LIMIT_DEFAULT : ORDO_HISTORY_LIMIT_MAX;
     if (!ordo_request_check(req, err))
         return -1;
     int64_t max = req->type == ORDO_REQ_READ_ALL ? ORDO_READALL_LIMIT_MAX : ORDO_HISTORY_LIMIT_MAX;
@@ -499,15 +504,23 @@ bool ordo_request_peek_order_id(const void *buf, size_t len, ordo_str_t *order_i
     ordo_mp_init(&r, buf, len);
     if (!ordo_mp_read_map(&r, &n))
         return false;
+    bool found = false;
     for (uint32_t i = 0; i < n; i++) {
         const char *k;
         uint32_t kl;
         if (!ordo_mp_read_str(&r, &k, &kl))
             return false;
-        if (ORDO_MP_KEY_IS(k, kl, "order_id"))
-            return ordo_mp_read_str(&r, &order_id->ptr, &order_id->len);
-        if (!ordo_mp_skip(&r))
+        if (ORDO_MP_KEY_IS(k, kl, "order_id")) {
+            /* as the decoder reads it: the last one counts, nil clears it */
+            if (ordo_mp_read_str(&r, &order_id->ptr, &order_id->len))
+                found = true;
+            else if (ordo_mp_read_nil(&r))
+                found = false;
+            else
+                return false; /* not a string: the decoder refuses the request */
+        } else if (!ordo_mp_skip(&r)) {
             return false;
+        }
     }
-    return false;
+    return found;
 }

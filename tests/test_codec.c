@@ -45,12 +45,12 @@ static int s_decode(void)
 }
 
 /* Asserts that s_buf decodes to bad_request naming `field`. */
-#define ASSERT_BAD(field_)                                                                        \
-    do {                                                                                          \
-        CU_ASSERT_EQUAL(s_decode(), -1);                                                          \
-        CU_ASSERT_EQUAL(s_err.code, ORDO_CODE_BAD_REQUEST);                                       \
-        CU_ASSERT_STRING_EQUAL(s_err.field, (field_));                                            \
-        CU_ASSERT(strlen(s_err.message) > 0);                                                     \
+#define ASSERT_BAD(field_)                                                                         \
+    do {                                                                                           \
+        CU_ASSERT_EQUAL(s_decode(), -1);                                                           \
+        CU_ASSERT_EQUAL(s_err.code, ORDO_CODE_BAD_REQUEST);                                        \
+        CU_ASSERT_STRING_EQUAL(s_err.field, (field_));                                             \
+        CU_ASSERT(strlen(s_err.message) > 0);                                                      \
     } while (0)
 
 /* Packs a valid CreateOrder with `n_items` items; `extra` more top-level
@@ -126,14 +126,17 @@ static void test_request_round_trip_every_type(void)
         if (ordo_request_is_command(in.type)) {
             in.expected_version = 3;
             in.meta.count = 2;
-            in.meta.entries[0] = (ordo_meta_entry_t){.key = ORDO_STR("actor"), .sval = ORDO_STR("u:1")};
-            in.meta.entries[1] = (ordo_meta_entry_t){.key = ORDO_STR("n"), .is_int = true, .ival = -5};
+            in.meta.entries[0] =
+                (ordo_meta_entry_t){.key = ORDO_STR("actor"), .sval = ORDO_STR("u:1")};
+            in.meta.entries[1] =
+                (ordo_meta_entry_t){.key = ORDO_STR("n"), .is_int = true, .ival = -5};
         }
         switch (in.type) {
         case ORDO_REQ_CREATE_ORDER:
             in.expected_version = 0;
             in.has_data = true;
-            in.data.present = ORDO_F_USER_ID | ORDO_F_RESTAURANT_ID | ORDO_F_ITEMS | ORDO_F_DELIVERY_ADDRESS;
+            in.data.present =
+                ORDO_F_USER_ID | ORDO_F_RESTAURANT_ID | ORDO_F_ITEMS | ORDO_F_DELIVERY_ADDRESS;
             in.data.user_id = 1;
             in.data.restaurant_id = INT64_MAX;
             in.data.n_items = 1;
@@ -155,9 +158,7 @@ static void test_request_round_trip_every_type(void)
             in.data.present = ORDO_F_REASON;
             in.data.reason = ORDO_STR("customer changed their mind");
             break;
-        case ORDO_REQ_GET_ORDER:
-            in.as_of_version = 2;
-            break;
+        case ORDO_REQ_GET_ORDER: in.as_of_version = 2; break;
         case ORDO_REQ_GET_HISTORY:
             in.from_version = 2;
             in.limit = 10;
@@ -166,8 +167,7 @@ static void test_request_round_trip_every_type(void)
             in.from_position = 99;
             in.limit = 500;
             break;
-        default:
-            break;
+        default: break;
         }
         s_reset();
         CU_ASSERT_EQUAL_FATAL(ordo_request_pack(&s_pk, &in), 0);
@@ -222,7 +222,8 @@ static void test_request_not_msgpack(void)
     static const uint8_t hostile_arr[] = {0xdd, 0xff, 0xff, 0xff, 0xff};
     CU_ASSERT_EQUAL(ordo_request_decode(hostile_arr, sizeof hostile_arr, &s_req, &s_err), -1);
     /* A str claiming 4 GiB. */
-    static const uint8_t hostile_str[] = {0x81, 0xa4, 't', 'y', 'p', 'e', 0xdb, 0xff, 0xff, 0xff, 0xff};
+    static const uint8_t hostile_str[] = {0x81, 0xa4, 't',  'y',  'p', 'e',
+                                          0xdb, 0xff, 0xff, 0xff, 0xff};
     CU_ASSERT_EQUAL(ordo_request_decode(hostile_str, sizeof hostile_str, &s_req, &s_err), -1);
     CU_ASSERT_EQUAL(s_err.code, ORDO_CODE_BAD_REQUEST);
 }
@@ -259,7 +260,8 @@ static void test_request_trailing_bytes(void)
 
 static void test_request_bad_utf8(void)
 {
-    static const char *bad[] = {"\xff", "\xc0\x80", "\xed\xa0\x80", "\xf4\x90\x80\x80", "abc\xe2\x82"};
+    static const char *bad[] = {"\xff", "\xc0\x80", "\xed\xa0\x80", "\xf4\x90\x80\x80",
+                                "abc\xe2\x82"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         s_reset();
         msgpack_pack_map(&s_pk, 2);
@@ -722,9 +724,11 @@ static void s_make_event(ordo_event_t *ev, ordo_event_type_t type)
     ordo_event_id(ev->order_id.ptr, ev->order_id.len, ev->version, ev->timestamp_us, ev->event_id);
     ev->schema = 1;
     ev->meta.count = 3;
-    ev->meta.entries[0] = (ordo_meta_entry_t){.key = ORDO_STR("actor"), .sval = ORDO_STR("user:42")};
+    ev->meta.entries[0] =
+        (ordo_meta_entry_t){.key = ORDO_STR("actor"), .sval = ORDO_STR("user:42")};
     ev->meta.entries[1] = (ordo_meta_entry_t){.key = ORDO_STR("command"), .sval = ORDO_STR("X")};
-    ev->meta.entries[2] = (ordo_meta_entry_t){.key = ORDO_STR("attempt"), .is_int = true, .ival = 2};
+    ev->meta.entries[2] =
+        (ordo_meta_entry_t){.key = ORDO_STR("attempt"), .is_int = true, .ival = 2};
     ordo_data_t *d = &ev->data;
     switch (type) {
     case ORDO_EVT_ORDER_CREATED:
@@ -755,8 +759,7 @@ static void s_make_event(ordo_event_t *ev, ordo_event_type_t type)
         d->reason = ORDO_STR("out of dough");
         d->previous_status = ORDO_STATUS_PREPARING;
         break;
-    default:
-        break;
+    default: break;
     }
 }
 
@@ -874,6 +877,34 @@ static void test_request_peek_order_id(void)
     s_reset();
     msgpack_pack_array(&s_pk, 0);
     CU_ASSERT_FALSE(ordo_request_peek_order_id(s_buf.data, s_buf.size, &id));
+    /* Repeated keys: the last counts and nil clears, as in the decoder, so
+     * a request never reaches a shard that does not own its order. */
+    static ordo_request_t req;
+    ordo_error_t err;
+    const char *second[] = {"b", NULL};
+    for (int k = 0; k < 2; k++) {
+        s_reset();
+        msgpack_pack_map(&s_pk, 3);
+        s_key("type");
+        s_key("GetOrder");
+        s_key("order_id");
+        s_key("a");
+        s_key("order_id");
+        if (second[k])
+            s_key(second[k]);
+        else
+            msgpack_pack_nil(&s_pk);
+        bool routed = ordo_request_peek_order_id(s_buf.data, s_buf.size, &id);
+        int decoded = ordo_request_decode(s_buf.data, s_buf.size, &req, &err);
+        if (second[k]) {
+            CU_ASSERT_TRUE(routed);
+            CU_ASSERT(id.len == 1 && id.ptr[0] == 'b');
+            CU_ASSERT(decoded != 0 || (req.order_id.len == 1 && req.order_id.ptr[0] == 'b'));
+        } else {
+            CU_ASSERT_FALSE(routed);
+            CU_ASSERT(decoded != 0 || req.order_id.len == 0);
+        }
+    }
 }
 
 /* Every truncation of an encoded event fails cleanly. */
@@ -944,9 +975,12 @@ static void test_record_strings_and_meta(void)
     in.position = 5;
     in.data.reason = (ordo_str_t){upper, 36};
     in.meta.count = 4;
-    in.meta.entries[0] = (ordo_meta_entry_t){.key = ORDO_STR("correlation_id"), .sval = {lower, 36}};
-    in.meta.entries[1] = (ordo_meta_entry_t){.key = ORDO_STR("n"), .is_int = true, .ival = INT64_MIN};
-    in.meta.entries[2] = (ordo_meta_entry_t){.key = ORDO_STR("command"), .sval = ORDO_STR("CancelOrder")};
+    in.meta.entries[0] =
+        (ordo_meta_entry_t){.key = ORDO_STR("correlation_id"), .sval = {lower, 36}};
+    in.meta.entries[1] =
+        (ordo_meta_entry_t){.key = ORDO_STR("n"), .is_int = true, .ival = INT64_MIN};
+    in.meta.entries[2] =
+        (ordo_meta_entry_t){.key = ORDO_STR("command"), .sval = ORDO_STR("CancelOrder")};
     in.meta.entries[3] = (ordo_meta_entry_t){.key = ORDO_STR("request_id"), .sval = {lower, 36}};
     ordo_event_id(in.order_id.ptr, in.order_id.len, in.version, in.timestamp_us, in.event_id);
     s_reset();
@@ -1060,7 +1094,8 @@ static void test_record_many_uuids(void)
     in.data.delivery_address = (ordo_str_t){ids[31], 36};
     in.meta.count = 6;
     for (int i = 0; i < 6; i++)
-        in.meta.entries[i] = (ordo_meta_entry_t){.key = {ids[32 + i], 8}, .sval = {ids[32 + i], 36}};
+        in.meta.entries[i] =
+            (ordo_meta_entry_t){.key = {ids[32 + i], 8}, .sval = {ids[32 + i], 36}};
     ordo_event_id(in.order_id.ptr, in.order_id.len, in.version, in.timestamp_us, in.event_id);
     s_reset();
     CU_ASSERT_EQUAL_FATAL(ordo_event_pack_record(&s_pk, &in), 0);
@@ -1085,7 +1120,8 @@ static void s_make_order(ordo_order_t *o)
     s_make_event(&ev, ORDO_EVT_ORDER_CREATED);
     ev.version = 1;
     ev.meta.count = 1;
-    ev.meta.entries[0] = (ordo_meta_entry_t){.key = ORDO_STR("request_id"), .sval = ORDO_STR("req-a")};
+    ev.meta.entries[0] =
+        (ordo_meta_entry_t){.key = ORDO_STR("request_id"), .sval = ORDO_STR("req-a")};
     CU_ASSERT_EQUAL_FATAL(ordo_apply(o, &ev), 0);
     s_make_event(&ev, ORDO_EVT_ORDER_CONFIRMED);
     ev.position += 10;
@@ -1096,7 +1132,8 @@ static void s_make_order(ordo_order_t *o)
     ev.position += 20;
     ev.version = 3;
     ev.meta.count = 1;
-    ev.meta.entries[0] = (ordo_meta_entry_t){.key = ORDO_STR("request_id"), .sval = ORDO_STR("req-c")};
+    ev.meta.entries[0] =
+        (ordo_meta_entry_t){.key = ORDO_STR("request_id"), .sval = ORDO_STR("req-c")};
     CU_ASSERT_EQUAL_FATAL(ordo_apply(o, &ev), 0);
     s_make_event(&ev, ORDO_EVT_ORDER_CANCELLED);
     ev.position += 30;
@@ -1123,7 +1160,8 @@ static void s_assert_same_order(const ordo_order_t *a, const ordo_order_t *b)
     CU_ASSERT_EQUAL(a->n_items, b->n_items);
     for (uint32_t i = 0; i < a->n_items && i < b->n_items; i++) {
         CU_ASSERT_EQUAL(a->items[i].sku.len, b->items[i].sku.len);
-        CU_ASSERT_EQUAL(memcmp(a->items[i].name.ptr, b->items[i].name.ptr, a->items[i].name.len), 0);
+        CU_ASSERT_EQUAL(memcmp(a->items[i].name.ptr, b->items[i].name.ptr, a->items[i].name.len),
+                        0);
         CU_ASSERT_EQUAL(a->items[i].qty, b->items[i].qty);
     }
     CU_ASSERT_EQUAL(a->delivery_address.len, b->delivery_address.len);
