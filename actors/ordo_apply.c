@@ -116,6 +116,8 @@ fail:
 
 uint32_t ordo_request_id_hash(ordo_str_t request_id)
 {
+    if (request_id.len == 0)
+        return 0;
     return (uint32_t)ordo_hash64(request_id.ptr, request_id.len, 0x6f72646f72696473ull);
 }
 

@@ -28,7 +28,8 @@ static inline uint64_t ordo_hash64(const void *data, size_t len, uint64_t seed)
         len -= 8;
     }
     uint64_t tail = 0;
-    memcpy(&tail, p, len);
+    if (len > 0) /* p may be NULL for an empty input */
+        memcpy(&tail, p, len);
     h ^= ordo_hash_mix(tail ^ ((uint64_t)len << 56));
     return ordo_hash_mix(h);
 }
