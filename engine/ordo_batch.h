@@ -16,6 +16,27 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* A request's tag is the front end's slot, plus, in its top bits, a
+ * refusal the shard must give once the order's earlier requests are
+ * answered (refusing at once could overtake them). */
+enum { ORDO_REFUSE_NONE = 0, ORDO_REFUSE_STOPPING = 1, ORDO_REFUSE_OVERLOADED = 2 };
+#define ORDO_TAG_SLOT_BITS 56
+
+static inline uint64_t ordo_tag_make(uint64_t slot, unsigned refuse)
+{
+    return slot | ((uint64_t)refuse << ORDO_TAG_SLOT_BITS);
+}
+
+static inline unsigned ordo_tag_refuse(uint64_t tag)
+{
+    return (unsigned)(tag >> ORDO_TAG_SLOT_BITS);
+}
+
+static inline uint64_t ordo_tag_slot(uint64_t tag)
+{
+    return tag & ((1ull << ORDO_TAG_SLOT_BITS) - 1);
+}
+
 typedef enum {
     ORDO_BATCH_REQUESTS = 1, /* front -> shard: tagged request bodies */
     ORDO_BATCH_REPLIES,      /* shard -> front: tagged reply bodies */

@@ -34,8 +34,10 @@ struct ordo_front {
     s_envelope_t *slots;  /* owned: INFLIGHT_MAX */
     uint32_t *free_slots; /* owned: stack of free slot indexes */
     uint32_t nfree;
-    size_t bytes;       /* bodies in flight */
-    ordo_batch_t **out; /* owned: the batch being filled per shard */
+    size_t bytes;          /* bodies in flight */
+    ordo_batch_t **out;    /* owned: the batch being filled per shard */
+    ordo_batch_t **stops;  /* owned: each shard's STOP, made at start (sending it cannot fail) */
+    zmq_pollitem_t *items; /* owned: the shards' sockets, then the ROUTER */
     uint64_t dropped;
     ordo_request_t *req; /* scratch for replies made here */
     msgpack_sbuffer buf;
@@ -53,13 +55,21 @@ ordo_front_t *ordo_front_new(void *router, void **shards, uint32_t nshards)
     f->slots = calloc(INFLIGHT_MAX, sizeof *f->slots);
     f->free_slots = malloc(INFLIGHT_MAX * sizeof *f->free_slots);
     f->out = calloc(nshards, sizeof *f->out);
+    f->stops = calloc(nshards, sizeof *f->stops);
+    f->items = calloc(nshards + 1, sizeof *f->items);
     f->req = malloc(sizeof *f->req);
     msgpack_sbuffer_init(&f->buf);
     msgpack_packer_init(&f->pk, &f->buf, msgpack_sbuffer_write);
-    if (!f->slots || !f->free_slots || !f->out || !f->req) {
+    bool ok = f->slots && f->free_slots && f->out && f->stops && f->items && f->req;
+    for (uint32_t i = 0; ok && i < nshards; i++) {
+        ok = (f->stops[i] = ordo_batch_new(ORDO_BATCH_STOP, i)) != NULL;
+        f->items[i] = (zmq_pollitem_t){shards[i], 0, ZMQ_POLLIN, 0};
+    }
+    if (!ok) {
         ordo_front_destroy(&f);
         return NULL;
     }
+    f->items[nshards] = (zmq_pollitem_t){router, 0, ZMQ_POLLIN, 0};
     for (uint32_t i = 0; i < INFLIGHT_MAX; i++)
         f->free_slots[i] = INFLIGHT_MAX - 1 - i;
     f->nfree = INFLIGHT_MAX;
@@ -77,6 +87,10 @@ void ordo_front_destroy(ordo_front_t **front)
                 zmq_msg_close(&f->slots[i].frames[k]);
     for (uint32_t i = 0; f->out && i < f->nshards; i++)
         ordo_batch_free(&f->out[i]);
+    for (uint32_t i = 0; f->stops && i < f->nshards; i++)
+        ordo_batch_free(&f->stops[i]);
+    free(f->stops);
+    free(f->items);
     free(f->slots);
     free(f->free_slots);
     free(f->out);
@@ -165,11 +179,14 @@ static int s_recv(ordo_front_t *f, uint64_t *tag, zmq_msg_t *body)
     return 1;
 }
 
-/* Reads what waits (bounded) and sends each shard its batch. */
-static int s_read_requests(ordo_front_t *f, bool stopping)
+/* Reads what waits (bounded) and sends each shard its batch, each
+ * request marked with `refuse`; `local`: answer here instead (`unavailable`,
+ * the shards have stopped). Returns how many were read, or -1 if the
+ * ROUTER failed. */
+static int s_read_requests(ordo_front_t *f, bool local, unsigned refuse)
 {
-    int failed = 0;
-    for (int n = 0, reads = 0;
+    int failed = 0, n = 0;
+    for (int reads = 0;
          n < DRAIN_MAX && reads < 4 * DRAIN_MAX && f->nfree > 0 && f->bytes < INFLIGHT_BYTES_MAX;
          reads++) {
         uint64_t tag;
@@ -187,8 +204,8 @@ static int s_read_requests(ordo_front_t *f, bool stopping)
         const void *data = zmq_msg_data(&body);
         size_t len = zmq_msg_size(&body);
         ordo_str_t id;
-        if (stopping || len > ORDO_BODY_MAX) {
-            s_reply_here(f, tag, data, len, stopping);
+        if (local || len > ORDO_BODY_MAX) {
+            s_reply_here(f, tag, data, len, local);
         } else {
             uint32_t shard =
                 ordo_request_peek_order_id(data, len, &id)
@@ -197,7 +214,8 @@ static int s_read_requests(ordo_front_t *f, bool stopping)
             ordo_batch_t **b = &f->out[shard];
             if (!*b)
                 *b = ordo_batch_new(ORDO_BATCH_REQUESTS, shard);
-            if (*b && ordo_batch_add_tagged(&(*b)->buf, tag, data, len) == 0) {
+            if (*b &&
+                ordo_batch_add_tagged(&(*b)->buf, ordo_tag_make(tag, refuse), data, len) == 0) {
                 (*b)->count++;
             } else {
                 ordo_error_t err;
@@ -215,7 +233,7 @@ static int s_read_requests(ordo_front_t *f, bool stopping)
             f->out[i] = NULL;
         }
     }
-    return failed;
+    return failed ? failed : n;
 }
 
 /* Sends the replies in every batch the shards returned. Returns how many
@@ -245,12 +263,7 @@ static uint32_t s_read_replies(ordo_front_t *f)
 int ordo_front_run(ordo_front_t *f, volatile sig_atomic_t *stop)
 {
     uint32_t n = f->nshards, stops = 0;
-    zmq_pollitem_t *items = calloc(n + 1, sizeof *items);
-    if (!items)
-        return -1;
-    for (uint32_t i = 0; i < n; i++)
-        items[i] = (zmq_pollitem_t){f->shards[i], 0, ZMQ_POLLIN, 0};
-    items[n] = (zmq_pollitem_t){f->router, 0, ZMQ_POLLIN, 0};
+    zmq_pollitem_t *items = f->items;
     bool stopping = false, stop_sent = false;
     uint64_t deadline = 0;
     int rc = 0;
@@ -267,11 +280,8 @@ int ordo_front_run(ordo_front_t *f, volatile sig_atomic_t *stop)
                 ordo_log_warn("front", "stopping with %u requests still in flight",
                               INFLIGHT_MAX - f->nfree);
             for (uint32_t i = 0; i < n; i++) {
-                ordo_batch_t *b = ordo_batch_new(ORDO_BATCH_STOP, i);
-                if (b)
-                    ordo_batch_send(f->shards[i], b);
-                else
-                    stops++; /* cannot tell it; do not wait for it */
+                ordo_batch_send(f->shards[i], f->stops[i]);
+                f->stops[i] = NULL;
             }
             stop_sent = true;
         }
@@ -284,12 +294,19 @@ int ordo_front_run(ordo_front_t *f, volatile sig_atomic_t *stop)
             continue;
         }
         stops += s_read_replies(f);
-        if (can_read && (items[n].revents & ZMQ_POLLIN) && s_read_requests(f, stopping) < 0) {
+        /* While stopping, requests still go to their shard, which refuses
+         * them after the earlier requests on their order (so replies keep
+         * their order); once the shards have stopped, the answer is here. */
+        if (can_read && (items[n].revents & ZMQ_POLLIN) &&
+            s_read_requests(f, stop_sent, stopping ? ORDO_REFUSE_STOPPING : ORDO_REFUSE_NONE) < 0) {
             ordo_log_error("front", "receive: %s", zmq_strerror(zmq_errno()));
             rc = -1;
             *stop = 1;
         }
     }
-    free(items);
+    /* Requests that reached the ROUTER meanwhile get their `unavailable`
+     * too (bounded: a client that keeps sending must not keep us up). */
+    for (int round = 0; rc == 0 && round < 16 && s_read_requests(f, true, 0) > 0; round++)
+        ;
     return rc;
 }

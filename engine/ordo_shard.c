@@ -47,7 +47,7 @@ struct ordo_shard {
     ordo_order_t **snap_orders;
     size_t snap_count, snap_next;
     uint64_t snap_position;
-    bool snap_active;
+    bool snap_active, snap_failed;   /* failed: the snapshot must not be committed */
     uint64_t snap_t0, snap_pause_ns; /* for the log line: start, longest step */
 };
 
@@ -453,10 +453,10 @@ static void s_stats(ordo_shard_t *s, const ordo_request_t *req, uint64_t tag)
 
 /* ---- requests ---------------------------------------------------------- */
 
-static void s_defer(ordo_shard_t *s, uint64_t tag, const void *body, size_t len)
+static void s_defer(ordo_shard_t *s, uint64_t full_tag, const void *body, size_t len)
 {
-    if (ordo_batch_add_tagged(&s->deferred, tag, body, len) != 0) {
-        s_unavailable(s, tag, s->req->request_id, "out of memory");
+    if (ordo_batch_add_tagged(&s->deferred, full_tag, body, len) != 0) {
+        s_unavailable(s, ordo_tag_slot(full_tag), s->req->request_id, "out of memory");
         return;
     }
     s->deferred_count++;
@@ -465,19 +465,35 @@ static void s_defer(ordo_shard_t *s, uint64_t tag, const void *body, size_t len)
 
 /* Handles one request body. `again`: it was deferred before (already
  * counted). */
-static void s_request(ordo_shard_t *s, uint64_t tag, const void *body, size_t len, bool again)
+/* The refusal the front end asked for (ORDO_REFUSE_*), or shutting down. */
+static void s_refuse(ordo_shard_t *s, uint64_t tag, unsigned refuse, ordo_str_t rid)
+{
+    ordo_error_t err;
+    if (refuse == ORDO_REFUSE_OVERLOADED)
+        ordo_error_set(&err, ORDO_CODE_OVERLOADED,
+                       "this connection has too many reply bytes it has not read yet; read "
+                       "them, then retry");
+    else
+        ordo_error_set(&err, ORDO_CODE_UNAVAILABLE, "the engine is shutting down; retry later");
+    s_error(s, tag, rid, &err);
+}
+
+static void s_request(ordo_shard_t *s, uint64_t full_tag, const void *body, size_t len, bool again)
 {
     ordo_error_t err;
     ordo_request_t *req = s->req;
+    unsigned refuse = ordo_tag_refuse(full_tag);
+    uint64_t tag = ordo_tag_slot(full_tag);
+    if (s->stopping && refuse == ORDO_REFUSE_NONE)
+        refuse = ORDO_REFUSE_STOPPING;
     if (!again)
         ordo_stat_add(&s->my->requests, 1);
     int decoded = ordo_request_decode(body, len, req, &err);
-    if (s->stopping) {
-        s_unavailable(s, tag, req->request_id, "the engine is shutting down; retry later");
-        return;
-    }
-    if (decoded != 0) {
-        s_error(s, tag, req->request_id, &err);
+    if (decoded != 0) { /* tied to no order: answered at once */
+        if (refuse)
+            s_refuse(s, tag, refuse, req->request_id);
+        else
+            s_error(s, tag, req->request_id, &err);
         return;
     }
     bool on_order = ordo_request_is_command(req->type) || req->type == ORDO_REQ_GET_ORDER ||
@@ -496,9 +512,13 @@ static void s_request(ordo_shard_t *s, uint64_t tag, const void *body, size_t le
         }
         o = ordo_registry_find_hashed(s->reg, req->order_id, hash);
         if (o && o->busy) { /* its mailbox: after the event in flight */
-            s_defer(s, tag, body, len);
+            s_defer(s, full_tag, body, len);
             return;
         }
+    }
+    if (refuse) {
+        s_refuse(s, tag, refuse, req->request_id);
+        return;
     }
     if (ordo_request_is_command(req->type)) {
         s_command(s, req, tag, o, hash);
@@ -604,8 +624,9 @@ static void s_snapshot_start(ordo_shard_t *s, uint64_t position)
             if (o->status != ORDO_STATUS_NONE)
                 list[k++] = o;
     } else {
-        ordo_log_error("shard", "out of memory starting a snapshot; this shard sends none");
+        ordo_log_error("shard", "out of memory starting a snapshot; it will not be committed");
     }
+    s->snap_failed = list == NULL;
     s->snap_count = k;
     s->snap_next = 0;
     s->snap_position = position;
@@ -627,6 +648,8 @@ static void s_snapshot_step(ordo_shard_t *s, bool all)
         return; /* tried again next turn */
     }
     b->first_position = s->snap_position;
+    if (s->snap_failed)
+        b->error = ORDO_ERR_NOMEM; /* a snapshot without this shard's orders must not be used */
     size_t end = all ? s->snap_count : s->snap_next + SNAPSHOT_CHUNK;
     if (end > s->snap_count)
         end = s->snap_count;

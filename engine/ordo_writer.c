@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <zmq.h>
@@ -240,7 +241,8 @@ static void s_return(ordo_writer_t *w)
     w->next_snapshot = head + w->cfg.snapshot_every;
 }
 
-static int s_take(ordo_writer_t *w, ordo_batch_t *b)
+/* Makes room for one more pending batch. 0 or -1 (out of memory). */
+static int s_room(ordo_writer_t *w)
 {
     if (w->npending == w->cap_pending) {
         size_t cap = w->cap_pending ? w->cap_pending * 2 : 64;
@@ -250,7 +252,6 @@ static int s_take(ordo_writer_t *w, ordo_batch_t *b)
         w->pending = grown;
         w->cap_pending = cap;
     }
-    w->pending[w->npending++] = b;
     return 0;
 }
 
@@ -273,8 +274,10 @@ void *ordo_writer_run(void *arg)
         if (due >= 0)
             timeout = (long)due;
         if (zmq_poll(items, (int)n + 1, timeout) < 0 && zmq_errno() != EINTR) {
+            /* Cannot happen while the sockets live; keep going (the shards
+             * wait for their STOP back), but do not spin. */
             ordo_log_error("writer", "poll: %s", zmq_strerror(zmq_errno()));
-            break;
+            nanosleep(&(struct timespec){0, 10000000}, NULL);
         }
         uint64_t done;
         while (zmq_recv(w->cfg.snapshot_done, &done, sizeof done, ZMQ_DONTWAIT) == sizeof done)
@@ -287,16 +290,12 @@ void *ordo_writer_run(void *arg)
             for (uint32_t i = 0; i < n; i++) {
                 if (w->shard_stopped[i])
                     continue;
+                if (s_room(w) != 0)
+                    break; /* out of memory for the list: commit what we have */
                 ordo_batch_t *b = ordo_batch_recv(w->cfg.shards[i], ZMQ_DONTWAIT);
                 if (!b)
                     continue;
-                if (s_take(w, b) != 0) {
-                    /* Out of memory for the list itself: answer it failed. */
-                    if (b->kind == ORDO_BATCH_EVENTS)
-                        s_fail_batch(b, ORDO_ERR_NOMEM);
-                    ordo_batch_send(w->cfg.shards[i], b);
-                    continue;
-                }
+                w->pending[w->npending++] = b;
                 more = true;
                 if (b->kind == ORDO_BATCH_STOP) {
                     w->shard_stopped[i] = true;

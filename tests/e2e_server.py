@@ -354,6 +354,56 @@ def test_snapshots_while_running():
         srv.cleanup()
 
 
+def test_stop_under_load():
+    """SIGTERM while a DEALER has thousands of requests in flight on a few
+    orders: replies for each order still come in the order sent (those
+    refused while stopping are refused after the earlier ones on their
+    order), and the engine exits 0."""
+    srv = Server().start()
+    try:
+        d = srv.dealer()
+        steps = ["ConfirmOrder", "StartPreparing", "MarkReady", "PickUp", "Deliver"]
+        index, order_of, reqs = {}, {}, []
+        for i in range(6000):
+            oid = "t-%d" % (i % 40)
+            rid = "t-%d" % i
+            k = i // 40
+            if k == 0:
+                req = create(oid, rid=rid)
+            elif k % 2 == 1:
+                req = {"type": "GetOrder", "order_id": oid, "request_id": rid}
+            else:
+                req = cmd(steps[(k // 2 - 1) % 5], oid, rid=rid)
+            index[rid], order_of[rid] = i, oid
+            reqs.append(msgpack.packb(req))
+        for body in reqs[:3000]:
+            d.send(body)
+        got, last, codes = 0, {}, set()
+        while d.poll(5000):  # bounded: stops once nothing comes for 5 s
+            r = msgpack.unpackb(d.recv_multipart()[-1], raw=False)
+            got += 1
+            if got == 300:  # stop, and send the rest while it stops
+                srv.proc.send_signal(signal.SIGTERM)
+                for body in reqs[3000:]:
+                    d.send(body)
+            rid = r["request_id"]
+            oid = order_of[rid]
+            assert index[rid] > last.get(oid, -1), "order %s: %s came after a later request" % (
+                oid, rid)
+            last[oid] = index[rid]
+            if not r["ok"]:
+                codes.add(r["error"]["code"])
+        assert got >= 300, got
+        assert "unavailable" in codes, codes  # some were refused while stopping
+        d.close()
+        assert srv.stop() == 0, "SIGTERM must exit 0"
+    finally:
+        if srv.proc and srv.proc.poll() is None:
+            srv.proc.kill()
+            srv.proc.wait(30)
+        srv.cleanup()
+
+
 def test_restart_and_crash():
     srv = Server().start()
     try:
@@ -538,6 +588,8 @@ def main():
         finally:
             srv.cleanup()
     for name, fn in [("restart, idempotency across it, kill -9 under load", test_restart_and_crash),
+                     ("SIGTERM under pipelined load: per-order reply order, exit 0",
+                      test_stop_under_load),
                      ("snapshots while running, kill -9, restart = full replay",
                       test_snapshots_while_running),
                      ("disk full: unavailable, then a clean restart", test_disk_full),
