@@ -7,6 +7,7 @@
 #include "ordo_clock.h"
 #include "ordo_codec.h"
 #include "ordo_log.h"
+#include "ordo_peers.h"
 #include "ordo_registry.h"
 
 #include <errno.h>
@@ -23,6 +24,8 @@
 
 typedef struct {
     int nframes;
+    bool big;          /* a large query, admitted by ordo_peers_admit_big */
+    ordo_peer_t *peer; /* the connection it came from (held) */
     size_t body_len;
     zmq_msg_t frames[ENVELOPE_MAX];
 } s_envelope_t;
@@ -38,6 +41,8 @@ struct ordo_front {
     ordo_batch_t **out;    /* owned: the batch being filled per shard */
     ordo_batch_t **stops;  /* owned: each shard's STOP, made at start (sending it cannot fail) */
     zmq_pollitem_t *items; /* owned: the shards' sockets, then the ROUTER */
+    ordo_peers_t *peers;   /* owned: what each connection holds of large replies */
+    uint64_t rounds;
     uint64_t dropped;
     ordo_request_t *req; /* scratch for replies made here */
     msgpack_sbuffer buf;
@@ -58,9 +63,10 @@ ordo_front_t *ordo_front_new(void *router, void **shards, uint32_t nshards)
     f->stops = calloc(nshards, sizeof *f->stops);
     f->items = calloc(nshards + 1, sizeof *f->items);
     f->req = malloc(sizeof *f->req);
+    f->peers = ordo_peers_new();
     msgpack_sbuffer_init(&f->buf);
     msgpack_packer_init(&f->pk, &f->buf, msgpack_sbuffer_write);
-    bool ok = f->slots && f->free_slots && f->out && f->stops && f->items && f->req;
+    bool ok = f->slots && f->free_slots && f->out && f->stops && f->items && f->req && f->peers;
     for (uint32_t i = 0; ok && i < nshards; i++) {
         ok = (f->stops[i] = ordo_batch_new(ORDO_BATCH_STOP, i)) != NULL;
         f->items[i] = (zmq_pollitem_t){shards[i], 0, ZMQ_POLLIN, 0};
@@ -91,6 +97,7 @@ void ordo_front_destroy(ordo_front_t **front)
         ordo_batch_free(&f->stops[i]);
     free(f->stops);
     free(f->items);
+    ordo_peers_destroy(&f->peers);
     free(f->slots);
     free(f->free_slots);
     free(f->out);
@@ -111,10 +118,18 @@ static void s_send_reply(ordo_front_t *f, uint64_t tag, const void *bytes, size_
     s_envelope_t *env = &f->slots[tag];
     for (int i = 0; i < env->nframes; i++)
         zmq_msg_send(&env->frames[i], f->router, ZMQ_SNDMORE | ZMQ_DONTWAIT);
-    zmq_send(f->router, bytes, len, ZMQ_DONTWAIT);
+    if (len >= ORDO_PEERS_LARGE_REPLY) /* counted until written: see ordo_peers.h */
+        ordo_peers_send_counted(f->peers, env->peer, f->router, bytes, len);
+    else
+        zmq_send(f->router, bytes, len, ZMQ_DONTWAIT);
     for (int i = 0; i < env->nframes; i++)
         zmq_msg_close(&env->frames[i]);
     env->nframes = 0;
+    if (env->big)
+        ordo_peers_big_done(f->peers, env->peer);
+    ordo_peers_release(f->peers, env->peer);
+    env->big = false;
+    env->peer = NULL;
     f->bytes -= env->body_len;
     f->free_slots[f->nfree++] = (uint32_t)tag;
 }
@@ -173,6 +188,10 @@ static int s_recv(ordo_front_t *f, uint64_t *tag, zmq_msg_t *body)
         return 2;
     }
     f->nfree--;
+    /* The first frame is the peer's routing id (ROUTER puts it there). */
+    env->peer =
+        ordo_peers_acquire(f->peers, zmq_msg_data(&env->frames[0]), zmq_msg_size(&env->frames[0]));
+    env->big = false;
     env->body_len = zmq_msg_size(body);
     f->bytes += env->body_len;
     *tag = slot;
@@ -203,19 +222,29 @@ static int s_read_requests(ordo_front_t *f, bool local, unsigned refuse)
         n++;
         const void *data = zmq_msg_data(&body);
         size_t len = zmq_msg_size(&body);
-        ordo_str_t id;
+        ordo_request_peek_t peek;
         if (local || len > ORDO_BODY_MAX) {
             s_reply_here(f, tag, data, len, local);
         } else {
+            ordo_request_peek(data, len, &peek);
             uint32_t shard =
-                ordo_request_peek_order_id(data, len, &id)
-                    ? (uint32_t)ordo_shard_of(ordo_order_id_hash(id.ptr, id.len), f->nshards)
+                peek.has_order_id
+                    ? (uint32_t)ordo_shard_of(
+                          ordo_order_id_hash(peek.order_id.ptr, peek.order_id.len), f->nshards)
                     : f->next_shard++ % f->nshards;
+            unsigned why = refuse;
+            bool big = peek.type == ORDO_REQ_READ_ALL; /* up to 10,000 events */
+            if (big && why == ORDO_REFUSE_NONE) {
+                s_envelope_t *env = &f->slots[tag];
+                if (ordo_peers_admit_big(f->peers, env->peer))
+                    env->big = true;
+                else
+                    why = ORDO_REFUSE_OVERLOADED;
+            }
             ordo_batch_t **b = &f->out[shard];
             if (!*b)
                 *b = ordo_batch_new(ORDO_BATCH_REQUESTS, shard);
-            if (*b &&
-                ordo_batch_add_tagged(&(*b)->buf, ordo_tag_make(tag, refuse), data, len) == 0) {
+            if (*b && ordo_batch_add_tagged(&(*b)->buf, ordo_tag_make(tag, why), data, len) == 0) {
                 (*b)->count++;
             } else {
                 ordo_error_t err;
@@ -294,6 +323,8 @@ int ordo_front_run(ordo_front_t *f, volatile sig_atomic_t *stop)
             continue;
         }
         stops += s_read_replies(f);
+        if ((++f->rounds & 4095) == 0)
+            ordo_peers_sweep(f->peers); /* entries of connections long gone */
         /* While stopping, requests still go to their shard, which refuses
          * them after the earlier requests on their order (so replies keep
          * their order); once the shards have stopped, the answer is here. */

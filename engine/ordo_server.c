@@ -311,9 +311,9 @@ int main(int argc, char **argv)
         if (src != 0)
             rc = -1;
     }
-    ordo_front_destroy(&front);
     ordo_writer_destroy(&writer);
     s_close_sockets(&k);
+    ordo_front_destroy(&front); /* after the context: it may hold counted replies */
     for (uint32_t i = 0; i < n; i++)
         ordo_shard_destroy(&shards[i]);
     free(shards);

@@ -19,9 +19,10 @@
 #include <stdio.h>
 #include <zmq.h>
 
-#define EVENTS_MAX 4096             /* events per batch to the writer */
-#define EVENT_BYTES_MAX (16u << 20) /* bytes per batch to the writer */
-#define SNAPSHOT_CHUNK 512          /* orders packed per turn of the loop */
+#define EVENTS_MAX 4096              /* events per batch to the writer */
+#define EVENT_BYTES_MAX (16u << 20)  /* bytes per batch to the writer */
+#define SNAPSHOT_CHUNK 512           /* orders packed per turn of the loop */
+#define REPLY_BYTES_MAX (256u << 10) /* a reply batch leaves once this big */
 
 struct ordo_shard {
     uint32_t index;
@@ -133,6 +134,8 @@ static void s_reply(ordo_shard_t *s, uint64_t tag)
         s->out_replies->count++;
     else
         ordo_log_error("shard", "out of memory queueing a reply; the client will time out");
+    if (s->out_replies && s->out_replies->buf.size >= REPLY_BYTES_MAX)
+        s_send_replies(s); /* large replies (ReadAll) leave at once, not a batch's worth */
 }
 
 static void s_error(ordo_shard_t *s, uint64_t tag, ordo_str_t rid, const ordo_error_t *err)

@@ -5,14 +5,12 @@
  *
  * Shapes (PROTOCOL.md is the contract for everything that crosses a socket):
  *   request        map  {type, request_id?, order_id, expected_version?, data?, meta?, ...}
- *   event (wire)   map  {position, event_id, order_id, version, type, timestamp_us, schema, data, meta}
- *   event (log)    array [event_id bin16, order_id, version, type code, timestamp_us, schema, data, meta]
- *                  (position is implied by the record's place in the log)
- *   order (wire)   map  {order_id, version, status, ..., cancel_reason?}
- *   order (snapshot) array, see ordo_codec_order.c
- *   reply          map  {ok, request_id?, ...}
- * Decoded views (ordo_str_t) point into the input buffer, which must
- * outlive them. */
+ *   event (wire)   map  {position, event_id, order_id, version, type, timestamp_us, schema, data,
+ * meta} event (log)    array [event_id bin16, order_id, version, type code, timestamp_us, schema,
+ * data, meta] (position is implied by the record's place in the log) order (wire)   map  {order_id,
+ * version, status, ..., cancel_reason?} order (snapshot) array, see ordo_codec_order.c reply map
+ * {ok, request_id?, ...} Decoded views (ordo_str_t) point into the input buffer, which must outlive
+ * them. */
 #ifndef ORDO_CODEC_H
 #define ORDO_CODEC_H
 
@@ -36,12 +34,21 @@
  * from_version 1, from_position 1, limit (per type, clamped to its max). */
 int ordo_request_decode(const void *buf, size_t len, ordo_request_t *req, ordo_error_t *err);
 
-/* Finds the top-level `order_id` string of a request body without
- * decoding the rest (the engine's front end routes by it), reading it as
- * ordo_request_decode does: the last `order_id` key counts, and nil means
- * none. False if there is none, or the map is malformed before its end
- * (the full decode then reports what is wrong). Safe on any bytes. */
-bool ordo_request_peek_order_id(const void *buf, size_t len, ordo_str_t *order_id);
+/* What the engine's front end needs of a request before a shard decodes
+ * it: the order it concerns (to route it) and its type (to bound large
+ * queries). */
+typedef struct {
+    bool has_order_id;
+    ordo_str_t order_id;      /* when has_order_id */
+    ordo_request_type_t type; /* ORDO_REQ_NONE if unknown */
+} ordo_request_peek_t;
+
+/* Reads the top-level `order_id` and `type` strings of a request body
+ * without decoding the rest, as ordo_request_decode reads them: the last
+ * key counts, and nil (or, for type, any non-string) means none. False
+ * (and *peek empty) if the body is not a map or is malformed before its
+ * end; the full decode then reports what is wrong. Safe on any bytes. */
+bool ordo_request_peek(const void *buf, size_t len, ordo_request_peek_t *peek);
 
 /* Encodes a request (what a client sends). Fields at their defaults are left
  * out. Returns 0 or -1 (out of memory). */
@@ -63,8 +70,8 @@ int ordo_event_pack(msgpack_packer *pk, const ordo_event_t *ev);
 int ordo_event_pack_mid(msgpack_packer *pk, const ordo_event_t *ev);
 int ordo_event_pack_rest(msgpack_packer *pk, const ordo_event_t *ev);
 int ordo_event_pack_joined(msgpack_packer *pk, uint64_t position, const uint8_t event_id[16],
-                           int64_t timestamp_us, const void *mid, size_t mid_len,
-                           const void *rest, size_t rest_len);
+                           int64_t timestamp_us, const void *mid, size_t mid_len, const void *rest,
+                           size_t rest_len);
 
 /* Reads one wire-form event at the cursor. Returns 0, or -1 if it is not a
  * well-formed event record (unknown keys are ignored). Input must have been
@@ -113,13 +120,12 @@ int ordo_reply_pack_command(msgpack_packer *pk, ordo_str_t request_id, const ord
 
 /* The same reply up to the `event` key: the caller then appends the event,
  * already packed once (e.g. the bytes it publishes). */
-int ordo_reply_pack_command_head(msgpack_packer *pk, ordo_str_t request_id,
-                                 const ordo_event_t *ev, bool duplicate);
+int ordo_reply_pack_command_head(msgpack_packer *pk, ordo_str_t request_id, const ordo_event_t *ev,
+                                 bool duplicate);
 
 /* The same from its parts (the log writer has no ordo_event_t). */
-int ordo_reply_pack_command_head_of(msgpack_packer *pk, ordo_str_t request_id,
-                                    ordo_str_t order_id, uint32_t version, uint64_t position,
-                                    bool duplicate);
+int ordo_reply_pack_command_head_of(msgpack_packer *pk, ordo_str_t request_id, ordo_str_t order_id,
+                                    uint32_t version, uint64_t position, bool duplicate);
 
 /* {ok:true, request_id?, order} */
 int ordo_reply_pack_order(msgpack_packer *pk, ordo_str_t request_id, const ordo_order_t *order);
@@ -131,9 +137,8 @@ int ordo_reply_pack_history_head(msgpack_packer *pk, ordo_str_t request_id, ordo
 
 /* {ok:true, request_id?, next_position, head_position, events:[...]}: packs
  * up to the events array header; the caller then packs `n_events` events. */
-int ordo_reply_pack_read_all_head(msgpack_packer *pk, ordo_str_t request_id,
-                                  uint64_t next_position, uint64_t head_position,
-                                  uint32_t n_events);
+int ordo_reply_pack_read_all_head(msgpack_packer *pk, ordo_str_t request_id, uint64_t next_position,
+                                  uint64_t head_position, uint32_t n_events);
 
 /* {ok:true, request_id?, stats:{name: value, ...}} */
 int ordo_reply_pack_stats(msgpack_packer *pk, ordo_str_t request_id, const char *const *names,
@@ -203,7 +208,8 @@ static inline int ordo_pack_str(msgpack_packer *pk, ordo_str_t s)
 }
 
 /* A constant key (a string literal of under 32 bytes) in one write. */
-#define ORDO_PACK_KEY(pk, lit)                                                                    \
-    ((void)sizeof(char[sizeof(lit) - 1 < 32 ? 1 : -1]), ordo_pack_strn((pk), (lit), sizeof(lit) - 1))
+#define ORDO_PACK_KEY(pk, lit)                                                                     \
+    ((void)sizeof(char[sizeof(lit) - 1 < 32 ? 1 : -1]),                                            \
+     ordo_pack_strn((pk), (lit), sizeof(lit) - 1))
 
 #endif

@@ -497,30 +497,39 @@ int ordo_request_pack(msgpack_packer *pk, const ordo_request_t *req)
     return 0;
 }
 
-bool ordo_request_peek_order_id(const void *buf, size_t len, ordo_str_t *order_id)
+bool ordo_request_peek(const void *buf, size_t len, ordo_request_peek_t *peek)
 {
     ordo_mp_t r;
     uint32_t n;
+    ordo_request_peek_t got = {.type = ORDO_REQ_NONE};
+    *peek = got;
     ordo_mp_init(&r, buf, len);
     if (!ordo_mp_read_map(&r, &n))
         return false;
-    bool found = false;
     for (uint32_t i = 0; i < n; i++) {
-        const char *k;
-        uint32_t kl;
+        const char *k, *v;
+        uint32_t kl, vl;
         if (!ordo_mp_read_str(&r, &k, &kl))
             return false;
         if (ORDO_MP_KEY_IS(k, kl, "order_id")) {
-            /* as the decoder reads it: the last one counts, nil clears it */
-            if (ordo_mp_read_str(&r, &order_id->ptr, &order_id->len))
-                found = true;
+            if (ordo_mp_read_str(&r, &got.order_id.ptr, &got.order_id.len))
+                got.has_order_id = true;
             else if (ordo_mp_read_nil(&r))
-                found = false;
+                got.has_order_id = false;
             else
                 return false; /* not a string: the decoder refuses the request */
+        } else if (ORDO_MP_KEY_IS(k, kl, "type") && ordo_mp_read_str(&r, &v, &vl)) {
+            got.type = ordo_request_type_from_name(v, vl);
+        } else if (ORDO_MP_KEY_IS(k, kl, "type")) {
+            got.type = ORDO_REQ_NONE;
+            if (!ordo_mp_skip(&r))
+                return false;
         } else if (!ordo_mp_skip(&r)) {
             return false;
         }
     }
-    return found;
+    if (!got.has_order_id)
+        got.order_id = (ordo_str_t){0};
+    *peek = got;
+    return true;
 }

@@ -850,11 +850,20 @@ static void test_event_stamped_and_joined(void)
     }
 }
 
-/* The front end's routing peek finds order_id only where the decoder
+static bool s_peek_id(const void *buf, size_t len, ordo_str_t *id)
+{
+    ordo_request_peek_t p;
+    bool ok = ordo_request_peek(buf, len, &p);
+    *id = p.order_id;
+    return ok && p.has_order_id;
+}
+
+/* The front end's peek finds order_id and type only where the decoder
  * would, and never reads past the input. */
 static void test_request_peek_order_id(void)
 {
     ordo_str_t id;
+    ordo_request_peek_t peek;
     s_reset();
     msgpack_pack_map(&s_pk, 3);
     s_key("type");
@@ -865,18 +874,38 @@ static void test_request_peek_order_id(void)
     s_key("not this one");
     s_key("order_id");
     s_key("o-7");
-    CU_ASSERT_TRUE(ordo_request_peek_order_id(s_buf.data, s_buf.size, &id));
+    CU_ASSERT_TRUE(s_peek_id(s_buf.data, s_buf.size, &id));
     CU_ASSERT(id.len == 3 && memcmp(id.ptr, "o-7", 3) == 0);
+    CU_ASSERT_TRUE(ordo_request_peek(s_buf.data, s_buf.size, &peek));
+    CU_ASSERT_EQUAL(peek.type, ORDO_REQ_GET_ORDER);
     for (size_t cut = 0; cut < s_buf.size; cut++)
-        CU_ASSERT_FALSE(ordo_request_peek_order_id(s_buf.data, cut, &id));
+        CU_ASSERT_FALSE(s_peek_id(s_buf.data, cut, &id));
     s_reset();
     msgpack_pack_map(&s_pk, 1);
     s_key("order_id");
     msgpack_pack_int64(&s_pk, 7); /* not a string: no route, the decoder says why */
-    CU_ASSERT_FALSE(ordo_request_peek_order_id(s_buf.data, s_buf.size, &id));
+    CU_ASSERT_FALSE(s_peek_id(s_buf.data, s_buf.size, &id));
     s_reset();
     msgpack_pack_array(&s_pk, 0);
-    CU_ASSERT_FALSE(ordo_request_peek_order_id(s_buf.data, s_buf.size, &id));
+    CU_ASSERT_FALSE(s_peek_id(s_buf.data, s_buf.size, &id));
+    /* type: the last one counts; a non-string clears it */
+    s_reset();
+    msgpack_pack_map(&s_pk, 2);
+    s_key("type");
+    s_key("Ping");
+    s_key("type");
+    s_key("ReadAll");
+    CU_ASSERT_TRUE(ordo_request_peek(s_buf.data, s_buf.size, &peek));
+    CU_ASSERT_EQUAL(peek.type, ORDO_REQ_READ_ALL);
+    CU_ASSERT_FALSE(peek.has_order_id);
+    s_reset();
+    msgpack_pack_map(&s_pk, 2);
+    s_key("type");
+    s_key("ReadAll");
+    s_key("type");
+    msgpack_pack_int64(&s_pk, 1);
+    CU_ASSERT_TRUE(ordo_request_peek(s_buf.data, s_buf.size, &peek));
+    CU_ASSERT_EQUAL(peek.type, ORDO_REQ_NONE);
     /* Repeated keys: the last counts and nil clears, as in the decoder, so
      * a request never reaches a shard that does not own its order. */
     static ordo_request_t req;
@@ -894,7 +923,7 @@ static void test_request_peek_order_id(void)
             s_key(second[k]);
         else
             msgpack_pack_nil(&s_pk);
-        bool routed = ordo_request_peek_order_id(s_buf.data, s_buf.size, &id);
+        bool routed = s_peek_id(s_buf.data, s_buf.size, &id);
         int decoded = ordo_request_decode(s_buf.data, s_buf.size, &req, &err);
         if (second[k]) {
             CU_ASSERT_TRUE(routed);

@@ -33,9 +33,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static ordo_request_t req, again;
     ordo_error_t err;
-    ordo_str_t peeked = {0};
-    bool routed = ordo_request_peek_order_id(data, size, &peeked);
-    if (routed && (peeked.ptr < (const char *)data ||
+    ordo_request_peek_t peek;
+    bool peeked_map = ordo_request_peek(data, size, &peek);
+    bool routed = peek.has_order_id;
+    ordo_str_t peeked = peek.order_id;
+    if (routed && (!peeked_map || peeked.ptr < (const char *)data ||
                    peeked.ptr + peeked.len > (const char *)data + size))
         abort();
     if (ordo_request_decode(data, size, &req, &err) != 0) {
@@ -48,6 +50,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     /* A decoded request with an order_id is routed by that same id. */
     if (req.order_id.len > 0 && (!routed || peeked.ptr != req.order_id.ptr))
+        abort();
+    if (peek.type != req.type) /* the front end bounds large queries by it */
         abort();
     msgpack_sbuffer buf;
     msgpack_packer pk;

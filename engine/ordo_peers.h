@@ -1,0 +1,52 @@
+/* What each client connection (a ROUTER peer) holds of the engine's
+ * memory through large replies (ReadAll: up to 10,000 events): how many such
+ * queries it has in flight, and how many bytes of their replies ZeroMQ
+ * still holds for it (counted until ZeroMQ has written them to the
+ * socket). The front end admits a large query only while both stay under
+ * a bound, per peer and in all, and refuses the rest with `overloaded`;
+ * so a client that pipelines ReadAll faster than it reads the replies
+ * cannot make the engine's memory grow without bound. Front-end thread
+ * only, except the byte counts, which ZeroMQ's I/O thread lowers. */
+#ifndef ORDO_PEERS_H
+#define ORDO_PEERS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ORDO_PEER_BIG_MAX 4                 /* large queries in flight per peer */
+#define ORDO_PEER_BYTES_MAX (64ll << 20)    /* their reply bytes held per peer */
+#define ORDO_PEERS_BIG_MAX 64               /* large queries in flight in all */
+#define ORDO_PEERS_BYTES_MAX (1024ll << 20) /* their reply bytes held in all */
+#define ORDO_PEERS_LARGE_REPLY (64u << 10)  /* replies counted from this size */
+
+typedef struct ordo_peers ordo_peers_t;
+typedef struct ordo_peer ordo_peer_t;
+
+ordo_peers_t *ordo_peers_new(void);
+
+/* Frees every entry; call after the socket (and ZeroMQ's context, which
+ * may still hold counted replies) is gone. */
+void ordo_peers_destroy(ordo_peers_t **peers);
+
+/* The peer with this routing id, found or added, held until
+ * ordo_peers_release. NULL if out of memory (the request is then not
+ * counted). */
+ordo_peer_t *ordo_peers_acquire(ordo_peers_t *peers, const void *id, size_t len);
+void ordo_peers_release(ordo_peers_t *peers, ordo_peer_t *peer);
+
+/* Whether a large query from `peer` may go ahead now; if so it counts
+ * until ordo_peers_big_done. */
+bool ordo_peers_admit_big(ordo_peers_t *peers, ordo_peer_t *peer);
+void ordo_peers_big_done(ordo_peers_t *peers, ordo_peer_t *peer);
+
+/* Sends `bytes` as the last frame of a message on `socket` (a copy that
+ * ZeroMQ frees once written), counting it against `peer` (may be NULL)
+ * until then. Returns zmq_msg_send's result. */
+int ordo_peers_send_counted(ordo_peers_t *peers, ordo_peer_t *peer, void *socket, const void *bytes,
+                            size_t len);
+
+/* Frees the entries of peers with nothing in flight and nothing held. */
+void ordo_peers_sweep(ordo_peers_t *peers);
+
+#endif
