@@ -72,17 +72,15 @@ static int s_wait_child(pid_t pid, int ms)
     }
 }
 
-/* Starts ordo-server and polls Ping until it answers (30 s at most). */
-static int s_server_start(s_server_t *s)
+/* Starts ordo-server on s->dir's data (new ports) and polls Ping until it
+ * answers (30 s at most). */
+static int s_server_spawn(s_server_t *s)
 {
     const char *bin = getenv("ORDO_SERVER");
     if (!bin || !*bin) {
         fprintf(stderr, "ORDO_SERVER is not set (run through ctest)\n");
         return -1;
     }
-    memset(s, 0, sizeof *s);
-    if (!ordo_test_tmpdir(s->dir, sizeof s->dir))
-        return -1;
     snprintf(s->bind, sizeof s->bind, "tcp://127.0.0.1:%d", s_free_port());
     snprintf(s->pub, sizeof s->pub, "tcp://127.0.0.1:%d", s_free_port());
     char data[300], log[300];
@@ -119,6 +117,15 @@ static int s_server_start(s_server_t *s)
     if (rc != 0)
         fprintf(stderr, "ordo-server did not answer Ping (log in %s)\n", log);
     return rc;
+}
+
+/* Starts ordo-server on a new temporary data folder. */
+static int s_server_start(s_server_t *s)
+{
+    memset(s, 0, sizeof *s);
+    if (!ordo_test_tmpdir(s->dir, sizeof s->dir))
+        return -1;
+    return s_server_spawn(s);
 }
 
 /* SIGTERM; the exit status if it exited within 60 s, else -1. */
@@ -222,18 +229,20 @@ static void test_sync_lifecycle(void)
     CU_ASSERT(r.duplicate);
     CU_ASSERT_EQUAL(r.position, created_pos);
 
-    ordo_client_request_t confirm = {.type = "ConfirmOrder", .order_id = "s-1",
-                                     .has_expected_version = true, .expected_version = 1};
+    ordo_client_request_t confirm = {.type = "ConfirmOrder",
+                                     .order_id = "s-1",
+                                     .has_expected_version = true,
+                                     .expected_version = 1};
     CU_ASSERT_EQUAL(ordo_client_call(c, &confirm, CALL_MS, &r), 0);
     CU_ASSERT_EQUAL(r.version, 2);
     CU_ASSERT_STRING_EQUAL(r.event->type, "OrderConfirmed");
     CU_ASSERT_EQUAL(r.event->restaurant_id, 7);
     CU_ASSERT(r.request_id[0] != '\0'); /* one was assigned */
 
-    CU_ASSERT_EQUAL(ordo_client_call(c, &(ordo_client_request_t){.type = "GetOrder",
-                                                                .order_id = "s-1"},
-                                     CALL_MS, &r),
-                    0);
+    CU_ASSERT_EQUAL(
+        ordo_client_call(c, &(ordo_client_request_t){.type = "GetOrder", .order_id = "s-1"},
+                         CALL_MS, &r),
+        0);
     CU_ASSERT_PTR_NOT_NULL_FATAL(r.order);
     CU_ASSERT_STRING_EQUAL(r.order->status, "Confirmed");
     CU_ASSERT_EQUAL(r.order->version, 2);
@@ -243,17 +252,17 @@ static void test_sync_lifecycle(void)
     CU_ASSERT_STRING_EQUAL(r.order->delivery_address, "12 Baker Street");
     CU_ASSERT_PTR_NULL(r.order->cancel_reason);
 
-    CU_ASSERT_EQUAL(ordo_client_call(c, &(ordo_client_request_t){.type = "GetOrder",
-                                                                .order_id = "s-1",
-                                                                .as_of_version = 1},
-                                     CALL_MS, &r),
-                    0);
+    CU_ASSERT_EQUAL(
+        ordo_client_call(
+            c, &(ordo_client_request_t){.type = "GetOrder", .order_id = "s-1", .as_of_version = 1},
+            CALL_MS, &r),
+        0);
     CU_ASSERT_STRING_EQUAL(r.order->status, "Created");
 
-    CU_ASSERT_EQUAL(ordo_client_call(c, &(ordo_client_request_t){.type = "GetHistory",
-                                                                .order_id = "s-1"},
-                                     CALL_MS, &r),
-                    0);
+    CU_ASSERT_EQUAL(
+        ordo_client_call(c, &(ordo_client_request_t){.type = "GetHistory", .order_id = "s-1"},
+                         CALL_MS, &r),
+        0);
     CU_ASSERT_EQUAL_FATAL(r.n_events, 2);
     CU_ASSERT_EQUAL(r.events[0].version, 1);
     CU_ASSERT_EQUAL(r.events[0].position, (uint64_t)created_pos);
@@ -262,17 +271,18 @@ static void test_sync_lifecycle(void)
     CU_ASSERT(r.events[1].timestamp_us >= r.events[0].timestamp_us);
 
     /* A cancelled order carries its reason. */
-    CU_ASSERT_EQUAL(ordo_client_call(c, &(ordo_client_request_t){.type = "CancelOrder",
-                                                                .order_id = "s-1",
-                                                                .reason = "changed mind"},
+    CU_ASSERT_EQUAL(ordo_client_call(c,
+                                     &(ordo_client_request_t){.type = "CancelOrder",
+                                                              .order_id = "s-1",
+                                                              .reason = "changed mind"},
                                      CALL_MS, &r),
                     0);
     CU_ASSERT_STRING_EQUAL(r.event->reason, "changed mind");
     CU_ASSERT_STRING_EQUAL(r.event->previous_status, "Confirmed");
-    CU_ASSERT_EQUAL(ordo_client_call(c, &(ordo_client_request_t){.type = "GetOrder",
-                                                                .order_id = "s-1"},
-                                     CALL_MS, &r),
-                    0);
+    CU_ASSERT_EQUAL(
+        ordo_client_call(c, &(ordo_client_request_t){.type = "GetOrder", .order_id = "s-1"},
+                         CALL_MS, &r),
+        0);
     CU_ASSERT_STRING_EQUAL(r.order->status, "Cancelled");
     CU_ASSERT_STRING_EQUAL(r.order->cancel_reason, "changed mind");
 
@@ -308,8 +318,10 @@ static void test_protocol_errors(void)
     CU_ASSERT_STRING_EQUAL(r.status, "Created");
     CU_ASSERT_PTR_NOT_NULL(strstr(r.message, "Deliver"));
 
-    req = (ordo_client_request_t){.type = "ConfirmOrder", .order_id = "e-1",
-                                  .has_expected_version = true, .expected_version = 5};
+    req = (ordo_client_request_t){.type = "ConfirmOrder",
+                                  .order_id = "e-1",
+                                  .has_expected_version = true,
+                                  .expected_version = 5};
     CU_ASSERT_EQUAL(ordo_client_call(c, &req, CALL_MS, &r), ORDO_E_PROTOCOL);
     CU_ASSERT_STRING_EQUAL(r.code, "conflict");
     CU_ASSERT_EQUAL(r.expected_version, 5);
@@ -331,8 +343,11 @@ static void test_protocol_errors(void)
     CU_ASSERT_EQUAL(ordo_client_call(c, &req, CALL_MS, &r), ORDO_E_PROTOCOL);
     CU_ASSERT_STRING_EQUAL(r.field, "data.reason");
 
-    req = (ordo_client_request_t){.type = "GetOrder", .order_id = "e-1", .as_of_version = 1,
-                                  .has_as_of_time = true, .as_of_time_us = 1};
+    req = (ordo_client_request_t){.type = "GetOrder",
+                                  .order_id = "e-1",
+                                  .as_of_version = 1,
+                                  .has_as_of_time = true,
+                                  .as_of_time_us = 1};
     CU_ASSERT_EQUAL(ordo_client_call(c, &req, CALL_MS, &r), ORDO_E_PROTOCOL);
     CU_ASSERT_STRING_EQUAL(r.field, "as_of_time_us");
 
@@ -344,14 +359,13 @@ static void test_protocol_errors(void)
                     ORDO_E_INVALID);
     CU_ASSERT_EQUAL(ordo_client_call(c, &(ordo_client_request_t){.type = NULL}, CALL_MS, &r),
                     ORDO_E_INVALID);
-    CU_ASSERT_EQUAL(ordo_client_call(c, &(ordo_client_request_t){.type = "Ping",
-                                                                .request_id = ""},
+    CU_ASSERT_EQUAL(ordo_client_call(c, &(ordo_client_request_t){.type = "Ping", .request_id = ""},
                                      CALL_MS, &r),
                     ORDO_E_INVALID);
-    CU_ASSERT_EQUAL(ordo_client_call(c, &(ordo_client_request_t){.type = "Ping",
-                                                                .request_id = long_id},
-                                     CALL_MS, &r),
-                    ORDO_E_INVALID);
+    CU_ASSERT_EQUAL(
+        ordo_client_call(c, &(ordo_client_request_t){.type = "Ping", .request_id = long_id},
+                         CALL_MS, &r),
+        ORDO_E_INVALID);
     req = s_create("e-3");
     req.n_items = 101;
     CU_ASSERT_EQUAL(ordo_client_call(c, &req, CALL_MS, &r), ORDO_E_INVALID);
@@ -368,21 +382,19 @@ static void test_stats_and_ping(void)
     ordo_client_t *c = ordo_client_new(s_srv.bind);
     CU_ASSERT_PTR_NOT_NULL_FATAL(c);
     ordo_result_t r = ORDO_RESULT_INIT;
-    CU_ASSERT_EQUAL(ordo_client_call(c, &(ordo_client_request_t){.type = "Ping"}, CALL_MS, &r),
-                    0);
+    CU_ASSERT_EQUAL(ordo_client_call(c, &(ordo_client_request_t){.type = "Ping"}, CALL_MS, &r), 0);
     int64_t head = r.head_position;
     CU_ASSERT(head >= 1);
-    CU_ASSERT_EQUAL(ordo_client_call(c, &(ordo_client_request_t){.type = "Stats"}, CALL_MS, &r),
-                    0);
+    CU_ASSERT_EQUAL(ordo_client_call(c, &(ordo_client_request_t){.type = "Stats"}, CALL_MS, &r), 0);
     CU_ASSERT(r.n_stats >= 5);
     CU_ASSERT_EQUAL(ordo_result_stat(&r, "head_position", -1), head);
     CU_ASSERT(ordo_result_stat(&r, "orders", -1) >= 1);
     CU_ASSERT(ordo_result_stat(&r, "errors", -1) >= 1);
     CU_ASSERT_EQUAL(ordo_result_stat(&r, "no such stat", -7), -7);
-    CU_ASSERT_EQUAL(ordo_client_call(c, &(ordo_client_request_t){.type = "ReadAll",
-                                                                .from_position = 1,
-                                                                .limit = 2},
-                                     CALL_MS, &r),
+    CU_ASSERT_EQUAL(ordo_client_call(
+                        c,
+                        &(ordo_client_request_t){.type = "ReadAll", .from_position = 1, .limit = 2},
+                        CALL_MS, &r),
                     0);
     CU_ASSERT_EQUAL(r.n_events, 2);
     CU_ASSERT_EQUAL(r.next_position, 3);
@@ -401,23 +413,24 @@ static void test_call_among_pipelined(void)
     char ids[3][ORDO_ID_SIZE];
     ordo_client_request_t create = s_create("m-1");
     CU_ASSERT_EQUAL(ordo_client_send(c, &create, ids[0]), 0);
-    CU_ASSERT_EQUAL(ordo_client_send(c, &(ordo_client_request_t){.type = "ConfirmOrder",
-                                                                .order_id = "m-1"},
-                                     ids[1]),
-                    0);
-    CU_ASSERT_EQUAL(ordo_client_send(c, &(ordo_client_request_t){.type = "GetOrder",
-                                                                .order_id = "m-1",
-                                                                .request_id = "mine-q"},
-                                     ids[2]),
-                    0);
+    CU_ASSERT_EQUAL(
+        ordo_client_send(c, &(ordo_client_request_t){.type = "ConfirmOrder", .order_id = "m-1"},
+                         ids[1]),
+        0);
+    CU_ASSERT_EQUAL(
+        ordo_client_send(
+            c,
+            &(ordo_client_request_t){.type = "GetOrder", .order_id = "m-1", .request_id = "mine-q"},
+            ids[2]),
+        0);
     CU_ASSERT_STRING_EQUAL(ids[2], "mine-q");
     CU_ASSERT_STRING_NOT_EQUAL(ids[0], ids[1]);
     CU_ASSERT_EQUAL(ordo_client_in_flight(c), 3);
     /* Same order, so the call's reply comes after the three above. */
-    CU_ASSERT_EQUAL(ordo_client_call(c, &(ordo_client_request_t){.type = "GetHistory",
-                                                                .order_id = "m-1"},
-                                     CALL_MS, &r),
-                    0);
+    CU_ASSERT_EQUAL(
+        ordo_client_call(c, &(ordo_client_request_t){.type = "GetHistory", .order_id = "m-1"},
+                         CALL_MS, &r),
+        0);
     CU_ASSERT_EQUAL(r.n_events, 2);
     CU_ASSERT_EQUAL(ordo_client_in_flight(c), 3);
     for (int i = 0; i < 3; i++) {
@@ -431,14 +444,14 @@ static void test_call_among_pipelined(void)
 
     /* A call that times out at once; its reply arrives later and must not
      * be taken for the next call's, nor show up in recv. */
-    int rc = ordo_client_call(c, &(ordo_client_request_t){.type = "GetOrder", .order_id = "m-1",
-                                                          .as_of_version = 1},
-                              0, &r);
+    int rc = ordo_client_call(
+        c, &(ordo_client_request_t){.type = "GetOrder", .order_id = "m-1", .as_of_version = 1}, 0,
+        &r);
     CU_ASSERT(rc == ORDO_E_TIMEOUT || rc == 0);
-    CU_ASSERT_EQUAL(ordo_client_call(c, &(ordo_client_request_t){.type = "GetOrder",
-                                                                .order_id = "m-1"},
-                                     CALL_MS, &r),
-                    0);
+    CU_ASSERT_EQUAL(
+        ordo_client_call(c, &(ordo_client_request_t){.type = "GetOrder", .order_id = "m-1"},
+                         CALL_MS, &r),
+        0);
     CU_ASSERT_EQUAL(r.order->version, 2);
     CU_ASSERT_EQUAL(ordo_client_recv(c, 100, &r), ORDO_E_IDLE);
 
@@ -452,10 +465,10 @@ static void test_call_among_pipelined(void)
     CU_ASSERT_EQUAL(ordo_client_call(c, &again, CALL_MS, &r), 0);
     CU_ASSERT_EQUAL(r.version, 1);
     CU_ASSERT_STRING_EQUAL(r.request_id, "retry-1");
-    CU_ASSERT_EQUAL(ordo_client_call(c, &(ordo_client_request_t){.type = "ConfirmOrder",
-                                                                .order_id = "m-2"},
-                                     CALL_MS, &r),
-                    0);
+    CU_ASSERT_EQUAL(
+        ordo_client_call(c, &(ordo_client_request_t){.type = "ConfirmOrder", .order_id = "m-2"},
+                         CALL_MS, &r),
+        0);
     CU_ASSERT_EQUAL(r.version, 2);
     CU_ASSERT_EQUAL(ordo_client_recv(c, 100, &r), ORDO_E_IDLE);
     ordo_result_clear(&r);
@@ -468,9 +481,9 @@ static void test_call_among_pipelined(void)
 #define P_STEPS 10
 
 /* Per order: 6 commands and 4 queries, so 2000 requests. */
-static const char *const s_steps[P_STEPS] = {"CreateOrder", "GetOrder", "ConfirmOrder",
-                                             "StartPreparing", "GetOrder", "MarkReady",
-                                             "PickUp", "GetOrder", "Deliver", "GetHistory"};
+static const char *const s_steps[P_STEPS] = {
+    "CreateOrder", "GetOrder", "ConfirmOrder", "StartPreparing", "GetOrder",
+    "MarkReady",   "PickUp",   "GetOrder",     "Deliver",        "GetHistory"};
 static const int s_versions_before[P_STEPS] = {0, 1, 1, 2, 3, 3, 4, 5, 5, 6};
 
 static int s_cmp_i64(const void *a, const void *b)
@@ -484,9 +497,8 @@ static void test_pipelined_2000(void)
     ordo_client_t *c = ordo_client_new(s_srv.bind);
     CU_ASSERT_PTR_NOT_NULL_FATAL(c);
     ordo_result_t r = ORDO_RESULT_INIT;
-    CU_ASSERT_EQUAL_FATAL(ordo_client_call(c, &(ordo_client_request_t){.type = "Ping"}, CALL_MS,
-                                           &r),
-                          0);
+    CU_ASSERT_EQUAL_FATAL(
+        ordo_client_call(c, &(ordo_client_request_t){.type = "Ping"}, CALL_MS, &r), 0);
     int64_t head0 = r.head_position;
 
     static char ids[P_ORDERS * P_STEPS][ORDO_ID_SIZE];
@@ -611,7 +623,7 @@ static int s_make_events(ordo_client_t *c, const char *prefix, int n)
 {
     ordo_result_t r = ORDO_RESULT_INIT;
     static const char *const steps[] = {"CreateOrder", "ConfirmOrder", "StartPreparing",
-                                        "MarkReady", "PickUp", "Deliver"};
+                                        "MarkReady",   "PickUp",       "Deliver"};
     int made = 0;
     for (int s = 0; s < 6; s++)
         for (int o = 0; o < n; o++) {
@@ -621,8 +633,8 @@ static int s_make_events(ordo_client_t *c, const char *prefix, int n)
             if (s == 0)
                 req = s_create(id);
             if (o % 4 == 3 && s == 2)
-                req = (ordo_client_request_t){.type = "CancelOrder", .order_id = id,
-                                              .reason = "test"};
+                req = (ordo_client_request_t){
+                    .type = "CancelOrder", .order_id = id, .reason = "test"};
             else if (o % 4 == 3 && s > 2)
                 continue;
             if (ordo_client_send(c, &req, NULL) == 0)
@@ -670,9 +682,8 @@ static void test_sub_late_subscriber(void)
     int made = s_make_events(c, "late", 40);
     CU_ASSERT_FATAL(made > 0);
     ordo_result_t r = ORDO_RESULT_INIT;
-    CU_ASSERT_EQUAL_FATAL(ordo_client_call(c, &(ordo_client_request_t){.type = "Ping"}, CALL_MS,
-                                           &r),
-                          0);
+    CU_ASSERT_EQUAL_FATAL(
+        ordo_client_call(c, &(ordo_client_request_t){.type = "Ping"}, CALL_MS, &r), 0);
     uint64_t head = (uint64_t)r.head_position;
 
     /* Subscribes after all of that: it must come from ReadAll. */
@@ -703,11 +714,11 @@ static void test_sub_late_subscriber(void)
     /* From the middle, with a type filter. */
     s = ordo_sub_new(s_srv.bind, s_srv.pub, "OrderCancelled", 5);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-    CU_ASSERT_EQUAL_FATAL(ordo_client_call(c, &(ordo_client_request_t){.type = "ReadAll",
-                                                                      .from_position = 5,
-                                                                      .limit = 10000},
-                                           CALL_MS, &r),
-                          0);
+    CU_ASSERT_EQUAL_FATAL(
+        ordo_client_call(
+            c, &(ordo_client_request_t){.type = "ReadAll", .from_position = 5, .limit = 10000},
+            CALL_MS, &r),
+        0);
     int cancelled = 0;
     for (size_t i = 0; i < r.n_events; i++)
         cancelled += strcmp(r.events[i].type, "OrderCancelled") == 0;
@@ -727,9 +738,8 @@ static void test_sub_gaps_and_duplicates(void)
     ordo_client_t *c = ordo_client_new(s_srv.bind);
     CU_ASSERT_PTR_NOT_NULL_FATAL(c);
     ordo_result_t r = ORDO_RESULT_INIT, all = ORDO_RESULT_INIT;
-    CU_ASSERT_EQUAL_FATAL(ordo_client_call(c, &(ordo_client_request_t){.type = "Ping"}, CALL_MS,
-                                           &r),
-                          0);
+    CU_ASSERT_EQUAL_FATAL(
+        ordo_client_call(c, &(ordo_client_request_t){.type = "Ping"}, CALL_MS, &r), 0);
     uint64_t head = (uint64_t)r.head_position;
     CU_ASSERT_FATAL(head >= 10);
 
@@ -747,9 +757,9 @@ static void test_sub_gaps_and_duplicates(void)
 
     /* The raw event at `head`, to publish as a duplicate until the SUB
      * connection is up (the duplicate counter moves). */
-    CU_ASSERT_EQUAL_FATAL(ordo_client_call(c, &(ordo_client_request_t){.type = "ReadAll",
-                                                                      .from_position =
-                                                                          (int64_t)head},
+    CU_ASSERT_EQUAL_FATAL(ordo_client_call(c,
+                                           &(ordo_client_request_t){.type = "ReadAll",
+                                                                    .from_position = (int64_t)head},
                                            CALL_MS, &all),
                           0);
     const ordo_client_event_t *old = &all.events[0];
@@ -775,11 +785,11 @@ static void test_sub_gaps_and_duplicates(void)
         zmq_send(pub, old->raw, old->raw_len, 0);
         CU_ASSERT_EQUAL(ordo_sub_next(s, 0, &ev), ORDO_E_TIMEOUT);
     }
-    CU_ASSERT_EQUAL_FATAL(ordo_client_call(c, &(ordo_client_request_t){.type = "ReadAll",
-                                                                      .from_position =
-                                                                          (int64_t)head + 1},
-                                           CALL_MS, &r),
-                          0);
+    CU_ASSERT_EQUAL_FATAL(
+        ordo_client_call(
+            c, &(ordo_client_request_t){.type = "ReadAll", .from_position = (int64_t)head + 1},
+            CALL_MS, &r),
+        0);
     CU_ASSERT_EQUAL_FATAL(r.n_events, 20);
     /* Positions head+1 ..: 1, 2, 2, 5, 6, old, 7, 10, then 11 .. 20. */
     static const int order[] = {1, 2, 2, 5, 6, 0, 7, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20};
@@ -934,8 +944,8 @@ static void test_cli_order_life(void)
     r = CLI("get", "nope");
     CU_ASSERT_EQUAL(r->status, 1);
     CU_ASSERT_PTR_NOT_NULL(strstr(r->err, "not_found"));
-    r = CLI("create", "c-2", "--user", "1", "--restaurant", "1", "--item", "a:A:0:1",
-            "--address", "x");
+    r = CLI("create", "c-2", "--user", "1", "--restaurant", "1", "--item", "a:A:0:1", "--address",
+            "x");
     CU_ASSERT_EQUAL(r->status, 1);
     CU_ASSERT_PTR_NOT_NULL(strstr(r->err, "bad_request: data.items.0.qty"));
 
@@ -958,8 +968,8 @@ static void s_iso(int64_t us, int offset_min, char *buf, size_t size)
     if (offset_min == 0)
         snprintf(buf + n, size - n, "Z");
     else
-        snprintf(buf + n, size - n, "%c%02d:%02d", offset_min < 0 ? '-' : '+',
-                 abs(offset_min) / 60, abs(offset_min) % 60);
+        snprintf(buf + n, size - n, "%c%02d:%02d", offset_min < 0 ? '-' : '+', abs(offset_min) / 60,
+                 abs(offset_min) % 60);
 }
 
 static void test_cli_get_at_time(void)
@@ -967,10 +977,10 @@ static void test_cli_get_at_time(void)
     ordo_client_t *c = ordo_client_new(s_srv.bind);
     CU_ASSERT_PTR_NOT_NULL_FATAL(c);
     ordo_result_t h = ORDO_RESULT_INIT;
-    CU_ASSERT_EQUAL_FATAL(ordo_client_call(c, &(ordo_client_request_t){.type = "GetHistory",
-                                                                      .order_id = "c-1"},
-                                           CALL_MS, &h),
-                          0);
+    CU_ASSERT_EQUAL_FATAL(
+        ordo_client_call(c, &(ordo_client_request_t){.type = "GetHistory", .order_id = "c-1"},
+                         CALL_MS, &h),
+        0);
     CU_ASSERT_EQUAL_FATAL(h.n_events, 6);
     char iso[64], num[32];
     /* The instant of version 2: the state then was Confirmed. */
@@ -1000,6 +1010,78 @@ static void test_cli_get_at_time(void)
     CU_ASSERT_EQUAL(r->status, 2);
     ordo_result_clear(&h);
     ordo_client_destroy(&c);
+}
+
+/* kill -9 under pipelined load through libordo, at two moments: after the
+ * restart every acknowledged event is in the log with the same position
+ * and bytes, positions are gap-free, and the engine goes on from there. */
+#define K_SENT 1500
+static void test_kill9_under_load(void)
+{
+    s_server_t srv;
+    CU_ASSERT_EQUAL_FATAL(s_server_start(&srv), 0);
+    static struct {
+        int64_t position;
+        uint8_t raw[2048];
+        size_t len;
+    } acked[2 * K_SENT];
+    size_t n_acked = 0;
+    ordo_result_t r = ORDO_RESULT_INIT;
+    const int kill_after[] = {60, 1100};
+    for (int round = 0; round < 2; round++) {
+        ordo_client_t *c = ordo_client_new(srv.bind);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+        char oid[32];
+        for (int i = 0; i < K_SENT; i++) {
+            snprintf(oid, sizeof oid, "k9-%d-%d", round, i);
+            ordo_client_request_t req = s_create(oid);
+            CU_ASSERT_EQUAL_FATAL(ordo_client_send(c, &req, NULL), 0);
+        }
+        for (int got = 0; got < kill_after[round]; got++) {
+            CU_ASSERT_EQUAL_FATAL(ordo_client_recv(c, 30000, &r), 0);
+            CU_ASSERT_FATAL(r.ok && r.event && r.event->raw_len <= sizeof acked[0].raw);
+            acked[n_acked].position = r.position;
+            acked[n_acked].len = r.event->raw_len;
+            memcpy(acked[n_acked].raw, r.event->raw, r.event->raw_len);
+            n_acked++;
+        }
+        kill(srv.pid, SIGKILL);
+        waitpid(srv.pid, NULL, 0);
+        ordo_client_destroy(&c);
+        CU_ASSERT_EQUAL_FATAL(s_server_spawn(&srv), 0);
+        c = ordo_client_new(srv.bind);
+        CU_ASSERT_EQUAL_FATAL(
+            ordo_client_call(c, &(ordo_client_request_t){.type = "Ping"}, 10000, &r), 0);
+        int64_t head = r.head_position, next = 1;
+        CU_ASSERT_FATAL(head >= acked[n_acked - 1].position);
+        static uint8_t seen[2 * K_SENT + 1];
+        memset(seen, 0, sizeof seen);
+        while (next <= head) {
+            ordo_client_request_t page = {.type = "ReadAll", .from_position = next, .limit = 10000};
+            CU_ASSERT_EQUAL_FATAL(ordo_client_call(c, &page, 10000, &r), 0);
+            CU_ASSERT_FATAL(r.n_events > 0);
+            for (size_t e = 0; e < r.n_events; e++) {
+                const ordo_client_event_t *ev = &r.events[e];
+                CU_ASSERT_EQUAL_FATAL((int64_t)ev->position, next); /* gap-free */
+                for (size_t a = 0; a < n_acked; a++)
+                    if (acked[a].position == next)
+                        CU_ASSERT(ev->raw_len == acked[a].len &&
+                                  memcmp(ev->raw, acked[a].raw, acked[a].len) == 0);
+                seen[next] = 1;
+                next++;
+            }
+        }
+        for (size_t a = 0; a < n_acked; a++)
+            CU_ASSERT(acked[a].position <= head && seen[acked[a].position]);
+        snprintf(oid, sizeof oid, "k9-after-%d", round);
+        ordo_client_request_t more = s_create(oid);
+        CU_ASSERT_EQUAL(ordo_client_call(c, &more, 10000, &r), 0);
+        CU_ASSERT_EQUAL(r.position, head + 1); /* goes on from there */
+        ordo_client_destroy(&c);
+    }
+    ordo_result_clear(&r);
+    CU_ASSERT_EQUAL(s_server_stop(&srv), 0);
+    ordo_test_rm_rf(srv.dir);
 }
 
 static void test_cli_tail(void)
@@ -1060,6 +1142,9 @@ int main(void)
     s = CU_add_suite("client: pipelining", s_suite_init, s_suite_clean);
     CU_add_test(s, "2000 requests on 200 orders", test_pipelined_2000);
     CU_add_test(s, "server stops with status 0", test_server_stops_cleanly);
+
+    s = CU_add_suite("client: crash", NULL, NULL);
+    CU_add_test(s, "kill -9 under pipelined load, twice", test_kill9_under_load);
 
     s = CU_add_suite("client: timeouts", NULL, NULL);
     CU_add_test(s, "no server: every wait ends", test_timeouts_without_server);
