@@ -99,6 +99,13 @@ class Server:
     def cleanup(self):
         shutil.rmtree(self.data, ignore_errors=True)
 
+    def kill_and_cleanup(self):
+        """After a test, passed or not: no server left running, no folder left."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(30)
+        self.cleanup()
+
 
 def create(order_id, rid=None, items=None, **extra):
     req = {"type": "CreateOrder", "order_id": order_id,
@@ -348,10 +355,7 @@ def test_snapshots_while_running():
             assert srv.call({"type": "GetOrder", "order_id": o})["order"] == before[o], o
         assert srv.stop() == 0
     finally:
-        if srv.proc and srv.proc.poll() is None:
-            srv.proc.kill()
-            srv.proc.wait(30)
-        srv.cleanup()
+        srv.kill_and_cleanup()
 
 
 def test_stop_under_load():
@@ -402,10 +406,7 @@ def test_stop_under_load():
         d.close()
         assert srv.stop() == 0, "SIGTERM must exit 0"
     finally:
-        if srv.proc and srv.proc.poll() is None:
-            srv.proc.kill()
-            srv.proc.wait(30)
-        srv.cleanup()
+        srv.kill_and_cleanup()
 
 
 def rss_mb(pid):
@@ -458,10 +459,7 @@ def test_readall_flood():
         d.close()
         assert srv.stop() == 0
     finally:
-        if srv.proc and srv.proc.poll() is None:
-            srv.proc.kill()
-            srv.proc.wait(30)
-        srv.cleanup()
+        srv.kill_and_cleanup()
 
 
 def test_restart_and_crash():
@@ -525,9 +523,7 @@ def test_restart_and_crash():
         assert r["ok"] and r["position"] == head + 1
         assert srv.stop() == 0
     finally:
-        if srv.proc and srv.proc.poll() is None:
-            srv.proc.kill()
-        srv.cleanup()
+        srv.kill_and_cleanup()
 
 
 def test_disk_full():
