@@ -37,18 +37,31 @@ void ordo_error_bad_field(ordo_error_t *err, const char *field, const char *fmt,
     va_end(ap);
 }
 
+/* The bytes an order id may hold: A-Z a-z 0-9 _ - . : */
+// clang-format off
+static const bool s_id_byte[256] = {
+    ['-'] = 1, ['.'] = 1, [':'] = 1, ['_'] = 1,
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
+    ['8'] = 1, ['9'] = 1,
+    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1,
+    ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1,
+    ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
+    ['Y'] = 1, ['Z'] = 1,
+    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1,
+    ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1,
+    ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
+    ['y'] = 1, ['z'] = 1,
+};
+// clang-format on
+
 static bool s_order_id_ok(ordo_str_t id)
 {
     if (id.len < 1 || id.len > ORDO_ORDER_ID_MAX)
         return false;
-    for (uint32_t i = 0; i < id.len; i++) {
-        char c = id.ptr[i];
-        bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                  c == '_' || c == '-' || c == '.' || c == ':';
-        if (!ok)
-            return false;
-    }
-    return true;
+    bool ok = true;
+    for (uint32_t i = 0; i < id.len; i++)
+        ok &= s_id_byte[(unsigned char)id.ptr[i]];
+    return ok;
 }
 
 static bool s_check_order_id(const ordo_request_t *req, ordo_error_t *err)
@@ -58,9 +71,9 @@ static bool s_check_order_id(const ordo_request_t *req, ordo_error_t *err)
         return false;
     }
     if (!s_order_id_ok(req->order_id)) {
-        ordo_error_bad_field(err, "order_id",
-                             "order_id must be 1 to %d bytes of A-Z a-z 0-9 _ - . :",
-                             ORDO_ORDER_ID_MAX);
+        ordo_error_bad_field(
+            err, "order_id",
+            "order_id must be 1 to %d bytes of A-Z a-z 0-9 _ - . :", ORDO_ORDER_ID_MAX);
         return false;
     }
     return true;
@@ -78,16 +91,15 @@ static bool s_check_len(ordo_str_t s, uint32_t min, uint32_t max, const char *pa
     return true;
 }
 
-static bool s_check_range(int64_t v, int64_t min, int64_t max, const char *path,
-                          ordo_error_t *err)
+static bool s_check_range(int64_t v, int64_t min, int64_t max, const char *path, ordo_error_t *err)
 {
     if (v >= min && v <= max)
         return true;
     if (max == INT64_MAX)
         ordo_error_bad_field(err, path, "%s must be at least %lld", path, (long long)min);
     else
-        ordo_error_bad_field(err, path, "%s must be between %lld and %lld", path,
-                             (long long)min, (long long)max);
+        ordo_error_bad_field(err, path, "%s must be between %lld and %lld", path, (long long)min,
+                             (long long)max);
     return false;
 }
 
@@ -103,8 +115,7 @@ static bool s_require(const ordo_data_t *d, uint32_t bit, const char *path, ordo
 static bool s_check_meta(const ordo_meta_t *meta, ordo_error_t *err)
 {
     if (meta->count > ORDO_META_CLIENT_MAX) {
-        ordo_error_bad_field(err, "meta", "meta may hold at most %d keys",
-                             ORDO_META_CLIENT_MAX);
+        ordo_error_bad_field(err, "meta", "meta may hold at most %d keys", ORDO_META_CLIENT_MAX);
         return false;
     }
     for (uint32_t i = 0; i < meta->count; i++) {
@@ -179,8 +190,7 @@ static bool s_check_data(const ordo_request_t *req, ordo_error_t *err)
     const ordo_data_t *d = &req->data;
     bool has = req->has_data;
     switch (req->type) {
-    case ORDO_REQ_CREATE_ORDER:
-        return s_check_create(req, err);
+    case ORDO_REQ_CREATE_ORDER: return s_check_create(req, err);
     case ORDO_REQ_START_PREPARING:
         if (has && (d->present & ORDO_F_ESTIMATED_MINUTES))
             return s_check_range(d->estimated_minutes, 1, ORDO_ESTIMATED_MINUTES_MAX,
@@ -197,8 +207,7 @@ static bool s_check_data(const ordo_request_t *req, ordo_error_t *err)
         }
         return s_require(d, ORDO_F_REASON, "data.reason", err) &&
                s_check_len(d->reason, 1, ORDO_REASON_MAX, "data.reason", err);
-    default:
-        return true;
+    default: return true;
     }
 }
 
@@ -225,8 +234,7 @@ static bool s_check_query(const ordo_request_t *req, ordo_error_t *err)
     case ORDO_REQ_READ_ALL:
         return s_check_range(req->from_position, 1, INT64_MAX, "from_position", err) &&
                s_check_range(req->limit, 1, INT64_MAX, "limit", err);
-    default:
-        return true;
+    default: return true;
     }
 }
 

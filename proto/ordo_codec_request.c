@@ -98,37 +98,58 @@ static bool s_opt_str(s_ctx_t *c, ordo_mp_t *r, const char *path, ordo_str_t *ou
     return false;
 }
 
+/* "data.items.<index>" or "data.items.<index>.<name>": built only to name
+ * a fault, as valid requests are the common case. */
+static const char *s_item_path(char *out, size_t size, uint32_t index, const char *name)
+{
+    snprintf(out, size, name ? "data.items.%u.%s" : "data.items.%u", index, name);
+    return out;
+}
+
+/* One of an item's fields: a string (`str`) or an integer (`num`). */
+static bool s_item_field(s_ctx_t *c, ordo_mp_t *r, uint32_t index, const char *name,
+                         ordo_str_t *str, int64_t *num, bool *present)
+{
+    if (ordo_mp_read_nil(r)) {
+        *present = false;
+        return true;
+    }
+    if (str ? ordo_mp_read_str(r, &str->ptr, &str->len) : ordo_mp_read_int(r, num)) {
+        *present = true;
+        return true;
+    }
+    char field[64];
+    s_item_path(field, sizeof field, index, name);
+    return str ? s_opt_str(c, r, field, str, present) : s_opt_int(c, r, field, num, present);
+}
+
 static bool s_read_item(s_ctx_t *c, ordo_mp_t *r, uint32_t index, ordo_item_t *item)
 {
-    char path[48], field[64];
-    snprintf(path, sizeof path, "data.items.%u", index);
+    char path[64];
     uint32_t n;
     if (!ordo_mp_read_map(r, &n)) {
-        s_fail(c, path, "must be a map {sku, name, qty, price_cents}");
+        s_fail(c, s_item_path(path, sizeof path, index, NULL),
+               "must be a map {sku, name, qty, price_cents}");
         return false;
     }
     bool has_sku = false, has_name = false, has_qty = false, has_price = false;
     for (uint32_t i = 0; i < n; i++) {
         const char *k;
         uint32_t kl;
-        if (!s_key(c, r, path, &k, &kl))
+        if (!ordo_mp_read_str(r, &k, &kl) &&
+            !s_key(c, r, s_item_path(path, sizeof path, index, NULL), &k, &kl))
             return false;
         bool ok = true;
-        if (ORDO_MP_KEY_IS(k, kl, "sku")) {
-            snprintf(field, sizeof field, "%s.sku", path);
-            ok = s_opt_str(c, r, field, &item->sku, &has_sku);
-        } else if (ORDO_MP_KEY_IS(k, kl, "name")) {
-            snprintf(field, sizeof field, "%s.name", path);
-            ok = s_opt_str(c, r, field, &item->name, &has_name);
-        } else if (ORDO_MP_KEY_IS(k, kl, "qty")) {
-            snprintf(field, sizeof field, "%s.qty", path);
-            ok = s_opt_int(c, r, field, &item->qty, &has_qty);
-        } else if (ORDO_MP_KEY_IS(k, kl, "price_cents")) {
-            snprintf(field, sizeof field, "%s.price_cents", path);
-            ok = s_opt_int(c, r, field, &item->price_cents, &has_price);
-        } else {
+        if (ORDO_MP_KEY_IS(k, kl, "sku"))
+            ok = s_item_field(c, r, index, "sku", &item->sku, NULL, &has_sku);
+        else if (ORDO_MP_KEY_IS(k, kl, "name"))
+            ok = s_item_field(c, r, index, "name", &item->name, NULL, &has_name);
+        else if (ORDO_MP_KEY_IS(k, kl, "qty"))
+            ok = s_item_field(c, r, index, "qty", NULL, &item->qty, &has_qty);
+        else if (ORDO_MP_KEY_IS(k, kl, "price_cents"))
+            ok = s_item_field(c, r, index, "price_cents", NULL, &item->price_cents, &has_price);
+        else
             ordo_mp_skip(r); /* unknown keys inside items are not stored */
-        }
         if (!ok)
             return false;
     }
@@ -138,8 +159,7 @@ static bool s_read_item(s_ctx_t *c, ordo_mp_t *r, uint32_t index, ordo_item_t *i
                           : !has_price ? "price_cents"
                                        : NULL;
     if (missing) {
-        snprintf(field, sizeof field, "%s.%s", path, missing);
-        s_fail(c, field, "is required");
+        s_fail(c, s_item_path(path, sizeof path, index, missing), "is required");
         return false;
     }
     return true;
