@@ -130,6 +130,20 @@ static int s_diff(const ordo_registry_t *a, const ordo_registry_t *b)
     return diff;
 }
 
+/* Recovers into a new registry (from `snap_dir`, or the log alone if
+ * NULL) and checks it starts where expected and equals the live state. */
+static void s_assert_recovers(const s_env_t *e, const char *snap_dir, uint64_t snapshot_position,
+                              uint64_t events_replayed)
+{
+    ordo_registry_t *r = ordo_registry_new();
+    ordo_state_recovery_t rep;
+    CU_ASSERT_EQUAL(ordo_state_recover(r, e->wal, snap_dir, &rep), 0);
+    CU_ASSERT_EQUAL(rep.snapshot_position, snapshot_position);
+    CU_ASSERT_EQUAL(rep.events_replayed, events_replayed);
+    CU_ASSERT_EQUAL(s_diff(e->reg, r), 0);
+    ordo_registry_destroy(&r);
+}
+
 static void test_recovery_matches_live_state(void)
 {
     s_env_t e;
@@ -143,22 +157,9 @@ static void test_recovery_matches_live_state(void)
         0);
     CU_ASSERT_EQUAL(s_run(&e, w, 2000), 0);
 
-    /* Full replay. */
-    ordo_registry_t *full = ordo_registry_new();
+    s_assert_recovers(&e, NULL, 0, 5000);              /* full replay */
+    s_assert_recovers(&e, e.snap_dir, snap_pos, 2000); /* snapshot + tail */
     ordo_state_recovery_t rep;
-    CU_ASSERT_EQUAL(ordo_state_recover(full, e.wal, NULL, &rep), 0);
-    CU_ASSERT_EQUAL(rep.snapshot_position, 0);
-    CU_ASSERT_EQUAL(rep.events_replayed, 5000);
-    CU_ASSERT_EQUAL(s_diff(e.reg, full), 0);
-    ordo_registry_destroy(&full);
-
-    /* Snapshot + tail. */
-    ordo_registry_t *fast = ordo_registry_new();
-    CU_ASSERT_EQUAL(ordo_state_recover(fast, e.wal, e.snap_dir, &rep), 0);
-    CU_ASSERT_EQUAL(rep.snapshot_position, snap_pos);
-    CU_ASSERT_EQUAL(rep.events_replayed, 2000);
-    CU_ASSERT_EQUAL(s_diff(e.reg, fast), 0);
-    ordo_registry_destroy(&fast);
 
     /* Restart the process: a new log object over the same files. */
     s_env_close(&e);
@@ -291,13 +292,7 @@ static void test_snapshot_packed_while_running(void)
     const ordo_registry_t *regs[] = {e.reg};
     CU_ASSERT_EQUAL_FATAL(ordo_state_snapshot(regs, 1, e.snap_dir, from, 2), 0);
     CU_ASSERT_EQUAL(s_run(&e, w, 500), 0);
-    ordo_registry_t *r = ordo_registry_new();
-    ordo_state_recovery_t rep;
-    CU_ASSERT_EQUAL(ordo_state_recover(r, e.wal, e.snap_dir, &rep), 0);
-    CU_ASSERT_EQUAL(rep.snapshot_position, from);
-    CU_ASSERT_EQUAL(rep.events_replayed, 2000);
-    CU_ASSERT_EQUAL(s_diff(e.reg, r), 0);
-    ordo_registry_destroy(&r);
+    s_assert_recovers(&e, e.snap_dir, from, 2000);
     ordo_workload_destroy(&w);
     s_env_close(&e);
     ordo_test_rm_rf(e.dir);
