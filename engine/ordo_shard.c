@@ -587,7 +587,7 @@ static void s_events_back(ordo_shard_t *s, ordo_batch_t *b)
             ordo_registry_remove(s->reg, id); /* its create never reached the log */
         }
     }
-    if (b->error != 0 && b->error != ORDO_ERR_TOO_BIG && !s->failed) {
+    if (b->error != 0 && ordo_wal_error(s->wal) != 0 && !s->failed) { /* the log failed for good */
         s->failed = b->error;
         ordo_log_error("shard",
                        "shard %u: the log failed (%s); commands now get unavailable, "

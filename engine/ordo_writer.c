@@ -174,7 +174,10 @@ static void s_commit(ordo_writer_t *w)
     if (rc == 0 && first != head + 1)
         rc = ORDO_ERR_CORRUPT; /* someone else appended: the positions given are wrong */
     if (rc != 0) {
-        if (rc != ORDO_ERR_TOO_BIG && !w->failed) {
+        /* The log's own failure is for good (it is sticky); out of memory
+         * here, or a frame too big, fails only these events. */
+        bool for_good = ordo_wal_error(w->cfg.wal) != 0 || rc == ORDO_ERR_CORRUPT;
+        if (for_good && !w->failed) {
             w->failed = rc;
             ordo_stat_set(&w->cfg.stats->log_failed, 1);
             ordo_log_error("writer",
