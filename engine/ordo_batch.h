@@ -19,7 +19,7 @@
 /* A request's tag is the front end's slot, plus, in its top bits, a
  * refusal the shard must give once the order's earlier requests are
  * answered (refusing at once could overtake them). */
-enum { ORDO_REFUSE_NONE = 0, ORDO_REFUSE_STOPPING = 1, ORDO_REFUSE_OVERLOADED = 2 };
+enum { ORDO_REFUSE_NONE = 0, ORDO_REFUSE_OVERLOADED = 1 };
 #define ORDO_TAG_SLOT_BITS 56
 
 static inline uint64_t ordo_tag_make(uint64_t slot, unsigned refuse)
@@ -51,6 +51,7 @@ typedef struct {
     uint32_t shard;          /* the shard that sent it */
     uint32_t count;          /* entries in buf */
     int error;               /* EVENTS on return: 0 = durable, else the log error */
+    bool for_good;           /* EVENTS on return: the log has failed for good */
     uint64_t first_position; /* EVENTS on return: position of the first event;
                               * SNAPSHOT: the position the snapshot starts from */
     bool last;               /* SNAPSHOT (shard -> snapshotter): the shard's last part */

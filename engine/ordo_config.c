@@ -84,8 +84,10 @@ int ordo_config_set(ordo_config_t *cfg, const char *name, const char *value, cha
     }
     if (!strcmp(name, "snapshot-every")) {
         if (s_number(value, 0, 1000000000000ull, &v) != 0) {
-            snprintf(err, err_size, "--snapshot-every must be a number of events (0 = only at "
-                                    "shutdown), not \"%s\"", value);
+            snprintf(err, err_size,
+                     "--snapshot-every must be a number of events (0 = only at "
+                     "shutdown), not \"%s\"",
+                     value);
             return -1;
         }
         cfg->snapshot_every = v;
@@ -93,8 +95,9 @@ int ordo_config_set(ordo_config_t *cfg, const char *name, const char *value, cha
     }
     if (!strcmp(name, "segment-bytes")) {
         if (s_number(value, 0, ORDO_WAL_SEGMENT_MAX, &v) != 0 || v < ORDO_WAL_SEGMENT_MIN) {
-            snprintf(err, err_size, "--segment-bytes must be a number of bytes from %llu to %llu, "
-                                    "not \"%s\"",
+            snprintf(err, err_size,
+                     "--segment-bytes must be a number of bytes from %llu to %llu, "
+                     "not \"%s\"",
                      (unsigned long long)ORDO_WAL_SEGMENT_MIN,
                      (unsigned long long)ORDO_WAL_SEGMENT_MAX, value);
             return -1;
@@ -121,9 +124,12 @@ int ordo_config_from_env(ordo_config_t *cfg, char *err, size_t err_size)
 {
     static const struct {
         const char *env, *name;
-    } vars[] = {{"ORDO_DATA_DIR", "data-dir"},   {"ORDO_BIND", "bind"},
-                {"ORDO_PUB", "pub"},             {"ORDO_SHARDS", "shards"},
-                {"ORDO_FSYNC", "fsync"},         {"ORDO_SNAPSHOT_EVERY", "snapshot-every"},
+    } vars[] = {{"ORDO_DATA_DIR", "data-dir"},
+                {"ORDO_BIND", "bind"},
+                {"ORDO_PUB", "pub"},
+                {"ORDO_SHARDS", "shards"},
+                {"ORDO_FSYNC", "fsync"},
+                {"ORDO_SNAPSHOT_EVERY", "snapshot-every"},
                 {"ORDO_SEGMENT_BYTES", "segment-bytes"}};
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
         const char *v = getenv(vars[i].env);

@@ -116,12 +116,21 @@ static void s_send_reply(ordo_front_t *f, uint64_t tag, const void *bytes, size_
         return;
     }
     s_envelope_t *env = &f->slots[tag];
+    /* The body first, so a failure cannot leave a message half sent. Large
+     * ones count until written (ordo_peers.h); out of memory for that, a
+     * plain copy is the fallback. */
+    zmq_msg_t body;
+    if (len < ORDO_PEERS_LARGE_REPLY ||
+        ordo_peers_counted_msg(f->peers, env->peer, bytes, len, &body) != 0) {
+        if (zmq_msg_init_size(&body, len) == 0)
+            memcpy(zmq_msg_data(&body), bytes, len);
+        else
+            zmq_msg_init(&body); /* out of memory: an empty reply rather than none */
+    }
     for (int i = 0; i < env->nframes; i++)
         zmq_msg_send(&env->frames[i], f->router, ZMQ_SNDMORE | ZMQ_DONTWAIT);
-    if (len >= ORDO_PEERS_LARGE_REPLY) /* counted until written: see ordo_peers.h */
-        ordo_peers_send_counted(f->peers, env->peer, f->router, bytes, len);
-    else
-        zmq_send(f->router, bytes, len, ZMQ_DONTWAIT);
+    if (zmq_msg_send(&body, f->router, ZMQ_DONTWAIT) < 0)
+        zmq_msg_close(&body);
     for (int i = 0; i < env->nframes; i++)
         zmq_msg_close(&env->frames[i]);
     env->nframes = 0;
@@ -134,7 +143,7 @@ static void s_send_reply(ordo_front_t *f, uint64_t tag, const void *bytes, size_
     f->free_slots[f->nfree++] = (uint32_t)tag;
 }
 
-/* Answers a request here, without a shard (too large, or stopping). */
+/* Answers a request here, without a shard (too large, or stopped). */
 static void s_reply_here(ordo_front_t *f, uint64_t tag, const void *body, size_t len, bool stopping)
 {
     ordo_error_t err;
@@ -198,11 +207,10 @@ static int s_recv(ordo_front_t *f, uint64_t *tag, zmq_msg_t *body)
     return 1;
 }
 
-/* Reads what waits (bounded) and sends each shard its batch, each
- * request marked with `refuse`; `local`: answer here instead (`unavailable`,
- * the shards have stopped). Returns how many were read, or -1 if the
- * ROUTER failed. */
-static int s_read_requests(ordo_front_t *f, bool local, unsigned refuse)
+/* Reads what waits (bounded) and sends each shard its batch; `local`:
+ * answer here instead (`unavailable`: the shards have stopped). Returns
+ * how many were read, or -1 if the ROUTER failed. */
+static int s_read_requests(ordo_front_t *f, bool local)
 {
     int failed = 0, n = 0;
     for (int reads = 0;
@@ -232,14 +240,18 @@ static int s_read_requests(ordo_front_t *f, bool local, unsigned refuse)
                     ? (uint32_t)ordo_shard_of(
                           ordo_order_id_hash(peek.order_id.ptr, peek.order_id.len), f->nshards)
                     : f->next_shard++ % f->nshards;
-            unsigned why = refuse;
-            bool big = peek.type == ORDO_REQ_READ_ALL; /* up to 10,000 events */
-            if (big && why == ORDO_REFUSE_NONE) {
-                s_envelope_t *env = &f->slots[tag];
+            /* ReadAll pages beyond 100 events (the default is 1,000, the
+             * most 10,000) count as large; smaller ones only need their
+             * connection under its bound of reply bytes held. */
+            unsigned why = ORDO_REFUSE_NONE;
+            s_envelope_t *env = &f->slots[tag];
+            if (peek.type == ORDO_REQ_READ_ALL && (peek.limit < 0 || peek.limit > 100)) {
                 if (ordo_peers_admit_big(f->peers, env->peer))
                     env->big = true;
                 else
                     why = ORDO_REFUSE_OVERLOADED;
+            } else if (peek.type == ORDO_REQ_READ_ALL && !ordo_peers_under_bytes(env->peer)) {
+                why = ORDO_REFUSE_OVERLOADED;
             }
             ordo_batch_t **b = &f->out[shard];
             if (!*b)
@@ -314,7 +326,10 @@ int ordo_front_run(ordo_front_t *f, volatile sig_atomic_t *stop)
             }
             stop_sent = true;
         }
-        bool can_read = rc == 0 && f->nfree > 0 && f->bytes < INFLIGHT_BYTES_MAX;
+        /* Stopping reads nothing new until the shards have stopped (then
+         * every earlier request has its reply, and the rest are refused
+         * below without overtaking any). */
+        bool can_read = rc == 0 && !stopping && f->nfree > 0 && f->bytes < INFLIGHT_BYTES_MAX;
         items[n].events = can_read ? ZMQ_POLLIN : 0;
         if (zmq_poll(items, (int)n + 1, stopping ? 50 : 1000) < 0 && zmq_errno() != EINTR) {
             ordo_log_error("front", "poll: %s", zmq_strerror(zmq_errno()));
@@ -325,11 +340,7 @@ int ordo_front_run(ordo_front_t *f, volatile sig_atomic_t *stop)
         stops += s_read_replies(f);
         if ((++f->rounds & 4095) == 0)
             ordo_peers_sweep(f->peers); /* entries of connections long gone */
-        /* While stopping, requests still go to their shard, which refuses
-         * them after the earlier requests on their order (so replies keep
-         * their order); once the shards have stopped, the answer is here. */
-        if (can_read && (items[n].revents & ZMQ_POLLIN) &&
-            s_read_requests(f, stop_sent, stopping ? ORDO_REFUSE_STOPPING : ORDO_REFUSE_NONE) < 0) {
+        if (can_read && (items[n].revents & ZMQ_POLLIN) && s_read_requests(f, false) < 0) {
             ordo_log_error("front", "receive: %s", zmq_strerror(zmq_errno()));
             rc = -1;
             *stop = 1;
@@ -337,7 +348,7 @@ int ordo_front_run(ordo_front_t *f, volatile sig_atomic_t *stop)
     }
     /* Requests that reached the ROUTER meanwhile get their `unavailable`
      * too (bounded: a client that keeps sending must not keep us up). */
-    for (int round = 0; rc == 0 && round < 16 && s_read_requests(f, true, 0) > 0; round++)
+    for (int round = 0; rc == 0 && round < 16 && s_read_requests(f, true) > 0; round++)
         ;
     return rc;
 }

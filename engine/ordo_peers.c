@@ -109,11 +109,18 @@ void ordo_peers_release(ordo_peers_t *peers, ordo_peer_t *peer)
         s_unlink(peers, peer);
 }
 
+bool ordo_peers_under_bytes(ordo_peer_t *peer)
+{
+    return !peer || atomic_load(&peer->held) < ORDO_PEER_BYTES_MAX;
+}
+
 bool ordo_peers_admit_big(ordo_peers_t *peers, ordo_peer_t *peer)
 {
-    if (peers->big >= ORDO_PEERS_BIG_MAX || atomic_load(&peers->held) >= ORDO_PEERS_BYTES_MAX)
+    bool idle = peer && peer->big == 0 && atomic_load(&peer->held) == 0;
+    if (!idle &&
+        (peers->big >= ORDO_PEERS_BIG_MAX || atomic_load(&peers->held) >= ORDO_PEERS_BYTES_MAX))
         return false;
-    if (peer && (peer->big >= ORDO_PEER_BIG_MAX || atomic_load(&peer->held) >= ORDO_PEER_BYTES_MAX))
+    if (peer && (peer->big >= ORDO_PEER_BIG_MAX || !ordo_peers_under_bytes(peer)))
         return false;
     peers->big++;
     if (peer)
@@ -139,26 +146,22 @@ static void s_written(void *data, void *hint)
     free(c);
 }
 
-int ordo_peers_send_counted(ordo_peers_t *peers, ordo_peer_t *peer, void *socket, const void *bytes,
-                            size_t len)
+int ordo_peers_counted_msg(ordo_peers_t *peers, ordo_peer_t *peer, const void *bytes, size_t len,
+                           zmq_msg_t *msg)
 {
     s_counted_t *c = malloc(sizeof *c + len);
     if (!c)
         return -1;
     *c = (s_counted_t){.peer = peer, .peers = peers, .len = len};
     memcpy(c + 1, bytes, len);
-    zmq_msg_t msg;
-    if (zmq_msg_init_data(&msg, c + 1, len, s_written, c) != 0) {
+    if (zmq_msg_init_data(msg, c + 1, len, s_written, c) != 0) {
         free(c);
         return -1;
     }
     atomic_fetch_add(&peers->held, (int64_t)len);
     if (peer)
         atomic_fetch_add(&peer->held, (int64_t)len);
-    int rc = zmq_msg_send(&msg, socket, ZMQ_DONTWAIT);
-    if (rc < 0)
-        zmq_msg_close(&msg); /* calls s_written */
-    return rc;
+    return 0;
 }
 
 void ordo_peers_sweep(ordo_peers_t *peers)

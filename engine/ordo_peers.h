@@ -13,10 +13,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <zmq.h>
 
 #define ORDO_PEER_BIG_MAX 4                 /* large queries in flight per peer */
 #define ORDO_PEER_BYTES_MAX (64ll << 20)    /* their reply bytes held per peer */
-#define ORDO_PEERS_BIG_MAX 64               /* large queries in flight in all */
+#define ORDO_PEERS_BIG_MAX 16               /* large queries in flight in all */
 #define ORDO_PEERS_BYTES_MAX (1024ll << 20) /* their reply bytes held in all */
 #define ORDO_PEERS_LARGE_REPLY (64u << 10)  /* replies counted from this size */
 
@@ -36,15 +37,21 @@ ordo_peer_t *ordo_peers_acquire(ordo_peers_t *peers, const void *id, size_t len)
 void ordo_peers_release(ordo_peers_t *peers, ordo_peer_t *peer);
 
 /* Whether a large query from `peer` may go ahead now; if so it counts
- * until ordo_peers_big_done. */
+ * until ordo_peers_big_done. A peer with nothing in flight and nothing
+ * held is let through whatever the totals (PROTOCOL: a client with one
+ * request in flight never gets `overloaded`). */
 bool ordo_peers_admit_big(ordo_peers_t *peers, ordo_peer_t *peer);
 void ordo_peers_big_done(ordo_peers_t *peers, ordo_peer_t *peer);
 
-/* Sends `bytes` as the last frame of a message on `socket` (a copy that
- * ZeroMQ frees once written), counting it against `peer` (may be NULL)
- * until then. Returns zmq_msg_send's result. */
-int ordo_peers_send_counted(ordo_peers_t *peers, ordo_peer_t *peer, void *socket, const void *bytes,
-                            size_t len);
+/* Whether `peer` holds less than its bound of reply bytes (for queries not
+ * counted as large). */
+bool ordo_peers_under_bytes(ordo_peer_t *peer);
+
+/* Makes *msg a copy of `bytes` that counts against `peer` (may be NULL)
+ * until ZeroMQ has written it, or the message is closed unsent. 0, or -1
+ * when out of memory (nothing counted, *msg untouched). */
+int ordo_peers_counted_msg(ordo_peers_t *peers, ordo_peer_t *peer, const void *bytes, size_t len,
+                           zmq_msg_t *msg);
 
 /* Frees the entries of peers with nothing in flight and nothing held. */
 void ordo_peers_sweep(ordo_peers_t *peers);

@@ -32,7 +32,7 @@ struct ordo_shard {
     ordo_engine_stats_t *stats;       /* borrowed */
     ordo_shard_stats_t *my;           /* stats->shard[index] */
     int failed;                       /* the log error that stopped commands, or 0 */
-    bool stopping, stopped;
+    bool stopped;
     ordo_batch_t *out_events;  /* to the writer, being filled */
     ordo_batch_t *out_replies; /* to the front end, being filled */
     msgpack_packer ev_pk;      /* packs into out_events->buf */
@@ -468,16 +468,13 @@ static void s_defer(ordo_shard_t *s, uint64_t full_tag, const void *body, size_t
 
 /* Handles one request body. `again`: it was deferred before (already
  * counted). */
-/* The refusal the front end asked for (ORDO_REFUSE_*), or shutting down. */
-static void s_refuse(ordo_shard_t *s, uint64_t tag, unsigned refuse, ordo_str_t rid)
+/* The refusal the front end asked for (ORDO_REFUSE_OVERLOADED). */
+static void s_refuse(ordo_shard_t *s, uint64_t tag, ordo_str_t rid)
 {
     ordo_error_t err;
-    if (refuse == ORDO_REFUSE_OVERLOADED)
-        ordo_error_set(&err, ORDO_CODE_OVERLOADED,
-                       "this connection has too many reply bytes it has not read yet; read "
-                       "them, then retry");
-    else
-        ordo_error_set(&err, ORDO_CODE_UNAVAILABLE, "the engine is shutting down; retry later");
+    ordo_error_set(&err, ORDO_CODE_OVERLOADED,
+                   "this connection has too many ReadAll pages in flight or reply bytes it has "
+                   "not read yet; read them, then retry");
     s_error(s, tag, rid, &err);
 }
 
@@ -487,14 +484,12 @@ static void s_request(ordo_shard_t *s, uint64_t full_tag, const void *body, size
     ordo_request_t *req = s->req;
     unsigned refuse = ordo_tag_refuse(full_tag);
     uint64_t tag = ordo_tag_slot(full_tag);
-    if (s->stopping && refuse == ORDO_REFUSE_NONE)
-        refuse = ORDO_REFUSE_STOPPING;
     if (!again)
         ordo_stat_add(&s->my->requests, 1);
     int decoded = ordo_request_decode(body, len, req, &err);
     if (decoded != 0) { /* tied to no order: answered at once */
         if (refuse)
-            s_refuse(s, tag, refuse, req->request_id);
+            s_refuse(s, tag, req->request_id);
         else
             s_error(s, tag, req->request_id, &err);
         return;
@@ -520,7 +515,7 @@ static void s_request(ordo_shard_t *s, uint64_t full_tag, const void *body, size
         }
     }
     if (refuse) {
-        s_refuse(s, tag, refuse, req->request_id);
+        s_refuse(s, tag, req->request_id);
         return;
     }
     if (ordo_request_is_command(req->type)) {
@@ -587,7 +582,7 @@ static void s_events_back(ordo_shard_t *s, ordo_batch_t *b)
             ordo_registry_remove(s->reg, id); /* its create never reached the log */
         }
     }
-    if (b->error != 0 && ordo_wal_error(s->wal) != 0 && !s->failed) { /* the log failed for good */
+    if (b->error != 0 && b->for_good && !s->failed) { /* the log failed for good */
         s->failed = b->error;
         ordo_log_error("shard",
                        "shard %u: the log failed (%s); commands now get unavailable, "
@@ -688,7 +683,6 @@ static void s_from_front(ordo_shard_t *s, ordo_batch_t *b)
     if (b->kind == ORDO_BATCH_STOP) {
         /* Everything from the front end is in; pass the stop on, then
          * keep taking the writer's answers until it passes it back. */
-        s->stopping = true;
         s_send_events(s);
         ordo_batch_send(s->writer, b);
         return;

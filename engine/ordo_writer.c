@@ -185,9 +185,12 @@ static void s_commit(ordo_writer_t *w)
                            "get unavailable; queries go on",
                            ordo_strerror(rc), (unsigned long long)ordo_wal_head(w->cfg.wal));
         }
-        for (size_t i = 0; i < w->npending; i++)
-            if (w->pending[i]->kind == ORDO_BATCH_EVENTS)
+        for (size_t i = 0; i < w->npending; i++) {
+            if (w->pending[i]->kind == ORDO_BATCH_EVENTS) {
                 s_fail_batch(w->pending[i], rc);
+                w->pending[i]->for_good = w->failed != 0;
+            }
+        }
         return;
     }
     ordo_stat_add(&w->cfg.stats->events_appended, k);

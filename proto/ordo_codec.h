@@ -41,11 +41,12 @@ typedef struct {
     bool has_order_id;
     ordo_str_t order_id;      /* when has_order_id */
     ordo_request_type_t type; /* ORDO_REQ_NONE if unknown */
+    int64_t limit;            /* the `limit` given, -1 if none or not an integer */
 } ordo_request_peek_t;
 
-/* Reads the top-level `order_id` and `type` strings of a request body
+/* Reads the top-level `order_id`, `type` and `limit` of a request body
  * without decoding the rest, as ordo_request_decode reads them: the last
- * key counts, and nil (or, for type, any non-string) means none. False
+ * key counts, and nil or a value of another type means none. False
  * (and *peek empty) if the body is not a map or is malformed before its
  * end; the full decode then reports what is wrong. Safe on any bytes. */
 bool ordo_request_peek(const void *buf, size_t len, ordo_request_peek_t *peek);

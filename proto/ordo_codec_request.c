@@ -521,7 +521,7 @@ bool ordo_request_peek(const void *buf, size_t len, ordo_request_peek_t *peek)
 {
     ordo_mp_t r;
     uint32_t n;
-    ordo_request_peek_t got = {.type = ORDO_REQ_NONE};
+    ordo_request_peek_t got = {.type = ORDO_REQ_NONE, .limit = -1};
     *peek = got;
     ordo_mp_init(&r, buf, len);
     if (!ordo_mp_read_map(&r, &n))
@@ -532,12 +532,23 @@ bool ordo_request_peek(const void *buf, size_t len, ordo_request_peek_t *peek)
         if (!ordo_mp_read_str(&r, &k, &kl))
             return false;
         if (ORDO_MP_KEY_IS(k, kl, "order_id")) {
+            /* As the decoder reads it: the last one counts; nil clears it,
+             * and so does any other type (queries without an order ignore
+             * it; where an order is needed the decoder refuses it). */
             if (ordo_mp_read_str(&r, &got.order_id.ptr, &got.order_id.len))
                 got.has_order_id = true;
-            else if (ordo_mp_read_nil(&r))
+            else if (ordo_mp_read_nil(&r) || ordo_mp_skip(&r))
                 got.has_order_id = false;
             else
-                return false; /* not a string: the decoder refuses the request */
+                return false;
+        } else if (ORDO_MP_KEY_IS(k, kl, "limit")) {
+            int64_t lim;
+            if (ordo_mp_read_int(&r, &lim))
+                got.limit = lim;
+            else if (ordo_mp_skip(&r))
+                got.limit = -1;
+            else
+                return false;
         } else if (ORDO_MP_KEY_IS(k, kl, "type") && ordo_mp_read_str(&r, &v, &vl)) {
             got.type = ordo_request_type_from_name(v, vl);
         } else if (ORDO_MP_KEY_IS(k, kl, "type")) {

@@ -906,6 +906,20 @@ static void test_request_peek_order_id(void)
     msgpack_pack_int64(&s_pk, 1);
     CU_ASSERT_TRUE(ordo_request_peek(s_buf.data, s_buf.size, &peek));
     CU_ASSERT_EQUAL(peek.type, ORDO_REQ_NONE);
+    /* A query without an order ignores a non-string order_id, so the peek
+     * must still see its type and limit (ReadAll pages are bounded by them). */
+    s_reset();
+    msgpack_pack_map(&s_pk, 3);
+    s_key("type");
+    s_key("ReadAll");
+    s_key("order_id");
+    msgpack_pack_int64(&s_pk, 0);
+    s_key("limit");
+    msgpack_pack_int64(&s_pk, 10000);
+    CU_ASSERT_TRUE(ordo_request_peek(s_buf.data, s_buf.size, &peek));
+    CU_ASSERT_EQUAL(peek.type, ORDO_REQ_READ_ALL);
+    CU_ASSERT_FALSE(peek.has_order_id);
+    CU_ASSERT_EQUAL(peek.limit, 10000);
     /* Repeated keys: the last counts and nil clears, as in the decoder, so
      * a request never reaches a shard that does not own its order. */
     static ordo_request_t req;
