@@ -2,7 +2,16 @@
  * Invariants: capacity is a power of two; the load stays at most 1/2 (short
  * probes, and a miss ends soon: every create starts with one); every
  * order sits in the probe run that starts at its hash slot, with no empty
- * slot between, which backward-shift deletion preserves. */
+ * slot between, which backward-shift deletion preserves.
+ *
+ * Growing is incremental, so no insert stops the shard to rehash the whole
+ * table: the full table becomes `old`, a table twice its size takes new
+ * orders, and each insert moves the next MIGRATE_STEP slots of `old`
+ * across; lookups search both until `old` is empty (long before the next
+ * growth: it takes capacity/2/MIGRATE_STEP inserts, of the capacity/4
+ * before the table fills again). A removal, or anything that walks or
+ * clears the table, first moves what is left (backward shift inside `old`
+ * could otherwise carry an order behind the migration point). */
 #include "ordo_registry.h"
 #include "ordo_hash.h"
 
@@ -14,10 +23,15 @@ typedef struct {
     ordo_order_t *order; /* owned; NULL = empty slot */
 } s_slot_t;
 
+#define MIGRATE_STEP 16
+
 struct ordo_registry {
     s_slot_t *slots; /* owned */
     size_t capacity;
-    size_t count;
+    size_t count;  /* orders in both tables */
+    s_slot_t *old; /* owned: the table being emptied into `slots`, or NULL */
+    size_t old_capacity;
+    size_t old_next; /* old[0 .. old_next) has moved */
 };
 
 uint64_t ordo_order_id_hash(const char *id, size_t len)
@@ -41,8 +55,11 @@ ordo_registry_t *ordo_registry_new(void)
     return reg;
 }
 
+static void s_finish_growth(ordo_registry_t *reg);
+
 void ordo_registry_clear(ordo_registry_t *reg)
 {
+    s_finish_growth(reg);
     for (size_t i = 0; i < reg->capacity; i++) {
         if (reg->slots[i].order) {
             ordo_order_clear(reg->slots[i].order);
@@ -69,17 +86,73 @@ static bool s_same_id(const ordo_order_t *o, ordo_str_t id)
     return o->order_id_len == id.len && memcmp(o->order_id, id.ptr, id.len) == 0;
 }
 
-/* Slot holding `id`, or the empty slot where it would go. */
-static size_t s_probe(const ordo_registry_t *reg, uint64_t hash, ordo_str_t id)
+/* Slot of `slots` (capacity a power of two) holding `id`, or the empty
+ * slot where it would go. */
+static size_t s_probe_in(const s_slot_t *slots, size_t capacity, uint64_t hash, ordo_str_t id)
 {
-    size_t mask = reg->capacity - 1;
+    size_t mask = capacity - 1;
     size_t i = (size_t)hash & mask;
-    while (reg->slots[i].order) {
-        if (reg->slots[i].hash == hash && s_same_id(reg->slots[i].order, id))
+    while (slots[i].order) {
+        if (slots[i].hash == hash && s_same_id(slots[i].order, id))
             return i;
         i = (i + 1) & mask;
     }
     return i;
+}
+
+static size_t s_probe(const ordo_registry_t *reg, uint64_t hash, ordo_str_t id)
+{
+    return s_probe_in(reg->slots, reg->capacity, hash, id);
+}
+
+/* Puts a slot into the current table (the order is known to be absent). */
+static void s_place(ordo_registry_t *reg, s_slot_t slot)
+{
+    size_t mask = reg->capacity - 1;
+    size_t j = (size_t)slot.hash & mask;
+    while (reg->slots[j].order)
+        j = (j + 1) & mask;
+    reg->slots[j] = slot;
+}
+
+/* Moves up to `n` slots of the old table across (copies: old keeps its
+ * slots until it is freed, so lookups in it still work); frees it once
+ * every slot has moved. */
+static void s_migrate(ordo_registry_t *reg, size_t n)
+{
+    if (!reg->old)
+        return;
+    size_t left = reg->old_capacity - reg->old_next;
+    size_t end = reg->old_next + (n < left ? n : left);
+    for (; reg->old_next < end; reg->old_next++)
+        if (reg->old[reg->old_next].order)
+            s_place(reg, reg->old[reg->old_next]);
+    if (reg->old_next == reg->old_capacity) {
+        free(reg->old);
+        reg->old = NULL;
+        reg->old_capacity = reg->old_next = 0;
+    }
+}
+
+static void s_finish_growth(ordo_registry_t *reg)
+{
+    s_migrate(reg, SIZE_MAX);
+}
+
+/* Starts growing: a table twice the size takes over; the old one empties
+ * into it step by step. -1 if out of memory (nothing changed). */
+static int s_start_growth(ordo_registry_t *reg)
+{
+    s_finish_growth(reg); /* never two at once */
+    s_slot_t *bigger = calloc(reg->capacity * 2, sizeof *bigger);
+    if (!bigger)
+        return -1;
+    reg->old = reg->slots;
+    reg->old_capacity = reg->capacity;
+    reg->old_next = 0;
+    reg->slots = bigger;
+    reg->capacity *= 2;
+    return 0;
 }
 
 static int s_grow(ordo_registry_t *reg)
@@ -110,7 +183,10 @@ ordo_order_t *ordo_registry_find(const ordo_registry_t *reg, ordo_str_t order_id
 ordo_order_t *ordo_registry_find_hashed(const ordo_registry_t *reg, ordo_str_t order_id,
                                         uint64_t hash)
 {
-    return reg->slots[s_probe(reg, hash, order_id)].order;
+    ordo_order_t *o = reg->slots[s_probe(reg, hash, order_id)].order;
+    if (!o && reg->old) /* not moved yet (old keeps every slot, so its probe runs stay whole) */
+        o = reg->old[s_probe_in(reg->old, reg->old_capacity, hash, order_id)].order;
+    return o;
 }
 
 ordo_order_t *ordo_registry_get_or_add(ordo_registry_t *reg, ordo_str_t order_id)
@@ -139,14 +215,13 @@ ordo_order_t *ordo_registry_get_or_add_hashed(ordo_registry_t *reg, ordo_str_t o
 {
     if (order_id.len > ORDO_ORDER_ID_MAX)
         return NULL;
+    s_migrate(reg, MIGRATE_STEP);
+    ordo_order_t *found = ordo_registry_find_hashed(reg, order_id, h);
+    if (found)
+        return found;
+    if ((reg->count + 1) * 2 > reg->capacity && s_start_growth(reg) != 0)
+        return NULL;
     size_t i = s_probe(reg, h, order_id);
-    if (reg->slots[i].order)
-        return reg->slots[i].order;
-    if ((reg->count + 1) * 2 > reg->capacity) {
-        if (s_grow(reg) != 0)
-            return NULL;
-        i = s_probe(reg, h, order_id);
-    }
     ordo_order_t *o = calloc(1, sizeof *o);
     if (!o)
         return NULL;
@@ -159,6 +234,7 @@ ordo_order_t *ordo_registry_get_or_add_hashed(ordo_registry_t *reg, ordo_str_t o
 
 void ordo_registry_remove(ordo_registry_t *reg, ordo_str_t order_id)
 {
+    s_finish_growth(reg);
     uint64_t h = ordo_order_id_hash(order_id.ptr, order_id.len);
     size_t mask = reg->capacity - 1;
     size_t i = s_probe(reg, h, order_id);
@@ -192,8 +268,12 @@ size_t ordo_registry_count(const ordo_registry_t *reg)
 
 ordo_order_t *ordo_registry_next(const ordo_registry_t *reg, size_t *cursor)
 {
-    while (*cursor < reg->capacity) {
-        ordo_order_t *o = reg->slots[(*cursor)++].order;
+    /* The current table, then the old one's slots not moved yet. */
+    size_t unmoved = reg->old ? reg->old_capacity - reg->old_next : 0;
+    while (*cursor < reg->capacity + unmoved) {
+        size_t i = (*cursor)++;
+        ordo_order_t *o = i < reg->capacity ? reg->slots[i].order
+                                            : reg->old[reg->old_next + i - reg->capacity].order;
         if (o)
             return o;
     }
@@ -202,6 +282,7 @@ ordo_order_t *ordo_registry_next(const ordo_registry_t *reg, size_t *cursor)
 
 int ordo_registry_split(ordo_registry_t *src, ordo_registry_t *const *dst, size_t n)
 {
+    s_finish_growth(src);
     for (size_t i = 0; i < src->capacity; i++) {
         s_slot_t slot = src->slots[i];
         if (!slot.order)

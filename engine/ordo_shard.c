@@ -257,6 +257,14 @@ static void s_command(ordo_shard_t *s, const ordo_request_t *req, uint64_t tag, 
         s_error(s, tag, req->request_id, &err);
         return;
     }
+    static const ordo_order_t none; /* decides for an order that does not exist */
+    if (!order && req->type != ORDO_REQ_CREATE_ORDER) {
+        ordo_error_t nf;
+        uint32_t unused;
+        ordo_decide(&none, req, s->ev, &unused, &nf); /* not_found, as PROTOCOL words it */
+        s_error(s, tag, req->request_id, &nf);
+        return;
+    }
     if (!order)
         order = ordo_registry_get_or_add_hashed(s->reg, req->order_id, hash);
     if (!order) {
