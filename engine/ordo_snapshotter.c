@@ -12,6 +12,9 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <zmq.h>
 
@@ -78,6 +81,9 @@ void *ordo_snapshotter_run(void *arg)
 {
     const ordo_snapshotter_config_t *cfg = arg;
     pthread_setname_np(pthread_self(), "ordo-snapshot");
+    /* Background work: compressing a snapshot must not take the cores the
+     * shards and the writer need to answer (Linux: nice is per thread). */
+    setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
     s_current_t cur = {0};
     uint32_t stops = 0;
     while (stops < cfg->nshards) {
