@@ -144,15 +144,20 @@ static void s_send_reply(ordo_front_t *f, uint64_t tag, const void *bytes, size_
 }
 
 /* Answers a request here, without a shard (too large, or stopped). */
+static void s_send_error(ordo_front_t *f, uint64_t tag, ordo_str_t rid, const ordo_error_t *err)
+{
+    msgpack_sbuffer_clear(&f->buf);
+    ordo_reply_pack_error(&f->pk, rid, err);
+    s_send_reply(f, tag, f->buf.data, f->buf.size);
+}
+
 static void s_reply_here(ordo_front_t *f, uint64_t tag, const void *body, size_t len, bool stopping)
 {
     ordo_error_t err;
     int rc = ordo_request_decode(body, len, f->req, &err);
     if (stopping || rc == 0)
         ordo_error_set(&err, ORDO_CODE_UNAVAILABLE, "the engine is shutting down; retry later");
-    msgpack_sbuffer_clear(&f->buf);
-    ordo_reply_pack_error(&f->pk, f->req->request_id, &err);
-    s_send_reply(f, tag, f->buf.data, f->buf.size);
+    s_send_error(f, tag, f->req->request_id, &err);
 }
 
 /* Receives one whole message without waiting into a free slot. Returns 1
@@ -261,9 +266,7 @@ static int s_read_requests(ordo_front_t *f, bool local)
             } else {
                 ordo_error_t err;
                 ordo_error_set(&err, ORDO_CODE_UNAVAILABLE, "out of memory");
-                msgpack_sbuffer_clear(&f->buf);
-                ordo_reply_pack_error(&f->pk, (ordo_str_t){0}, &err);
-                s_send_reply(f, tag, f->buf.data, f->buf.size);
+                s_send_error(f, tag, (ordo_str_t){0}, &err);
             }
         }
         zmq_msg_close(&body);

@@ -1,7 +1,8 @@
 /* The engine's counters for the Stats query. Each thread adds to its own
  * counters only; any thread may read them all (relaxed atomics: monitoring
- * figures, not state anything decides on). The one place the engine's
- * threads share memory besides the log's atomic head. */
+ * figures, not state anything decides on). Besides these, the threads
+ * share only the log's atomic head and, between the front end and
+ * ZeroMQ's I/O thread, the reply byte counts of ordo_peers.c. */
 #ifndef ORDO_STATS_H
 #define ORDO_STATS_H
 

@@ -643,14 +643,12 @@ def main():
             failed += 1
             print("FAIL %s" % name)
             traceback.print_exc()
-            if srv.proc and srv.proc.poll() is None:
-                srv.proc.kill()
             try:
                 print(open(os.path.join(srv.data, "server.log")).read()[-3000:])
             except OSError:
                 pass
         finally:
-            srv.cleanup()
+            srv.kill_and_cleanup()
     for name, fn in [("restart, idempotency across it, kill -9 under load", test_restart_and_crash),
                      ("ReadAll flood from a client that does not read: bounded, overloaded",
                       test_readall_flood),
