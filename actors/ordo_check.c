@@ -54,7 +54,7 @@ static const bool s_id_byte[256] = {
 };
 // clang-format on
 
-static bool s_order_id_ok(ordo_str_t id)
+bool ordo_order_id_valid(ordo_str_t id)
 {
     if (id.len < 1 || id.len > ORDO_ORDER_ID_MAX)
         return false;
@@ -70,7 +70,7 @@ static bool s_check_order_id(const ordo_request_t *req, ordo_error_t *err)
         ordo_error_bad_field(err, "order_id", "order_id is required");
         return false;
     }
-    if (!s_order_id_ok(req->order_id)) {
+    if (!ordo_order_id_valid(req->order_id)) {
         ordo_error_bad_field(
             err, "order_id",
             "order_id must be 1 to %d bytes of A-Z a-z 0-9 _ - . :", ORDO_ORDER_ID_MAX);

@@ -291,6 +291,9 @@ typedef enum {
  * bad_request in *err naming the field path. */
 bool ordo_request_check(const ordo_request_t *req, ordo_error_t *err);
 
+/* True if `id` is a valid order id: 1 to 64 bytes of A-Z a-z 0-9 _ - . : */
+bool ordo_order_id_valid(ordo_str_t id);
+
 /* Decides what a checked command does to `order` (status NONE if absent),
  * in PROTOCOL.md's order: idempotency, existence, version, status. Pure:
  * on ORDO_DECIDE_EVENT, *event's views point into `cmd` (and `order`'s

@@ -291,6 +291,17 @@ int ordo_sub_next(ordo_sub_t *s, int timeout_ms, const ordo_client_event_t **eve
  * been handed out (or filtered out). Resume from it + 1. */
 uint64_t ordo_sub_position(const ordo_sub_t *s);
 
+/* The highest head position the subscription has learned from the engine
+ * (ReadAll and Ping replies, positions seen on PUB); 0 before any. Events
+ * up to it exist; ordo_sub_position() == ordo_sub_head() means caught up. */
+uint64_t ordo_sub_head(const ordo_sub_t *s);
+
+/* The two ZeroMQ sockets the subscription reads (the request DEALER and
+ * the SUB), for a caller that polls them beside its own sockets and then
+ * calls ordo_sub_next(s, 0, ...). Call ordo_sub_next at least every
+ * 100 ms even when neither is readable: it times its Pings and retries. */
+void ordo_sub_sockets(ordo_sub_t *s, void **request_socket, void **sub_socket);
+
 /* Where handed-out events came from and what was dropped, for monitoring:
  * from ReadAll (catch-up and gap fills), from PUB, PUB duplicates dropped,
  * gaps seen on PUB. Any pointer may be NULL. */

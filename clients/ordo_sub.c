@@ -46,6 +46,7 @@ struct ordo_sub_t {
     bool batch_reaches_head;
     ordo_result_t one;     /* owned: the last PUB event */
     ordo_result_t tmp;     /* owned: scratch reply */
+    uint64_t head;         /* highest head position learned */
     uint64_t from_read_all, from_pub, duplicates, gaps;
 };
 
@@ -104,6 +105,19 @@ void ordo_sub_destroy(ordo_sub_t **p)
 uint64_t ordo_sub_position(const ordo_sub_t *s)
 {
     return s->next - 1;
+}
+
+uint64_t ordo_sub_head(const ordo_sub_t *s)
+{
+    return s->head > s->next - 1 ? s->head : s->next - 1;
+}
+
+void ordo_sub_sockets(ordo_sub_t *s, void **request_socket, void **sub_socket)
+{
+    if (request_socket)
+        *request_socket = ordo_client_socket_(s->client);
+    if (sub_socket)
+        *sub_socket = s->sub;
 }
 
 void ordo_sub_counters(const ordo_sub_t *s, uint64_t *from_read_all, uint64_t *from_pub,
@@ -172,6 +186,8 @@ static int s_take_reply(ordo_sub_t *s, int64_t now)
         s->not_before_ms = now + S_BACKOFF_MS;
         return 0;
     }
+    if (s->tmp.head_position > 0 && (uint64_t)s->tmp.head_position > s->head)
+        s->head = (uint64_t)s->tmp.head_position;
     if (s->rid_is_ping) {
         s->quiet_since_ms = now;
         if (s->tmp.head_position >= (int64_t)s->next)
@@ -245,6 +261,8 @@ static int s_from_pub(ordo_sub_t *s, const ordo_client_event_t **event)
         if (rc != 0)
             continue; /* not an event: ignore it */
         const ordo_client_event_t *ev = s->one.event;
+        if (ev->position > s->head)
+            s->head = ev->position;
         if (ev->position < s->next) {
             s->duplicates++;
             continue;
@@ -280,10 +298,10 @@ int ordo_sub_next(ordo_sub_t *s, int timeout_ms, const ordo_client_event_t **eve
         if ((rc = s_ask(s, now)) != 0)
             return rc;
         int64_t left = deadline - now;
-        if (left <= 0)
-            return ORDO_E_TIMEOUT;
         /* Wake for whichever comes first: the deadline, the idle Ping,
-         * the retry of an unanswered request, the end of a backoff. */
+         * the retry of an unanswered request, the end of a backoff. Past
+         * the deadline, one poll without waiting still takes a reply that
+         * is there (a caller polling with timeout 0 must make progress). */
         int64_t wait = left;
         if (s->rid[0] && s->sent_ms + S_RETRY_MS - now < wait)
             wait = s->sent_ms + S_RETRY_MS - now;
@@ -298,8 +316,16 @@ int ordo_sub_next(ordo_sub_t *s, int timeout_ms, const ordo_client_event_t **eve
         int n = zmq_poll(items, s->live ? 2 : 1, (long)wait);
         if (n < 0 && errno != EINTR)
             return ORDO_E_TRANSPORT;
-        if (n > 0 && (items[0].revents & ZMQ_POLLIN) &&
-            (rc = s_take_reply(s, ordo_client_now_ms_())) != 0)
-            return rc;
+        bool took = false;
+        if (n > 0 && (items[0].revents & ZMQ_POLLIN)) {
+            char before[ORDO_ID_SIZE];
+            memcpy(before, s->rid, sizeof before);
+            if ((rc = s_take_reply(s, ordo_client_now_ms_())) != 0)
+                return rc;
+            took = strcmp(before, s->rid) != 0; /* our request was answered */
+        }
+        bool pub_ready = n > 0 && s->live && (items[1].revents & ZMQ_POLLIN);
+        if (left <= 0 && !took && !pub_ready)
+            return ORDO_E_TIMEOUT;
     }
 }

@@ -1,0 +1,77 @@
+/* ordo-projector settings (see ordo_pconfig.h). */
+#include "ordo_pconfig.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void ordo_pconfig_defaults(ordo_pconfig_t *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    snprintf(cfg->engine, sizeof cfg->engine, "tcp://127.0.0.1:7700");
+    snprintf(cfg->engine_pub, sizeof cfg->engine_pub, "tcp://127.0.0.1:7701");
+    snprintf(cfg->bind, sizeof cfg->bind, "tcp://127.0.0.1:7702");
+    snprintf(cfg->data_dir, sizeof cfg->data_dir, "./projections");
+    cfg->save_every = 50000;
+}
+
+static int s_text(char *dst, size_t size, const char *name, const char *value, char *err,
+                  size_t err_size)
+{
+    if (!*value || strlen(value) >= size) {
+        snprintf(err, err_size, "--%s must be a non-empty value of at most %zu bytes", name,
+                 size - 1);
+        return -1;
+    }
+    memcpy(dst, value, strlen(value) + 1);
+    return 1;
+}
+
+int ordo_pconfig_set(ordo_pconfig_t *cfg, const char *name, const char *value, char *err,
+                     size_t err_size)
+{
+    if (!strcmp(name, "engine"))
+        return s_text(cfg->engine, sizeof cfg->engine, name, value, err, err_size);
+    if (!strcmp(name, "engine-pub"))
+        return s_text(cfg->engine_pub, sizeof cfg->engine_pub, name, value, err, err_size);
+    if (!strcmp(name, "bind"))
+        return s_text(cfg->bind, sizeof cfg->bind, name, value, err, err_size);
+    if (!strcmp(name, "data-dir"))
+        return s_text(cfg->data_dir, sizeof cfg->data_dir, name, value, err, err_size);
+    if (!strcmp(name, "save-every")) {
+        char *end;
+        errno = 0;
+        unsigned long long v = value[0] >= '0' && value[0] <= '9' ? strtoull(value, &end, 10) : 0;
+        if (value[0] < '0' || value[0] > '9' || errno || *end || v < 1 || v > 100000000ULL) {
+            snprintf(err, err_size,
+                     "--save-every must be a whole number of events from 1 to 100000000, not "
+                     "\"%s\"",
+                     value);
+            return -1;
+        }
+        cfg->save_every = v;
+        return 1;
+    }
+    return 0;
+}
+
+int ordo_pconfig_from_env(ordo_pconfig_t *cfg, char *err, size_t err_size)
+{
+    static const char *const vars[][2] = {
+        {"ORDO_ENGINE", "engine"},
+        {"ORDO_ENGINE_PUB", "engine-pub"},
+        {"ORDO_PROJECTOR_BIND", "bind"},
+        {"ORDO_PROJECTOR_DATA_DIR", "data-dir"},
+        {"ORDO_PROJECTOR_SAVE_EVERY", "save-every"},
+    };
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+        const char *v = getenv(vars[i][0]);
+        if (v && ordo_pconfig_set(cfg, vars[i][1], v, err, err_size) < 0) {
+            size_t n = strlen(err);
+            snprintf(err + n, err_size - n, " (from %s)", vars[i][0]);
+            return -1;
+        }
+    }
+    return 0;
+}

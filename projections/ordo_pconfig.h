@@ -1,0 +1,30 @@
+/* ordo-projector settings: embedded defaults, then ORDO_* environment
+ * variables, then flags (flags win), each checked; an invalid one is
+ * refused with a sentence naming it (PROJECTIONS.md "Program"). */
+#ifndef ORDO_PCONFIG_H
+#define ORDO_PCONFIG_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    char engine[256];     /* --engine, ORDO_ENGINE */
+    char engine_pub[256]; /* --engine-pub, ORDO_ENGINE_PUB */
+    char bind[256];       /* --bind, ORDO_PROJECTOR_BIND */
+    char data_dir[PATH_MAX]; /* --data-dir, ORDO_PROJECTOR_DATA_DIR */
+    uint64_t save_every;  /* --save-every, ORDO_PROJECTOR_SAVE_EVERY: events between saves */
+} ordo_pconfig_t;
+
+/* tcp://127.0.0.1:7700, :7701, :7702, ./projections, 50,000 events. */
+void ordo_pconfig_defaults(ordo_pconfig_t *cfg);
+
+/* Sets a setting by its flag's name ("engine", "engine-pub", "bind",
+ * "data-dir", "save-every"): 1 set, 0 not a setting, -1 invalid (err). */
+int ordo_pconfig_set(ordo_pconfig_t *cfg, const char *name, const char *value, char *err,
+                     size_t err_size);
+
+/* Applies every ORDO_* variable of the projector that is set. 0 or -1 (err). */
+int ordo_pconfig_from_env(ordo_pconfig_t *cfg, char *err, size_t err_size);
+
+#endif

@@ -1,0 +1,375 @@
+/* ordo-projector: the read side (PROJECTIONS.md). The main thread is the
+ * front end: it owns the ROUTER where clients send queries, decodes and
+ * checks each one (ordo_pquery_decode), and passes it as a job to the
+ * projection actor that answers it (ordo_pactor.c, one per read model), or
+ * to all of them for ProjectionStatus and Ping, whose answers it joins.
+ * Actors send their jobs back when answered; the front end sends the reply
+ * with the client's envelope and frees the job. SIGTERM/SIGINT: every
+ * actor saves its model with its checkpoint, jobs still waiting get
+ * `unavailable`, exit 0. */
+#include "ordo_io.h"
+#include "ordo_log.h"
+#include "ordo_pactor.h"
+#include "ordo_pconfig.h"
+#include "ordo_pquery.h"
+
+#include <czmq.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ORDO_PROJECTOR_VERSION "0.3.0"
+#define S_JOBS_MAX 4096            /* queries in flight; beyond: overloaded */
+#define S_HWM 16384                /* messages queued per peer */
+#define S_MSG_MAX (16 * 1024 * 1024) /* peers sending more are disconnected */
+#define S_SAVE_MS 1000             /* commit at least this often while events come */
+#define S_CACHE_KIB 32768          /* SQLite page cache per read model */
+
+static volatile sig_atomic_t s_stop;
+
+static void s_on_signal(int sig)
+{
+    (void)sig;
+    s_stop = 1;
+}
+
+static void s_usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: ordo-projector [OPTIONS]\n"
+            "The read side of Ordo: projection actors that follow the engine's events\n"
+            "(PUB, gaps filled with ReadAll) into read models, and answer queries on them.\n"
+            "\n"
+            "  --engine ENDPOINT      the engine's requests (default tcp://127.0.0.1:7700; "
+            "ORDO_ENGINE)\n"
+            "  --engine-pub ENDPOINT  the engine's events (default tcp://127.0.0.1:7701; "
+            "ORDO_ENGINE_PUB)\n"
+            "  --bind ENDPOINT        queries, ROUTER (default tcp://127.0.0.1:7702; "
+            "ORDO_PROJECTOR_BIND)\n"
+            "  --data-dir DIR         read models and checkpoints, created if missing\n"
+            "                         (default ./projections; ORDO_PROJECTOR_DATA_DIR)\n"
+            "  --save-every EVENTS    save each model with its checkpoint after this many\n"
+            "                         events, and at least every second (default 50000;\n"
+            "                         ORDO_PROJECTOR_SAVE_EVERY)\n"
+            "  --help, --version\n"
+            "\n"
+            "Read models: summary (GetOrderSummary, ListOrders), restaurant (RestaurantBoard),\n"
+            "user (UserHistory), analytics (Analytics), timeline (OrdersAsOf); ProjectionStatus,\n"
+            "Rebuild and Ping. See docs/projections.md.\n");
+}
+
+typedef struct {
+    zsock_t *router;
+    zactor_t *actors[ORDO_PROJ_COUNT_];
+    ordo_pjob_t *jobs; /* owned: every job in flight, a doubly linked list */
+    size_t n_jobs;
+} s_front_t;
+
+static void s_send(s_front_t *f, zmsg_t **envelope, const void *body, size_t len)
+{
+    zmsg_t *m = *envelope ? *envelope : zmsg_new();
+    *envelope = NULL;
+    if (!m || zmsg_addmem(m, body, len) != 0 || zmsg_send(&m, f->router) != 0)
+        zmsg_destroy(&m); /* the peer is gone or its queue full: the reply is lost */
+}
+
+static void s_send_error(s_front_t *f, zmsg_t **envelope, const ordo_pquery_t *q,
+                         const ordo_perror_t *err)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    if (ordo_preply_pack_error(&pk, q, err) == 0)
+        s_send(f, envelope, sb.data, sb.size);
+    else
+        zmsg_destroy(envelope);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static void s_unlink(s_front_t *f, ordo_pjob_t *job)
+{
+    if (job->prev)
+        job->prev->next = job->next;
+    else
+        f->jobs = job->next;
+    if (job->next)
+        job->next->prev = job->prev;
+    f->n_jobs--;
+}
+
+static void s_free_job(ordo_pjob_t *job)
+{
+    zmsg_destroy(&job->envelope);
+    free(job->reply);
+    free(job);
+}
+
+/* The reply to ProjectionStatus or Ping from every actor's slot. */
+static void s_send_joined(s_front_t *f, ordo_pjob_t *job)
+{
+    uint64_t head = 0, low = UINT64_MAX;
+    bool lagging = false;
+    for (int p = 0; p < ORDO_PROJ_COUNT_; p++) {
+        const ordo_pstatus_t *st = &job->status[p];
+        if (st->head > head)
+            head = st->head;
+        if (st->position < low)
+            low = st->position;
+        lagging |= st->lagging;
+    }
+    if (lagging) {
+        ordo_perror_t err;
+        ordo_perror_set(&err, "lagging",
+                        "not every projection is at position %" PRId64 " yet (the lowest is at "
+                        "%" PRIu64 "); ask again later",
+                        job->q.min_position, low);
+        err.has_positions = true;
+        err.position = (int64_t)low;
+        err.min_position = job->q.min_position;
+        s_send_error(f, &job->envelope, &job->q, &err);
+        return;
+    }
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    bool status = job->q.type == ORDO_PQ_PROJECTION_STATUS;
+    int rc = ordo_preply_pack_ok(&pk, &job->q, low, status ? 2 : 1);
+    rc |= msgpack_pack_str_with_body(&pk, "engine_head", 11);
+    rc |= msgpack_pack_uint64(&pk, head);
+    if (status) {
+        rc |= msgpack_pack_str_with_body(&pk, "projections", 11);
+        rc |= msgpack_pack_array(&pk, ORDO_PROJ_COUNT_);
+        for (int p = 0; p < ORDO_PROJ_COUNT_; p++) {
+            const ordo_pstatus_t *st = &job->status[p];
+            uint64_t lag = head > st->position ? head - st->position : 0;
+            const char *state = !st->available || st->failed ? "failed"
+                                : st->rebuilding            ? "rebuilding"
+                                : lag == 0                  ? "live"
+                                                            : "catching_up";
+            const char *name = ordo_proj_name((ordo_proj_t)p);
+            rc |= msgpack_pack_map(&pk, 6);
+            rc |= msgpack_pack_str_with_body(&pk, "name", 4);
+            rc |= msgpack_pack_str_with_body(&pk, name, strlen(name));
+            rc |= msgpack_pack_str_with_body(&pk, "position", 8);
+            rc |= msgpack_pack_uint64(&pk, st->position);
+            rc |= msgpack_pack_str_with_body(&pk, "lag_events", 10);
+            rc |= msgpack_pack_uint64(&pk, lag);
+            rc |= msgpack_pack_str_with_body(&pk, "state", 5);
+            rc |= msgpack_pack_str_with_body(&pk, state, strlen(state));
+            rc |= msgpack_pack_str_with_body(&pk, "events_per_s", 12);
+            rc |= msgpack_pack_uint64(&pk, st->events_per_s);
+            rc |= msgpack_pack_str_with_body(&pk, "generation", 10);
+            rc |= msgpack_pack_uint32(&pk, st->generation);
+        }
+    }
+    if (rc == 0) {
+        s_send(f, &job->envelope, sb.data, sb.size);
+    } else {
+        ordo_perror_t err;
+        ordo_perror_set(&err, "unavailable", "out of memory");
+        s_send_error(f, &job->envelope, &job->q, &err);
+    }
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* A job came back from an actor: reply once every actor asked has answered. */
+static void s_job_done(s_front_t *f, ordo_pjob_t *job)
+{
+    if (--job->pending > 0)
+        return;
+    if (ordo_pq_projection(job->q.type) < 0 && job->q.type != ORDO_PQ_REBUILD) {
+        s_send_joined(f, job);
+    } else if (job->reply) {
+        s_send(f, &job->envelope, job->reply, job->reply_len);
+    } else {
+        ordo_perror_t err;
+        ordo_perror_set(&err, "unavailable", "the answer could not be made (out of memory)");
+        s_send_error(f, &job->envelope, &job->q, &err);
+    }
+    s_unlink(f, job);
+    s_free_job(job);
+}
+
+static void s_on_query(s_front_t *f)
+{
+    zmsg_t *msg = zmsg_recv(f->router);
+    if (!msg)
+        return;
+    zframe_t *body = zmsg_last(msg);
+    if (!body || zmsg_size(msg) < 2) { /* a ROUTER message always has the peer's id */
+        zmsg_destroy(&msg);
+        return;
+    }
+    zmsg_remove(msg, body);
+    ordo_pjob_t *job = calloc(1, sizeof *job);
+    ordo_perror_t err;
+    if (!job) {
+        ordo_perror_set(&err, "unavailable", "out of memory");
+        s_send_error(f, &msg, NULL, &err);
+    } else if (ordo_pquery_decode(zframe_data(body), zframe_size(body), &job->q, &err) != 0) {
+        s_send_error(f, &msg, &job->q, &err);
+        free(job);
+    } else if (f->n_jobs >= S_JOBS_MAX) {
+        ordo_perror_set(&err, "overloaded",
+                        "%d queries are in flight, the most the projector holds; retry later",
+                        S_JOBS_MAX);
+        s_send_error(f, &msg, &job->q, &err);
+        free(job);
+    } else {
+        job->envelope = msg;
+        job->next = f->jobs;
+        if (f->jobs)
+            f->jobs->prev = job;
+        f->jobs = job;
+        f->n_jobs++;
+        int p = job->q.type == ORDO_PQ_REBUILD ? job->q.projection
+                                               : ordo_pq_projection(job->q.type);
+        if (p >= 0) {
+            job->pending = 1;
+            zsock_send(f->actors[p], "sp", "JOB", job);
+        } else {
+            job->pending = ORDO_PROJ_COUNT_;
+            for (int i = 0; i < ORDO_PROJ_COUNT_; i++)
+                zsock_send(f->actors[i], "sp", "JOB", job);
+        }
+    }
+    zframe_destroy(&body);
+}
+
+static void s_on_actor(s_front_t *f, zactor_t *actor)
+{
+    char *cmd = NULL;
+    void *ptr = NULL;
+    if (zsock_recv(actor, "sp", &cmd, &ptr) == 0 && cmd && streq(cmd, "DONE") && ptr)
+        s_job_done(f, ptr);
+    zstr_free(&cmd);
+}
+
+static int s_run(const ordo_pconfig_t *cfg)
+{
+    s_front_t f = {0};
+    ordo_pactor_config_t acfg[ORDO_PROJ_COUNT_];
+    int rc = 1;
+    if (ordo_mkdir_p(cfg->data_dir) != 0) {
+        ordo_log_error("projector", "cannot create the data folder %s: %s", cfg->data_dir,
+                       strerror(errno));
+        return 1;
+    }
+    f.router = zsock_new(ZMQ_ROUTER);
+    if (!f.router)
+        return 1;
+    zsock_set_sndhwm(f.router, S_HWM);
+    zsock_set_rcvhwm(f.router, S_HWM);
+    zsock_set_maxmsgsize(f.router, S_MSG_MAX);
+    zsock_set_linger(f.router, 1000);
+    if (zsock_bind(f.router, "%s", cfg->bind) < 0) {
+        ordo_log_error("projector", "cannot bind %s: %s", cfg->bind, zmq_strerror(errno));
+        goto out;
+    }
+    for (int p = 0; p < ORDO_PROJ_COUNT_; p++) {
+        acfg[p] = (ordo_pactor_config_t){.proj = (ordo_proj_t)p,
+                                         .data_dir = cfg->data_dir,
+                                         .engine = cfg->engine,
+                                         .engine_pub = cfg->engine_pub,
+                                         .save_every = cfg->save_every,
+                                         .save_ms = S_SAVE_MS,
+                                         .cache_kib = S_CACHE_KIB};
+        if (!(f.actors[p] = ordo_pactor_new(&acfg[p]))) {
+            ordo_log_error("projector", "cannot start the %s actor",
+                           ordo_proj_name((ordo_proj_t)p));
+            goto out;
+        }
+    }
+    ordo_log_info("projector",
+                  "queries on %s; following %s (events %s); data in %s; saving every %" PRIu64
+                  " events",
+                  cfg->bind, cfg->engine, cfg->engine_pub, cfg->data_dir, cfg->save_every);
+    while (!s_stop) {
+        zmq_pollitem_t items[1 + ORDO_PROJ_COUNT_] = {
+            {zsock_resolve(f.router), 0, ZMQ_POLLIN, 0}};
+        for (int p = 0; p < ORDO_PROJ_COUNT_; p++)
+            items[1 + p] = (zmq_pollitem_t){zsock_resolve(f.actors[p]), 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(items, 1 + ORDO_PROJ_COUNT_, 500) < 0) {
+            if (errno == EINTR)
+                continue;
+            ordo_log_error("projector", "poll: %s", zmq_strerror(errno));
+            goto out;
+        }
+        for (int p = 0; p < ORDO_PROJ_COUNT_; p++)
+            while (zsock_events(f.actors[p]) & ZMQ_POLLIN)
+                s_on_actor(&f, f.actors[p]);
+        for (int i = 0; i < 256 && (zsock_events(f.router) & ZMQ_POLLIN); i++)
+            s_on_query(&f);
+    }
+    ordo_log_info("projector", "stopping: saving every projection");
+    rc = 0;
+out:
+    for (int p = 0; p < ORDO_PROJ_COUNT_; p++)
+        zactor_destroy(&f.actors[p]); /* each saves its model before it ends */
+    while (f.jobs) {
+        ordo_pjob_t *job = f.jobs;
+        ordo_perror_t err;
+        ordo_perror_set(&err, "unavailable", "the projector is shutting down");
+        s_send_error(&f, &job->envelope, &job->q, &err);
+        s_unlink(&f, job);
+        s_free_job(job);
+    }
+    zsock_destroy(&f.router);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"engine", required_argument, NULL, 0},   {"engine-pub", required_argument, NULL, 0},
+        {"bind", required_argument, NULL, 0},     {"data-dir", required_argument, NULL, 0},
+        {"save-every", required_argument, NULL, 0}, {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0},
+    };
+    ordo_pconfig_t cfg;
+    char err[256];
+    ordo_pconfig_defaults(&cfg);
+    if (ordo_pconfig_from_env(&cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "ordo-projector: %s\n", err);
+        return 2;
+    }
+    int c, idx;
+    while ((c = getopt_long(argc, argv, "", opts, &idx)) != -1) {
+        if (c == 'h') {
+            s_usage(stdout);
+            return 0;
+        }
+        if (c == 'V') {
+            printf("ordo-projector %s\n", ORDO_PROJECTOR_VERSION);
+            return 0;
+        }
+        if (c != 0) {
+            fprintf(stderr, "ordo-projector: see --help for the options\n");
+            return 2;
+        }
+        if (ordo_pconfig_set(&cfg, opts[idx].name, optarg, err, sizeof err) < 0) {
+            fprintf(stderr, "ordo-projector: %s\n", err);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "ordo-projector: unexpected argument \"%s\"; see --help\n", argv[optind]);
+        return 2;
+    }
+    /* czmq would install its own SIGINT/SIGTERM handlers: main owns signals. */
+    zsys_handler_set(NULL);
+    struct sigaction sa = {.sa_handler = s_on_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    int rc = s_run(&cfg);
+    ordo_log_info("projector", "stopped");
+    return rc;
+}
