@@ -36,6 +36,7 @@ typedef struct {
     uint64_t position;  /* last event applied */
     uint64_t committed; /* checkpoint in the file */
     int64_t first_uncommitted_ms; /* when position first passed committed */
+    bool caught_up; /* at the head its subscription knows */
     bool failed;
 } s_gen_t;
 
@@ -192,8 +193,14 @@ static size_t s_gen_pull(s_actor_t *a, s_gen_t *g, bool count_rate)
         a->head = head;
     if (count_rate)
         a->rate_count += n;
+    /* Catching up, a save comes every save_every events: each save writes
+     * the orders changed since the last one, so saving often would write
+     * an order once per event. Caught up, a save also comes save_ms after
+     * the first unsaved event, so a restart has little to redo. */
+    g->caught_up = ordo_sub_position(g->sub) >= head;
     if (g->position - g->committed >= a->cfg.save_every ||
-        (g->position > g->committed && s_now_ms() - g->first_uncommitted_ms >= a->cfg.save_ms))
+        (g->caught_up && g->position > g->committed &&
+         s_now_ms() - g->first_uncommitted_ms >= a->cfg.save_ms))
         s_gen_save(a, g);
     return n;
 }
@@ -488,7 +495,7 @@ static void s_actor(zsock_t *pipe, void *args)
             if (a->parked[i].deadline_ms - now < timeout)
                 timeout = (long)(a->parked[i].deadline_ms - now);
         for (s_gen_t *g = &a->cur; g <= &a->next; g++)
-            if (g->db && g->position > g->committed &&
+            if (g->db && g->caught_up && g->position > g->committed &&
                 g->first_uncommitted_ms + a->cfg.save_ms - now < timeout)
                 timeout = (long)(g->first_uncommitted_ms + a->cfg.save_ms - now);
         if (busy || timeout < 0)

@@ -13,7 +13,7 @@ void ordo_pconfig_defaults(ordo_pconfig_t *cfg)
     snprintf(cfg->engine_pub, sizeof cfg->engine_pub, "tcp://127.0.0.1:7701");
     snprintf(cfg->bind, sizeof cfg->bind, "tcp://127.0.0.1:7702");
     snprintf(cfg->data_dir, sizeof cfg->data_dir, "./projections");
-    cfg->save_every = 50000;
+    cfg->save_every = 500000;
 }
 
 static int s_text(char *dst, size_t size, const char *name, const char *value, char *err,

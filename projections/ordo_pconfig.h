@@ -16,7 +16,7 @@ typedef struct {
     uint64_t save_every;  /* --save-every, ORDO_PROJECTOR_SAVE_EVERY: events between saves */
 } ordo_pconfig_t;
 
-/* tcp://127.0.0.1:7700, :7701, :7702, ./projections, 50,000 events. */
+/* tcp://127.0.0.1:7700, :7701, :7702, ./projections, 500,000 events. */
 void ordo_pconfig_defaults(ordo_pconfig_t *cfg);
 
 /* Sets a setting by its flag's name ("engine", "engine-pub", "bind",

@@ -1,0 +1,214 @@
+/* ordo-projbench: the read models' own speed, in-process, without the
+ * engine or the network. It turns the realistic workload's commands into
+ * the events the engine would publish (one every --spacing-us, a day's
+ * 10M events by default), then feeds each read model on its own: first
+ * apply() alone (what the models do per event in memory), then apply()
+ * with flush() and a commit every --save-every events (what the projector
+ * does while catching up). Figures are medians of --runs. */
+#include "ordo.h"
+#include "ordo_model.h"
+#include "ordo_pstore.h"
+#include "ordo_workload.h"
+
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static double s_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+typedef struct {
+    ordo_client_event_t ev;
+    char order_id[32];
+    char reason[64];
+    ordo_client_item_t items[4];
+} s_event_t;
+
+/* The events of `n` workload commands, as ordo_sub would hand them out. */
+static s_event_t *s_make_events(size_t n, int64_t spacing_us)
+{
+    s_event_t *evs = calloc(n, sizeof *evs);
+    ordo_workload_t *w = ordo_workload_new(42, 50000);
+    if (!evs || !w) {
+        fprintf(stderr, "ordo-projbench: out of memory\n");
+        exit(1);
+    }
+    static ordo_request_t req;
+    int64_t t = 1796400000000000; /* 2026-12-04 */
+    for (size_t i = 0; i < n; i++) {
+        if (!ordo_workload_next(w, &req))
+            break;
+        s_event_t *e = &evs[i];
+        ordo_client_event_t *ev = &e->ev;
+        memcpy(e->order_id, req.order_id.ptr, req.order_id.len);
+        ev->order_id = e->order_id;
+        ev->position = i + 1;
+        ev->version = (uint32_t)req.expected_version + 1;
+        ev->timestamp_us = t;
+        t += spacing_us;
+        ev->schema = 1;
+        ev->type = ordo_event_type_name(ordo_event_type_for(req.type));
+        const ordo_data_t *d = &req.data;
+        if (req.type == ORDO_REQ_CREATE_ORDER) {
+            ev->user_id = d->user_id;
+            ev->restaurant_id = d->restaurant_id;
+            ev->n_items = d->n_items;
+            for (uint32_t k = 0; k < d->n_items && k < 4; k++) {
+                e->items[k].qty = d->items[k].qty;
+                e->items[k].price_cents = d->items[k].price_cents;
+                ev->total_cents += d->items[k].qty * d->items[k].price_cents;
+            }
+            ev->items = e->items;
+        } else if (req.type == ORDO_REQ_PICK_UP) {
+            ev->has_courier_id = (d->present & ORDO_F_COURIER_ID) != 0;
+            ev->courier_id = d->courier_id;
+        } else if (req.type == ORDO_REQ_CANCEL_ORDER) {
+            snprintf(e->reason, sizeof e->reason, "%.*s", (int)d->reason.len, d->reason.ptr);
+            ev->reason = e->reason;
+            ev->previous_status = ordo_status_name((ordo_status_t)req.expected_version);
+        }
+    }
+    ordo_workload_destroy(&w);
+    return evs;
+}
+
+static int s_cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* One run of one model: seconds spent, or < 0 on failure. */
+static double s_run(const ordo_model_ops_t *ops, const s_event_t *evs, size_t n, bool save,
+                    uint64_t save_every, const char *dir)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s.bench.db", dir, ops->name);
+    ordo_pstore_remove(path);
+    sqlite3 *db = ordo_pstore_open(path, 32768);
+    if (!db || ordo_pstore_begin(db) != 0)
+        return -1;
+    void *m = ops->open(db);
+    if (!m)
+        return -1;
+    double t0 = s_now();
+    for (size_t i = 0; i < n; i++) {
+        if (ops->apply(m, &evs[i].ev) != 0)
+            return -1;
+        if (save && (i + 1) % save_every == 0) {
+            if (ops->flush(m) != 0 || ordo_pstore_meta_set(db, "checkpoint", (int64_t)i + 1) ||
+                ordo_pstore_commit(db) != 0 || ordo_pstore_begin(db) != 0)
+                return -1;
+        }
+    }
+    if (save && (ops->flush(m) != 0 || ordo_pstore_commit(db) != 0))
+        return -1;
+    double dt = s_now() - t0;
+    if (!save)
+        ordo_pstore_rollback(db);
+    ops->close(&m);
+    ordo_pstore_close(&db);
+    ordo_pstore_remove(path);
+    return dt;
+}
+
+static void s_usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: ordo-projbench [OPTIONS]\n"
+            "Speed of each read model of ordo-projector, in-process: apply() alone, then\n"
+            "apply + flush + commit every --save-every events, on the realistic workload.\n"
+            "  --events N        events (default 1000000)\n"
+            "  --spacing-us US   time between events (default 8640: 10M events a day)\n"
+            "  --save-every N    events between commits (default 500000)\n"
+            "  --runs N          runs, medians reported (default 3)\n"
+            "  --only NAME       one model (summary, restaurant, user, analytics, timeline)\n"
+            "  --dir DIR         where the databases go (default /tmp)\n"
+            "  --json            one JSON object on stdout\n"
+            "  --help\n");
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"events", required_argument, NULL, 'n'}, {"spacing-us", required_argument, NULL, 's'},
+        {"save-every", required_argument, NULL, 'e'}, {"runs", required_argument, NULL, 'r'},
+        {"only", required_argument, NULL, 'o'},   {"dir", required_argument, NULL, 'd'},
+        {"json", no_argument, NULL, 'j'},         {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    size_t n = 1000000;
+    int64_t spacing = 8640;
+    uint64_t save_every = 500000;
+    int runs = 3;
+    const char *only = NULL, *dir = "/tmp";
+    bool json = false;
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'n': n = strtoull(optarg, NULL, 10); break;
+        case 's': spacing = strtoll(optarg, NULL, 10); break;
+        case 'e': save_every = strtoull(optarg, NULL, 10); break;
+        case 'r': runs = atoi(optarg); break;
+        case 'o': only = optarg; break;
+        case 'd': dir = optarg; break;
+        case 'j': json = true; break;
+        case 'h': s_usage(stdout); return 0;
+        default: s_usage(stderr); return 2;
+        }
+    }
+    if (n < 1 || save_every < 1 || runs < 1 || runs > 31 || spacing < 0) {
+        fprintf(stderr, "ordo-projbench: --events, --save-every and --runs (1..31) must be >= 1\n");
+        return 2;
+    }
+    fprintf(stderr, "ordo-projbench: making %zu events...\n", n);
+    s_event_t *evs = s_make_events(n, spacing);
+    double sum_apply = 0, sum_save = 0;
+    if (json)
+        printf("{\"events\":%zu,\"save_every\":%" PRIu64 ",\"models\":{", n, save_every);
+    else
+        printf("%-11s %16s %22s\n", "model", "apply events/s", "apply+save events/s");
+    bool first = true;
+    for (int p = 0; p < ORDO_PROJ_COUNT_; p++) {
+        const ordo_model_ops_t *ops = ordo_model_for((ordo_proj_t)p);
+        if (only && strcmp(only, ops->name) != 0)
+            continue;
+        double ta[31], ts[31];
+        for (int r = 0; r < runs; r++) {
+            fprintf(stderr, "ordo-projbench: %s run %d/%d\n", ops->name, r + 1, runs);
+            ta[r] = s_run(ops, evs, n, false, save_every, dir);
+            ts[r] = s_run(ops, evs, n, true, save_every, dir);
+            if (ta[r] < 0 || ts[r] < 0) {
+                fprintf(stderr, "ordo-projbench: %s failed (see the log above)\n", ops->name);
+                return 1;
+            }
+        }
+        qsort(ta, (size_t)runs, sizeof ta[0], s_cmp);
+        qsort(ts, (size_t)runs, sizeof ts[0], s_cmp);
+        double a = ta[runs / 2], s = ts[runs / 2];
+        sum_apply += a;
+        sum_save += s;
+        if (json)
+            printf("%s\"%s\":{\"apply_per_s\":%.0f,\"apply_save_per_s\":%.0f}", first ? "" : ",",
+                   ops->name, (double)n / a, (double)n / s);
+        else
+            printf("%-11s %16.0f %22.0f\n", ops->name, (double)n / a, (double)n / s);
+        first = false;
+    }
+    if (json)
+        printf("},\"all_apply_per_s\":%.0f,\"all_apply_save_per_s\":%.0f}\n", (double)n / sum_apply,
+               (double)n / sum_save);
+    else
+        printf("%-11s %16.0f %22.0f   (every model in turn, one core)\n", "all", (double)n / sum_apply,
+               (double)n / sum_save);
+    free(evs);
+    return 0;
+}
