@@ -388,7 +388,8 @@ int ordo_psumtab_flush(ordo_psumtab_t *t)
         }
     }
     /* What failed stays dirty for the next try (the generation fails anyway). */
-    memmove(t->dirty, t->dirty + done, (t->n_dirty - done) * sizeof *t->dirty);
+    if (done > 0 && done < t->n_dirty)
+        memmove(t->dirty, t->dirty + done, (t->n_dirty - done) * sizeof *t->dirty);
     t->n_dirty -= done;
     return rc;
 }
