@@ -267,6 +267,38 @@ size_t ordo_client_in_flight(const ordo_client_t *c);
 
 const char *ordo_client_endpoint(const ordo_client_t *c);
 
+/* ---- any request ------------------------------------------------------- */
+
+/* For a server that speaks PROTOCOL.md's transport with requests libordo
+ * does not pack, such as ordo-projector (PROJECTIONS.md): the caller packs
+ * the MessagePack body, libordo sends it and matches the reply by the
+ * request_id it echoes, beside the client's other calls. Connect a client
+ * to that server's endpoint with ordo_client_new. */
+
+#define ORDO_DEFAULT_PROJECTOR_ENDPOINT "tcp://127.0.0.1:7702"
+
+/* Writes a fresh request id (unique across clients and restarts, as the
+ * ones the client assigns itself) into out, ORDO_ID_SIZE bytes with the
+ * NUL, for the caller to put in a body it packs. */
+void ordo_client_new_request_id(ordo_client_t *c, char out[ORDO_ID_SIZE]);
+
+/* Sends `body` (len bytes, borrowed: one well-formed MessagePack map,
+ * nesting at most 16, holding exactly one `request_id`, a string of
+ * 1..128 bytes, which the reply must echo) and waits up to timeout_ms for
+ * its reply, keeping other completions for ordo_client_recv. On 0 and
+ * ORDO_E_PROTOCOL, *reply is the reply body
+ * (malloc'd: the caller frees it) and *reply_len its size; it has been
+ * checked to be one well-formed MessagePack map (no count beyond its
+ * bytes, nesting at most 18, every string valid UTF-8) with a boolean
+ * `ok`; the rest is the caller's to read. Returns 0 (`ok` is true),
+ * ORDO_E_PROTOCOL (`ok` is false: the server's error is in the reply),
+ * ORDO_E_INVALID (no such body, or over 1 MiB; nothing was sent),
+ * ORDO_E_TIMEOUT, ORDO_E_BAD_REPLY (the only request in flight got an
+ * answer that is not a reply), ORDO_E_TRANSPORT or ORDO_E_NOMEM; on those
+ * *reply is NULL. A late reply to a call that timed out is dropped. */
+int ordo_client_call_raw(ordo_client_t *c, const void *body, size_t len, int timeout_ms,
+                         uint8_t **reply, size_t *reply_len);
+
 /* ---- subscription ------------------------------------------------------ */
 
 typedef struct ordo_sub_t ordo_sub_t;

@@ -3,7 +3,8 @@
  * --json (one event per line for tail). Results go to stdout, errors to
  * stderr. Exit status: 0 done; 1 the engine refused (its code and message
  * on stderr); 2 usage; 3 no answer (timeout, transport, a reply that is
- * not one). */
+ * not one). The read side's queries (ordo-projector) live in
+ * ordo_cli_projector.c: main hands their command words over to it. */
 #include "ordo.h"
 #include "ordo_json.h"
 
@@ -100,11 +101,26 @@ typedef struct {
     int64_t count;
 } s_opts_t;
 
+/* ---- shared with ordo_cli_projector.c ---------------------------------- */
+
+/* ordo-cli is one program in two files with no header of its own: these
+ * are the declarations both files repeat. The helpers are the static ones
+ * below, so both kinds of command read and print numbers, times and
+ * money the same way. */
+void ordo_cli_usage(FILE *out);
+bool ordo_cli_int(const char *s, int64_t min, int64_t max, int64_t *out);
+bool ordo_cli_parse_time(const char *s, int64_t *us);
+const char *ordo_cli_time(int64_t us, char buf[40]);
+const char *ordo_cli_money(int64_t cents, char buf[32]);
+bool ordo_cli_projector_command(const char *word);
+void ordo_cli_projector_usage(FILE *out);
+int ordo_cli_projector_main(int argc, char **argv);
+
 static void s_usage(FILE *out)
 {
     fprintf(out,
             "Usage: ordo-cli [OPTIONS] COMMAND [ORDER] [OPTIONS]\n"
-            "Sends commands and queries to an Ordo engine.\n"
+            "Sends commands and queries to an Ordo engine, and queries to its projector.\n"
             "\n"
             "Commands:\n"
             "  create ORDER --user N --restaurant N --item SKU:NAME:QTY:PRICE_CENTS ...\n"
@@ -117,14 +133,18 @@ static void s_usage(FILE *out)
             "  cancel ORDER --reason TEXT\n"
             "  get ORDER [--version N | --at TIME]   state now, after version N, or at TIME\n"
             "                                        (ISO-8601 such as 2025-06-01T12:30:00.5Z,\n"
-            "                                        UTC unless it has an offset; or\n"
-            "                                        microseconds since the epoch)\n"
+            "                                        UTC unless it has an offset; HH:MM[:SS]\n"
+            "                                        today in UTC; or microseconds since the\n"
+            "                                        epoch)\n"
             "  history ORDER [--from-version N] [--limit N]\n"
             "  tail [--from POSITION] [--type PREFIX] [--count N]\n"
             "                                        events from POSITION (default: new ones),\n"
             "                                        gap-filled; until --count events or Ctrl-C\n"
             "  stats\n"
             "  ping\n"
+            "\n");
+    ordo_cli_projector_usage(out);
+    fprintf(out,
             "\n"
             "Options of the seven commands:\n"
             "  --expected-version N   refuse unless the order is at version N (0: new)\n"
@@ -138,7 +158,8 @@ static void s_usage(FILE *out)
             "  --timeout MS           wait at most MS for an answer (default 5000)\n"
             "  --help, --version\n"
             "\n"
-            "Exit status: 0 done, 1 the engine refused, 2 usage, 3 no answer.\n");
+            "Exit status: 0 done, 1 the engine or the projector refused, 2 usage,\n"
+            "3 no answer.\n");
 }
 
 static int s_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -192,10 +213,21 @@ static bool s_digits(const char **p, int n, int *out)
 
 /* TIME: microseconds since the epoch, or ISO-8601
  * YYYY-MM-DD[(T| )hh:mm[:ss[.frac]]][Z|(+|-)hh[:mm]|(+|-)hhmm], UTC when no
- * offset is given. */
+ * offset is given, or the time alone, hh:mm[:ss[.frac]][offset], on
+ * today's date in UTC. */
 static bool s_parse_time(const char *s, int64_t *us)
 {
     int64_t v;
+    if (s[0] >= '0' && s[0] <= '9' && s[1] >= '0' && s[1] <= '9' && s[2] == ':') {
+        char today[64];
+        time_t now = time(NULL);
+        struct tm tm;
+        if (strlen(s) > 32 || !gmtime_r(&now, &tm))
+            return false;
+        snprintf(today, sizeof today, "%04d-%02d-%02dT%s", tm.tm_year + 1900, tm.tm_mon + 1,
+                 tm.tm_mday, s);
+        return s_parse_time(today, us);
+    }
     if (s_all_digits(s))
         return s_int(s, 0, INT64_MAX, us);
     if (s[0] == '-' && s_all_digits(s + 1))
@@ -320,6 +352,31 @@ static bool s_parse_meta(s_opts_t *o, const char *arg)
     *eq = '\0';
     o->meta[o->req.n_meta++] = (ordo_client_meta_t){.key = s, .sval = eq + 1};
     return true;
+}
+
+bool ordo_cli_int(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+    return s_int(s, min, max, out);
+}
+
+bool ordo_cli_parse_time(const char *s, int64_t *us)
+{
+    return s_parse_time(s, us);
+}
+
+const char *ordo_cli_time(int64_t us, char buf[40])
+{
+    return s_time(us, buf);
+}
+
+const char *ordo_cli_money(int64_t cents, char buf[32])
+{
+    return s_money(cents, buf);
+}
+
+void ordo_cli_usage(FILE *out)
+{
+    s_usage(out);
 }
 
 /* ---- readable output --------------------------------------------------- */
@@ -714,8 +771,36 @@ static int s_main(int argc, char **argv, s_opts_t *o)
     return s_tail(o);
 }
 
+/* The command word, found before options are parsed, since the read
+ * side's commands take options of their own: the first argument that is
+ * not an option or an option's value. Every long option takes a value
+ * except --json, --help, --version and --all (getopt_long also takes
+ * their unambiguous prefixes); -h and -j take none. */
+static const char *s_command_word(int argc, char **argv)
+{
+    static const char *const flags[] = {"json", "help", "version", "all"};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--") == 0)
+            return i + 1 < argc ? argv[i + 1] : NULL;
+        if (a[0] != '-' || a[1] == '\0')
+            return a;
+        if (a[1] != '-' || strchr(a, '='))
+            continue;
+        bool flag = false;
+        for (size_t k = 0; k < sizeof flags / sizeof flags[0]; k++)
+            flag |= strncmp(flags[k], a + 2, strlen(a + 2)) == 0;
+        if (!flag)
+            i++; /* its value */
+    }
+    return NULL;
+}
+
 int main(int argc, char **argv)
 {
+    const char *word = s_command_word(argc, argv);
+    if (word && ordo_cli_projector_command(word))
+        return ordo_cli_projector_main(argc, argv);
     s_opts_t *o = calloc(1, sizeof *o);
     if (!o) {
         fputs("ordo-cli: out of memory\n", stderr);

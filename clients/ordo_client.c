@@ -15,6 +15,12 @@
  * pipelined requests that arrive while a call waits are queued, in arrival
  * order, for recv.
  *
+ * Raw calls (ordo_client_call_raw) send a body the caller packed, for a
+ * server whose requests the codec does not know (ordo-projector): the
+ * request_id is read from the body, and the reply is matched by the one
+ * it echoes without going through the engine's reply decoder, which
+ * refuses the projector's error codes (lagging, unavailable, ...).
+ *
  * Flow control: at most `window` requests await replies; a send beyond it
  * first reads replies (queueing them for recv). ordo-server drops replies
  * to a peer past its send high-water mark (16,384 messages, and ZeroMQ
@@ -34,7 +40,7 @@
 #define S_HWM 100000 /* messages queued per direction before send waits */
 #define S_WINDOW 4096 /* default flow-control window, see above */
 
-enum { S_PIPELINED = 1, S_SYNC, S_ABANDONED };
+enum { S_PIPELINED = 1, S_SYNC, S_RAW, S_ABANDONED };
 
 typedef struct s_pending {
     struct s_pending *next; /* bucket chain, oldest first */
@@ -148,33 +154,26 @@ static s_pending_t *s_add(ordo_client_t *c, const char *id, size_t len, int stat
     return e;
 }
 
-/* Unlinks and returns the oldest entry with this id that someone still
- * waits for, else the oldest abandoned one, else NULL. Replies to one id
+/* The link to the oldest entry with this id that someone still waits
+ * for, else to the oldest abandoned one, else NULL. Replies to one id
  * are interchangeable (the original, then duplicates of it), and a
  * retry after a timeout must not lose its answer to the abandoned
  * original when the original's reply never comes (lost with a crashed
  * connection). */
-static s_pending_t *s_take(ordo_client_t *c, const char *id, size_t len)
+static s_pending_t **s_find(ordo_client_t *c, const char *id, size_t len)
 {
     uint32_t h = s_hash(id, len);
     s_pending_t **found = NULL;
     for (s_pending_t **p = &c->buckets[h & (c->n_buckets - 1)]; *p; p = &(*p)->next) {
         s_pending_t *e = *p;
         if (e->hash == h && e->len == len && memcmp(e->id, id, len) == 0) {
-            if (e->state != S_ABANDONED) {
-                found = p;
-                break;
-            }
+            if (e->state != S_ABANDONED)
+                return p;
             if (!found)
                 found = p;
         }
     }
-    if (!found)
-        return NULL;
-    s_pending_t *e = *found;
-    *found = e->next;
-    c->n_pending--;
-    return e;
+    return found;
 }
 
 /* Unlinks this very entry (another with the same id may be older). */
@@ -479,20 +478,61 @@ static int s_read(ordo_client_t *c, uint8_t **bytes, size_t *len)
     return 1;
 }
 
+/* What any reply must be, whoever sent it: one well-formed MessagePack
+ * map with a boolean `ok`. Gives `ok` and the echoed request_id (len 0:
+ * none). */
+static bool s_reply_head(const uint8_t *bytes, size_t len, bool *ok, ordo_str_t *id)
+{
+    *id = (ordo_str_t){"", 0};
+    if (ordo_mp_validate(bytes, len, ORDO_NESTING_MAX + 2) != ORDO_MP_OK)
+        return false;
+    ordo_mp_t r;
+    ordo_mp_init(&r, bytes, len);
+    uint32_t n;
+    if (!ordo_mp_read_map(&r, &n))
+        return false;
+    bool has_ok = false;
+    for (uint32_t i = 0; i < n; i++) {
+        const char *k;
+        uint32_t kl;
+        bool good;
+        if (!ordo_mp_read_str(&r, &k, &kl))
+            good = ordo_mp_skip(&r) && ordo_mp_skip(&r);
+        else if (ORDO_MP_KEY_IS(k, kl, "ok"))
+            good = has_ok = ordo_mp_read_bool(&r, ok);
+        else if (ORDO_MP_KEY_IS(k, kl, "request_id"))
+            good = ordo_mp_read_str(&r, &id->ptr, &id->len) || ordo_mp_skip(&r);
+        else
+            good = ordo_mp_skip(&r);
+        if (!good)
+            return false;
+    }
+    return has_ok;
+}
+
 /* What a reply turned out to be. */
 enum { S_DROPPED, S_UNDECODABLE, S_MATCHED };
 
 /* Decodes a reply and finds its request, which it unlinks into *entry
- * (caller frees). */
+ * (caller frees). An engine request's reply must decode (else it stays in
+ * flight); a raw call's needs only s_reply_head, and so does one that is
+ * dropped because its call was abandoned. */
 static int s_match(ordo_client_t *c, const uint8_t *bytes, size_t len, ordo_reply_t *reply,
                    s_pending_t **entry)
 {
-    if (ordo_reply_decode(bytes, len, reply) != 0)
+    bool decoded = ordo_reply_decode(bytes, len, reply) == 0;
+    bool ok;
+    ordo_str_t id = reply->request_id;
+    if (!decoded && !s_reply_head(bytes, len, &ok, &id))
         return S_UNDECODABLE;
-    s_pending_t *e = reply->request_id.len ? s_take(c, reply->request_id.ptr, reply->request_id.len)
-                                           : NULL;
-    if (!e)
-        return S_DROPPED; /* not ours, or sent before a timeout gave up on it */
+    s_pending_t **link = id.len ? s_find(c, id.ptr, id.len) : NULL;
+    if (!link) /* not ours, or sent before a timeout gave up on it */
+        return decoded ? S_DROPPED : S_UNDECODABLE;
+    s_pending_t *e = *link;
+    if (!decoded && e->state != S_RAW && e->state != S_ABANDONED)
+        return S_UNDECODABLE;
+    *link = e->next;
+    c->n_pending--;
     if (e->state == S_ABANDONED) {
         c->n_abandoned--;
         free(e);
@@ -550,38 +590,20 @@ static int s_make_room(ordo_client_t *c, int64_t deadline)
     return 0;
 }
 
-/* Packs and sends a request as an entry in `state`; *entry_out gets it. */
-static int s_send(ordo_client_t *c, const ordo_client_request_t *req, int state, int64_t deadline,
-                  char *id_out, s_pending_t **entry_out)
+/* Sends a packed body as an entry in `state` with request id `id` (len
+ * bytes, already checked); *entry_out gets the entry. */
+static int s_transmit(ordo_client_t *c, const void *body, size_t size, const char *id, size_t len,
+                      int state, int64_t deadline, s_pending_t **entry_out)
 {
-    char gen[ORDO_ID_SIZE];
-    const char *id = req ? req->request_id : NULL;
-    if (id) {
-        size_t n = strlen(id);
-        if (n < 1 || n > ORDO_REQUEST_ID_MAX || !ordo_utf8_valid((const uint8_t *)id, n))
-            return ORDO_E_INVALID;
-    } else {
-        snprintf(gen, sizeof gen, "%s%llu", c->id_prefix, (unsigned long long)++c->id_seq);
-        id = gen;
-    }
-    int rc = s_build(c, req, id);
+    int rc = s_make_room(c, deadline);
     if (rc != 0)
         return rc;
-    msgpack_sbuffer_clear(&c->sbuf);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &c->sbuf, msgpack_sbuffer_write);
-    if (ordo_request_pack(&pk, &c->req) != 0)
-        return ORDO_E_NOMEM;
-    if (c->sbuf.size > ORDO_BODY_MAX)
-        return ORDO_E_INVALID;
-    if ((rc = s_make_room(c, deadline)) != 0)
-        return rc;
     /* Room in the table first, so a sent request is always tracked. */
-    s_pending_t *e = s_add(c, id, strlen(id), state);
+    s_pending_t *e = s_add(c, id, len, state);
     if (!e)
         return ORDO_E_NOMEM;
     for (;;) {
-        if (zmq_send(c->sock, c->sbuf.data, c->sbuf.size, ZMQ_DONTWAIT) >= 0)
+        if (zmq_send(c->sock, body, size, ZMQ_DONTWAIT) >= 0)
             break;
         int err = errno;
         if (err == EAGAIN || err == EINTR) {
@@ -597,10 +619,45 @@ static int s_send(ordo_client_t *c, const ordo_client_request_t *req, int state,
     }
     if (state == S_PIPELINED)
         c->n_pipelined++;
-    if (id_out)
-        memcpy(id_out, id, strlen(id) + 1);
     if (entry_out)
         *entry_out = e;
+    return 0;
+}
+
+void ordo_client_new_request_id(ordo_client_t *c, char out[ORDO_ID_SIZE])
+{
+    snprintf(out, ORDO_ID_SIZE, "%s%llu", c->id_prefix, (unsigned long long)++c->id_seq);
+}
+
+/* Packs and sends a request as an entry in `state`; *entry_out gets it. */
+static int s_send(ordo_client_t *c, const ordo_client_request_t *req, int state, int64_t deadline,
+                  char *id_out, s_pending_t **entry_out)
+{
+    char gen[ORDO_ID_SIZE];
+    const char *id = req ? req->request_id : NULL;
+    if (id) {
+        size_t n = strlen(id);
+        if (n < 1 || n > ORDO_REQUEST_ID_MAX || !ordo_utf8_valid((const uint8_t *)id, n))
+            return ORDO_E_INVALID;
+    } else {
+        ordo_client_new_request_id(c, gen);
+        id = gen;
+    }
+    int rc = s_build(c, req, id);
+    if (rc != 0)
+        return rc;
+    msgpack_sbuffer_clear(&c->sbuf);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &c->sbuf, msgpack_sbuffer_write);
+    if (ordo_request_pack(&pk, &c->req) != 0)
+        return ORDO_E_NOMEM;
+    if (c->sbuf.size > ORDO_BODY_MAX)
+        return ORDO_E_INVALID;
+    size_t len = strlen(id);
+    if ((rc = s_transmit(c, c->sbuf.data, c->sbuf.size, id, len, state, deadline, entry_out)) != 0)
+        return rc;
+    if (id_out)
+        memcpy(id_out, id, len + 1);
     return 0;
 }
 
@@ -675,17 +732,13 @@ int ordo_client_recv(ordo_client_t *c, int timeout_ms, ordo_result_t *res)
     }
 }
 
-int ordo_client_call(ordo_client_t *c, const ordo_client_request_t *req, int timeout_ms,
-                     ordo_result_t *res)
+/* Waits until `deadline` for the reply to `mine` (a sync or raw entry),
+ * keeping pipelined completions for recv. Returns 0 with the reply in
+ * *bytes (caller frees) and, for a sync entry, decoded in *reply; else an
+ * error, with `mine` abandoned. */
+static int s_await(ordo_client_t *c, s_pending_t *mine, int64_t deadline, uint8_t **out,
+                   size_t *out_len, ordo_reply_t *out_reply)
 {
-    ordo_result_clear(res);
-    if (timeout_ms < 0)
-        return ORDO_E_INVALID;
-    int64_t deadline = ordo_client_now_ms_() + timeout_ms;
-    s_pending_t *mine = NULL;
-    int rc = s_send(c, req, S_SYNC, deadline, NULL, &mine);
-    if (rc != 0)
-        return rc;
     for (;;) {
         uint8_t *bytes = NULL;
         size_t len;
@@ -717,12 +770,89 @@ int ordo_client_call(ordo_client_t *c, const ordo_client_request_t *req, int tim
         }
         if (e == mine) {
             free(e);
-            rc = ordo_result_take_reply(res, &bytes, len, &reply);
-            if (rc != 0)
-                return rc;
-            return res->ok ? 0 : ORDO_E_PROTOCOL;
+            *out = bytes;
+            *out_len = len;
+            *out_reply = reply;
+            return 0;
         }
         free(e); /* a pipelined request's completion: keep it for recv */
         s_keep(c, bytes, len, &reply);
     }
+}
+
+int ordo_client_call(ordo_client_t *c, const ordo_client_request_t *req, int timeout_ms,
+                     ordo_result_t *res)
+{
+    ordo_result_clear(res);
+    if (timeout_ms < 0)
+        return ORDO_E_INVALID;
+    int64_t deadline = ordo_client_now_ms_() + timeout_ms;
+    s_pending_t *mine = NULL;
+    int rc = s_send(c, req, S_SYNC, deadline, NULL, &mine);
+    if (rc != 0)
+        return rc;
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    ordo_reply_t reply;
+    if ((rc = s_await(c, mine, deadline, &bytes, &len, &reply)) != 0)
+        return rc;
+    if ((rc = ordo_result_take_reply(res, &bytes, len, &reply)) != 0)
+        return rc;
+    return res->ok ? 0 : ORDO_E_PROTOCOL;
+}
+
+/* The request_id of a raw body: one well-formed map (nesting as the
+ * protocol allows) with exactly one `request_id`, a string of
+ * 1..ORDO_REQUEST_ID_MAX bytes (UTF-8, which validation checked). */
+static bool s_body_id(const void *body, size_t len, ordo_str_t *id)
+{
+    if (ordo_mp_validate(body, len, ORDO_NESTING_MAX) != ORDO_MP_OK)
+        return false;
+    ordo_mp_t r;
+    ordo_mp_init(&r, body, len);
+    uint32_t n;
+    if (!ordo_mp_read_map(&r, &n))
+        return false;
+    id->len = 0;
+    int seen = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        const char *k;
+        uint32_t kl;
+        if (ordo_mp_read_str(&r, &k, &kl) && ORDO_MP_KEY_IS(k, kl, "request_id")) {
+            if (++seen > 1 || !ordo_mp_read_str(&r, &id->ptr, &id->len))
+                return false;
+        } else if (!ordo_mp_skip(&r)) {
+            return false;
+        }
+    }
+    return id->len >= 1 && id->len <= ORDO_REQUEST_ID_MAX;
+}
+
+int ordo_client_call_raw(ordo_client_t *c, const void *body, size_t len, int timeout_ms,
+                         uint8_t **reply, size_t *reply_len)
+{
+    if (reply)
+        *reply = NULL;
+    if (reply_len)
+        *reply_len = 0;
+    ordo_str_t id;
+    if (!c || !body || !reply || !reply_len || timeout_ms < 0 || len > ORDO_BODY_MAX ||
+        !s_body_id(body, len, &id))
+        return ORDO_E_INVALID;
+    int64_t deadline = ordo_client_now_ms_() + timeout_ms;
+    s_pending_t *mine = NULL;
+    int rc = s_transmit(c, body, len, id.ptr, id.len, S_RAW, deadline, &mine);
+    if (rc != 0)
+        return rc;
+    uint8_t *bytes = NULL;
+    size_t n = 0;
+    ordo_reply_t unused;
+    if ((rc = s_await(c, mine, deadline, &bytes, &n, &unused)) != 0)
+        return rc;
+    bool ok = false;
+    ordo_str_t echoed;
+    s_reply_head(bytes, n, &ok, &echoed); /* true: s_match checked it */
+    *reply = bytes;
+    *reply_len = n;
+    return ok ? 0 : ORDO_E_PROTOCOL;
 }

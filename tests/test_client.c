@@ -1,8 +1,10 @@
 /* Tests for clients/: libordo and ordo-cli against the real ordo-server
  * (ORDO_SERVER; ordo-cli is ORDO_CLI), started by each suite on free
  * loopback ports with a fresh temporary data folder and stopped with
- * SIGTERM at the suite's end, which must exit 0. Only the public header is
- * used. Waits are bounded polls; nothing sleeps to synchronise. */
+ * SIGTERM at the suite's end, which must exit 0. The read-side suite also
+ * runs the real ordo-projector (ORDO_PROJECTOR) on that server. Only the
+ * public header is used. Waits are bounded polls; nothing sleeps to
+ * synchronise. */
 #include "ordo.h"
 #include "ordo_test.h"
 
@@ -20,6 +22,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <msgpack.h>
 #include <zmq.h>
 
 #define CALL_MS 10000 /* generous: ASan builds on a shared machine */
@@ -34,6 +37,14 @@ typedef struct {
 } s_server_t;
 
 static s_server_t s_srv;
+
+/* ordo-projector following s_srv, for the read-side suite (pid 0: none). */
+typedef struct {
+    pid_t pid;
+    char bind[64];
+} s_projector_t;
+
+static s_projector_t s_proj;
 
 static int64_t s_now_ms(void)
 {
@@ -857,6 +868,8 @@ static s_run_t *s_cli(const char *const *args)
         dup2(fe, 2);
         setenv("ORDO_ENDPOINT", s_srv.bind, 1);
         setenv("ORDO_PUB", s_srv.pub, 1);
+        if (s_proj.bind[0])
+            setenv("ORDO_PROJECTOR", s_proj.bind, 1);
         execv(bin, (char *const *)argv);
         _exit(127);
     }
@@ -1128,6 +1141,411 @@ static void test_cli_usage_and_no_server(void)
     CU_ASSERT_STRING_EQUAL(r->out, "");
 }
 
+/* ---- the read side: raw calls and ordo-cli against ordo-projector ------- */
+
+static void s_pack_cstr(msgpack_packer *pk, const char *s)
+{
+    msgpack_pack_str(pk, strlen(s));
+    msgpack_pack_str_body(pk, s, strlen(s));
+}
+
+/* A query body, packed with msgpack-c into *sb (initialised here):
+ * {type, request_id?, order_id?, min_position?, wait_ms?}; NULL and
+ * negative values are left out. */
+static void s_pack_query(msgpack_sbuffer *sb, const char *type, const char *request_id,
+                         const char *order_id, int64_t min_position, int64_t wait_ms)
+{
+    msgpack_sbuffer_init(sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 1 + (request_id != NULL) + (order_id != NULL) + (min_position >= 0) +
+                              (wait_ms >= 0));
+    s_pack_cstr(&pk, "type");
+    s_pack_cstr(&pk, type);
+    if (request_id) {
+        s_pack_cstr(&pk, "request_id");
+        s_pack_cstr(&pk, request_id);
+    }
+    if (order_id) {
+        s_pack_cstr(&pk, "order_id");
+        s_pack_cstr(&pk, order_id);
+    }
+    if (min_position >= 0) {
+        s_pack_cstr(&pk, "min_position");
+        msgpack_pack_int64(&pk, min_position);
+    }
+    if (wait_ms >= 0) {
+        s_pack_cstr(&pk, "wait_ms");
+        msgpack_pack_int64(&pk, wait_ms);
+    }
+}
+
+/* Starts ordo-projector on s_srv (data in its folder, a new port) and
+ * polls ProjectionStatus until it answers (30 s at most). */
+static int s_projector_start(s_projector_t *p)
+{
+    const char *bin = getenv("ORDO_PROJECTOR");
+    if (!bin || !*bin) {
+        fprintf(stderr, "ORDO_PROJECTOR is not set (run through ctest)\n");
+        return -1;
+    }
+    snprintf(p->bind, sizeof p->bind, "tcp://127.0.0.1:%d", s_free_port());
+    char data[300], log[300];
+    snprintf(data, sizeof data, "%s/projections", s_srv.dir);
+    snprintf(log, sizeof log, "%s/projector.log", s_srv.dir);
+    p->pid = fork();
+    if (p->pid < 0)
+        return -1;
+    if (p->pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        execl(bin, bin, "--engine", s_srv.bind, "--engine-pub", s_srv.pub, "--bind", p->bind,
+              "--data-dir", data, (char *)NULL);
+        _exit(127);
+    }
+    ordo_client_t *c = ordo_client_new(p->bind);
+    int64_t deadline = s_now_ms() + 30000;
+    int rc = -1;
+    while (c && s_now_ms() < deadline) {
+        if (waitpid(p->pid, NULL, WNOHANG) == p->pid) {
+            p->pid = 0;
+            break;
+        }
+        char id[ORDO_ID_SIZE];
+        ordo_client_new_request_id(c, id);
+        msgpack_sbuffer sb;
+        s_pack_query(&sb, "ProjectionStatus", id, NULL, -1, -1);
+        uint8_t *reply = NULL;
+        size_t len = 0;
+        int r = ordo_client_call_raw(c, sb.data, sb.size, 200, &reply, &len);
+        msgpack_sbuffer_destroy(&sb);
+        free(reply);
+        if (r == 0) {
+            rc = 0;
+            break;
+        }
+    }
+    ordo_client_destroy(&c);
+    if (rc != 0)
+        fprintf(stderr, "ordo-projector did not answer ProjectionStatus (log in %s)\n", log);
+    return rc;
+}
+
+/* SIGTERM; the exit status if it exited within 60 s, else -1. */
+static int s_projector_stop(s_projector_t *p)
+{
+    if (p->pid <= 0)
+        return -1;
+    kill(p->pid, SIGTERM);
+    int st = s_wait_child(p->pid, 60000);
+    if (st == -1) {
+        kill(p->pid, SIGKILL);
+        waitpid(p->pid, NULL, 0);
+    }
+    p->pid = 0;
+    return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int s_read_side_init(void)
+{
+    memset(&s_proj, 0, sizeof s_proj);
+    if (s_suite_init() != 0)
+        return -1;
+    return s_projector_start(&s_proj) == 0 ? 0 : -1;
+}
+
+static int s_read_side_clean(void)
+{
+    if (s_proj.pid > 0)
+        s_projector_stop(&s_proj);
+    memset(&s_proj, 0, sizeof s_proj);
+    return s_suite_clean();
+}
+
+static void test_projector_stops_cleanly(void)
+{
+    CU_ASSERT_EQUAL(s_projector_stop(&s_proj), 0);
+}
+
+static bool s_has(const uint8_t *reply, size_t len, const char *text)
+{
+    return reply && memmem(reply, len, text, strlen(text)) != NULL;
+}
+
+static void test_raw_calls(void)
+{
+    ordo_client_t *c = ordo_client_new(s_proj.bind);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    msgpack_sbuffer sb;
+    uint8_t *reply = NULL;
+    size_t len = 0;
+    char id[ORDO_ID_SIZE], id2[ORDO_ID_SIZE];
+    ordo_client_new_request_id(c, id);
+    ordo_client_new_request_id(c, id2);
+    CU_ASSERT(strcmp(id, id2) != 0);
+
+    s_pack_query(&sb, "ProjectionStatus", id, NULL, -1, -1);
+    CU_ASSERT_EQUAL(ordo_client_call_raw(c, sb.data, sb.size, CALL_MS, &reply, &len), 0);
+    CU_ASSERT(s_has(reply, len, "engine_head") && s_has(reply, len, id));
+    free(reply);
+    msgpack_sbuffer_destroy(&sb);
+
+    /* The projector's errors: ORDO_E_PROTOCOL, the reply handed over. */
+    s_pack_query(&sb, "GetOrderSummary", "raw-2", "nope", -1, -1);
+    CU_ASSERT_EQUAL(ordo_client_call_raw(c, sb.data, sb.size, CALL_MS, &reply, &len),
+                    ORDO_E_PROTOCOL);
+    CU_ASSERT(s_has(reply, len, "not_found") && s_has(reply, len, "raw-2"));
+    free(reply);
+    msgpack_sbuffer_destroy(&sb);
+
+    /* Bodies refused before sending: no request_id, not a map, trailing
+     * bytes. */
+    s_pack_query(&sb, "ProjectionStatus", NULL, NULL, -1, -1);
+    reply = (uint8_t *)"x";
+    CU_ASSERT_EQUAL(ordo_client_call_raw(c, sb.data, sb.size, CALL_MS, &reply, &len),
+                    ORDO_E_INVALID);
+    CU_ASSERT_PTR_NULL(reply);
+    msgpack_sbuffer_destroy(&sb);
+    static const uint8_t array[] = {0x91, 0x01};
+    CU_ASSERT_EQUAL(ordo_client_call_raw(c, array, sizeof array, CALL_MS, &reply, &len),
+                    ORDO_E_INVALID);
+    s_pack_query(&sb, "ProjectionStatus", "raw-3", NULL, -1, -1);
+    msgpack_sbuffer_write(&sb, "\xc0", 1);
+    CU_ASSERT_EQUAL(ordo_client_call_raw(c, sb.data, sb.size, CALL_MS, &reply, &len),
+                    ORDO_E_INVALID);
+    msgpack_sbuffer_destroy(&sb);
+
+    /* A call that timed out: its late answer (lagging, a code the engine's
+     * reply decoder does not know) comes during the next call, which drops
+     * it, and leaves nothing for recv. */
+    s_pack_query(&sb, "GetOrderSummary", "raw-late", "nope", 1000000000, 300);
+    CU_ASSERT_EQUAL(ordo_client_call_raw(c, sb.data, sb.size, 50, &reply, &len), ORDO_E_TIMEOUT);
+    CU_ASSERT_PTR_NULL(reply);
+    msgpack_sbuffer_destroy(&sb);
+    s_pack_query(&sb, "GetOrderSummary", "raw-wait", "nope", 1000000000, 600);
+    CU_ASSERT_EQUAL(ordo_client_call_raw(c, sb.data, sb.size, CALL_MS, &reply, &len),
+                    ORDO_E_PROTOCOL);
+    CU_ASSERT(s_has(reply, len, "lagging") && s_has(reply, len, "raw-wait"));
+    free(reply);
+    msgpack_sbuffer_destroy(&sb);
+    ordo_result_t r = ORDO_RESULT_INIT;
+    CU_ASSERT_EQUAL(ordo_client_recv(c, 0, &r), ORDO_E_IDLE);
+    ordo_client_destroy(&c);
+
+    /* Beside pipelined requests on the engine: the raw call takes its own
+     * reply, the pipelined one waits for recv. */
+    c = ordo_client_new(s_srv.bind);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    char sent[ORDO_ID_SIZE];
+    CU_ASSERT_EQUAL(
+        ordo_client_send(c, &(ordo_client_request_t){.type = "GetOrder", .order_id = "nope"}, sent),
+        0);
+    ordo_client_new_request_id(c, id);
+    s_pack_query(&sb, "Ping", id, NULL, -1, -1);
+    CU_ASSERT_EQUAL(ordo_client_call_raw(c, sb.data, sb.size, CALL_MS, &reply, &len), 0);
+    CU_ASSERT(s_has(reply, len, "head_position") && s_has(reply, len, id));
+    free(reply);
+    msgpack_sbuffer_destroy(&sb);
+    CU_ASSERT_EQUAL(ordo_client_in_flight(c), 1);
+    CU_ASSERT_EQUAL(ordo_client_recv(c, CALL_MS, &r), 0);
+    CU_ASSERT_STRING_EQUAL(r.request_id, sent);
+    CU_ASSERT_STRING_EQUAL(r.code, "not_found");
+    ordo_result_clear(&r);
+    ordo_client_destroy(&c);
+}
+
+/* Calls and checks a command on the engine; returns the reply's position. */
+static int64_t s_do(ordo_client_t *c, ordo_client_request_t req, ordo_result_t *r)
+{
+    int rc = ordo_client_call(c, &req, CALL_MS, r);
+    CU_ASSERT_EQUAL(rc, 0);
+    return rc == 0 ? r->position : -1;
+}
+
+/* Where `needle` starts in `hay`, or -1. */
+static long s_at(const char *hay, const char *needle)
+{
+    const char *p = strstr(hay, needle);
+    return p ? (long)(p - hay) : -1;
+}
+
+static void test_cli_read_side(void)
+{
+    /* p-1 delivered (courier 99); p-2 cancelled (user 43); p-3 preparing
+     * at restaurant 9; p-4 created. Users 42 but p-2; restaurant 7 but p-3. */
+    ordo_client_t *c = ordo_client_new(s_srv.bind);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    ordo_result_t r = ORDO_RESULT_INIT;
+    s_do(c, s_create("p-1"), &r);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r.event);
+    int64_t created_us = r.event->timestamp_us;
+    int64_t confirmed =
+        s_do(c, (ordo_client_request_t){.type = "ConfirmOrder", .order_id = "p-1"}, &r);
+    s_do(c, (ordo_client_request_t){.type = "StartPreparing", .order_id = "p-1"}, &r);
+    s_do(c, (ordo_client_request_t){.type = "MarkReady", .order_id = "p-1"}, &r);
+    s_do(c, (ordo_client_request_t){.type = "PickUp", .order_id = "p-1", .has_courier_id = true,
+                                    .courier_id = 99}, &r);
+    s_do(c, (ordo_client_request_t){.type = "Deliver", .order_id = "p-1"}, &r);
+    ordo_client_request_t req = s_create("p-2");
+    req.user_id = 43;
+    s_do(c, req, &r);
+    s_do(c, (ordo_client_request_t){.type = "CancelOrder", .order_id = "p-2",
+                                    .reason = "changed mind"}, &r);
+    req = s_create("p-3");
+    req.restaurant_id = 9;
+    s_do(c, req, &r);
+    s_do(c, (ordo_client_request_t){.type = "ConfirmOrder", .order_id = "p-3"}, &r);
+    s_do(c, (ordo_client_request_t){.type = "StartPreparing", .order_id = "p-3"}, &r);
+    int64_t head = s_do(c, s_create("p-4"), &r);
+    ordo_result_clear(&r);
+    ordo_client_destroy(&c);
+    char pos[32], conf[32], from[32], to[32], iso[64];
+    snprintf(pos, sizeof pos, "%" PRId64, head);
+    snprintf(conf, sizeof conf, "%" PRId64, confirmed);
+
+    /* Every first read of a model waits for our writes: --min-position. */
+    s_run_t *o = CLI("summary", "p-1", "--min-position", pos, "--json");
+    CU_ASSERT_EQUAL(o->status, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(o->out, "\"status\":\"Delivered\""));
+    CU_ASSERT_PTR_NOT_NULL(strstr(o->out, "\"courier_id\":99"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(o->out, "\"item_count\":3"));
+    CU_ASSERT_STRING_EQUAL(o->err, "");
+    o = CLI("summary", "p-2", "--min-position", pos);
+    CU_ASSERT_EQUAL(o->status, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(o->out, "status       Cancelled\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(o->out, "total        28.00\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(o->out, "cancelled    changed mind (was Created)\n"));
+    o = CLI("summary", "nope", "--json");
+    CU_ASSERT_EQUAL(o->status, 1);
+    CU_ASSERT_STRING_EQUAL(o->out, "");
+    CU_ASSERT_PTR_NOT_NULL(strstr(o->err, "ordo-cli: not_found: "));
+
+    /* Listings: oldest first, filters, pages, --all. */
+    o = CLI("orders", "--min-position", pos);
+    CU_ASSERT_EQUAL(o->status, 0);
+    CU_ASSERT_EQUAL(strncmp(o->out, "ORDER ", 6), 0);
+    CU_ASSERT_EQUAL(s_count(o->out, "\n"), 6);
+    CU_ASSERT_PTR_NOT_NULL(strstr(o->out, "\n4 orders (position "));
+    CU_ASSERT(s_at(o->out, "p-1") < s_at(o->out, "p-2") &&
+              s_at(o->out, "p-3") < s_at(o->out, "p-4"));
+    o = CLI("orders", "--status", "Created,Preparing", "--json");
+    CU_ASSERT_EQUAL(o->status, 0);
+    CU_ASSERT_EQUAL(s_count(o->out, "\"order_id\""), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(o->out, "\"p-3\""));
+    CU_ASSERT_PTR_NOT_NULL(strstr(o->out, "\"p-4\""));
+    o = CLI("orders", "--restaurant", "7", "--user", "42", "--json");
+    CU_ASSERT_EQUAL(s_count(o->out, "\"order_id\""), 2);
+    o = CLI("orders", "--limit", "1");
+    CU_ASSERT_EQUAL(o->status, 0);
+    const char *more = strstr(o->out, "; more with --cursor ");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(more);
+    char cursor[256];
+    snprintf(cursor, sizeof cursor, "%s", more + strlen("; more with --cursor "));
+    cursor[strcspn(cursor, "\n")] = '\0';
+    o = CLI("orders", "--limit", "1", "--cursor", cursor, "--json");
+    CU_ASSERT_EQUAL(o->status, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(o->out, "\"order_id\":\"p-2\""));
+    o = CLI("orders", "--limit", "1", "--all");
+    CU_ASSERT_EQUAL(o->status, 0);
+    CU_ASSERT_EQUAL(s_count(o->out, "\n"), 6); /* one heading, four rows, one total */
+    CU_ASSERT_PTR_NOT_NULL(strstr(o->out, "\n4 orders (position"));
+    CU_ASSERT_PTR_NULL(strstr(o->out, "more with"));
+    o = CLI("orders", "--limit", "1", "--all", "--json");
+    CU_ASSERT_EQUAL(s_count(o->out, "\n"), 4); /* one reply per line */
+    CU_ASSERT_EQUAL(s_count(o->out, "\"next_cursor\":null"), 1);
+
+    /* The restaurant's board and a user's history. */
+    o = CLI("board", "7", "--min-position", pos, "--json");
+    CU_ASSERT_EQUAL(o->status, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(o->out, "\"Delivered\":1"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(o->out, "\"Cancelled\":1"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(o->out, "\"Created\":1"));
+    CU_ASSERT_EQUAL(s_count(o->out, "\"order_id\""), 1);
+    o = CLI("board", "7");
+    CU_ASSERT_EQUAL(o->status, 0);
+    CU_ASSERT_EQUAL(strncmp(o->out, "restaurant 7 (position ", 23), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(o->out, "\n1 active order:\nORDER "));
+    CU_ASSERT_PTR_NOT_NULL(strstr(o->out, "\np-4 "));
+    o = CLI("user", "42", "--min-position", pos, "--json");
+    CU_ASSERT_EQUAL(o->status, 0);
+    CU_ASSERT_EQUAL(s_count(o->out, "\"order_id\""), 3);
+    CU_ASSERT(s_at(o->out, "p-4") < s_at(o->out, "p-3") &&
+              s_at(o->out, "p-3") < s_at(o->out, "p-1"));
+    o = CLI("user", "42", "--limit", "2", "--all");
+    CU_ASSERT_PTR_NOT_NULL(strstr(o->out, "\n3 orders (position"));
+
+    /* Analytics: the day of the orders, restaurant 7 (p-1, p-2, p-4). */
+    const int64_t day_us = 86400000000;
+    int64_t day = created_us - created_us % day_us;
+    snprintf(from, sizeof from, "%" PRId64, day);
+    snprintf(to, sizeof to, "%" PRId64, day + day_us);
+    o = CLI("analytics", "--from", from, "--to", to, "--bucket", "day", "--restaurant", "7",
+            "--min-position", pos, "--json");
+    CU_ASSERT_EQUAL(o->status, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(o->out, "\"created\":3,\"confirmed\":1,\"delivered\":1,"
+                                          "\"cancelled\":1,\"revenue_cents\":2800"));
+    o = CLI("analytics", "--from", from, "--to", to, "--bucket", "day", "--restaurant", "7");
+    CU_ASSERT_EQUAL(o->status, 0);
+    CU_ASSERT_EQUAL(strncmp(o->out, "BUCKET ", 7), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(o->out, "28.00"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(o->out, "\n1 bucket; "));
+
+    /* The past: by position (p-1 just confirmed) and by time (p-1 just
+     * created, nothing else yet). */
+    o = CLI("as-of", "--position", conf, "--min-position", pos, "--json");
+    CU_ASSERT_EQUAL(o->status, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(o->out, "\"status\":\"Confirmed\""));
+    CU_ASSERT_PTR_NOT_NULL(strstr(o->out, "\"total\":1"));
+    s_iso(created_us, 0, iso, sizeof iso);
+    o = CLI("as-of", iso);
+    CU_ASSERT_EQUAL(o->status, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(o->out, "\np-1 "));
+    CU_ASSERT_PTR_NOT_NULL(strstr(o->out, "\n1 of 1 order as of "));
+    o = CLI("as-of", "--position", pos, "--status", "Preparing,Cancelled", "--limit", "1",
+            "--all");
+    CU_ASSERT_EQUAL(o->status, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(o->out, "\n2 of 2 orders as of position "));
+
+    /* The models, a rebuild, and a model that has not got there yet. */
+    o = CLI("projections");
+    CU_ASSERT_EQUAL(o->status, 0);
+    CU_ASSERT_EQUAL(strncmp(o->out, "NAME ", 5), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(o->out, "\ntimeline "));
+    CU_ASSERT_PTR_NOT_NULL(strstr(o->out, "\nengine head "));
+    o = CLI("rebuild", "user");
+    CU_ASSERT_EQUAL(o->status, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(o->out, "user: rebuilding"));
+    o = CLI("user", "42", "--min-position", pos, "--json");
+    CU_ASSERT_EQUAL(o->status, 0);
+    CU_ASSERT_EQUAL(s_count(o->out, "\"order_id\""), 3);
+    o = CLI("rebuild", "nosuch");
+    CU_ASSERT_EQUAL(o->status, 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(o->err, "bad_request"));
+    o = CLI("summary", "p-1", "--min-position", "1000000000", "--wait-ms", "100");
+    CU_ASSERT_EQUAL(o->status, 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(o->err, "ordo-cli: lagging: "));
+    CU_ASSERT_STRING_EQUAL(o->out, "");
+
+    /* Usage errors, and no projector. */
+    CU_ASSERT_EQUAL(CLI("as-of")->status, 2);
+    CU_ASSERT_EQUAL(CLI("as-of", iso, "--position", "3")->status, 2);
+    CU_ASSERT_EQUAL(CLI("board", "seven")->status, 2);
+    CU_ASSERT_EQUAL(CLI("orders", "--bucket", "day")->status, 2);
+    CU_ASSERT_EQUAL(CLI("analytics", "--from", from)->status, 2);
+    CU_ASSERT_EQUAL(CLI("orders", "--wait-ms", "10001")->status, 2);
+    o = CLI("--help");
+    CU_ASSERT_PTR_NOT_NULL(strstr(o->out, "  board RESTAURANT "));
+    char ep[64];
+    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", s_free_port());
+    o = CLI("projections", "--projector", ep, "--timeout", "200");
+    CU_ASSERT_EQUAL(o->status, 3);
+    CU_ASSERT_PTR_NOT_NULL(strstr(o->err, "no answer"));
+    CU_ASSERT_STRING_EQUAL(o->out, "");
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -1160,6 +1578,12 @@ int main(void)
     CU_add_test(s, "get --at", test_cli_get_at_time);
     CU_add_test(s, "tail", test_cli_tail);
     CU_add_test(s, "usage errors and no server", test_cli_usage_and_no_server);
+    CU_add_test(s, "server stops with status 0", test_server_stops_cleanly);
+
+    s = CU_add_suite("read side: ordo-projector", s_read_side_init, s_read_side_clean);
+    CU_add_test(s, "raw calls", test_raw_calls);
+    CU_add_test(s, "ordo-cli's queries", test_cli_read_side);
+    CU_add_test(s, "projector stops with status 0", test_projector_stops_cleanly);
     CU_add_test(s, "server stops with status 0", test_server_stops_cleanly);
     return ordo_test_run();
 }
