@@ -1268,6 +1268,11 @@ static void s_acc_finish(s_acc_t *acc, s_bucket_t *bk)
             }
             acc->used[s][w] = 0;
         }
+        /* The sample of rank n is the largest: exact, however few samples. */
+        if (r50 == n)
+            bk->stage[s].p50 = acc->max_ms[s];
+        if (r95 == n)
+            bk->stage[s].p95 = acc->max_ms[s];
         bk->stage[s].n = n;
         bk->stage[s].max = acc->max_ms[s];
         acc->n[s] = 0;
