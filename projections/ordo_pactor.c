@@ -88,6 +88,11 @@ static void s_gen_fail(s_actor_t *a, s_gen_t *g, const char *what)
                        "committed state (position %" PRIu64 ") stays; Rebuild makes a new one",
                        g->generation, g->position, what, g->committed);
     g->failed = true;
+    /* What was applied since the last commit may be half written: answer
+     * from the last commit, and say so. */
+    if (g->db)
+        ordo_pstore_rollback(g->db);
+    g->position = g->committed;
 }
 
 /* Opens generation `gen` (creating its file when `create`, as building
