@@ -251,8 +251,10 @@ static void s_open_generations(s_actor_t *a)
         ordo_log_info(a->name, "removing %s (left over from an earlier generation)", path);
         ordo_pstore_remove(path);
     }
-    if (cur && s_gen_open(a, &a->cur, cur, false, false) != 0)
+    if (cur && s_gen_open(a, &a->cur, cur, false, false) != 0) {
+        a->cur.generation = cur; /* no database: queries get unavailable until a Rebuild */
         s_gen_fail(a, &a->cur, "its file cannot be opened");
+    }
     if (next && s_gen_open(a, &a->next, next, false, true) != 0)
         ordo_log_error(a->name, "the rebuild in generation %" PRIu32 " cannot go on", next);
     if (!cur && !next && s_gen_open(a, &a->cur, 1, true, false) != 0)

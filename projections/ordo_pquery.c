@@ -136,6 +136,8 @@ static bool s_cursor_decode(const char *s, uint32_t len, ordo_pq_type_t type, or
     }
     if (raw[0] != (uint8_t)type)
         return false;
+    if (type == ORDO_PQ_ORDERS_AS_OF && memcmp(raw + 1, "\0\0\0\0\0\0\0\0", 8) != 0)
+        return false; /* its listing is by order_id alone: the key is always 0 */
     ordo_str_t id = {(const char *)raw + 9, (uint32_t)(n - 9)};
     if (!ordo_order_id_valid(id))
         return false;
@@ -161,7 +163,13 @@ static bool s_int(ordo_mp_t *r, const char *field, int64_t min, int64_t max, int
         return true;
     }
     int64_t v;
-    if (!ordo_mp_read_int(r, &v) || v < min || v > max) {
+    uint64_t u;
+    bool is_int = ordo_mp_read_int(r, &v);
+    if (!is_int && max == INT64_MAX && ordo_mp_read_uint(r, &u)) {
+        is_int = true; /* above INT64_MAX: as large as it gets (a limit is then clamped) */
+        v = INT64_MAX;
+    }
+    if (!is_int || v < min || v > max) {
         ordo_mp_skip(r);
         if (min == INT64_MIN)
             ordo_perror_field(err, field, "%s must be an integer", field);
@@ -269,7 +277,10 @@ static bool s_read_type(ordo_mp_t r, uint32_t n, ordo_pquery_t *q, ordo_perror_t
     }
     q->type = ordo_pq_type_from_name(type, type_len);
     if (q->type == ORDO_PQ_NONE) {
+        const char *nul = memchr(type, '\0', type_len);
         int shown = type_len > 64 ? 64 : (int)type_len;
+        if (nul && nul - type < shown)
+            shown = (int)(nul - type); /* %.*s would stop there anyway */
         while (shown > 0 && shown < (int)type_len && ((uint8_t)type[shown] & 0xc0) == 0x80)
             shown--; /* do not cut a UTF-8 sequence */
         ordo_perror_set(err, "unknown_type",

@@ -253,6 +253,22 @@ static void test_malformed(void)
     BAD("{\"type\":\"OrdersAsOf\",\"at_position\":-2}", "bad_request", "at_position");
     BAD("{\"type\":\"Rebuild\"}", "bad_request", "projection");
     BAD("{\"type\":\"Rebuild\",\"projection\":\"nope\"}", "bad_request", "projection");
+    /* integers above INT64_MAX: a limit is clamped, positions are as far as can be */
+    static const uint8_t big_limit[] = {0x82, 0xa4, 't', 'y', 'p', 'e', 0xaa, 'L', 'i', 's', 't',
+                                        'O', 'r', 'd', 'e', 'r', 's', 0xa5, 'l', 'i', 'm', 'i',
+                                        't', 0xcf, 0x80, 0, 0, 0, 0, 0, 0, 0};
+    CU_ASSERT_EQUAL(ordo_pquery_decode(big_limit, sizeof big_limit, &q, &e), 0);
+    CU_ASSERT_EQUAL(q.limit, ORDO_PQ_LIMIT_MAX);
+    static const uint8_t big_min[] = {0x82, 0xa4, 't', 'y', 'p', 'e', 0xa4, 'P', 'i', 'n', 'g',
+                                      0xac, 'm', 'i', 'n', '_', 'p', 'o', 's', 'i', 't', 'i', 'o',
+                                      'n', 0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    CU_ASSERT_EQUAL(ordo_pquery_decode(big_min, sizeof big_min, &q, &e), 0);
+    CU_ASSERT_EQUAL(q.min_position, INT64_MAX);
+    /* a type holding NUL is named up to it */
+    static const uint8_t nul_type[] = {0x81, 0xa4, 't', 'y', 'p', 'e', 0xa4, 0, 'a', 'b', 'c'};
+    CU_ASSERT_EQUAL(ordo_pquery_decode(nul_type, sizeof nul_type, &q, &e), -1);
+    CU_ASSERT_STRING_EQUAL(e.code, "unknown_type");
+    CU_ASSERT(strstr(e.message, "\"...") != NULL);
     /* the request id is kept for the error reply */
     CU_ASSERT_EQUAL(s_decode("{\"type\":\"ListOrders\",\"request_id\":\"echo\",\"limit\":0}", &q,
                              &e), -1);
@@ -289,6 +305,13 @@ static void test_cursor(void)
     BAD(json, "bad_request", "cursor");
     snprintf(json, sizeof json, "{\"type\":\"ListOrders\",\"cursor\":\"%s7a7a\"}", c);
     BAD(json, "bad_request", "cursor");
+    /* an OrdersAsOf cursor always has key 0 */
+    ordo_pcursor_encode(c, ORDO_PQ_ORDERS_AS_OF, 5, "o-1");
+    snprintf(json, sizeof json, "{\"type\":\"OrdersAsOf\",\"at_us\":1,\"cursor\":\"%s\"}", c);
+    BAD(json, "bad_request", "cursor");
+    ordo_pcursor_encode(c, ORDO_PQ_ORDERS_AS_OF, 0, "o-1");
+    snprintf(json, sizeof json, "{\"type\":\"OrdersAsOf\",\"at_us\":1,\"cursor\":\"%s\"}", c);
+    CU_ASSERT_EQUAL(s_decode(json, &q, &e), 0);
     /* nil cursor: the first page */
     CU_ASSERT_EQUAL(s_decode("{\"type\":\"OrdersAsOf\",\"at_us\":1,\"cursor\":null}", &q, &e), 0);
     CU_ASSERT(!q.has_cursor);
