@@ -57,6 +57,8 @@ typedef struct ordo_pjob {
     ordo_pstatus_t status[ORDO_PROJ_COUNT_];
     /* the front end's own */
     int pending;        /* actors yet to answer */
+    void *peer;         /* the connection's ordo_peer_t (engine/ordo_peers.h), held */
+    bool big;           /* admitted as a large query */
     zmsg_t *envelope;   /* owned: the frames before the body */
     struct ordo_pjob *prev, *next;
 } ordo_pjob_t;

@@ -449,6 +449,18 @@ static int64_t s_bucket_count(int64_t from, int64_t to, int64_t b)
     return (int64_t)(((__int128)to - 1 - first) / b + 1);
 }
 
+bool ordo_pquery_is_large(const ordo_pquery_t *q)
+{
+    switch (q->type) {
+    case ORDO_PQ_LIST_ORDERS:
+    case ORDO_PQ_USER_HISTORY:
+    case ORDO_PQ_ORDERS_AS_OF: return q->limit > 100;
+    case ORDO_PQ_RESTAURANT_BOARD: return true; /* up to 500 active orders */
+    case ORDO_PQ_ANALYTICS: return s_bucket_count(q->from_us, q->to_us, q->bucket_us) > 1000;
+    default: return false;
+    }
+}
+
 /* Step 4: what is required, and the checks across fields. */
 static bool s_check(ordo_pquery_t *q, const s_seen_t *seen, ordo_perror_t *err)
 {

@@ -124,6 +124,11 @@ void ordo_perror_field(ordo_perror_t *e, const char *field, const char *fmt, ...
  * can echo it. */
 int ordo_pquery_decode(const void *buf, size_t len, ordo_pquery_t *q, ordo_perror_t *err);
 
+/* Whether a query may answer with a large reply (more than 100 orders,
+ * or more than 1,000 analytics buckets): the front end admits only a few
+ * of those per connection at a time. */
+bool ordo_pquery_is_large(const ordo_pquery_t *q);
+
 /* Writes the opaque cursor that continues a listing of `type` after the
  * order (key, order_id): text of at most ORDO_PCURSOR_MAX bytes with its
  * NUL. */

@@ -11,6 +11,7 @@
 #include "ordo_log.h"
 #include "ordo_pactor.h"
 #include "ordo_pconfig.h"
+#include "ordo_peers.h"
 #include "ordo_pquery.h"
 
 #include <czmq.h>
@@ -28,6 +29,7 @@
 #define S_MSG_MAX (16 * 1024 * 1024) /* peers sending more are disconnected */
 #define S_SAVE_MS 1000             /* commit at least this often while events come */
 #define S_CACHE_KIB 32768          /* SQLite page cache per read model */
+#define S_COUNTED_REPLY 1024       /* replies from this size count against their connection */
 
 static volatile sig_atomic_t s_stop;
 
@@ -67,17 +69,34 @@ typedef struct {
     zactor_t *actors[ORDO_PROJ_COUNT_];
     ordo_pjob_t *jobs; /* owned: every job in flight, a doubly linked list */
     size_t n_jobs;
+    ordo_peers_t *peers; /* owned: what each connection holds of reply memory */
 } s_front_t;
 
-static void s_send(s_front_t *f, zmsg_t **envelope, const void *body, size_t len)
+/* Sends a reply: the envelope's frames, then the body. A body from
+ * S_COUNTED_REPLY bytes on counts against `peer` until ZeroMQ has written
+ * it (ordo_peers.h), so a client that does not read its replies is soon
+ * refused with `overloaded` instead of filling the projector's memory. */
+static void s_send(s_front_t *f, void *peer, zmsg_t **envelope, const void *body, size_t len)
 {
-    zmsg_t *m = *envelope ? *envelope : zmsg_new();
+    zmsg_t *env = *envelope;
     *envelope = NULL;
-    if (!m || zmsg_addmem(m, body, len) != 0 || zmsg_send(&m, f->router) != 0)
-        zmsg_destroy(&m); /* the peer is gone or its queue full: the reply is lost */
+    zmq_msg_t msg;
+    if (len < S_COUNTED_REPLY || ordo_peers_counted_msg(f->peers, peer, body, len, &msg) != 0) {
+        if (zmq_msg_init_size(&msg, len) != 0) {
+            zmsg_destroy(&env); /* out of memory: the reply is lost */
+            return;
+        }
+        memcpy(zmq_msg_data(&msg), body, len);
+    }
+    void *sock = zsock_resolve(f->router);
+    for (zframe_t *fr = env ? zmsg_first(env) : NULL; fr; fr = zmsg_next(env))
+        zmq_send(sock, zframe_data(fr), zframe_size(fr), ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    if (zmq_msg_send(&msg, sock, ZMQ_DONTWAIT) < 0)
+        zmq_msg_close(&msg); /* the peer is gone or its queue full: the reply is lost */
+    zmsg_destroy(&env);
 }
 
-static void s_send_error(s_front_t *f, zmsg_t **envelope, const ordo_pquery_t *q,
+static void s_send_error(s_front_t *f, void *peer, zmsg_t **envelope, const ordo_pquery_t *q,
                          const ordo_perror_t *err)
 {
     msgpack_sbuffer sb;
@@ -85,7 +104,7 @@ static void s_send_error(s_front_t *f, zmsg_t **envelope, const ordo_pquery_t *q
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     if (ordo_preply_pack_error(&pk, q, err) == 0)
-        s_send(f, envelope, sb.data, sb.size);
+        s_send(f, peer, envelope, sb.data, sb.size);
     else
         zmsg_destroy(envelope);
     msgpack_sbuffer_destroy(&sb);
@@ -102,8 +121,12 @@ static void s_unlink(s_front_t *f, ordo_pjob_t *job)
     f->n_jobs--;
 }
 
-static void s_free_job(ordo_pjob_t *job)
+static void s_free_job(s_front_t *f, ordo_pjob_t *job)
 {
+    if (job->big)
+        ordo_peers_big_done(f->peers, job->peer);
+    if (job->peer)
+        ordo_peers_release(f->peers, job->peer);
     zmsg_destroy(&job->envelope);
     free(job->reply);
     free(job);
@@ -131,7 +154,7 @@ static void s_send_joined(s_front_t *f, ordo_pjob_t *job)
         err.has_positions = true;
         err.position = (int64_t)low;
         err.min_position = job->q.min_position;
-        s_send_error(f, &job->envelope, &job->q, &err);
+        s_send_error(f, job->peer, &job->envelope, &job->q, &err);
         return;
     }
     msgpack_sbuffer sb;
@@ -169,11 +192,11 @@ static void s_send_joined(s_front_t *f, ordo_pjob_t *job)
         }
     }
     if (rc == 0) {
-        s_send(f, &job->envelope, sb.data, sb.size);
+        s_send(f, job->peer, &job->envelope, sb.data, sb.size);
     } else {
         ordo_perror_t err;
         ordo_perror_set(&err, "unavailable", "out of memory");
-        s_send_error(f, &job->envelope, &job->q, &err);
+        s_send_error(f, job->peer, &job->envelope, &job->q, &err);
     }
     msgpack_sbuffer_destroy(&sb);
 }
@@ -186,14 +209,14 @@ static void s_job_done(s_front_t *f, ordo_pjob_t *job)
     if (ordo_pq_projection(job->q.type) < 0 && job->q.type != ORDO_PQ_REBUILD) {
         s_send_joined(f, job);
     } else if (job->reply) {
-        s_send(f, &job->envelope, job->reply, job->reply_len);
+        s_send(f, job->peer, &job->envelope, job->reply, job->reply_len);
     } else {
         ordo_perror_t err;
         ordo_perror_set(&err, "unavailable", "the answer could not be made (out of memory)");
-        s_send_error(f, &job->envelope, &job->q, &err);
+        s_send_error(f, job->peer, &job->envelope, &job->q, &err);
     }
     s_unlink(f, job);
-    s_free_job(job);
+    s_free_job(f, job);
 }
 
 static void s_on_query(s_front_t *f)
@@ -207,22 +230,28 @@ static void s_on_query(s_front_t *f)
         return;
     }
     zmsg_remove(msg, body);
+    zframe_t *id = zmsg_first(msg); /* the ROUTER's routing id of the connection */
+    void *peer = ordo_peers_acquire(f->peers, zframe_data(id), zframe_size(id));
     ordo_pjob_t *job = calloc(1, sizeof *job);
     ordo_perror_t err;
     if (!job) {
         ordo_perror_set(&err, "unavailable", "out of memory");
-        s_send_error(f, &msg, NULL, &err);
+        s_send_error(f, peer, &msg, NULL, &err);
     } else if (ordo_pquery_decode(zframe_data(body), zframe_size(body), &job->q, &err) != 0) {
-        s_send_error(f, &msg, &job->q, &err);
-        free(job);
-    } else if (f->n_jobs >= S_JOBS_MAX) {
+        s_send_error(f, peer, &msg, &job->q, &err);
+    } else if (f->n_jobs >= S_JOBS_MAX ||
+               (ordo_pquery_is_large(&job->q) ? !(job->big = ordo_peers_admit_big(f->peers, peer))
+                                              : peer && !ordo_peers_under_bytes(peer))) {
         ordo_perror_set(&err, "overloaded",
-                        "%d queries are in flight, the most the projector holds; retry later",
-                        S_JOBS_MAX);
-        s_send_error(f, &msg, &job->q, &err);
-        free(job);
+                        "the projector holds as many queries, or as many bytes of replies not "
+                        "yet read, as it allows%s; read the replies, then retry",
+                        f->n_jobs >= S_JOBS_MAX ? "" : " for this connection");
+        s_send_error(f, peer, &msg, &job->q, &err);
     } else {
+        job->peer = peer;
+        peer = NULL; /* the job holds it now */
         job->envelope = msg;
+        msg = NULL;
         job->next = f->jobs;
         if (f->jobs)
             f->jobs->prev = job;
@@ -238,7 +267,14 @@ static void s_on_query(s_front_t *f)
             for (int i = 0; i < ORDO_PROJ_COUNT_; i++)
                 zsock_send(f->actors[i], "sp", "JOB", job);
         }
+        job = NULL;
     }
+    if (job && job->big)
+        ordo_peers_big_done(f->peers, peer);
+    free(job);
+    if (peer)
+        ordo_peers_release(f->peers, peer);
+    zmsg_destroy(&msg);
     zframe_destroy(&body);
 }
 
@@ -262,8 +298,9 @@ static int s_run(const ordo_pconfig_t *cfg)
         return 1;
     }
     f.router = zsock_new(ZMQ_ROUTER);
-    if (!f.router)
-        return 1;
+    f.peers = ordo_peers_new();
+    if (!f.router || !f.peers)
+        goto out;
     zsock_set_sndhwm(f.router, S_HWM);
     zsock_set_rcvhwm(f.router, S_HWM);
     zsock_set_maxmsgsize(f.router, S_MSG_MAX);
@@ -290,7 +327,12 @@ static int s_run(const ordo_pconfig_t *cfg)
                   "queries on %s; following %s (events %s); data in %s; saving every %" PRIu64
                   " events",
                   cfg->bind, cfg->engine, cfg->engine_pub, cfg->data_dir, cfg->save_every);
+    int64_t swept = zclock_mono();
     while (!s_stop) {
+        if (zclock_mono() - swept >= 1000) {
+            ordo_peers_sweep(f.peers); /* entries of connections long gone */
+            swept = zclock_mono();
+        }
         zmq_pollitem_t items[1 + ORDO_PROJ_COUNT_] = {
             {zsock_resolve(f.router), 0, ZMQ_POLLIN, 0}};
         for (int p = 0; p < ORDO_PROJ_COUNT_; p++)
@@ -316,11 +358,13 @@ out:
         ordo_pjob_t *job = f.jobs;
         ordo_perror_t err;
         ordo_perror_set(&err, "unavailable", "the projector is shutting down");
-        s_send_error(&f, &job->envelope, &job->q, &err);
+        s_send_error(&f, job->peer, &job->envelope, &job->q, &err);
         s_unlink(&f, job);
-        s_free_job(job);
+        s_free_job(&f, job);
     }
     zsock_destroy(&f.router);
+    zsys_shutdown(); /* czmq's context, which may still hold counted replies, before the table */
+    ordo_peers_destroy(&f.peers);
     return rc;
 }
 
