@@ -32,52 +32,157 @@ typedef struct {
     ordo_client_item_t items[4];
 } s_event_t;
 
+/* The workload's commands turned into events, one at a time. */
+typedef struct {
+    ordo_workload_t *w;
+    int64_t t;
+    int64_t spacing_us;
+    uint64_t position;
+    ordo_request_t req;
+} s_gen_t;
+
+static void s_gen_init(s_gen_t *g, int64_t spacing_us)
+{
+    memset(g, 0, sizeof *g);
+    g->w = ordo_workload_new(42, 50000);
+    if (!g->w) {
+        fprintf(stderr, "ordo-projbench: out of memory\n");
+        exit(1);
+    }
+    g->t = 1796400000000000; /* 2026-12-04 */
+    g->spacing_us = spacing_us;
+}
+
+/* The next event into *e (its views point into *e). False at the end. */
+static bool s_gen_next(s_gen_t *g, s_event_t *e)
+{
+    const ordo_request_t *req = &g->req;
+    if (!ordo_workload_next(g->w, &g->req))
+        return false;
+    memset(e, 0, sizeof *e);
+    ordo_client_event_t *ev = &e->ev;
+    memcpy(e->order_id, req->order_id.ptr, req->order_id.len);
+    ev->order_id = e->order_id;
+    ev->position = ++g->position;
+    ev->version = (uint32_t)req->expected_version + 1;
+    ev->timestamp_us = g->t;
+    g->t += g->spacing_us;
+    ev->schema = 1;
+    ev->type = ordo_event_type_name(ordo_event_type_for(req->type));
+    const ordo_data_t *d = &req->data;
+    if (req->type == ORDO_REQ_CREATE_ORDER) {
+        ev->user_id = d->user_id;
+        ev->restaurant_id = d->restaurant_id;
+        ev->n_items = d->n_items;
+        for (uint32_t k = 0; k < d->n_items && k < 4; k++) {
+            e->items[k].qty = d->items[k].qty;
+            e->items[k].price_cents = d->items[k].price_cents;
+            ev->total_cents += d->items[k].qty * d->items[k].price_cents;
+        }
+        ev->items = e->items;
+    } else if (req->type == ORDO_REQ_PICK_UP) {
+        ev->has_courier_id = (d->present & ORDO_F_COURIER_ID) != 0;
+        ev->courier_id = d->courier_id;
+    } else if (req->type == ORDO_REQ_CANCEL_ORDER) {
+        snprintf(e->reason, sizeof e->reason, "%.*s", (int)d->reason.len, d->reason.ptr);
+        ev->reason = e->reason;
+        ev->previous_status = ordo_status_name((ordo_status_t)req->expected_version);
+    }
+    return true;
+}
+
 /* The events of `n` workload commands, as ordo_sub would hand them out. */
 static s_event_t *s_make_events(size_t n, int64_t spacing_us)
 {
     s_event_t *evs = calloc(n, sizeof *evs);
-    ordo_workload_t *w = ordo_workload_new(42, 50000);
-    if (!evs || !w) {
+    if (!evs) {
         fprintf(stderr, "ordo-projbench: out of memory\n");
         exit(1);
     }
-    static ordo_request_t req;
-    int64_t t = 1796400000000000; /* 2026-12-04 */
-    for (size_t i = 0; i < n; i++) {
-        if (!ordo_workload_next(w, &req))
-            break;
-        s_event_t *e = &evs[i];
-        ordo_client_event_t *ev = &e->ev;
-        memcpy(e->order_id, req.order_id.ptr, req.order_id.len);
-        ev->order_id = e->order_id;
-        ev->position = i + 1;
-        ev->version = (uint32_t)req.expected_version + 1;
-        ev->timestamp_us = t;
-        t += spacing_us;
-        ev->schema = 1;
-        ev->type = ordo_event_type_name(ordo_event_type_for(req.type));
-        const ordo_data_t *d = &req.data;
-        if (req.type == ORDO_REQ_CREATE_ORDER) {
-            ev->user_id = d->user_id;
-            ev->restaurant_id = d->restaurant_id;
-            ev->n_items = d->n_items;
-            for (uint32_t k = 0; k < d->n_items && k < 4; k++) {
-                e->items[k].qty = d->items[k].qty;
-                e->items[k].price_cents = d->items[k].price_cents;
-                ev->total_cents += d->items[k].qty * d->items[k].price_cents;
-            }
-            ev->items = e->items;
-        } else if (req.type == ORDO_REQ_PICK_UP) {
-            ev->has_courier_id = (d->present & ORDO_F_COURIER_ID) != 0;
-            ev->courier_id = d->courier_id;
-        } else if (req.type == ORDO_REQ_CANCEL_ORDER) {
-            snprintf(e->reason, sizeof e->reason, "%.*s", (int)d->reason.len, d->reason.ptr);
-            ev->reason = e->reason;
-            ev->previous_status = ordo_status_name((ordo_status_t)req.expected_version);
-        }
-    }
-    ordo_workload_destroy(&w);
+    s_gen_t g;
+    s_gen_init(&g, spacing_us);
+    for (size_t i = 0; i < n && s_gen_next(&g, &evs[i]); i++)
+        ;
+    ordo_workload_destroy(&g.w);
     return evs;
+}
+
+static long s_rss_kib(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    long pages = 0, rss = 0;
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
+            rss = 0;
+        fclose(f);
+    }
+    return rss * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* --days: every model on one stream of `days` x `per_day` events, saving
+ * every save_every, as the projector does; RSS at the end of each day. */
+static int s_days(int days, size_t per_day, int64_t spacing_us, uint64_t save_every,
+                  const char *dir, bool json)
+{
+    sqlite3 *db[ORDO_PROJ_COUNT_];
+    void *m[ORDO_PROJ_COUNT_];
+    const ordo_model_ops_t *ops[ORDO_PROJ_COUNT_];
+    for (int p = 0; p < ORDO_PROJ_COUNT_; p++) {
+        char path[512];
+        ops[p] = ordo_model_for((ordo_proj_t)p);
+        snprintf(path, sizeof path, "%s/%s.days.db", dir, ops[p]->name);
+        ordo_pstore_remove(path);
+        if (!(db[p] = ordo_pstore_open(path, 32768)) || ordo_pstore_begin(db[p]) != 0 ||
+            !(m[p] = ops[p]->open(db[p])))
+            return 1;
+    }
+    s_gen_t g;
+    s_gen_init(&g, spacing_us);
+    s_event_t e;
+    long rss[64] = {0};
+    long start = s_rss_kib();
+    double t0 = s_now();
+    for (int d = 0; d < days && d < 64; d++) {
+        for (size_t i = 0; i < per_day; i++) {
+            if (!s_gen_next(&g, &e))
+                return 1;
+            for (int p = 0; p < ORDO_PROJ_COUNT_; p++)
+                if (ops[p]->apply(m[p], &e.ev) != 0)
+                    return 1;
+            if (g.position % save_every == 0)
+                for (int p = 0; p < ORDO_PROJ_COUNT_; p++)
+                    if (ops[p]->flush(m[p]) != 0 || ordo_pstore_commit(db[p]) != 0 ||
+                        ordo_pstore_begin(db[p]) != 0)
+                        return 1;
+            if (g.position % 1000000 == 0)
+                fprintf(stderr, "ordo-projbench: day %d, %" PRIu64 " events, %.0f events/s, "
+                        "RSS %ld MiB\n", d + 1, g.position, (double)g.position / (s_now() - t0),
+                        s_rss_kib() / 1024);
+        }
+        rss[d] = s_rss_kib();
+    }
+    double dt = s_now() - t0;
+    if (json) {
+        printf("{\"days\":%d,\"events_per_day\":%zu,\"events_per_s\":%.0f,\"rss_start_kib\":%ld,"
+               "\"rss_kib\":[", days, per_day, (double)g.position / dt, start);
+        for (int d = 0; d < days; d++)
+            printf("%s%ld", d ? "," : "", rss[d]);
+        printf("]}\n");
+    } else {
+        printf("%d days of %zu events, all five models, %.0f events/s\n", days, per_day,
+               (double)g.position / dt);
+        printf("RSS at start %ld MiB\n", start / 1024);
+        for (int d = 0; d < days; d++)
+            printf("RSS after day %d: %ld MiB (%+.1f%% on day 1)\n", d + 1, rss[d] / 1024,
+                   100.0 * (double)(rss[d] - rss[0]) / (double)rss[0]);
+    }
+    for (int p = 0; p < ORDO_PROJ_COUNT_; p++) {
+        ops[p]->close(&m[p]);
+        ordo_pstore_rollback(db[p]);
+        ordo_pstore_close(&db[p]);
+    }
+    ordo_workload_destroy(&g.w);
+    return 0;
 }
 
 static int s_cmp(const void *a, const void *b)
@@ -132,6 +237,8 @@ static void s_usage(FILE *out)
             "  --runs N          runs, medians reported (default 3)\n"
             "  --only NAME       one model (summary, restaurant, user, analytics, timeline)\n"
             "  --dir DIR         where the databases go (default /tmp)\n"
+            "  --days D          instead: every model on one stream of D days of --events\n"
+            "                    events each, saving as the projector does; RSS each day\n"
             "  --json            one JSON object on stdout\n"
             "  --help\n");
 }
@@ -143,6 +250,7 @@ int main(int argc, char **argv)
         {"save-every", required_argument, NULL, 'e'}, {"runs", required_argument, NULL, 'r'},
         {"only", required_argument, NULL, 'o'},   {"dir", required_argument, NULL, 'd'},
         {"json", no_argument, NULL, 'j'},         {"help", no_argument, NULL, 'h'},
+        {"days", required_argument, NULL, 'D'},
         {NULL, 0, NULL, 0},
     };
     size_t n = 1000000;
@@ -151,7 +259,7 @@ int main(int argc, char **argv)
     int runs = 3;
     const char *only = NULL, *dir = "/tmp";
     bool json = false;
-    int c;
+    int c, days = 0;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 'n': n = strtoull(optarg, NULL, 10); break;
@@ -161,6 +269,7 @@ int main(int argc, char **argv)
         case 'o': only = optarg; break;
         case 'd': dir = optarg; break;
         case 'j': json = true; break;
+        case 'D': days = atoi(optarg); break;
         case 'h': s_usage(stdout); return 0;
         default: s_usage(stderr); return 2;
         }
@@ -169,6 +278,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "ordo-projbench: --events, --save-every and --runs (1..31) must be >= 1\n");
         return 2;
     }
+    if (days > 0)
+        return s_days(days > 64 ? 64 : days, n, spacing, save_every, dir, json);
     fprintf(stderr, "ordo-projbench: making %zu events...\n", n);
     s_event_t *evs = s_make_events(n, spacing);
     double sum_apply = 0, sum_save = 0;
