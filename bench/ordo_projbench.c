@@ -11,6 +11,7 @@
 #include "ordo_workload.h"
 
 #include <getopt.h>
+#include <malloc.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,6 +118,85 @@ static long s_rss_kib(void)
         fclose(f);
     }
     return rss * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* --memory N: RSS per order in progress and per finished order, every
+ * model together: N orders created (all in progress, in memory), then
+ * every one of them driven to Delivered (finished: on disk only). */
+static int s_memory(size_t n, const char *dir, bool json)
+{
+    sqlite3 *db[ORDO_PROJ_COUNT_];
+    void *m[ORDO_PROJ_COUNT_];
+    const ordo_model_ops_t *ops[ORDO_PROJ_COUNT_];
+    for (int p = 0; p < ORDO_PROJ_COUNT_; p++) {
+        char path[512];
+        ops[p] = ordo_model_for((ordo_proj_t)p);
+        snprintf(path, sizeof path, "%s/%s.mem.db", dir, ops[p]->name);
+        ordo_pstore_remove(path);
+        if (!(db[p] = ordo_pstore_open(path, 32768)) || ordo_pstore_begin(db[p]) != 0 ||
+            !(m[p] = ops[p]->open(db[p])))
+            return 1;
+    }
+    static const char *const steps[] = {"OrderCreated",   "OrderConfirmed",      "OrderPreparing",
+                                        "OrderReady",     "OrderOutForDelivery", "OrderDelivered"};
+    long rss[7] = {0};
+    size_t heap[7] = {0}; /* bytes malloc has handed out and not had back */
+    uint64_t pos = 0;
+    int64_t t = 1796400000000000;
+    ordo_client_item_t item = {"sku-1", "Margherita", 2, 1250};
+    /* the SQLite caches fill first (a warm-up of 100,000 orders' lives), so
+     * what follows measures the models' own memory */
+    for (int phase = 0; phase < 2; phase++) {
+        size_t count = phase == 0 ? 100000 : n;
+        for (int step = 0; step < 6; step++) {
+            for (size_t i = 0; i < count; i++) {
+                char id[32];
+                snprintf(id, sizeof id, "ord_%d_%012zu", phase, i);
+                ordo_client_event_t ev = {.position = ++pos, .order_id = id,
+                                          .version = (uint32_t)step + 1, .type = steps[step],
+                                          .timestamp_us = t += 100, .schema = 1,
+                                          .user_id = (int64_t)(i % 100000),
+                                          .restaurant_id = (int64_t)(i % 1000),
+                                          .total_cents = 2500, .items = &item, .n_items = 1};
+                for (int p = 0; p < ORDO_PROJ_COUNT_; p++)
+                    if (ops[p]->apply(m[p], &ev) != 0)
+                        return 1;
+            }
+            for (int p = 0; p < ORDO_PROJ_COUNT_; p++)
+                if (ops[p]->flush(m[p]) != 0 || ordo_pstore_commit(db[p]) != 0 ||
+                    ordo_pstore_begin(db[p]) != 0)
+                    return 1;
+            if (phase == 1) {
+                rss[step + 1] = s_rss_kib();
+                heap[step + 1] = mallinfo2().uordblks;
+            }
+        }
+        if (phase == 0) {
+            rss[0] = s_rss_kib();
+            heap[0] = mallinfo2().uordblks;
+        }
+    }
+    /* [0]: warm, nothing in progress; [1]: n orders in progress (created);
+     * [6]: the same n finished. Per order from the heap in use (RSS keeps
+     * what malloc has been given back but not returned to the system). */
+    double active = ((double)heap[1] - (double)heap[0]) / (double)n;
+    double finished = ((double)heap[6] - (double)heap[0]) / (double)n;
+    if (json)
+        printf("{\"orders\":%zu,\"rss_warm_kib\":%ld,\"rss_in_progress_kib\":%ld,"
+               "\"rss_finished_kib\":%ld,\"bytes_per_order_in_progress\":%.0f,"
+               "\"bytes_per_finished_order\":%.0f}\n",
+               n, rss[0], rss[1], rss[6], active, finished);
+    else
+        printf("heap in use: warm %zu MiB; %zu orders in progress %zu MiB (%.0f bytes each, all "
+               "five models); the same finished %zu MiB (%.0f bytes each)\nRSS: %ld, %ld, %ld MiB\n",
+               heap[0] >> 20, n, heap[1] >> 20, active, heap[6] >> 20, finished, rss[0] / 1024,
+               rss[1] / 1024, rss[6] / 1024);
+    for (int p = 0; p < ORDO_PROJ_COUNT_; p++) {
+        ops[p]->close(&m[p]);
+        ordo_pstore_rollback(db[p]);
+        ordo_pstore_close(&db[p]);
+    }
+    return 0;
 }
 
 /* --days: every model on one stream of `days` x `per_day` events, saving
@@ -237,6 +317,8 @@ static void s_usage(FILE *out)
             "  --runs N          runs, medians reported (default 3)\n"
             "  --only NAME       one model (summary, restaurant, user, analytics, timeline)\n"
             "  --dir DIR         where the databases go (default /tmp)\n"
+            "  --memory N        instead: RSS per order in progress and per finished order\n"
+            "                    (N orders created, then finished; every model)\n"
             "  --days D          instead: every model on one stream of D days of --events\n"
             "                    events each, saving as the projector does; RSS each day\n"
             "  --json            one JSON object on stdout\n"
@@ -250,7 +332,7 @@ int main(int argc, char **argv)
         {"save-every", required_argument, NULL, 'e'}, {"runs", required_argument, NULL, 'r'},
         {"only", required_argument, NULL, 'o'},   {"dir", required_argument, NULL, 'd'},
         {"json", no_argument, NULL, 'j'},         {"help", no_argument, NULL, 'h'},
-        {"days", required_argument, NULL, 'D'},
+        {"days", required_argument, NULL, 'D'},   {"memory", required_argument, NULL, 'M'},
         {NULL, 0, NULL, 0},
     };
     size_t n = 1000000;
@@ -260,6 +342,7 @@ int main(int argc, char **argv)
     const char *only = NULL, *dir = "/tmp";
     bool json = false;
     int c, days = 0;
+    size_t memory = 0;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 'n': n = strtoull(optarg, NULL, 10); break;
@@ -270,6 +353,7 @@ int main(int argc, char **argv)
         case 'd': dir = optarg; break;
         case 'j': json = true; break;
         case 'D': days = atoi(optarg); break;
+        case 'M': memory = strtoull(optarg, NULL, 10); break;
         case 'h': s_usage(stdout); return 0;
         default: s_usage(stderr); return 2;
         }
@@ -278,6 +362,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "ordo-projbench: --events, --save-every and --runs (1..31) must be >= 1\n");
         return 2;
     }
+    if (memory > 0)
+        return s_memory(memory, dir, json);
     if (days > 0)
         return s_days(days > 64 ? 64 : days, n, spacing, save_every, dir, json);
     fprintf(stderr, "ordo-projbench: making %zu events...\n", n);

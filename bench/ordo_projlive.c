@@ -50,7 +50,7 @@ static void s_pack_query(msgpack_sbuffer *sb, int t, uint64_t seq, const char *o
     msgpack_sbuffer_clear(sb);
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
     int64_t now = s_wall_us();
-    int n = t == 4 ? 5 : 3; /* type, request_id and the query's fields */
+    int n = t == 4 ? 5 : t == 5 ? 4 : 3; /* type, request_id and the query's fields */
     msgpack_pack_map(&pk, (size_t)n);
     msgpack_pack_str_with_body(&pk, "type", 4);
     msgpack_pack_str_with_body(&pk, s_types[t], strlen(s_types[t]));
@@ -86,6 +86,8 @@ static void s_pack_query(msgpack_sbuffer *sb, int t, uint64_t seq, const char *o
     default: /* which orders were out for delivery ten seconds ago */
         msgpack_pack_str_with_body(&pk, "at_us", 5);
         msgpack_pack_int64(&pk, now - 10LL * 1000000);
+        msgpack_pack_str_with_body(&pk, "status", 6);
+        msgpack_pack_str_with_body(&pk, "OutForDelivery", 14);
         break;
     }
 }

@@ -51,21 +51,36 @@
  * QUERY at instant x (at_us; for at_position read _pos for _us below)
  *   An order exists at x when created <= x; its state there is its state
  *   after every event whose key is <= x (equal timestamps included).
- *   - Finished at x (end <= x), status end_status: counted from the end
- *     indexes (rend with a restaurant), one range per terminal status the
- *     filter asks for, reading no row: order_id and id are in the index.
- *   - Alive at x (created <= x < end, or open): its level L >= 1 bounds its
- *     life, end - created < 2^L, so created is in (x - 2^L, x]. For L =
- *     1..62 the lvl index scans that range; L = 63 (open orders, and lives
- *     over 2^62) is every created <= x. Level 0 (end == created) is never
- *     alive. A life of level L lasts at least 2^(L-1), so at least about
- *     half of a range's entries are alive at x; the rest, and other
- *     restaurants, are dropped on the index entry (end, restaurant_id), so
- *     only alive rows are read (by id), and their status at x, version and
- *     since_us are computed from the stamps.
- *   Every match counts in `total`; the `limit` smallest order ids past the
- *   cursor stay in a max-heap, so a query holds one page, whatever the
- *   data. The page's rows are read again by id before anything is packed. */
+ *   - Finished at x (end <= x), status end_status: SQLite counts them
+ *     (count(*) over the end indexes, rend with a restaurant, one range
+ *     per terminal status asked), so no row is stepped in C for `total`.
+ *     Their page is then found one of two ways, same result either way:
+ *     . stepped: every entry of those ranges is offered to the heap below
+ *       (order_id and id are in the index; no row is read);
+ *     . walked: the UNIQUE order_id index is read in order from the
+ *       cursor (order_id > cursor AND end_status IN (..) AND end <= x
+ *       [AND restaurant_id = ?] ORDER BY order_id LIMIT limit + 1: no
+ *       sort, SQLite stops after limit + 1 matches), and those are offered.
+ *     With F finished matches among R = max(id) rows, a walk reads about
+ *     (limit + 1) * R / F rows if matches spread evenly over the ids, each
+ *     (a table row read by id, in no order) costing about 40 stepped
+ *     entries (S_WALK_COST: measured 2.6-5.4 us against 0.12 us at 1.5M
+ *     orders), so it is chosen when 40 * (limit + 1) * R < F^2: at a recent
+ *     instant with no status filter, or Delivered or Cancelled, over all
+ *     restaurants; one restaurant's few thousand are stepped. Ids need not
+ *     spread evenly (ids that grow with time, a last page): a progress
+ *     handler gives the walk up past the cost of stepping (about F / 40
+ *     rows, at about 7 VM instructions a row), the alive candidates kept aside are put back and the ranges
+ *     are stepped instead, so a query costs at most about twice the
+ *     stepping. The walk is a read: interrupting it undoes nothing.
+ *     Rows walked are checked: text ids, integer ids, strictly increasing
+ *     past the cursor, no more than asked.
+ *   Every match counts in `total`; the `limit` + 1 smallest order ids
+ *   past the cursor stay in a max-heap (the one past the page says a next
+ *   page exists), so a query holds one page, whatever the data. The page's
+ *   rows are read again by id and checked against what found them
+ *   (status asked, finished or alive, restaurant) before anything is
+ *   packed. */
 #include "ordo_model.h"
 
 #include "ordo_hash.h"
@@ -120,6 +135,13 @@ enum {
     S_ST_END_P,
     S_ST_REND_T,
     S_ST_REND_P,
+    S_ST_CNT_T,  /* finished matches, counted by SQLite on the end indexes */
+    S_ST_CNT_P,
+    S_ST_RCNT_T,
+    S_ST_RCNT_P,
+    S_ST_WALK_T, /* finished matches in order_id order from the cursor */
+    S_ST_WALK_P,
+    S_ST_ROWS,   /* max(id): how many rows the table has had */
     S_ST_COUNT_
 };
 
@@ -161,6 +183,21 @@ static const char *const s_sql[S_ST_COUNT_] = {
                     " WHERE restaurant_id = ?3 AND end_status = ?1 AND end_us <= ?2",
     [S_ST_REND_P] = "SELECT order_id, id FROM timeline INDEXED BY timeline_rend_p"
                     " WHERE restaurant_id = ?3 AND end_status = ?1 AND end_pos <= ?2",
+    [S_ST_CNT_T] = "SELECT count(*) FROM timeline INDEXED BY timeline_end_t"
+                   " WHERE end_status = ?1 AND end_us <= ?2",
+    [S_ST_CNT_P] = "SELECT count(*) FROM timeline INDEXED BY timeline_end_p"
+                   " WHERE end_status = ?1 AND end_pos <= ?2",
+    [S_ST_RCNT_T] = "SELECT count(*) FROM timeline INDEXED BY timeline_rend_t"
+                    " WHERE restaurant_id = ?3 AND end_status = ?1 AND end_us <= ?2",
+    [S_ST_RCNT_P] = "SELECT count(*) FROM timeline INDEXED BY timeline_rend_p"
+                    " WHERE restaurant_id = ?3 AND end_status = ?1 AND end_pos <= ?2",
+    [S_ST_WALK_T] = "SELECT order_id, id FROM timeline INDEXED BY sqlite_autoindex_timeline_1"
+                    " WHERE order_id > ?1 AND end_status IN (?2, ?3) AND end_us <= ?4"
+                    " AND (?5 IS NULL OR restaurant_id = ?5) ORDER BY order_id LIMIT ?6",
+    [S_ST_WALK_P] = "SELECT order_id, id FROM timeline INDEXED BY sqlite_autoindex_timeline_1"
+                    " WHERE order_id > ?1 AND end_status IN (?2, ?3) AND end_pos <= ?4"
+                    " AND (?5 IS NULL OR restaurant_id = ?5) ORDER BY order_id LIMIT ?6",
+    [S_ST_ROWS] = "SELECT max(id) FROM timeline",
 };
 
 static const char s_schema[] =
@@ -204,6 +241,9 @@ typedef struct {
     uint32_t *dirty; /* owned, cap entries */
     uint32_t n_dirty;
     bool failed; /* sticky: a failed apply or flush */
+    int walk_mode;           /* S_WALK_AUTO, or what a test forces */
+    int64_t walk_budget;     /* with S_WALK_ALWAYS: VM instructions, 0 none */
+    uint64_t walks_given_up; /* walks that ran out of budget (for tests) */
 } s_tl_t;
 
 /* ---- orders ------------------------------------------------------------ */
@@ -752,12 +792,27 @@ static int s_flush(void *state)
 
 /* ---- OrdersAsOf -------------------------------------------------------- */
 
+/* The walk along order_id (see the top): a walked row costs about
+ * S_WALK_COST stepped entries of an end index (measured, 1.5M orders:
+ * 2.6-5.4 us against 0.12 us; about 6.2 VM instructions a walked row). The
+ * walk is tried when its expected length, need * rows / finished, costs
+ * less than stepping every finished entry; it is given up (progress
+ * handler) past the cost of that stepping: S_WALK_OPS VM instructions a
+ * walked row, checked every S_WALK_TICK instructions. */
+#define S_WALK_COST 40.0
+#define S_WALK_OPS 7.0
+#define S_WALK_TICK 1000
+
+/* Ways to page the finished part (tests pick one). */
+enum { S_WALK_AUTO = 0, S_WALK_NEVER = 1, S_WALK_ALWAYS = 2 };
+
 typedef struct {
     int64_t rowid;
     int64_t since_us;
     uint8_t len;
     uint8_t status;
     uint8_t version;
+    uint8_t ended; /* found among the orders finished at the instant */
     char id[ORDO_ORDER_ID_MAX + 1];
 } s_hit_t;
 
@@ -769,10 +824,10 @@ typedef struct {
     int64_t restaurant_id;
     const char *cursor; /* NULL: from the start */
     size_t cursor_len;
-    s_hit_t *heap; /* max-heap by order id, at most limit */
+    s_hit_t *heap; /* max-heap by order id, at most cap */
     size_t n, limit;
+    size_t cap;    /* limit + 1: the one past the page says a next page exists */
     int64_t total; /* every match */
-    int64_t after; /* matches past the cursor */
 } s_scan_t;
 
 static bool s_wanted(const s_scan_t *sc, ordo_status_t s)
@@ -807,30 +862,31 @@ static void s_heap_down(s_hit_t *h, size_t n, size_t i)
     }
 }
 
-/* Counts a match and keeps it when it is among the `limit` smallest past
- * the cursor. */
-static void s_offer(s_scan_t *sc, const char *id, size_t len, int64_t rowid)
+static void s_hit_set(s_hit_t *h, const char *id, size_t len, int64_t rowid, bool ended)
 {
-    sc->total++;
+    memcpy(h->id, id, len);
+    h->id[len] = '\0';
+    h->len = (uint8_t)len;
+    h->rowid = rowid;
+    h->ended = ended;
+}
+
+/* Keeps a match when it is among the `cap` smallest past the cursor (the
+ * caller counts it). */
+static void s_offer(s_scan_t *sc, const char *id, size_t len, int64_t rowid, bool ended)
+{
     if (sc->cursor && s_idcmp(id, len, sc->cursor, sc->cursor_len) <= 0)
         return;
-    sc->after++;
     s_hit_t *h = sc->heap;
-    if (sc->n == sc->limit) {
+    if (sc->n == sc->cap) {
         if (s_idcmp(id, len, h[0].id, h[0].len) >= 0)
             return;
-        memcpy(h[0].id, id, len);
-        h[0].id[len] = '\0';
-        h[0].len = (uint8_t)len;
-        h[0].rowid = rowid;
+        s_hit_set(&h[0], id, len, rowid, ended);
         s_heap_down(h, sc->n, 0);
         return;
     }
     size_t i = sc->n++;
-    memcpy(h[i].id, id, len);
-    h[i].id[len] = '\0';
-    h[i].len = (uint8_t)len;
-    h[i].rowid = rowid;
+    s_hit_set(&h[i], id, len, rowid, ended);
     while (i > 0) { /* sift up */
         size_t p = (i - 1) / 2;
         if (s_hitcmp(&h[i], &h[p]) <= 0)
@@ -881,7 +937,8 @@ static int s_scan_alive(s_tl_t *tl, s_scan_t *sc, ordo_perror_t *err)
             /* finished at x: the terminal scans count it */
             if (s == ORDO_STATUS_NONE || ordo_status_is_final(s) || !s_wanted(sc, s))
                 continue;
-            s_offer(sc, o.id, o.id_len, o.rowid);
+            sc->total++;
+            s_offer(sc, o.id, o.id_len, o.rowid, false);
         }
         sqlite3_reset(st);
         if (rc != SQLITE_DONE)
@@ -890,7 +947,45 @@ static int s_scan_alive(s_tl_t *tl, s_scan_t *sc, ordo_perror_t *err)
     return 0;
 }
 
-/* Orders that ended in status s at or before x. 0 or -1 with *err. */
+/* One integer from a one-row statement already bound: *out, >= 0 (NULL
+ * reads as 0). 0 or -1 with *err. */
+static int s_step_count(s_tl_t *tl, sqlite3_stmt *st, const char *what, int64_t *out,
+                        ordo_perror_t *err)
+{
+    int rc = sqlite3_step(st);
+    const char *why = NULL;
+    if (rc != SQLITE_ROW)
+        why = rc == SQLITE_DONE ? "no row" : sqlite3_errmsg(tl->db);
+    else if (sqlite3_column_type(st, 0) == SQLITE_NULL)
+        *out = 0;
+    else if (!s_col_int(st, 0, out) || *out < 0)
+        why = "not a non-negative integer";
+    if (why) {
+        int ret = s_query_fail(err, what, why);
+        sqlite3_reset(st);
+        return ret;
+    }
+    sqlite3_reset(st);
+    return 0;
+}
+
+/* How many orders ended in status s at or before x, counted by SQLite on
+ * the end index (no row stepped here). 0 or -1 with *err. */
+static int s_count_ended(s_tl_t *tl, const s_scan_t *sc, ordo_status_t s, int64_t *count,
+                         ordo_perror_t *err)
+{
+    int which = sc->has_restaurant ? (sc->by_pos ? S_ST_RCNT_P : S_ST_RCNT_T)
+                                   : (sc->by_pos ? S_ST_CNT_P : S_ST_CNT_T);
+    sqlite3_stmt *st = tl->st[which];
+    sqlite3_bind_int(st, 1, (int)s);
+    sqlite3_bind_int64(st, 2, sc->x);
+    if (sc->has_restaurant)
+        sqlite3_bind_int64(st, 3, sc->restaurant_id);
+    return s_step_count(tl, st, "terminal count", count, err);
+}
+
+/* Offers every order that ended in status s at or before x (the heap
+ * path; counted already). 0 or -1 with *err. */
 static int s_scan_ended(s_tl_t *tl, s_scan_t *sc, ordo_status_t s, ordo_perror_t *err)
 {
     int which = sc->has_restaurant ? (sc->by_pos ? S_ST_REND_P : S_ST_REND_T)
@@ -912,11 +1007,144 @@ static int s_scan_ended(s_tl_t *tl, s_scan_t *sc, ordo_status_t s, ordo_perror_t
             sqlite3_reset(st);
             return s_query_fail(err, "terminal scan", why);
         }
-        s_offer(sc, id, len, rowid);
+        s_offer(sc, id, len, rowid, true);
     }
     sqlite3_reset(st);
     if (rc != SQLITE_DONE)
         return s_query_fail(err, "terminal scan", sqlite3_errmsg(tl->db));
+    return 0;
+}
+
+/* The walk's budget: the progress handler's ticks left. */
+typedef struct {
+    int64_t ticks;
+} s_budget_t;
+
+static int s_walk_tick(void *arg)
+{
+    s_budget_t *b = arg;
+    return --b->ticks < 0; /* nonzero interrupts the walk (a read: nothing is undone) */
+}
+
+/* Offers the `cap` smallest order ids past the cursor among the orders
+ * finished at x in a wanted status, walking the order_id index from the
+ * cursor (the walk path). *gave_up: the budget ran out first (nothing
+ * offered is wrong, but the walk is incomplete). 0 or -1 with *err. */
+static int s_walk_ended(s_tl_t *tl, s_scan_t *sc, int64_t budget_ops, bool *gave_up,
+                        ordo_perror_t *err)
+{
+    sqlite3_stmt *st = tl->st[sc->by_pos ? S_ST_WALK_P : S_ST_WALK_T];
+    *gave_up = false;
+    if (sc->cursor)
+        sqlite3_bind_text(st, 1, sc->cursor, (int)sc->cursor_len, SQLITE_STATIC);
+    else
+        sqlite3_bind_text(st, 1, "", 0, SQLITE_STATIC); /* every id has a byte */
+    bool d = s_wanted(sc, ORDO_STATUS_DELIVERED), c = s_wanted(sc, ORDO_STATUS_CANCELLED);
+    sqlite3_bind_int(st, 2, d ? ORDO_STATUS_DELIVERED : ORDO_STATUS_CANCELLED);
+    sqlite3_bind_int(st, 3, c ? ORDO_STATUS_CANCELLED : ORDO_STATUS_DELIVERED);
+    sqlite3_bind_int64(st, 4, sc->x);
+    if (sc->has_restaurant)
+        sqlite3_bind_int64(st, 5, sc->restaurant_id);
+    else
+        sqlite3_bind_null(st, 5);
+    sqlite3_bind_int64(st, 6, (int64_t)sc->cap);
+    s_budget_t b = {budget_ops / S_WALK_TICK + 1};
+    if (budget_ops < INT64_MAX)
+        sqlite3_progress_handler(tl->db, S_WALK_TICK, s_walk_tick, &b);
+    char prev[ORDO_ORDER_ID_MAX + 1];
+    uint8_t prev_len = 0;
+    bool first = true;
+    size_t rows = 0;
+    const char *why = NULL;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        char id[ORDO_ORDER_ID_MAX + 1];
+        uint8_t len;
+        int64_t rowid;
+        why = s_col_id(st, 0, id, &len);
+        if (!why && !s_col_int(st, 1, &rowid))
+            why = "id is not an integer";
+        /* strictly increasing from the cursor, at most cap of them */
+        if (!why && first && sc->cursor && s_idcmp(id, len, sc->cursor, sc->cursor_len) <= 0)
+            why = "the order_id index goes back past the cursor";
+        if (!why && !first && s_idcmp(id, len, prev, prev_len) <= 0)
+            why = "the order_id index is out of order";
+        if (!why && ++rows > sc->cap)
+            why = "the walk returned more rows than asked";
+        if (why)
+            break;
+        memcpy(prev, id, len);
+        prev_len = len;
+        first = false;
+        s_offer(sc, id, len, rowid, true);
+    }
+    sqlite3_progress_handler(tl->db, 0, NULL, NULL);
+    if (!why && rc == SQLITE_INTERRUPT && b.ticks < 0) {
+        *gave_up = true;
+        sqlite3_reset(st);
+        return 0;
+    }
+    if (!why && rc != SQLITE_DONE)
+        why = sqlite3_errmsg(tl->db);
+    sqlite3_reset(st);
+    return why ? s_query_fail(err, "terminal walk", why) : 0;
+}
+
+/* The finished part: counts it into total (SQLite counts) and offers its
+ * page, by the walk when the matches are many next to the page, else by
+ * stepping them. 0 or -1 with *err. */
+static int s_finished(s_tl_t *tl, s_scan_t *sc, ordo_perror_t *err)
+{
+    static const ordo_status_t ends[2] = {ORDO_STATUS_DELIVERED, ORDO_STATUS_CANCELLED};
+    int64_t count[2] = {0, 0}, fin = 0;
+    for (int i = 0; i < 2; i++) {
+        if (!s_wanted(sc, ends[i]))
+            continue;
+        if (s_count_ended(tl, sc, ends[i], &count[i], err) != 0)
+            return -1;
+        if (count[i] > INT64_MAX - fin)
+            return s_query_fail(err, "terminal count", "too many rows");
+        fin += count[i];
+    }
+    sc->total += fin;
+    if (fin == 0)
+        return 0;
+    /* the walk's expected rows: about cap * rows / fin from the cursor */
+    bool walk = tl->walk_mode == S_WALK_ALWAYS;
+    int64_t budget = INT64_MAX;
+    if (tl->walk_mode == S_WALK_AUTO) {
+        int64_t rows;
+        if (s_step_count(tl, tl->st[S_ST_ROWS], "row count", &rows, err) != 0)
+            return -1;
+        double f = (double)fin;
+        walk = S_WALK_COST * (double)sc->cap * (double)rows < f * f;
+        budget = (int64_t)(f / S_WALK_COST * S_WALK_OPS) + S_WALK_TICK;
+    } else if (tl->walk_mode == S_WALK_ALWAYS && tl->walk_budget > 0) {
+        budget = tl->walk_budget;
+    }
+    if (walk) {
+        /* keep the alive candidates aside: a walk given up starts over */
+        size_t n0 = sc->n;
+        s_hit_t *keep = n0 ? malloc(n0 * sizeof *keep) : NULL;
+        if (n0 && !keep)
+            return s_query_fail(err, "terminal walk", "out of memory");
+        if (n0)
+            memcpy(keep, sc->heap, n0 * sizeof *keep);
+        bool gave_up;
+        int rc = s_walk_ended(tl, sc, budget, &gave_up, err);
+        if (rc == 0 && gave_up) {
+            if (n0)
+                memcpy(sc->heap, keep, n0 * sizeof *keep);
+            sc->n = n0;
+            tl->walks_given_up++;
+        }
+        free(keep);
+        if (rc != 0 || !gave_up)
+            return rc;
+    }
+    for (int i = 0; i < 2; i++)
+        if (count[i] > 0 && s_scan_ended(tl, sc, ends[i], err) != 0)
+            return -1;
     return 0;
 }
 
@@ -935,7 +1163,9 @@ static int s_page_fill(s_tl_t *tl, const s_scan_t *sc, s_hit_t *hit, ordo_perror
         ordo_status_t s = why ? ORDO_STATUS_NONE : s_state_at(&o, sc->x, sc->by_pos, &v, &since);
         if (!why && (o.id_len != hit->len || memcmp(o.id, hit->id, hit->len) != 0))
             why = "an index names another order than its row";
-        if (!why && (s == ORDO_STATUS_NONE || !s_wanted(sc, s)))
+        if (!why && (s == ORDO_STATUS_NONE || !s_wanted(sc, s) ||
+                     ordo_status_is_final(s) != (bool)hit->ended ||
+                     (sc->has_restaurant && o.restaurant_id != sc->restaurant_id)))
             why = "an index disagrees with its row";
         hit->status = (uint8_t)s;
         hit->version = (uint8_t)v;
@@ -979,11 +1209,12 @@ static int s_query(void *state, const ordo_pquery_t *q, msgpack_packer *pk, ordo
                  : q->limit > ORDO_PQ_LIMIT_MAX ? ORDO_PQ_LIMIT_MAX
                                                 : (size_t)q->limit,
     };
+    sc.cap = sc.limit + 1;
     if (q->has_cursor) {
         sc.cursor = q->cursor_order_id;
         sc.cursor_len = strnlen(q->cursor_order_id, sizeof q->cursor_order_id);
     }
-    sc.heap = malloc(sc.limit * sizeof *sc.heap);
+    sc.heap = malloc(sc.cap * sizeof *sc.heap);
     if (!sc.heap) {
         ordo_perror_set(err, "unavailable", "out of memory");
         return -1;
@@ -994,20 +1225,20 @@ static int s_query(void *state, const ordo_pquery_t *q, msgpack_packer *pk, ordo
         any_open |= s_wanted(&sc, s);
     if (any_open && s_scan_alive(tl, &sc, err) != 0)
         goto out;
-    if (s_wanted(&sc, ORDO_STATUS_DELIVERED) &&
-        s_scan_ended(tl, &sc, ORDO_STATUS_DELIVERED, err) != 0)
-        goto out;
-    if (s_wanted(&sc, ORDO_STATUS_CANCELLED) &&
-        s_scan_ended(tl, &sc, ORDO_STATUS_CANCELLED, err) != 0)
+    if ((s_wanted(&sc, ORDO_STATUS_DELIVERED) || s_wanted(&sc, ORDO_STATUS_CANCELLED)) &&
+        s_finished(tl, &sc, err) != 0)
         goto out;
     qsort(sc.heap, sc.n, sizeof *sc.heap, s_hitcmp_q);
-    for (size_t i = 0; i < sc.n; i++)
+    /* the one past the page only says that a next page exists */
+    bool more = sc.n > sc.limit;
+    size_t n = more ? sc.limit : sc.n;
+    for (size_t i = 0; i < n; i++)
         if (s_page_fill(tl, &sc, &sc.heap[i], err) != 0)
             goto out;
     /* every read succeeded: only now pack */
     s_pack_str(pk, "orders", 6);
-    msgpack_pack_array(pk, sc.n);
-    for (size_t i = 0; i < sc.n; i++) {
+    msgpack_pack_array(pk, n);
+    for (size_t i = 0; i < n; i++) {
         const s_hit_t *h = &sc.heap[i];
         const char *name = ordo_status_name((ordo_status_t)h->status);
         msgpack_pack_map(pk, 4);
@@ -1023,9 +1254,9 @@ static int s_query(void *state, const ordo_pquery_t *q, msgpack_packer *pk, ordo
     s_pack_str(pk, "total", 5);
     msgpack_pack_int64(pk, sc.total);
     s_pack_str(pk, "next_cursor", 11);
-    if (sc.after > (int64_t)sc.n && sc.n > 0) {
+    if (more) {
         char cur[ORDO_PCURSOR_MAX];
-        ordo_pcursor_encode(cur, ORDO_PQ_ORDERS_AS_OF, 0, sc.heap[sc.n - 1].id);
+        ordo_pcursor_encode(cur, ORDO_PQ_ORDERS_AS_OF, 0, sc.heap[n - 1].id);
         s_pack_str(pk, cur, strlen(cur));
     } else {
         msgpack_pack_nil(pk);
@@ -1041,6 +1272,30 @@ size_t ordo_model_timeline_resident(const void *state);
 size_t ordo_model_timeline_resident(const void *state)
 {
     return ((const s_tl_t *)state)->count;
+}
+
+/* For tests: how the finished part is paged (0 by cost, 1 never walk, 2
+ * always walk), and with 2 a walk budget in VM instructions (0: none). */
+void ordo_model_timeline_walk(void *state, int mode, int64_t budget_ops);
+void ordo_model_timeline_walk(void *state, int mode, int64_t budget_ops)
+{
+    s_tl_t *tl = state;
+    tl->walk_mode = mode;
+    tl->walk_budget = budget_ops;
+}
+
+/* For tests: the walk's SQL (to EXPLAIN it). */
+const char *ordo_model_timeline_walk_sql(bool by_pos);
+const char *ordo_model_timeline_walk_sql(bool by_pos)
+{
+    return s_sql[by_pos ? S_ST_WALK_P : S_ST_WALK_T];
+}
+
+/* For tests: how many walks ran out of budget (and were stepped instead). */
+uint64_t ordo_model_timeline_walks_given_up(const void *state);
+uint64_t ordo_model_timeline_walks_given_up(const void *state)
+{
+    return ((const s_tl_t *)state)->walks_given_up;
 }
 
 const ordo_model_ops_t ordo_model_timeline = {"timeline", s_open,  s_close,

@@ -17,6 +17,12 @@
 
 /* Test-only accessor in ordo_model_timeline.c: orders held in RAM. */
 size_t ordo_model_timeline_resident(const void *state);
+/* ... how the finished part is paged: 0 by cost, 1 never walk the order_id
+ * index, 2 always (with a budget in VM instructions, 0 none) */
+void ordo_model_timeline_walk(void *state, int mode, int64_t budget_ops);
+uint64_t ordo_model_timeline_walks_given_up(const void *state);
+const char *ordo_model_timeline_walk_sql(bool by_pos);
+enum { W_AUTO = 0, W_NEVER = 1, W_ALWAYS = 2 };
 
 static const ordo_model_ops_t *const M = &ordo_model_timeline;
 
@@ -708,6 +714,103 @@ static void test_paging(void)
     s_log_free(&lg);
 }
 
+/* The finished part paged both ways (stepping the end indexes, walking the
+ * order_id index from the cursor) and by cost: every page, total and
+ * next_cursor equal the reference, whatever the limit, filter, restaurant
+ * or cursor; a walk cut short by its budget falls back to stepping,
+ * right, and leaves the pending writes alone. */
+static void test_walk_and_step_agree(void)
+{
+    t_log_t lg;
+    s_log_make(&lg, 3000, INT64_C(3) * 3600 * 1000000, L_MIXED_IDS);
+    t_db_t d = {0};
+    s_db_open(&d, "walk");
+    /* the first two thirds committed, the rest pending in the transaction */
+    int split = lg.n_events * 2 / 3;
+    CU_ASSERT_EQUAL(s_apply_range(d.model, &lg, 0, split), 0);
+    CU_ASSERT_EQUAL_FATAL(M->flush(d.model), 0);
+    CU_ASSERT_EQUAL_FATAL(ordo_pstore_commit(d.db), 0);
+    CU_ASSERT_EQUAL_FATAL(ordo_pstore_begin(d.db), 0);
+    CU_ASSERT_EQUAL(s_apply_range(d.model, &lg, split, lg.n_events), 0);
+    CU_ASSERT_EQUAL_FATAL(M->flush(d.model), 0);
+    t_row_t *ref = malloc((size_t)lg.n_orders * sizeof *ref);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ref);
+    const int64_t limits[] = {1, 3, 8, 64, 1000};
+    const struct {
+        int mode;
+        int64_t budget;
+    } modes[] = {{W_NEVER, 0}, {W_ALWAYS, 0}, {W_AUTO, 0}, {W_ALWAYS, 1}, {W_ALWAYS, 30000}};
+    int bad = 0;
+    for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
+        ordo_model_timeline_walk(d.model, modes[m].mode, modes[m].budget);
+        for (int i = 0; i < 24; i++) {
+            t_ask_t a = {0};
+            a.by_pos = i % 3 == 1;
+            /* mostly late instants: many finished orders */
+            a.x = a.by_pos ? s_range(lg.n_events / 2, lg.n_events + 1)
+                           : (i % 4 ? lg.events[lg.n_events - 1].timestamp_us - s_range(0, 3600000000)
+                                    : s_pick_us(&lg));
+            a.mask = i % 5 == 0 ? 0 : s_masks[s_range(0, N_MASKS - 1)];
+            a.has_restaurant = i % 3 == 2;
+            a.restaurant_id = s_range(1, 13);
+            int64_t limit = limits[i % 5];
+            if (limit < 8 && !a.has_restaurant && a.mask == 0)
+                limit = 8; /* keep the run short */
+            bad += !s_check(d.model, &lg, lg.n_events, &a, limit, ref);
+        }
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+    /* a budget of one instruction: every walk gives up, answers stay right */
+    ordo_model_timeline_walk(d.model, W_ALWAYS, 1);
+    uint64_t before = ordo_model_timeline_walks_given_up(d.model);
+    t_ask_t a = {.x = INT64_MAX, .mask = 1u << ORDO_STATUS_DELIVERED};
+    CU_ASSERT(s_check(d.model, &lg, lg.n_events, &a, 1000, ref));
+    CU_ASSERT(ordo_model_timeline_walks_given_up(d.model) > before);
+    /* ... and the interrupted reads undid nothing: the pending rows commit */
+    ordo_model_timeline_walk(d.model, W_AUTO, 0);
+    CU_ASSERT_EQUAL(ordo_pstore_commit(d.db), 0);
+    CU_ASSERT_EQUAL(ordo_pstore_begin(d.db), 0);
+    sqlite3_stmt *st = NULL;
+    CU_ASSERT_EQUAL_FATAL(ordo_pstore_prepare(d.db, "SELECT count(*) FROM timeline", &st), 0);
+    CU_ASSERT_EQUAL(sqlite3_step(st), SQLITE_ROW);
+    CU_ASSERT_EQUAL(sqlite3_column_int64(st, 0), lg.n_orders);
+    sqlite3_finalize(st);
+    free(ref);
+    s_db_drop(&d);
+    s_log_free(&lg);
+}
+
+/* The walk reads the order_id index in order and stops at LIMIT: no sort
+ * (temp b-tree) in its plan. */
+static void test_walk_plan(void)
+{
+    t_db_t d = {0};
+    s_db_open(&d, "plan");
+    for (int p = 0; p < 2; p++) {
+        char sql[1024];
+        snprintf(sql, sizeof sql, "EXPLAIN QUERY PLAN %s", ordo_model_timeline_walk_sql(p));
+        sqlite3_stmt *st = NULL;
+        CU_ASSERT_EQUAL_FATAL(ordo_pstore_prepare(d.db, sql, &st), 0);
+        bool uses_index = false, sorts = false;
+        int rows = 0;
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            const char *detail = (const char *)sqlite3_column_text(st, 3);
+            rows++;
+            if (detail && strstr(detail, "USING INDEX sqlite_autoindex_timeline_1 (order_id>?)"))
+                uses_index = true;
+            if (detail && strstr(detail, "TEMP B-TREE"))
+                sorts = true;
+            if (rows == 1 && detail)
+                printf(" [%s]", detail);
+        }
+        sqlite3_finalize(st);
+        CU_ASSERT(uses_index);
+        CU_ASSERT(!sorts);
+        CU_ASSERT_EQUAL(rows, 1);
+    }
+    s_db_drop(&d);
+}
+
 static int64_t s_sat_add(int64_t a, int64_t b)
 {
     int64_t r;
@@ -1179,9 +1282,12 @@ static void test_damaged_rows(void)
         "UPDATE timeline SET ofd_us = 1 WHERE order_id = 'd'",
     };
     const int64_t t = T0;
-    for (size_t i = 0; i < sizeof damage / sizeof damage[0]; i++) {
+    for (size_t i = 0; i < 2 * (sizeof damage / sizeof damage[0]); i++) {
         t_db_t d = {0};
         s_db_open(&d, "damaged");
+        /* each damage with the finished part stepped (small), then walked */
+        bool walked = i >= sizeof damage / sizeof damage[0];
+        ordo_model_timeline_walk(d.model, walked ? W_ALWAYS : W_AUTO, 0);
         for (uint32_t v = 1; v <= 6; v++) {
             ordo_client_event_t ev = s_ev(v, "d", v, (ordo_event_type_t)v, t + 1000 * v, 3);
             CU_ASSERT_EQUAL(M->apply(d.model, &ev), 0);
@@ -1189,7 +1295,7 @@ static void test_damaged_rows(void)
         ordo_client_event_t o = s_ev(7, "open", 1, ORDO_EVT_ORDER_CREATED, t + 7000, 3);
         CU_ASSERT_EQUAL(M->apply(d.model, &o), 0);
         CU_ASSERT_EQUAL(M->flush(d.model), 0);
-        CU_ASSERT_EQUAL(ordo_pstore_exec(d.db, damage[i]), 0);
+        CU_ASSERT_EQUAL(ordo_pstore_exec(d.db, damage[i % (sizeof damage / sizeof damage[0])]), 0);
         /* at a time when "d" was alive (level scan), then when it was
          * finished (terminal scan: a row on the page is read again) */
         t_ask_t alive = {.x = t + 3500};
@@ -1203,7 +1309,8 @@ static void test_damaged_rows(void)
         /* the damage shows in at least one of them; an answer is never wrong */
         bool failed = r.rc == -1 || r2.rc == -1;
         if (!failed)
-            printf("\n  damage not seen: %s", damage[i]);
+            printf("\n  damage not seen (%s): %s", walked ? "walked" : "stepped",
+                   damage[i % (sizeof damage / sizeof damage[0])]);
         CU_ASSERT(failed);
         if (r.rc == -1)
             CU_ASSERT_STRING_EQUAL(r.err.code, "unavailable");
@@ -1336,6 +1443,244 @@ static void test_performance(void)
     s_performance(L_REALISTIC, "steps of 30 s to 20 min");
 }
 
+/* ---- a realistic size (opt-in) ------------------------------------------ */
+
+/* One order of the big log while it lives: its next event. */
+typedef struct {
+    int64_t next_us;
+    uint32_t seq; /* ties: creation order */
+    uint8_t k, n; /* next event, events in all */
+    bool cancel;
+    int64_t restaurant_id;
+    char id[24];
+} t_big_t;
+
+static bool s_big_less(const t_big_t *a, const t_big_t *b)
+{
+    return a->next_us != b->next_us ? a->next_us < b->next_us : a->seq < b->seq;
+}
+
+static void s_big_push(t_big_t *h, size_t *n, const t_big_t *o)
+{
+    size_t i = (*n)++;
+    h[i] = *o;
+    while (i > 0 && s_big_less(&h[i], &h[(i - 1) / 2])) {
+        t_big_t t = h[i];
+        h[i] = h[(i - 1) / 2];
+        h[(i - 1) / 2] = t;
+        i = (i - 1) / 2;
+    }
+}
+
+static void s_big_pop(t_big_t *h, size_t *n)
+{
+    h[0] = h[--*n];
+    for (size_t i = 0;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < *n && s_big_less(&h[l], &h[m]))
+            m = l;
+        if (r < *n && s_big_less(&h[r], &h[m]))
+            m = r;
+        if (m == i)
+            break;
+        t_big_t t = h[i];
+        h[i] = h[m];
+        h[m] = t;
+        i = m;
+    }
+}
+
+#define BIG_ORDERS 1500000
+#define BIG_RESTAURANTS 300
+#define BIG_DAY (INT64_C(24) * 3600 * 1000000)
+
+/* Builds the big log into the model: BIG_ORDERS orders created evenly over
+ * a day, 85% delivered in 6 events, 15% cancelled after 1..3, steps of
+ * 30 s to 20 min; flushed every 10k events, committed every 200k. */
+static int64_t s_big_build(t_db_t *d)
+{
+    t_big_t *h = malloc(sizeof *h * 400000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    size_t n = 0;
+    uint32_t created = 0;
+    uint64_t pos = 0;
+    int bad = 0;
+    for (;;) {
+        int64_t next_new = created < BIG_ORDERS
+                               ? T0 + (int64_t)created * (BIG_DAY / BIG_ORDERS) +
+                                     s_range(0, BIG_DAY / BIG_ORDERS - 1)
+                               : INT64_MAX;
+        if (n == 0 && created == BIG_ORDERS)
+            break;
+        if (created < BIG_ORDERS && (n == 0 || next_new <= h[0].next_us)) {
+            t_big_t o = {.next_us = next_new, .seq = created, .k = 0};
+            snprintf(o.id, sizeof o.id, "o%08" PRIx64 "-%" PRIu32, s_rand() & 0xffffffffu,
+                     created);
+            o.restaurant_id = s_range(1, BIG_RESTAURANTS);
+            if (s_range(0, 99) < 15) {
+                o.cancel = true;
+                o.n = (uint8_t)(s_range(1, 3) + 1);
+            } else {
+                o.n = 6;
+            }
+            created++;
+            CU_ASSERT_FATAL(n < 400000);
+            s_big_push(h, &n, &o);
+            continue;
+        }
+        t_big_t *o = &h[0];
+        ordo_event_type_t t = o->cancel && o->k == o->n - 1
+                                  ? ORDO_EVT_ORDER_CANCELLED
+                                  : (ordo_event_type_t)(ORDO_EVT_ORDER_CREATED + o->k);
+        ordo_client_event_t ev = s_ev(++pos, o->id, o->k + 1u, t, o->next_us,
+                                      o->k <= 1 ? o->restaurant_id : 0);
+        ev.schema = 1;
+        if (t == ORDO_EVT_ORDER_CANCELLED)
+            ev.previous_status = ordo_status_name((ordo_status_t)o->k);
+        bad += M->apply(d->model, &ev) != 0;
+        if (pos % 10000 == 0)
+            CU_ASSERT_EQUAL_FATAL(M->flush(d->model), 0);
+        if (pos % 200000 == 0) {
+            CU_ASSERT_EQUAL_FATAL(ordo_pstore_commit(d->db), 0);
+            CU_ASSERT_EQUAL_FATAL(ordo_pstore_begin(d->db), 0);
+        }
+        if (++o->k == o->n) {
+            s_big_pop(h, &n);
+        } else {
+            t_big_t moved = *o;
+            moved.next_us += s_range(30000000, 1200000000);
+            s_big_pop(h, &n);
+            s_big_push(h, &n, &moved);
+        }
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT_EQUAL_FATAL(M->flush(d->model), 0);
+    CU_ASSERT_EQUAL_FATAL(ordo_pstore_commit(d->db), 0);
+    CU_ASSERT_EQUAL_FATAL(ordo_pstore_begin(d->db), 0);
+    free(h);
+    return (int64_t)pos;
+}
+
+/* Set ORDO_TL_BIG to a file: the first run builds BIG_ORDERS orders into
+ * it (a few minutes), later runs reuse it. Prints OrdersAsOf times at a
+ * recent instant, first and middle page. */
+static void test_big(void)
+{
+    const char *path = getenv("ORDO_TL_BIG");
+    if (!path || !*path) {
+        printf(" skipped (set ORDO_TL_BIG=/some/file.db)");
+        return;
+    }
+    t_db_t d = {0};
+    FILE *f = fopen(path, "rb");
+    bool exists = f != NULL;
+    if (f)
+        fclose(f);
+    d.db = ordo_pstore_open(path, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d.db);
+    CU_ASSERT_EQUAL_FATAL(ordo_pstore_begin(d.db), 0);
+    d.model = M->open(d.db);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d.model);
+    if (!exists) {
+        uint64_t t0 = ordo_mono_ns();
+        int64_t events = s_big_build(&d);
+        printf("\n  built %d orders, %" PRId64 " events in %.1f s", BIG_ORDERS, events,
+               (double)(ordo_mono_ns() - t0) / 1e9);
+    }
+    const int64_t x = T0 + BIG_DAY - INT64_C(1800) * 1000000; /* 23:30 */
+    struct {
+        const char *what;
+        uint32_t mask;
+    } kinds[] = {
+        {"any status", 0},
+        {"Delivered", 1u << ORDO_STATUS_DELIVERED},
+        {"Cancelled", 1u << ORDO_STATUS_CANCELLED},
+        {"OutForDelivery", 1u << ORDO_STATUS_OUT_FOR_DELIVERY},
+        {"OutForDelivery|Delivered", 1u << ORDO_STATUS_OUT_FOR_DELIVERY | 1u << ORDO_STATUS_DELIVERED},
+    };
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        for (int rest = 0; rest < 2; rest++) {
+            for (int page = 0; page < 2; page++) {
+                t_ask_t a = {.x = x, .mask = kinds[k].mask, .has_restaurant = rest,
+                             .restaurant_id = 77};
+                ordo_pquery_t q = s_ask_query(&a, 100);
+                if (page) {
+                    q.has_cursor = true;
+                    snprintf(q.cursor_order_id, sizeof q.cursor_order_id, "o80000000");
+                }
+                const int reps = 3;
+                uint64_t best = UINT64_MAX, sum = 0;
+                t_reply_t r = {0};
+                for (int i = 0; i < reps; i++) {
+                    s_reply_free(&r);
+                    uint64_t t0 = ordo_mono_ns();
+                    s_query(d.model, &q, &r);
+                    uint64_t ns = ordo_mono_ns() - t0;
+                    sum += ns;
+                    best = ns < best ? ns : best;
+                    CU_ASSERT(r.rc == 3 && r.well_formed);
+                }
+                /* the same page, total and cursor when stepped instead */
+                ordo_model_timeline_walk(d.model, W_NEVER, 0);
+                t_reply_t r2;
+                uint64_t t1 = ordo_mono_ns();
+                s_query(d.model, &q, &r2);
+                double step_ms = (double)(ordo_mono_ns() - t1) / 1e6;
+                ordo_model_timeline_walk(d.model, W_AUTO, 0);
+                bool same = r2.rc == 3 && r2.total == r.total && r2.n == r.n &&
+                            r2.has_next == r.has_next && strcmp(r2.next, r.next) == 0;
+                for (size_t i = 0; same && i < r.n; i++)
+                    same = strcmp(r.orders[i].id, r2.orders[i].id) == 0 &&
+                           strcmp(r.orders[i].status, r2.orders[i].status) == 0 &&
+                           r.orders[i].version == r2.orders[i].version &&
+                           r.orders[i].since_us == r2.orders[i].since_us;
+                CU_ASSERT(same);
+                s_reply_free(&r2);
+                printf("\n    %-26s %-14s %-6s: %8.2f ms (best %8.2f; stepped %8.2f) total %7" PRId64
+                       " n %zu first %s next %s",
+                       kinds[k].what, rest ? "restaurant 77" : "all", page ? "middle" : "first",
+                       (double)sum / reps / 1e6, (double)best / 1e6, step_ms, r.total, r.n,
+                       r.n ? r.orders[0].id : "-", r.has_next ? "yes" : "nil");
+                s_reply_free(&r);
+            }
+        }
+    }
+    /* calibration: a walked row (matching none: the whole index) against
+     * a stepped end-index entry, in time and VM instructions */
+    sqlite3_stmt *w = NULL, *e = NULL;
+    CU_ASSERT_EQUAL_FATAL(ordo_pstore_prepare(d.db, ordo_model_timeline_walk_sql(false), &w), 0);
+    CU_ASSERT_EQUAL_FATAL(ordo_pstore_prepare(d.db,
+                                              "SELECT order_id, id FROM timeline INDEXED BY"
+                                              " timeline_end_t WHERE end_status = 6",
+                                              &e),
+                          0);
+    sqlite3_bind_text(w, 1, "", 0, SQLITE_STATIC);
+    sqlite3_bind_int(w, 2, 6);
+    sqlite3_bind_int(w, 3, 7);
+    sqlite3_bind_int64(w, 4, INT64_MIN);
+    sqlite3_bind_null(w, 5);
+    sqlite3_bind_int(w, 6, 10);
+    uint64_t t0 = ordo_mono_ns();
+    CU_ASSERT_EQUAL(sqlite3_step(w), SQLITE_DONE);
+    double walk_ns = (double)(ordo_mono_ns() - t0);
+    double walk_ops = sqlite3_stmt_status(w, SQLITE_STMTSTATUS_VM_STEP, 0);
+    t0 = ordo_mono_ns();
+    int64_t stepped = 0;
+    while (sqlite3_step(e) == SQLITE_ROW)
+        stepped += sqlite3_column_bytes(e, 0) > 0;
+    double step_ns = (double)(ordo_mono_ns() - t0);
+    sqlite3_finalize(w);
+    sqlite3_finalize(e);
+    printf("\n    calibration: walked row %.0f ns, %.1f VM instructions (%d rows); stepped entry"
+           " %.0f ns (%" PRId64 "): ratio %.1f",
+           walk_ns / BIG_ORDERS, walk_ops / BIG_ORDERS, BIG_ORDERS, step_ns / (double)stepped,
+           stepped, (walk_ns / BIG_ORDERS) / (step_ns / (double)stepped));
+    M->close(&d.model);
+    CU_ASSERT_EQUAL(ordo_pstore_rollback(d.db), 0);
+    ordo_pstore_close(&d.db);
+    printf("\n");
+}
+
 int main(void)
 {
     const char *seed = getenv("ORDO_TEST_SEED");
@@ -1347,16 +1692,24 @@ int main(void)
     CU_pSuite s = CU_add_suite("model_timeline", NULL, NULL);
     if (!s)
         return 1;
+    const char *only_big = getenv("ORDO_TL_BIG_ONLY");
+    if (only_big && *only_big) { /* just the big measurement */
+        CU_add_test(s, "performance, 1.5M orders (ORDO_TL_BIG)", test_big);
+        return ordo_test_run();
+    }
     CU_add_test(s, "equal timestamps, hand-built", test_equal_timestamps);
     CU_add_test(s, "random orders against a replay", test_random_against_reference);
     CU_add_test(s, "lives of every length, the whole int64 range", test_extreme_lives);
     CU_add_test(s, "paging", test_paging);
     CU_add_test(s, "paging through the wire decoder", test_wire_paging);
+    CU_add_test(s, "finished part: walked and stepped pages agree", test_walk_and_step_agree);
+    CU_add_test(s, "the walk's query plan", test_walk_plan);
     CU_add_test(s, "restart from committed states", test_restart);
     CU_add_test(s, "memory holds open orders only", test_memory);
     CU_add_test(s, "events the log cannot hold", test_bad_events);
     CU_add_test(s, "damaged rows", test_damaged_rows);
     CU_add_test(s, "database failure", test_database_failure);
     CU_add_test(s, "performance, 100k orders", test_performance);
+    CU_add_test(s, "performance, 1.5M orders (ORDO_TL_BIG)", test_big);
     return ordo_test_run();
 }
