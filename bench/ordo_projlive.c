@@ -17,6 +17,7 @@
 #include "ordo_mp.h"
 
 #include <getopt.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <msgpack.h>
 #include <stdio.h>
@@ -166,6 +167,76 @@ static void s_report(const char *name, ordo_histogram_t *h, bool json, bool *fir
     *first = false;
 }
 
+/* The lag probes, on their own thread so their waits never hold up the
+ * query stream: a command, then GetOrderSummary of it with min_position
+ * = its position; the time from acknowledgement to answer. */
+typedef struct {
+    const char *engine, *projector;
+    int64_t end_ns;
+    int probe_ms;
+    int64_t tag;
+    ordo_histogram_t *lag; /* owned by main; written here until joined */
+    uint64_t probes;
+} s_probe_t;
+
+static void *s_probe(void *arg)
+{
+    s_probe_t *pr = arg;
+    ordo_client_t *eng = ordo_client_new(pr->engine), *proj = ordo_client_new(pr->projector);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    for (uint64_t n = 0; eng && proj && s_now_ns() < pr->end_ns; n++) {
+        int64_t next = s_now_ns() + (int64_t)pr->probe_ms * 1000000;
+        char probe_id[64];
+        snprintf(probe_id, sizeof probe_id, "lp-%" PRId64 "-%" PRIu64, pr->tag, n);
+        ordo_client_item_t item = {"sku-1", "Probe", 1, 100};
+        ordo_client_request_t req = {.type = "CreateOrder",
+                                     .order_id = probe_id,
+                                     .user_id = 1,
+                                     .restaurant_id = 1,
+                                     .items = &item,
+                                     .n_items = 1,
+                                     .delivery_address = "1 Probe Street"};
+        ordo_result_t res = ORDO_RESULT_INIT;
+        if (ordo_client_call(eng, &req, 10000, &res) == 0) {
+            int64_t acked = s_now_ns();
+            char rid[ORDO_ID_SIZE];
+            ordo_client_new_request_id(proj, rid);
+            msgpack_packer pk;
+            msgpack_sbuffer_clear(&sb);
+            msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+            msgpack_pack_map(&pk, 5);
+            msgpack_pack_str_with_body(&pk, "type", 4);
+            msgpack_pack_str_with_body(&pk, "GetOrderSummary", 15);
+            msgpack_pack_str_with_body(&pk, "request_id", 10);
+            msgpack_pack_str_with_body(&pk, rid, strlen(rid));
+            msgpack_pack_str_with_body(&pk, "order_id", 8);
+            msgpack_pack_str_with_body(&pk, probe_id, strlen(probe_id));
+            msgpack_pack_str_with_body(&pk, "min_position", 12);
+            msgpack_pack_int64(&pk, res.position);
+            msgpack_pack_str_with_body(&pk, "wait_ms", 7);
+            msgpack_pack_int64(&pk, 10000);
+            uint8_t *reply = NULL;
+            size_t rl = 0;
+            if (ordo_client_call_raw(proj, sb.data, sb.size, 15000, &reply, &rl) == 0) {
+                ordo_histogram_record(pr->lag, (uint64_t)(s_now_ns() - acked));
+                pr->probes++;
+            }
+            free(reply);
+        }
+        ordo_result_clear(&res);
+        int64_t left = next - s_now_ns();
+        if (left > 0) {
+            struct timespec ts = {left / 1000000000, left % 1000000000};
+            nanosleep(&ts, NULL); /* pacing, not synchronisation */
+        }
+    }
+    msgpack_sbuffer_destroy(&sb);
+    ordo_client_destroy(&eng);
+    ordo_client_destroy(&proj);
+    return NULL;
+}
+
 static void s_usage(FILE *out)
 {
     fprintf(out,
@@ -210,12 +281,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "ordo-projlive: --duration, --qps and --probe-ms must be >= 1\n");
         return 2;
     }
-    ordo_client_t *eng = ordo_client_new(engine), *proj = ordo_client_new(projector);
+    ordo_client_t *proj = ordo_client_new(projector);
     void *ctx = zmq_ctx_new();
     void *qs = zmq_socket(ctx, ZMQ_DEALER);
     int zero = 0;
     zmq_setsockopt(qs, ZMQ_LINGER, &zero, sizeof zero);
-    if (!eng || !proj || zmq_connect(qs, projector) != 0) {
+    if (!proj || zmq_connect(qs, projector) != 0) {
         fprintf(stderr, "ordo-projlive: cannot connect\n");
         return 1;
     }
@@ -225,11 +296,18 @@ int main(int argc, char **argv)
     int64_t *due = calloc((size_t)qps * (size_t)duration + 1, sizeof *due);
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
-    char probe_id[64] = "", seen_id[64] = "ordo-projlive-0";
-    uint64_t sent = 0, answered = 0, errors = 0, probes = 0, probe_n = 0;
-    int64_t t0 = s_now_ns(), end = t0 + (int64_t)duration * 1000000000;
-    int64_t gap = 1000000000 / qps, next_q = t0, next_probe = t0;
     int64_t tag = s_wall_us();
+    char seen_id[64]; /* the first probe's order: GetOrderSummary asks for it */
+    snprintf(seen_id, sizeof seen_id, "lp-%" PRId64 "-0", tag);
+    uint64_t sent = 0, answered = 0, errors = 0;
+    int64_t t0 = s_now_ns(), end = t0 + (int64_t)duration * 1000000000;
+    int64_t gap = 1000000000 / qps, next_q = t0;
+    s_probe_t pr = {engine, projector, end, probe_ms, tag, lag, 0};
+    pthread_t probe_thread;
+    if (pthread_create(&probe_thread, NULL, s_probe, &pr) != 0) {
+        fprintf(stderr, "ordo-projlive: cannot start the probe thread\n");
+        return 1;
+    }
     fprintf(stderr, "ordo-projlive: %d s at %d queries/s, a probe every %d ms\n", duration, qps,
             probe_ms);
     while (s_now_ns() < end || answered + errors < sent) {
@@ -242,48 +320,6 @@ int main(int argc, char **argv)
             zmq_send(qs, sb.data, sb.size, 0);
             sent++;
             next_q += gap;
-        }
-        if (now < end && next_probe <= now) {
-            /* a command of our own, then read it back through the projector */
-            snprintf(probe_id, sizeof probe_id, "lp-%" PRId64 "-%" PRIu64, tag, probe_n++);
-            ordo_client_item_t item = {"sku-1", "Probe", 1, 100};
-            ordo_client_request_t req = {.type = "CreateOrder",
-                                         .order_id = probe_id,
-                                         .user_id = 1,
-                                         .restaurant_id = 1,
-                                         .items = &item,
-                                         .n_items = 1,
-                                         .delivery_address = "1 Probe Street"};
-            ordo_result_t res = ORDO_RESULT_INIT;
-            if (ordo_client_call(eng, &req, 10000, &res) == 0) {
-                int64_t acked = s_now_ns();
-                char rid[ORDO_ID_SIZE];
-                ordo_client_new_request_id(proj, rid);
-                msgpack_packer pk;
-                msgpack_sbuffer_clear(&sb);
-                msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-                msgpack_pack_map(&pk, 5);
-                msgpack_pack_str_with_body(&pk, "type", 4);
-                msgpack_pack_str_with_body(&pk, "GetOrderSummary", 15);
-                msgpack_pack_str_with_body(&pk, "request_id", 10);
-                msgpack_pack_str_with_body(&pk, rid, strlen(rid));
-                msgpack_pack_str_with_body(&pk, "order_id", 8);
-                msgpack_pack_str_with_body(&pk, probe_id, strlen(probe_id));
-                msgpack_pack_str_with_body(&pk, "min_position", 12);
-                msgpack_pack_int64(&pk, res.position);
-                msgpack_pack_str_with_body(&pk, "wait_ms", 7);
-                msgpack_pack_int64(&pk, 10000);
-                uint8_t *reply = NULL;
-                size_t rl = 0;
-                if (ordo_client_call_raw(proj, sb.data, sb.size, 15000, &reply, &rl) == 0) {
-                    ordo_histogram_record(lag, (uint64_t)(s_now_ns() - acked));
-                    probes++;
-                    snprintf(seen_id, sizeof seen_id, "%s", probe_id);
-                }
-                free(reply);
-            }
-            ordo_result_clear(&res);
-            next_probe = s_now_ns() + (int64_t)probe_ms * 1000000;
         }
         zmq_pollitem_t item = {qs, 0, ZMQ_POLLIN, 0};
         long wait_ms = 1;
@@ -304,6 +340,8 @@ int main(int argc, char **argv)
         }
         zmq_msg_close(&m);
     }
+    pthread_join(probe_thread, NULL);
+    uint64_t probes = pr.probes;
     /* back to live */
     int64_t stop = s_now_ns(), live_ns = -1;
     while (s_now_ns() - stop < 60LL * 1000000000) {
@@ -340,7 +378,6 @@ int main(int argc, char **argv)
     ordo_histogram_destroy(&lag);
     zmq_close(qs);
     zmq_ctx_term(ctx);
-    ordo_client_destroy(&eng);
     ordo_client_destroy(&proj);
     return 0;
 }

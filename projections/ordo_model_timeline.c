@@ -131,6 +131,8 @@ enum {
     S_ST_LOAD,
     S_ST_ALIVE_T,
     S_ST_ALIVE_P,
+    S_ST_ALIVE_FIN_T, /* level 63, finished lives only (open ones are in RAM) */
+    S_ST_ALIVE_FIN_P,
     S_ST_END_T,
     S_ST_END_P,
     S_ST_REND_T,
@@ -175,6 +177,14 @@ static const char *const s_sql[S_ST_COUNT_] = {
                      " WHERE lvl_p = ?1 AND created_pos >= ?2 AND created_pos <= ?3"
                      " AND (end_pos IS NULL OR end_pos > ?3)"
                      " AND (?4 IS NULL OR restaurant_id = ?4)",
+    [S_ST_ALIVE_FIN_T] = "SELECT " S_COLS " FROM timeline INDEXED BY timeline_lvl_t"
+                         " WHERE lvl_t = ?1 AND created_us >= ?2 AND created_us <= ?3"
+                         " AND end_us IS NOT NULL AND end_us > ?3"
+                         " AND (?4 IS NULL OR restaurant_id = ?4)",
+    [S_ST_ALIVE_FIN_P] = "SELECT " S_COLS " FROM timeline INDEXED BY timeline_lvl_p"
+                         " WHERE lvl_p = ?1 AND created_pos >= ?2 AND created_pos <= ?3"
+                         " AND end_pos IS NOT NULL AND end_pos > ?3"
+                         " AND (?4 IS NULL OR restaurant_id = ?4)",
     [S_ST_END_T] = "SELECT order_id, id FROM timeline INDEXED BY timeline_end_t"
                    " WHERE end_status = ?1 AND end_us <= ?2",
     [S_ST_END_P] = "SELECT order_id, id FROM timeline INDEXED BY timeline_end_p"
@@ -906,11 +916,40 @@ static int s_query_fail(ordo_perror_t *err, const char *what, const char *why)
     return -1;
 }
 
-/* Orders alive at x (see the top). 0 or -1 with *err. */
+/* An alive candidate: counted and offered when it is in a status asked. */
+static void s_alive_offer(s_scan_t *sc, const s_order_t *o)
+{
+    if (sc->has_restaurant && o->restaurant_id != sc->restaurant_id)
+        return;
+    uint32_t v;
+    int64_t since;
+    ordo_status_t s = s_state_at(o, sc->x, sc->by_pos, &v, &since);
+    /* finished at x: the terminal scans count it */
+    if (s == ORDO_STATUS_NONE || ordo_status_is_final(s) || !s_wanted(sc, s))
+        return;
+    sc->total++;
+    s_offer(sc, o->id, o->id_len, o->rowid, false);
+}
+
+/* Orders alive at x (see the top). Open orders are read from RAM, which
+ * after flush() holds exactly them, each with its row's id: at a busy
+ * hour that is tens of thousands of orders, which a walk of the hash
+ * reads in a millisecond where stepping their index entries and rows took
+ * tens. 0 or -1 with *err. */
 static int s_scan_alive(s_tl_t *tl, s_scan_t *sc, ordo_perror_t *err)
 {
-    sqlite3_stmt *st = tl->st[sc->by_pos ? S_ST_ALIVE_P : S_ST_ALIVE_T];
+    for (uint32_t i = 0; i < 2 * tl->cap; i++) {
+        uint32_t idx = tl->slots[i].idx;
+        if (idx == S_EMPTY)
+            continue;
+        const s_order_t *o = &tl->pool[idx];
+        if (o->rowid <= 0 || (o->reached & (1u << S_END)))
+            return s_query_fail(err, o->id, "an order in memory is not written (no flush?)");
+        s_alive_offer(sc, o);
+    }
     for (int l = 1; l <= S_LEVEL_OPEN; l++) {
+        sqlite3_stmt *st = tl->st[l == S_LEVEL_OPEN ? (sc->by_pos ? S_ST_ALIVE_FIN_P : S_ST_ALIVE_FIN_T)
+                                                    : (sc->by_pos ? S_ST_ALIVE_P : S_ST_ALIVE_T)];
         int64_t lo = INT64_MIN;
         if (l < S_LEVEL_OPEN && sc->x > INT64_MIN + (INT64_C(1) << l))
             lo = sc->x - (INT64_C(1) << l) + 1;
@@ -929,16 +968,9 @@ static int s_scan_alive(s_tl_t *tl, s_scan_t *sc, ordo_perror_t *err)
                 sqlite3_reset(st);
                 return s_query_fail(err, o.id[0] ? o.id : "a row", why);
             }
-            if (sc->has_restaurant && o.restaurant_id != sc->restaurant_id)
-                continue;
-            uint32_t v;
-            int64_t since;
-            ordo_status_t s = s_state_at(&o, sc->x, sc->by_pos, &v, &since);
-            /* finished at x: the terminal scans count it */
-            if (s == ORDO_STATUS_NONE || ordo_status_is_final(s) || !s_wanted(sc, s))
-                continue;
-            sc->total++;
-            s_offer(sc, o.id, o.id_len, o.rowid, false);
+            if (l == S_LEVEL_OPEN && !(o.reached & (1u << S_END)))
+                continue; /* open: offered from RAM above */
+            s_alive_offer(sc, &o);
         }
         sqlite3_reset(st);
         if (rc != SQLITE_DONE)

@@ -89,10 +89,16 @@ static void s_gen_fail(s_actor_t *a, s_gen_t *g, const char *what)
                        g->generation, g->position, what, g->committed);
     g->failed = true;
     /* What was applied since the last commit may be half written: answer
-     * from the last commit, and say so. */
+     * from the last commit, and say so. The model is loaded again from
+     * that commit, so what it keeps in memory matches its rows. */
     if (g->db)
         ordo_pstore_rollback(g->db);
     g->position = g->committed;
+    if (g->model)
+        a->ops->close(&g->model);
+    if (g->db && !(g->model = a->ops->open(g->db)))
+        ordo_log_error(a->name, "generation %" PRIu32 " cannot be read either; queries get "
+                       "unavailable until a Rebuild", g->generation);
 }
 
 /* Opens generation `gen` (creating its file when `create`, as building
@@ -366,7 +372,8 @@ static void s_answer(s_actor_t *a, ordo_pjob_t *job, bool late)
         }
     }
     s_gen_t *g = &a->cur;
-    if (q->type != ORDO_PQ_REBUILD && (!g->db || (!g->failed && a->ops->flush(g->model) != 0))) {
+    if (q->type != ORDO_PQ_REBUILD &&
+        (!g->db || !g->model || (!g->failed && a->ops->flush(g->model) != 0))) {
         if (g->db)
             s_gen_fail(a, g, "cannot write its changes");
         ordo_perror_set(&err, "unavailable",
