@@ -249,6 +249,7 @@ static void s_usage(FILE *out)
             "  --duration S          seconds measured (default 10)\n"
             "  --qps N               queries per second, open loop (default 1000)\n"
             "  --probe-ms MS         one lag probe every MS (default 10)\n"
+            "  --types LIST          the query types to send, comma-separated (default all six)\n"
             "  --json                one JSON object on stdout\n"
             "  --help\n");
 }
@@ -259,11 +260,13 @@ int main(int argc, char **argv)
         {"engine", required_argument, NULL, 'e'}, {"projector", required_argument, NULL, 'p'},
         {"duration", required_argument, NULL, 'd'}, {"qps", required_argument, NULL, 'q'},
         {"probe-ms", required_argument, NULL, 'b'}, {"json", no_argument, NULL, 'j'},
+        {"types", required_argument, NULL, 't'},
         {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
     };
     const char *engine = ORDO_DEFAULT_ENDPOINT, *projector = ORDO_DEFAULT_PROJECTOR_ENDPOINT;
     int duration = 10, qps = 1000, probe_ms = 10;
     bool json = false;
+    bool use[S_TYPES] = {true, true, true, true, true, true};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
@@ -273,6 +276,10 @@ int main(int argc, char **argv)
         case 'q': qps = atoi(optarg); break;
         case 'b': probe_ms = atoi(optarg); break;
         case 'j': json = true; break;
+        case 't':
+            for (int t = 0; t < S_TYPES; t++)
+                use[t] = strstr(optarg, s_types[t]) != NULL;
+            break;
         case 'h': s_usage(stdout); return 0;
         default: s_usage(stderr); return 2;
         }
@@ -294,6 +301,14 @@ int main(int argc, char **argv)
     for (int t = 0; t < S_TYPES; t++)
         lat[t] = ordo_histogram_new();
     int64_t *due = calloc((size_t)qps * (size_t)duration + 1, sizeof *due);
+    uint8_t *qtype = calloc((size_t)qps * (size_t)duration + 1, 1);
+    bool any = false;
+    for (int t = 0; t < S_TYPES; t++)
+        any |= use[t];
+    if (!due || !qtype || !any) {
+        fprintf(stderr, "ordo-projlive: out of memory, or --types names no query type\n");
+        return 2;
+    }
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     int64_t tag = s_wall_us();
@@ -315,7 +330,11 @@ int main(int argc, char **argv)
         if (now > end + 30LL * 1000000000)
             break; /* replies that never came */
         while (now < end && next_q <= now) {
-            s_pack_query(&sb, (int)(sent % S_TYPES), sent, seen_id);
+            int type = (int)(sent % S_TYPES);
+            while (!use[type]) /* the next type asked for (at least one is) */
+                type = (type + 1) % S_TYPES;
+            s_pack_query(&sb, type, sent, seen_id);
+            qtype[sent] = (uint8_t)type;
             due[sent] = next_q;
             zmq_send(qs, sb.data, sb.size, 0);
             sent++;
@@ -331,7 +350,7 @@ int main(int argc, char **argv)
             bool ok;
             if (s_read_reply(zmq_msg_data(&m), zmq_msg_size(&m), &seq, &ok) && seq < sent) {
                 if (ok) {
-                    ordo_histogram_record(lat[seq % S_TYPES], (uint64_t)(s_now_ns() - due[seq]));
+                    ordo_histogram_record(lat[qtype[seq]], (uint64_t)(s_now_ns() - due[seq]));
                     answered++;
                 } else {
                     errors++;
@@ -357,7 +376,8 @@ int main(int argc, char **argv)
                sent, answered, errors, probes, live_ns < 0 ? -1.0 : (double)live_ns / 1e6);
         s_report("lag", lag, true, &first);
         for (int t = 0; t < S_TYPES; t++)
-            s_report(s_types[t], lat[t], true, &first);
+            if (use[t])
+                s_report(s_types[t], lat[t], true, &first);
         printf("}}\n");
     } else {
         printf("queries sent %" PRIu64 ", answered %" PRIu64 ", errors %" PRIu64 "; probes %" PRIu64
@@ -365,7 +385,8 @@ int main(int argc, char **argv)
                sent, answered, errors, probes);
         s_report("lag (ack to applied)", lag, false, &first);
         for (int t = 0; t < S_TYPES; t++)
-            s_report(s_types[t], lat[t], false, &first);
+            if (use[t])
+                s_report(s_types[t], lat[t], false, &first);
         if (live_ns < 0)
             printf("not every projection was live within 60 s of the end\n");
         else
@@ -373,6 +394,7 @@ int main(int argc, char **argv)
     }
     msgpack_sbuffer_destroy(&sb);
     free(due);
+    free(qtype);
     for (int t = 0; t < S_TYPES; t++)
         ordo_histogram_destroy(&lat[t]);
     ordo_histogram_destroy(&lag);
