@@ -6,6 +6,7 @@
  * not one). The read side's queries (ordo-projector) live in
  * ordo_cli_projector.c: main hands their command words over to it. */
 #include "ordo.h"
+#include "ordo_cli.h"
 #include "ordo_json.h"
 
 #include <errno.h>
@@ -18,9 +19,6 @@
 #include <string.h>
 #include <time.h>
 
-#define EXIT_REFUSED 1
-#define EXIT_USAGE 2
-#define EXIT_NO_ANSWER 3
 #define ITEMS_MAX 100
 #define META_MAX 16
 
@@ -100,21 +98,6 @@ typedef struct {
     const char *type_prefix;
     int64_t count;
 } s_opts_t;
-
-/* ---- shared with ordo_cli_projector.c ---------------------------------- */
-
-/* ordo-cli is one program in two files with no header of its own: these
- * are the declarations both files repeat. The helpers are the static ones
- * below, so both kinds of command read and print numbers, times and
- * money the same way. */
-void ordo_cli_usage(FILE *out);
-bool ordo_cli_int(const char *s, int64_t min, int64_t max, int64_t *out);
-bool ordo_cli_parse_time(const char *s, int64_t *us);
-const char *ordo_cli_time(int64_t us, char buf[40]);
-const char *ordo_cli_money(int64_t cents, char buf[32]);
-bool ordo_cli_projector_command(const char *word);
-void ordo_cli_projector_usage(FILE *out);
-int ordo_cli_projector_main(int argc, char **argv);
 
 static void s_usage(FILE *out)
 {

@@ -8,6 +8,7 @@
  * PROJECTIONS.md says ends as "no answer" (exit 3), never as a wrong
  * table. Options, output and exit statuses follow ordo_cli.c's. */
 #include "ordo.h"
+#include "ordo_cli.h"
 #include "ordo_json.h"
 #include "ordo_mp.h"
 
@@ -20,24 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define EXIT_REFUSED 1
-#define EXIT_USAGE 2
-#define EXIT_NO_ANSWER 3
 #define STATUSES_MAX 16 /* a --status list, as the projector takes */
 #define WAIT_MS_MAX 10000
 #define WAIT_MS_DEFAULT 1000 /* the projector's, when min_position has no wait_ms */
-
-/* ordo-cli is one program in two files with no header of its own: these
- * are the declarations both files repeat (ordo_cli.c defines the first
- * five, this file the last three). */
-void ordo_cli_usage(FILE *out);
-bool ordo_cli_int(const char *s, int64_t min, int64_t max, int64_t *out);
-bool ordo_cli_parse_time(const char *s, int64_t *us);
-const char *ordo_cli_time(int64_t us, char buf[40]);
-const char *ordo_cli_money(int64_t cents, char buf[32]);
-bool ordo_cli_projector_command(const char *word);
-void ordo_cli_projector_usage(FILE *out);
-int ordo_cli_projector_main(int argc, char **argv);
 
 /* Options only some commands take, as bits (s_option_names in order). */
 enum {

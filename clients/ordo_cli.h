@@ -1,0 +1,29 @@
+/* ordo-cli is one program in two files: ordo_cli.c (the engine's commands
+ * and queries, and main) and ordo_cli_projector.c (the projector's
+ * queries). What they share: the exit statuses, and the helpers that read
+ * and print numbers, times and money, so both kinds of command do it the
+ * same way. Not installed. */
+#ifndef ORDO_CLI_H
+#define ORDO_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define EXIT_REFUSED 1   /* the server answered no */
+#define EXIT_USAGE 2     /* the command line is wrong */
+#define EXIT_NO_ANSWER 3 /* no answer, or not one of the protocol's */
+
+/* ordo_cli.c */
+void ordo_cli_usage(FILE *out);
+bool ordo_cli_int(const char *s, int64_t min, int64_t max, int64_t *out);
+bool ordo_cli_parse_time(const char *s, int64_t *us);
+const char *ordo_cli_time(int64_t us, char buf[40]);
+const char *ordo_cli_money(int64_t cents, char buf[32]);
+
+/* ordo_cli_projector.c */
+bool ordo_cli_projector_command(const char *word);
+void ordo_cli_projector_usage(FILE *out);
+int ordo_cli_projector_main(int argc, char **argv);
+
+#endif
