@@ -145,10 +145,7 @@ static void s_usage(FILE *out)
             "3 no answer.\n");
 }
 
-static int s_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-/* One line to stderr, exit status 2. */
-static int s_usage_error(const char *fmt, ...)
+int ordo_cli_usage_error(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -625,7 +622,7 @@ static int s_main(int argc, char **argv, s_opts_t *o)
         case 'j': o->json = true; continue;
         case 'T':
             if (!s_int(arg, 0, 3600 * 1000, &v))
-                return s_usage_error("--timeout wants milliseconds, not \"%s\"", arg);
+                return ordo_cli_usage_error("--timeout wants milliseconds, not \"%s\"", arg);
             o->timeout_ms = (int)v;
             continue;
         case 'h': s_usage(stdout); return 0;
@@ -639,12 +636,12 @@ static int s_main(int argc, char **argv, s_opts_t *o)
             }
             c = OPT_BASE + 12;
             break;
-        case ':': return s_usage_error("%s needs a value", argv[optind - 1]);
-        case '?': return s_usage_error("unknown option \"%s\"", argv[optind - 1]);
+        case ':': return ordo_cli_usage_error("%s needs a value", argv[optind - 1]);
+        case '?': return ordo_cli_usage_error("unknown option \"%s\"", argv[optind - 1]);
         default: break;
         }
         if (c < OPT_BASE)
-            return s_usage_error("unknown option \"%s\"", argv[optind - 1]);
+            return ordo_cli_usage_error("unknown option \"%s\"", argv[optind - 1]);
         int bit = c - OPT_BASE;
         o->given |= 1u << bit;
         const char *name = s_option_names[bit];
@@ -660,16 +657,16 @@ static int s_main(int argc, char **argv, s_opts_t *o)
         case O_CORRELATION: o->req.correlation_id = arg; break;
         case O_META:
             if (o->req.n_meta >= META_MAX)
-                return s_usage_error("at most 16 --meta");
+                return ordo_cli_usage_error("at most 16 --meta");
             ok = s_parse_meta(o, arg);
             break;
         case O_USER: ok = s_int(arg, INT64_MIN, INT64_MAX, &o->req.user_id); break;
         case O_RESTAURANT: ok = s_int(arg, INT64_MIN, INT64_MAX, &o->req.restaurant_id); break;
         case O_ITEM:
             if (o->req.n_items >= ITEMS_MAX)
-                return s_usage_error("at most 100 --item");
+                return ordo_cli_usage_error("at most 100 --item");
             if (!s_parse_item(o, arg))
-                return s_usage_error("--item wants SKU:NAME:QTY:PRICE_CENTS, not \"%s\"", arg);
+                return ordo_cli_usage_error("--item wants SKU:NAME:QTY:PRICE_CENTS, not \"%s\"", arg);
             break;
         case O_ADDRESS: o->req.delivery_address = arg; break;
         case O_MINUTES:
@@ -684,7 +681,7 @@ static int s_main(int argc, char **argv, s_opts_t *o)
         case O_AS_OF_VERSION: ok = s_int(arg, 1, INT64_MAX, &o->req.as_of_version); break;
         case O_AT:
             if (!s_parse_time(arg, &o->req.as_of_time_us))
-                return s_usage_error("--at wants an ISO-8601 time or microseconds, not \"%s\"",
+                return ordo_cli_usage_error("--at wants an ISO-8601 time or microseconds, not \"%s\"",
                                      arg);
             o->req.has_as_of_time = true;
             break;
@@ -706,23 +703,23 @@ static int s_main(int argc, char **argv, s_opts_t *o)
         return 0;
     }
     if (print_version)
-        return s_usage_error("--version takes a version number with get, or stands alone");
+        return ordo_cli_usage_error("--version takes a version number with get, or stands alone");
     if (optind >= argc)
-        return s_usage_error("missing command");
+        return ordo_cli_usage_error("missing command");
     const char *word = argv[optind++];
     const s_command_t *cmd = NULL;
     for (size_t i = 0; i < sizeof s_commands / sizeof s_commands[0]; i++)
         if (strcmp(word, s_commands[i].name) == 0)
             cmd = &s_commands[i];
     if (!cmd)
-        return s_usage_error("unknown command \"%s\"", word);
+        return ordo_cli_usage_error("unknown command \"%s\"", word);
     if (cmd->order) {
         if (optind >= argc)
-            return s_usage_error("%s needs an ORDER", cmd->name);
+            return ordo_cli_usage_error("%s needs an ORDER", cmd->name);
         o->req.order_id = argv[optind++];
     }
     if (optind < argc)
-        return s_usage_error("unexpected argument \"%s\"", argv[optind]);
+        return ordo_cli_usage_error("unexpected argument \"%s\"", argv[optind]);
     for (int bit = 0; bit < (int)(sizeof s_option_names / sizeof s_option_names[0]); bit++)
         if ((o->given & (1u << bit)) && !(cmd->options & (1u << bit))) {
             fprintf(stderr, "ordo-cli: %s does not take --%s; try --help\n", cmd->name,
@@ -736,12 +733,12 @@ static int s_main(int argc, char **argv, s_opts_t *o)
                               : !(o->given & O_ADDRESS)    ? "--address"
                                                           : NULL;
         if (missing)
-            return s_usage_error("create needs %s", missing);
+            return ordo_cli_usage_error("create needs %s", missing);
     }
     if (strcmp(cmd->name, "cancel") == 0 && !(o->given & O_REASON))
-        return s_usage_error("cancel needs %s", "--reason");
+        return ordo_cli_usage_error("cancel needs %s", "--reason");
     if ((o->given & O_AS_OF_VERSION) && (o->given & O_AT))
-        return s_usage_error("get takes --version or --at, not both");
+        return ordo_cli_usage_error("get takes --version or --at, not both");
     o->req.type = cmd->type;
 
     if (cmd->type)

@@ -16,6 +16,8 @@
 
 /* ordo_cli.c */
 void ordo_cli_usage(FILE *out);
+/* "ordo-cli: <message>; try --help" to stderr; returns EXIT_USAGE. */
+int ordo_cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 bool ordo_cli_int(const char *s, int64_t min, int64_t max, int64_t *out);
 bool ordo_cli_parse_time(const char *s, int64_t *us);
 const char *ordo_cli_time(int64_t us, char buf[40]);

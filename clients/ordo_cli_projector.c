@@ -148,20 +148,6 @@ void ordo_cli_projector_usage(FILE *out)
             "                         ORDO_PROJECTOR)\n");
 }
 
-static int s_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-/* One line to stderr, exit status 2. */
-static int s_usage_error(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("ordo-cli: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputs("; try --help\n", stderr);
-    va_end(ap);
-    return EXIT_USAGE;
-}
-
 /* ---- requests ---------------------------------------------------------- */
 
 /* Packs a map's entries, or only counts them when pk is NULL: the same
@@ -1096,19 +1082,19 @@ static int s_parse(int argc, char **argv, s_popts_t *o)
         case 'j': o->json = true; continue;
         case 'T':
             if (!ordo_cli_int(arg, 0, 3600 * 1000, &v))
-                return s_usage_error("--timeout wants milliseconds, not \"%s\"", arg);
+                return ordo_cli_usage_error("--timeout wants milliseconds, not \"%s\"", arg);
             o->timeout_ms = (int)v;
             continue;
         case 'h': ordo_cli_usage(stdout); return -1;
         case 'V':
             printf("ordo-cli %s (libordo %s)\n", ORDO_CLIENT_VERSION, ORDO_CLIENT_VERSION);
             return -1;
-        case ':': return s_usage_error("%s needs a value", argv[optind - 1]);
-        case '?': return s_usage_error("unknown option \"%s\"", argv[optind - 1]);
+        case ':': return ordo_cli_usage_error("%s needs a value", argv[optind - 1]);
+        case '?': return ordo_cli_usage_error("unknown option \"%s\"", argv[optind - 1]);
         default: break;
         }
         if (c < OPT_BASE)
-            return s_usage_error("unknown option \"%s\"", argv[optind - 1]);
+            return ordo_cli_usage_error("unknown option \"%s\"", argv[optind - 1]);
         int bit = c - OPT_BASE;
         o->given |= 1u << bit;
         bool ok = true;
@@ -1117,7 +1103,7 @@ static int s_parse(int argc, char **argv, s_popts_t *o)
         case P_WAIT_MS: ok = ordo_cli_int(arg, 0, WAIT_MS_MAX, &o->wait_ms); break;
         case P_STATUS:
             if (!s_parse_status(o, arg))
-                return s_usage_error("--status wants STATUS[,STATUS...] (at most %d), not \"%s\"",
+                return ordo_cli_usage_error("--status wants STATUS[,STATUS...] (at most %d), not \"%s\"",
                                      STATUSES_MAX, arg);
             break;
         case P_RESTAURANT: ok = ordo_cli_int(arg, INT64_MIN, INT64_MAX, &o->restaurant_id); break;
@@ -1143,22 +1129,22 @@ static int s_parse(int argc, char **argv, s_popts_t *o)
         }
     }
     if (optind >= argc)
-        return s_usage_error("missing command");
+        return ordo_cli_usage_error("missing command");
     const char *word = argv[optind++];
     for (size_t i = 0; i < sizeof s_pcommands / sizeof s_pcommands[0]; i++)
         if (strcmp(word, s_pcommands[i].name) == 0)
             o->cmd = &s_pcommands[i];
     if (!o->cmd)
-        return s_usage_error("unknown command \"%s\"", word);
+        return ordo_cli_usage_error("unknown command \"%s\"", word);
     const s_pcommand_t *cmd = o->cmd;
     bool optional = cmd->kind == K_AS_OF && (o->given & P_POSITION);
     if (cmd->arg && optind < argc)
         o->arg = argv[optind++];
     else if (cmd->arg && !optional)
-        return s_usage_error("%s needs %s", cmd->name,
+        return ordo_cli_usage_error("%s needs %s", cmd->name,
                              cmd->kind == K_AS_OF ? "a TIME or --position P" : cmd->arg);
     if (optind < argc)
-        return s_usage_error("unexpected argument \"%s\"", argv[optind]);
+        return ordo_cli_usage_error("unexpected argument \"%s\"", argv[optind]);
     for (int bit = 0; bit < (int)(sizeof s_option_names / sizeof s_option_names[0]); bit++)
         if ((o->given & (1u << bit)) && !(cmd->options & (1u << bit))) {
             fprintf(stderr, "ordo-cli: %s does not take --%s; try --help\n", cmd->name,
@@ -1169,20 +1155,20 @@ static int s_parse(int argc, char **argv, s_popts_t *o)
     case K_BOARD:
     case K_USER:
         if (!ordo_cli_int(o->arg, INT64_MIN, INT64_MAX, &o->id))
-            return s_usage_error("%s wants %s as an integer, not \"%s\"", cmd->name, cmd->arg,
+            return ordo_cli_usage_error("%s wants %s as an integer, not \"%s\"", cmd->name, cmd->arg,
                                  o->arg);
         break;
     case K_AS_OF:
         if (o->arg && (o->given & P_POSITION))
-            return s_usage_error("as-of takes a TIME or --position, not both");
+            return ordo_cli_usage_error("as-of takes a TIME or --position, not both");
         if (o->arg && !ordo_cli_parse_time(o->arg, &o->at_us))
-            return s_usage_error("as-of wants a TIME (ISO-8601, HH:MM[:SS] today in UTC, or "
+            return ordo_cli_usage_error("as-of wants a TIME (ISO-8601, HH:MM[:SS] today in UTC, or "
                                  "microseconds), not \"%s\"",
                                  o->arg);
         break;
     case K_ANALYTICS:
         if (!(o->given & P_FROM) || !(o->given & P_TO))
-            return s_usage_error("analytics needs --from TIME and --to TIME");
+            return ordo_cli_usage_error("analytics needs --from TIME and --to TIME");
         break;
     default: break;
     }
