@@ -16,7 +16,6 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <msgpack.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
