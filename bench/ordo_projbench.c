@@ -120,23 +120,67 @@ static long s_rss_kib(void)
     return rss * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
+/* Every read model, each in its own database under dir, as the projector
+ * keeps them: opened in a write transaction, saved together, closed. */
+typedef struct {
+    const ordo_model_ops_t *ops[ORDO_PROJ_COUNT_];
+    sqlite3 *db[ORDO_PROJ_COUNT_];
+    void *m[ORDO_PROJ_COUNT_];
+} s_all_t;
+
+/* Fresh databases `<dir>/<name>.<tag>.db`. 0 or -1. */
+static int s_all_open(s_all_t *a, const char *dir, const char *tag)
+{
+    memset(a, 0, sizeof *a);
+    for (int p = 0; p < ORDO_PROJ_COUNT_; p++) {
+        char path[512];
+        a->ops[p] = ordo_model_for((ordo_proj_t)p);
+        snprintf(path, sizeof path, "%s/%s.%s.db", dir, a->ops[p]->name, tag);
+        ordo_pstore_remove(path);
+        if (!(a->db[p] = ordo_pstore_open(path, 32768)) || ordo_pstore_begin(a->db[p]) != 0 ||
+            !(a->m[p] = a->ops[p]->open(a->db[p])))
+            return -1;
+    }
+    return 0;
+}
+
+static int s_all_apply(s_all_t *a, const ordo_client_event_t *ev)
+{
+    for (int p = 0; p < ORDO_PROJ_COUNT_; p++)
+        if (a->ops[p]->apply(a->m[p], ev) != 0)
+            return -1;
+    return 0;
+}
+
+/* Flush and commit every model, and open the next transaction. */
+static int s_all_save(s_all_t *a)
+{
+    for (int p = 0; p < ORDO_PROJ_COUNT_; p++)
+        if (a->ops[p]->flush(a->m[p]) != 0 || ordo_pstore_commit(a->db[p]) != 0 ||
+            ordo_pstore_begin(a->db[p]) != 0)
+            return -1;
+    return 0;
+}
+
+static void s_all_close(s_all_t *a)
+{
+    for (int p = 0; p < ORDO_PROJ_COUNT_; p++) {
+        if (a->m[p])
+            a->ops[p]->close(&a->m[p]);
+        if (a->db[p])
+            ordo_pstore_rollback(a->db[p]);
+        ordo_pstore_close(&a->db[p]);
+    }
+}
+
 /* --memory N: RSS per order in progress and per finished order, every
  * model together: N orders created (all in progress, in memory), then
  * every one of them driven to Delivered (finished: on disk only). */
 static int s_memory(size_t n, const char *dir, bool json)
 {
-    sqlite3 *db[ORDO_PROJ_COUNT_];
-    void *m[ORDO_PROJ_COUNT_];
-    const ordo_model_ops_t *ops[ORDO_PROJ_COUNT_];
-    for (int p = 0; p < ORDO_PROJ_COUNT_; p++) {
-        char path[512];
-        ops[p] = ordo_model_for((ordo_proj_t)p);
-        snprintf(path, sizeof path, "%s/%s.mem.db", dir, ops[p]->name);
-        ordo_pstore_remove(path);
-        if (!(db[p] = ordo_pstore_open(path, 32768)) || ordo_pstore_begin(db[p]) != 0 ||
-            !(m[p] = ops[p]->open(db[p])))
-            return 1;
-    }
+    s_all_t all;
+    if (s_all_open(&all, dir, "mem") != 0)
+        return 1;
     static const char *const steps[] = {"OrderCreated",   "OrderConfirmed",      "OrderPreparing",
                                         "OrderReady",     "OrderOutForDelivery", "OrderDelivered"};
     long rss[7] = {0};
@@ -158,14 +202,11 @@ static int s_memory(size_t n, const char *dir, bool json)
                                           .user_id = (int64_t)(i % 100000),
                                           .restaurant_id = (int64_t)(i % 1000),
                                           .total_cents = 2500, .items = &item, .n_items = 1};
-                for (int p = 0; p < ORDO_PROJ_COUNT_; p++)
-                    if (ops[p]->apply(m[p], &ev) != 0)
-                        return 1;
-            }
-            for (int p = 0; p < ORDO_PROJ_COUNT_; p++)
-                if (ops[p]->flush(m[p]) != 0 || ordo_pstore_commit(db[p]) != 0 ||
-                    ordo_pstore_begin(db[p]) != 0)
+                if (s_all_apply(&all, &ev) != 0)
                     return 1;
+            }
+            if (s_all_save(&all) != 0)
+                return 1;
             if (phase == 1) {
                 rss[step + 1] = s_rss_kib();
                 heap[step + 1] = mallinfo2().uordblks;
@@ -191,11 +232,7 @@ static int s_memory(size_t n, const char *dir, bool json)
                "five models); the same finished %zu MiB (%.0f bytes each)\nRSS: %ld, %ld, %ld MiB\n",
                heap[0] >> 20, n, heap[1] >> 20, active, heap[6] >> 20, finished, rss[0] / 1024,
                rss[1] / 1024, rss[6] / 1024);
-    for (int p = 0; p < ORDO_PROJ_COUNT_; p++) {
-        ops[p]->close(&m[p]);
-        ordo_pstore_rollback(db[p]);
-        ordo_pstore_close(&db[p]);
-    }
+    s_all_close(&all);
     return 0;
 }
 
@@ -204,18 +241,9 @@ static int s_memory(size_t n, const char *dir, bool json)
 static int s_days(int days, size_t per_day, int64_t spacing_us, uint64_t save_every,
                   const char *dir, bool json)
 {
-    sqlite3 *db[ORDO_PROJ_COUNT_];
-    void *m[ORDO_PROJ_COUNT_];
-    const ordo_model_ops_t *ops[ORDO_PROJ_COUNT_];
-    for (int p = 0; p < ORDO_PROJ_COUNT_; p++) {
-        char path[512];
-        ops[p] = ordo_model_for((ordo_proj_t)p);
-        snprintf(path, sizeof path, "%s/%s.days.db", dir, ops[p]->name);
-        ordo_pstore_remove(path);
-        if (!(db[p] = ordo_pstore_open(path, 32768)) || ordo_pstore_begin(db[p]) != 0 ||
-            !(m[p] = ops[p]->open(db[p])))
-            return 1;
-    }
+    s_all_t all;
+    if (s_all_open(&all, dir, "days") != 0)
+        return 1;
     s_gen_t g;
     s_gen_init(&g, spacing_us);
     s_event_t e;
@@ -226,14 +254,9 @@ static int s_days(int days, size_t per_day, int64_t spacing_us, uint64_t save_ev
         for (size_t i = 0; i < per_day; i++) {
             if (!s_gen_next(&g, &e))
                 return 1;
-            for (int p = 0; p < ORDO_PROJ_COUNT_; p++)
-                if (ops[p]->apply(m[p], &e.ev) != 0)
-                    return 1;
-            if (g.position % save_every == 0)
-                for (int p = 0; p < ORDO_PROJ_COUNT_; p++)
-                    if (ops[p]->flush(m[p]) != 0 || ordo_pstore_commit(db[p]) != 0 ||
-                        ordo_pstore_begin(db[p]) != 0)
-                        return 1;
+            if (s_all_apply(&all, &e.ev) != 0 ||
+                (g.position % save_every == 0 && s_all_save(&all) != 0))
+                return 1;
             if (g.position % 1000000 == 0)
                 fprintf(stderr, "ordo-projbench: day %d, %" PRIu64 " events, %.0f events/s, "
                         "RSS %ld MiB\n", d + 1, g.position, (double)g.position / (s_now() - t0),
@@ -256,11 +279,7 @@ static int s_days(int days, size_t per_day, int64_t spacing_us, uint64_t save_ev
             printf("RSS after day %d: %ld MiB (%+.1f%% on day 1)\n", d + 1, rss[d] / 1024,
                    100.0 * (double)(rss[d] - rss[0]) / (double)rss[0]);
     }
-    for (int p = 0; p < ORDO_PROJ_COUNT_; p++) {
-        ops[p]->close(&m[p]);
-        ordo_pstore_rollback(db[p]);
-        ordo_pstore_close(&db[p]);
-    }
+    s_all_close(&all);
     ordo_workload_destroy(&g.w);
     return 0;
 }
