@@ -77,7 +77,7 @@ static void *s_open(sqlite3 *db)
                              " s1 INTEGER NOT NULL, s2 INTEGER NOT NULL, s3 INTEGER NOT NULL,"
                              " s4 INTEGER NOT NULL, s5 INTEGER NOT NULL, s6 INTEGER NOT NULL,"
                              " s7 INTEGER NOT NULL)") != 0 ||
-        !(s->tab = ordo_psumtab_open(db, "active", false, s_indexes)) ||
+        !(s->tab = ordo_psumtab_open(db, "active", ORDO_PSUMTAB_ACTIVE, s_indexes)) ||
         ordo_pstore_prepare(db,
                             "INSERT INTO counts VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
                             " ON CONFLICT(restaurant_id) DO UPDATE SET s1 = s1 + excluded.s1,"

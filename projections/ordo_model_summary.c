@@ -45,7 +45,7 @@ static void *s_open(sqlite3 *db)
     if (!s)
         return NULL;
     s->db = db;
-    if (!(s->tab = ordo_psumtab_open(db, "orders", true, s_indexes)) ||
+    if (!(s->tab = ordo_psumtab_open(db, "orders", ORDO_PSUMTAB_ALL_BY_STATUS, s_indexes)) ||
         ordo_pstore_prepare(db, "SELECT " ORDO_PSUMMARY_COLUMNS " FROM orders WHERE order_id = ?1",
                             &s->get) != 0) {
         void *p = s;

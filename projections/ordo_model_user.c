@@ -39,7 +39,7 @@ static void *s_open(sqlite3 *db)
     if (!s)
         return NULL;
     s->db = db;
-    if (!(s->tab = ordo_psumtab_open(db, "orders", true, s_indexes)) ||
+    if (!(s->tab = ordo_psumtab_open(db, "orders", ORDO_PSUMTAB_ALL, s_indexes)) ||
         ordo_pstore_prepare(db,
                             "SELECT " ORDO_PSUMMARY_COLUMNS " FROM orders WHERE user_id = ?1"
                             " ORDER BY created_at_us DESC, order_id DESC LIMIT ?2",

@@ -13,6 +13,13 @@
 
 #define S_MOD "store"
 
+/* Pages the write-ahead log may hold before SQLite copies them back into
+ * the database (and syncs it). SQLite's default, 1000, made a model that
+ * commits every 10,000 events copy and sync the same hot pages again and
+ * again: 10,000 pages (40 MiB of log per model) wrote the summary model
+ * 13% faster in ordo-projbench (2M events, a save every 10,000). */
+#define S_WAL_CHECKPOINT_PAGES 10000
+
 static int s_fail(sqlite3 *db, const char *what)
 {
     ordo_log_error(S_MOD, "%s: %s (%s)", what, db ? sqlite3_errmsg(db) : "no database",
@@ -36,8 +43,8 @@ sqlite3 *ordo_pstore_open(const char *path, int cache_kib)
     char pragmas[256];
     snprintf(pragmas, sizeof pragmas,
              "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-%d;"
-             " PRAGMA temp_store=FILE; PRAGMA foreign_keys=OFF;",
-             cache_kib > 0 ? cache_kib : 16384);
+             " PRAGMA temp_store=FILE; PRAGMA foreign_keys=OFF; PRAGMA wal_autocheckpoint=%d;",
+             cache_kib > 0 ? cache_kib : 16384, S_WAL_CHECKPOINT_PAGES);
     if (ordo_pstore_exec(db, pragmas) != 0 ||
         ordo_pstore_exec(db, "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY,"
                              " value INTEGER NOT NULL) WITHOUT ROWID") != 0) {

@@ -25,7 +25,8 @@
 /* Opens (creating) a database file with the projector's settings: WAL
  * journal, synchronous=NORMAL (commits are atomic and survive kill -9; a
  * power cut may roll back to an earlier commit, which holds its own
- * checkpoint), a bounded page cache (cache_kib), foreign keys off. Creates
+ * checkpoint) checkpointed every 10,000 pages, a bounded page cache
+ * (cache_kib), foreign keys off. Creates
  * the `meta` table. NULL on failure. */
 sqlite3 *ordo_pstore_open(const char *path, int cache_kib);
 

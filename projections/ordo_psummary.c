@@ -23,7 +23,8 @@ struct ordo_psumtab {
     ordo_pmap_t *hot;      /* owned, with every record in it */
     ordo_psummary_t **dirty; /* owned array of records in `hot` changed since the last flush */
     size_t n_dirty, cap_dirty;
-    sqlite3_stmt *upsert;  /* owned */
+    sqlite3_stmt *insert;  /* owned: a whole row */
+    sqlite3_stmt *update;  /* owned: the columns an event after OrderCreated changes */
     sqlite3_stmt *del;     /* owned */
 };
 
@@ -208,7 +209,8 @@ void ordo_psumtab_close(ordo_psumtab_t **tp)
         ordo_pmap_destroy(&t->hot);
     }
     free(t->dirty);
-    sqlite3_finalize(t->upsert);
+    sqlite3_finalize(t->insert);
+    sqlite3_finalize(t->update);
     sqlite3_finalize(t->del);
     free(t);
     *tp = NULL;
@@ -227,8 +229,12 @@ static int s_load(ordo_psumtab_t *t)
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         ordo_psummary_t *s = malloc(sizeof *s);
-        if (!s || s_from_row(st, 0, s) != 0 ||
-            ordo_pmap_put(t->hot, s->order_id, s->order_id_len, s) != 0) {
+        bool ok = s && s_from_row(st, 0, s) == 0;
+        if (ok) {
+            s->stored = true;
+            ok = ordo_pmap_put(t->hot, s->order_id, s->order_id_len, s) == 0;
+        }
+        if (!ok) {
             ordo_log_error(S_MOD, "cannot load the %s table: %s", t->table,
                            s ? "a row holds an invalid value, or out of memory" : "out of memory");
             s_free_rec(s);
@@ -244,7 +250,7 @@ static int s_load(ordo_psumtab_t *t)
     return 0;
 }
 
-ordo_psumtab_t *ordo_psumtab_open(sqlite3 *db, const char *table, bool keep_finished,
+ordo_psumtab_t *ordo_psumtab_open(sqlite3 *db, const char *table, ordo_psumtab_kind_t kind,
                                   const char *const *indexes)
 {
     ordo_psumtab_t *t = calloc(1, sizeof *t);
@@ -252,17 +258,24 @@ ordo_psumtab_t *ordo_psumtab_open(sqlite3 *db, const char *table, bool keep_fini
         return NULL;
     t->db = db;
     snprintf(t->table, sizeof t->table, "%s", table);
-    t->keep_finished = keep_finished;
-    char sql[1024];
+    t->keep_finished = kind != ORDO_PSUMTAB_ACTIVE;
+    char sql[1024], unfinished[256];
+    /* Only a table of every order without its own status index needs one
+     * to find its unfinished orders at open (one less index to keep). */
+    if (kind == ORDO_PSUMTAB_ALL)
+        snprintf(unfinished, sizeof unfinished,
+                 "CREATE INDEX IF NOT EXISTS %s_unfinished ON %s(status) WHERE status < %d;",
+                 table, table, ORDO_STATUS_DELIVERED);
+    else
+        snprintf(unfinished, sizeof unfinished, "DROP INDEX IF EXISTS %s_unfinished;", table);
     snprintf(sql, sizeof sql,
              "CREATE TABLE IF NOT EXISTS %s(order_id TEXT PRIMARY KEY, status INTEGER NOT NULL,"
              " version INTEGER NOT NULL, user_id INTEGER NOT NULL, restaurant_id INTEGER NOT NULL,"
              " total_cents INTEGER NOT NULL, item_count INTEGER NOT NULL,"
              " created_at_us INTEGER NOT NULL, updated_at_us INTEGER NOT NULL,"
              " courier_id INTEGER, cancel_reason TEXT, cancelled_from INTEGER NOT NULL)"
-             " WITHOUT ROWID;"
-             " CREATE INDEX IF NOT EXISTS %s_unfinished ON %s(status) WHERE status < %d;",
-             table, table, table, ORDO_STATUS_DELIVERED);
+             " WITHOUT ROWID; %s",
+             table, unfinished);
     if (!(t->hot = ordo_pmap_new()) || ordo_pstore_exec(db, sql) != 0)
         goto fail;
     for (size_t i = 0; indexes && indexes[i]; i++)
@@ -272,7 +285,13 @@ ordo_psumtab_t *ordo_psumtab_open(sqlite3 *db, const char *table, bool keep_fini
              "INSERT OR REPLACE INTO %s(" ORDO_PSUMMARY_COLUMNS
              ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
              table);
-    if (ordo_pstore_prepare(db, sql, &t->upsert) != 0)
+    if (ordo_pstore_prepare(db, sql, &t->insert) != 0)
+        goto fail;
+    snprintf(sql, sizeof sql,
+             "UPDATE %s SET status = ?2, version = ?3, updated_at_us = ?9, courier_id = ?10,"
+             " cancel_reason = ?11, cancelled_from = ?12 WHERE order_id = ?1",
+             table);
+    if (ordo_pstore_prepare(db, sql, &t->update) != 0)
         goto fail;
     snprintf(sql, sizeof sql, "DELETE FROM %s WHERE order_id = ?1", table);
     if (ordo_pstore_prepare(db, sql, &t->del) != 0 || s_load(t) != 0)
@@ -294,8 +313,10 @@ int ordo_psumtab_apply(ordo_psumtab_t *t, const ordo_client_event_t *ev, ordo_st
         return 0;
     ordo_psummary_t *s = ordo_pmap_get(t->hot, ev->order_id, idlen);
     if (type == ORDO_EVT_ORDER_CREATED) {
-        if (s) /* replayed after a restart before its row was written: start over */
+        if (s) { /* replayed after a restart before its row was written: start over */
             *before = (ordo_status_t)s->status;
+            s->rewrite = s->stored;
+        }
         else {
             if (!(s = calloc(1, sizeof *s)))
                 return -1;
@@ -342,17 +363,23 @@ int ordo_psumtab_apply(ordo_psumtab_t *t, const ordo_client_event_t *ev, ordo_st
     return 0;
 }
 
+/* Writes the order's row: the whole row (INSERT OR REPLACE) when the
+ * table has none or it was created again, else the columns an event after
+ * OrderCreated changes. */
 static int s_write(ordo_psumtab_t *t, const ordo_psummary_t *s)
 {
-    sqlite3_stmt *st = t->upsert;
+    bool whole = !s->stored || s->rewrite;
+    sqlite3_stmt *st = whole ? t->insert : t->update;
     sqlite3_bind_text(st, 1, s->order_id, s->order_id_len, SQLITE_STATIC);
     sqlite3_bind_int(st, 2, s->status);
     sqlite3_bind_int(st, 3, s->version);
-    sqlite3_bind_int64(st, 4, s->user_id);
-    sqlite3_bind_int64(st, 5, s->restaurant_id);
-    sqlite3_bind_int64(st, 6, s->total_cents);
-    sqlite3_bind_int64(st, 7, s->item_count);
-    sqlite3_bind_int64(st, 8, s->created_at_us);
+    if (whole) {
+        sqlite3_bind_int64(st, 4, s->user_id);
+        sqlite3_bind_int64(st, 5, s->restaurant_id);
+        sqlite3_bind_int64(st, 6, s->total_cents);
+        sqlite3_bind_int64(st, 7, s->item_count);
+        sqlite3_bind_int64(st, 8, s->created_at_us);
+    }
     sqlite3_bind_int64(st, 9, s->updated_at_us);
     if (s->has_courier_id)
         sqlite3_bind_int64(st, 10, s->courier_id);
@@ -374,14 +401,18 @@ int ordo_psumtab_flush(ordo_psumtab_t *t)
         ordo_psummary_t *s = t->dirty[done];
         bool finished = ordo_status_is_final((ordo_status_t)s->status);
         if (finished && !t->keep_finished) {
-            sqlite3_bind_text(t->del, 1, s->order_id, s->order_id_len, SQLITE_STATIC);
-            rc = ordo_pstore_step_done(t->db, t->del);
+            if (s->stored) {
+                sqlite3_bind_text(t->del, 1, s->order_id, s->order_id_len, SQLITE_STATIC);
+                rc = ordo_pstore_step_done(t->db, t->del);
+            }
         } else {
             rc = s_write(t, s);
         }
         if (rc != 0)
             break;
         s->dirty = false;
+        s->stored = !(finished && !t->keep_finished);
+        s->rewrite = false;
         if (finished) {
             ordo_pmap_remove(t->hot, s->order_id, s->order_id_len);
             s_free_rec(s);

@@ -5,8 +5,8 @@
  * A summary table keeps every unfinished order in memory (apply() touches
  * no database) and marks what changed; flush() writes the changed rows
  * into the database and drops finished orders from memory, so memory
- * follows the orders in progress, not history. With keep_finished false
- * (the restaurant board's `active` table) a finished order's row is
+ * follows the orders in progress, not history. In a table of kind
+ * ORDO_PSUMTAB_ACTIVE (the restaurant board's) a finished order's row is
  * deleted instead of written.
  *
  * Table layout (one row per order; status and cancelled_from are
@@ -14,8 +14,16 @@
  *   order_id TEXT PRIMARY KEY, status, version, user_id, restaurant_id,
  *   total_cents, item_count, created_at_us, updated_at_us,
  *   courier_id (NULL: none), cancel_reason (NULL: none), cancelled_from
- * plus a partial index on status over unfinished rows, which open() reads
- * to load the cache. */
+ * plus, for a table of every order without a caller's index led by status,
+ * a partial index on status over unfinished rows, which open() reads to
+ * load the cache.
+ *
+ * A row is inserted once, when its order is first written, and then only
+ * UPDATEd in the columns a later event can change (status, version,
+ * updated_at_us, courier_id, cancel_reason, cancelled_from): SQLite leaves
+ * every index without one of those columns alone, so an order's entries
+ * keyed by user, restaurant or creation time are written once, not at each
+ * save it was dirty for. */
 #ifndef ORDO_PSUMMARY_H
 #define ORDO_PSUMMARY_H
 
@@ -36,6 +44,8 @@ typedef struct {
     uint8_t cancelled_from; /* ordo_status_t; NONE unless cancelled */
     bool has_courier_id;
     bool dirty;             /* changed since the last flush */
+    bool stored;            /* the table has a row for it */
+    bool rewrite;           /* its next write sets every column (created again) */
     int64_t user_id;
     int64_t restaurant_id;
     int64_t total_cents;
@@ -67,10 +77,16 @@ int ordo_psummary_pack_page(msgpack_packer *pk, sqlite3_stmt *st, int64_t limit,
 
 typedef struct ordo_psumtab ordo_psumtab_t;
 
+typedef enum {
+    ORDO_PSUMTAB_ACTIVE,       /* unfinished orders only: a finished one's row is deleted */
+    ORDO_PSUMTAB_ALL,          /* every order ever seen */
+    ORDO_PSUMTAB_ALL_BY_STATUS /* every order, and `indexes` has one led by status */
+} ordo_psumtab_kind_t;
+
 /* Opens the summary table `table` in db (creating it and the given extra
  * indexes, each a full CREATE INDEX statement, NULL-terminated list) and
  * loads its unfinished orders. NULL on failure (logged). */
-ordo_psumtab_t *ordo_psumtab_open(sqlite3 *db, const char *table, bool keep_finished,
+ordo_psumtab_t *ordo_psumtab_open(sqlite3 *db, const char *table, ordo_psumtab_kind_t kind,
                                   const char *const *indexes);
 
 /* Frees the cache and the statements; nulls *t. */
@@ -83,8 +99,8 @@ void ordo_psumtab_close(ordo_psumtab_t **t);
 int ordo_psumtab_apply(ordo_psumtab_t *t, const ordo_client_event_t *ev, ordo_status_t *before,
                        const ordo_psummary_t **after);
 
-/* Writes the changed summaries (deletes finished ones without
- * keep_finished) and drops finished orders from memory. 0 or -1. */
+/* Writes the changed summaries (deletes finished ones in a table of kind
+ * ORDO_PSUMTAB_ACTIVE), and drops finished orders from memory. 0 or -1. */
 int ordo_psumtab_flush(ordo_psumtab_t *t);
 
 /* Orders held in memory. */
