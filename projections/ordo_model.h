@@ -15,7 +15,14 @@
  *   - query() reads only the database (flush() came first), packs the
  *     reply's own keys and returns how many, or -1 with *err set.
  *   - Memory held between calls is bounded by live orders (not finished
- *     ones) and by fixed-size buffers; a query allocates at most one page. */
+ *     ones) and by fixed-size buffers; a query allocates at most one page.
+ *   - query_indexes are the indexes only queries read. open() does not
+ *     create them and apply(), flush() and open() work without them (a
+ *     plan without an index is a scan, never an error). The actor creates
+ *     them (ordo_model_build_indexes) before the first query a generation
+ *     answers; one building from position 1 goes without them until it has
+ *     caught up, because one CREATE INDEX over the rows in place costs far
+ *     less than keeping the index in order through millions of inserts. */
 #ifndef ORDO_MODEL_H
 #define ORDO_MODEL_H
 
@@ -41,6 +48,8 @@ typedef struct {
      * and returns their number, or -1 with *err (not_found, bad_request,
      * unavailable on a database error). */
     int (*query)(void *state, const ordo_pquery_t *q, msgpack_packer *pk, ordo_perror_t *err);
+    /* CREATE INDEX IF NOT EXISTS statements, NULL-terminated; NULL: none. */
+    const char *const *query_indexes;
 } ordo_model_ops_t;
 
 extern const ordo_model_ops_t ordo_model_summary;
@@ -51,6 +60,9 @@ extern const ordo_model_ops_t ordo_model_timeline;
 
 /* The model of each ordo_proj_t. */
 const ordo_model_ops_t *ordo_model_for(ordo_proj_t p);
+
+/* Creates the model's query indexes in db (those missing). 0 or -1 (logged). */
+int ordo_model_build_indexes(const ordo_model_ops_t *m, sqlite3 *db);
 
 /* The event's type and the status it leaves the order in (ORDO_EVT_NONE /
  * ORDO_STATUS_NONE for a type this version does not know). */

@@ -1444,4 +1444,5 @@ void ordo_model_analytics_footprint(const void *state, size_t *orders, size_t *c
 }
 
 const ordo_model_ops_t ordo_model_analytics = {"analytics", s_open,  s_close,
-                                               s_apply,     s_flush, s_query};
+                                               s_apply,     s_flush, s_query,
+                                               NULL};

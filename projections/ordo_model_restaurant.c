@@ -198,4 +198,4 @@ nomem:
 }
 
 const ordo_model_ops_t ordo_model_restaurant = {"restaurant", s_open, s_close, s_apply, s_flush,
-                                                s_query};
+                                                s_query, NULL};

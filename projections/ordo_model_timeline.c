@@ -47,6 +47,8 @@
  *   timeline_rend_p  (restaurant_id, end_status, end_pos, order_id) WHERE end_status IS NOT NULL
  *   The lvl entries change only when an order first appears or finishes
  *   (its end and levels change together), never on the steps in between.
+ *   All but the first are query indexes (ordo_model.h): a generation
+ *   building from position 1 has them only once it has caught up.
  *
  * QUERY at instant x (at_us; for at_position read _pos for _us below)
  *   An order exists at x when created <= x; its state there is its state
@@ -129,7 +131,7 @@ enum {
     S_ST_UPDATE_END,    /* an order finished: stamps, end and levels */
     S_ST_BY_ID,
     S_ST_LOAD,
-    S_ST_ALIVE_T,
+    S_ST_ALIVE_T, /* from here on: the queries', prepared at the first query */
     S_ST_ALIVE_P,
     S_ST_ALIVE_FIN_T, /* level 63, finished lives only (open ones are in RAM) */
     S_ST_ALIVE_FIN_P,
@@ -167,8 +169,8 @@ static const char *const s_sql[S_ST_COUNT_] = {
                         " end_us = ?14, end_pos = ?15, lvl_t = ?16, lvl_p = ?17"
                         " WHERE id = ?18",
     [S_ST_BY_ID] = "SELECT " S_COLS " FROM timeline WHERE id = ?1",
-    [S_ST_LOAD] = "SELECT " S_COLS " FROM timeline INDEXED BY timeline_lvl_t"
-                  " WHERE lvl_t = 63 AND end_us IS NULL",
+    /* timeline_lvl_t when it is there, else a scan (see ordo_model.h) */
+    [S_ST_LOAD] = "SELECT " S_COLS " FROM timeline WHERE lvl_t = 63 AND end_us IS NULL",
     [S_ST_ALIVE_T] = "SELECT " S_COLS " FROM timeline INDEXED BY timeline_lvl_t"
                      " WHERE lvl_t = ?1 AND created_us >= ?2 AND created_us <= ?3"
                      " AND (end_us IS NULL OR end_us > ?3)"
@@ -217,21 +219,24 @@ static const char s_schema[] =
     " confirmed_us INTEGER, confirmed_pos INTEGER, preparing_us INTEGER, preparing_pos INTEGER,"
     " ready_us INTEGER, ready_pos INTEGER, ofd_us INTEGER, ofd_pos INTEGER,"
     " end_status INTEGER, end_us INTEGER, end_pos INTEGER,"
-    " lvl_t INTEGER NOT NULL, lvl_p INTEGER NOT NULL) STRICT;"
+    " lvl_t INTEGER NOT NULL, lvl_p INTEGER NOT NULL) STRICT;";
+
+/* The query indexes (ordo_model.h): the queries' statements name them. */
+static const char *const s_indexes[] = {
     "CREATE INDEX IF NOT EXISTS timeline_lvl_t ON timeline(lvl_t, created_us, end_us,"
-    " restaurant_id);"
+    " restaurant_id)",
     "CREATE INDEX IF NOT EXISTS timeline_lvl_p ON timeline(lvl_p, created_pos, end_pos,"
-    " restaurant_id);"
+    " restaurant_id)",
     "CREATE INDEX IF NOT EXISTS timeline_end_t ON timeline(end_status, end_us, order_id)"
-    " WHERE end_status IS NOT NULL;"
+    " WHERE end_status IS NOT NULL",
     "CREATE INDEX IF NOT EXISTS timeline_end_p ON timeline(end_status, end_pos, order_id)"
-    " WHERE end_status IS NOT NULL;"
+    " WHERE end_status IS NOT NULL",
     "CREATE INDEX IF NOT EXISTS timeline_rend_t ON timeline(restaurant_id, end_status, end_us,"
-    " order_id)"
-    " WHERE end_status IS NOT NULL;"
+    " order_id) WHERE end_status IS NOT NULL",
     "CREATE INDEX IF NOT EXISTS timeline_rend_p ON timeline(restaurant_id, end_status, end_pos,"
-    " order_id)"
-    " WHERE end_status IS NOT NULL;";
+    " order_id) WHERE end_status IS NOT NULL",
+    NULL,
+};
 
 /* The model's state. Orders live in `pool` (indices stay valid while the
  * pool grows); `slots` is a linear-probing table of pool indices, twice the
@@ -678,7 +683,7 @@ static void *s_open(sqlite3 *db)
     s_slots_fill(tl, tl->slots, NULL, 0);
     if (ordo_pstore_exec(db, s_schema) != 0)
         goto fail;
-    for (int i = 0; i < S_ST_COUNT_; i++)
+    for (int i = 0; i < S_ST_ALIVE_T; i++)
         if (ordo_pstore_prepare(db, s_sql[i], &tl->st[i]) != 0)
             goto fail;
     if (s_load(tl) != 0)
@@ -1231,6 +1236,11 @@ static int s_query(void *state, const ordo_pquery_t *q, msgpack_packer *pk, ordo
         ordo_perror_set(err, "unavailable", "the timeline failed to apply events");
         return -1;
     }
+    for (int i = S_ST_ALIVE_T; i < S_ST_COUNT_; i++) /* their indexes exist by now */
+        if (!tl->st[i] && ordo_pstore_prepare(tl->db, s_sql[i], &tl->st[i]) != 0) {
+            ordo_perror_set(err, "unavailable", "the timeline could not be read; see the log");
+            return -1;
+        }
     s_scan_t sc = {
         .x = q->at,
         .by_pos = q->at_is_position,
@@ -1330,5 +1340,5 @@ uint64_t ordo_model_timeline_walks_given_up(const void *state)
     return ((const s_tl_t *)state)->walks_given_up;
 }
 
-const ordo_model_ops_t ordo_model_timeline = {"timeline", s_open,  s_close,
-                                              s_apply,    s_flush, s_query};
+const ordo_model_ops_t ordo_model_timeline = {"timeline", s_open,  s_close,  s_apply,
+                                              s_flush,    s_query, s_indexes};

@@ -39,7 +39,7 @@ static void *s_open(sqlite3 *db)
     if (!s)
         return NULL;
     s->db = db;
-    if (!(s->tab = ordo_psumtab_open(db, "orders", ORDO_PSUMTAB_ALL, s_indexes)) ||
+    if (!(s->tab = ordo_psumtab_open(db, "orders", ORDO_PSUMTAB_ALL, NULL)) ||
         ordo_pstore_prepare(db,
                             "SELECT " ORDO_PSUMMARY_COLUMNS " FROM orders WHERE user_id = ?1"
                             " ORDER BY created_at_us DESC, order_id DESC LIMIT ?2",
@@ -102,4 +102,5 @@ static int s_query(void *state, const ordo_pquery_t *q, msgpack_packer *pk, ordo
     return 2;
 }
 
-const ordo_model_ops_t ordo_model_user = {"user", s_open, s_close, s_apply, s_flush, s_query};
+const ordo_model_ops_t ordo_model_user = {"user",  s_open,  s_close,  s_apply,
+                                          s_flush, s_query, s_indexes};

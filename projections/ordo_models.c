@@ -1,6 +1,8 @@
 /* The table of read models, and what every model needs of an event. */
 #include "ordo_model.h"
 
+#include "ordo_pstore.h"
+
 #include <string.h>
 
 const ordo_model_ops_t *ordo_model_for(ordo_proj_t p)
@@ -11,6 +13,14 @@ const ordo_model_ops_t *ordo_model_for(ordo_proj_t p)
         [ORDO_PROJ_TIMELINE] = &ordo_model_timeline,
     };
     return p >= 0 && p < ORDO_PROJ_COUNT_ ? models[p] : NULL;
+}
+
+int ordo_model_build_indexes(const ordo_model_ops_t *m, sqlite3 *db)
+{
+    for (size_t i = 0; m->query_indexes && m->query_indexes[i]; i++)
+        if (ordo_pstore_exec(db, m->query_indexes[i]) != 0)
+            return -1;
+    return 0;
 }
 
 ordo_event_type_t ordo_model_event_type(const ordo_client_event_t *ev)

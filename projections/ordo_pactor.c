@@ -37,6 +37,7 @@ typedef struct {
     uint64_t committed; /* checkpoint in the file */
     int64_t first_uncommitted_ms; /* when position first passed committed */
     bool caught_up; /* at the head its subscription knows */
+    bool indexed;   /* its model's query indexes exist (meta `indexes` = 1) */
     bool failed;
 } s_gen_t;
 
@@ -116,6 +117,7 @@ static int s_gen_open(s_actor_t *a, s_gen_t *g, uint32_t gen, bool create, bool 
             ordo_pstore_meta_set(g->db, "format", ORDO_PSTORE_FORMAT) != 0 ||
             ordo_pstore_meta_set(g->db, "checkpoint", 0) != 0 ||
             ordo_pstore_meta_set(g->db, "current", building ? 0 : 1) != 0 ||
+            ordo_pstore_meta_set(g->db, "indexes", 0) != 0 ||
             !(g->model = a->ops->open(g->db)) || ordo_pstore_commit(g->db) != 0)
             goto fail;
     } else {
@@ -130,9 +132,13 @@ static int s_gen_open(s_actor_t *a, s_gen_t *g, uint32_t gen, bool create, bool 
             goto fail;
         }
         (void)state;
-        if (ordo_pstore_begin(g->db) != 0 || !(g->model = a->ops->open(g->db)) ||
+        /* A file without the key predates query indexes built late: it has them. */
+        int64_t indexes = 1;
+        if (ordo_pstore_meta_get(g->db, "indexes", &indexes) < 0 ||
+            ordo_pstore_begin(g->db) != 0 || !(g->model = a->ops->open(g->db)) ||
             ordo_pstore_commit(g->db) != 0)
             goto fail;
+        g->indexed = indexes == 1;
     }
     g->position = g->committed = (uint64_t)checkpoint;
     if (ordo_pstore_begin(g->db) != 0)
@@ -165,6 +171,28 @@ static int s_gen_save(s_actor_t *a, s_gen_t *g)
         s_gen_fail(a, g, "cannot start a transaction");
         return -1;
     }
+    return 0;
+}
+
+/* Creates the model's query indexes if the generation went without them
+ * (see ordo_model.h), in its open transaction: the next save commits them
+ * with meta `indexes` = 1. 0, or -1 with the generation failed. */
+static int s_gen_index(s_actor_t *a, s_gen_t *g)
+{
+    if (g->indexed || g->failed || !g->db)
+        return 0;
+    int64_t t0 = s_now_ms();
+    if (ordo_model_build_indexes(a->ops, g->db) != 0 ||
+        ordo_pstore_meta_set(g->db, "indexes", 1) != 0) {
+        s_gen_fail(a, g, "cannot build its query indexes");
+        return -1;
+    }
+    g->indexed = true;
+    if (a->ops->query_indexes)
+        ordo_log_info(a->name,
+                      "generation %" PRIu32 ": query indexes built over positions 1..%" PRIu64
+                      " in %" PRId64 " ms",
+                      g->generation, g->position, s_now_ms() - t0);
     return 0;
 }
 
@@ -209,6 +237,8 @@ static size_t s_gen_pull(s_actor_t *a, s_gen_t *g, bool count_rate)
      * an order once per event. Caught up, a save also comes save_ms after
      * the first unsaved event, so a restart has little to redo. */
     g->caught_up = ordo_sub_position(g->sub) >= head;
+    if (g->caught_up && head > 0 && !g->indexed)
+        s_gen_index(a, g);
     if (g->position - g->committed >= a->cfg.save_every ||
         (g->caught_up && g->position > g->committed &&
          s_now_ms() - g->first_uncommitted_ms >= a->cfg.save_ms))
@@ -281,6 +311,8 @@ static void s_maybe_switch(s_actor_t *a)
         return;
     if (a->cur.db && n->position < a->cur.position)
         return; /* the current one answers until then (a failed one from what it has) */
+    if (s_gen_index(a, n) != 0)
+        return;
     if (a->ops->flush(n->model) != 0 ||
         ordo_pstore_meta_set(n->db, "checkpoint", (int64_t)n->position) != 0 ||
         ordo_pstore_meta_set(n->db, "current", 1) != 0 || ordo_pstore_commit(n->db) != 0 ||
@@ -373,7 +405,8 @@ static void s_answer(s_actor_t *a, ordo_pjob_t *job, bool late)
     }
     s_gen_t *g = &a->cur;
     if (q->type != ORDO_PQ_REBUILD &&
-        (!g->db || !g->model || (!g->failed && a->ops->flush(g->model) != 0))) {
+        (!g->db || !g->model ||
+         (!g->failed && (s_gen_index(a, g) != 0 || a->ops->flush(g->model) != 0)))) {
         if (g->db)
             s_gen_fail(a, g, "cannot write its changes");
         ordo_perror_set(&err, "unavailable",

@@ -80,7 +80,7 @@ typedef struct ordo_psumtab ordo_psumtab_t;
 typedef enum {
     ORDO_PSUMTAB_ACTIVE,       /* unfinished orders only: a finished one's row is deleted */
     ORDO_PSUMTAB_ALL,          /* every order ever seen */
-    ORDO_PSUMTAB_ALL_BY_STATUS /* every order, and `indexes` has one led by status */
+    ORDO_PSUMTAB_ALL_BY_STATUS /* every order, and the model has an index led by status */
 } ordo_psumtab_kind_t;
 
 /* Opens the summary table `table` in db (creating it and the given extra

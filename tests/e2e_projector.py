@@ -25,6 +25,7 @@ import random
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -928,6 +929,34 @@ def check_models(proj, truth, other=None, label="read models"):
     return got
 
 
+# The indexes only queries read (projections/ordo_model.h), per projection.
+QUERY_INDEXES = {
+    "summary": {"orders_by_created", "orders_by_status", "orders_by_restaurant", "orders_by_user"},
+    "user": {"orders_by_user"},
+    "timeline": {"timeline_lvl_t", "timeline_lvl_p", "timeline_end_t", "timeline_end_p",
+                 "timeline_rend_t", "timeline_rend_p"},
+}
+
+
+def check_indexes_built_late(proj, head):
+    """A stopped projector that caught up from position 1 with no query in
+    between built its query indexes once, after the rows (the log says over
+    which positions), and its files hold them with meta `indexes` = 1."""
+    with open(os.path.join(proj.base, "projector.log"), errors="replace") as f:
+        log = f.read()
+    for name, want in QUERY_INDEXES.items():
+        line = "%s: generation 1: query indexes built over positions 1..%d in" % (name, head)
+        assert line in log, "no '%s' in the projector's log" % line
+        db = sqlite3.connect("file:%s?mode=ro" % os.path.join(proj.data, name + ".1.db"),
+                             uri=True)
+        try:
+            have = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+            (flag,) = db.execute("SELECT value FROM meta WHERE key = 'indexes'").fetchone()
+        finally:
+            db.close()
+        assert want <= have and flag == 1, (name, sorted(have), flag)
+
+
 def settle(srv, proj, timeout=WAIT):
     """The log as it is now, once the projector has caught up with it."""
     truth = Truth(read_log(srv))
@@ -1432,6 +1461,7 @@ def test_late_start(run):
     r = ok(proj, {"type": "RestaurantBoard", "restaurant_id": 55})
     assert len(r["active"]) == 500, len(r["active"])
     assert proj.stop() == 0, "SIGTERM must exit 0"
+    check_indexes_built_late(proj, truth.head)
     # flags beat the environment
     proj.env = {"ORDO_ENGINE": "tcp://127.0.0.1:%d" % free_port(),
                 "ORDO_ENGINE_PUB": "tcp://127.0.0.1:%d" % free_port(),
