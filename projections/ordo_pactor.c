@@ -26,6 +26,7 @@
 #define S_BATCH 2048       /* events applied per generation per turn of the loop */
 #define S_IDLE_POLL_MS 100 /* ordo_sub wants a call this often (Pings, retries) */
 #define S_PARKED_MAX 4096  /* queries waiting for min_position at one actor */
+#define S_SLOW_SAVE_MS 100 /* a save this long, once caught up, is logged */
 
 typedef struct {
     uint32_t generation; /* 0: none */
@@ -160,18 +161,28 @@ static int s_gen_save(s_actor_t *a, s_gen_t *g)
 {
     if (g->failed || !g->db || g->position == g->committed)
         return 0;
-    if (a->ops->flush(g->model) != 0 ||
-        ordo_pstore_meta_set(g->db, "checkpoint", (int64_t)g->position) != 0 ||
-        ordo_pstore_commit(g->db) != 0) {
-        s_gen_fail(a, g, "cannot save");
-        return -1;
-    }
+    int64_t t0 = s_now_ms();
+    if (a->ops->flush(g->model) != 0)
+        goto fail;
+    int64_t t1 = s_now_ms();
+    if (ordo_pstore_meta_set(g->db, "checkpoint", (int64_t)g->position) != 0 ||
+        ordo_pstore_commit(g->db) != 0)
+        goto fail;
+    int64_t t2 = s_now_ms();
+    if (g->caught_up && t2 - t0 >= S_SLOW_SAVE_MS)
+        ordo_log_warn(a->name,
+                      "a save of %" PRIu64 " events took %" PRId64 " ms (writing the rows %" PRId64
+                      " ms, commit %" PRId64 " ms): queries and events waited that long",
+                      g->position - g->committed, t2 - t0, t1 - t0, t2 - t1);
     g->committed = g->position;
     if (ordo_pstore_begin(g->db) != 0) {
         s_gen_fail(a, g, "cannot start a transaction");
         return -1;
     }
     return 0;
+fail:
+    s_gen_fail(a, g, "cannot save");
+    return -1;
 }
 
 /* Creates the model's query indexes if the generation went without them
