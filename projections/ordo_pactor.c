@@ -133,10 +133,12 @@ static int s_gen_open(s_actor_t *a, s_gen_t *g, uint32_t gen, bool create, bool 
             goto fail;
         }
         (void)state;
-        /* A file without the key predates query indexes built late: it has them. */
+        /* A file without the key predates query indexes built late: it has
+         * them. One that has them gets any a newer version added. */
         int64_t indexes = 1;
         if (ordo_pstore_meta_get(g->db, "indexes", &indexes) < 0 ||
             ordo_pstore_begin(g->db) != 0 || !(g->model = a->ops->open(g->db)) ||
+            (indexes == 1 && ordo_model_build_indexes(a->ops, g->db) != 0) ||
             ordo_pstore_commit(g->db) != 0)
             goto fail;
         g->indexed = indexes == 1;
