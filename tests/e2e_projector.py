@@ -934,8 +934,16 @@ QUERY_INDEXES = {
     "summary": {"orders_by_created", "orders_by_status", "orders_by_restaurant", "orders_by_user"},
     "user": {"orders_by_user"},
     "timeline": {"timeline_lvl_t", "timeline_lvl_p", "timeline_end_t", "timeline_end_p",
-                 "timeline_rend_t", "timeline_rend_p"},
+                 "timeline_rend_t", "timeline_rend_p", "timeline_fin63_t", "timeline_fin63_p"},
 }
+
+
+def index_names(proj, name):
+    db = sqlite3.connect("file:%s?mode=ro" % os.path.join(proj.data, name + ".1.db"), uri=True)
+    try:
+        return {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    finally:
+        db.close()
 
 
 def check_indexes_built_late(proj, head):
@@ -947,10 +955,10 @@ def check_indexes_built_late(proj, head):
     for name, want in QUERY_INDEXES.items():
         line = "%s: generation 1: query indexes built over positions 1..%d in" % (name, head)
         assert line in log, "no '%s' in the projector's log" % line
+        have = index_names(proj, name)
         db = sqlite3.connect("file:%s?mode=ro" % os.path.join(proj.data, name + ".1.db"),
                              uri=True)
         try:
-            have = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
             (flag,) = db.execute("SELECT value FROM meta WHERE key = 'indexes'").fetchone()
         finally:
             db.close()
@@ -1462,6 +1470,13 @@ def test_late_start(run):
     assert len(r["active"]) == 500, len(r["active"])
     assert proj.stop() == 0, "SIGTERM must exit 0"
     check_indexes_built_late(proj, truth.head)
+    # a query index missing from an indexed file (one a newer version
+    # added) is created when the file is opened
+    db = sqlite3.connect(os.path.join(proj.data, "timeline.1.db"))
+    db.execute("DROP INDEX timeline_fin63_t")
+    db.commit()
+    db.close()
+    assert "timeline_fin63_t" not in index_names(proj, "timeline")
     # flags beat the environment
     proj.env = {"ORDO_ENGINE": "tcp://127.0.0.1:%d" % free_port(),
                 "ORDO_ENGINE_PUB": "tcp://127.0.0.1:%d" % free_port(),
@@ -1476,6 +1491,7 @@ def test_late_start(run):
     assert not os.path.exists(os.path.join(proj.base, "elsewhere")), \
         "ORDO_PROJECTOR_DATA_DIR was used over --data-dir"
     assert proj.stop() == 0, "SIGTERM must exit 0"
+    assert QUERY_INDEXES["timeline"] <= index_names(proj, "timeline")
 
 
 def test_paging_under_writes(run):
