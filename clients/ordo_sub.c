@@ -24,7 +24,11 @@
 #include <string.h>
 #include <zmq.h>
 
-#define S_PAGE 1000      /* ReadAll limit */
+/* ReadAll limit. 5,000 rather than the protocol's default of 1,000: a fresh
+ * ordo-projector (five subscriptions) caught up 8% faster (98.4k / 98.7k ->
+ * 107.7k / 105.1k events/s over 10M events, alternating runs); the page
+ * held is a few MB. */
+#define S_PAGE 5000
 #define S_IDLE_MS 500    /* PUB quiet this long: Ping */
 #define S_RETRY_MS 5000  /* no answer to ReadAll or Ping this long: ask again */
 #define S_BACKOFF_MS 100 /* after an error reply (overloaded, unavailable) */
