@@ -420,7 +420,7 @@ static void s_answer(s_actor_t *a, ordo_pjob_t *job, bool late)
     if (q->type != ORDO_PQ_REBUILD &&
         (!g->db || !g->model ||
          (!g->failed && (s_gen_index(a, g) != 0 || a->ops->flush(g->model) != 0)))) {
-        if (g->db)
+        if (g->db && !g->failed) /* (a failed index build failed it already) */
             s_gen_fail(a, g, "cannot write its changes");
         ordo_perror_set(&err, "unavailable",
                         "the %s projection has no generation to answer from; see "

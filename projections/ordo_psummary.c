@@ -316,8 +316,7 @@ int ordo_psumtab_apply(ordo_psumtab_t *t, const ordo_client_event_t *ev, ordo_st
         if (s) { /* replayed after a restart before its row was written: start over */
             *before = (ordo_status_t)s->status;
             s->rewrite = s->stored;
-        }
-        else {
+        } else {
             if (!(s = calloc(1, sizeof *s)))
                 return -1;
             memcpy(s->order_id, ev->order_id, idlen + 1);
