@@ -938,12 +938,17 @@ QUERY_INDEXES = {
 }
 
 
-def index_names(proj, name):
+def db_rows(proj, name, sql):
+    """The rows of `sql` on the file of projection `name`, generation 1, read-only."""
     db = sqlite3.connect("file:%s?mode=ro" % os.path.join(proj.data, name + ".1.db"), uri=True)
     try:
-        return {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        return db.execute(sql).fetchall()
     finally:
         db.close()
+
+
+def index_names(proj, name):
+    return {r[0] for r in db_rows(proj, name, "SELECT name FROM sqlite_master WHERE type = 'index'")}
 
 
 def check_indexes_built_late(proj, head):
@@ -956,13 +961,8 @@ def check_indexes_built_late(proj, head):
         line = "%s: generation 1: query indexes built over positions 1..%d in" % (name, head)
         assert line in log, "no '%s' in the projector's log" % line
         have = index_names(proj, name)
-        db = sqlite3.connect("file:%s?mode=ro" % os.path.join(proj.data, name + ".1.db"),
-                             uri=True)
-        try:
-            (flag,) = db.execute("SELECT value FROM meta WHERE key = 'indexes'").fetchone()
-        finally:
-            db.close()
-        assert want <= have and flag == 1, (name, sorted(have), flag)
+        flag = db_rows(proj, name, "SELECT value FROM meta WHERE key = 'indexes'")
+        assert want <= have and flag == [(1,)], (name, sorted(have), flag)
 
 
 def settle(srv, proj, timeout=WAIT):
