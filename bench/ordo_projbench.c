@@ -297,12 +297,12 @@ static int s_cmp(const void *a, const void *b)
  * as a generation catching up from position 1 does; with indexes_first
  * they are there from the start, as in a generation that answers queries. */
 static double s_run(const ordo_model_ops_t *ops, const s_event_t *evs, size_t n, bool save,
-                    uint64_t save_every, bool indexes_first, const char *dir)
+                    uint64_t save_every, bool indexes_first, int cache_kib, const char *dir)
 {
     char path[512];
     snprintf(path, sizeof path, "%s/%s.bench.db", dir, ops->name);
     ordo_pstore_remove(path);
-    sqlite3 *db = ordo_pstore_open(path, 32768);
+    sqlite3 *db = ordo_pstore_open(path, cache_kib);
     if (!db || ordo_pstore_begin(db) != 0)
         return -1;
     void *m = ops->open(db);
@@ -343,6 +343,9 @@ static void s_usage(FILE *out)
             "                    answers queries, as once live), not built after the last\n"
             "                    event (a generation catching up from position 1)\n"
             "  --runs N          runs, medians reported (default 3)\n"
+            "  --cache-kib N     SQLite page cache per model (default 32768, the\n"
+            "                    projector's); a small one models tables far larger than\n"
+            "                    their cache, as after days of live operation\n"
             "  --only NAME       one model (summary, restaurant, user, analytics, timeline)\n"
             "  --dir DIR         where the databases go (default /tmp)\n"
             "  --memory N        instead: RSS per order in progress and per finished order\n"
@@ -361,7 +364,7 @@ int main(int argc, char **argv)
         {"only", required_argument, NULL, 'o'},   {"dir", required_argument, NULL, 'd'},
         {"json", no_argument, NULL, 'j'},         {"help", no_argument, NULL, 'h'},
         {"days", required_argument, NULL, 'D'},   {"memory", required_argument, NULL, 'M'},
-        {"indexes-first", no_argument, NULL, 'I'},
+        {"indexes-first", no_argument, NULL, 'I'}, {"cache-kib", required_argument, NULL, 'c'},
         {NULL, 0, NULL, 0},
     };
     size_t n = 1000000;
@@ -370,7 +373,7 @@ int main(int argc, char **argv)
     int runs = 3;
     const char *only = NULL, *dir = "/tmp";
     bool json = false, indexes_first = false;
-    int c, days = 0;
+    int c, days = 0, cache_kib = 32768;
     size_t memory = 0;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
@@ -384,12 +387,14 @@ int main(int argc, char **argv)
         case 'D': days = atoi(optarg); break;
         case 'M': memory = strtoull(optarg, NULL, 10); break;
         case 'I': indexes_first = true; break;
+        case 'c': cache_kib = atoi(optarg); break;
         case 'h': s_usage(stdout); return 0;
         default: s_usage(stderr); return 2;
         }
     }
-    if (n < 1 || save_every < 1 || runs < 1 || runs > 31 || spacing < 0) {
-        fprintf(stderr, "ordo-projbench: --events, --save-every and --runs (1..31) must be >= 1\n");
+    if (n < 1 || save_every < 1 || runs < 1 || runs > 31 || spacing < 0 || cache_kib < 64) {
+        fprintf(stderr, "ordo-projbench: --events, --save-every and --runs (1..31) must be >= 1,"
+                        " --cache-kib >= 64\n");
         return 2;
     }
     if (memory > 0)
@@ -412,8 +417,8 @@ int main(int argc, char **argv)
         double ta[31], ts[31];
         for (int r = 0; r < runs; r++) {
             fprintf(stderr, "ordo-projbench: %s run %d/%d\n", ops->name, r + 1, runs);
-            ta[r] = s_run(ops, evs, n, false, save_every, indexes_first, dir);
-            ts[r] = s_run(ops, evs, n, true, save_every, indexes_first, dir);
+            ta[r] = s_run(ops, evs, n, false, save_every, indexes_first, cache_kib, dir);
+            ts[r] = s_run(ops, evs, n, true, save_every, indexes_first, cache_kib, dir);
             if (ta[r] < 0 || ts[r] < 0) {
                 fprintf(stderr, "ordo-projbench: %s failed (see the log above)\n", ops->name);
                 return 1;
