@@ -270,6 +270,9 @@ typedef struct {
     /* Engine only, never stored: an event of this order is with the log
      * writer, so the order's next requests wait in its mailbox. */
     bool busy;
+    /* Engine only, never stored: the order index holds it (it was loaded
+     * back from there, or found there at start-up). */
+    bool indexed;
 } ordo_order_t;
 
 /* Frees what the order owns and zeroes it (safe on a zeroed order). */

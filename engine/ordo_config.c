@@ -19,6 +19,7 @@ void ordo_config_defaults(ordo_config_t *cfg)
     cfg->fsync_ms = 0;
     cfg->snapshot_every = 1000000;
     cfg->segment_bytes = ORDO_WAL_SEGMENT_DEFAULT;
+    cfg->retain_finished_s = 600;
 }
 
 /* Parses a whole decimal number in [min, max]. */
@@ -105,6 +106,16 @@ int ordo_config_set(ordo_config_t *cfg, const char *name, const char *value, cha
         cfg->segment_bytes = v;
         return 0;
     }
+    if (!strcmp(name, "retain-finished")) {
+        if (s_number(value, 0, ORDO_RETAIN_FINISHED_MAX, &v) != 0) {
+            snprintf(err, err_size,
+                     "--retain-finished must be a number of seconds from 0 to %llu, not \"%s\"",
+                     (unsigned long long)ORDO_RETAIN_FINISHED_MAX, value);
+            return -1;
+        }
+        cfg->retain_finished_s = v;
+        return 0;
+    }
     snprintf(err, err_size, "unknown setting \"%s\"", name);
     return -1;
 }
@@ -113,7 +124,8 @@ int ordo_config_option(ordo_config_t *cfg, const char *name, const char *value, 
                        size_t err_size)
 {
     static const char *const settings[] = {"data-dir", "bind",           "pub",          "shards",
-                                           "fsync",    "snapshot-every", "segment-bytes"};
+                                           "fsync",    "snapshot-every", "segment-bytes",
+                                           "retain-finished"};
     for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++)
         if (!strcmp(name, settings[i]))
             return ordo_config_set(cfg, name, value, err, err_size) == 0 ? 1 : -1;
@@ -130,7 +142,8 @@ int ordo_config_from_env(ordo_config_t *cfg, char *err, size_t err_size)
                 {"ORDO_SHARDS", "shards"},
                 {"ORDO_FSYNC", "fsync"},
                 {"ORDO_SNAPSHOT_EVERY", "snapshot-every"},
-                {"ORDO_SEGMENT_BYTES", "segment-bytes"}};
+                {"ORDO_SEGMENT_BYTES", "segment-bytes"},
+                {"ORDO_RETAIN_FINISHED", "retain-finished"}};
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
         const char *v = getenv(vars[i].env);
         if (!v)
@@ -162,4 +175,9 @@ void ordo_config_wal_dir(const ordo_config_t *cfg, char *buf, size_t size)
 void ordo_config_snapshot_dir(const ordo_config_t *cfg, char *buf, size_t size)
 {
     snprintf(buf, size, "%s/snapshots", cfg->data_dir);
+}
+
+void ordo_config_index_dir(const ordo_config_t *cfg, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s/index", cfg->data_dir);
 }

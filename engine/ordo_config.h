@@ -10,6 +10,8 @@
 #include <limits.h>
 #include <stdint.h>
 
+#define ORDO_RETAIN_FINISHED_MAX (10ull * 366 * 86400) /* seconds: ten years */
+
 typedef struct {
     char data_dir[PATH_MAX];
     char bind[256];
@@ -19,14 +21,16 @@ typedef struct {
     uint32_t fsync_ms;       /* batch:MS */
     uint64_t snapshot_every; /* events between snapshots; 0 = only at shutdown */
     uint64_t segment_bytes;
+    uint64_t retain_finished_s; /* a finished order leaves memory this long after its last event */
 } ordo_config_t;
 
 /* Embedded defaults: ./data, tcp://127.0.0.1:7700 and :7701, one shard per
- * core, fsync always, a snapshot every 1,000,000 events, 64 MiB segments. */
+ * core, fsync always, a snapshot every 1,000,000 events, 64 MiB segments,
+ * finished orders kept in memory for 600 s. */
 void ordo_config_defaults(ordo_config_t *cfg);
 
 /* Sets one setting by name ("data-dir", "bind", "pub", "shards", "fsync",
- * "snapshot-every", "segment-bytes") from text. Returns 0, or -1 with a
+ * "snapshot-every", "segment-bytes", "retain-finished") from text. Returns 0, or -1 with a
  * sentence in err (e.g. "--segment-bytes must be at least 65536"). */
 int ordo_config_set(ordo_config_t *cfg, const char *name, const char *value, char *err,
                     size_t err_size);
@@ -43,8 +47,9 @@ int ordo_config_from_env(ordo_config_t *cfg, char *err, size_t err_size);
 /* "always", "batch:5", "never". */
 const char *ordo_config_fsync_text(const ordo_config_t *cfg, char *buf, size_t size);
 
-/* Folders inside data_dir for the log and the snapshots. */
+/* Folders inside data_dir for the log, the snapshots and the order index. */
 void ordo_config_wal_dir(const ordo_config_t *cfg, char *buf, size_t size);
 void ordo_config_snapshot_dir(const ordo_config_t *cfg, char *buf, size_t size);
+void ordo_config_index_dir(const ordo_config_t *cfg, char *buf, size_t size);
 
 #endif

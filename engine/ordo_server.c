@@ -57,6 +57,9 @@ static void s_usage(FILE *out)
         "  --snapshot-every N    events between snapshots; 0 = only at shutdown\n"
         "                        (default 1000000; ORDO_SNAPSHOT_EVERY)\n"
         "  --segment-bytes N     log segment size, >= 65536 (default 64 MiB; ORDO_SEGMENT_BYTES)\n"
+        "  --retain-finished S   a Delivered or Cancelled order leaves memory S seconds after\n"
+        "                        its last event, for the order index on disk; 0 = once\n"
+        "                        durable (default 600; ORDO_RETAIN_FINISHED)\n"
         "  --repair              cut the log at mid-log corruption instead of refusing to start\n"
         "  --help, --version\n");
 }
@@ -186,6 +189,7 @@ int main(int argc, char **argv)
                                          {"fsync", required_argument, 0, 'S'},
                                          {"snapshot-every", required_argument, 0, 'S'},
                                          {"segment-bytes", required_argument, 0, 'S'},
+                                         {"retain-finished", required_argument, 0, 'S'},
                                          {"repair", no_argument, 0, 'r'},
                                          {"help", no_argument, 0, 'h'},
                                          {"version", no_argument, 0, 'V'},
@@ -224,8 +228,11 @@ int main(int argc, char **argv)
     uint32_t n = (uint32_t)cfg.shards;
     if (n > ORDO_SHARDS_MAX)
         n = ORDO_SHARDS_MAX;
-    ordo_log_info("server", "ordo-server %s: data %s, requests %s, events %s, fsync %s, %u shards",
-                  ORDO_SERVER_VERSION, cfg.data_dir, cfg.bind, cfg.pub, fsync_text, n);
+    ordo_log_info("server",
+                  "ordo-server %s: data %s, requests %s, events %s, fsync %s, %u shards, "
+                  "finished orders leave memory after %llu s",
+                  ORDO_SERVER_VERSION, cfg.data_dir, cfg.bind, cfg.pub, fsync_text, n,
+                  (unsigned long long)cfg.retain_finished_s);
 
     ordo_wal_t *wal = NULL;
     ordo_registry_t *all = NULL;
@@ -247,6 +254,15 @@ int main(int argc, char **argv)
     }
     ordo_registry_destroy(&all);
 
+    char index_dir[PATH_MAX + 16];
+    ordo_config_index_dir(&cfg, index_dir, sizeof index_dir);
+    ordo_index_t *index = NULL;
+    uint64_t t_index = ordo_mono_ns();
+    if (ordo_index_open(index_dir, n, cfg.fsync_mode != ORDO_SYNC_NEVER, &index) != 0)
+        return 1; /* the log line says why */
+    ordo_log_info("server", "order index %s: %llu orders, read in %.1f ms", index_dir,
+                  (unsigned long long)ordo_index_count(index), (ordo_mono_ns() - t_index) / 1e6);
+
     s_sockets_t k = {0};
     if (s_open_sockets(&k, &cfg, n) != 0) {
         s_close_sockets(&k);
@@ -254,7 +270,8 @@ int main(int argc, char **argv)
     }
     for (uint32_t i = 0; ok && i < n; i++)
         ok = (shards[i] = ordo_shard_new(i, &regs[i], wal, k.shard_front[i], k.shard_writer[i],
-                                         k.shard_snap[i], &stats)) != NULL;
+                                         k.shard_snap[i], &stats)) != NULL &&
+             ordo_shard_retain(shards[i], index, (int64_t)cfg.retain_finished_s * 1000000) == 0;
     ordo_writer_config_t wcfg = {.wal = wal,
                                  .shards = k.writer_side,
                                  .nshards = n,
@@ -319,6 +336,7 @@ int main(int argc, char **argv)
     free(shards);
     free(regs);
     free(shard_threads);
+    ordo_index_destroy(&index);
     uint64_t head = ordo_wal_head(wal);
     ordo_wal_destroy(&wal);
     ordo_log_info("server", "stopped at position %llu", (unsigned long long)head);

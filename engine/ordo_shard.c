@@ -23,6 +23,14 @@
 #define EVENT_BYTES_MAX (16u << 20)  /* bytes per batch to the writer */
 #define SNAPSHOT_CHUNK 512           /* orders packed per turn of the loop */
 #define REPLY_BYTES_MAX (256u << 10) /* a reply batch leaves once this big */
+#define EVICT_MAX 4096               /* finished orders leaving memory per index transaction */
+#define EVICT_EVERY_MS 100           /* and at most one such transaction per this long */
+
+/* A finished order in memory, and when it leaves. */
+typedef struct {
+    ordo_order_t *order;
+    int64_t due_us;
+} s_leaving_t;
 
 struct ordo_shard {
     uint32_t index;
@@ -50,6 +58,16 @@ struct ordo_shard {
     uint64_t snap_position;
     bool snap_active, snap_failed;   /* failed: the snapshot must not be committed */
     uint64_t snap_t0, snap_pause_ns; /* for the log line: start, longest step */
+    /* finished orders leaving memory (index NULL: none ever do) */
+    ordo_index_t *order_index; /* borrowed */
+    int64_t retain_us;
+    s_leaving_t *leaving; /* ring, oldest due first */
+    size_t leave_head, leave_count, leave_cap;
+    uint64_t indexed;       /* orders in memory that the index holds too */
+    uint64_t last_evict_ns; /* when the last eviction ran */
+    bool index_failed;      /* the index could not be written: orders stay */
+    const ordo_order_t **evict_orders; /* [EVICT_MAX] scratch */
+    uint64_t *evict_hashes;            /* [EVICT_MAX] scratch */
 };
 
 ordo_shard_t *ordo_shard_new(uint32_t index, ordo_registry_t **reg, ordo_wal_t *wal, void *front,
@@ -95,6 +113,9 @@ void ordo_shard_destroy(ordo_shard_t **shard)
     free(s->ev);
     free(s->rec);
     free(s->snap_orders);
+    free(s->leaving);
+    free(s->evict_orders);
+    free(s->evict_hashes);
     ordo_registry_destroy(&s->reg);
     free(s);
     *shard = NULL;
@@ -240,6 +261,189 @@ static void s_read_failed(ordo_shard_t *s, uint64_t tag, ordo_str_t rid, uint64_
     ordo_error_t e;
     ordo_error_set(&e, ORDO_CODE_UNAVAILABLE, "the log could not be read (%s)", ordo_strerror(rc));
     s_error(s, tag, rid, &e);
+}
+
+/* ---- finished orders leave memory -------------------------------------- */
+
+static void s_set_gauges(ordo_shard_t *s)
+{
+    ordo_stat_set(&s->my->orders, ordo_registry_count(s->reg));
+    ordo_stat_set(&s->my->indexed, s->indexed);
+}
+
+/* Queues a finished order to leave memory at `due_us`. Out of memory: it
+ * stays in memory (correct, only bigger). */
+static void s_leave_push(ordo_shard_t *s, ordo_order_t *o, int64_t due_us)
+{
+    if (s->leave_count == s->leave_cap) {
+        size_t cap = s->leave_cap ? s->leave_cap * 2 : 4096;
+        s_leaving_t *ring = malloc(cap * sizeof *ring);
+        if (!ring) {
+            ordo_log_warn("shard", "out of memory: a finished order stays in memory");
+            return;
+        }
+        for (size_t i = 0; i < s->leave_count; i++)
+            ring[i] = s->leaving[(s->leave_head + i) % s->leave_cap];
+        free(s->leaving);
+        s->leaving = ring;
+        s->leave_head = 0;
+        s->leave_cap = cap;
+    }
+    s->leaving[(s->leave_head + s->leave_count++) % s->leave_cap] = (s_leaving_t){o, due_us};
+}
+
+/* Milliseconds until the next eviction is due (-1: none is waiting). */
+static long s_evict_wait_ms(const ordo_shard_t *s)
+{
+    if (!s->order_index || s->leave_count == 0 || s->index_failed)
+        return -1;
+    int64_t due = s->leaving[s->leave_head].due_us, now = ordo_now_us();
+    int64_t wait_ms = due > now ? (due - now + 999) / 1000 : 0;
+    int64_t since_ms = (int64_t)((ordo_mono_ns() - s->last_evict_ns) / 1000000);
+    if (since_ms < EVICT_EVERY_MS && wait_ms < EVICT_EVERY_MS - since_ms)
+        wait_ms = EVICT_EVERY_MS - since_ms;
+    return (long)wait_ms;
+}
+
+/* Finished orders whose time has come leave memory: their entries go into
+ * the index in one transaction, then they leave the registry. Never while
+ * a snapshot is being packed (it holds pointers to the orders). */
+static void s_evict(ordo_shard_t *s)
+{
+    if (s_evict_wait_ms(s) != 0 || s->snap_active)
+        return;
+    s->last_evict_ns = ordo_mono_ns();
+    int64_t now = ordo_now_us();
+    size_t n = 0, put = 0;
+    while (n < s->leave_count && n < EVICT_MAX) {
+        s_leaving_t *l = &s->leaving[(s->leave_head + n) % s->leave_cap];
+        if (l->due_us > now)
+            break;
+        if (!l->order->indexed) {
+            s->evict_orders[put] = l->order;
+            s->evict_hashes[put++] =
+                ordo_order_id_hash(l->order->order_id, l->order->order_id_len);
+        }
+        n++;
+    }
+    if (n == 0)
+        return;
+    int rc = ordo_index_put(s->order_index, s->index, s->evict_orders, s->evict_hashes, put);
+    if (rc != 0) {
+        /* The orders stay in memory, which is always correct; trying again
+         * at once would only fail again, so eviction stops here. */
+        s->index_failed = true;
+        ordo_log_error("shard",
+                       "shard %u: the order index cannot be written (%s); finished orders stay "
+                       "in memory until a restart",
+                       s->index, ordo_strerror(rc));
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        ordo_order_t *o = s->leaving[s->leave_head].order;
+        s->leave_head = (s->leave_head + 1) % s->leave_cap;
+        s->leave_count--;
+        if (o->indexed)
+            s->indexed--;
+        ordo_registry_remove(s->reg, (ordo_str_t){o->order_id, o->order_id_len});
+    }
+    ordo_stat_add(&s->my->evicted, n);
+    s_set_gauges(s);
+}
+
+/* A request for an order this shard does not hold: if the index has it,
+ * it is read back from the log into the registry (and leaves again like
+ * any finished order). Returns the order, or NULL if the index does not
+ * have it; *failed when it could not be loaded (the reply is sent). */
+static ordo_order_t *s_load_back(ordo_shard_t *s, const ordo_request_t *req, uint64_t tag,
+                                 uint64_t hash, bool *failed)
+{
+    *failed = false;
+    ordo_index_entry_t e;
+    int rc = ordo_index_get(s->order_index, s->index, req->order_id, hash, &e);
+    if (rc == 0)
+        return NULL;
+    if (rc < 0) {
+        ordo_error_t err;
+        ordo_error_set(&err, ORDO_CODE_UNAVAILABLE, "the order index could not be read (%s)",
+                       ordo_strerror(rc));
+        s_error(s, tag, req->request_id, &err);
+        *failed = true;
+        return NULL;
+    }
+    ordo_order_t *o = ordo_registry_get_or_add_hashed(s->reg, req->order_id, hash);
+    if (!o) {
+        s_unavailable(s, tag, req->request_id, "out of memory");
+        *failed = true;
+        return NULL;
+    }
+    for (uint32_t v = 0; v < e.version; v++) {
+        rc = s_read_event(s, e.positions[v]);
+        if (rc == 0 && (s->ev->order_id.len != req->order_id.len ||
+                        memcmp(s->ev->order_id.ptr, req->order_id.ptr, req->order_id.len) != 0 ||
+                        ordo_apply(o, s->ev) != 0))
+            rc = ORDO_ERR_CORRUPT;
+        if (rc != 0) {
+            ordo_registry_remove(s->reg, req->order_id);
+            s_read_failed(s, tag, req->request_id, e.positions[v], rc);
+            *failed = true;
+            return NULL;
+        }
+    }
+    o->indexed = true;
+    s->indexed++;
+    ordo_stat_add(&s->my->loaded, 1);
+    if (ordo_status_is_final(o->status))
+        s_leave_push(s, o, ordo_now_us() + s->retain_us);
+    s_set_gauges(s);
+    return o;
+}
+
+static int s_by_finish(const void *a, const void *b)
+{
+    const ordo_order_t *x = *(ordo_order_t *const *)a, *y = *(ordo_order_t *const *)b;
+    return (x->updated_at_us > y->updated_at_us) - (x->updated_at_us < y->updated_at_us);
+}
+
+int ordo_shard_retain(ordo_shard_t *s, ordo_index_t *index, int64_t retain_us)
+{
+    s->order_index = index;
+    s->retain_us = retain_us;
+    s->evict_orders = malloc(EVICT_MAX * sizeof *s->evict_orders);
+    s->evict_hashes = malloc(EVICT_MAX * sizeof *s->evict_hashes);
+    size_t n = ordo_registry_count(s->reg), k = 0, cursor = 0;
+    ordo_order_t **fin = malloc((n ? n : 1) * sizeof *fin);
+    if (!s->evict_orders || !s->evict_hashes || !fin) {
+        free(fin);
+        ordo_log_error("shard", "out of memory at start");
+        return -1;
+    }
+    /* The recovered finished orders leave in the order they finished; the
+     * index may hold some already (they left before the last snapshot was
+     * taken... or after it, and the log brought them back). */
+    ordo_order_t *o;
+    while ((o = ordo_registry_next(s->reg, &cursor)) != NULL) {
+        if (!ordo_status_is_final(o->status))
+            continue;
+        ordo_index_entry_t e;
+        int rc = ordo_index_get(index, s->index, (ordo_str_t){o->order_id, o->order_id_len},
+                                ordo_order_id_hash(o->order_id, o->order_id_len), &e);
+        if (rc < 0) {
+            free(fin);
+            return -1;
+        }
+        if (rc == 1) {
+            o->indexed = true;
+            s->indexed++;
+        }
+        fin[k++] = o;
+    }
+    qsort(fin, k, sizeof *fin, s_by_finish);
+    for (size_t i = 0; i < k; i++)
+        s_leave_push(s, fin[i], fin[i]->updated_at_us + retain_us);
+    free(fin);
+    s_set_gauges(s);
+    return 0;
 }
 
 /* ---- commands ---------------------------------------------------------- */
@@ -422,10 +626,13 @@ static void s_read_all(ordo_shard_t *s, const ordo_request_t *req, uint64_t tag)
 static void s_stats(ordo_shard_t *s, const ordo_request_t *req, uint64_t tag)
 {
     ordo_engine_stats_t *st = s->stats;
-    uint64_t sum[7] = {0};
+    uint64_t sum[7] = {0}, indexed = 0, loaded = 0, evicted = 0;
     for (uint32_t i = 0; i < st->shards; i++) {
         ordo_shard_stats_t *c = &st->shard[i];
         sum[0] += ordo_stat_get(&c->orders);
+        indexed += ordo_stat_get(&c->indexed);
+        loaded += ordo_stat_get(&c->loaded);
+        evicted += ordo_stat_get(&c->evicted);
         sum[1] += ordo_stat_get(&c->commands);
         sum[2] += ordo_stat_get(&c->queries);
         sum[3] += ordo_stat_get(&c->errors);
@@ -439,9 +646,12 @@ static void s_stats(ordo_shard_t *s, const ordo_request_t *req, uint64_t tag)
                            "queries",       "errors", "duplicates",      "requests",
                            "deferred",      "frames", "fsyncs",          "log_bytes",
                            "log_failed",    "shards", "snapshots",       "snapshot_position",
-                           "snapshot_us"};
+                           "snapshot_us",   "orders_in_memory", "orders_indexed",
+                           "orders_loaded", "orders_evicted"};
+    /* Known orders: those in the index, and those in memory it lacks. */
+    uint64_t known = sum[0] - indexed + (s->order_index ? ordo_index_count(s->order_index) : 0);
     int64_t values[] = {(int64_t)ordo_wal_head(s->wal),
-                        (int64_t)sum[0],
+                        (int64_t)known,
                         (int64_t)ordo_stat_get(&st->events_appended),
                         (int64_t)sum[1],
                         (int64_t)sum[2],
@@ -456,7 +666,11 @@ static void s_stats(ordo_shard_t *s, const ordo_request_t *req, uint64_t tag)
                         (int64_t)st->shards,
                         (int64_t)ordo_stat_get(&st->snapshots),
                         (int64_t)ordo_stat_get(&st->snapshot_position),
-                        (int64_t)ordo_stat_get(&st->snapshot_us)};
+                        (int64_t)ordo_stat_get(&st->snapshot_us),
+                        (int64_t)sum[0],
+                        (int64_t)(s->order_index ? ordo_index_count(s->order_index) : 0),
+                        (int64_t)loaded,
+                        (int64_t)evicted};
     msgpack_sbuffer_clear(&s->buf);
     ordo_reply_pack_stats(&s->pk, req->request_id, names, values, sizeof values / sizeof *values);
     s_reply(s, tag);
@@ -517,6 +731,12 @@ static void s_request(ordo_shard_t *s, uint64_t full_tag, const void *body, size
             return;
         }
         o = ordo_registry_find_hashed(s->reg, req->order_id, hash);
+        if (!o && s->order_index && !refuse) {
+            bool failed;
+            o = s_load_back(s, req, tag, hash, &failed);
+            if (failed)
+                return;
+        }
         if (o && o->busy) { /* its mailbox: after the event in flight */
             s_defer(s, full_tag, body, len);
             return;
@@ -585,6 +805,8 @@ static void s_events_back(ordo_shard_t *s, ordo_batch_t *b)
                                "durable event at position %llu (order %.*s) could "
                                "not be applied; restart the engine to rebuild state",
                                (unsigned long long)pos, (int)id.len, id.ptr);
+            else if (s->order_index && ordo_status_is_final(o->status))
+                s_leave_push(s, o, o->updated_at_us + s->retain_us);
             pos++;
         } else if (o->status == ORDO_STATUS_NONE) {
             ordo_registry_remove(s->reg, id); /* its create never reached the log */
@@ -597,7 +819,7 @@ static void s_events_back(ordo_shard_t *s, ordo_batch_t *b)
                        "queries go on",
                        s->index, ordo_strerror(b->error));
     }
-    ordo_stat_set(&s->my->orders, ordo_registry_count(s->reg));
+    s_set_gauges(s);
     s_send_replies(s); /* every reply made before these */
     b->kind = ORDO_BATCH_REPLIES;
     msgpack_sbuffer tmp = b->buf;
@@ -736,7 +958,7 @@ void *ordo_shard_run(void *arg)
     pthread_setname_np(pthread_self(), name); /* for top -H, perf, gdb */
     zmq_pollitem_t items[] = {{s->writer, 0, ZMQ_POLLIN, 0}, {s->front, 0, ZMQ_POLLIN, 0}};
     while (!s->stopped) {
-        if (zmq_poll(items, 2, s->snap_active ? 0 : -1) < 0) {
+        if (zmq_poll(items, 2, s->snap_active ? 0 : s_evict_wait_ms(s)) < 0) {
             if (zmq_errno() == EINTR)
                 continue;
             ordo_log_error("shard", "poll: %s", zmq_strerror(zmq_errno()));
@@ -752,6 +974,7 @@ void *ordo_shard_run(void *arg)
             s_from_front(s, b);
         if (s->snap_active)
             s_snapshot_step(s, false);
+        s_evict(s);
         s_send_events(s);
         s_send_replies(s);
     }

@@ -1,0 +1,223 @@
+/* The order index in LMDB (see ordo_index.h). An entry is
+ *   byte 0: format (1), byte 1: version v, then v positions, 8 bytes
+ *   each, little-endian,
+ * keyed by the order id's bytes. Each shard keeps one read transaction,
+ * reset between lookups and renewed for the next (no allocation per read). */
+#include "ordo_index.h"
+
+#include "ordo_bloom.h"
+#include "ordo_error.h"
+#include "ordo_log.h"
+#include "ordo_registry.h"
+
+#include <errno.h>
+#include <lmdb.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define S_FORMAT 1
+#define S_MAP_BYTES (256ull << 30) /* address space only: the file grows as it fills */
+#define S_FILTER_FIRST (1u << 20)  /* keys in a shard filter's first stage */
+#define S_ENTRY_MAX (2 + 8 * ORDO_MAX_VERSION)
+
+typedef struct {
+    ordo_bloom_t filter;
+    MDB_txn *read; /* reset between lookups; NULL until the first */
+} s_shard_t;
+
+struct ordo_index {
+    MDB_env *env;
+    MDB_dbi dbi;
+    uint32_t nshards;
+    _Atomic uint64_t count;
+    char dir[4096];
+    s_shard_t *shard; /* [nshards] */
+};
+
+static int s_fail(const ordo_index_t *ix, const char *what, int rc)
+{
+    ordo_log_error("index", "%s in %s: %s", what, ix->dir, mdb_strerror(rc));
+    if (rc == ENOSPC || rc == MDB_MAP_FULL)
+        return ORDO_ERR_NOSPACE;
+    if (rc == ENOMEM)
+        return ORDO_ERR_NOMEM;
+    if (rc == MDB_CORRUPTED || rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH)
+        return ORDO_ERR_CORRUPT;
+    return ORDO_ERR_IO;
+}
+
+void ordo_index_destroy(ordo_index_t **ixp)
+{
+    if (!ixp || !*ixp)
+        return;
+    ordo_index_t *ix = *ixp;
+    for (uint32_t i = 0; ix->shard && i < ix->nshards; i++) {
+        if (ix->shard[i].read)
+            mdb_txn_abort(ix->shard[i].read);
+        ordo_bloom_free(&ix->shard[i].filter);
+    }
+    free(ix->shard);
+    if (ix->env)
+        mdb_env_close(ix->env);
+    free(ix);
+    *ixp = NULL;
+}
+
+/* Fills the shards' filters from every key and counts them. */
+static int s_load_filters(ordo_index_t *ix)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    int rc = mdb_txn_begin(ix->env, NULL, MDB_RDONLY, &txn);
+    if (rc != 0)
+        return s_fail(ix, "cannot read the index", rc);
+    if ((rc = mdb_cursor_open(txn, ix->dbi, &cur)) != 0) {
+        mdb_txn_abort(txn);
+        return s_fail(ix, "cannot read the index", rc);
+    }
+    MDB_val k, v;
+    uint64_t n = 0;
+    while ((rc = mdb_cursor_get(cur, &k, &v, n ? MDB_NEXT : MDB_FIRST)) == 0) {
+        uint64_t h = ordo_order_id_hash(k.mv_data, k.mv_size);
+        ordo_bloom_add(&ix->shard[ordo_shard_of(h, ix->nshards)].filter, h);
+        n++;
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    if (rc != MDB_NOTFOUND)
+        return s_fail(ix, "cannot read the index", rc);
+    atomic_store(&ix->count, n);
+    return 0;
+}
+
+int ordo_index_open(const char *dir, uint32_t nshards, bool sync, ordo_index_t **out)
+{
+    *out = NULL;
+    ordo_index_t *ix = calloc(1, sizeof *ix);
+    if (!ix || nshards == 0 || !(ix->shard = calloc(nshards, sizeof *ix->shard))) {
+        free(ix);
+        return nshards == 0 ? ORDO_ERR_INVALID : ORDO_ERR_NOMEM;
+    }
+    ix->nshards = nshards;
+    snprintf(ix->dir, sizeof ix->dir, "%s", dir);
+    for (uint32_t i = 0; i < nshards; i++)
+        ordo_bloom_init(&ix->shard[i].filter, S_FILTER_FIRST / nshards);
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        ordo_log_error("index", "cannot create %s: %s", dir, strerror(errno));
+        ordo_index_destroy(&ix);
+        return ORDO_ERR_IO;
+    }
+    int rc;
+    MDB_txn *txn = NULL;
+    unsigned flags = MDB_NOTLS | MDB_NORDAHEAD | (sync ? 0 : MDB_NOSYNC);
+    if ((rc = mdb_env_create(&ix->env)) != 0 ||
+        (rc = mdb_env_set_mapsize(ix->env, S_MAP_BYTES)) != 0 ||
+        (rc = mdb_env_set_maxreaders(ix->env, nshards + 8)) != 0 ||
+        (rc = mdb_env_open(ix->env, dir, flags, 0644)) != 0 ||
+        (rc = mdb_txn_begin(ix->env, NULL, 0, &txn)) != 0 ||
+        (rc = mdb_dbi_open(txn, NULL, 0, &ix->dbi)) != 0 || (rc = mdb_txn_commit(txn)) != 0) {
+        if (txn && rc != 0)
+            mdb_txn_abort(txn);
+        int err = s_fail(ix, "cannot open the order index", rc);
+        ordo_index_destroy(&ix);
+        return err;
+    }
+    if ((rc = s_load_filters(ix)) != 0) {
+        ordo_index_destroy(&ix);
+        return rc;
+    }
+    *out = ix;
+    return 0;
+}
+
+int ordo_index_get(ordo_index_t *ix, uint32_t shard, ordo_str_t id, uint64_t hash,
+                   ordo_index_entry_t *e)
+{
+    s_shard_t *sh = &ix->shard[shard];
+    if (!ordo_bloom_maybe(&sh->filter, hash))
+        return 0;
+    int rc = sh->read ? mdb_txn_renew(sh->read)
+                      : mdb_txn_begin(ix->env, NULL, MDB_RDONLY, &sh->read);
+    if (rc != 0) {
+        if (sh->read) {
+            mdb_txn_abort(sh->read);
+            sh->read = NULL;
+        }
+        return s_fail(ix, "cannot read the index", rc);
+    }
+    MDB_val k = {id.len, (void *)id.ptr}, v;
+    rc = mdb_get(sh->read, ix->dbi, &k, &v);
+    int found = 0;
+    if (rc == 0) {
+        const unsigned char *p = v.mv_data;
+        if (v.mv_size < 2 || p[0] != S_FORMAT || p[1] < 1 || p[1] > ORDO_MAX_VERSION ||
+            v.mv_size != 2 + 8u * p[1]) {
+            ordo_log_error("index", "the entry of order %.*s in %s does not decode", (int)id.len,
+                           id.ptr, ix->dir);
+            found = ORDO_ERR_CORRUPT;
+        } else {
+            memset(e, 0, sizeof *e);
+            e->version = p[1];
+            for (uint32_t i = 0; i < e->version; i++) {
+                uint64_t x = 0;
+                for (int b = 7; b >= 0; b--)
+                    x = x << 8 | p[2 + 8 * i + (unsigned)b];
+                e->positions[i] = x;
+            }
+            found = 1;
+        }
+    } else if (rc != MDB_NOTFOUND) {
+        found = s_fail(ix, "cannot read the index", rc);
+    }
+    mdb_txn_reset(sh->read);
+    return found;
+}
+
+int ordo_index_put(ordo_index_t *ix, uint32_t shard, const ordo_order_t *const *orders,
+                   const uint64_t *hashes, size_t n)
+{
+    if (n == 0)
+        return 0;
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(ix->env, NULL, 0, &txn);
+    if (rc != 0)
+        return s_fail(ix, "cannot write the index", rc);
+    uint64_t added = 0;
+    for (size_t i = 0; i < n; i++) {
+        const ordo_order_t *o = orders[i];
+        unsigned char buf[S_ENTRY_MAX];
+        buf[0] = S_FORMAT;
+        buf[1] = o->version;
+        for (uint32_t v = 0; v < o->version; v++)
+            for (int b = 0; b < 8; b++)
+                buf[2 + 8 * v + (unsigned)b] = (unsigned char)(o->positions[v] >> (8 * b));
+        MDB_val k = {o->order_id_len, (void *)o->order_id}, v = {2 + 8u * o->version, buf};
+        rc = mdb_put(txn, ix->dbi, &k, &v, MDB_NOOVERWRITE);
+        if (rc == MDB_KEYEXIST)
+            continue;
+        if (rc != 0) {
+            mdb_txn_abort(txn);
+            return s_fail(ix, "cannot write the index", rc);
+        }
+        added++;
+    }
+    if ((rc = mdb_txn_commit(txn)) != 0)
+        return s_fail(ix, "cannot commit to the index", rc);
+    for (size_t i = 0; i < n; i++)
+        ordo_bloom_add(&ix->shard[shard].filter, hashes[i]);
+    atomic_fetch_add(&ix->count, added);
+    return 0;
+}
+
+uint64_t ordo_index_count(const ordo_index_t *ix)
+{
+    return atomic_load(&((ordo_index_t *)ix)->count);
+}
+
+size_t ordo_index_filter_bytes(const ordo_index_t *ix, uint32_t shard)
+{
+    return ordo_bloom_bytes(&ix->shard[shard].filter);
+}

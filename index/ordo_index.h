@@ -1,0 +1,57 @@
+/* The order index: for every order that has left the engine's memory, the
+ * log positions of its events, so the order is loaded back (its ≤ 6
+ * events read from the log and applied) without a scan of the log. Keyed
+ * by order id in LMDB (one file, `index/` in the data folder); in front of
+ * it, one Bloom filter per shard, so a lookup of an id that was never
+ * indexed (every CreateOrder of a new order) reads nothing from disk.
+ *
+ * Threads: each shard calls ordo_index_get / ordo_index_put with its own
+ * index number only (its filter is its own); LMDB serializes the writers
+ * and lets readers run beside them. The index is derived from the log:
+ * an order is removed from memory only after its entry is committed (and
+ * synced, unless the engine runs with --fsync never), so every snapshot
+ * that no longer holds an order has it here. */
+#ifndef ORDO_INDEX_H
+#define ORDO_INDEX_H
+
+#include "ordo_order.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct ordo_index ordo_index_t;
+
+/* What the index keeps of an order. */
+typedef struct {
+    uint32_t version;                      /* events: 1 .. ORDO_MAX_VERSION */
+    uint64_t positions[ORDO_MAX_VERSION]; /* positions[v-1]: version v's event */
+} ordo_index_entry_t;
+
+/* Opens (creating) the index in folder `dir` for `nshards` shards and
+ * fills their filters from its keys (`hash` of each id picks its shard, as
+ * ordo_shard_of does). `sync`: commits reach the disk before they return.
+ * 0, or a negative ordo_err_t (logged, naming the folder). */
+int ordo_index_open(const char *dir, uint32_t nshards, bool sync, ordo_index_t **out);
+
+void ordo_index_destroy(ordo_index_t **ix);
+
+/* Looks up an order (its id and ordo_order_id_hash). 1 with *e filled,
+ * 0 if absent, or a negative ordo_err_t (ORDO_ERR_CORRUPT for an entry
+ * that does not decode). */
+int ordo_index_get(ordo_index_t *ix, uint32_t shard, ordo_str_t id, uint64_t hash,
+                   ordo_index_entry_t *e);
+
+/* Writes the entries of `n` orders (each with its hash in hashes[i]) in
+ * one transaction; an order already there is left as it is. 0, or a
+ * negative ordo_err_t: then nothing was written. */
+int ordo_index_put(ordo_index_t *ix, uint32_t shard, const ordo_order_t *const *orders,
+                   const uint64_t *hashes, size_t n);
+
+/* Orders in the index. */
+uint64_t ordo_index_count(const ordo_index_t *ix);
+
+/* Bytes held by the filter of one shard (for Stats and the log). */
+size_t ordo_index_filter_bytes(const ordo_index_t *ix, uint32_t shard);
+
+#endif
