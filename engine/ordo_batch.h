@@ -43,14 +43,17 @@ typedef enum {
     ORDO_BATCH_EVENTS,       /* shard -> writer: decided events; back: their outcome */
     ORDO_BATCH_SNAPSHOT,     /* writer -> shard: snapshot due; shard -> snapshotter:
                               * tagged snapshot records of its orders */
-    ORDO_BATCH_STOP,         /* stop: passed front -> shard -> writer and back */
+    ORDO_BATCH_STOP,         /* stop: passed front -> shard -> writer and back;
+                              * shard -> snapshotter and indexer: its last word */
+    ORDO_BATCH_INDEX,        /* shard -> indexer: index entries of finished orders;
+                              * back: the outcome in `error` */
 } ordo_batch_kind_t;
 
 typedef struct {
     ordo_batch_kind_t kind;
     uint32_t shard;          /* the shard that sent it */
     uint32_t count;          /* entries in buf */
-    int error;               /* EVENTS on return: 0 = durable, else the log error */
+    int error;               /* EVENTS, INDEX on return: 0 = durable, else the error */
     bool for_good;           /* EVENTS on return: the log has failed for good */
     uint64_t first_position; /* EVENTS on return: position of the first event;
                               * SNAPSHOT: the position the snapshot starts from */

@@ -13,6 +13,7 @@
 #include "ordo_config.h"
 #include "ordo_error.h"
 #include "ordo_front.h"
+#include "ordo_indexer.h"
 #include "ordo_log.h"
 #include "ordo_shard.h"
 #include "ordo_snapshotter.h"
@@ -90,6 +91,7 @@ typedef struct {
     void **front_side, **shard_front;   /* front <-> shard i */
     void **writer_side, **shard_writer; /* writer <-> shard i */
     void **shard_snap;                  /* shard i -> snapshotter */
+    void **index_side, **shard_index;   /* indexer <-> shard i */
     void *snap_in, *snap_done, *writer_done;
 } s_sockets_t;
 
@@ -102,8 +104,10 @@ static int s_open_sockets(s_sockets_t *k, const ordo_config_t *cfg, uint32_t n)
     k->writer_side = calloc(n, sizeof(void *));
     k->shard_writer = calloc(n, sizeof(void *));
     k->shard_snap = calloc(n, sizeof(void *));
+    k->index_side = calloc(n, sizeof(void *));
+    k->shard_index = calloc(n, sizeof(void *));
     if (!k->ctx || !k->front_side || !k->shard_front || !k->writer_side || !k->shard_writer ||
-        !k->shard_snap) {
+        !k->shard_snap || !k->index_side || !k->shard_index) {
         ordo_log_error("server", "out of memory at start");
         return -1;
     }
@@ -146,6 +150,10 @@ static int s_open_sockets(s_sockets_t *k, const ordo_config_t *cfg, uint32_t n)
             !(k->shard_writer[i] = s_inproc(k->ctx, ZMQ_PAIR, name, false)) ||
             !(k->shard_snap[i] = s_inproc(k->ctx, ZMQ_PUSH, "inproc://ordo-snapshots", false)))
             return -1;
+        snprintf(name, sizeof name, "inproc://ordo-index-%u", i);
+        if (!(k->index_side[i] = s_inproc(k->ctx, ZMQ_PAIR, name, true)) ||
+            !(k->shard_index[i] = s_inproc(k->ctx, ZMQ_PAIR, name, false)))
+            return -1;
     }
     return 0;
 }
@@ -165,6 +173,8 @@ static void s_close_sockets(s_sockets_t *k)
     s_close_all(k->writer_side, k->n);
     s_close_all(k->shard_writer, k->n);
     s_close_all(k->shard_snap, k->n);
+    s_close_all(k->index_side, k->n);
+    s_close_all(k->shard_index, k->n);
     void *single[] = {k->router, k->pub, k->snap_in, k->snap_done, k->writer_done};
     for (size_t i = 0; i < sizeof single / sizeof *single; i++)
         if (single[i])
@@ -271,7 +281,8 @@ int main(int argc, char **argv)
     for (uint32_t i = 0; ok && i < n; i++)
         ok = (shards[i] = ordo_shard_new(i, &regs[i], wal, k.shard_front[i], k.shard_writer[i],
                                          k.shard_snap[i], &stats)) != NULL &&
-             ordo_shard_retain(shards[i], index, (int64_t)cfg.retain_finished_s * 1000000) == 0;
+             ordo_shard_retain(shards[i], index, k.shard_index[i],
+                               (int64_t)cfg.retain_finished_s * 1000000) == 0;
     ordo_writer_config_t wcfg = {.wal = wal,
                                  .shards = k.writer_side,
                                  .nshards = n,
@@ -280,6 +291,7 @@ int main(int argc, char **argv)
                                  .snapshot_every = cfg.snapshot_every,
                                  .clock_floor_us = srep.last_timestamp_us,
                                  .stats = &stats};
+    ordo_indexer_config_t icfg = {.index = index, .nshards = n, .pipes = k.index_side};
     ordo_snapshotter_config_t scfg = {
         .dir = snap_dir, .nshards = n, .in = k.snap_in, .done = k.snap_done, .stats = &stats};
     ordo_writer_t *writer = ordo_writer_new(&wcfg);
@@ -295,9 +307,10 @@ int main(int argc, char **argv)
     sigaddset(&block, SIGTERM);
     sigaddset(&block, SIGINT);
     pthread_sigmask(SIG_BLOCK, &block, &old);
-    pthread_t writer_thread, snap_thread;
+    pthread_t writer_thread, snap_thread, index_thread;
     int started = pthread_create(&writer_thread, NULL, ordo_writer_run, writer) == 0 &&
-                  pthread_create(&snap_thread, NULL, ordo_snapshotter_run, &scfg) == 0;
+                  pthread_create(&snap_thread, NULL, ordo_snapshotter_run, &scfg) == 0 &&
+                  pthread_create(&index_thread, NULL, ordo_indexer_run, &icfg) == 0;
     for (uint32_t i = 0; started && i < n; i++)
         started = pthread_create(&shard_threads[i], NULL, ordo_shard_run, shards[i]) == 0;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -312,6 +325,7 @@ int main(int argc, char **argv)
         pthread_join(shard_threads[i], NULL);
     pthread_join(writer_thread, NULL);
     pthread_join(snap_thread, NULL);
+    pthread_join(index_thread, NULL);
 
     if (ordo_wal_error(wal) == 0) {
         const ordo_registry_t **all_regs = calloc(n, sizeof *all_regs);

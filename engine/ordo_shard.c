@@ -58,16 +58,17 @@ struct ordo_shard {
     uint64_t snap_position;
     bool snap_active, snap_failed;   /* failed: the snapshot must not be committed */
     uint64_t snap_t0, snap_pause_ns; /* for the log line: start, longest step */
-    /* finished orders leaving memory (index NULL: none ever do) */
+    /* finished orders leaving memory (order_index NULL: none ever do) */
     ordo_index_t *order_index; /* borrowed */
+    void *indexer;             /* borrowed PAIR to the indexer thread */
     int64_t retain_us;
     s_leaving_t *leaving; /* ring, oldest due first */
     size_t leave_head, leave_count, leave_cap;
+    size_t leave_sent;      /* the first ones, at the indexer now */
+    size_t leave_written;   /* the first ones, in the index, to drop after the snapshot */
     uint64_t indexed;       /* orders in memory that the index holds too */
-    uint64_t last_evict_ns; /* when the last eviction ran */
+    uint64_t last_evict_ns; /* when the last batch went to the indexer */
     bool index_failed;      /* the index could not be written: orders stay */
-    const ordo_order_t **evict_orders; /* [EVICT_MAX] scratch */
-    uint64_t *evict_hashes;            /* [EVICT_MAX] scratch */
 };
 
 ordo_shard_t *ordo_shard_new(uint32_t index, ordo_registry_t **reg, ordo_wal_t *wal, void *front,
@@ -114,8 +115,6 @@ void ordo_shard_destroy(ordo_shard_t **shard)
     free(s->rec);
     free(s->snap_orders);
     free(s->leaving);
-    free(s->evict_orders);
-    free(s->evict_hashes);
     ordo_registry_destroy(&s->reg);
     free(s);
     *shard = NULL;
@@ -295,8 +294,9 @@ static void s_leave_push(ordo_shard_t *s, ordo_order_t *o, int64_t due_us)
 /* Milliseconds until the next eviction is due (-1: none is waiting). */
 static long s_evict_wait_ms(const ordo_shard_t *s)
 {
-    if (!s->order_index || s->leave_count == 0 || s->index_failed)
-        return -1;
+    if (!s->order_index || s->leave_count == 0 || s->index_failed || s->leave_sent ||
+        s->leave_written)
+        return -1; /* nothing to send, or an answer from the indexer comes first */
     int64_t due = s->leaving[s->leave_head].due_us, now = ordo_now_us();
     int64_t wait_ms = due > now ? (due - now + 999) / 1000 : 0;
     int64_t since_ms = (int64_t)((ordo_mono_ns() - s->last_evict_ns) / 1000000);
@@ -305,50 +305,75 @@ static long s_evict_wait_ms(const ordo_shard_t *s)
     return (long)wait_ms;
 }
 
-/* Finished orders whose time has come leave memory: their entries go into
- * the index in one transaction, then they leave the registry. Never while
- * a snapshot is being packed (it holds pointers to the orders). */
+/* Finished orders whose time has come go to the indexer in one batch;
+ * they stay in memory (and answer from there) until it has written them. */
 static void s_evict(ordo_shard_t *s)
 {
-    if (s_evict_wait_ms(s) != 0 || s->snap_active)
+    if (s_evict_wait_ms(s) != 0)
         return;
     s->last_evict_ns = ordo_mono_ns();
     int64_t now = ordo_now_us();
-    size_t n = 0, put = 0;
+    ordo_batch_t *b = NULL;
+    size_t n = 0;
     while (n < s->leave_count && n < EVICT_MAX) {
-        s_leaving_t *l = &s->leaving[(s->leave_head + n) % s->leave_cap];
+        const s_leaving_t *l = &s->leaving[(s->leave_head + n) % s->leave_cap];
         if (l->due_us > now)
             break;
-        if (!l->order->indexed) {
-            s->evict_orders[put] = l->order;
-            s->evict_hashes[put++] =
-                ordo_order_id_hash(l->order->order_id, l->order->order_id_len);
+        if ((!b && !(b = ordo_batch_new(ORDO_BATCH_INDEX, s->index))) ||
+            ordo_index_pack(&b->buf, l->order) != 0) {
+            ordo_batch_free(&b); /* out of memory: they stay, and go next time */
+            return;
         }
         n++;
     }
     if (n == 0)
         return;
-    int rc = ordo_index_put(s->order_index, s->index, s->evict_orders, s->evict_hashes, put);
-    if (rc != 0) {
-        /* The orders stay in memory, which is always correct; trying again
-         * at once would only fail again, so eviction stops here. */
-        s->index_failed = true;
-        ordo_log_error("shard",
-                       "shard %u: the order index cannot be written (%s); finished orders stay "
-                       "in memory until a restart",
-                       s->index, ordo_strerror(rc));
+    b->count = (uint32_t)n;
+    s->leave_sent = n;
+    ordo_batch_send(s->indexer, b);
+}
+
+/* Drops the orders the indexer has written from memory, once no snapshot
+ * is being packed (it holds pointers to them). Each is in its shard's
+ * filter before it goes, so a request for it finds it in the index. */
+static void s_drop_written(ordo_shard_t *s)
+{
+    if (s->snap_active || s->leave_written == 0)
         return;
-    }
+    size_t n = s->leave_written;
     for (size_t i = 0; i < n; i++) {
         ordo_order_t *o = s->leaving[s->leave_head].order;
         s->leave_head = (s->leave_head + 1) % s->leave_cap;
         s->leave_count--;
         if (o->indexed)
             s->indexed--;
-        ordo_registry_remove(s->reg, (ordo_str_t){o->order_id, o->order_id_len});
+        ordo_str_t id = {o->order_id, o->order_id_len};
+        ordo_index_note(s->order_index, s->index, ordo_order_id_hash(id.ptr, id.len));
+        ordo_registry_remove(s->reg, id);
     }
+    s->leave_written = 0;
     ordo_stat_add(&s->my->evicted, n);
     s_set_gauges(s);
+}
+
+/* The indexer's answer to the batch in flight. */
+static void s_index_back(ordo_shard_t *s, ordo_batch_t *b)
+{
+    size_t n = s->leave_sent;
+    s->leave_sent = 0;
+    if (b->error != 0) {
+        /* The orders stay in memory, which is always correct; trying again
+         * would only fail again, so eviction stops until a restart. */
+        s->index_failed = true;
+        ordo_log_error("shard",
+                       "shard %u: the order index cannot be written (%s); finished orders stay "
+                       "in memory until a restart",
+                       s->index, ordo_strerror(b->error));
+    } else {
+        s->leave_written = n;
+        s_drop_written(s);
+    }
+    ordo_batch_free(&b);
 }
 
 /* A request for an order this shard does not hold: if the index has it,
@@ -405,15 +430,14 @@ static int s_by_finish(const void *a, const void *b)
     return (x->updated_at_us > y->updated_at_us) - (x->updated_at_us < y->updated_at_us);
 }
 
-int ordo_shard_retain(ordo_shard_t *s, ordo_index_t *index, int64_t retain_us)
+int ordo_shard_retain(ordo_shard_t *s, ordo_index_t *index, void *indexer, int64_t retain_us)
 {
     s->order_index = index;
+    s->indexer = indexer;
     s->retain_us = retain_us;
-    s->evict_orders = malloc(EVICT_MAX * sizeof *s->evict_orders);
-    s->evict_hashes = malloc(EVICT_MAX * sizeof *s->evict_hashes);
     size_t n = ordo_registry_count(s->reg), k = 0, cursor = 0;
     ordo_order_t **fin = malloc((n ? n : 1) * sizeof *fin);
-    if (!s->evict_orders || !s->evict_hashes || !fin) {
+    if (!fin) {
         free(fin);
         ordo_log_error("shard", "out of memory at start");
         return -1;
@@ -898,6 +922,7 @@ static void s_snapshot_step(ordo_shard_t *s, bool all)
         s->snap_pause_ns = took;
     if (s->snap_next == s->snap_count) {
         s->snap_active = false;
+        s_drop_written(s);
         ordo_log_info("shard",
                       "shard %u packed %zu orders for the snapshot from position %llu in %.1f ms; "
                       "longest pause %.2f ms",
@@ -938,6 +963,13 @@ static void s_from_writer(ordo_shard_t *s, ordo_batch_t *b)
         s->stopped = true;
         if (s->snap_active)
             s_snapshot_step(s, true); /* finish it: the snapshotter waits for it */
+        if (s->indexer) {
+            ordo_batch_t *ib;
+            if (s->leave_sent && (ib = ordo_batch_recv(s->indexer, 0)) != NULL)
+                s_index_back(s, ib); /* the batch in flight: its orders may go */
+            if ((ib = ordo_batch_new(ORDO_BATCH_STOP, s->index)) != NULL)
+                ordo_batch_send(s->indexer, ib);
+        }
         if (s->snapshots) {
             ordo_batch_t *stop = ordo_batch_new(ORDO_BATCH_STOP, s->index);
             if (stop)
@@ -956,9 +988,11 @@ void *ordo_shard_run(void *arg)
     char name[16];
     snprintf(name, sizeof name, "ordo-shard-%u", s->index);
     pthread_setname_np(pthread_self(), name); /* for top -H, perf, gdb */
-    zmq_pollitem_t items[] = {{s->writer, 0, ZMQ_POLLIN, 0}, {s->front, 0, ZMQ_POLLIN, 0}};
+    zmq_pollitem_t items[] = {{s->writer, 0, ZMQ_POLLIN, 0},
+                              {s->front, 0, ZMQ_POLLIN, 0},
+                              {s->indexer, 0, ZMQ_POLLIN, 0}};
     while (!s->stopped) {
-        if (zmq_poll(items, 2, s->snap_active ? 0 : s_evict_wait_ms(s)) < 0) {
+        if (zmq_poll(items, s->indexer ? 3 : 2, s->snap_active ? 0 : s_evict_wait_ms(s)) < 0) {
             if (zmq_errno() == EINTR)
                 continue;
             ordo_log_error("shard", "poll: %s", zmq_strerror(zmq_errno()));
@@ -970,6 +1004,8 @@ void *ordo_shard_run(void *arg)
             s_from_writer(s, b);
         if (s->stopped)
             break;
+        if (s->indexer && (b = ordo_batch_recv(s->indexer, ZMQ_DONTWAIT)) != NULL)
+            s_index_back(s, b);
         if ((b = ordo_batch_recv(s->front, ZMQ_DONTWAIT)) != NULL)
             s_from_front(s, b);
         if (s->snap_active)

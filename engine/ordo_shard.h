@@ -27,12 +27,13 @@ ordo_shard_t *ordo_shard_new(uint32_t index, ordo_registry_t **reg, ordo_wal_t *
                              void *writer, void *snapshots, ordo_engine_stats_t *stats);
 
 /* Lets finished orders leave memory `retain_us` after their last event
- * (0: once it is durable): each goes into `index` (borrowed; the shard
- * uses its own part of it), and a request for an order the shard no longer
- * holds loads it back from the log through the index. Without this call
- * every order stays in memory. Call before the thread runs. 0, or -1 if
- * the index could not be read (logged). */
-int ordo_shard_retain(ordo_shard_t *shard, ordo_index_t *index, int64_t retain_us);
+ * (0: once it is durable): the indexer thread, over the PAIR socket
+ * `indexer`, writes each into `index` (borrowed; the shard reads and
+ * fills only its own part of its filters), and a request for an order the
+ * shard no longer holds loads it back from the log through the index.
+ * Without this call every order stays in memory. Call before the thread
+ * runs. 0, or -1 if the index could not be read (logged). */
+int ordo_shard_retain(ordo_shard_t *shard, ordo_index_t *index, void *indexer, int64_t retain_us);
 
 /* The thread body (pthread signature): runs until stopped (a STOP batch
  * from the front end, passed to the writer and back). */

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 #define S_FORMAT 1
@@ -35,7 +36,34 @@ struct ordo_index {
     _Atomic uint64_t count;
     char dir[4096];
     s_shard_t *shard; /* [nshards] */
+    void *map;        /* where LMDB mapped data.mdb (NULL: not found) */
+    size_t map_len;
 };
+
+/* Finds LMDB's mapping of `file` in /proc/self/maps (mdb_env_info names
+ * the address only for a fixed map). */
+static void s_find_map(ordo_index_t *ix, const char *file)
+{
+    char real[4096], line[4352];
+    if (!realpath(file, real))
+        return;
+    FILE *f = fopen("/proc/self/maps", "r");
+    if (!f)
+        return;
+    size_t rl = strlen(real);
+    while (fgets(line, sizeof line, f)) {
+        size_t n = strlen(line);
+        while (n && (line[n - 1] == '\n' || line[n - 1] == ' '))
+            line[--n] = '\0';
+        unsigned long lo, hi;
+        if (n >= rl && strcmp(line + n - rl, real) == 0 && sscanf(line, "%lx-%lx", &lo, &hi) == 2) {
+            ix->map = (void *)lo;
+            ix->map_len = hi - lo;
+            break;
+        }
+    }
+    fclose(f);
+}
 
 static int s_fail(const ordo_index_t *ix, const char *what, int rc)
 {
@@ -125,6 +153,9 @@ int ordo_index_open(const char *dir, uint32_t nshards, bool sync, ordo_index_t *
         ordo_index_destroy(&ix);
         return err;
     }
+    char file[4200];
+    snprintf(file, sizeof file, "%s/data.mdb", dir);
+    s_find_map(ix, file);
     if ((rc = s_load_filters(ix)) != 0) {
         ordo_index_destroy(&ix);
         return rc;
@@ -176,25 +207,45 @@ int ordo_index_get(ordo_index_t *ix, uint32_t shard, ordo_str_t id, uint64_t has
     return found;
 }
 
-int ordo_index_put(ordo_index_t *ix, uint32_t shard, const ordo_order_t *const *orders,
-                   const uint64_t *hashes, size_t n)
+int ordo_index_pack(msgpack_sbuffer *buf, const ordo_order_t *o)
 {
-    if (n == 0)
+    /* in the batch: u8 id length, the id, then the entry as stored */
+    unsigned char head[1 + ORDO_ORDER_ID_MAX], entry[S_ENTRY_MAX];
+    head[0] = o->order_id_len;
+    memcpy(head + 1, o->order_id, o->order_id_len);
+    entry[0] = S_FORMAT;
+    entry[1] = o->version;
+    for (uint32_t v = 0; v < o->version; v++)
+        for (int b = 0; b < 8; b++)
+            entry[2 + 8 * v + (unsigned)b] = (unsigned char)(o->positions[v] >> (8 * b));
+    return msgpack_sbuffer_write(buf, (const char *)head, 1u + o->order_id_len) != 0 ||
+                   msgpack_sbuffer_write(buf, (const char *)entry, 2u + 8u * o->version) != 0
+               ? -1
+               : 0;
+}
+
+int ordo_index_write(ordo_index_t *ix, const char *buf, size_t len, uint32_t count)
+{
+    if (count == 0)
         return 0;
     MDB_txn *txn;
     int rc = mdb_txn_begin(ix->env, NULL, 0, &txn);
     if (rc != 0)
         return s_fail(ix, "cannot write the index", rc);
     uint64_t added = 0;
-    for (size_t i = 0; i < n; i++) {
-        const ordo_order_t *o = orders[i];
-        unsigned char buf[S_ENTRY_MAX];
-        buf[0] = S_FORMAT;
-        buf[1] = o->version;
-        for (uint32_t v = 0; v < o->version; v++)
-            for (int b = 0; b < 8; b++)
-                buf[2 + 8 * v + (unsigned)b] = (unsigned char)(o->positions[v] >> (8 * b));
-        MDB_val k = {o->order_id_len, (void *)o->order_id}, v = {2 + 8u * o->version, buf};
+    size_t off = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        /* packed by ordo_index_pack in this process: checked all the same */
+        size_t id_len = off < len ? (unsigned char)buf[off] : 0;
+        size_t at = off + 1 + id_len;
+        size_t entry_len = at + 1 < len ? 2 + 8 * (size_t)(unsigned char)buf[at + 1] : 0;
+        if (id_len == 0 || entry_len == 0 || at + entry_len > len) {
+            mdb_txn_abort(txn);
+            ordo_log_error("index", "a batch of index entries does not decode");
+            return ORDO_ERR_INVALID;
+        }
+        MDB_val k = {id_len, (void *)(buf + off + 1)}, v = {entry_len, (void *)(buf + at)};
+        off = at + entry_len;
         rc = mdb_put(txn, ix->dbi, &k, &v, MDB_NOOVERWRITE);
         if (rc == MDB_KEYEXIST)
             continue;
@@ -206,10 +257,43 @@ int ordo_index_put(ordo_index_t *ix, uint32_t shard, const ordo_order_t *const *
     }
     if ((rc = mdb_txn_commit(txn)) != 0)
         return s_fail(ix, "cannot commit to the index", rc);
-    for (size_t i = 0; i < n; i++)
-        ordo_bloom_add(&ix->shard[shard].filter, hashes[i]);
     atomic_fetch_add(&ix->count, added);
     return 0;
+}
+
+void ordo_index_note(ordo_index_t *ix, uint32_t shard, uint64_t hash)
+{
+    ordo_bloom_add(&ix->shard[shard].filter, hash);
+}
+
+int ordo_index_put(ordo_index_t *ix, uint32_t shard, const ordo_order_t *const *orders,
+                   const uint64_t *hashes, size_t n)
+{
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init(&buf);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = ordo_index_pack(&buf, orders[i]) == 0 ? 0 : ORDO_ERR_NOMEM;
+    if (rc == 0)
+        rc = ordo_index_write(ix, buf.data, buf.size, (uint32_t)n);
+    msgpack_sbuffer_destroy(&buf);
+    for (size_t i = 0; i < n && rc == 0; i++)
+        ordo_index_note(ix, shard, hashes[i]);
+    return rc;
+}
+
+void ordo_index_unmap_pages(ordo_index_t *ix)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    if (!ix->map || mdb_env_info(ix->env, &info) != 0 || mdb_env_stat(ix->env, &st) != 0)
+        return;
+    size_t used = ((size_t)info.me_last_pgno + 1) * st.ms_psize;
+    if (used > ix->map_len)
+        used = ix->map_len;
+    /* A shared read-only mapping of the file (LMDB writes with pwrite):
+     * dropping its page table entries loses nothing. */
+    madvise(ix->map, used, MADV_DONTNEED);
 }
 
 uint64_t ordo_index_count(const ordo_index_t *ix)

@@ -5,9 +5,10 @@
  * it, one Bloom filter per shard, so a lookup of an id that was never
  * indexed (every CreateOrder of a new order) reads nothing from disk.
  *
- * Threads: each shard calls ordo_index_get / ordo_index_put with its own
- * index number only (its filter is its own); LMDB serializes the writers
- * and lets readers run beside them. The index is derived from the log:
+ * Threads: each shard calls ordo_index_get and ordo_index_note with its
+ * own number only (its filter is its own); ordo_index_write may run on
+ * any one thread (the engine's indexer) beside them: LMDB lets readers run
+ * beside its writer. The index is derived from the log:
  * an order is removed from memory only after its entry is committed (and
  * synced, unless the engine runs with --fsync never), so every snapshot
  * that no longer holds an order has it here. */
@@ -16,6 +17,7 @@
 
 #include "ordo_order.h"
 
+#include <msgpack.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -42,11 +44,30 @@ void ordo_index_destroy(ordo_index_t **ix);
 int ordo_index_get(ordo_index_t *ix, uint32_t shard, ordo_str_t id, uint64_t hash,
                    ordo_index_entry_t *e);
 
-/* Writes the entries of `n` orders (each with its hash in hashes[i]) in
- * one transaction; an order already there is left as it is. 0, or a
- * negative ordo_err_t: then nothing was written. */
+/* Appends an order's entry (id and event positions) to `buf`, for
+ * ordo_index_write. 0, or -1 when out of memory. */
+int ordo_index_pack(msgpack_sbuffer *buf, const ordo_order_t *order);
+
+/* Writes the `count` entries packed in buf[0..len) in one transaction
+ * (synced if the index was opened so); an order already there is left as
+ * it is. Does not touch the filters. 0, or a negative ordo_err_t: then
+ * nothing was written. */
+int ordo_index_write(ordo_index_t *ix, const char *buf, size_t len, uint32_t count);
+
+/* Adds a written order to its shard's filter (its id's hash), before the
+ * shard lets it go from memory. */
+void ordo_index_note(ordo_index_t *ix, uint32_t shard, uint64_t hash);
+
+/* Packs, writes and notes `n` orders (each with its hash in hashes[i]), on
+ * the shard's own thread: ordo_index_pack + ordo_index_write + ordo_index_note. */
 int ordo_index_put(ordo_index_t *ix, uint32_t shard, const ordo_order_t *const *orders,
                    const uint64_t *hashes, size_t n);
+
+/* Lets go of the index file's pages this process has mapped (they stay
+ * in the kernel's page cache, and the next read maps them again), so
+ * the engine's resident memory does not grow with the index: every write
+ * of random ids touches pages all over the file. Safe beside readers. */
+void ordo_index_unmap_pages(ordo_index_t *ix);
 
 /* Orders in the index. */
 uint64_t ordo_index_count(const ordo_index_t *ix);

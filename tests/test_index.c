@@ -119,6 +119,40 @@ static void test_index_put_get_reopen(void)
     ordo_test_rm_rf(dir);
 }
 
+static long s_rss_file_kib(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kib = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "RssFile: %ld", &kib) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kib;
+}
+
+/* The index's pages leave the process's resident memory and come back on
+ * the next read, with the same entries. */
+static void test_index_unmap_pages(void)
+{
+    char dir[128], path[256];
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ordo_test_tmpdir(dir, sizeof dir));
+    snprintf(path, sizeof path, "%s/index", dir);
+    ordo_index_t *ix = NULL;
+    CU_ASSERT_EQUAL_FATAL(ordo_index_open(path, 1, false, &ix), 0);
+    s_put_all(ix, 100000, 1);
+    s_check_all(ix, 100000, 1); /* every page read once: mapped */
+    long before = s_rss_file_kib();
+    ordo_index_unmap_pages(ix);
+    long after = s_rss_file_kib();
+    printf("  RssFile %ld KiB -> %ld KiB\n", before, after);
+    CU_ASSERT(before > 0 && after >= 0 && after + 2048 < before); /* 100,000 entries: MBs */
+    s_check_all(ix, 100000, 1);
+    ordo_index_destroy(&ix);
+    ordo_test_rm_rf(dir);
+}
+
 static void test_index_damaged_entry(void)
 {
     char dir[128], path[256];
@@ -168,5 +202,6 @@ int main(void)
     CU_add_test(s, "index: put, get, count once, reopen with other shards",
                 test_index_put_get_reopen);
     CU_add_test(s, "index: damaged entries refused", test_index_damaged_entry);
+    CU_add_test(s, "index: its pages leave resident memory", test_index_unmap_pages);
     return ordo_test_run();
 }
