@@ -63,6 +63,8 @@ typedef struct {
     long runs;
     long in_flight_orders;
     long long orders; /* 0: no limit */
+    long days;        /* --days: simulated days (0: the usual runs) */
+    double day_events;
     unsigned long long seed;
     bool seed_given, uuid4, json, keep, stub_only, engine_only;
 } s_opts_t;
@@ -193,19 +195,26 @@ static uint64_t s_proc_cpu_ns(pid_t pid, bool main_thread)
     return (ut + st) * (SEC / (uint64_t)sysconf(_SC_CLK_TCK));
 }
 
-static double s_proc_rss_mb(pid_t pid)
+/* A line of /proc/PID/status in MiB ("VmRSS", "RssAnon", "RssFile"), or -1. */
+static double s_proc_status_mb(pid_t pid, const char *name)
 {
     char path[64], line[256];
     snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
     FILE *f = fopen(path, "r");
     double mb = -1;
     long kb;
+    size_t n = strlen(name);
     while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+        if (!strncmp(line, name, n) && line[n] == ':' && sscanf(line + n + 1, "%ld", &kb) == 1)
             mb = kb / 1024.0;
     if (f)
         fclose(f);
     return mb;
+}
+
+static double s_proc_rss_mb(pid_t pid)
+{
+    return s_proc_status_mb(pid, "VmRSS");
 }
 
 /* "1,234,567" (rotating static buffers: up to 8 in one printf). */
@@ -1276,6 +1285,15 @@ static void s_usage(FILE *out)
             "  --orders N          create at most N orders; a run ends when they are done\n"
             "  --seed N            workload seed (default: from the clock)\n"
             "  --uuid4             request and correlation ids are UUIDv4 (default UUIDv7)\n"
+            "Days in fast forward (instead of the runs above):\n"
+            "  --days D            one engine through D simulated days, each a night (5,000\n"
+            "                      orders in flight), a lunch peak (50,000), an afternoon\n"
+            "                      (10,000) and a dinner peak (50,000) holding 10%%, 35%%, 20%%\n"
+            "                      and 35%% of its events, as fast as the engine goes; a line\n"
+            "                      per day: time, events/s, worst p99, the server's RSS (with\n"
+            "                      --spawn) and its orders in all and in memory. Give the\n"
+            "                      spawned server a short --retain-finished with --server-arg\n"
+            "  --day-events N      events per day (default 10,000,000)\n"
             "Output:\n"
             "  --json              print the figures as one JSON object\n"
             "  --help, --version\n"
@@ -1308,6 +1326,145 @@ static bool s_fsync_valid(const char *m)
     return true;
 }
 
+/* The engine's Stats values `names[i]` into values[i] (-1 if absent).
+ * 0, or -1 if it did not answer. */
+static int s_fetch_stats(const char *endpoint, const char *const *names, int64_t *values, int n)
+{
+    for (int i = 0; i < n; i++)
+        values[i] = -1;
+    void *ctx = zmq_ctx_new(), *sock = ctx ? zmq_socket(ctx, ZMQ_DEALER) : NULL;
+    int rc = -1, linger = 0;
+    if (sock && zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger) == 0 &&
+        zmq_connect(sock, endpoint) == 0) {
+        ordo_request_t q;
+        ordo_request_init(&q);
+        q.type = ORDO_REQ_STATS;
+        msgpack_sbuffer buf;
+        msgpack_sbuffer_init(&buf);
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &buf, msgpack_sbuffer_write);
+        ordo_request_pack(&pk, &q);
+        zmq_pollitem_t it = {sock, 0, ZMQ_POLLIN, 0};
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        ordo_reply_t rep;
+        if (zmq_send(sock, buf.data, buf.size, 0) >= 0 && zmq_poll(&it, 1, 10000) == 1 &&
+            zmq_msg_recv(&m, sock, 0) >= 0 &&
+            ordo_reply_decode(zmq_msg_data(&m), zmq_msg_size(&m), &rep) == 0 && rep.ok &&
+            rep.stats_len) {
+            ordo_mp_t r;
+            uint32_t count;
+            ordo_mp_init(&r, rep.stats, rep.stats_len);
+            rc = ordo_mp_read_map(&r, &count) ? 0 : -1;
+            for (uint32_t i = 0; rc == 0 && i < count; i++) {
+                const char *k;
+                uint32_t kl;
+                int64_t v;
+                if (!ordo_mp_read_str(&r, &k, &kl) || !ordo_mp_read_int(&r, &v)) {
+                    rc = -1;
+                    break;
+                }
+                for (int j = 0; j < n; j++)
+                    if (strlen(names[j]) == kl && !memcmp(names[j], k, kl))
+                        values[j] = v;
+            }
+        }
+        zmq_msg_close(&m);
+        msgpack_sbuffer_destroy(&buf);
+    }
+    if (sock)
+        zmq_close(sock);
+    if (ctx)
+        zmq_ctx_term(ctx);
+    return rc;
+}
+
+/* A simulated day in fast forward: its parts, each run to its last order
+ * as fast as the engine goes, with the orders in flight of the hour. */
+static const struct {
+    const char *name;
+    double share;    /* of the day's events */
+    long in_flight; /* orders interleaved */
+} s_day_parts[] = {
+    {"night", 0.10, 5000},
+    {"lunch", 0.35, 50000},
+    {"afternoon", 0.20, 10000},
+    {"dinner", 0.35, 50000},
+};
+
+/* --days: one engine through o->days days of o->day_events events each;
+ * a line per day (time, events/s, the worst p99 of its parts, the
+ * server's memory and orders at its end). Exit status. */
+static int s_days(const s_opts_t *o)
+{
+    s_server_t srv = {0};
+    const char *endpoint = o->server;
+    if (o->spawn) {
+        if (s_spawn(o, &srv) != 0) {
+            s_stop_server(o, &srv);
+            return 1;
+        }
+        endpoint = srv.endpoint;
+    }
+    static const char *const names[] = {"orders", "orders_in_memory", "head_position"};
+    int status = 0;
+    if (o->json)
+        printf("{\"version\":\"%s\",\"days\":[", VERSION);
+    else
+        printf("%-4s %9s %10s %13s %10s %10s %10s %12s %16s\n", "day", "seconds", "events",
+               "events/s", "p99 ms", "RSS MiB", "anon MiB", "orders", "orders in memory");
+    for (long d = 0; d < o->days && !s_interrupted && status == 0; d++) {
+        double secs = 0, events = 0, p99 = 0;
+        for (size_t p = 0; p < sizeof s_day_parts / sizeof *s_day_parts && !s_interrupted; p++) {
+            s_opts_t part = *o;
+            part.orders = (long long)(o->day_events * s_day_parts[p].share / 6);
+            part.in_flight_orders = s_day_parts[p].in_flight;
+            part.warmup = 0;
+            part.duration = 86400;
+            part.runs = o->days;
+            part.seed = o->seed + (unsigned long long)(d * 16 + (long)p) * 1000003ull;
+            fprintf(stderr, "ordo-benchmark: day %ld, %s: %lld orders, %ld in flight\n", d + 1,
+                    s_day_parts[p].name, part.orders, part.in_flight_orders);
+            s_result_t r;
+            char label[32];
+            snprintf(label, sizeof label, "day %ld %s", d + 1, s_day_parts[p].name);
+            if (s_run(&part, label, (int)d, endpoint, srv.pid, NULL, &r) != 0 || r.errors > 0) {
+                if (r.errors > 0)
+                    fprintf(stderr, "ordo-benchmark: %s: %llu errors (first: %s)\n", label,
+                            (unsigned long long)r.errors, r.first_error);
+                status = 1;
+                break;
+            }
+            secs += r.seconds;
+            events += (double)r.events;
+            if (r.p99_us > p99)
+                p99 = r.p99_us;
+        }
+        if (status || s_interrupted)
+            break;
+        int64_t st[3];
+        s_fetch_stats(endpoint, names, st, 3);
+        double rss = srv.pid ? s_proc_status_mb(srv.pid, "VmRSS") : -1;
+        double anon = srv.pid ? s_proc_status_mb(srv.pid, "RssAnon") : -1;
+        if (o->json)
+            printf("%s{\"day\":%ld,\"seconds\":%.1f,\"events\":%.0f,\"events_per_s\":%.0f,"
+                   "\"p99_ms\":%.3f,\"server_rss_mb\":%.0f,\"server_anon_mb\":%.0f,"
+                   "\"orders\":%lld,\"orders_in_memory\":%lld,\"head_position\":%lld}",
+                   d ? "," : "", d + 1, secs, events, secs > 0 ? events / secs : 0, p99 / 1e3,
+                   rss, anon, (long long)st[0], (long long)st[1], (long long)st[2]);
+        else
+            printf("%-4ld %9.1f %10s %13s %10.2f %10.0f %10.0f %12s %16s\n", d + 1, secs,
+                   s_num(events), s_num(secs > 0 ? events / secs : 0), p99 / 1e3, rss, anon,
+                   s_num((double)st[0]), s_num((double)st[1]));
+        fflush(stdout);
+    }
+    if (o->json)
+        printf("]}\n");
+    if (o->spawn && s_stop_server(o, &srv) != 0)
+        status = 1;
+    return status ? 1 : s_interrupted ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     s_opts_t o = {.server = "tcp://127.0.0.1:7700",
@@ -1319,6 +1476,7 @@ int main(int argc, char **argv)
                   .warmup = 3,
                   .runs = 1,
                   .in_flight_orders = 50000,
+                  .day_events = 10000000,
                   .tick_us = 100};
     static const struct option lopts[] = {{"server", required_argument, 0, 'S'},
                                           {"spawn", required_argument, 0, 'P'},
@@ -1340,6 +1498,8 @@ int main(int argc, char **argv)
                                           {"uuid4", no_argument, 0, 'u'},
                                           {"json", no_argument, 0, 'j'},
                                           {"tick", required_argument, 0, 'T'},
+                                          {"days", required_argument, 0, 'D'},
+                                          {"day-events", required_argument, 0, 'E'},
                                           {"help", no_argument, 0, 'h'},
                                           {"version", no_argument, 0, 'V'},
                                           {0, 0, 0, 0}};
@@ -1410,6 +1570,15 @@ int main(int argc, char **argv)
             if (s_number("tick", optarg, 0, 100000, &o.tick_us) != 0)
                 return 2;
             break;
+        case 'D':
+            if (s_number("days", optarg, 1, 365, &v) != 0)
+                return 2;
+            o.days = (long)v;
+            break;
+        case 'E':
+            if (s_number("day-events", optarg, 1000, 1e10, &o.day_events) != 0)
+                return 2;
+            break;
         case 'j': o.json = true; break;
         case 'h': s_usage(stdout); return 0;
         case 'V': printf("ordo-benchmark %s\n", VERSION); return 0;
@@ -1450,6 +1619,14 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+
+    if (o.days > 0) {
+        if (o.stub_only) {
+            fprintf(stderr, "ordo-benchmark: --days drives the engine, not the stub\n");
+            return 2;
+        }
+        return s_days(&o);
+    }
 
     char target[PATH_MAX + 64];
     if (o.stub_only)
