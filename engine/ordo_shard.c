@@ -52,6 +52,7 @@ struct ordo_shard {
     ordo_event_t *ev;    /* owned scratch */
     char *rec;           /* owned: a record read back from the log */
     size_t rec_cap;
+    ordo_wal_reader_t *reader; /* owned: for point reads, moved from one to the next */
     /* the snapshot being packed: orders still to go, from the position */
     ordo_order_t **snap_orders;
     size_t snap_count, snap_next;
@@ -113,6 +114,7 @@ void ordo_shard_destroy(ordo_shard_t **shard)
     free(s->req);
     free(s->ev);
     free(s->rec);
+    ordo_wal_reader_destroy(&s->reader);
     free(s->snap_orders);
     free(s->leaving);
     ordo_registry_destroy(&s->reg);
@@ -223,13 +225,15 @@ fail:
 
 /* ---- reading the log --------------------------------------------------- */
 
-/* Reads the event at `pos` from the log into s->ev (views into s->rec). */
+/* Reads the event at `pos` from the log into s->ev (views into s->rec),
+ * with the shard's one reader for point reads. */
 static int s_read_event(ordo_shard_t *s, uint64_t pos)
 {
-    ordo_wal_reader_t *rd = NULL;
-    int rc = ordo_wal_reader_new(s->wal, pos, &rd);
+    int rc = s->reader ? ordo_wal_reader_seek(s->reader, pos)
+                       : ordo_wal_reader_new(s->wal, pos, &s->reader);
     if (rc != 0)
         return rc;
+    ordo_wal_reader_t *rd = s->reader;
     uint64_t at;
     const void *data;
     size_t len;
@@ -237,10 +241,8 @@ static int s_read_event(ordo_shard_t *s, uint64_t pos)
     if (rc == 1 && at == pos) {
         if (len > s->rec_cap) {
             char *grown = realloc(s->rec, len);
-            if (!grown) {
-                ordo_wal_reader_destroy(&rd);
+            if (!grown)
                 return ORDO_ERR_NOMEM;
-            }
             s->rec = grown;
             s->rec_cap = len;
         }
@@ -249,7 +251,8 @@ static int s_read_event(ordo_shard_t *s, uint64_t pos)
     } else {
         rc = rc < 0 ? rc : ORDO_ERR_NOT_FOUND;
     }
-    ordo_wal_reader_destroy(&rd);
+    if (rc < 0 && rc != ORDO_ERR_NOMEM)
+        ordo_wal_reader_destroy(&s->reader); /* start afresh next time */
     return rc;
 }
 

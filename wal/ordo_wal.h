@@ -112,6 +112,12 @@ int ordo_wal_reader_new(ordo_wal_t *wal, uint64_t from_position, ordo_wal_reader
  * <0 = error (ORDO_ERR_CORRUPT etc.; the reader then keeps failing). */
 int ordo_wal_reader_next(ordo_wal_reader_t *r, uint64_t *position, const void **data, size_t *len);
 
+/* Moves the reader to `position` (0 = the first), forwards or back, so
+ * one reader serves many point reads: its segment stays open and a
+ * position in the frame it holds costs no read. Clears an earlier error.
+ * 0, or ORDO_ERR_NOT_FOUND (before the log's start). */
+int ordo_wal_reader_seek(ordo_wal_reader_t *r, uint64_t position);
+
 /* Closes the reader and sets *r to NULL. Safe on NULL. */
 void ordo_wal_reader_destroy(ordo_wal_reader_t **r);
 

@@ -25,7 +25,9 @@ struct ordo_wal_reader {
     uint64_t next;            /* next position to return */
     uint64_t hint_off;        /* offset in the open segment of the frame after */
     uint64_t hint_first;      /*   the current one, and its first position (0 = none) */
-    bool have_frame;          /* raw holds a checked frame */
+    bool have_frame;          /* raw holds a checked frame with records still to return */
+    bool frame_valid;         /* raw holds the checked frame frame_first.. +frame_count */
+    uint64_t frame_first, frame_count;
     uint64_t frame_pos;       /* position of the record at raw_off */
     size_t raw_len, raw_off;
     int err; /* sticky error */
@@ -100,6 +102,7 @@ static int s_read(ordo_wal_reader_t *r, void *buf, size_t n, uint64_t off)
 static int s_fetch(ordo_wal_reader_t *r)
 {
     uint64_t seg_first, off, off_first;
+    r->frame_valid = false; /* raw is about to be overwritten */
     int rc = ordo_wal_locate(r->wal, r->next, &seg_first, &off, &off_first);
     if (rc)
         return rc;
@@ -152,6 +155,9 @@ static int s_fetch(ordo_wal_reader_t *r)
         if (rc)
             return rc;
         r->have_frame = true;
+        r->frame_valid = true;
+        r->frame_first = h.first;
+        r->frame_count = h.count;
         r->frame_pos = h.first;
         r->raw_len = h.rlen;
         r->raw_off = 0;
@@ -159,6 +165,27 @@ static int s_fetch(ordo_wal_reader_t *r)
         r->hint_first = h.first + h.count;
         return 0;
     }
+}
+
+int ordo_wal_reader_seek(ordo_wal_reader_t *r, uint64_t position)
+{
+    if (!r)
+        return ORDO_ERR_INVALID;
+    if (position == 0)
+        position = ordo_wal_first_position(r->wal);
+    if (position < ordo_wal_first_position(r->wal))
+        return ORDO_ERR_NOT_FOUND;
+    r->err = 0; /* a new attempt: an error at the old place may not be one here */
+    r->next = position;
+    /* Within the frame in hand: read it again from its start (no read, no
+     * decompression); elsewhere the next call finds the frame. */
+    r->have_frame = r->frame_valid && position >= r->frame_first &&
+                    position < r->frame_first + r->frame_count;
+    if (r->have_frame) {
+        r->raw_off = 0;
+        r->frame_pos = r->frame_first;
+    }
+    return 0;
 }
 
 int ordo_wal_reader_next(ordo_wal_reader_t *r, uint64_t *position, const void **data, size_t *len)
