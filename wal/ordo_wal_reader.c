@@ -16,6 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Walking frame headers forward from a sparse-index entry (64 KiB apart)
+ * reads them this many bytes at a time, not one pread per header. */
+#define S_SCAN_BYTES (64u << 10)
+
 struct ordo_wal_reader {
     ordo_wal_t *wal;          /* borrowed; outlives the reader */
     ZSTD_DCtx *dctx;          /* owned */
@@ -29,6 +33,9 @@ struct ordo_wal_reader {
     bool frame_valid;         /* raw holds the checked frame frame_first.. +frame_count */
     uint64_t frame_first, frame_count;
     uint64_t frame_pos;       /* position of the record at raw_off */
+    uint8_t *scan;            /* owned: S_SCAN_BYTES of frame headers, read in one call */
+    uint64_t scan_off;        /* where scan starts in the open segment */
+    size_t scan_len;          /* bytes in scan; 0 = none (reset at every fetch) */
     size_t raw_len, raw_off;
     int err; /* sticky error */
 };
@@ -69,6 +76,7 @@ void ordo_wal_reader_destroy(ordo_wal_reader_t **rp)
     ZSTD_freeDCtx(r->dctx);
     ordo_wal_buf_free(&r->body);
     ordo_wal_buf_free(&r->raw);
+    free(r->scan);
     free(r);
     *rp = NULL;
 }
@@ -98,11 +106,38 @@ static int s_read(ordo_wal_reader_t *r, void *buf, size_t n, uint64_t off)
     return ordo_err_from_errno(e);
 }
 
+/* The header at `off` of the open segment, read with the ones after it
+ * into r->scan. Only frames up to the one this fetch looks for are known
+ * to be complete, and no fetch goes past that one, so a window is only
+ * trusted within the fetch that read it. */
+static int s_read_header(ordo_wal_reader_t *r, uint8_t *hdr, uint64_t off)
+{
+    if (r->scan_len && off >= r->scan_off && off - r->scan_off + ORDO_WAL_HEADER_SIZE <= r->scan_len) {
+        memcpy(hdr, r->scan + (off - r->scan_off), ORDO_WAL_HEADER_SIZE);
+        return 0;
+    }
+    r->scan_len = 0;
+    if (!r->scan && !(r->scan = malloc(S_SCAN_BYTES)))
+        return s_read(r, hdr, ORDO_WAL_HEADER_SIZE, off);
+    const ordo_io_t *io = ordo_wal_io(r->wal);
+    ssize_t n;
+    do
+        n = io->pread(io->ctx, r->fd, r->scan, S_SCAN_BYTES, (off_t)off);
+    while (n < 0 && errno == EINTR);
+    if (n < (ssize_t)ORDO_WAL_HEADER_SIZE) /* near the file's end, or an error: read exactly */
+        return s_read(r, hdr, ORDO_WAL_HEADER_SIZE, off);
+    r->scan_off = off;
+    r->scan_len = (size_t)n;
+    memcpy(hdr, r->scan, ORDO_WAL_HEADER_SIZE);
+    return 0;
+}
+
 /* Loads and checks the frame holding r->next (which is <= head). */
 static int s_fetch(ordo_wal_reader_t *r)
 {
     uint64_t seg_first, off, off_first;
     r->frame_valid = false; /* raw is about to be overwritten */
+    r->scan_len = 0;        /* frames may have been written since */
     int rc = ordo_wal_locate(r->wal, r->next, &seg_first, &off, &off_first);
     if (rc)
         return rc;
@@ -129,11 +164,13 @@ static int s_fetch(ordo_wal_reader_t *r)
         off = r->hint_off;
         off_first = r->hint_first;
     }
-    for (;;) {
+    for (bool first = true;; first = false) {
         uint8_t hdr[ORDO_WAL_HEADER_SIZE];
         ordo_wal_hdr_t h;
         const char *why = NULL;
-        if ((rc = s_read(r, hdr, sizeof hdr, off)) != 0)
+        /* The first header alone (reading on, it is the frame wanted);
+         * walking past frames, a window of them at a time. */
+        if ((rc = first ? s_read(r, hdr, sizeof hdr, off) : s_read_header(r, hdr, off)) != 0)
             return rc;
         if (ordo_wal_hdr_decode(hdr, &h, &why) != 0)
             return s_corrupt(r, off, why);
