@@ -16,11 +16,33 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* A request's tag is the front end's slot, plus, in its top bits, a
- * refusal the shard must give once the order's earlier requests are
- * answered (refusing at once could overtake them). */
+/* A request's tag names the front end's slot that waits for its reply:
+ * the slot's index (bits 0-23) and the slot's generation (bits 24-55),
+ * which changes each time the slot is freed, so a reply that comes late
+ * can never reach the request that uses the slot next. In its top bits
+ * (56-63) the front end adds a refusal the shard must give once the
+ * order's earlier requests are answered (refusing at once could overtake
+ * them). Only the front end looks inside; the others pass tags on. */
 enum { ORDO_REFUSE_NONE = 0, ORDO_REFUSE_OVERLOADED = 1 };
+#define ORDO_TAG_INDEX_BITS 24
 #define ORDO_TAG_SLOT_BITS 56
+_Static_assert(ORDO_TAG_SLOT_BITS - ORDO_TAG_INDEX_BITS == 32, "a generation is a uint32_t");
+
+static inline uint64_t ordo_tag_for_slot(uint32_t index, uint32_t generation)
+{
+    return (uint64_t)index | ((uint64_t)generation << ORDO_TAG_INDEX_BITS);
+}
+
+static inline uint32_t ordo_tag_index(uint64_t tag)
+{
+    return (uint32_t)(tag & ((1ull << ORDO_TAG_INDEX_BITS) - 1));
+}
+
+static inline uint32_t ordo_tag_generation(uint64_t tag)
+{
+    return (uint32_t)((tag >> ORDO_TAG_INDEX_BITS) &
+                      ((1ull << (ORDO_TAG_SLOT_BITS - ORDO_TAG_INDEX_BITS)) - 1));
+}
 
 static inline uint64_t ordo_tag_make(uint64_t slot, unsigned refuse)
 {
@@ -32,6 +54,7 @@ static inline unsigned ordo_tag_refuse(uint64_t tag)
     return (unsigned)(tag >> ORDO_TAG_SLOT_BITS);
 }
 
+/* The tag without the refusal: index and generation. */
 static inline uint64_t ordo_tag_slot(uint64_t tag)
 {
     return tag & ((1ull << ORDO_TAG_SLOT_BITS) - 1);

@@ -24,6 +24,7 @@
 
 typedef struct {
     int nframes;
+    uint32_t generation; /* part of its tag: changes each time the slot is freed */
     bool big;          /* a large query, admitted by ordo_peers_admit_big */
     ordo_peer_t *peer; /* the connection it came from (held) */
     size_t body_len;
@@ -107,15 +108,21 @@ void ordo_front_destroy(ordo_front_t **front)
     *front = NULL;
 }
 
-/* Sends a reply with the envelope of `tag` and frees the slot. */
+_Static_assert(INFLIGHT_MAX <= (1u << ORDO_TAG_INDEX_BITS), "slot indexes must fit in a tag");
+
+/* Sends a reply with the envelope of `tag` and frees the slot. A tag
+ * whose slot waits for nothing, or whose generation is not the slot's
+ * (a reply come late: the slot serves another request now), is dropped. */
 static void s_send_reply(ordo_front_t *f, uint64_t tag, const void *bytes, size_t len)
 {
-    if (tag >= INFLIGHT_MAX || f->slots[tag].nframes == 0) {
-        ordo_log_error("front", "a reply for no waiting request (tag %llu) was dropped",
-                       (unsigned long long)tag);
+    uint32_t index = ordo_tag_index(tag);
+    if (tag > ordo_tag_slot(tag) || index >= INFLIGHT_MAX || f->slots[index].nframes == 0 ||
+        f->slots[index].generation != ordo_tag_generation(tag)) {
+        ordo_log_error("front", "a reply for no waiting request (slot %u, generation %u) was "
+                       "dropped", index, ordo_tag_generation(tag));
         return;
     }
-    s_envelope_t *env = &f->slots[tag];
+    s_envelope_t *env = &f->slots[index];
     /* The body first, so a failure cannot leave a message half sent. Large
      * ones count until written (ordo_peers.h); out of memory for that, a
      * plain copy is the fallback. */
@@ -140,7 +147,8 @@ static void s_send_reply(ordo_front_t *f, uint64_t tag, const void *bytes, size_
     env->big = false;
     env->peer = NULL;
     f->bytes -= env->body_len;
-    f->free_slots[f->nfree++] = (uint32_t)tag;
+    env->generation++; /* 32 bits, as in the tag: wraps around */
+    f->free_slots[f->nfree++] = index;
 }
 
 /* Answers a request here, without a shard (too large, or stopped). */
@@ -208,7 +216,7 @@ static int s_recv(ordo_front_t *f, uint64_t *tag, zmq_msg_t *body)
     env->big = false;
     env->body_len = zmq_msg_size(body);
     f->bytes += env->body_len;
-    *tag = slot;
+    *tag = ordo_tag_for_slot(slot, env->generation);
     return 1;
 }
 
@@ -249,7 +257,7 @@ static int s_read_requests(ordo_front_t *f, bool local)
              * most 10,000) count as large; smaller ones only need their
              * connection under its bound of reply bytes held. */
             unsigned why = ORDO_REFUSE_NONE;
-            s_envelope_t *env = &f->slots[tag];
+            s_envelope_t *env = &f->slots[ordo_tag_index(tag)];
             if (peek.type == ORDO_REQ_READ_ALL && (peek.limit < 0 || peek.limit > 100)) {
                 if (ordo_peers_admit_big(f->peers, env->peer))
                     env->big = true;

@@ -3,6 +3,7 @@
  * full replay and snapshot + tail rebuild exactly the live state, a
  * corrupt snapshot falls back, idempotency survives, a failed log makes
  * the core refuse work. */
+#include "ordo_batch.h"
 #include "ordo_codec.h"
 #include "ordo_config.h"
 #include "ordo_error.h"
@@ -35,6 +36,9 @@ static void test_config_layers(void)
     CU_ASSERT_EQUAL(cfg.fsync_mode, ORDO_SYNC_BATCH);
     CU_ASSERT_EQUAL(cfg.fsync_ms, 5);
     CU_ASSERT_EQUAL(cfg.segment_bytes, 65536);
+    CU_ASSERT_EQUAL(cfg.retain_finished_s, 600);
+    CU_ASSERT_EQUAL(ordo_config_set(&cfg, "retain-finished", "0", err, sizeof err), 0);
+    CU_ASSERT_EQUAL(cfg.retain_finished_s, 0);
     /* a flag applied after the environment wins */
     CU_ASSERT_EQUAL(ordo_config_set(&cfg, "fsync", "never", err, sizeof err), 0);
     CU_ASSERT_EQUAL(cfg.fsync_mode, ORDO_SYNC_NEVER);
@@ -53,12 +57,30 @@ static void test_config_layers(void)
                                    {"fsync", "sometimes"},     {"fsync", "batch:0"},
                                    {"fsync", "batch:"},        {"shards", "0"},
                                    {"shards", "2x"},           {"snapshot-every", "ten"},
-                                   {"data-dir", ""},           {"colour", "blue"}};
+                                   {"data-dir", ""},           {"colour", "blue"},
+                                   {"retain-finished", "-5"},  {"retain-finished", "1h"},
+                                   {"retain-finished", "99999999999"}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         err[0] = '\0';
         CU_ASSERT_EQUAL(ordo_config_set(&cfg, bad[i][0], bad[i][1], err, sizeof err), -1);
         CU_ASSERT(strlen(err) > 10);
     }
+}
+
+/* The front end's tags: index, generation and refusal come back apart,
+ * and the tag without its refusal keeps index and generation. */
+static void test_tags(void)
+{
+    uint64_t t = ordo_tag_for_slot(16383, 0xfffffffeu);
+    CU_ASSERT_EQUAL(ordo_tag_index(t), 16383);
+    CU_ASSERT_EQUAL(ordo_tag_generation(t), 0xfffffffeu);
+    uint64_t r = ordo_tag_make(t, ORDO_REFUSE_OVERLOADED);
+    CU_ASSERT_EQUAL(ordo_tag_refuse(r), ORDO_REFUSE_OVERLOADED);
+    CU_ASSERT_EQUAL(ordo_tag_slot(r), t);
+    CU_ASSERT_EQUAL(ordo_tag_refuse(t), ORDO_REFUSE_NONE);
+    /* the same slot in its next generation is another tag */
+    CU_ASSERT_NOT_EQUAL(ordo_tag_for_slot(7, 1), ordo_tag_for_slot(7, 2));
+    CU_ASSERT_EQUAL(ordo_tag_index(ordo_tag_for_slot(7, 0xffffffffu)), 7);
 }
 
 typedef struct {
@@ -432,6 +454,7 @@ int main(void)
     ordo_log_set_level(ORDO_LOG_WARN);
     CU_pSuite s = CU_add_suite("engine", NULL, NULL);
     CU_add_test(s, "config: defaults, environment, flags, refusals", test_config_layers);
+    CU_add_test(s, "tags: slot index, generation, refusal", test_tags);
     CU_add_test(s, "recovery rebuilds the live state", test_recovery_matches_live_state);
     CU_add_test(s, "corrupt snapshot falls back to the log", test_corrupt_snapshot_falls_back);
     CU_add_test(s, "snapshot ahead of the log is discarded",
