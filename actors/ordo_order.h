@@ -10,29 +10,12 @@
 #ifndef ORDO_ORDER_H
 #define ORDO_ORDER_H
 
+#include "ordo_limits.h" /* the limits of PROTOCOL.md, with every other */
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-/* ---- limits from PROTOCOL.md ------------------------------------------ */
-#define ORDO_ORDER_ID_MAX 64
-#define ORDO_REQUEST_ID_MAX 128
-#define ORDO_ITEMS_MAX 100
-#define ORDO_ITEM_QTY_MAX 1000
-#define ORDO_PRICE_CENTS_MAX 100000000LL
-#define ORDO_SKU_MAX 128
-#define ORDO_NAME_MAX 128
-#define ORDO_ADDRESS_MAX 512
-#define ORDO_REASON_MAX 256
-#define ORDO_ESTIMATED_MINUTES_MAX 1440
-#define ORDO_META_CLIENT_MAX 16 /* keys a client may send */
-#define ORDO_META_KEY_MAX 64
-#define ORDO_META_VALUE_MAX 256
-#define ORDO_META_MAX (ORDO_META_CLIENT_MAX + 2) /* + command, request_id */
-#define ORDO_HISTORY_LIMIT_MAX 1000
-#define ORDO_READALL_LIMIT_DEFAULT 1000
-#define ORDO_READALL_LIMIT_MAX 10000
-#define ORDO_MAX_VERSION 6 /* Created .. Delivered */
 #define ORDO_SCHEMA_VERSION 1
 
 /* A string view: `len` bytes at `ptr`, not NUL-terminated. */

@@ -8,6 +8,7 @@
 #include "ordo.h"
 #include "ordo_cli.h"
 #include "ordo_json.h"
+#include "ordo_limits.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -19,8 +20,6 @@
 #include <string.h>
 #include <time.h>
 
-#define ITEMS_MAX 100
-#define META_MAX 16
 
 static volatile sig_atomic_t s_stop;
 
@@ -90,9 +89,9 @@ typedef struct {
     int timeout_ms;
     unsigned given; /* O_* seen */
     ordo_client_request_t req;
-    ordo_client_item_t items[ITEMS_MAX];
-    ordo_client_meta_t meta[META_MAX];
-    char *owned[ITEMS_MAX + META_MAX]; /* strings split in place */
+    ordo_client_item_t items[ORDO_ITEMS_MAX];
+    ordo_client_meta_t meta[ORDO_META_CLIENT_MAX];
+    char *owned[ORDO_ITEMS_MAX + ORDO_META_CLIENT_MAX]; /* strings split in place */
     size_t n_owned;
     int64_t from;
     const char *type_prefix;
@@ -656,14 +655,14 @@ static int s_main(int argc, char **argv, s_opts_t *o)
         case O_ACTOR: o->req.actor = arg; break;
         case O_CORRELATION: o->req.correlation_id = arg; break;
         case O_META:
-            if (o->req.n_meta >= META_MAX)
+            if (o->req.n_meta >= ORDO_META_CLIENT_MAX)
                 return ordo_cli_usage_error("at most 16 --meta");
             ok = s_parse_meta(o, arg);
             break;
         case O_USER: ok = s_int(arg, INT64_MIN, INT64_MAX, &o->req.user_id); break;
         case O_RESTAURANT: ok = s_int(arg, INT64_MIN, INT64_MAX, &o->req.restaurant_id); break;
         case O_ITEM:
-            if (o->req.n_items >= ITEMS_MAX)
+            if (o->req.n_items >= ORDO_ITEMS_MAX)
                 return ordo_cli_usage_error("at most 100 --item");
             if (!s_parse_item(o, arg))
                 return ordo_cli_usage_error("--item wants SKU:NAME:QTY:PRICE_CENTS, not \"%s\"", arg);

@@ -1,6 +1,8 @@
 /* Settings parsing and checking (see ordo_config.h). */
 #include "ordo_config.h"
 
+#include "ordo_limits.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,8 +62,9 @@ int ordo_config_set(ordo_config_t *cfg, const char *name, const char *value, cha
     if (!strcmp(name, "pub"))
         return s_copy(cfg->pub, sizeof cfg->pub, name, value, err, err_size);
     if (!strcmp(name, "shards")) {
-        if (s_number(value, 1, 256, &v) != 0) {
-            snprintf(err, err_size, "--shards must be a number from 1 to 256, not \"%s\"", value);
+        if (s_number(value, 1, ORDO_SHARDS_MAX, &v) != 0) {
+            snprintf(err, err_size, "--shards must be a number from 1 to %d, not \"%s\"",
+                     ORDO_SHARDS_MAX, value);
             return -1;
         }
         cfg->shards = (int)v;

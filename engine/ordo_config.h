@@ -10,8 +10,6 @@
 #include <limits.h>
 #include <stdint.h>
 
-#define ORDO_RETAIN_FINISHED_MAX (10ull * 366 * 86400) /* seconds: ten years */
-
 typedef struct {
     char data_dir[PATH_MAX];
     char bind[256];

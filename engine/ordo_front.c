@@ -6,6 +6,7 @@
 #include "ordo_batch.h"
 #include "ordo_clock.h"
 #include "ordo_codec.h"
+#include "ordo_limits.h"
 #include "ordo_log.h"
 #include "ordo_peers.h"
 #include "ordo_registry.h"
@@ -15,11 +16,6 @@
 #include <string.h>
 #include <zmq.h>
 
-#define ENVELOPE_MAX 8                 /* envelope frames kept per request */
-#define ENVELOPE_FRAME_MAX 256         /* bytes in one envelope frame (identities are 5) */
-#define DRAIN_MAX 4096                 /* requests read per round */
-#define INFLIGHT_MAX 16384             /* requests between read and reply */
-#define INFLIGHT_BYTES_MAX (64u << 20) /* their bodies' bytes */
 #define STOP_WAIT_MS 10000             /* how long stopping waits for requests in flight */
 
 typedef struct {
@@ -28,14 +24,14 @@ typedef struct {
     bool big;          /* a large query, admitted by ordo_peers_admit_big */
     ordo_peer_t *peer; /* the connection it came from (held) */
     size_t body_len;
-    zmq_msg_t frames[ENVELOPE_MAX];
+    zmq_msg_t frames[ORDO_ENVELOPE_MAX];
 } s_envelope_t;
 
 struct ordo_front {
     void *router;
     void **shards;
     uint32_t nshards, next_shard;
-    s_envelope_t *slots;  /* owned: INFLIGHT_MAX */
+    s_envelope_t *slots;  /* owned: ORDO_FRONT_INFLIGHT_MAX */
     uint32_t *free_slots; /* owned: stack of free slot indexes */
     uint32_t nfree;
     size_t bytes;          /* bodies in flight */
@@ -58,8 +54,8 @@ ordo_front_t *ordo_front_new(void *router, void **shards, uint32_t nshards)
     f->router = router;
     f->shards = shards;
     f->nshards = nshards;
-    f->slots = calloc(INFLIGHT_MAX, sizeof *f->slots);
-    f->free_slots = malloc(INFLIGHT_MAX * sizeof *f->free_slots);
+    f->slots = calloc(ORDO_FRONT_INFLIGHT_MAX, sizeof *f->slots);
+    f->free_slots = malloc(ORDO_FRONT_INFLIGHT_MAX * sizeof *f->free_slots);
     f->out = calloc(nshards, sizeof *f->out);
     f->stops = calloc(nshards, sizeof *f->stops);
     f->items = calloc(nshards + 1, sizeof *f->items);
@@ -77,9 +73,9 @@ ordo_front_t *ordo_front_new(void *router, void **shards, uint32_t nshards)
         return NULL;
     }
     f->items[nshards] = (zmq_pollitem_t){router, 0, ZMQ_POLLIN, 0};
-    for (uint32_t i = 0; i < INFLIGHT_MAX; i++)
-        f->free_slots[i] = INFLIGHT_MAX - 1 - i;
-    f->nfree = INFLIGHT_MAX;
+    for (uint32_t i = 0; i < ORDO_FRONT_INFLIGHT_MAX; i++)
+        f->free_slots[i] = ORDO_FRONT_INFLIGHT_MAX - 1 - i;
+    f->nfree = ORDO_FRONT_INFLIGHT_MAX;
     return f;
 }
 
@@ -89,7 +85,7 @@ void ordo_front_destroy(ordo_front_t **front)
         return;
     ordo_front_t *f = *front;
     if (f->slots)
-        for (uint32_t i = 0; i < INFLIGHT_MAX; i++)
+        for (uint32_t i = 0; i < ORDO_FRONT_INFLIGHT_MAX; i++)
             for (int k = 0; k < f->slots[i].nframes; k++)
                 zmq_msg_close(&f->slots[i].frames[k]);
     for (uint32_t i = 0; f->out && i < f->nshards; i++)
@@ -108,7 +104,7 @@ void ordo_front_destroy(ordo_front_t **front)
     *front = NULL;
 }
 
-_Static_assert(INFLIGHT_MAX <= (1u << ORDO_TAG_INDEX_BITS), "slot indexes must fit in a tag");
+_Static_assert(ORDO_FRONT_INFLIGHT_MAX <= (1u << ORDO_TAG_INDEX_BITS), "slot indexes must fit in a tag");
 
 /* Sends a reply with the envelope of `tag` and frees the slot. A tag
  * whose slot waits for nothing, or whose generation is not the slot's
@@ -116,7 +112,7 @@ _Static_assert(INFLIGHT_MAX <= (1u << ORDO_TAG_INDEX_BITS), "slot indexes must f
 static void s_send_reply(ordo_front_t *f, uint64_t tag, const void *bytes, size_t len)
 {
     uint32_t index = ordo_tag_index(tag);
-    if (tag > ordo_tag_slot(tag) || index >= INFLIGHT_MAX || f->slots[index].nframes == 0 ||
+    if (tag > ordo_tag_slot(tag) || index >= ORDO_FRONT_INFLIGHT_MAX || f->slots[index].nframes == 0 ||
         f->slots[index].generation != ordo_tag_generation(tag)) {
         ordo_log_error("front", "a reply for no waiting request (slot %u, generation %u) was "
                        "dropped", index, ordo_tag_generation(tag));
@@ -183,7 +179,7 @@ static int s_recv(ordo_front_t *f, uint64_t *tag, zmq_msg_t *body)
     }
     bool dropped = false;
     while (zmq_msg_more(body)) {
-        if (env->nframes < ENVELOPE_MAX && zmq_msg_size(body) <= ENVELOPE_FRAME_MAX) {
+        if (env->nframes < ORDO_ENVELOPE_MAX && zmq_msg_size(body) <= ORDO_ENVELOPE_FRAME_MAX) {
             zmq_msg_init(&env->frames[env->nframes]);
             zmq_msg_move(&env->frames[env->nframes++], body);
         } else {
@@ -202,7 +198,7 @@ static int s_recv(ordo_front_t *f, uint64_t *tag, zmq_msg_t *body)
             ordo_log_warn("front",
                           "dropped a message whose envelope is over %d frames or a frame over "
                           "%d bytes (%llu so far)",
-                          ENVELOPE_MAX, ENVELOPE_FRAME_MAX, (unsigned long long)f->dropped);
+                          ORDO_ENVELOPE_MAX, ORDO_ENVELOPE_FRAME_MAX, (unsigned long long)f->dropped);
         for (int i = 0; i < env->nframes; i++)
             zmq_msg_close(&env->frames[i]);
         env->nframes = 0;
@@ -227,7 +223,7 @@ static int s_read_requests(ordo_front_t *f, bool local)
 {
     int failed = 0, n = 0;
     for (int reads = 0;
-         n < DRAIN_MAX && reads < 4 * DRAIN_MAX && f->nfree > 0 && f->bytes < INFLIGHT_BYTES_MAX;
+         n < ORDO_FRONT_DRAIN_MAX && reads < 4 * ORDO_FRONT_DRAIN_MAX && f->nfree > 0 && f->bytes < ORDO_FRONT_INFLIGHT_BYTES_MAX;
          reads++) {
         uint64_t tag;
         zmq_msg_t body;
@@ -324,13 +320,13 @@ int ordo_front_run(ordo_front_t *f, volatile sig_atomic_t *stop)
             stopping = true;
             deadline = ordo_mono_ns() + STOP_WAIT_MS * 1000000ull;
             ordo_log_info("front", "stopping: %u requests in flight; new ones get unavailable",
-                          INFLIGHT_MAX - f->nfree);
+                          ORDO_FRONT_INFLIGHT_MAX - f->nfree);
         }
         if (stopping && !stop_sent &&
-            (f->nfree == INFLIGHT_MAX || ordo_mono_ns() > deadline || rc < 0)) {
-            if (f->nfree != INFLIGHT_MAX)
+            (f->nfree == ORDO_FRONT_INFLIGHT_MAX || ordo_mono_ns() > deadline || rc < 0)) {
+            if (f->nfree != ORDO_FRONT_INFLIGHT_MAX)
                 ordo_log_warn("front", "stopping with %u requests still in flight",
-                              INFLIGHT_MAX - f->nfree);
+                              ORDO_FRONT_INFLIGHT_MAX - f->nfree);
             for (uint32_t i = 0; i < n; i++) {
                 ordo_batch_send(f->shards[i], f->stops[i]);
                 f->stops[i] = NULL;
@@ -340,7 +336,7 @@ int ordo_front_run(ordo_front_t *f, volatile sig_atomic_t *stop)
         /* Stopping reads nothing new until the shards have stopped (then
          * every earlier request has its reply, and the rest are refused
          * below without overtaking any). */
-        bool can_read = rc == 0 && !stopping && f->nfree > 0 && f->bytes < INFLIGHT_BYTES_MAX;
+        bool can_read = rc == 0 && !stopping && f->nfree > 0 && f->bytes < ORDO_FRONT_INFLIGHT_BYTES_MAX;
         items[n].events = can_read ? ZMQ_POLLIN : 0;
         if (zmq_poll(items, (int)n + 1, stopping ? 50 : 1000) < 0 && zmq_errno() != EINTR) {
             ordo_log_error("front", "poll: %s", zmq_strerror(zmq_errno()));

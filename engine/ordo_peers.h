@@ -15,11 +15,7 @@
 #include <stdint.h>
 #include <zmq.h>
 
-#define ORDO_PEER_BIG_MAX 4                 /* large queries in flight per peer */
-#define ORDO_PEER_BYTES_MAX (64ll << 20)    /* their reply bytes held per peer */
-#define ORDO_PEERS_BIG_MAX 16               /* large queries in flight in all */
-#define ORDO_PEERS_BYTES_MAX (1024ll << 20) /* their reply bytes held in all */
-#define ORDO_PEERS_LARGE_REPLY (64u << 10)  /* replies counted from this size */
+#include "ordo_limits.h" /* ORDO_PEER(S)_*: the bounds below */
 
 typedef struct ordo_peers ordo_peers_t;
 typedef struct ordo_peer ordo_peer_t;

@@ -14,6 +14,7 @@
 #include "ordo_error.h"
 #include "ordo_front.h"
 #include "ordo_indexer.h"
+#include "ordo_limits.h"
 #include "ordo_log.h"
 #include "ordo_shard.h"
 #include "ordo_snapshotter.h"
@@ -31,9 +32,6 @@
 #include <zmq.h>
 
 #define ORDO_SERVER_VERSION "0.2.0"
-#define RCV_HWM 4096               /* requests queued per peer before ZeroMQ pushes back */
-#define SND_HWM 16384              /* replies queued per peer */
-#define MSG_MAX (16 * 1024 * 1024) /* peers sending more are disconnected */
 
 static volatile sig_atomic_t s_stop;
 
@@ -115,12 +113,12 @@ static int s_open_sockets(s_sockets_t *k, const ordo_config_t *cfg, uint32_t n)
     k->pub = zmq_socket(k->ctx, ZMQ_PUB);
     if (!k->router || !k->pub)
         return -1;
-    int64_t maxmsg = MSG_MAX;
+    int64_t maxmsg = ORDO_MSG_MAX;
     /* High-water marks bound what one peer can make us hold. Outbound:
      * room for several rounds of replies (ZeroMQ learns that a peer has
      * read only every half mark), so a client that reads gets every reply;
      * one that never reads loses those past the mark. */
-    int rcv_hwm = RCV_HWM, snd_hwm = SND_HWM, pub_hwm = 1000, linger = 1000;
+    int rcv_hwm = ORDO_RCV_HWM, snd_hwm = ORDO_SND_HWM, pub_hwm = 1000, linger = 1000;
     zmq_setsockopt(k->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     zmq_setsockopt(k->router, ZMQ_RCVHWM, &rcv_hwm, sizeof rcv_hwm);
     zmq_setsockopt(k->router, ZMQ_SNDHWM, &snd_hwm, sizeof snd_hwm);

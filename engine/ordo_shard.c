@@ -10,6 +10,7 @@
 #include "ordo_clock.h"
 #include "ordo_codec.h"
 #include "ordo_error.h"
+#include "ordo_limits.h"
 #include "ordo_log.h"
 
 #include <errno.h>
@@ -19,12 +20,6 @@
 #include <stdio.h>
 #include <zmq.h>
 
-#define EVENTS_MAX 4096              /* events per batch to the writer */
-#define EVENT_BYTES_MAX (16u << 20)  /* bytes per batch to the writer */
-#define SNAPSHOT_CHUNK 512           /* orders packed per turn of the loop */
-#define REPLY_BYTES_MAX (256u << 10) /* a reply batch leaves once this big */
-#define EVICT_MAX 4096               /* finished orders leaving memory per index transaction */
-#define EVICT_EVERY_MS 100           /* and at most one such transaction per this long */
 
 /* A finished order in memory, and when it leaves. */
 typedef struct {
@@ -156,7 +151,7 @@ static void s_reply(ordo_shard_t *s, uint64_t tag)
         s->out_replies->count++;
     else
         ordo_log_error("shard", "out of memory queueing a reply; the client will time out");
-    if (s->out_replies && s->out_replies->buf.size >= REPLY_BYTES_MAX)
+    if (s->out_replies && s->out_replies->buf.size >= ORDO_SHARD_REPLY_BYTES_MAX)
         s_send_replies(s); /* large replies (ReadAll) leave at once, not a batch's worth */
 }
 
@@ -182,7 +177,7 @@ static int s_queue_event(ordo_shard_t *s, uint64_t tag, const ordo_request_t *re
                          ordo_order_t *order, const ordo_event_t *ev)
 {
     ordo_batch_t *b = s->out_events;
-    if (b && (b->count >= EVENTS_MAX || b->buf.size >= EVENT_BYTES_MAX)) {
+    if (b && (b->count >= ORDO_SHARD_EVENTS_MAX || b->buf.size >= ORDO_SHARD_EVENT_BYTES_MAX)) {
         s_send_events(s);
         b = NULL;
     }
@@ -303,8 +298,8 @@ static long s_evict_wait_ms(const ordo_shard_t *s)
     int64_t due = s->leaving[s->leave_head].due_us, now = ordo_now_us();
     int64_t wait_ms = due > now ? (due - now + 999) / 1000 : 0;
     int64_t since_ms = (int64_t)((ordo_mono_ns() - s->last_evict_ns) / 1000000);
-    if (since_ms < EVICT_EVERY_MS && wait_ms < EVICT_EVERY_MS - since_ms)
-        wait_ms = EVICT_EVERY_MS - since_ms;
+    if (since_ms < ORDO_EVICT_EVERY_MS && wait_ms < ORDO_EVICT_EVERY_MS - since_ms)
+        wait_ms = ORDO_EVICT_EVERY_MS - since_ms;
     return (long)wait_ms;
 }
 
@@ -318,7 +313,7 @@ static void s_evict(ordo_shard_t *s)
     int64_t now = ordo_now_us();
     ordo_batch_t *b = NULL;
     size_t n = 0;
-    while (n < s->leave_count && n < EVICT_MAX) {
+    while (n < s->leave_count && n < ORDO_EVICT_MAX) {
         const s_leaving_t *l = &s->leaving[(s->leave_head + n) % s->leave_cap];
         if (l->due_us > now)
             break;
@@ -905,7 +900,7 @@ static void s_snapshot_step(ordo_shard_t *s, bool all)
     b->first_position = s->snap_position;
     if (s->snap_failed)
         b->error = ORDO_ERR_NOMEM; /* a snapshot without this shard's orders must not be used */
-    size_t end = all ? s->snap_count : s->snap_next + SNAPSHOT_CHUNK;
+    size_t end = all ? s->snap_count : s->snap_next + ORDO_SNAPSHOT_CHUNK;
     if (end > s->snap_count)
         end = s->snap_count;
     for (; s->snap_next < end; s->snap_next++) {

@@ -9,6 +9,8 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "ordo_limits.h" /* ORDO_SHARDS_MAX */
+
 typedef struct {
     _Atomic uint64_t requests, commands, queries, errors, duplicates, deferred;
     _Atomic uint64_t orders;  /* gauge: orders the shard holds in memory */
@@ -17,7 +19,6 @@ typedef struct {
     _Atomic uint64_t evicted; /* finished orders that left memory */
 } ordo_shard_stats_t;
 
-#define ORDO_SHARDS_MAX 256 /* as ordo_config allows */
 
 typedef struct {
     uint32_t shards;

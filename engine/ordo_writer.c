@@ -9,6 +9,7 @@
 #include "ordo_clock.h"
 #include "ordo_codec.h"
 #include "ordo_error.h"
+#include "ordo_limits.h"
 #include "ordo_log.h"
 #include "ordo_order.h"
 #include "ordo_uuid.h"
@@ -21,8 +22,6 @@
 #include <stdio.h>
 #include <zmq.h>
 
-#define FRAME_EVENTS_MAX 16384                       /* events per frame */
-#define FRAME_BYTES_MAX (ORDO_WAL_FRAME_RAW_MAX / 2) /* record bytes per frame */
 
 typedef struct {
     const char *topic;
@@ -291,7 +290,7 @@ void *ordo_writer_run(void *arg)
         /* Take what waits, shard by shard, up to a frame's worth. */
         size_t events = 0, bytes = 0;
         bool more = true;
-        while (more && events < FRAME_EVENTS_MAX && bytes < FRAME_BYTES_MAX) {
+        while (more && events < ORDO_FRAME_EVENTS_MAX && bytes < ORDO_FRAME_BYTES_MAX) {
             more = false;
             for (uint32_t i = 0; i < n; i++) {
                 if (w->shard_stopped[i])

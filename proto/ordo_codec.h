@@ -22,8 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define ORDO_BODY_MAX (1024 * 1024) /* largest request body accepted */
-#define ORDO_NESTING_MAX 16         /* deepest container nesting accepted */
+#include "ordo_limits.h" /* ORDO_BODY_MAX, ORDO_NESTING_MAX */
 
 /* ---- requests ---------------------------------------------------------- */
 

@@ -13,8 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Largest record accepted by the writer and the reader: 16 MiB. */
-#define ORDO_SNAPSHOT_RECORD_MAX (16u * 1024 * 1024)
+#include "ordo_limits.h" /* ORDO_SNAPSHOT_RECORD_MAX: the largest record accepted */
 
 typedef struct ordo_snapshot_writer ordo_snapshot_writer_t;
 typedef struct ordo_snapshot ordo_snapshot_t;

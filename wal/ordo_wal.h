@@ -15,11 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Largest raw body (varint lengths + record bytes) of one frame. */
-#define ORDO_WAL_FRAME_RAW_MAX (64u * 1024 * 1024)
-#define ORDO_WAL_SEGMENT_DEFAULT (64ull * 1024 * 1024)
-#define ORDO_WAL_SEGMENT_MIN 65536ull
-#define ORDO_WAL_SEGMENT_MAX (1ull << 40)
+#include "ordo_limits.h" /* frame and segment sizes */
 
 typedef struct ordo_wal ordo_wal_t;
 typedef struct ordo_wal_reader ordo_wal_reader_t;
