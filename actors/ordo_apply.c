@@ -1,9 +1,10 @@
 /* apply(): an order's state as its events add up, plus clear/copy/lookup.
  * The order owns every string it keeps: one `arena` block holds the items
  * array, their sku/name bytes and the delivery address; `arena2` the cancel
- * reason; each request id has its own block. apply() allocates everything
- * before it changes anything, so a refused or failed apply leaves the order
- * exactly as it was. */
+ * reason; each request id has its own block. apply() is two steps:
+ * prepare checks the event and allocates everything, commit changes the
+ * order and cannot fail; so a refused or failed apply leaves the order
+ * exactly as it was, and the engine prepares before it writes an event. */
 #include "ordo_order.h"
 
 #include "ordo_hash.h"
@@ -149,27 +150,41 @@ static bool s_follows(const ordo_order_t *order, const ordo_event_t *event)
            memcmp(event->order_id.ptr, order->order_id, order->order_id_len) == 0;
 }
 
-int ordo_apply(ordo_order_t *order, const ordo_event_t *event)
+int ordo_apply_prepare(const ordo_order_t *order, const ordo_event_t *event, ordo_apply_prep_t *p)
 {
+    memset(p, 0, sizeof *p);
     if (!s_follows(order, event))
         return -1;
     const ordo_data_t *d = &event->data;
-
-    /* Allocate first: nothing changes unless everything is in hand. */
-    char *arena = NULL, *reason = NULL, *rid = NULL;
-    ordo_item_t *items = NULL;
-    ordo_str_t address = {NULL, 0};
     if (event->type == ORDO_EVT_ORDER_CREATED &&
-        s_arena_build(d->items, d->n_items, d->delivery_address, &arena, &items, &address) != 0)
+        s_arena_build(d->items, d->n_items, d->delivery_address, &p->arena, &p->items,
+                      &p->address) != 0)
         goto fail;
     if (event->type == ORDO_EVT_ORDER_CANCELLED && d->reason.len) {
-        if (!(reason = s_dup(d->reason.ptr, d->reason.len)))
+        if (!(p->reason = s_dup(d->reason.ptr, d->reason.len)))
             goto fail;
     }
     ordo_str_t id = s_event_request_id(event);
-    if (id.len && !(rid = s_dup(id.ptr, id.len)))
+    if (id.len && !(p->rid = s_dup(id.ptr, id.len)))
         goto fail;
+    p->rid_len = p->rid ? id.len : 0;
+    return 0;
+fail:
+    ordo_apply_prep_free(p);
+    return -1;
+}
 
+void ordo_apply_prep_free(ordo_apply_prep_t *p)
+{
+    free(p->arena);
+    free(p->reason);
+    free(p->rid);
+    memset(p, 0, sizeof *p);
+}
+
+void ordo_apply_commit(ordo_order_t *order, const ordo_event_t *event, ordo_apply_prep_t *p)
+{
+    const ordo_data_t *d = &event->data;
     switch (event->type) {
     case ORDO_EVT_ORDER_CREATED: {
         memcpy(order->order_id, event->order_id.ptr, event->order_id.len);
@@ -181,9 +196,9 @@ int ordo_apply(ordo_order_t *order, const ordo_event_t *event)
             total += d->items[i].qty * d->items[i].price_cents;
         order->total_cents = (d->present & ORDO_F_TOTAL_CENTS) ? d->total_cents : total;
         order->n_items = d->n_items;
-        order->items = items;
-        order->delivery_address = address;
-        order->arena = arena;
+        order->items = p->items;
+        order->delivery_address = p->address;
+        order->arena = p->arena;
         order->created_at_us = event->timestamp_us;
         break;
     }
@@ -200,22 +215,30 @@ int ordo_apply(ordo_order_t *order, const ordo_event_t *event)
         }
         break;
     case ORDO_EVT_ORDER_CANCELLED:
-        order->arena2 = reason;
-        order->cancel_reason = (ordo_str_t){reason, reason ? d->reason.len : 0};
+        order->arena2 = p->reason;
+        order->cancel_reason = (ordo_str_t){p->reason, p->reason ? d->reason.len : 0};
         break;
     default: break;
     }
-    order->request_ids[event->version - 1] = (ordo_str_t){rid, rid ? id.len : 0};
+    order->request_ids[event->version - 1] = (ordo_str_t){p->rid, p->rid_len};
     order->request_hashes[event->version - 1] =
         ordo_request_id_hash(order->request_ids[event->version - 1]);
     order->positions[event->version - 1] = event->position;
     order->status = ordo_status_after(event->type);
     order->version = (uint8_t)event->version;
     order->updated_at_us = event->timestamp_us;
+    if (event->type != ORDO_EVT_ORDER_CREATED)
+        free(p->arena); /* (none was made) */
+    if (event->type != ORDO_EVT_ORDER_CANCELLED)
+        free(p->reason);
+    memset(p, 0, sizeof *p); /* the order owns what it took */
+}
+
+int ordo_apply(ordo_order_t *order, const ordo_event_t *event)
+{
+    ordo_apply_prep_t p;
+    if (ordo_apply_prepare(order, event, &p) != 0)
+        return -1;
+    ordo_apply_commit(order, event, &p);
     return 0;
-fail:
-    free(arena);
-    free(reason);
-    free(rid);
-    return -1;
 }

@@ -293,6 +293,24 @@ ordo_decision_t ordo_decide(const ordo_order_t *order, const ordo_request_t *cmd
  * unchanged then. */
 int ordo_apply(ordo_order_t *order, const ordo_event_t *event);
 
+/* Apply in two steps, so that applying an event once it is durable cannot
+ * fail: prepare checks that the event follows the order and allocates
+ * every copy the order will keep (0, or -1 if it does not follow or
+ * memory ran out; nothing is held then); commit then changes the order
+ * and cannot fail. Between the two, the order must not change, and commit
+ * must get the same event (its position and timestamp may have been set
+ * since). ordo_apply_prep_free releases a preparation never committed. */
+typedef struct {
+    char *arena, *reason, *rid;
+    ordo_item_t *items;    /* into arena */
+    ordo_str_t address;    /* into arena */
+    uint32_t rid_len;
+} ordo_apply_prep_t;
+
+int ordo_apply_prepare(const ordo_order_t *order, const ordo_event_t *event, ordo_apply_prep_t *p);
+void ordo_apply_commit(ordo_order_t *order, const ordo_event_t *event, ordo_apply_prep_t *p);
+void ordo_apply_prep_free(ordo_apply_prep_t *p);
+
 /* The hash kept beside each accepted request id (see request_hashes). */
 uint32_t ordo_request_id_hash(ordo_str_t request_id);
 

@@ -11,6 +11,8 @@
 #ifndef ORDO_BATCH_H
 #define ORDO_BATCH_H
 
+#include "ordo_order.h"
+
 #include <msgpack.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -89,6 +91,7 @@ typedef struct {
 typedef struct {
     uint64_t tag;
     void *order; /* the shard's own handle on the order (the writer leaves it alone) */
+    ordo_apply_prep_t prep; /* the shard's: what applying it needs, allocated before the write */
     uint32_t version;
     uint32_t type; /* ordo_event_type_t */
     uint32_t rec_len, mid_len, rest_len;

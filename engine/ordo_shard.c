@@ -35,6 +35,7 @@ struct ordo_shard {
     ordo_engine_stats_t *stats;       /* borrowed */
     ordo_shard_stats_t *my;           /* stats->shard[index] */
     int failed;                       /* the log error that stopped commands, or 0 */
+    bool fatal;                       /* a durable event could not be applied: answer nothing */
     bool stopped;
     ordo_batch_t *out_events;  /* to the writer, being filled */
     ordo_batch_t *out_replies; /* to the front end, being filled */
@@ -174,7 +175,7 @@ static void s_unavailable(ordo_shard_t *s, uint64_t tag, ordo_str_t rid, const c
  * (its timestamp stamped later by the writer) and the wire form's two
  * parts that the writer joins around position, event id and timestamp. */
 static int s_queue_event(ordo_shard_t *s, uint64_t tag, const ordo_request_t *req,
-                         ordo_order_t *order, const ordo_event_t *ev)
+                         ordo_order_t *order, const ordo_event_t *ev, const ordo_apply_prep_t *prep)
 {
     ordo_batch_t *b = s->out_events;
     if (b && (b->count >= ORDO_SHARD_EVENTS_MAX || b->buf.size >= ORDO_SHARD_EVENT_BYTES_MAX)) {
@@ -189,6 +190,7 @@ static int s_queue_event(ordo_shard_t *s, uint64_t tag, const ordo_request_t *re
     size_t at = b->buf.size;
     ordo_event_entry_t h = {.tag = tag,
                             .order = order,
+                            .prep = *prep,
                             .version = ev->version,
                             .type = (uint32_t)ev->type,
                             .order_id_len = (uint8_t)ev->order_id.len,
@@ -502,7 +504,13 @@ static void s_command(ordo_shard_t *s, const ordo_request_t *req, uint64_t tag, 
     ordo_decision_t d = ordo_decide(order, req, s->ev, &dup, &err);
     if (d == ORDO_DECIDE_EVENT) {
         s->ev->timestamp_us = 0; /* the writer stamps it */
-        if (s_queue_event(s, tag, req, order, s->ev) != 0) {
+        /* Everything applying it will need, allocated before it is written:
+         * once durable, applying it cannot fail. */
+        ordo_apply_prep_t prep;
+        bool prepared = ordo_apply_prepare(order, s->ev, &prep) == 0;
+        if (!prepared || s_queue_event(s, tag, req, order, s->ev, &prep) != 0) {
+            if (prepared)
+                ordo_apply_prep_free(&prep);
             if (order->status == ORDO_STATUS_NONE)
                 ordo_registry_remove(s->reg, req->order_id);
             s_unavailable(s, tag, req->request_id, "out of memory");
@@ -768,6 +776,12 @@ static void s_request(ordo_shard_t *s, uint64_t full_tag, const void *body, size
         s_refuse(s, tag, req->request_id);
         return;
     }
+    if (s->fatal) {
+        s_unavailable(s, tag, req->request_id,
+                      "this shard stopped after it could not apply a durable event; the "
+                      "engine must be restarted");
+        return;
+    }
     if (ordo_request_is_command(req->type)) {
         s_command(s, req, tag, o, hash);
         return;
@@ -807,6 +821,20 @@ static void s_run_deferred(ordo_shard_t *s)
 
 /* ---- the writer's answers ---------------------------------------------- */
 
+/* A durable event could not be applied: the order would answer from
+ * before its log. Every request on this shard gets unavailable from now
+ * on; a restart rebuilds the state from the log. */
+static void s_fatal(ordo_shard_t *s, uint64_t pos, ordo_str_t id)
+{
+    if (!s->fatal)
+        ordo_log_error("shard",
+                       "shard %u: the durable event at position %llu (order %.*s) could not be "
+                       "applied; this shard answers unavailable from now on: restart the engine "
+                       "to rebuild its state from the log",
+                       s->index, (unsigned long long)pos, (int)id.len, id.ptr);
+    s->fatal = true;
+}
+
 /* The writer returned a batch of this shard's events: durable (apply them)
  * or failed (forget them; from now on commands get `unavailable`). Either
  * way its replies, built by the writer, go to the front end after every
@@ -821,17 +849,22 @@ static void s_events_back(ordo_shard_t *s, ordo_batch_t *b)
         ordo_order_t *o = v.head.order; /* busy until now, so still in the registry */
         o->busy = false;
         if (b->error == 0) {
-            if (ordo_event_decode_record(v.rec, v.head.rec_len, pos, s->ev) != 0 ||
-                ordo_apply(o, s->ev) != 0)
-                ordo_log_error("shard",
-                               "durable event at position %llu (order %.*s) could "
-                               "not be applied; restart the engine to rebuild state",
-                               (unsigned long long)pos, (int)id.len, id.ptr);
-            else if (s->order_index && ordo_status_is_final(o->status))
-                s_leave_push(s, o, o->updated_at_us + s->retain_us);
+            /* Our own record, encoded moments ago: it decodes. Were it not
+             * to, the order would fall behind its log, so the shard stops
+             * for good (as LMDB does on MDB_FATAL_ERROR). */
+            if (ordo_event_decode_record(v.rec, v.head.rec_len, pos, s->ev) != 0) {
+                ordo_apply_prep_free(&v.head.prep);
+                s_fatal(s, pos, id);
+            } else {
+                ordo_apply_commit(o, s->ev, &v.head.prep);
+                if (s->order_index && ordo_status_is_final(o->status))
+                    s_leave_push(s, o, o->updated_at_us + s->retain_us);
+            }
             pos++;
-        } else if (o->status == ORDO_STATUS_NONE) {
-            ordo_registry_remove(s->reg, id); /* its create never reached the log */
+        } else {
+            ordo_apply_prep_free(&v.head.prep);
+            if (o->status == ORDO_STATUS_NONE)
+                ordo_registry_remove(s->reg, id); /* its create never reached the log */
         }
     }
     if (b->error != 0 && b->for_good && !s->failed) { /* the log failed for good */

@@ -939,6 +939,60 @@ static void test_apply_rejects(void)
     ordo_order_clear(&o);
 }
 
+/* Prepare, then commit with the event's position and timestamp set since
+ * (as the engine does around the write): the same order as apply() gives;
+ * a preparation for an event that does not follow holds nothing, and one
+ * dropped (the write failed) leaves the order as it was. */
+static void test_apply_prepare_commit(void)
+{
+    static const ordo_request_type_t path[] = {ORDO_REQ_CREATE_ORDER, ORDO_REQ_CONFIRM_ORDER,
+                                               ORDO_REQ_START_PREPARING, ORDO_REQ_CANCEL_ORDER};
+    ordo_order_t a = {0}, b = {0};
+    for (size_t i = 0; i < sizeof path / sizeof *path; i++) {
+        ordo_request_t req;
+        ordo_event_t ev;
+        ordo_error_t err;
+        uint32_t dup;
+        s_cmd(&req, path[i]);
+        static const char *const rids[] = {"r0", "rid-1", "rid-22-longer", "rid-333"};
+        req.request_id = s_cstr(rids[i]);
+        CU_ASSERT_TRUE_FATAL(ordo_request_check(&req, &err));
+        CU_ASSERT_EQUAL_FATAL(ordo_decide(&b, &req, &ev, &dup, &err), ORDO_DECIDE_EVENT);
+        ordo_apply_prep_t prep, dropped;
+        CU_ASSERT_EQUAL_FATAL(ordo_apply_prepare(&b, &ev, &prep), 0);
+        CU_ASSERT_EQUAL_FATAL(ordo_apply_prepare(&b, &ev, &dropped), 0);
+        ordo_apply_prep_free(&dropped); /* a write that failed: nothing changes */
+        CU_ASSERT_PTR_NULL(dropped.rid);
+        ev.position = 100 + i; /* then the writer stamps it */
+        ev.timestamp_us = 1000 + (int64_t)i;
+        ordo_apply_commit(&b, &ev, &prep);
+        CU_ASSERT_PTR_NULL(prep.arena); /* the order owns it all now */
+        CU_ASSERT_PTR_NULL(prep.rid);
+        CU_ASSERT_EQUAL_FATAL(ordo_apply(&a, &ev), 0);
+        /* the same order, its own copies apart */
+        CU_ASSERT_EQUAL(a.version, b.version);
+        CU_ASSERT_EQUAL(a.status, b.status);
+        CU_ASSERT_EQUAL(a.positions[i], b.positions[i]);
+        CU_ASSERT_EQUAL(a.updated_at_us, b.updated_at_us);
+        CU_ASSERT_EQUAL(a.n_items, b.n_items);
+        CU_ASSERT_EQUAL(a.total_cents, b.total_cents);
+        CU_ASSERT_EQUAL(a.estimated_minutes, b.estimated_minutes);
+        CU_ASSERT_EQUAL(a.cancel_reason.len, b.cancel_reason.len);
+        CU_ASSERT_EQUAL(a.delivery_address.len, b.delivery_address.len);
+        CU_ASSERT_EQUAL(ordo_order_find_request(&b, req.request_id), i + 1);
+        /* an event that does not follow any more: nothing held */
+        ordo_apply_prep_t late;
+        CU_ASSERT_EQUAL(ordo_apply_prepare(&b, &ev, &late), -1);
+        CU_ASSERT_PTR_NULL(late.arena);
+        CU_ASSERT_PTR_NULL(late.rid);
+    }
+    CU_ASSERT_EQUAL(b.status, ORDO_STATUS_CANCELLED);
+    CU_ASSERT_EQUAL(memcmp(b.items[1].name.ptr, "Cola", 4), 0);
+    CU_ASSERT_EQUAL(memcmp(b.cancel_reason.ptr, "changed my mind", 15), 0);
+    ordo_order_clear(&a);
+    ordo_order_clear(&b);
+}
+
 static void test_lifecycle_and_clear(void)
 {
     /* Strings live in a buffer we overwrite after applying: the order must
@@ -1145,6 +1199,7 @@ int main(void)
     CU_add_test(s, "expected version", test_expected_version);
     CU_add_test(s, "rule order", test_rule_order);
     CU_add_test(s, "idempotency", test_idempotency);
+    CU_add_test(s, "apply in two steps: prepare, then commit", test_apply_prepare_commit);
     CU_add_test(s, "limits: ids and versions", test_limits_ids);
     CU_add_test(s, "limits: CreateOrder", test_limits_create);
     CU_add_test(s, "limits: other commands", test_limits_other_commands);
