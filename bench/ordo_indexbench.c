@@ -57,6 +57,17 @@ static long long s_dir_bytes(const char *dir)
     return n;
 }
 
+/* The lookups' percentiles into r; frees both histograms. */
+static void s_lookups_done(s_result_t *r, ordo_histogram_t **hit, ordo_histogram_t **miss)
+{
+    r->get_p50_ns = ordo_histogram_percentile(*hit, 50);
+    r->get_p99_ns = ordo_histogram_percentile(*hit, 99);
+    r->miss_p50_ns = ordo_histogram_percentile(*miss, 50);
+    r->miss_p99_ns = ordo_histogram_percentile(*miss, 99);
+    ordo_histogram_destroy(hit);
+    ordo_histogram_destroy(miss);
+}
+
 static int s_lmdb(const char *dir, uint64_t n, uint64_t batch, uint64_t lookups, bool uuid,
                   s_result_t *r)
 {
@@ -93,12 +104,7 @@ static int s_lmdb(const char *dir, uint64_t n, uint64_t batch, uint64_t lookups,
             return -1;
         ordo_histogram_record(miss, ordo_mono_ns() - a);
     }
-    r->get_p50_ns = ordo_histogram_percentile(hit, 50);
-    r->get_p99_ns = ordo_histogram_percentile(hit, 99);
-    r->miss_p50_ns = ordo_histogram_percentile(miss, 50);
-    r->miss_p99_ns = ordo_histogram_percentile(miss, 99);
-    ordo_histogram_destroy(&hit);
-    ordo_histogram_destroy(&miss);
+    s_lookups_done(r, &hit, &miss);
     free(list);
     free(orders);
     free(hashes);
@@ -167,12 +173,7 @@ static int s_sqlite(const char *dir, uint64_t n, uint64_t batch, uint64_t lookup
             ordo_histogram_record(pass == 0 ? hit : miss, ordo_mono_ns() - a);
         }
     }
-    r->get_p50_ns = ordo_histogram_percentile(hit, 50);
-    r->get_p99_ns = ordo_histogram_percentile(hit, 99);
-    r->miss_p50_ns = ordo_histogram_percentile(miss, 50);
-    r->miss_p99_ns = ordo_histogram_percentile(miss, 99);
-    ordo_histogram_destroy(&hit);
-    ordo_histogram_destroy(&miss);
+    s_lookups_done(r, &hit, &miss);
     ordo_bloom_free(&filter);
     sqlite3_finalize(put);
     sqlite3_finalize(get);
