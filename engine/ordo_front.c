@@ -29,8 +29,10 @@ typedef struct {
 
 struct ordo_front {
     void *router;
-    void **shards;
-    uint32_t nshards, next_shard;
+    void **pipes;       /* owned array of borrowed sockets: the shards', then the reader's */
+    uint32_t nshards;   /* shards: pipes[0 .. nshards-1] */
+    uint32_t npipes;    /* nshards, + 1 with a reader (pipes[nshards]) */
+    uint32_t next_shard;
     s_envelope_t *slots;  /* owned: ORDO_FRONT_INFLIGHT_MAX */
     uint32_t *free_slots; /* owned: stack of free slot indexes */
     uint32_t nfree;
@@ -46,33 +48,42 @@ struct ordo_front {
     msgpack_packer pk;
 };
 
-ordo_front_t *ordo_front_new(void *router, void **shards, uint32_t nshards)
+ordo_front_t *ordo_front_new(void *router, void **shards, uint32_t nshards, void *reader)
 {
     ordo_front_t *f = calloc(1, sizeof *f);
     if (!f)
         return NULL;
     f->router = router;
-    f->shards = shards;
     f->nshards = nshards;
+    f->npipes = nshards + (reader != NULL);
+    if (!(f->pipes = calloc(f->npipes, sizeof *f->pipes))) {
+        free(f);
+        return NULL;
+    }
+    for (uint32_t i = 0; i < nshards; i++)
+        f->pipes[i] = shards[i];
+    if (reader)
+        f->pipes[nshards] = reader;
+    uint32_t np = f->npipes;
     f->slots = calloc(ORDO_FRONT_INFLIGHT_MAX, sizeof *f->slots);
     f->free_slots = malloc(ORDO_FRONT_INFLIGHT_MAX * sizeof *f->free_slots);
-    f->out = calloc(nshards, sizeof *f->out);
-    f->stops = calloc(nshards, sizeof *f->stops);
-    f->items = calloc(nshards + 1, sizeof *f->items);
+    f->out = calloc(np, sizeof *f->out);
+    f->stops = calloc(np, sizeof *f->stops);
+    f->items = calloc(np + 1, sizeof *f->items);
     f->req = malloc(sizeof *f->req);
     f->peers = ordo_peers_new();
     msgpack_sbuffer_init(&f->buf);
     msgpack_packer_init(&f->pk, &f->buf, msgpack_sbuffer_write);
     bool ok = f->slots && f->free_slots && f->out && f->stops && f->items && f->req && f->peers;
-    for (uint32_t i = 0; ok && i < nshards; i++) {
+    for (uint32_t i = 0; ok && i < np; i++) {
         ok = (f->stops[i] = ordo_batch_new(ORDO_BATCH_STOP, i)) != NULL;
-        f->items[i] = (zmq_pollitem_t){shards[i], 0, ZMQ_POLLIN, 0};
+        f->items[i] = (zmq_pollitem_t){f->pipes[i], 0, ZMQ_POLLIN, 0};
     }
     if (!ok) {
         ordo_front_destroy(&f);
         return NULL;
     }
-    f->items[nshards] = (zmq_pollitem_t){router, 0, ZMQ_POLLIN, 0};
+    f->items[np] = (zmq_pollitem_t){router, 0, ZMQ_POLLIN, 0};
     for (uint32_t i = 0; i < ORDO_FRONT_INFLIGHT_MAX; i++)
         f->free_slots[i] = ORDO_FRONT_INFLIGHT_MAX - 1 - i;
     f->nfree = ORDO_FRONT_INFLIGHT_MAX;
@@ -88,10 +99,11 @@ void ordo_front_destroy(ordo_front_t **front)
         for (uint32_t i = 0; i < ORDO_FRONT_INFLIGHT_MAX; i++)
             for (int k = 0; k < f->slots[i].nframes; k++)
                 zmq_msg_close(&f->slots[i].frames[k]);
-    for (uint32_t i = 0; f->out && i < f->nshards; i++)
+    for (uint32_t i = 0; f->out && i < f->npipes; i++)
         ordo_batch_free(&f->out[i]);
-    for (uint32_t i = 0; f->stops && i < f->nshards; i++)
+    for (uint32_t i = 0; f->stops && i < f->npipes; i++)
         ordo_batch_free(&f->stops[i]);
+    free(f->pipes);
     free(f->stops);
     free(f->items);
     ordo_peers_destroy(&f->peers);
@@ -248,6 +260,8 @@ static int s_read_requests(ordo_front_t *f, bool local)
                 peek.has_order_id
                     ? (uint32_t)ordo_shard_of(
                           ordo_order_id_hash(peek.order_id.ptr, peek.order_id.len), f->nshards)
+                : peek.type == ORDO_REQ_READ_ALL && f->npipes > f->nshards
+                    ? f->nshards /* the reader: pages never hold up a shard */
                     : f->next_shard++ % f->nshards;
             /* ReadAll pages beyond 100 events (the default is 1,000, the
              * most 10,000) count as large; smaller ones only need their
@@ -275,9 +289,9 @@ static int s_read_requests(ordo_front_t *f, bool local)
         }
         zmq_msg_close(&body);
     }
-    for (uint32_t i = 0; i < f->nshards; i++) {
+    for (uint32_t i = 0; i < f->npipes; i++) {
         if (f->out[i] && f->out[i]->count > 0) {
-            ordo_batch_send(f->shards[i], f->out[i]);
+            ordo_batch_send(f->pipes[i], f->out[i]);
             f->out[i] = NULL;
         }
     }
@@ -289,9 +303,9 @@ static int s_read_requests(ordo_front_t *f, bool local)
 static uint32_t s_read_replies(ordo_front_t *f)
 {
     uint32_t stops = 0;
-    for (uint32_t i = 0; i < f->nshards; i++) {
+    for (uint32_t i = 0; i < f->npipes; i++) {
         ordo_batch_t *b;
-        while ((b = ordo_batch_recv(f->shards[i], ZMQ_DONTWAIT)) != NULL) {
+        while ((b = ordo_batch_recv(f->pipes[i], ZMQ_DONTWAIT)) != NULL) {
             if (b->kind == ORDO_BATCH_STOP) {
                 stops++;
             } else {
@@ -310,7 +324,7 @@ static uint32_t s_read_replies(ordo_front_t *f)
 
 int ordo_front_run(ordo_front_t *f, volatile sig_atomic_t *stop)
 {
-    uint32_t n = f->nshards, stops = 0;
+    uint32_t n = f->npipes, stops = 0;
     zmq_pollitem_t *items = f->items;
     bool stopping = false, stop_sent = false;
     uint64_t deadline = 0;
@@ -328,7 +342,7 @@ int ordo_front_run(ordo_front_t *f, volatile sig_atomic_t *stop)
                 ordo_log_warn("front", "stopping with %u requests still in flight",
                               ORDO_FRONT_INFLIGHT_MAX - f->nfree);
             for (uint32_t i = 0; i < n; i++) {
-                ordo_batch_send(f->shards[i], f->stops[i]);
+                ordo_batch_send(f->pipes[i], f->stops[i]);
                 f->stops[i] = NULL;
             }
             stop_sent = true;

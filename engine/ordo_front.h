@@ -1,8 +1,8 @@
 /* The engine's front end, run on the main thread: it owns the ROUTER
  * socket. It reads requests, keeps each one's envelope under a tag, and
  * sends the body to the shard that owns its order (by the hash of its
- * `order_id`; requests without one, such as ReadAll or Stats, go round the
- * shards), one batch per shard per round. Replies come back from the
+ * `order_id`; ReadAll to the reader thread; the others without an order,
+ * such as Stats, round the shards), one batch per shard per round. Replies come back from the
  * shards as tagged batches and leave with their envelopes. It bounds the
  * work in flight (requests and bytes): when full it stops reading, and
  * clients wait (ZeroMQ's own queues then push back on them). */
@@ -14,12 +14,14 @@
 
 typedef struct ordo_front ordo_front_t;
 
-/* Borrows the ROUTER and the shards' PAIR sockets. NULL if out of memory. */
-ordo_front_t *ordo_front_new(void *router, void **shards, uint32_t nshards);
+/* Borrows the ROUTER, the shards' PAIR sockets and the reader's (NULL:
+ * none; ReadAll then goes round the shards). NULL if out of memory. */
+ordo_front_t *ordo_front_new(void *router, void **shards, uint32_t nshards, void *reader);
 
 /* Serves until *stop is set; then answers what it reads with
  * `unavailable`, waits (bounded) for the requests in flight, and stops
- * the shards (a STOP through each shard and the writer and back). 0, or
+ * the shards (a STOP through each shard and the writer and back) and the
+ * reader. 0, or
  * -1 if the ROUTER failed. */
 int ordo_front_run(ordo_front_t *front, volatile sig_atomic_t *stop);
 

@@ -16,6 +16,7 @@
 #include "ordo_indexer.h"
 #include "ordo_limits.h"
 #include "ordo_log.h"
+#include "ordo_reader.h"
 #include "ordo_shard.h"
 #include "ordo_snapshotter.h"
 #include "ordo_state.h"
@@ -90,6 +91,7 @@ typedef struct {
     void **writer_side, **shard_writer; /* writer <-> shard i */
     void **shard_snap;                  /* shard i -> snapshotter */
     void **index_side, **shard_index;   /* indexer <-> shard i */
+    void *front_reader, *reader_side;   /* front end <-> reader */
     void *snap_in, *snap_done, *writer_done;
 } s_sockets_t;
 
@@ -134,6 +136,9 @@ static int s_open_sockets(s_sockets_t *k, const ordo_config_t *cfg, uint32_t n)
         return -1;
     }
     char name[64];
+    if (!(k->front_reader = s_inproc(k->ctx, ZMQ_PAIR, "inproc://ordo-reader", true)) ||
+        !(k->reader_side = s_inproc(k->ctx, ZMQ_PAIR, "inproc://ordo-reader", false)))
+        return -1;
     if (!(k->snap_in = s_inproc(k->ctx, ZMQ_PULL, "inproc://ordo-snapshots", true)) ||
         !(k->snap_done = s_inproc(k->ctx, ZMQ_PAIR, "inproc://ordo-snapshot-done", true)) ||
         !(k->writer_done = s_inproc(k->ctx, ZMQ_PAIR, "inproc://ordo-snapshot-done", false)))
@@ -173,7 +178,8 @@ static void s_close_sockets(s_sockets_t *k)
     s_close_all(k->shard_snap, k->n);
     s_close_all(k->index_side, k->n);
     s_close_all(k->shard_index, k->n);
-    void *single[] = {k->router, k->pub, k->snap_in, k->snap_done, k->writer_done};
+    void *single[] = {k->router,   k->pub,          k->snap_in,    k->snap_done,
+                      k->writer_done, k->front_reader, k->reader_side};
     for (size_t i = 0; i < sizeof single / sizeof *single; i++)
         if (single[i])
             zmq_close(single[i]);
@@ -293,7 +299,8 @@ int main(int argc, char **argv)
     ordo_snapshotter_config_t scfg = {
         .dir = snap_dir, .nshards = n, .in = k.snap_in, .done = k.snap_done, .stats = &stats};
     ordo_writer_t *writer = ordo_writer_new(&wcfg);
-    ordo_front_t *front = ordo_front_new(k.router, k.front_side, n);
+    ordo_front_t *front = ordo_front_new(k.router, k.front_side, n, k.front_reader);
+    ordo_reader_config_t rcfg = {.wal = wal, .pipe = k.reader_side, .stats = &stats.reader};
     if (!ok || !writer || !front) {
         ordo_log_error("server", "out of memory at start");
         return 1;
@@ -305,10 +312,11 @@ int main(int argc, char **argv)
     sigaddset(&block, SIGTERM);
     sigaddset(&block, SIGINT);
     pthread_sigmask(SIG_BLOCK, &block, &old);
-    pthread_t writer_thread, snap_thread, index_thread;
+    pthread_t writer_thread, snap_thread, index_thread, reader_thread;
     int started = pthread_create(&writer_thread, NULL, ordo_writer_run, writer) == 0 &&
                   pthread_create(&snap_thread, NULL, ordo_snapshotter_run, &scfg) == 0 &&
-                  pthread_create(&index_thread, NULL, ordo_indexer_run, &icfg) == 0;
+                  pthread_create(&index_thread, NULL, ordo_indexer_run, &icfg) == 0 &&
+                  pthread_create(&reader_thread, NULL, ordo_reader_run, &rcfg) == 0;
     for (uint32_t i = 0; started && i < n; i++)
         started = pthread_create(&shard_threads[i], NULL, ordo_shard_run, shards[i]) == 0;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -324,6 +332,7 @@ int main(int argc, char **argv)
     pthread_join(writer_thread, NULL);
     pthread_join(snap_thread, NULL);
     pthread_join(index_thread, NULL);
+    pthread_join(reader_thread, NULL);
 
     if (ordo_wal_error(wal) == 0) {
         const ordo_registry_t **all_regs = calloc(n, sizeof *all_regs);

@@ -12,6 +12,7 @@
 #include "ordo_error.h"
 #include "ordo_limits.h"
 #include "ordo_log.h"
+#include "ordo_readall.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -42,13 +43,14 @@ struct ordo_shard {
     msgpack_packer ev_pk;      /* packs into out_events->buf */
     msgpack_sbuffer deferred;  /* tagged request bodies waiting for a busy order */
     uint32_t deferred_count;
-    msgpack_sbuffer buf, side; /* scratch for replies */
-    msgpack_packer pk, side_pk;
+    msgpack_sbuffer buf; /* scratch for replies */
+    msgpack_packer pk;
     ordo_request_t *req; /* owned scratch */
     ordo_event_t *ev;    /* owned scratch */
     char *rec;           /* owned: a record read back from the log */
     size_t rec_cap;
     ordo_wal_reader_t *reader; /* owned: for point reads, moved from one to the next */
+    ordo_readall_t readall;    /* ReadAll pages, should one come here */
     /* the snapshot being packed: orders still to go, from the position */
     ordo_order_t **snap_orders;
     size_t snap_count, snap_next;
@@ -86,11 +88,9 @@ ordo_shard_t *ordo_shard_new(uint32_t index, ordo_registry_t **reg, ordo_wal_t *
     msgpack_sbuffer_init(&s->deferred);
     msgpack_sbuffer_init(&s->buf);
     msgpack_packer_init(&s->pk, &s->buf, msgpack_sbuffer_write);
-    msgpack_sbuffer_init(&s->side);
-    msgpack_packer_init(&s->side_pk, &s->side, msgpack_sbuffer_write);
     s->req = malloc(sizeof *s->req);
     s->ev = malloc(sizeof *s->ev);
-    if (!s->req || !s->ev)
+    if (ordo_readall_init(&s->readall, wal) != 0 || !s->req || !s->ev)
         ordo_shard_destroy(&s);
     else
         ordo_stat_set(&s->my->orders, ordo_registry_count(s->reg));
@@ -106,11 +106,11 @@ void ordo_shard_destroy(ordo_shard_t **shard)
     ordo_batch_free(&s->out_replies);
     msgpack_sbuffer_destroy(&s->deferred);
     msgpack_sbuffer_destroy(&s->buf);
-    msgpack_sbuffer_destroy(&s->side);
     free(s->req);
     free(s->ev);
     free(s->rec);
     ordo_wal_reader_destroy(&s->reader);
+    ordo_readall_free(&s->readall);
     free(s->snap_orders);
     free(s->leaving);
     ordo_registry_destroy(&s->reg);
@@ -617,39 +617,12 @@ static void s_get_history(ordo_shard_t *s, const ordo_request_t *req, uint64_t t
     s_reply(s, tag);
 }
 
+/* ReadAll goes to the engine's reader thread; a shard answers one only if
+ * it is sent one (the same page, with its own reader). */
 static void s_read_all(ordo_shard_t *s, const ordo_request_t *req, uint64_t tag)
 {
-    uint64_t head = ordo_wal_head(s->wal), from = (uint64_t)req->from_position, next = from;
-    uint32_t n = 0;
-    msgpack_sbuffer_clear(&s->side);
-    if (from <= head) {
-        ordo_wal_reader_t *rd = NULL;
-        int rc = ordo_wal_reader_new(s->wal, from, &rd);
-        uint64_t pos;
-        const void *data;
-        size_t len;
-        while (rc == 0 && n < (uint64_t)req->limit &&
-               (rc = ordo_wal_reader_next(rd, &pos, &data, &len)) == 1) {
-            if (pos > head)
-                break;
-            if (ordo_event_decode_record(data, len, pos, s->ev) != 0) {
-                rc = ORDO_ERR_CORRUPT;
-                break;
-            }
-            ordo_event_pack(&s->side_pk, s->ev);
-            n++;
-            next = pos + 1;
-            rc = 0;
-        }
-        ordo_wal_reader_destroy(&rd);
-        if (rc < 0) {
-            s_read_failed(s, tag, req->request_id, next, rc);
-            return;
-        }
-    }
     msgpack_sbuffer_clear(&s->buf);
-    ordo_reply_pack_read_all_head(&s->pk, req->request_id, next, head, n);
-    msgpack_sbuffer_write(&s->buf, s->side.data, s->side.size);
+    ordo_readall_page(&s->readall, req, &s->pk);
     s_reply(s, tag);
 }
 
@@ -657,8 +630,8 @@ static void s_stats(ordo_shard_t *s, const ordo_request_t *req, uint64_t tag)
 {
     ordo_engine_stats_t *st = s->stats;
     uint64_t sum[7] = {0}, indexed = 0, loaded = 0, evicted = 0;
-    for (uint32_t i = 0; i < st->shards; i++) {
-        ordo_shard_stats_t *c = &st->shard[i];
+    for (uint32_t i = 0; i <= st->shards; i++) { /* the shards, then the reader */
+        ordo_shard_stats_t *c = i < st->shards ? &st->shard[i] : &st->reader;
         sum[0] += ordo_stat_get(&c->orders);
         indexed += ordo_stat_get(&c->indexed);
         loaded += ordo_stat_get(&c->loaded);
@@ -724,9 +697,7 @@ static void s_defer(ordo_shard_t *s, uint64_t full_tag, const void *body, size_t
 static void s_refuse(ordo_shard_t *s, uint64_t tag, ordo_str_t rid)
 {
     ordo_error_t err;
-    ordo_error_set(&err, ORDO_CODE_OVERLOADED,
-                   "this connection has too many ReadAll pages in flight or reply bytes it has "
-                   "not read yet; read them, then retry");
+    ordo_readall_overloaded(&err);
     s_error(s, tag, rid, &err);
 }
 

@@ -23,6 +23,7 @@ typedef struct {
 typedef struct {
     uint32_t shards;
     ordo_shard_stats_t shard[ORDO_SHARDS_MAX];
+    ordo_shard_stats_t reader; /* the reader thread's (ReadAll) */
     _Atomic uint64_t events_appended, batches, log_failed;
     _Atomic uint64_t snapshots, snapshot_position, snapshot_us;
 } ordo_engine_stats_t;

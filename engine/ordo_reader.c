@@ -1,0 +1,123 @@
+/* The reader's thread (see ordo_reader.h). Replies leave in the order the
+ * requests came, a batch per batch received (large pages at once). */
+#include "ordo_reader.h"
+
+#include "ordo_batch.h"
+#include "ordo_codec.h"
+#include "ordo_limits.h"
+#include "ordo_log.h"
+#include "ordo_readall.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <zmq.h>
+
+typedef struct {
+    const ordo_reader_config_t *cfg;
+    ordo_readall_t ra;
+    ordo_request_t *req;
+    msgpack_sbuffer buf;
+    msgpack_packer pk;
+    ordo_batch_t *out;
+} s_reader_t;
+
+static void s_flush(s_reader_t *r)
+{
+    if (r->out && r->out->count > 0) {
+        ordo_batch_send(r->cfg->pipe, r->out);
+        r->out = NULL;
+    }
+}
+
+static void s_reply(s_reader_t *r, uint64_t tag)
+{
+    if (!r->out && !(r->out = ordo_batch_new(ORDO_BATCH_REPLIES, 0))) {
+        ordo_log_error("reader", "out of memory queueing a reply; the client will time out");
+        return;
+    }
+    if (ordo_batch_add_tagged(&r->out->buf, tag, r->buf.data, r->buf.size) == 0)
+        r->out->count++;
+    else
+        ordo_log_error("reader", "out of memory queueing a reply; the client will time out");
+    if (r->out && r->out->buf.size >= ORDO_SHARD_REPLY_BYTES_MAX)
+        s_flush(r); /* large pages leave at once */
+}
+
+static void s_error(s_reader_t *r, uint64_t tag, ordo_str_t rid, const ordo_error_t *err)
+{
+    ordo_stat_add(&r->cfg->stats->errors, 1);
+    msgpack_sbuffer_clear(&r->buf);
+    ordo_reply_pack_error(&r->pk, rid, err);
+    s_reply(r, tag);
+}
+
+static void s_request(s_reader_t *r, uint64_t full_tag, const void *body, size_t len)
+{
+    uint64_t tag = ordo_tag_slot(full_tag);
+    ordo_error_t err;
+    ordo_stat_add(&r->cfg->stats->requests, 1);
+    if (ordo_request_decode(body, len, r->req, &err) != 0) {
+        s_error(r, tag, r->req->request_id, &err);
+        return;
+    }
+    if (ordo_tag_refuse(full_tag)) {
+        ordo_readall_overloaded(&err);
+        s_error(r, tag, r->req->request_id, &err);
+        return;
+    }
+    if (r->req->type != ORDO_REQ_READ_ALL) { /* the front end's peek and the decoder disagree */
+        ordo_error_set(&err, ORDO_CODE_UNAVAILABLE, "internal routing error; please report it");
+        s_error(r, tag, r->req->request_id, &err);
+        return;
+    }
+    ordo_stat_add(&r->cfg->stats->queries, 1);
+    msgpack_sbuffer_clear(&r->buf);
+    if (ordo_readall_page(&r->ra, r->req, &r->pk) != 0)
+        ordo_stat_add(&r->cfg->stats->errors, 1);
+    s_reply(r, tag);
+}
+
+void *ordo_reader_run(void *arg)
+{
+    const ordo_reader_config_t *cfg = arg;
+    pthread_setname_np(pthread_self(), "ordo-reader");
+    s_reader_t r = {.cfg = cfg};
+    msgpack_sbuffer_init(&r.buf);
+    msgpack_packer_init(&r.pk, &r.buf, msgpack_sbuffer_write);
+    bool ok = ordo_readall_init(&r.ra, cfg->wal) == 0 && (r.req = malloc(sizeof *r.req)) != NULL;
+    if (!ok)
+        ordo_log_error("reader", "out of memory at start; ReadAll gets unavailable");
+    for (;;) {
+        ordo_batch_t *b = ordo_batch_recv(cfg->pipe, 0);
+        if (!b) {
+            if (zmq_errno() == EINTR)
+                continue;
+            break; /* the context is gone */
+        }
+        if (b->kind == ORDO_BATCH_STOP) {
+            s_flush(&r);
+            ordo_batch_send(cfg->pipe, b); /* its last word */
+            break;
+        }
+        size_t off = 0;
+        uint64_t tag;
+        const void *body;
+        size_t len;
+        while (ordo_batch_next_tagged(&b->buf, &off, &tag, &body, &len)) {
+            if (ok) {
+                s_request(&r, tag, body, len);
+            } else {
+                ordo_error_t err;
+                ordo_error_set(&err, ORDO_CODE_UNAVAILABLE, "out of memory");
+                s_error(&r, ordo_tag_slot(tag), (ordo_str_t){0}, &err);
+            }
+        }
+        ordo_batch_free(&b);
+        s_flush(&r);
+    }
+    ordo_readall_free(&r.ra);
+    free(r.req);
+    msgpack_sbuffer_destroy(&r.buf);
+    ordo_batch_free(&r.out);
+    return NULL;
+}
