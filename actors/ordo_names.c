@@ -1,7 +1,8 @@
-/* Wire names of statuses, request types, event types and error codes, spelled
- * exactly as PROTOCOL.md spells them, and the lookups back from them. Each
- * table is indexed by its enum; the NONE entry is "" (never sent on the
- * wire), so a lookup of "" or of an unknown name gives NONE. */
+/* Wire names of statuses, request types (from the request-type table),
+ * event types and error codes, spelled exactly as PROTOCOL.md spells them,
+ * and the lookups back from them. Each table is indexed by its enum; the
+ * NONE entry is "" (never sent on the wire), so a lookup of "" or of an
+ * unknown name gives NONE. */
 #include "ordo_order.h"
 
 #include <string.h>
@@ -15,22 +16,6 @@ static const char *const s_status_names[ORDO_STATUS_COUNT_] = {
     [ORDO_STATUS_OUT_FOR_DELIVERY] = "OutForDelivery",
     [ORDO_STATUS_DELIVERED] = "Delivered",
     [ORDO_STATUS_CANCELLED] = "Cancelled",
-};
-
-static const char *const s_request_names[ORDO_REQ_COUNT_] = {
-    [ORDO_REQ_NONE] = "",
-    [ORDO_REQ_CREATE_ORDER] = "CreateOrder",
-    [ORDO_REQ_CONFIRM_ORDER] = "ConfirmOrder",
-    [ORDO_REQ_START_PREPARING] = "StartPreparing",
-    [ORDO_REQ_MARK_READY] = "MarkReady",
-    [ORDO_REQ_PICK_UP] = "PickUp",
-    [ORDO_REQ_DELIVER] = "Deliver",
-    [ORDO_REQ_CANCEL_ORDER] = "CancelOrder",
-    [ORDO_REQ_GET_ORDER] = "GetOrder",
-    [ORDO_REQ_GET_HISTORY] = "GetHistory",
-    [ORDO_REQ_READ_ALL] = "ReadAll",
-    [ORDO_REQ_STATS] = "Stats",
-    [ORDO_REQ_PING] = "Ping",
 };
 
 static const char *const s_event_names[ORDO_EVT_COUNT_] = {
@@ -80,13 +65,19 @@ ordo_status_t ordo_status_from_name(const char *s, size_t len)
 
 const char *ordo_request_type_name(ordo_request_type_t t)
 {
-    return (unsigned)t < ORDO_REQ_COUNT_ ? s_request_names[t] : "";
+    return ordo_request_info(t)->name;
 }
 
 ordo_request_type_t ordo_request_type_from_name(const char *s, size_t len)
 {
-    int i = s_lookup(s_request_names, 1, ORDO_REQ_COUNT_, s, len);
-    return i < 0 ? ORDO_REQ_NONE : (ordo_request_type_t)i;
+    if (!s || len == 0)
+        return ORDO_REQ_NONE;
+    for (int t = 1; t < ORDO_REQ_COUNT_; t++) {
+        const char *name = ordo_request_table[t].name;
+        if (strlen(name) == len && memcmp(name, s, len) == 0)
+            return (ordo_request_type_t)t;
+    }
+    return ORDO_REQ_NONE;
 }
 
 const char *ordo_event_type_name(ordo_event_type_t t)
@@ -114,22 +105,13 @@ ordo_code_t ordo_code_from_name(const char *s, size_t len)
 
 ordo_event_type_t ordo_event_type_for(ordo_request_type_t command)
 {
-    switch (command) {
-    case ORDO_REQ_CREATE_ORDER: return ORDO_EVT_ORDER_CREATED;
-    case ORDO_REQ_CONFIRM_ORDER: return ORDO_EVT_ORDER_CONFIRMED;
-    case ORDO_REQ_START_PREPARING: return ORDO_EVT_ORDER_PREPARING;
-    case ORDO_REQ_MARK_READY: return ORDO_EVT_ORDER_READY;
-    case ORDO_REQ_PICK_UP: return ORDO_EVT_ORDER_OUT_FOR_DELIVERY;
-    case ORDO_REQ_DELIVER: return ORDO_EVT_ORDER_DELIVERED;
-    case ORDO_REQ_CANCEL_ORDER: return ORDO_EVT_ORDER_CANCELLED;
-    default: return ORDO_EVT_NONE;
-    }
+    return ordo_request_info(command)->event;
 }
 
 ordo_request_type_t ordo_request_type_for(ordo_event_type_t event)
 {
-    for (int t = ORDO_REQ_CREATE_ORDER; t <= ORDO_REQ_CANCEL_ORDER; t++)
-        if (ordo_event_type_for((ordo_request_type_t)t) == event)
+    for (int t = 1; t < ORDO_REQ_COUNT_ && event != ORDO_EVT_NONE; t++)
+        if (ordo_request_table[t].event == event)
             return (ordo_request_type_t)t;
     return ORDO_REQ_NONE;
 }

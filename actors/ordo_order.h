@@ -82,11 +82,6 @@ typedef enum {
     ORDO_CODE_COUNT_
 } ordo_code_t;
 
-static inline bool ordo_request_is_command(ordo_request_type_t t)
-{
-    return t >= ORDO_REQ_CREATE_ORDER && t <= ORDO_REQ_CANCEL_ORDER;
-}
-
 /* Wire names, and lookups from wire names (ORDO_*_NONE / -1 if unknown). */
 const char *ordo_status_name(ordo_status_t s);
 ordo_status_t ordo_status_from_name(const char *s, size_t len);
@@ -157,6 +152,45 @@ typedef struct {
     uint32_t n_items;
     ordo_item_t items[ORDO_ITEMS_MAX];
 } ordo_data_t;
+
+/* Bits of ordo_request_info_t.query_fields: what a query takes. */
+enum {
+    ORDO_Q_AS_OF_VERSION = 1u << 0,
+    ORDO_Q_AS_OF_TIME = 1u << 1,
+    ORDO_Q_FROM_VERSION = 1u << 2,
+    ORDO_Q_FROM_POSITION = 1u << 3,
+    ORDO_Q_LIMIT = 1u << 4,
+};
+
+/* The request-type table: one row per type, read by the decoder, the
+ * checks, the front end's routing, the shards and the clients (like
+ * Redis' command table). Adding a request type is a row here (its values
+ * in actors/ordo_request_table.c), its decide/apply if it is a command,
+ * its handler in the shard, and its tests: docs/architecture.md, "How to
+ * add a request type". */
+typedef struct {
+    const char *name;          /* on the wire, as PROTOCOL.md spells it ("" for NONE) */
+    bool command;              /* appends an event; else a query */
+    bool on_order;             /* carries order_id: routed to the shard that owns it */
+    bool paged;                /* answered in pages by the reader thread (ReadAll) */
+    ordo_event_type_t event;   /* the event a command appends */
+    uint32_t data_fields;      /* ORDO_F_*: what a command's data may carry */
+    uint32_t query_fields;     /* ORDO_Q_*: what a query takes */
+    int64_t limit_default, limit_max; /* `limit` when absent, and its bound (0: none) */
+} ordo_request_info_t;
+
+extern const ordo_request_info_t ordo_request_table[ORDO_REQ_COUNT_];
+
+/* The row of `t` (NONE's for a value out of range). */
+static inline const ordo_request_info_t *ordo_request_info(ordo_request_type_t t)
+{
+    return &ordo_request_table[(unsigned)t < ORDO_REQ_COUNT_ ? t : ORDO_REQ_NONE];
+}
+
+static inline bool ordo_request_is_command(ordo_request_type_t t)
+{
+    return ordo_request_info(t)->command;
+}
 
 /* A decoded request (command or query). Views point into the message. */
 typedef struct {

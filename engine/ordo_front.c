@@ -256,24 +256,26 @@ static int s_read_requests(ordo_front_t *f, bool local)
             s_reply_here(f, tag, data, len, local);
         } else {
             ordo_request_peek(data, len, &peek);
+            /* Pages to the reader (they never hold up a shard), then by
+             * order, then round the shards. */
+            const ordo_request_info_t *info = ordo_request_info(peek.type);
             uint32_t shard =
-                peek.has_order_id
+                info->paged && f->npipes > f->nshards ? f->nshards
+                : peek.has_order_id
                     ? (uint32_t)ordo_shard_of(
                           ordo_order_id_hash(peek.order_id.ptr, peek.order_id.len), f->nshards)
-                : peek.type == ORDO_REQ_READ_ALL && f->npipes > f->nshards
-                    ? f->nshards /* the reader: pages never hold up a shard */
                     : f->next_shard++ % f->nshards;
             /* ReadAll pages beyond 100 events (the default is 1,000, the
              * most 10,000) count as large; smaller ones only need their
              * connection under its bound of reply bytes held. */
             unsigned why = ORDO_REFUSE_NONE;
             s_envelope_t *env = &f->slots[ordo_tag_index(tag)];
-            if (peek.type == ORDO_REQ_READ_ALL && (peek.limit < 0 || peek.limit > 100)) {
+            if (info->paged && (peek.limit < 0 || peek.limit > 100)) {
                 if (ordo_peers_admit_big(f->peers, env->peer))
                     env->big = true;
                 else
                     why = ORDO_REFUSE_OVERLOADED;
-            } else if (peek.type == ORDO_REQ_READ_ALL && !ordo_peers_under_bytes(env->peer)) {
+            } else if (info->paged && !ordo_peers_under_bytes(env->peer)) {
                 why = ORDO_REFUSE_OVERLOADED;
             }
             ordo_batch_t **b = &f->out[shard];

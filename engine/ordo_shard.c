@@ -619,15 +619,18 @@ static void s_get_history(ordo_shard_t *s, const ordo_request_t *req, uint64_t t
 
 /* ReadAll goes to the engine's reader thread; a shard answers one only if
  * it is sent one (the same page, with its own reader). */
-static void s_read_all(ordo_shard_t *s, const ordo_request_t *req, uint64_t tag)
+static void s_read_all(ordo_shard_t *s, const ordo_request_t *req, uint64_t tag,
+                       const ordo_order_t *o)
 {
+    (void)o;
     msgpack_sbuffer_clear(&s->buf);
     ordo_readall_page(&s->readall, req, &s->pk);
     s_reply(s, tag);
 }
 
-static void s_stats(ordo_shard_t *s, const ordo_request_t *req, uint64_t tag)
+static void s_stats(ordo_shard_t *s, const ordo_request_t *req, uint64_t tag, const ordo_order_t *o)
 {
+    (void)o;
     ordo_engine_stats_t *st = s->stats;
     uint64_t sum[7] = {0}, indexed = 0, loaded = 0, evicted = 0;
     for (uint32_t i = 0; i <= st->shards; i++) { /* the shards, then the reader */
@@ -701,6 +704,25 @@ static void s_refuse(ordo_shard_t *s, uint64_t tag, ordo_str_t rid)
     s_error(s, tag, rid, &err);
 }
 
+static void s_ping(ordo_shard_t *s, const ordo_request_t *req, uint64_t tag, const ordo_order_t *o)
+{
+    (void)o;
+    msgpack_sbuffer_clear(&s->buf);
+    ordo_reply_pack_ping(&s->pk, req->request_id, ordo_wal_head(s->wal));
+    s_reply(s, tag);
+}
+
+/* The shard's handler of each query of the request-type table (commands
+ * all go through s_command: decide, write, apply). `o` is the order a
+ * query on an order names (NULL if it does not exist). */
+typedef void (*s_query_fn)(ordo_shard_t *s, const ordo_request_t *req, uint64_t tag,
+                           const ordo_order_t *o);
+static const s_query_fn s_queries[ORDO_REQ_COUNT_] = {
+    [ORDO_REQ_GET_ORDER] = s_get_order, [ORDO_REQ_GET_HISTORY] = s_get_history,
+    [ORDO_REQ_READ_ALL] = s_read_all,   [ORDO_REQ_STATS] = s_stats,
+    [ORDO_REQ_PING] = s_ping,
+};
+
 static void s_request(ordo_shard_t *s, uint64_t full_tag, const void *body, size_t len, bool again)
 {
     ordo_error_t err;
@@ -717,8 +739,7 @@ static void s_request(ordo_shard_t *s, uint64_t full_tag, const void *body, size
             s_error(s, tag, req->request_id, &err);
         return;
     }
-    bool on_order = ordo_request_is_command(req->type) || req->type == ORDO_REQ_GET_ORDER ||
-                    req->type == ORDO_REQ_GET_HISTORY;
+    bool on_order = ordo_request_info(req->type)->on_order;
     ordo_order_t *o = NULL;
     uint64_t hash = 0;
     if (on_order) {
@@ -759,16 +780,12 @@ static void s_request(ordo_shard_t *s, uint64_t full_tag, const void *body, size
     }
     if (!again)
         ordo_stat_add(&s->my->queries, 1);
-    switch (req->type) {
-    case ORDO_REQ_GET_ORDER: s_get_order(s, req, tag, o); break;
-    case ORDO_REQ_GET_HISTORY: s_get_history(s, req, tag, o); break;
-    case ORDO_REQ_READ_ALL: s_read_all(s, req, tag); break;
-    case ORDO_REQ_STATS: s_stats(s, req, tag); break;
-    default:
-        msgpack_sbuffer_clear(&s->buf);
-        ordo_reply_pack_ping(&s->pk, req->request_id, ordo_wal_head(s->wal));
-        s_reply(s, tag);
-        break;
+    s_query_fn handler = s_queries[req->type];
+    if (handler) {
+        handler(s, req, tag, o);
+    } else { /* a row of the request-type table without its handler here */
+        ordo_log_error("shard", "no handler for %s", ordo_request_type_name(req->type));
+        s_unavailable(s, tag, req->request_id, "this engine cannot answer that request type");
     }
 }
 

@@ -198,6 +198,7 @@ static bool s_read_data(s_ctx_t *c, ordo_mp_t *r, ordo_request_type_t type, ordo
     }
     req->has_data = true;
     ordo_data_t *d = &req->data;
+    uint32_t fields = ordo_request_info(type)->data_fields;
     for (uint32_t i = 0; i < n; i++) {
         const char *k;
         uint32_t kl;
@@ -205,13 +206,13 @@ static bool s_read_data(s_ctx_t *c, ordo_mp_t *r, ordo_request_type_t type, ordo
             return false;
         bool ok = true, present = false;
         uint32_t bit = 0;
-        if (type == ORDO_REQ_CREATE_ORDER && ORDO_MP_KEY_IS(k, kl, "user_id")) {
+        if ((fields & ORDO_F_USER_ID) && ORDO_MP_KEY_IS(k, kl, "user_id")) {
             ok = s_opt_int(c, r, "data.user_id", &d->user_id, &present);
             bit = ORDO_F_USER_ID;
-        } else if (type == ORDO_REQ_CREATE_ORDER && ORDO_MP_KEY_IS(k, kl, "restaurant_id")) {
+        } else if ((fields & ORDO_F_RESTAURANT_ID) && ORDO_MP_KEY_IS(k, kl, "restaurant_id")) {
             ok = s_opt_int(c, r, "data.restaurant_id", &d->restaurant_id, &present);
             bit = ORDO_F_RESTAURANT_ID;
-        } else if (type == ORDO_REQ_CREATE_ORDER && ORDO_MP_KEY_IS(k, kl, "items")) {
+        } else if ((fields & ORDO_F_ITEMS) && ORDO_MP_KEY_IS(k, kl, "items")) {
             if (ordo_mp_read_nil(r)) {
                 present = false;
             } else {
@@ -219,16 +220,16 @@ static bool s_read_data(s_ctx_t *c, ordo_mp_t *r, ordo_request_type_t type, ordo
                 present = true;
             }
             bit = ORDO_F_ITEMS;
-        } else if (type == ORDO_REQ_CREATE_ORDER && ORDO_MP_KEY_IS(k, kl, "delivery_address")) {
+        } else if ((fields & ORDO_F_DELIVERY_ADDRESS) && ORDO_MP_KEY_IS(k, kl, "delivery_address")) {
             ok = s_opt_str(c, r, "data.delivery_address", &d->delivery_address, &present);
             bit = ORDO_F_DELIVERY_ADDRESS;
-        } else if (type == ORDO_REQ_START_PREPARING && ORDO_MP_KEY_IS(k, kl, "estimated_minutes")) {
+        } else if ((fields & ORDO_F_ESTIMATED_MINUTES) && ORDO_MP_KEY_IS(k, kl, "estimated_minutes")) {
             ok = s_opt_int(c, r, "data.estimated_minutes", &d->estimated_minutes, &present);
             bit = ORDO_F_ESTIMATED_MINUTES;
-        } else if (type == ORDO_REQ_PICK_UP && ORDO_MP_KEY_IS(k, kl, "courier_id")) {
+        } else if ((fields & ORDO_F_COURIER_ID) && ORDO_MP_KEY_IS(k, kl, "courier_id")) {
             ok = s_opt_int(c, r, "data.courier_id", &d->courier_id, &present);
             bit = ORDO_F_COURIER_ID;
-        } else if (type == ORDO_REQ_CANCEL_ORDER && ORDO_MP_KEY_IS(k, kl, "reason")) {
+        } else if ((fields & ORDO_F_REASON) && ORDO_MP_KEY_IS(k, kl, "reason")) {
             ok = s_opt_str(c, r, "data.reason", &d->reason, &present);
             bit = ORDO_F_REASON;
         } else {
@@ -371,8 +372,9 @@ static bool s_read_type(s_ctx_t *c, ordo_mp_t r, uint32_t n, ordo_request_t *req
 static bool s_read_fields(s_ctx_t *c, ordo_mp_t r, uint32_t n, ordo_request_t *req)
 {
     ordo_request_type_t t = req->type;
-    bool is_command = ordo_request_is_command(t);
-    bool on_order = is_command || t == ORDO_REQ_GET_ORDER || t == ORDO_REQ_GET_HISTORY;
+    const ordo_request_info_t *info = ordo_request_info(t);
+    bool is_command = info->command, on_order = info->on_order;
+    uint32_t q = info->query_fields;
     for (uint32_t i = 0; i < n; i++) {
         const char *k;
         uint32_t kl;
@@ -391,23 +393,22 @@ static bool s_read_fields(s_ctx_t *c, ordo_mp_t r, uint32_t n, ordo_request_t *r
             ok = s_read_data(c, &r, t, req);
         } else if (is_command && ORDO_MP_KEY_IS(k, kl, "meta")) {
             ok = s_read_meta(c, &r, &req->meta);
-        } else if (t == ORDO_REQ_GET_ORDER && ORDO_MP_KEY_IS(k, kl, "as_of_version")) {
+        } else if ((q & ORDO_Q_AS_OF_VERSION) && ORDO_MP_KEY_IS(k, kl, "as_of_version")) {
             ok = s_opt_query_int(c, &r, "as_of_version", &v, &present);
             if (ok && present && v < 1) {
                 s_fail(c, "as_of_version", "must be an integer >= 1");
                 return false;
             }
             req->as_of_version = present ? v : 0;
-        } else if (t == ORDO_REQ_GET_ORDER && ORDO_MP_KEY_IS(k, kl, "as_of_time_us")) {
+        } else if ((q & ORDO_Q_AS_OF_TIME) && ORDO_MP_KEY_IS(k, kl, "as_of_time_us")) {
             ok = s_opt_query_int(c, &r, "as_of_time_us", &req->as_of_time_us, &req->has_as_of_time);
-        } else if (t == ORDO_REQ_GET_HISTORY && ORDO_MP_KEY_IS(k, kl, "from_version")) {
+        } else if ((q & ORDO_Q_FROM_VERSION) && ORDO_MP_KEY_IS(k, kl, "from_version")) {
             ok = s_opt_query_int(c, &r, "from_version", &v, &present);
             req->from_version = present ? v : 1;
-        } else if (t == ORDO_REQ_READ_ALL && ORDO_MP_KEY_IS(k, kl, "from_position")) {
+        } else if ((q & ORDO_Q_FROM_POSITION) && ORDO_MP_KEY_IS(k, kl, "from_position")) {
             ok = s_opt_query_int(c, &r, "from_position", &v, &present);
             req->from_position = present ? v : 1;
-        } else if ((t == ORDO_REQ_GET_HISTORY || t == ORDO_REQ_READ_ALL) &&
-                   ORDO_MP_KEY_IS(k, kl, "limit")) {
+        } else if ((q & ORDO_Q_LIMIT) && ORDO_MP_KEY_IS(k, kl, "limit")) {
             ok = s_opt_query_int(c, &r, "limit", &v, &present);
             if (ok && present && v < 1) {
                 s_fail(c, "limit", "must be an integer >= 1");
@@ -447,30 +448,31 @@ int ordo_request_decode(const void *buf, size_t len, ordo_request_t *req, ordo_e
     }
     if (!s_read_type(&c, r, n, req) || !s_read_fields(&c, r, n, req))
         return -1;
+    const ordo_request_info_t *info = ordo_request_info(req->type);
     if (req->limit == 0)
-        req->limit =
-            req->type == ORDO_REQ_READ_ALL ? ORDO_READALL_LIMIT_DEFAULT : ORDO_HISTORY_LIMIT_MAX;
+        req->limit = info->limit_default;
     if (!ordo_request_check(req, err))
         return -1;
-    int64_t max = req->type == ORDO_REQ_READ_ALL ? ORDO_READALL_LIMIT_MAX : ORDO_HISTORY_LIMIT_MAX;
-    if (req->limit > max)
-        req->limit = max;
+    if (info->limit_max && req->limit > info->limit_max)
+        req->limit = info->limit_max; /* larger is clamped, as PROTOCOL.md says */
     return 0;
 }
 
 int ordo_request_pack(msgpack_packer *pk, const ordo_request_t *req)
 {
     ordo_request_type_t t = req->type;
-    bool is_command = ordo_request_is_command(t);
-    bool on_order = is_command || t == ORDO_REQ_GET_ORDER || t == ORDO_REQ_GET_HISTORY;
-    bool has_limit = (t == ORDO_REQ_GET_HISTORY || t == ORDO_REQ_READ_ALL) && req->limit > 0;
+    const ordo_request_info_t *info = ordo_request_info(t);
+    bool is_command = info->command, on_order = info->on_order;
+    uint32_t q = info->query_fields;
+    bool has_limit = (q & ORDO_Q_LIMIT) && req->limit > 0;
+    bool as_of_version = (q & ORDO_Q_AS_OF_VERSION) && req->as_of_version > 0;
+    bool as_of_time = (q & ORDO_Q_AS_OF_TIME) && req->has_as_of_time;
+    bool from_version = (q & ORDO_Q_FROM_VERSION) && req->from_version != 1;
+    bool from_position = (q & ORDO_Q_FROM_POSITION) && req->from_position != 1;
     size_t n = 1 + (req->request_id.len > 0) + (on_order && req->order_id.len > 0) +
                (is_command && req->expected_version != -1) + (is_command && req->has_data) +
-               (is_command && req->meta.count > 0) +
-               (t == ORDO_REQ_GET_ORDER && req->as_of_version > 0) +
-               (t == ORDO_REQ_GET_ORDER && req->has_as_of_time) +
-               (t == ORDO_REQ_GET_HISTORY && req->from_version != 1) +
-               (t == ORDO_REQ_READ_ALL && req->from_position != 1) + has_limit;
+               (is_command && req->meta.count > 0) + as_of_version + as_of_time + from_version +
+               from_position + has_limit;
     P(msgpack_pack_map(pk, n));
     P(ORDO_PACK_KEY(pk, "type"));
     P(ordo_pack_cstr(pk, ordo_request_type_name(t)));
@@ -494,19 +496,19 @@ int ordo_request_pack(msgpack_packer *pk, const ordo_request_t *req)
         P(ORDO_PACK_KEY(pk, "meta"));
         P(ordo_meta_pack(pk, &req->meta));
     }
-    if (t == ORDO_REQ_GET_ORDER && req->as_of_version > 0) {
+    if (as_of_version) {
         P(ORDO_PACK_KEY(pk, "as_of_version"));
         P(msgpack_pack_int64(pk, req->as_of_version));
     }
-    if (t == ORDO_REQ_GET_ORDER && req->has_as_of_time) {
+    if (as_of_time) {
         P(ORDO_PACK_KEY(pk, "as_of_time_us"));
         P(msgpack_pack_int64(pk, req->as_of_time_us));
     }
-    if (t == ORDO_REQ_GET_HISTORY && req->from_version != 1) {
+    if (from_version) {
         P(ORDO_PACK_KEY(pk, "from_version"));
         P(msgpack_pack_int64(pk, req->from_version));
     }
-    if (t == ORDO_REQ_READ_ALL && req->from_position != 1) {
+    if (from_position) {
         P(ORDO_PACK_KEY(pk, "from_position"));
         P(msgpack_pack_int64(pk, req->from_position));
     }

@@ -241,6 +241,42 @@ static void s_check_event(const ordo_order_t *o, const ordo_request_t *req, cons
     }
 }
 
+/* The request-type table is whole and consistent: every type named and
+ * found by its name; a command appends an event of its own, names an
+ * order and takes no query fields; a query appends nothing and takes no
+ * data; a type that takes `limit` has a default within its bound. */
+static void test_request_table(void)
+{
+    CU_ASSERT_STRING_EQUAL(ordo_request_info(ORDO_REQ_NONE)->name, "");
+    CU_ASSERT_PTR_EQUAL(ordo_request_info((ordo_request_type_t)999), ordo_request_info(ORDO_REQ_NONE));
+    int commands = 0, paged = 0;
+    for (int t = 1; t < ORDO_REQ_COUNT_; t++) {
+        const ordo_request_info_t *i = ordo_request_info((ordo_request_type_t)t);
+        CU_ASSERT_FATAL(i->name && i->name[0]);
+        CU_ASSERT_EQUAL(ordo_request_type_from_name(i->name, strlen(i->name)), t);
+        if (i->command) {
+            commands++;
+            CU_ASSERT(i->on_order);
+            CU_ASSERT(i->event != ORDO_EVT_NONE);
+            CU_ASSERT_EQUAL(ordo_request_type_for(i->event), t);
+            CU_ASSERT_EQUAL(i->query_fields, 0);
+        } else {
+            CU_ASSERT_EQUAL(i->event, ORDO_EVT_NONE);
+            CU_ASSERT_EQUAL(i->data_fields, 0);
+        }
+        if (i->query_fields & ORDO_Q_LIMIT)
+            CU_ASSERT(i->limit_default >= 1 && i->limit_default <= i->limit_max);
+        paged += i->paged;
+        CU_ASSERT(!i->paged || !i->on_order);
+    }
+    CU_ASSERT_EQUAL(commands, 7);
+    CU_ASSERT_EQUAL(paged, 1);
+    CU_ASSERT_TRUE(ordo_request_is_command(ORDO_REQ_DELIVER));
+    CU_ASSERT_FALSE(ordo_request_is_command(ORDO_REQ_GET_ORDER));
+    CU_ASSERT_EQUAL(ordo_event_type_for(ORDO_REQ_PICK_UP), ORDO_EVT_ORDER_OUT_FOR_DELIVERY);
+    CU_ASSERT_EQUAL(ordo_request_info(ORDO_REQ_CREATE_ORDER)->data_fields & ORDO_F_ITEMS, ORDO_F_ITEMS);
+}
+
 static void test_transition_matrix(void)
 {
     int allowed = 0, refused = 0;
@@ -1194,6 +1230,7 @@ int main(void)
         return 1;
     CU_pSuite s = CU_add_suite("domain", NULL, NULL);
     CU_add_test(s, "names round trip", test_names_round_trip);
+    CU_add_test(s, "request-type table", test_request_table);
     CU_add_test(s, "transition matrix", test_transition_matrix);
     CU_add_test(s, "event data", test_event_data);
     CU_add_test(s, "expected version", test_expected_version);
