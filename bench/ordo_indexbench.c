@@ -72,7 +72,7 @@ static int s_lmdb(const char *dir, uint64_t n, uint64_t batch, uint64_t lookups,
                   s_result_t *r)
 {
     ordo_index_t *ix;
-    if (ordo_index_open(dir, 1, true, &ix) != 0)
+    if (ordo_index_open(dir, 1, true, UINT64_MAX, &ix) != 0)
         return -1;
     const ordo_order_t **list = malloc(batch * sizeof *list);
     ordo_order_t *orders = malloc(batch * sizeof *orders);

@@ -272,7 +272,8 @@ int main(int argc, char **argv)
     ordo_config_index_dir(&cfg, index_dir, sizeof index_dir);
     ordo_index_t *index = NULL;
     uint64_t t_index = ordo_mono_ns();
-    if (ordo_index_open(index_dir, n, cfg.fsync_mode != ORDO_SYNC_NEVER, &index) != 0)
+    if (ordo_index_open(index_dir, n, cfg.fsync_mode != ORDO_SYNC_NEVER, ordo_wal_head(wal),
+                        &index) != 0)
         return 1; /* the log line says why */
     ordo_log_info("server", "order index %s: %llu orders, read in %.1f ms", index_dir,
                   (unsigned long long)ordo_index_count(index), (ordo_mono_ns() - t_index) / 1e6);

@@ -313,11 +313,16 @@ static void s_evict(ordo_shard_t *s)
         return;
     s->last_evict_ns = ordo_mono_ns();
     int64_t now = ordo_now_us();
+    /* Only orders whose events are all synced: with --fsync batch or
+     * never, an event is applied once written, and a crash could still
+     * take it back; an index entry must never name a position the log
+     * may lose (the index is synced). The rest wait for the next round. */
+    uint64_t synced = ordo_wal_synced_head(s->wal);
     ordo_batch_t *b = NULL;
     size_t n = 0;
     while (n < s->leave_count && n < ORDO_EVICT_MAX) {
         const s_leaving_t *l = &s->leaving[(s->leave_head + n) % s->leave_cap];
-        if (l->due_us > now)
+        if (l->due_us > now || l->order->positions[l->order->version - 1] > synced)
             break;
         if ((!b && !(b = ordo_batch_new(ORDO_BATCH_INDEX, s->index))) ||
             ordo_index_pack(&b->buf, l->order) != 0) {
@@ -330,7 +335,12 @@ static void s_evict(ordo_shard_t *s)
         return;
     b->count = (uint32_t)n;
     s->leave_sent = n;
-    ordo_batch_send(s->indexer, b);
+    if (ordo_batch_send(s->indexer, b) != 0) { /* the indexer is gone: they stay */
+        s->leave_sent = 0;
+        s->index_failed = true;
+        ordo_log_error("shard", "shard %u: the indexer thread is gone; finished orders stay in "
+                       "memory until a restart", s->index);
+    }
 }
 
 /* Drops the orders the indexer has written from memory, once no snapshot
@@ -370,8 +380,18 @@ static void s_index_back(ordo_shard_t *s, ordo_batch_t *b)
                        "in memory until a restart",
                        s->index, ordo_strerror(b->error));
     } else {
+        /* In the index now (Stats counts each order once), and they leave
+         * as soon as no snapshot is being packed. */
+        for (size_t i = 0; i < n; i++) {
+            ordo_order_t *o = s->leaving[(s->leave_head + i) % s->leave_cap].order;
+            if (!o->indexed) {
+                o->indexed = true;
+                s->indexed++;
+            }
+        }
         s->leave_written = n;
         s_drop_written(s);
+        s_set_gauges(s);
     }
     ordo_batch_free(&b);
 }
@@ -984,8 +1004,13 @@ static void s_from_writer(ordo_shard_t *s, ordo_batch_t *b)
             s_snapshot_step(s, true); /* finish it: the snapshotter waits for it */
         if (s->indexer) {
             ordo_batch_t *ib;
-            if (s->leave_sent && (ib = ordo_batch_recv(s->indexer, 0)) != NULL)
+            zmq_pollitem_t it = {s->indexer, 0, ZMQ_POLLIN, 0};
+            if (s->leave_sent && zmq_poll(&it, 1, 10000) == 1 &&
+                (ib = ordo_batch_recv(s->indexer, ZMQ_DONTWAIT)) != NULL)
                 s_index_back(s, ib); /* the batch in flight: its orders may go */
+            else if (s->leave_sent)
+                ordo_log_error("shard", "shard %u: the indexer did not answer; its orders stay "
+                               "in the final snapshot", s->index);
             if ((ib = ordo_batch_new(ORDO_BATCH_STOP, s->index)) != NULL)
                 ordo_batch_send(s->indexer, ib);
         }

@@ -94,12 +94,26 @@ void ordo_index_destroy(ordo_index_t **ixp)
     *ixp = NULL;
 }
 
-/* Fills the shards' filters from every key and counts them. */
-static int s_load_filters(ordo_index_t *ix)
+/* The highest position an entry names, or 0 if it does not decode. */
+static uint64_t s_last_position(const MDB_val *v)
+{
+    const unsigned char *p = v->mv_data;
+    if (v->mv_size < 2 || p[0] != S_FORMAT || p[1] < 1 || p[1] > ORDO_MAX_VERSION ||
+        v->mv_size != 2 + 8u * p[1])
+        return 0;
+    uint64_t x = 0;
+    for (int b = 7; b >= 0; b--)
+        x = x << 8 | p[2 + 8 * (p[1] - 1) + (unsigned)b];
+    return x;
+}
+
+/* Fills the shards' filters from every key and counts them, deleting the
+ * entries that name a position past the log's head. */
+static int s_load_filters(ordo_index_t *ix, uint64_t log_head)
 {
     MDB_txn *txn;
     MDB_cursor *cur;
-    int rc = mdb_txn_begin(ix->env, NULL, MDB_RDONLY, &txn);
+    int rc = mdb_txn_begin(ix->env, NULL, 0, &txn);
     if (rc != 0)
         return s_fail(ix, "cannot read the index", rc);
     if ((rc = mdb_cursor_open(txn, ix->dbi, &cur)) != 0) {
@@ -107,21 +121,39 @@ static int s_load_filters(ordo_index_t *ix)
         return s_fail(ix, "cannot read the index", rc);
     }
     MDB_val k, v;
-    uint64_t n = 0;
-    while ((rc = mdb_cursor_get(cur, &k, &v, n ? MDB_NEXT : MDB_FIRST)) == 0) {
+    uint64_t n = 0, cut = 0;
+    MDB_cursor_op op = MDB_FIRST;
+    while ((rc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
+        op = MDB_NEXT;
+        if (s_last_position(&v) > log_head) {
+            if ((rc = mdb_cursor_del(cur, 0)) != 0)
+                break;
+            cut++;
+            continue;
+        }
         uint64_t h = ordo_order_id_hash(k.mv_data, k.mv_size);
         ordo_bloom_add(&ix->shard[ordo_shard_of(h, ix->nshards)].filter, h);
         n++;
     }
     mdb_cursor_close(cur);
-    mdb_txn_abort(txn);
-    if (rc != MDB_NOTFOUND)
+    if (rc != MDB_NOTFOUND) {
+        mdb_txn_abort(txn);
         return s_fail(ix, "cannot read the index", rc);
+    }
+    if ((rc = mdb_txn_commit(txn)) != 0)
+        return s_fail(ix, "cannot commit to the index", rc);
+    if (cut)
+        ordo_log_warn("index",
+                      "%s: %llu orders named events past the log's head (position %llu), which "
+                      "a crash or a repair took back; their entries are deleted, and the orders "
+                      "come back from the snapshot and the log",
+                      ix->dir, (unsigned long long)cut, (unsigned long long)log_head);
     atomic_store(&ix->count, n);
     return 0;
 }
 
-int ordo_index_open(const char *dir, uint32_t nshards, bool sync, ordo_index_t **out)
+int ordo_index_open(const char *dir, uint32_t nshards, bool sync, uint64_t log_head,
+                    ordo_index_t **out)
 {
     *out = NULL;
     ordo_index_t *ix = calloc(1, sizeof *ix);
@@ -156,7 +188,7 @@ int ordo_index_open(const char *dir, uint32_t nshards, bool sync, ordo_index_t *
     char file[4200];
     snprintf(file, sizeof file, "%s/data.mdb", dir);
     s_find_map(ix, file);
-    if ((rc = s_load_filters(ix)) != 0) {
+    if ((rc = s_load_filters(ix, log_head)) != 0) {
         ordo_index_destroy(&ix);
         return rc;
     }
@@ -246,14 +278,18 @@ int ordo_index_write(ordo_index_t *ix, const char *buf, size_t len, uint32_t cou
         }
         MDB_val k = {id_len, (void *)(buf + off + 1)}, v = {entry_len, (void *)(buf + at)};
         off = at + entry_len;
+        /* An order already there (left memory before, then came back)
+         * gets this entry: its positions as the log has them now. */
+        MDB_val mine = v; /* MDB_KEYEXIST points v at the entry there */
         rc = mdb_put(txn, ix->dbi, &k, &v, MDB_NOOVERWRITE);
+        bool is_new = rc == 0;
         if (rc == MDB_KEYEXIST)
-            continue;
+            rc = mdb_put(txn, ix->dbi, &k, &mine, 0);
         if (rc != 0) {
             mdb_txn_abort(txn);
             return s_fail(ix, "cannot write the index", rc);
         }
-        added++;
+        added += is_new;
     }
     if ((rc = mdb_txn_commit(txn)) != 0)
         return s_fail(ix, "cannot commit to the index", rc);

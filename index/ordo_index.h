@@ -32,9 +32,14 @@ typedef struct {
 
 /* Opens (creating) the index in folder `dir` for `nshards` shards and
  * fills their filters from its keys (`hash` of each id picks its shard, as
- * ordo_shard_of does). `sync`: commits reach the disk before they return.
- * 0, or a negative ordo_err_t (logged, naming the folder). */
-int ordo_index_open(const char *dir, uint32_t nshards, bool sync, ordo_index_t **out);
+ * ordo_shard_of does). An entry naming a position past `log_head` (the
+ * log lost its tail in a crash, or was cut by --repair) is deleted: its
+ * order is in the log up to its last surviving event and comes back from
+ * the snapshot and the log's replay. `sync`: commits reach the disk
+ * before they return. 0, or a negative ordo_err_t (logged, naming the
+ * folder). */
+int ordo_index_open(const char *dir, uint32_t nshards, bool sync, uint64_t log_head,
+                    ordo_index_t **out);
 
 void ordo_index_destroy(ordo_index_t **ix);
 
@@ -49,8 +54,9 @@ int ordo_index_get(ordo_index_t *ix, uint32_t shard, ordo_str_t id, uint64_t has
 int ordo_index_pack(msgpack_sbuffer *buf, const ordo_order_t *order);
 
 /* Writes the `count` entries packed in buf[0..len) in one transaction
- * (synced if the index was opened so); an order already there is left as
- * it is. Does not touch the filters. 0, or a negative ordo_err_t: then
+ * (synced if the index was opened so); an order already there gets the
+ * new entry (its events' positions as they are now in the log). Does not
+ * touch the filters. 0, or a negative ordo_err_t: then
  * nothing was written. */
 int ordo_index_write(ordo_index_t *ix, const char *buf, size_t len, uint32_t count);
 

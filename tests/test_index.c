@@ -83,7 +83,7 @@ static void test_index_put_get_reopen(void)
     char path[256];
     snprintf(path, sizeof path, "%s/index", dir);
     ordo_index_t *ix = NULL;
-    CU_ASSERT_EQUAL_FATAL(ordo_index_open(path, 2, true, &ix), 0);
+    CU_ASSERT_EQUAL_FATAL(ordo_index_open(path, 2, true, UINT64_MAX, &ix), 0);
     CU_ASSERT_EQUAL(ordo_index_count(ix), 0);
     s_put_all(ix, 3000, 2);
     CU_ASSERT_EQUAL(ordo_index_count(ix), 3000);
@@ -112,9 +112,45 @@ static void test_index_put_get_reopen(void)
 
     /* reopened with another number of shards: the filters are rebuilt
      * from the keys, and every entry is found through its new shard */
-    CU_ASSERT_EQUAL_FATAL(ordo_index_open(path, 3, true, &ix), 0);
+    CU_ASSERT_EQUAL_FATAL(ordo_index_open(path, 3, true, UINT64_MAX, &ix), 0);
     CU_ASSERT_EQUAL(ordo_index_count(ix), 3001);
     s_check_all(ix, 3000, 3);
+    ordo_index_destroy(&ix);
+    ordo_test_rm_rf(dir);
+}
+
+/* A crash took back the log's tail: at open, entries naming a position
+ * past the log's head are deleted (their orders come back from the log),
+ * the rest stay. An order written again gets its new positions. */
+static void test_index_cut_and_rewrite(void)
+{
+    char dir[128], path[256];
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ordo_test_tmpdir(dir, sizeof dir));
+    snprintf(path, sizeof path, "%s/index", dir);
+    ordo_index_t *ix = NULL;
+    CU_ASSERT_EQUAL_FATAL(ordo_index_open(path, 2, false, UINT64_MAX, &ix), 0);
+    s_put_all(ix, 3000, 2);
+    ordo_index_destroy(&ix);
+    /* order i's last event is at 2^40 + 10 i + version - 1 */
+    CU_ASSERT_EQUAL_FATAL(ordo_index_open(path, 2, false, (1ull << 40) + 10000, &ix), 0);
+    CU_ASSERT_EQUAL(ordo_index_count(ix), 1000);
+    s_check_all(ix, 1000, 2);
+    ordo_order_t o = s_order(1500, 2);
+    ordo_index_entry_t e;
+    uint64_t h = ordo_order_id_hash(o.order_id, o.order_id_len);
+    CU_ASSERT_EQUAL(ordo_index_get(ix, s_shard(&o, 2), (ordo_str_t){o.order_id, o.order_id_len}, h,
+                                   &e), 0);
+    /* written again with other positions: the new ones count, once */
+    o = s_order(7, 3);
+    o.positions[2] = 42;
+    const ordo_order_t *list[] = {&o};
+    h = ordo_order_id_hash(o.order_id, o.order_id_len);
+    CU_ASSERT_EQUAL(ordo_index_put(ix, s_shard(&o, 2), list, &h, 1), 0);
+    CU_ASSERT_EQUAL(ordo_index_count(ix), 1000);
+    CU_ASSERT_EQUAL(ordo_index_get(ix, s_shard(&o, 2), (ordo_str_t){o.order_id, o.order_id_len}, h,
+                                   &e), 1);
+    CU_ASSERT_EQUAL(e.version, 3);
+    CU_ASSERT_EQUAL(e.positions[2], 42);
     ordo_index_destroy(&ix);
     ordo_test_rm_rf(dir);
 }
@@ -140,7 +176,7 @@ static void test_index_unmap_pages(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(ordo_test_tmpdir(dir, sizeof dir));
     snprintf(path, sizeof path, "%s/index", dir);
     ordo_index_t *ix = NULL;
-    CU_ASSERT_EQUAL_FATAL(ordo_index_open(path, 1, false, &ix), 0);
+    CU_ASSERT_EQUAL_FATAL(ordo_index_open(path, 1, false, UINT64_MAX, &ix), 0);
     s_put_all(ix, 100000, 1);
     s_check_all(ix, 100000, 1); /* every page read once: mapped */
     long before = s_rss_file_kib();
@@ -163,7 +199,7 @@ static void test_index_damaged_entry(void)
     MDB_txn *txn;
     MDB_dbi dbi;
     ordo_index_t *ix = NULL;
-    CU_ASSERT_EQUAL_FATAL(ordo_index_open(path, 1, true, &ix), 0);
+    CU_ASSERT_EQUAL_FATAL(ordo_index_open(path, 1, true, UINT64_MAX, &ix), 0);
     ordo_index_destroy(&ix);
     CU_ASSERT_EQUAL_FATAL(mdb_env_create(&env), 0);
     CU_ASSERT_EQUAL_FATAL(mdb_env_open(env, path, 0, 0644), 0);
@@ -179,7 +215,7 @@ static void test_index_damaged_entry(void)
     }
     CU_ASSERT_EQUAL_FATAL(mdb_txn_commit(txn), 0);
     mdb_env_close(env);
-    CU_ASSERT_EQUAL_FATAL(ordo_index_open(path, 1, true, &ix), 0);
+    CU_ASSERT_EQUAL_FATAL(ordo_index_open(path, 1, true, UINT64_MAX, &ix), 0);
     CU_ASSERT_EQUAL(ordo_index_count(ix), 5);
     for (int i = 0; i < 5; i++) {
         char id[16];
@@ -202,6 +238,8 @@ int main(void)
     CU_add_test(s, "index: put, get, count once, reopen with other shards",
                 test_index_put_get_reopen);
     CU_add_test(s, "index: damaged entries refused", test_index_damaged_entry);
+    CU_add_test(s, "index: entries past the log's head cut at open; rewrites",
+                test_index_cut_and_rewrite);
     CU_add_test(s, "index: its pages leave resident memory", test_index_unmap_pages);
     return ordo_test_run();
 }
