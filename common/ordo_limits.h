@@ -52,6 +52,7 @@
 #define ORDO_SHARD_EVENT_BYTES_MAX (16u << 20)   /* bytes per batch to the writer */
 #define ORDO_SHARD_REPLY_BYTES_MAX (256u << 10)  /* a reply batch leaves once this big */
 #define ORDO_SNAPSHOT_CHUNK 512                  /* orders packed per turn of a shard's loop */
+#define ORDO_SNAPSHOT_PACE_US 5000               /* a busy shard packs a chunk at most this often */
 #define ORDO_EVICT_MAX 4096                      /* finished orders per index transaction */
 #define ORDO_EVICT_EVERY_MS 100                  /* at most one such transaction per this long */
 #define ORDO_RETAIN_FINISHED_MAX (10ull * 366 * 86400) /* --retain-finished: ten years */

@@ -1035,8 +1035,16 @@ void *ordo_shard_run(void *arg)
     zmq_pollitem_t items[] = {{s->writer, 0, ZMQ_POLLIN, 0},
                               {s->front, 0, ZMQ_POLLIN, 0},
                               {s->indexer, 0, ZMQ_POLLIN, 0}};
+    uint64_t snap_next_ns = 0; /* no chunk of a snapshot before this, unless idle */
     while (!s->stopped) {
-        if (zmq_poll(items, s->indexer ? 3 : 2, s->snap_active ? 0 : s_evict_wait_ms(s)) < 0) {
+        long wait_ms = s_evict_wait_ms(s);
+        if (s->snap_active) {
+            uint64_t now = ordo_mono_ns();
+            long pace = now >= snap_next_ns ? 0 : (long)((snap_next_ns - now + 999999) / 1000000);
+            wait_ms = wait_ms < 0 || pace < wait_ms ? pace : wait_ms;
+        }
+        int ready = zmq_poll(items, s->indexer ? 3 : 2, wait_ms);
+        if (ready < 0) {
             if (zmq_errno() == EINTR)
                 continue;
             ordo_log_error("shard", "poll: %s", zmq_strerror(zmq_errno()));
@@ -1052,8 +1060,13 @@ void *ordo_shard_run(void *arg)
             s_index_back(s, b);
         if ((b = ordo_batch_recv(s->front, ZMQ_DONTWAIT)) != NULL)
             s_from_front(s, b);
-        if (s->snap_active)
+        /* Packing a snapshot is background work: a chunk whenever the shard
+         * is idle, and while it is busy, one every ORDO_SNAPSHOT_PACE_US,
+         * so a snapshot never piles up a queue of requests. */
+        if (s->snap_active && (ready == 0 || ordo_mono_ns() >= snap_next_ns)) {
             s_snapshot_step(s, false);
+            snap_next_ns = ordo_mono_ns() + ORDO_SNAPSHOT_PACE_US * 1000ull;
+        }
         s_evict(s);
         s_send_events(s);
         s_send_replies(s);
