@@ -26,6 +26,15 @@ void ordo_batch_free(ordo_batch_t **b)
 {
     if (!b || !*b)
         return;
+    if ((*b)->kind == ORDO_BATCH_EVENTS) {
+        /* Events never applied (a batch dropped at shutdown or with its
+         * socket gone): their preparations go with them. Applied ones
+         * left the batch first (it became REPLIES). */
+        size_t off = 0;
+        ordo_event_view_t v;
+        while (ordo_batch_next_event(*b, &off, &v))
+            ordo_apply_prep_free(&v.head.prep);
+    }
     msgpack_sbuffer_destroy(&(*b)->buf);
     msgpack_sbuffer_destroy(&(*b)->replies);
     free(*b);
