@@ -444,10 +444,10 @@ static ordo_order_t *s_load_back(ordo_shard_t *s, const ordo_request_t *req, uin
     return o;
 }
 
-static int s_by_finish(const void *a, const void *b)
+static int s_by_due(const void *a, const void *b)
 {
-    const ordo_order_t *x = *(ordo_order_t *const *)a, *y = *(ordo_order_t *const *)b;
-    return (x->updated_at_us > y->updated_at_us) - (x->updated_at_us < y->updated_at_us);
+    int64_t x = ((const s_leaving_t *)a)->due_us, y = ((const s_leaving_t *)b)->due_us;
+    return (x > y) - (x < y);
 }
 
 int ordo_shard_retain(ordo_shard_t *s, ordo_index_t *index, void *indexer, int64_t retain_us)
@@ -455,16 +455,18 @@ int ordo_shard_retain(ordo_shard_t *s, ordo_index_t *index, void *indexer, int64
     s->order_index = index;
     s->indexer = indexer;
     s->retain_us = retain_us;
-    size_t n = ordo_registry_count(s->reg), k = 0, cursor = 0;
-    ordo_order_t **fin = malloc((n ? n : 1) * sizeof *fin);
-    if (!fin) {
-        free(fin);
+    size_t n = ordo_registry_count(s->reg), k = 0, cursor = 0, cap = 4096;
+    while (cap < n)
+        cap *= 2;
+    if (!(s->leaving = malloc(cap * sizeof *s->leaving))) {
         ordo_log_error("shard", "out of memory at start");
         return -1;
     }
-    /* The recovered finished orders leave in the order they finished; the
-     * index may hold some already (they left before the last snapshot was
-     * taken... or after it, and the log brought them back). */
+    s->leave_cap = cap;
+    /* The recovered finished orders leave in the order they finished,
+     * sorted here by when they are due (the ring's own order); the index
+     * may hold some already (they left before the last snapshot was taken,
+     * or after it, and the log brought them back). */
     ordo_order_t *o;
     while ((o = ordo_registry_next(s->reg, &cursor)) != NULL) {
         if (!ordo_status_is_final(o->status))
@@ -472,20 +474,17 @@ int ordo_shard_retain(ordo_shard_t *s, ordo_index_t *index, void *indexer, int64
         ordo_index_entry_t e;
         int rc = ordo_index_get(index, s->index, (ordo_str_t){o->order_id, o->order_id_len},
                                 ordo_order_id_hash(o->order_id, o->order_id_len), &e);
-        if (rc < 0) {
-            free(fin);
+        if (rc < 0)
             return -1;
-        }
         if (rc == 1) {
             o->indexed = true;
             s->indexed++;
         }
-        fin[k++] = o;
+        s->leaving[k++] = (s_leaving_t){o, o->updated_at_us + retain_us};
     }
-    qsort(fin, k, sizeof *fin, s_by_finish);
-    for (size_t i = 0; i < k; i++)
-        s_leave_push(s, fin[i], fin[i]->updated_at_us + retain_us);
-    free(fin);
+    qsort(s->leaving, k, sizeof *s->leaving, s_by_due);
+    s->leave_head = 0;
+    s->leave_count = k;
     s_set_gauges(s);
     return 0;
 }
