@@ -94,17 +94,30 @@ void ordo_index_destroy(ordo_index_t **ixp)
     *ixp = NULL;
 }
 
-/* The highest position an entry names, or 0 if it does not decode. */
-static uint64_t s_last_position(const MDB_val *v)
+/* Decodes a stored entry into *e, checking its format and length. 0, or
+ * -1 if it does not decode. */
+static int s_entry_decode(const MDB_val *v, ordo_index_entry_t *e)
 {
     const unsigned char *p = v->mv_data;
     if (v->mv_size < 2 || p[0] != S_FORMAT || p[1] < 1 || p[1] > ORDO_MAX_VERSION ||
         v->mv_size != 2 + 8u * p[1])
-        return 0;
-    uint64_t x = 0;
-    for (int b = 7; b >= 0; b--)
-        x = x << 8 | p[2 + 8 * (p[1] - 1) + (unsigned)b];
-    return x;
+        return -1;
+    memset(e, 0, sizeof *e);
+    e->version = p[1];
+    for (uint32_t i = 0; i < e->version; i++) {
+        uint64_t x = 0;
+        for (int b = 7; b >= 0; b--)
+            x = x << 8 | p[2 + 8 * i + (unsigned)b];
+        e->positions[i] = x;
+    }
+    return 0;
+}
+
+/* The highest position an entry names, or 0 if it does not decode. */
+static uint64_t s_last_position(const MDB_val *v)
+{
+    ordo_index_entry_t e;
+    return s_entry_decode(v, &e) == 0 ? e.positions[e.version - 1] : 0;
 }
 
 /* Fills the shards' filters from every key and counts them, deleting the
@@ -215,23 +228,10 @@ int ordo_index_get(ordo_index_t *ix, uint32_t shard, ordo_str_t id, uint64_t has
     rc = mdb_get(sh->read, ix->dbi, &k, &v);
     int found = 0;
     if (rc == 0) {
-        const unsigned char *p = v.mv_data;
-        if (v.mv_size < 2 || p[0] != S_FORMAT || p[1] < 1 || p[1] > ORDO_MAX_VERSION ||
-            v.mv_size != 2 + 8u * p[1]) {
+        found = s_entry_decode(&v, e) == 0 ? 1 : ORDO_ERR_CORRUPT;
+        if (found < 0)
             ordo_log_error("index", "the entry of order %.*s in %s does not decode", (int)id.len,
                            id.ptr, ix->dir);
-            found = ORDO_ERR_CORRUPT;
-        } else {
-            memset(e, 0, sizeof *e);
-            e->version = p[1];
-            for (uint32_t i = 0; i < e->version; i++) {
-                uint64_t x = 0;
-                for (int b = 7; b >= 0; b--)
-                    x = x << 8 | p[2 + 8 * i + (unsigned)b];
-                e->positions[i] = x;
-            }
-            found = 1;
-        }
     } else if (rc != MDB_NOTFOUND) {
         found = s_fail(ix, "cannot read the index", rc);
     }
