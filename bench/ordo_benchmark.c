@@ -376,6 +376,30 @@ static void s_ask_stats(s_bench_t *b, int which)
     b->control_dirty = true;
 }
 
+/* The values of `names[i]` in a Stats reply into values[i] (-1 if
+ * absent). 0, or -1 if the map does not decode. */
+static int s_stats_pick(const ordo_reply_t *rep, const char *const *names, int64_t *values, int n)
+{
+    for (int j = 0; j < n; j++)
+        values[j] = -1;
+    ordo_mp_t r;
+    uint32_t count;
+    ordo_mp_init(&r, rep->stats, rep->stats_len);
+    if (!ordo_mp_read_map(&r, &count))
+        return -1;
+    for (uint32_t i = 0; i < count; i++) {
+        const char *k;
+        uint32_t kl;
+        int64_t v;
+        if (!ordo_mp_read_str(&r, &k, &kl) || !ordo_mp_read_int(&r, &v))
+            return -1;
+        for (int j = 0; j < n; j++)
+            if (strlen(names[j]) == kl && !memcmp(names[j], k, kl))
+                values[j] = v;
+    }
+    return 0;
+}
+
 static void s_on_stats(s_bench_t *b, const void *data, size_t len)
 {
     ordo_reply_t rep;
@@ -384,24 +408,16 @@ static void s_on_stats(s_bench_t *b, const void *data, size_t len)
         return;
     int which = ORDO_MP_KEY_IS(rep.request_id.ptr, rep.request_id.len, "stats-after");
     s_stats_t *st = &b->stats[which];
-    ordo_mp_t r;
-    uint32_t n;
-    ordo_mp_init(&r, rep.stats, rep.stats_len);
-    if (!ordo_mp_read_map(&r, &n))
+    static const char *const names[] = {"fsyncs", "frames", "events_appended"};
+    int64_t v[3];
+    if (s_stats_pick(&rep, names, v, 3) != 0)
         return;
-    for (uint32_t i = 0; i < n; i++) {
-        const char *k;
-        uint32_t kl;
-        int64_t v = 0;
-        if (!ordo_mp_read_str(&r, &k, &kl) || !ordo_mp_read_int(&r, &v))
-            return;
-        if (ORDO_MP_KEY_IS(k, kl, "fsyncs"))
-            st->fsyncs = v;
-        else if (ORDO_MP_KEY_IS(k, kl, "frames"))
-            st->frames = v;
-        else if (ORDO_MP_KEY_IS(k, kl, "events_appended"))
-            st->appended = v;
-    }
+    if (v[0] >= 0)
+        st->fsyncs = v[0];
+    if (v[1] >= 0)
+        st->frames = v[1];
+    if (v[2] >= 0)
+        st->appended = v[2];
     st->have = true;
 }
 
@@ -1351,24 +1367,8 @@ static int s_fetch_stats(const char *endpoint, const char *const *names, int64_t
         if (zmq_send(sock, buf.data, buf.size, 0) >= 0 && zmq_poll(&it, 1, 10000) == 1 &&
             zmq_msg_recv(&m, sock, 0) >= 0 &&
             ordo_reply_decode(zmq_msg_data(&m), zmq_msg_size(&m), &rep) == 0 && rep.ok &&
-            rep.stats_len) {
-            ordo_mp_t r;
-            uint32_t count;
-            ordo_mp_init(&r, rep.stats, rep.stats_len);
-            rc = ordo_mp_read_map(&r, &count) ? 0 : -1;
-            for (uint32_t i = 0; rc == 0 && i < count; i++) {
-                const char *k;
-                uint32_t kl;
-                int64_t v;
-                if (!ordo_mp_read_str(&r, &k, &kl) || !ordo_mp_read_int(&r, &v)) {
-                    rc = -1;
-                    break;
-                }
-                for (int j = 0; j < n; j++)
-                    if (strlen(names[j]) == kl && !memcmp(names[j], k, kl))
-                        values[j] = v;
-            }
-        }
+            rep.stats_len)
+            rc = s_stats_pick(&rep, names, values, n);
         zmq_msg_close(&m);
         msgpack_sbuffer_destroy(&buf);
     }
