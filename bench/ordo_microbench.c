@@ -7,7 +7,8 @@
 #include "ordo_clock.h"
 #include "ordo_codec.h"
 #include "ordo_error.h"
-#include "ordo_local.h"
+#include "ordo_drive.h"
+#include "ordo_engine.h"
 #include "ordo_log.h"
 #include "ordo_state.h"
 #include "ordo_workload.h"
@@ -71,44 +72,65 @@ static ordo_wal_t *s_open(const char *dir, ordo_sync_mode_t mode)
     return wal;
 }
 
-/* Generates a log through the real decide, stamp, encode, group-commit
- * path (fsync never, 1024 events per frame). IN_FLIGHT orders interleave,
- * as in a real day (at 116 events/s and ~40-minute lives, some 50k orders
- * are open at once), so one order's events rarely share a frame. A warm-up
- * of 6 commands per in-flight order comes first, so the measured `events`
- * have the steady mix of whole lives; bytes are counted for those only. */
+/* Generates a log through the engine itself (ordo_engine.h, in this
+ * process; requests over inproc://, fsync never), into `data_dir`.
+ * IN_FLIGHT orders interleave, as in a real day (at 116 events/s and
+ * ~40-minute lives, some 50k orders are open at once), so one order's
+ * events rarely share a frame. A warm-up of 6 commands per in-flight
+ * order comes first, so the measured `events` have the steady mix of
+ * whole lives; bytes are counted for those only. */
 #define IN_FLIGHT 50000
-static void s_generate(const char *dir, long events, bool uuid4, uint64_t *bytes_on_disk,
+static void s_generate(const char *data_dir, long events, bool uuid4, uint64_t *bytes_on_disk,
                        uint64_t *raw_bytes)
 {
-    s_rm_log(dir);
-    ordo_wal_t *wal = s_open(dir, ORDO_SYNC_NEVER);
-    ordo_registry_t *reg = ordo_registry_new();
-    ordo_local_t *local = ordo_local_new(reg, wal, 1024);
+    s_rm_log(data_dir);
+    ordo_engine_options_t eo = {0};
+    ordo_config_defaults(&eo.cfg);
+    snprintf(eo.cfg.data_dir, sizeof eo.cfg.data_dir, "%s", data_dir);
+    snprintf(eo.cfg.bind, sizeof eo.cfg.bind, "inproc://ordo-microbench");
+    snprintf(eo.cfg.pub, sizeof eo.cfg.pub, "inproc://ordo-microbench-events");
+    eo.cfg.fsync_mode = ORDO_SYNC_NEVER;
+    eo.cfg.snapshot_every = 0;
+    ordo_engine_t *engine = NULL;
     ordo_workload_t *work = ordo_workload_new(42, IN_FLIGHT);
+    if (!work || ordo_engine_start(&eo, &engine) != 0) {
+        fprintf(stderr, "ordo-microbench: cannot start the engine in %s\n", data_dir);
+        exit(1);
+    }
     if (uuid4)
         ordo_workload_use_uuid4(work);
-    ordo_request_t *req = malloc(sizeof *req);
-    long warmup = 6L * IN_FLIGHT, total = warmup + events;
-    uint64_t frames, fsyncs, warm_bytes = 0, warm_head = 0;
-    for (long n = 0; n < total; n++) {
-        if (n == warmup) {
-            ordo_local_flush(local);
-            ordo_wal_stats(wal, &frames, &fsyncs, &warm_bytes);
-            warm_head = ordo_wal_head(wal);
-        }
-        ordo_workload_next(work, req);
-        ordo_error_t e;
-        if (ordo_local_submit(local, req, &e) == ORDO_DECIDE_ERROR) {
-            fprintf(stderr, "ordo-microbench: workload command refused: %s\n", e.message);
+    ordo_drive_options_t d = {.zmq_ctx = ordo_engine_zmq_context(engine),
+                              .endpoint = eo.cfg.bind,
+                              .window = 4096,
+                              .timeout_ms = 60000};
+    long warmup = 6L * IN_FLIGHT, total = warmup + events, done = 0;
+    uint64_t warm_bytes = 0, warm_head = 0;
+    while (done < total) {
+        long part = done < warmup ? warmup - done : total - done;
+        part = part > 250000 ? 250000 : part;
+        ordo_drive_report_t rep;
+        if (ordo_drive(&d, work, (uint64_t)part, &rep) != 0 || rep.ok != rep.sent) {
+            fprintf(stderr, "ordo-microbench: %llu of %llu workload commands refused\n",
+                    (unsigned long long)(rep.sent - rep.ok), (unsigned long long)rep.sent);
             exit(1);
         }
-        if (n % 250000 == 0 && n)
-            fprintf(stderr, "  generated %ld of %ld events\n", n, total);
+        done += part;
+        if (done == warmup) {
+            ordo_engine_log_stats(engine, NULL, NULL, &warm_bytes);
+            warm_head = ordo_engine_head(engine);
+        }
+        fprintf(stderr, "  generated %ld of %ld events\n", done, total);
     }
-    ordo_local_flush(local);
-    ordo_wal_stats(wal, &frames, &fsyncs, bytes_on_disk);
+    ordo_engine_log_stats(engine, NULL, NULL, bytes_on_disk);
     *bytes_on_disk -= warm_bytes;
+    if (ordo_engine_stop(engine) != 0)
+        exit(1); /* the log line says why */
+    ordo_engine_destroy(&engine);
+    ordo_workload_destroy(&work);
+
+    char wal_dir[1100];
+    snprintf(wal_dir, sizeof wal_dir, "%s/wal", data_dir);
+    ordo_wal_t *wal = s_open(wal_dir, ORDO_SYNC_NEVER);
     *raw_bytes = 0;
     ordo_wal_reader_t *rd;
     ordo_wal_reader_new(wal, warm_head + 1, &rd);
@@ -118,10 +140,6 @@ static void s_generate(const char *dir, long events, bool uuid4, uint64_t *bytes
     while (ordo_wal_reader_next(rd, &pos, &data, &len) == 1)
         *raw_bytes += len;
     ordo_wal_reader_destroy(&rd);
-    free(req);
-    ordo_workload_destroy(&work);
-    ordo_local_destroy(&local);
-    ordo_registry_destroy(&reg);
     ordo_wal_destroy(&wal);
 }
 
@@ -310,13 +328,14 @@ int main(int argc, char **argv)
         return 2;
     }
     ordo_log_set_level(ORDO_LOG_WARN);
-    char gen_dir[1024], app_dir[1024];
-    snprintf(gen_dir, sizeof gen_dir, "%s/replay-log", o.dir);
+    char gen_data[1024], gen_dir[1100], app_dir[1024];
+    snprintf(gen_data, sizeof gen_data, "%s/replay-data", o.dir);
+    snprintf(gen_dir, sizeof gen_dir, "%s/wal", gen_data);
     snprintf(app_dir, sizeof app_dir, "%s/append-log", o.dir);
 
     fprintf(stderr, "generating %ld events of order lifecycles...\n", o.events);
     uint64_t disk_bytes, raw_bytes;
-    s_generate(gen_dir, o.events, o.uuid4, &disk_bytes, &raw_bytes);
+    s_generate(gen_data, o.events, o.uuid4, &disk_bytes, &raw_bytes);
 
     if (o.only && strcmp(o.only, "codec") && strcmp(o.only, "append") && strcmp(o.only, "replay")) {
         fprintf(stderr, "ordo-microbench: --only takes codec, append or replay\n");

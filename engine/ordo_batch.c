@@ -44,9 +44,14 @@ void ordo_batch_free(ordo_batch_t **b)
 int ordo_batch_add_tagged(msgpack_sbuffer *buf, uint64_t tag, const void *bytes, size_t len)
 {
     s_tagged_t h = {tag, (uint32_t)len};
+    size_t at = buf->size;
     if (len > UINT32_MAX || msgpack_sbuffer_write(buf, (const char *)&h, sizeof h) != 0)
         return -1;
-    return len ? msgpack_sbuffer_write(buf, bytes, len) : 0;
+    if (len && msgpack_sbuffer_write(buf, bytes, len) != 0) {
+        buf->size = at; /* no half entry */
+        return -1;
+    }
+    return 0;
 }
 
 long ordo_batch_begin_tagged(msgpack_sbuffer *buf, uint64_t tag)
@@ -119,4 +124,39 @@ ordo_batch_t *ordo_batch_recv(void *socket, int flags)
     if (zmq_recv(socket, &b, sizeof b, flags) != (int)sizeof b)
         return NULL;
     return b;
+}
+
+#define LOST_MAGIC 0x54534f4c4f44524full /* "ORDOLOST" */
+_Static_assert(sizeof(ordo_batch_t *) != 2 * sizeof(uint64_t),
+               "a lost tag must not look like a batch");
+
+int ordo_batch_send_lost(void *socket, uint64_t tag)
+{
+    uint64_t m[2] = {LOST_MAGIC, tag};
+    return zmq_send(socket, m, sizeof m, 0) == (int)sizeof m ? 0 : -1;
+}
+
+int ordo_batch_recv_any(void *socket, int flags, ordo_batch_t **b, uint64_t *tag)
+{
+    uint64_t m[2];
+    int n = zmq_recv(socket, m, sizeof m, flags);
+    if (n == (int)sizeof *b) {
+        memcpy(b, m, sizeof *b);
+        return 1;
+    }
+    if (n == (int)sizeof m && m[0] == LOST_MAGIC) {
+        *tag = m[1];
+        return 2;
+    }
+    return 0;
+}
+
+int ordo_sink_write(void *sink, const char *bytes, size_t len)
+{
+    ordo_sink_t *k = sink;
+    if (msgpack_sbuffer_write(k->buf, bytes, len) != 0) {
+        k->failed = true;
+        return -1;
+    }
+    return 0;
 }

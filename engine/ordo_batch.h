@@ -109,7 +109,8 @@ typedef struct {
 ordo_batch_t *ordo_batch_new(ordo_batch_kind_t kind, uint32_t shard);
 void ordo_batch_free(ordo_batch_t **b);
 
-/* Appends a tagged entry to `buf`. 0, or -1 when out of memory. */
+/* Appends a tagged entry to `buf`. 0, or -1 when out of memory (`buf`
+ * then holds what it held before). */
 int ordo_batch_add_tagged(msgpack_sbuffer *buf, uint64_t tag, const void *bytes, size_t len);
 
 /* Starts a tagged entry whose bytes the caller then writes to `buf`
@@ -133,5 +134,26 @@ int ordo_batch_send(void *socket, ordo_batch_t *b);
 
 /* Receives a batch; NULL if none waits (ZMQ_DONTWAIT) or on error. */
 ordo_batch_t *ordo_batch_recv(void *socket, int flags);
+
+/* A reply a shard or the reader could not make or queue (out of memory)
+ * must still free the front end's slot, or its client would wait forever
+ * and the slot would be lost. The tag alone goes in a message of 16 bytes,
+ * which ZeroMQ keeps inside the message itself (no allocation); the front
+ * end answers `unavailable` in its place. 0 or -1. */
+int ordo_batch_send_lost(void *socket, uint64_t tag);
+
+/* The front end's receive: 1 with a batch in *b, 2 with a lost reply's
+ * tag in *tag (ordo_batch_send_lost), 0 if nothing waits or on error. */
+int ordo_batch_recv_any(void *socket, int flags, ordo_batch_t **b, uint64_t *tag);
+
+/* A packer's sink that notes a failed write (out of memory), so that a
+ * reply packed in parts is known to be whole before it is sent. Pass it
+ * to msgpack_packer_init with ordo_sink_write; clear `failed` with the
+ * buffer. */
+typedef struct {
+    msgpack_sbuffer *buf;
+    bool failed;
+} ordo_sink_t;
+int ordo_sink_write(void *sink, const char *bytes, size_t len);
 
 #endif

@@ -16,22 +16,24 @@
 #include <string.h>
 #include <zmq.h>
 
-#define STOP_WAIT_MS 10000             /* how long stopping waits for requests in flight */
+#define STOP_WAIT_MS 10000 /* how long stopping waits for requests in flight */
 
 typedef struct {
     int nframes;
     uint32_t generation; /* part of its tag: changes each time the slot is freed */
-    bool big;          /* a large query, admitted by ordo_peers_admit_big */
-    ordo_peer_t *peer; /* the connection it came from (held) */
+    bool big;            /* a large query, admitted by ordo_peers_admit_big */
+    ordo_peer_t *peer;   /* the connection it came from (held) */
     size_t body_len;
+    uint8_t rid_len; /* its request_id, for a reply made here */
+    char rid[ORDO_REQUEST_ID_MAX];
     zmq_msg_t frames[ORDO_ENVELOPE_MAX];
 } s_envelope_t;
 
 struct ordo_front {
     void *router;
-    void **pipes;       /* owned array of borrowed sockets: the shards', then the reader's */
-    uint32_t nshards;   /* shards: pipes[0 .. nshards-1] */
-    uint32_t npipes;    /* nshards, + 1 with a reader (pipes[nshards]) */
+    void **pipes;     /* owned array of borrowed sockets: the shards', then the reader's */
+    uint32_t nshards; /* shards: pipes[0 .. nshards-1] */
+    uint32_t npipes;  /* nshards, + 1 with a reader (pipes[nshards]) */
     uint32_t next_shard;
     s_envelope_t *slots;  /* owned: ORDO_FRONT_INFLIGHT_MAX */
     uint32_t *free_slots; /* owned: stack of free slot indexes */
@@ -39,7 +41,8 @@ struct ordo_front {
     size_t bytes;          /* bodies in flight */
     ordo_batch_t **out;    /* owned: the batch being filled per shard */
     ordo_batch_t **stops;  /* owned: each shard's STOP, made at start (sending it cannot fail) */
-    zmq_pollitem_t *items; /* owned: the shards' sockets, then the ROUTER */
+    zmq_pollitem_t *items; /* owned: the shards' sockets, the ROUTER, the control socket */
+    void *control;         /* borrowed: a message here means stop */
     ordo_peers_t *peers;   /* owned: what each connection holds of large replies */
     uint64_t rounds;
     uint64_t dropped;
@@ -48,7 +51,8 @@ struct ordo_front {
     msgpack_packer pk;
 };
 
-ordo_front_t *ordo_front_new(void *router, void **shards, uint32_t nshards, void *reader)
+ordo_front_t *ordo_front_new(void *router, void **shards, uint32_t nshards, void *reader,
+                             void *control)
 {
     ordo_front_t *f = calloc(1, sizeof *f);
     if (!f)
@@ -69,12 +73,17 @@ ordo_front_t *ordo_front_new(void *router, void **shards, uint32_t nshards, void
     f->free_slots = malloc(ORDO_FRONT_INFLIGHT_MAX * sizeof *f->free_slots);
     f->out = calloc(np, sizeof *f->out);
     f->stops = calloc(np, sizeof *f->stops);
-    f->items = calloc(np + 1, sizeof *f->items);
+    f->items = calloc(np + 2, sizeof *f->items);
     f->req = malloc(sizeof *f->req);
     f->peers = ordo_peers_new();
     msgpack_sbuffer_init(&f->buf);
     msgpack_packer_init(&f->pk, &f->buf, msgpack_sbuffer_write);
-    bool ok = f->slots && f->free_slots && f->out && f->stops && f->items && f->req && f->peers;
+    /* Room for any error reply made here, so that one never allocates. */
+    static const char room[8192];
+    msgpack_sbuffer_write(&f->buf, room, sizeof room);
+    msgpack_sbuffer_clear(&f->buf);
+    bool ok = f->buf.alloc >= sizeof room && f->slots && f->free_slots && f->out && f->stops &&
+              f->items && f->req && f->peers;
     for (uint32_t i = 0; ok && i < np; i++) {
         ok = (f->stops[i] = ordo_batch_new(ORDO_BATCH_STOP, i)) != NULL;
         f->items[i] = (zmq_pollitem_t){f->pipes[i], 0, ZMQ_POLLIN, 0};
@@ -84,6 +93,8 @@ ordo_front_t *ordo_front_new(void *router, void **shards, uint32_t nshards, void
         return NULL;
     }
     f->items[np] = (zmq_pollitem_t){router, 0, ZMQ_POLLIN, 0};
+    f->items[np + 1] = (zmq_pollitem_t){control, 0, ZMQ_POLLIN, 0};
+    f->control = control;
     for (uint32_t i = 0; i < ORDO_FRONT_INFLIGHT_MAX; i++)
         f->free_slots[i] = ORDO_FRONT_INFLIGHT_MAX - 1 - i;
     f->nfree = ORDO_FRONT_INFLIGHT_MAX;
@@ -116,7 +127,8 @@ void ordo_front_destroy(ordo_front_t **front)
     *front = NULL;
 }
 
-_Static_assert(ORDO_FRONT_INFLIGHT_MAX <= (1u << ORDO_TAG_INDEX_BITS), "slot indexes must fit in a tag");
+_Static_assert(ORDO_FRONT_INFLIGHT_MAX <= (1u << ORDO_TAG_INDEX_BITS),
+               "slot indexes must fit in a tag");
 
 /* Sends a reply with the envelope of `tag` and frees the slot. A tag
  * whose slot waits for nothing, or whose generation is not the slot's
@@ -124,10 +136,12 @@ _Static_assert(ORDO_FRONT_INFLIGHT_MAX <= (1u << ORDO_TAG_INDEX_BITS), "slot ind
 static void s_send_reply(ordo_front_t *f, uint64_t tag, const void *bytes, size_t len)
 {
     uint32_t index = ordo_tag_index(tag);
-    if (tag > ordo_tag_slot(tag) || index >= ORDO_FRONT_INFLIGHT_MAX || f->slots[index].nframes == 0 ||
-        f->slots[index].generation != ordo_tag_generation(tag)) {
-        ordo_log_error("front", "a reply for no waiting request (slot %u, generation %u) was "
-                       "dropped", index, ordo_tag_generation(tag));
+    if (tag > ordo_tag_slot(tag) || index >= ORDO_FRONT_INFLIGHT_MAX ||
+        f->slots[index].nframes == 0 || f->slots[index].generation != ordo_tag_generation(tag)) {
+        ordo_log_error("front",
+                       "a reply for no waiting request (slot %u, generation %u) was "
+                       "dropped",
+                       index, ordo_tag_generation(tag));
         return;
     }
     s_envelope_t *env = &f->slots[index];
@@ -165,6 +179,21 @@ static void s_send_error(ordo_front_t *f, uint64_t tag, ordo_str_t rid, const or
     msgpack_sbuffer_clear(&f->buf);
     ordo_reply_pack_error(&f->pk, rid, err);
     s_send_reply(f, tag, f->buf.data, f->buf.size);
+}
+
+/* Answers `unavailable` for a request whose reply could not be made (out
+ * of memory, here or in a shard), echoing its request_id. */
+static void s_send_lost(ordo_front_t *f, uint64_t tag)
+{
+    uint32_t index = ordo_tag_index(tag);
+    if (index >= ORDO_FRONT_INFLIGHT_MAX)
+        return;
+    const s_envelope_t *env = &f->slots[index];
+    ordo_error_t err;
+    ordo_error_set(&err, ORDO_CODE_UNAVAILABLE,
+                   "the engine ran out of memory answering this request; retry it (a command "
+                   "with the same request_id)");
+    s_send_error(f, tag, (ordo_str_t){env->rid, env->rid_len}, &err);
 }
 
 static void s_reply_here(ordo_front_t *f, uint64_t tag, const void *body, size_t len, bool stopping)
@@ -210,7 +239,8 @@ static int s_recv(ordo_front_t *f, uint64_t *tag, zmq_msg_t *body)
             ordo_log_warn("front",
                           "dropped a message whose envelope is over %d frames or a frame over "
                           "%d bytes (%llu so far)",
-                          ORDO_ENVELOPE_MAX, ORDO_ENVELOPE_FRAME_MAX, (unsigned long long)f->dropped);
+                          ORDO_ENVELOPE_MAX, ORDO_ENVELOPE_FRAME_MAX,
+                          (unsigned long long)f->dropped);
         for (int i = 0; i < env->nframes; i++)
             zmq_msg_close(&env->frames[i]);
         env->nframes = 0;
@@ -234,8 +264,8 @@ static int s_recv(ordo_front_t *f, uint64_t *tag, zmq_msg_t *body)
 static int s_read_requests(ordo_front_t *f, bool local)
 {
     int failed = 0, n = 0;
-    for (int reads = 0;
-         n < ORDO_FRONT_DRAIN_MAX && reads < 4 * ORDO_FRONT_DRAIN_MAX && f->nfree > 0 && f->bytes < ORDO_FRONT_INFLIGHT_BYTES_MAX;
+    for (int reads = 0; n < ORDO_FRONT_DRAIN_MAX && reads < 4 * ORDO_FRONT_DRAIN_MAX &&
+                        f->nfree > 0 && f->bytes < ORDO_FRONT_INFLIGHT_BYTES_MAX;
          reads++) {
         uint64_t tag;
         zmq_msg_t body;
@@ -256,6 +286,9 @@ static int s_read_requests(ordo_front_t *f, bool local)
             s_reply_here(f, tag, data, len, local);
         } else {
             ordo_request_peek(data, len, &peek);
+            s_envelope_t *held = &f->slots[ordo_tag_index(tag)];
+            held->rid_len = (uint8_t)peek.request_id.len;
+            memcpy(held->rid, peek.request_id.ptr, peek.request_id.len);
             /* Pages to the reader (they never hold up a shard), then by
              * order, then round the shards. */
             const ordo_request_info_t *info = ordo_request_info(peek.type);
@@ -281,13 +314,10 @@ static int s_read_requests(ordo_front_t *f, bool local)
             ordo_batch_t **b = &f->out[shard];
             if (!*b)
                 *b = ordo_batch_new(ORDO_BATCH_REQUESTS, shard);
-            if (*b && ordo_batch_add_tagged(&(*b)->buf, ordo_tag_make(tag, why), data, len) == 0) {
+            if (*b && ordo_batch_add_tagged(&(*b)->buf, ordo_tag_make(tag, why), data, len) == 0)
                 (*b)->count++;
-            } else {
-                ordo_error_t err;
-                ordo_error_set(&err, ORDO_CODE_UNAVAILABLE, "out of memory");
-                s_send_error(f, tag, (ordo_str_t){0}, &err);
-            }
+            else
+                s_send_lost(f, tag);
         }
         zmq_msg_close(&body);
     }
@@ -307,7 +337,13 @@ static uint32_t s_read_replies(ordo_front_t *f)
     uint32_t stops = 0;
     for (uint32_t i = 0; i < f->npipes; i++) {
         ordo_batch_t *b;
-        while ((b = ordo_batch_recv(f->pipes[i], ZMQ_DONTWAIT)) != NULL) {
+        uint64_t lost_tag;
+        int got;
+        while ((got = ordo_batch_recv_any(f->pipes[i], ZMQ_DONTWAIT, &b, &lost_tag)) != 0) {
+            if (got == 2) {
+                s_send_lost(f, lost_tag);
+                continue;
+            }
             if (b->kind == ORDO_BATCH_STOP) {
                 stops++;
             } else {
@@ -324,15 +360,15 @@ static uint32_t s_read_replies(ordo_front_t *f)
     return stops;
 }
 
-int ordo_front_run(ordo_front_t *f, volatile sig_atomic_t *stop)
+int ordo_front_run(ordo_front_t *f)
 {
     uint32_t n = f->npipes, stops = 0;
     zmq_pollitem_t *items = f->items;
-    bool stopping = false, stop_sent = false;
+    bool stopping = false, stop_sent = false, stop = false;
     uint64_t deadline = 0;
     int rc = 0;
     while (stops < n) {
-        if (*stop && !stopping) {
+        if (stop && !stopping) {
             stopping = true;
             deadline = ordo_mono_ns() + STOP_WAIT_MS * 1000000ull;
             ordo_log_info("front", "stopping: %u requests in flight; new ones get unavailable",
@@ -352,13 +388,19 @@ int ordo_front_run(ordo_front_t *f, volatile sig_atomic_t *stop)
         /* Stopping reads nothing new until the shards have stopped (then
          * every earlier request has its reply, and the rest are refused
          * below without overtaking any). */
-        bool can_read = rc == 0 && !stopping && f->nfree > 0 && f->bytes < ORDO_FRONT_INFLIGHT_BYTES_MAX;
+        bool can_read =
+            rc == 0 && !stopping && f->nfree > 0 && f->bytes < ORDO_FRONT_INFLIGHT_BYTES_MAX;
         items[n].events = can_read ? ZMQ_POLLIN : 0;
-        if (zmq_poll(items, (int)n + 1, stopping ? 50 : 1000) < 0 && zmq_errno() != EINTR) {
+        if (zmq_poll(items, (int)n + 2, stopping ? 50 : 1000) < 0 && zmq_errno() != EINTR) {
             ordo_log_error("front", "poll: %s", zmq_strerror(zmq_errno()));
             rc = -1;
-            *stop = 1;
+            stop = true;
             continue;
+        }
+        if (items[n + 1].revents & ZMQ_POLLIN) {
+            char word[8];
+            zmq_recv(f->control, word, sizeof word, ZMQ_DONTWAIT);
+            stop = true;
         }
         stops += s_read_replies(f);
         if ((++f->rounds & 4095) == 0)
@@ -366,7 +408,7 @@ int ordo_front_run(ordo_front_t *f, volatile sig_atomic_t *stop)
         if (can_read && (items[n].revents & ZMQ_POLLIN) && s_read_requests(f, false) < 0) {
             ordo_log_error("front", "receive: %s", zmq_strerror(zmq_errno()));
             rc = -1;
-            *stop = 1;
+            stop = true;
         }
     }
     /* Requests that reached the ROUTER meanwhile get their `unavailable`

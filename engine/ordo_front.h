@@ -1,4 +1,4 @@
-/* The engine's front end, run on the main thread: it owns the ROUTER
+/* The engine's front end, one thread: it owns the ROUTER
  * socket. It reads requests, keeps each one's envelope under a tag, and
  * sends the body to the shard that owns its order (by the hash of its
  * `order_id`; ReadAll to the reader thread; the others without an order,
@@ -9,21 +9,22 @@
 #ifndef ORDO_FRONT_H
 #define ORDO_FRONT_H
 
-#include <signal.h>
 #include <stdint.h>
 
 typedef struct ordo_front ordo_front_t;
 
-/* Borrows the ROUTER, the shards' PAIR sockets and the reader's (NULL:
- * none; ReadAll then goes round the shards). NULL if out of memory. */
-ordo_front_t *ordo_front_new(void *router, void **shards, uint32_t nshards, void *reader);
+/* Borrows the ROUTER, the shards' PAIR sockets, the reader's (NULL:
+ * none; ReadAll then goes round the shards) and `control`, a PAIR on which
+ * any message means stop. NULL if out of memory. */
+ordo_front_t *ordo_front_new(void *router, void **shards, uint32_t nshards, void *reader,
+                             void *control);
 
-/* Serves until *stop is set; then answers what it reads with
+/* Serves until told to stop on `control` (or the ROUTER fails); then answers what it reads with
  * `unavailable`, waits (bounded) for the requests in flight, and stops
  * the shards (a STOP through each shard and the writer and back) and the
  * reader. 0, or
  * -1 if the ROUTER failed. */
-int ordo_front_run(ordo_front_t *front, volatile sig_atomic_t *stop);
+int ordo_front_run(ordo_front_t *front);
 
 void ordo_front_destroy(ordo_front_t **front);
 

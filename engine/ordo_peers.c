@@ -1,7 +1,10 @@
 /* Per-connection accounting of large replies (see ordo_peers.h). An entry
  * lives while the front end holds it (a request in flight) or ZeroMQ holds
  * a counted reply for it; the free callback's decrement is its last touch
- * of the entry, so the front end may free an entry it sees idle. */
+ * of the entry, so the front end may free an entry it sees idle. The
+ * table itself lives until the front end is done with it and ZeroMQ has
+ * freed every counted reply (a client in the same context may still hold
+ * some after the engine has stopped). */
 #include "ordo_peers.h"
 
 #include "ordo_hash.h"
@@ -28,6 +31,7 @@ struct ordo_peers {
     ordo_peer_t *buckets[BUCKETS];
     uint32_t big;         /* large queries in flight, all peers */
     _Atomic int64_t held; /* counted bytes held, all peers */
+    _Atomic int64_t refs; /* the front end's, plus one per counted reply */
 };
 
 /* Header before a counted reply's bytes, for the free callback. */
@@ -40,22 +44,33 @@ typedef struct {
 
 ordo_peers_t *ordo_peers_new(void)
 {
-    return calloc(1, sizeof(ordo_peers_t));
+    ordo_peers_t *peers = calloc(1, sizeof(ordo_peers_t));
+    if (peers)
+        atomic_store(&peers->refs, 1);
+    return peers;
 }
 
-void ordo_peers_destroy(ordo_peers_t **peers)
+/* Drops one reference; the last frees the table and its entries. */
+static void s_unref(ordo_peers_t *peers)
 {
-    if (!peers || !*peers)
+    if (atomic_fetch_sub(&peers->refs, 1) != 1)
         return;
     for (size_t b = 0; b < BUCKETS; b++) {
-        ordo_peer_t *p = (*peers)->buckets[b];
+        ordo_peer_t *p = peers->buckets[b];
         while (p) {
             ordo_peer_t *next = p->next;
             free(p);
             p = next;
         }
     }
-    free(*peers);
+    free(peers);
+}
+
+void ordo_peers_destroy(ordo_peers_t **peers)
+{
+    if (!peers || !*peers)
+        return;
+    s_unref(*peers);
     *peers = NULL;
 }
 
@@ -143,7 +158,9 @@ static void s_written(void *data, void *hint)
     atomic_fetch_sub(&c->peers->held, (int64_t)c->len);
     if (c->peer)
         atomic_fetch_sub(&c->peer->held, (int64_t)c->len); /* last touch of the entry */
+    ordo_peers_t *peers = c->peers;
     free(c);
+    s_unref(peers);
 }
 
 int ordo_peers_counted_msg(ordo_peers_t *peers, ordo_peer_t *peer, const void *bytes, size_t len,
@@ -158,6 +175,7 @@ int ordo_peers_counted_msg(ordo_peers_t *peers, ordo_peer_t *peer, const void *b
         free(c);
         return -1;
     }
+    atomic_fetch_add(&peers->refs, 1);
     atomic_fetch_add(&peers->held, (int64_t)len);
     if (peer)
         atomic_fetch_add(&peer->held, (int64_t)len);

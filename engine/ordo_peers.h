@@ -22,8 +22,8 @@ typedef struct ordo_peer ordo_peer_t;
 
 ordo_peers_t *ordo_peers_new(void);
 
-/* Frees every entry; call after the socket (and ZeroMQ's context, which
- * may still hold counted replies) is gone. */
+/* Lets go of the table: it and its entries are freed once ZeroMQ has
+ * freed every counted reply too (at once if none is left). */
 void ordo_peers_destroy(ordo_peers_t **peers);
 
 /* The peer with this routing id, found or added, held until

@@ -17,7 +17,9 @@ typedef struct {
     ordo_readall_t ra;
     ordo_request_t *req;
     msgpack_sbuffer buf;
+    ordo_sink_t sink; /* buf, noting a failed write */
     msgpack_packer pk;
+    uint64_t lost; /* replies that could not be made (out of memory) */
     ordo_batch_t *out;
 } s_reader_t;
 
@@ -29,24 +31,44 @@ static void s_flush(s_reader_t *r)
     }
 }
 
+static void s_clear(s_reader_t *r)
+{
+    msgpack_sbuffer_clear(&r->buf);
+    r->sink.failed = false;
+}
+
+/* A reply that cannot be made (out of memory) goes as a lost tag, which
+ * the front end answers `unavailable`. */
+static void s_lost(s_reader_t *r, uint64_t tag)
+{
+    if (r->lost++ % 10000 == 0)
+        ordo_log_error("reader", "out of memory making a reply; answered unavailable (%llu so far)",
+                       (unsigned long long)r->lost);
+    ordo_batch_send_lost(r->cfg->pipe, tag);
+}
+
 static void s_reply(s_reader_t *r, uint64_t tag)
 {
-    if (!r->out && !(r->out = ordo_batch_new(ORDO_BATCH_REPLIES, 0))) {
-        ordo_log_error("reader", "out of memory queueing a reply; the client will time out");
-        return;
-    }
-    if (ordo_batch_add_tagged(&r->out->buf, tag, r->buf.data, r->buf.size) == 0)
+    bool ok = !r->sink.failed;
+    r->sink.failed = false;
+    if (ok && !r->out && !(r->out = ordo_batch_new(ORDO_BATCH_REPLIES, 0)))
+        ok = false;
+    if (ok && ordo_batch_add_tagged(&r->out->buf, tag, r->buf.data, r->buf.size) == 0)
         r->out->count++;
     else
-        ordo_log_error("reader", "out of memory queueing a reply; the client will time out");
-    if (r->out && r->out->buf.size >= ORDO_SHARD_REPLY_BYTES_MAX)
+        ok = false;
+    if (!ok) {
+        s_lost(r, tag);
+        return;
+    }
+    if (r->out->buf.size >= ORDO_SHARD_REPLY_BYTES_MAX)
         s_flush(r); /* large pages leave at once */
 }
 
 static void s_error(s_reader_t *r, uint64_t tag, ordo_str_t rid, const ordo_error_t *err)
 {
     ordo_stat_add(&r->cfg->stats->errors, 1);
-    msgpack_sbuffer_clear(&r->buf);
+    s_clear(r);
     ordo_reply_pack_error(&r->pk, rid, err);
     s_reply(r, tag);
 }
@@ -71,7 +93,7 @@ static void s_request(s_reader_t *r, uint64_t full_tag, const void *body, size_t
         return;
     }
     ordo_stat_add(&r->cfg->stats->queries, 1);
-    msgpack_sbuffer_clear(&r->buf);
+    s_clear(r);
     if (ordo_readall_page(&r->ra, r->req, &r->pk) != 0)
         ordo_stat_add(&r->cfg->stats->errors, 1);
     s_reply(r, tag);
@@ -83,7 +105,8 @@ void *ordo_reader_run(void *arg)
     pthread_setname_np(pthread_self(), "ordo-reader");
     s_reader_t r = {.cfg = cfg};
     msgpack_sbuffer_init(&r.buf);
-    msgpack_packer_init(&r.pk, &r.buf, msgpack_sbuffer_write);
+    r.sink = (ordo_sink_t){&r.buf, false};
+    msgpack_packer_init(&r.pk, &r.sink, ordo_sink_write);
     bool ok = ordo_readall_init(&r.ra, cfg->wal) == 0 && (r.req = malloc(sizeof *r.req)) != NULL;
     if (!ok)
         ordo_log_error("reader", "out of memory at start; ReadAll gets unavailable");
@@ -104,13 +127,10 @@ void *ordo_reader_run(void *arg)
         const void *body;
         size_t len;
         while (ordo_batch_next_tagged(&b->buf, &off, &tag, &body, &len)) {
-            if (ok) {
+            if (ok)
                 s_request(&r, tag, body, len);
-            } else {
-                ordo_error_t err;
-                ordo_error_set(&err, ORDO_CODE_UNAVAILABLE, "out of memory");
-                s_error(&r, ordo_tag_slot(tag), (ordo_str_t){0}, &err);
-            }
+            else
+                s_lost(&r, ordo_tag_slot(tag));
         }
         ordo_batch_free(&b);
         s_flush(&r);

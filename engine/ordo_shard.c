@@ -21,7 +21,6 @@
 #include <stdio.h>
 #include <zmq.h>
 
-
 /* A finished order in memory, and when it leaves. */
 typedef struct {
     ordo_order_t *order;
@@ -44,7 +43,9 @@ struct ordo_shard {
     msgpack_sbuffer deferred;  /* tagged request bodies waiting for a busy order */
     uint32_t deferred_count;
     msgpack_sbuffer buf; /* scratch for replies */
-    msgpack_packer pk;
+    ordo_sink_t sink;    /* buf, noting a failed write */
+    msgpack_packer pk;   /* packs into sink */
+    uint64_t lost;       /* replies that could not be made (out of memory) */
     ordo_request_t *req; /* owned scratch */
     ordo_event_t *ev;    /* owned scratch */
     char *rec;           /* owned: a record read back from the log */
@@ -87,7 +88,8 @@ ordo_shard_t *ordo_shard_new(uint32_t index, ordo_registry_t **reg, ordo_wal_t *
     s->my = &stats->shard[index];
     msgpack_sbuffer_init(&s->deferred);
     msgpack_sbuffer_init(&s->buf);
-    msgpack_packer_init(&s->pk, &s->buf, msgpack_sbuffer_write);
+    s->sink = (ordo_sink_t){&s->buf, false};
+    msgpack_packer_init(&s->pk, &s->sink, ordo_sink_write);
     s->req = malloc(sizeof *s->req);
     s->ev = malloc(sizeof *s->ev);
     if (ordo_readall_init(&s->readall, wal) != 0 || !s->req || !s->ev)
@@ -141,25 +143,43 @@ static void s_send_events(ordo_shard_t *s)
     }
 }
 
-/* Queues s->buf as the reply under `tag`. */
+/* Empties s->buf for the next reply. */
+static void s_clear(ordo_shard_t *s)
+{
+    msgpack_sbuffer_clear(&s->buf);
+    s->sink.failed = false;
+}
+
+/* Queues s->buf as the reply under `tag`. A reply that could not be
+ * packed whole or queued (out of memory) goes as a lost tag instead, which
+ * the front end answers `unavailable`: every request gets its answer. */
 static void s_reply(ordo_shard_t *s, uint64_t tag)
 {
-    if (!s->out_replies && !(s->out_replies = ordo_batch_new(ORDO_BATCH_REPLIES, s->index))) {
-        ordo_log_error("shard", "out of memory queueing a reply; the client will time out");
-        return;
-    }
-    if (ordo_batch_add_tagged(&s->out_replies->buf, tag, s->buf.data, s->buf.size) == 0)
+    bool ok = !s->sink.failed;
+    s->sink.failed = false;
+    if (ok && !s->out_replies && !(s->out_replies = ordo_batch_new(ORDO_BATCH_REPLIES, s->index)))
+        ok = false;
+    if (ok && ordo_batch_add_tagged(&s->out_replies->buf, tag, s->buf.data, s->buf.size) == 0)
         s->out_replies->count++;
     else
-        ordo_log_error("shard", "out of memory queueing a reply; the client will time out");
-    if (s->out_replies && s->out_replies->buf.size >= ORDO_SHARD_REPLY_BYTES_MAX)
+        ok = false;
+    if (!ok) {
+        if (s->lost++ % 10000 == 0) /* a line per 10,000: an out-of-memory storm must not flood */
+            ordo_log_error("shard",
+                           "shard %u: out of memory making a reply; answered unavailable "
+                           "(%llu so far)",
+                           s->index, (unsigned long long)s->lost);
+        ordo_batch_send_lost(s->front, tag);
+        return;
+    }
+    if (s->out_replies->buf.size >= ORDO_SHARD_REPLY_BYTES_MAX)
         s_send_replies(s); /* large replies (ReadAll) leave at once, not a batch's worth */
 }
 
 static void s_error(ordo_shard_t *s, uint64_t tag, ordo_str_t rid, const ordo_error_t *err)
 {
     ordo_stat_add(&s->my->errors, 1);
-    msgpack_sbuffer_clear(&s->buf);
+    s_clear(s);
     ordo_reply_pack_error(&s->pk, rid, err);
     s_reply(s, tag);
 }
@@ -338,8 +358,10 @@ static void s_evict(ordo_shard_t *s)
     if (ordo_batch_send(s->indexer, b) != 0) { /* the indexer is gone: they stay */
         s->leave_sent = 0;
         s->index_failed = true;
-        ordo_log_error("shard", "shard %u: the indexer thread is gone; finished orders stay in "
-                       "memory until a restart", s->index);
+        ordo_log_error("shard",
+                       "shard %u: the indexer thread is gone; finished orders stay in "
+                       "memory until a restart",
+                       s->index);
     }
 }
 
@@ -552,7 +574,7 @@ static void s_command(ordo_shard_t *s, const ordo_request_t *req, uint64_t tag, 
         s_read_failed(s, tag, req->request_id, pos, rc);
         return;
     }
-    msgpack_sbuffer_clear(&s->buf);
+    s_clear(s);
     ordo_reply_pack_command(&s->pk, req->request_id, s->ev, true);
     s_reply(s, tag);
 }
@@ -577,7 +599,7 @@ static void s_get_order(ordo_shard_t *s, const ordo_request_t *req, uint64_t tag
     bool past = (req->as_of_version > 0 && req->as_of_version < o->version) ||
                 (req->has_as_of_time && req->as_of_time_us < o->updated_at_us);
     if (!past) {
-        msgpack_sbuffer_clear(&s->buf);
+        s_clear(s);
         ordo_reply_pack_order(&s->pk, req->request_id, o);
         s_reply(s, tag);
         return;
@@ -605,7 +627,7 @@ static void s_get_order(ordo_shard_t *s, const ordo_request_t *req, uint64_t tag
     if (then.status == ORDO_STATUS_NONE) {
         s_not_found(s, req, tag); /* it did not exist yet */
     } else {
-        msgpack_sbuffer_clear(&s->buf);
+        s_clear(s);
         ordo_reply_pack_order(&s->pk, req->request_id, &then);
         s_reply(s, tag);
     }
@@ -623,7 +645,7 @@ static void s_get_history(ordo_shard_t *s, const ordo_request_t *req, uint64_t t
     if (first + (uint64_t)req->limit - 1 < last)
         last = first + (uint64_t)req->limit - 1;
     uint32_t n = first <= last ? (uint32_t)(last - first + 1) : 0;
-    msgpack_sbuffer_clear(&s->buf);
+    s_clear(s);
     ordo_reply_pack_history_head(&s->pk, req->request_id, req->order_id, n);
     for (uint64_t v = first; v <= last; v++) {
         int rc = s_read_event(s, o->positions[v - 1]);
@@ -642,7 +664,7 @@ static void s_read_all(ordo_shard_t *s, const ordo_request_t *req, uint64_t tag,
                        const ordo_order_t *o)
 {
     (void)o;
-    msgpack_sbuffer_clear(&s->buf);
+    s_clear(s);
     ordo_readall_page(&s->readall, req, &s->pk);
     s_reply(s, tag);
 }
@@ -667,12 +689,13 @@ static void s_stats(ordo_shard_t *s, const ordo_request_t *req, uint64_t tag, co
     }
     uint64_t frames, fsyncs, bytes;
     ordo_wal_stats(s->wal, &frames, &fsyncs, &bytes);
-    const char *names[] = {"head_position", "orders", "events_appended", "commands",
-                           "queries",       "errors", "duplicates",      "requests",
-                           "deferred",      "frames", "fsyncs",          "log_bytes",
-                           "log_failed",    "shards", "snapshots",       "snapshot_position",
-                           "snapshot_us",   "orders_in_memory", "orders_indexed",
-                           "orders_loaded", "orders_evicted"};
+    const char *names[] = {
+        "head_position", "orders",           "events_appended", "commands",
+        "queries",       "errors",           "duplicates",      "requests",
+        "deferred",      "frames",           "fsyncs",          "log_bytes",
+        "log_failed",    "shards",           "snapshots",       "snapshot_position",
+        "snapshot_us",   "orders_in_memory", "orders_indexed",  "orders_loaded",
+        "orders_evicted"};
     /* Known orders: those in the index, and those in memory it lacks. */
     uint64_t known = sum[0] - indexed + (s->order_index ? ordo_index_count(s->order_index) : 0);
     int64_t values[] = {(int64_t)ordo_wal_head(s->wal),
@@ -696,7 +719,7 @@ static void s_stats(ordo_shard_t *s, const ordo_request_t *req, uint64_t tag, co
                         (int64_t)(s->order_index ? ordo_index_count(s->order_index) : 0),
                         (int64_t)loaded,
                         (int64_t)evicted};
-    msgpack_sbuffer_clear(&s->buf);
+    s_clear(s);
     ordo_reply_pack_stats(&s->pk, req->request_id, names, values, sizeof values / sizeof *values);
     s_reply(s, tag);
 }
@@ -726,7 +749,7 @@ static void s_refuse(ordo_shard_t *s, uint64_t tag, ordo_str_t rid)
 static void s_ping(ordo_shard_t *s, const ordo_request_t *req, uint64_t tag, const ordo_order_t *o)
 {
     (void)o;
-    msgpack_sbuffer_clear(&s->buf);
+    s_clear(s);
     ordo_reply_pack_ping(&s->pk, req->request_id, ordo_wal_head(s->wal));
     s_reply(s, tag);
 }
@@ -842,10 +865,10 @@ static void s_fatal(ordo_shard_t *s, uint64_t pos, ordo_str_t id)
     s->fatal = true;
 }
 
-/* The writer returned a batch of this shard's events: durable (apply them)
- * or failed (forget them; from now on commands get `unavailable`). Either
- * way its replies, built by the writer, go to the front end after every
- * reply made before. */
+/* The writer returned a batch of this shard's events: durable (apply them;
+ * their replies, built by the writer, go to the front end after every
+ * reply made before) or failed (forget them and answer each
+ * `unavailable`; if the log failed for good, every later command too). */
 static void s_events_back(ordo_shard_t *s, ordo_batch_t *b)
 {
     size_t off = 0;
@@ -882,13 +905,27 @@ static void s_events_back(ordo_shard_t *s, ordo_batch_t *b)
                        s->index, ordo_strerror(b->error));
     }
     s_set_gauges(s);
-    s_send_replies(s); /* every reply made before these */
-    b->kind = ORDO_BATCH_REPLIES;
-    msgpack_sbuffer tmp = b->buf;
-    b->buf = b->replies;
-    b->replies = tmp;
-    msgpack_sbuffer_clear(&b->replies);
-    ordo_batch_send(s->front, b);
+    if (b->error == 0) {
+        s_send_replies(s); /* every reply made before these */
+        b->kind = ORDO_BATCH_REPLIES;
+        msgpack_sbuffer tmp = b->buf;
+        b->buf = b->replies;
+        b->replies = tmp;
+        msgpack_sbuffer_clear(&b->replies);
+        ordo_batch_send(s->front, b);
+    } else {
+        ordo_error_t err;
+        ordo_error_set(&err, ORDO_CODE_UNAVAILABLE,
+                       "the log could not be written (%s); the command may not have been "
+                       "applied: retry it with the same request_id",
+                       ordo_strerror(b->error));
+        off = 0;
+        while (ordo_batch_next_event(b, &off, &v))
+            s_error(s, v.head.tag, (ordo_str_t){v.request_id, v.head.request_id_len}, &err);
+        b->kind = ORDO_BATCH_REPLIES; /* its preparations are freed above */
+        ordo_batch_free(&b);
+        s_send_replies(s);
+    }
     s_run_deferred(s);
 }
 
@@ -944,7 +981,7 @@ static void s_snapshot_step(ordo_shard_t *s, bool all)
     if (end > s->snap_count)
         end = s->snap_count;
     for (; s->snap_next < end; s->snap_next++) {
-        msgpack_sbuffer_clear(&s->buf);
+        s_clear(s);
         if (ordo_order_pack_snapshot(&s->pk, s->snap_orders[s->snap_next]) != 0 ||
             ordo_batch_add_tagged(&b->buf, 0, s->buf.data, s->buf.size) != 0) {
             b->error = ORDO_ERR_NOMEM;
@@ -1008,8 +1045,10 @@ static void s_from_writer(ordo_shard_t *s, ordo_batch_t *b)
                 (ib = ordo_batch_recv(s->indexer, ZMQ_DONTWAIT)) != NULL)
                 s_index_back(s, ib); /* the batch in flight: its orders may go */
             else if (s->leave_sent)
-                ordo_log_error("shard", "shard %u: the indexer did not answer; its orders stay "
-                               "in the final snapshot", s->index);
+                ordo_log_error("shard",
+                               "shard %u: the indexer did not answer; its orders stay "
+                               "in the final snapshot",
+                               s->index);
             if ((ib = ordo_batch_new(ORDO_BATCH_STOP, s->index)) != NULL)
                 ordo_batch_send(s->indexer, ib);
         }

@@ -33,7 +33,7 @@ static void s_finish(const ordo_snapshotter_config_t *cfg, s_current_t *cur)
     ordo_snapshot_writer_abort(&cur->file); /* no-op after a commit */
     uint64_t us = (ordo_mono_ns() - cur->t0) / 1000;
     if (rc == 0) {
-        ordo_snapshot_prune(cfg->dir, 2, NULL);
+        ordo_snapshot_prune(cfg->dir, 2, cfg->io);
         ordo_stat_add(&cfg->stats->snapshots, 1);
         ordo_stat_set(&cfg->stats->snapshot_position, cur->position);
         ordo_stat_set(&cfg->stats->snapshot_us, us);
@@ -52,7 +52,7 @@ static void s_chunk(const ordo_snapshotter_config_t *cfg, s_current_t *cur, ordo
         cur->position = b->first_position;
         cur->orders = 0;
         cur->t0 = ordo_mono_ns();
-        cur->error = ordo_snapshot_writer_new(cfg->dir, cur->position, NULL, &cur->file);
+        cur->error = ordo_snapshot_writer_new(cfg->dir, cur->position, cfg->io, &cur->file);
     } else if (b->first_position != cur->position) {
         ordo_log_warn("snapshot", "dropping the unfinished snapshot from position %llu",
                       (unsigned long long)cur->position);

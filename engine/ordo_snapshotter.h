@@ -7,12 +7,14 @@
 #ifndef ORDO_SNAPSHOTTER_H
 #define ORDO_SNAPSHOTTER_H
 
+#include "ordo_io.h"
 #include "ordo_stats.h"
 
 #include <stdint.h>
 
 typedef struct {
     const char *dir; /* snapshot folder */
+    const ordo_io_t *io; /* file I/O (NULL: POSIX) */
     uint32_t nshards;
     void *in;   /* borrowed PULL socket: chunks and STOPs from the shards */
     void *done; /* borrowed PAIR socket to the writer: u64 position per snapshot */

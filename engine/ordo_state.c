@@ -177,13 +177,13 @@ int ordo_state_recover(ordo_registry_t *reg, ordo_wal_t *wal, const char *snapsh
     uint64_t head = ordo_wal_head(wal);
     uint64_t limit = head;
     if (snapshot_dir) {
-        int rc = ordo_snapshot_discard_after(snapshot_dir, head, NULL);
+        int rc = ordo_snapshot_discard_after(snapshot_dir, head, ordo_wal_io(wal));
         if (rc < 0)
             return rc;
     }
     while (snapshot_dir) {
         ordo_snapshot_t *snap = NULL;
-        int rc = ordo_snapshot_open_newest_before(snapshot_dir, limit, NULL, &snap);
+        int rc = ordo_snapshot_open_newest_before(snapshot_dir, limit, ordo_wal_io(wal), &snap);
         if (rc != 0)
             break; /* none usable: full replay */
         uint64_t pos = ordo_snapshot_position(snap);
@@ -214,10 +214,10 @@ int ordo_state_recover(ordo_registry_t *reg, ordo_wal_t *wal, const char *snapsh
 }
 
 int ordo_state_snapshot(const ordo_registry_t *const *regs, size_t nregs, const char *snapshot_dir,
-                        uint64_t position, unsigned keep)
+                        uint64_t position, unsigned keep, const ordo_io_t *io)
 {
     ordo_snapshot_writer_t *w = NULL;
-    int rc = ordo_snapshot_writer_new(snapshot_dir, position, NULL, &w);
+    int rc = ordo_snapshot_writer_new(snapshot_dir, position, io, &w);
     if (rc != 0)
         return rc;
     msgpack_sbuffer buf;
@@ -247,12 +247,12 @@ int ordo_state_snapshot(const ordo_registry_t *const *regs, size_t nregs, const 
     }
     rc = ordo_snapshot_writer_commit(&w);
     if (rc == 0 && keep > 0)
-        ordo_snapshot_prune(snapshot_dir, keep, NULL);
+        ordo_snapshot_prune(snapshot_dir, keep, io);
     return rc;
 }
 
-int ordo_state_open(const ordo_config_t *cfg, bool repair, ordo_wal_t **wal, ordo_registry_t **reg,
-                    ordo_state_recovery_t *report)
+int ordo_state_open(const ordo_config_t *cfg, bool repair, const ordo_io_t *io, ordo_wal_t **wal,
+                    ordo_registry_t **reg, ordo_state_recovery_t *report)
 {
     char wal_dir[PATH_MAX + 8], snap_dir[PATH_MAX + 16];
     ordo_config_wal_dir(cfg, wal_dir, sizeof wal_dir);
@@ -261,7 +261,8 @@ int ordo_state_open(const ordo_config_t *cfg, bool repair, ordo_wal_t **wal, ord
                                .segment_bytes = cfg->segment_bytes,
                                .sync_mode = cfg->fsync_mode,
                                .sync_interval_ms = cfg->fsync_ms,
-                               .repair = repair};
+                               .repair = repair,
+                               .io = io};
     ordo_wal_recovery_t wrep;
     *reg = NULL;
     int rc = ordo_wal_open(&opts, wal, &wrep);
@@ -286,4 +287,25 @@ int ordo_state_open(const ordo_config_t *cfg, bool repair, ordo_wal_t **wal, ord
                   (unsigned long long)report->events_replayed,
                   (unsigned long long)report->head_position);
     return 0;
+}
+
+uint64_t ordo_state_differences(const ordo_registry_t *recovered, const ordo_registry_t *replayed)
+{
+    uint64_t diff = 0;
+    size_t cursor = 0;
+    const ordo_order_t *x;
+    while ((x = ordo_registry_next(recovered, &cursor)) != NULL) {
+        const ordo_order_t *y =
+            ordo_registry_find(replayed, (ordo_str_t){x->order_id, x->order_id_len});
+        if (!y || y->version != x->version || y->status != x->status ||
+            y->total_cents != x->total_cents || y->updated_at_us != x->updated_at_us ||
+            y->n_items != x->n_items)
+            diff++;
+    }
+    cursor = 0;
+    while ((x = ordo_registry_next(replayed, &cursor)) != NULL)
+        if (!ordo_registry_find(recovered, (ordo_str_t){x->order_id, x->order_id_len}) &&
+            !ordo_status_is_final(x->status))
+            diff++;
+    return diff;
 }

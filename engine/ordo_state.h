@@ -31,20 +31,28 @@ int ordo_state_recover(ordo_registry_t *reg, ordo_wal_t *wal, const char *snapsh
 
 /* Writes every order of the `nregs` registries into a new snapshot
  * covering `position` in `snapshot_dir`, then prunes all but the newest
- * `keep` snapshots. The orders must hold no event past `position` that
+ * `keep` snapshots, through `io` (NULL: POSIX). The orders must hold no event past `position` that
  * could be lost (ordo_wal_synced_head), or recovery drops the snapshot.
  * A snapshot may hold orders with events past `position` (the engine packs
  * them while it runs): replay from `position` skips the events an order
  * already has, by version and log position. */
 int ordo_state_snapshot(const ordo_registry_t *const *regs, size_t nregs, const char *snapshot_dir,
-                        uint64_t position, unsigned keep);
+                        uint64_t position, unsigned keep, const ordo_io_t *io);
 
-/* Opens the log in cfg's data folder (recovering a torn tail; `repair` as
+/* Orders that differ between `recovered` (a snapshot plus the log after
+ * it) and `replayed` (the whole log): each order `recovered` holds must be
+ * the same in both (version, status, total, update time, items); an order
+ * only `replayed` holds counts unless it is finished, Delivered or
+ * Cancelled (it left memory for the order index before the snapshot). */
+uint64_t ordo_state_differences(const ordo_registry_t *recovered, const ordo_registry_t *replayed);
+
+/* Opens the log in cfg's data folder through `io` (NULL: POSIX; snapshots
+ * are read through the same table), recovering a torn tail (`repair` as
  * in ordo_wal_options_t) and rebuilds the state from the newest usable
  * snapshot plus the log. Logs what it recovered, or why it could not (for
  * corruption: the segment file and offset). Returns 0 with *wal and *reg
  * owned by the caller, or a negative ordo_err_t with both NULL. */
-int ordo_state_open(const ordo_config_t *cfg, bool repair, ordo_wal_t **wal, ordo_registry_t **reg,
-                    ordo_state_recovery_t *report);
+int ordo_state_open(const ordo_config_t *cfg, bool repair, const ordo_io_t *io, ordo_wal_t **wal,
+                    ordo_registry_t **reg, ordo_state_recovery_t *report);
 
 #endif

@@ -22,7 +22,6 @@
 #include <stdio.h>
 #include <zmq.h>
 
-
 typedef struct {
     const char *topic;
     size_t offset, len; /* the event's bytes in its batch's replies */
@@ -92,27 +91,12 @@ static int s_reserve(ordo_writer_t *w, size_t n)
     return 0;
 }
 
-/* Replaces a batch's replies with `unavailable` for each of its events. */
+/* Fails a batch: its shard answers each of its events `unavailable`
+ * (replies are made there, where a reply that cannot be made still frees
+ * its slot). */
 static void s_fail_batch(ordo_batch_t *b, int rc)
 {
     msgpack_sbuffer_clear(&b->replies);
-    msgpack_sbuffer out;
-    msgpack_packer pk;
-    msgpack_sbuffer_init(&out);
-    msgpack_packer_init(&pk, &out, msgpack_sbuffer_write);
-    ordo_error_t err;
-    ordo_error_set(&err, ORDO_CODE_UNAVAILABLE,
-                   "the log could not be written (%s); the command may not have been applied: "
-                   "retry it with the same request_id",
-                   ordo_strerror(rc));
-    size_t off = 0;
-    ordo_event_view_t v;
-    while (ordo_batch_next_event(b, &off, &v)) {
-        msgpack_sbuffer_clear(&out);
-        ordo_reply_pack_error(&pk, (ordo_str_t){v.request_id, v.head.request_id_len}, &err);
-        ordo_batch_add_tagged(&b->replies, v.head.tag, out.data, out.size);
-    }
-    msgpack_sbuffer_destroy(&out);
     b->error = rc;
 }
 

@@ -41,9 +41,11 @@ typedef struct {
     ordo_str_t order_id;      /* when has_order_id */
     ordo_request_type_t type; /* ORDO_REQ_NONE if unknown */
     int64_t limit;            /* the `limit` given, -1 if none or not an integer */
+    ordo_str_t request_id;    /* a string of 1 to 128 bytes of valid UTF-8, else len 0 */
 } ordo_request_peek_t;
 
-/* Reads the top-level `order_id`, `type` and `limit` of a request body
+/* Reads the top-level `order_id`, `type`, `limit` and `request_id` (for
+ * a reply the front end must make itself) of a request body
  * without decoding the rest, as ordo_request_decode reads them: the last
  * key counts, and nil or a value of another type means none. False
  * (and *peek empty) if the body is not a map or is malformed before its

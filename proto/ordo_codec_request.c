@@ -220,10 +220,12 @@ static bool s_read_data(s_ctx_t *c, ordo_mp_t *r, ordo_request_type_t type, ordo
                 present = true;
             }
             bit = ORDO_F_ITEMS;
-        } else if ((fields & ORDO_F_DELIVERY_ADDRESS) && ORDO_MP_KEY_IS(k, kl, "delivery_address")) {
+        } else if ((fields & ORDO_F_DELIVERY_ADDRESS) &&
+                   ORDO_MP_KEY_IS(k, kl, "delivery_address")) {
             ok = s_opt_str(c, r, "data.delivery_address", &d->delivery_address, &present);
             bit = ORDO_F_DELIVERY_ADDRESS;
-        } else if ((fields & ORDO_F_ESTIMATED_MINUTES) && ORDO_MP_KEY_IS(k, kl, "estimated_minutes")) {
+        } else if ((fields & ORDO_F_ESTIMATED_MINUTES) &&
+                   ORDO_MP_KEY_IS(k, kl, "estimated_minutes")) {
             ok = s_opt_int(c, r, "data.estimated_minutes", &d->estimated_minutes, &present);
             bit = ORDO_F_ESTIMATED_MINUTES;
         } else if ((fields & ORDO_F_COURIER_ID) && ORDO_MP_KEY_IS(k, kl, "courier_id")) {
@@ -549,6 +551,17 @@ bool ordo_request_peek(const void *buf, size_t len, ordo_request_peek_t *peek)
                 got.limit = lim;
             else if (ordo_mp_skip(&r))
                 got.limit = -1;
+            else
+                return false;
+        } else if (ORDO_MP_KEY_IS(k, kl, "request_id")) {
+            ordo_str_t id;
+            if (ordo_mp_read_str(&r, &id.ptr, &id.len))
+                got.request_id = id.len >= 1 && id.len <= ORDO_REQUEST_ID_MAX &&
+                                         ordo_utf8_valid((const uint8_t *)id.ptr, id.len)
+                                     ? id
+                                     : (ordo_str_t){0};
+            else if (ordo_mp_read_nil(&r) || ordo_mp_skip(&r))
+                got.request_id = (ordo_str_t){0};
             else
                 return false;
         } else if (ORDO_MP_KEY_IS(k, kl, "type") && ordo_mp_read_str(&r, &v, &vl)) {

@@ -850,6 +850,42 @@ static void test_event_stamped_and_joined(void)
     }
 }
 
+/* The peek's request_id is the one an error reply may echo: a string of
+ * 1 to 128 bytes of valid UTF-8, the last one counting; else none. */
+static void test_request_peek_request_id(void)
+{
+    ordo_request_peek_t peek;
+    s_reset();
+    msgpack_pack_map(&s_pk, 3);
+    s_key("request_id");
+    s_key("first");
+    s_key("type");
+    s_key("Ping");
+    s_key("request_id");
+    s_key("r-9");
+    CU_ASSERT_TRUE_FATAL(ordo_request_peek(s_buf.data, s_buf.size, &peek));
+    CU_ASSERT(peek.request_id.len == 3 && memcmp(peek.request_id.ptr, "r-9", 3) == 0);
+    static const char *bad[] = {"", "\xff\xfe", NULL};
+    char long_id[130];
+    memset(long_id, 'x', 129);
+    long_id[129] = '\0';
+    bad[2] = long_id;
+    for (size_t i = 0; i < 3; i++) {
+        s_reset();
+        msgpack_pack_map(&s_pk, 1);
+        s_key("request_id");
+        s_key(bad[i]);
+        CU_ASSERT_TRUE(ordo_request_peek(s_buf.data, s_buf.size, &peek));
+        CU_ASSERT_EQUAL(peek.request_id.len, 0);
+    }
+    s_reset();
+    msgpack_pack_map(&s_pk, 1);
+    s_key("request_id");
+    msgpack_pack_int64(&s_pk, 5);
+    CU_ASSERT_TRUE(ordo_request_peek(s_buf.data, s_buf.size, &peek));
+    CU_ASSERT_EQUAL(peek.request_id.len, 0);
+}
+
 static bool s_peek_id(const void *buf, size_t len, ordo_str_t *id)
 {
     ordo_request_peek_t p;
@@ -1369,6 +1405,7 @@ int main(void)
     if (CU_initialize_registry() != CUE_SUCCESS)
         return 1;
     CU_pSuite s = CU_add_suite("codec", s_setup, s_teardown);
+    CU_add_test(s, "request peek: request_id as an error may echo it", test_request_peek_request_id);
     CU_add_test(s, "request: CreateOrder decodes", test_request_create_decodes);
     CU_add_test(s, "request: round trip of every type", test_request_round_trip_every_type);
     CU_add_test(s, "request: not MessagePack / hostile counts", test_request_not_msgpack);

@@ -1,17 +1,18 @@
 /* Tests for engine/: settings (defaults < environment < flags, refusals),
- * single-threaded group commit (ordo_local), and recovery (ordo_state):
- * full replay and snapshot + tail rebuild exactly the live state, a
- * corrupt snapshot falls back, idempotency survives, a failed log makes
- * the core refuse work. */
+ * tags, and the engine itself in this process (ordo_test_engine.h) with
+ * recovery (ordo_state): snapshot + tail and a full replay rebuild the
+ * same state, a corrupt snapshot falls back, a snapshot of events the log
+ * lost is never trusted, the protocol's rules hold across restarts,
+ * timestamps never go below the log's. Failures are in test_faults.c. */
 #include "ordo_batch.h"
 #include "ordo_codec.h"
 #include "ordo_config.h"
 #include "ordo_error.h"
-#include "ordo_local.h"
 #include "ordo_log.h"
 #include "ordo_snapshot.h"
 #include "ordo_state.h"
 #include "ordo_test.h"
+#include "ordo_test_engine.h"
 #include "ordo_workload.h"
 
 #include <dirent.h>
@@ -53,12 +54,18 @@ static void test_config_layers(void)
     CU_ASSERT_EQUAL(cfg.fsync_ms, 7);
     CU_ASSERT_EQUAL(ordo_config_option(&cfg, "orders", "5", err, sizeof err), 0);
     CU_ASSERT_EQUAL(ordo_config_option(&cfg, "segment-bytes", "10", err, sizeof err), -1);
-    static const char *bad[][2] = {{"segment-bytes", "65535"}, {"segment-bytes", "-1"},
-                                   {"fsync", "sometimes"},     {"fsync", "batch:0"},
-                                   {"fsync", "batch:"},        {"shards", "0"},
-                                   {"shards", "2x"},           {"snapshot-every", "ten"},
-                                   {"data-dir", ""},           {"colour", "blue"},
-                                   {"retain-finished", "-5"},  {"retain-finished", "1h"},
+    static const char *bad[][2] = {{"segment-bytes", "65535"},
+                                   {"segment-bytes", "-1"},
+                                   {"fsync", "sometimes"},
+                                   {"fsync", "batch:0"},
+                                   {"fsync", "batch:"},
+                                   {"shards", "0"},
+                                   {"shards", "2x"},
+                                   {"snapshot-every", "ten"},
+                                   {"data-dir", ""},
+                                   {"colour", "blue"},
+                                   {"retain-finished", "-5"},
+                                   {"retain-finished", "1h"},
                                    {"retain-finished", "99999999999"}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         err[0] = '\0';
@@ -83,145 +90,125 @@ static void test_tags(void)
     CU_ASSERT_EQUAL(ordo_tag_index(ordo_tag_for_slot(7, 0xffffffffu)), 7);
 }
 
-typedef struct {
-    char dir[256], wal_dir[300], snap_dir[300];
-    ordo_wal_t *wal;
-    ordo_registry_t *reg;
-    ordo_local_t *local;
-} s_env_t;
-
-static void s_env_open(s_env_t *e, bool fresh)
+/* Drives `n` workload commands through a running engine; all must be
+ * carried out (the workload is valid). */
+static void s_run(ordo_test_engine_t *t, ordo_workload_t *w, uint64_t n)
 {
-    if (fresh) {
-        CU_ASSERT_PTR_NOT_NULL_FATAL(ordo_test_tmpdir(e->dir, sizeof e->dir));
-        snprintf(e->wal_dir, sizeof e->wal_dir, "%s/wal", e->dir);
-        snprintf(e->snap_dir, sizeof e->snap_dir, "%s/snapshots", e->dir);
-    }
-    ordo_wal_options_t o = {
-        .dir = e->wal_dir, .sync_mode = ORDO_SYNC_NEVER, .segment_bytes = 65536};
-    ordo_wal_recovery_t rep;
-    CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&o, &e->wal, &rep), 0);
-    e->reg = ordo_registry_new();
-    e->local = ordo_local_new(e->reg, e->wal, 64);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(e->local);
+    ordo_drive_report_t rep;
+    CU_ASSERT_EQUAL(ordo_test_engine_drive(t, w, n, &rep, NULL, NULL), 0);
+    CU_ASSERT_EQUAL(rep.sent, n);
+    CU_ASSERT_EQUAL(rep.ok, n);
 }
 
-static void s_env_close(s_env_t *e)
-{
-    ordo_local_destroy(&e->local);
-    ordo_registry_destroy(&e->reg);
-    ordo_wal_destroy(&e->wal);
-}
-
-/* Runs `n` workload commands; returns how many were refused. */
-static int s_run(s_env_t *e, ordo_workload_t *w, int n)
-{
-    static ordo_request_t req;
-    int refused = 0;
-    for (int i = 0; i < n; i++) {
-        ordo_workload_next(w, &req);
-        ordo_error_t err;
-        refused += ordo_local_submit(e->local, &req, &err) != ORDO_DECIDE_EVENT;
-    }
-    CU_ASSERT_EQUAL(ordo_local_flush(e->local), 0);
-    return refused;
-}
-
-/* Number of orders that differ between two registries (both ways). */
-static int s_diff(const ordo_registry_t *a, const ordo_registry_t *b)
-{
-    int diff = ordo_registry_count(a) != ordo_registry_count(b);
-    size_t cursor = 0;
-    const ordo_order_t *x;
-    while ((x = ordo_registry_next(a, &cursor)) != NULL) {
-        const ordo_order_t *y = ordo_registry_find(b, (ordo_str_t){x->order_id, x->order_id_len});
-        if (!y || y->version != x->version || y->status != x->status ||
-            y->total_cents != x->total_cents || y->created_at_us != x->created_at_us ||
-            y->updated_at_us != x->updated_at_us || y->n_items != x->n_items ||
-            y->has_courier_id != x->has_courier_id ||
-            y->cancel_reason.len != x->cancel_reason.len ||
-            y->delivery_address.len != x->delivery_address.len)
-            diff++;
-        else
-            for (int v = 0; v < x->version; v++)
-                if (x->positions[v] != y->positions[v] ||
-                    x->request_ids[v].len != y->request_ids[v].len ||
-                    memcmp(x->request_ids[v].ptr, y->request_ids[v].ptr, x->request_ids[v].len))
-                    diff++;
-    }
-    return diff;
-}
-
-/* Recovers into a new registry (from `snap_dir`, or the log alone if
- * NULL) and checks it starts where expected and equals the live state. */
-static void s_assert_recovers(const s_env_t *e, const char *snap_dir, uint64_t snapshot_position,
+/* Snapshot + tail and a full replay of the log give the same state. */
+static void s_assert_recovers(ordo_test_engine_t *t, uint64_t snapshot_position,
                               uint64_t events_replayed)
 {
-    ordo_registry_t *r = ordo_registry_new();
-    ordo_state_recovery_t rep;
-    CU_ASSERT_EQUAL(ordo_state_recover(r, e->wal, snap_dir, &rep), 0);
+    ordo_registry_t *full = NULL, *fast = NULL;
+    ordo_state_recovery_t frep, rep;
+    CU_ASSERT_EQUAL_FATAL(ordo_test_engine_recover(t, false, &full, &frep), 0);
+    CU_ASSERT_EQUAL_FATAL(ordo_test_engine_recover(t, true, &fast, &rep), 0);
     CU_ASSERT_EQUAL(rep.snapshot_position, snapshot_position);
     CU_ASSERT_EQUAL(rep.events_replayed, events_replayed);
-    CU_ASSERT_EQUAL(s_diff(e->reg, r), 0);
-    ordo_registry_destroy(&r);
+    CU_ASSERT_EQUAL(frep.events_replayed, frep.head_position);
+    CU_ASSERT_EQUAL(ordo_test_registry_diff(full, fast), 0);
+    ordo_registry_destroy(&full);
+    ordo_registry_destroy(&fast);
+}
+
+/* Path of the snapshot at `position`. */
+static void s_snapshot_path(const ordo_test_engine_t *t, uint64_t position, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s/snapshot-%020llu.osnap", t->snap_dir, (unsigned long long)position);
 }
 
 static void test_recovery_matches_live_state(void)
 {
-    s_env_t e;
-    s_env_open(&e, true);
+    ordo_test_engine_t t;
+    CU_ASSERT_EQUAL_FATAL(ordo_test_engine_init(&t, NULL), 0);
     ordo_workload_t *w = ordo_workload_new(7, 300);
-    CU_ASSERT_EQUAL(s_run(&e, w, 3000), 0); /* the workload is valid: nothing refused */
-    uint64_t snap_pos = ordo_wal_head(e.wal);
-    CU_ASSERT_EQUAL(snap_pos, 3000);
-    CU_ASSERT_EQUAL_FATAL(
-        ordo_state_snapshot((const ordo_registry_t *const[]){e.reg}, 1, e.snap_dir, snap_pos, 2),
-        0);
-    CU_ASSERT_EQUAL(s_run(&e, w, 2000), 0);
+    CU_ASSERT_EQUAL_FATAL(ordo_test_engine_start(&t), 0);
+    s_run(&t, w, 3000); /* one command, one event */
+    CU_ASSERT_EQUAL(ordo_engine_head(t.engine), 3000);
+    CU_ASSERT_EQUAL(ordo_test_engine_stop(&t), 0); /* snapshot at 3000 */
 
-    s_assert_recovers(&e, NULL, 0, 5000);              /* full replay */
-    s_assert_recovers(&e, e.snap_dir, snap_pos, 2000); /* snapshot + tail */
-    ordo_state_recovery_t rep;
+    CU_ASSERT_EQUAL_FATAL(ordo_test_engine_start(&t), 0);
+    CU_ASSERT_EQUAL(ordo_engine_recovery(t.engine)->snapshot_position, 3000);
+    CU_ASSERT_EQUAL(ordo_engine_recovery(t.engine)->events_replayed, 0);
+    s_run(&t, w, 2000);
+    CU_ASSERT_EQUAL(ordo_test_engine_stop(&t), 0); /* snapshot at 5000 */
+    s_assert_recovers(&t, 5000, 0);
 
-    /* Restart the process: a new log object over the same files. */
-    s_env_close(&e);
-    s_env_open(&e, false);
-    CU_ASSERT_EQUAL(ordo_state_recover(e.reg, e.wal, e.snap_dir, &rep), 0);
-    CU_ASSERT_EQUAL(rep.head_position, 5000);
-    CU_ASSERT_EQUAL(s_run(&e, w, 1000), 0); /* continues where it stopped */
-    CU_ASSERT_EQUAL(ordo_wal_head(e.wal), 6000);
+    /* Without the newest snapshot: the one at 3000 plus the log's tail. */
+    char path[400];
+    s_snapshot_path(&t, 5000, path, sizeof path);
+    CU_ASSERT_EQUAL(remove(path), 0);
+    s_assert_recovers(&t, 3000, 2000);
+
+    /* Started again from there, it carries on where it stopped. */
+    CU_ASSERT_EQUAL_FATAL(ordo_test_engine_start(&t), 0);
+    CU_ASSERT_EQUAL(ordo_engine_recovery(t.engine)->events_replayed, 2000);
+    s_run(&t, w, 1000);
+    CU_ASSERT_EQUAL(ordo_engine_head(t.engine), 6000);
+    CU_ASSERT_EQUAL(ordo_test_engine_stop(&t), 0);
+    s_assert_recovers(&t, 6000, 0);
     ordo_workload_destroy(&w);
-    s_env_close(&e);
-    ordo_test_rm_rf(e.dir);
+    ordo_test_engine_cleanup(&t);
 }
 
 static void test_corrupt_snapshot_falls_back(void)
 {
-    s_env_t e;
-    s_env_open(&e, true);
+    ordo_test_engine_t t;
+    CU_ASSERT_EQUAL_FATAL(ordo_test_engine_init(&t, NULL), 0);
     ordo_workload_t *w = ordo_workload_new(11, 100);
-    s_run(&e, w, 500);
-    CU_ASSERT_EQUAL_FATAL(ordo_state_snapshot((const ordo_registry_t *const[]){e.reg}, 1,
-                                              e.snap_dir, ordo_wal_head(e.wal), 2),
-                          0);
-    s_run(&e, w, 500);
+    CU_ASSERT_EQUAL_FATAL(ordo_test_engine_start(&t), 0);
+    s_run(&t, w, 1000);
+    CU_ASSERT_EQUAL(ordo_test_engine_stop(&t), 0);
     char path[400];
-    snprintf(path, sizeof path, "%s/snapshot-%020llu.osnap", e.snap_dir, 500ULL);
+    s_snapshot_path(&t, 1000, path, sizeof path);
     long long size = ordo_test_file_size(path);
     CU_ASSERT_FATAL(size > 100);
     CU_ASSERT_EQUAL(ordo_test_flip_bit(path, size / 2, 3), 0);
     ordo_log_set_level(ORDO_LOG_ERROR); /* the skip is logged as a warning */
-    ordo_registry_t *r = ordo_registry_new();
-    ordo_state_recovery_t rep;
-    CU_ASSERT_EQUAL(ordo_state_recover(r, e.wal, e.snap_dir, &rep), 0);
-    ordo_log_set_level(ORDO_LOG_INFO);
-    CU_ASSERT_EQUAL(rep.snapshot_position, 0); /* never trusted: full replay */
-    CU_ASSERT_EQUAL(rep.events_replayed, 1000);
-    CU_ASSERT_EQUAL(s_diff(e.reg, r), 0);
-    ordo_registry_destroy(&r);
+    s_assert_recovers(&t, 0, 1000);     /* never trusted: full replay */
+    /* The engine starts on it the same way. */
+    CU_ASSERT_EQUAL_FATAL(ordo_test_engine_start(&t), 0);
+    ordo_log_set_level(ORDO_LOG_WARN);
+    CU_ASSERT_EQUAL(ordo_engine_recovery(t.engine)->snapshot_position, 0);
+    CU_ASSERT_EQUAL(ordo_engine_recovery(t.engine)->events_replayed, 1000);
     ordo_workload_destroy(&w);
-    s_env_close(&e);
-    ordo_test_rm_rf(e.dir);
+    ordo_test_engine_cleanup(&t);
+}
+
+/* Replaces the log with its first `keep` events (what a power cut in
+ * fsync never mode leaves). */
+static void s_cut_log(ordo_test_engine_t *t, uint64_t keep)
+{
+    ordo_wal_options_t o = {.dir = t->wal_dir,
+                            .sync_mode = ORDO_SYNC_NEVER,
+                            .segment_bytes = t->opts.cfg.segment_bytes};
+    char copy_dir[320], cmd[1200];
+    snprintf(copy_dir, sizeof copy_dir, "%s/wal-copy", t->dir);
+    ordo_wal_options_t c = o;
+    c.dir = copy_dir;
+    ordo_wal_t *wal, *dst;
+    ordo_wal_recovery_t rep;
+    ordo_wal_reader_t *rd;
+    CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&c, &dst, &rep), 0);
+    CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&o, &wal, &rep), 0);
+    CU_ASSERT_EQUAL_FATAL(ordo_wal_reader_new(wal, 1, &rd), 0);
+    uint64_t pos;
+    const void *data;
+    size_t len;
+    while (ordo_wal_reader_next(rd, &pos, &data, &len) == 1 && pos <= keep) {
+        ordo_wal_rec_t rec = {data, len};
+        CU_ASSERT_EQUAL(ordo_wal_append(dst, &rec, 1, NULL), 0);
+    }
+    ordo_wal_reader_destroy(&rd);
+    ordo_wal_destroy(&wal);
+    ordo_wal_destroy(&dst);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mv '%s' '%s'", t->wal_dir, copy_dir, t->wal_dir);
+    CU_ASSERT_EQUAL_FATAL(system(cmd), 0);
 }
 
 /* The log loses its tail after a snapshot was taken at its end (power cut
@@ -229,65 +216,60 @@ static void test_corrupt_snapshot_falls_back(void)
  * events reuse those positions. */
 static void s_snapshot_past_lost_tail(bool packed_while_running)
 {
-    s_env_t e;
-    s_env_open(&e, true);
+    ordo_test_engine_t t;
+    CU_ASSERT_EQUAL_FATAL(ordo_test_engine_init(&t, NULL), 0);
     ordo_workload_t *w = ordo_workload_new(5, 50);
-    s_run(&e, w, 200);
-    uint64_t tail_start = ordo_wal_head(e.wal);
-    char seg[400];
-    s_run(&e, w, 100);
-    /* Packed while running, a snapshot from position 200 holds events up
-     * to 300; otherwise it is a snapshot at 300. */
-    uint64_t label = packed_while_running ? tail_start : ordo_wal_head(e.wal);
-    const ordo_registry_t *regs[] = {e.reg};
-    CU_ASSERT_EQUAL_FATAL(ordo_state_snapshot(regs, 1, e.snap_dir, label, 2), 0);
-    s_env_close(&e);
-    ordo_wal_options_t o = {.dir = e.wal_dir, .sync_mode = ORDO_SYNC_NEVER, .segment_bytes = 65536};
-    ordo_wal_t *wal;
-    ordo_wal_recovery_t rep;
-    ordo_wal_reader_t *rd;
-    /* The log loses everything after tail_start: rebuild it from a copy of
-     * the first tail_start events. */
-    char copy_dir[320], cmd[1200];
-    snprintf(copy_dir, sizeof copy_dir, "%s/wal-copy", e.dir);
-    ordo_wal_options_t c = {.dir = copy_dir, .sync_mode = ORDO_SYNC_NEVER, .segment_bytes = 65536};
-    ordo_wal_t *dst;
-    CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&c, &dst, &rep), 0);
-    CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&o, &wal, &rep), 0);
-    CU_ASSERT_EQUAL_FATAL(ordo_wal_reader_new(wal, 1, &rd), 0);
-    uint64_t pos;
-    const void *data;
-    size_t len;
-    while (ordo_wal_reader_next(rd, &pos, &data, &len) == 1 && pos <= tail_start) {
-        ordo_wal_rec_t rec = {data, len};
-        uint64_t first;
-        CU_ASSERT_EQUAL(ordo_wal_append(dst, &rec, 1, &first), 0);
+    CU_ASSERT_EQUAL_FATAL(ordo_test_engine_start(&t), 0);
+    s_run(&t, w, 200);
+    CU_ASSERT_EQUAL(ordo_test_engine_stop(&t), 0); /* snapshot at 200 */
+    CU_ASSERT_EQUAL_FATAL(ordo_test_engine_start(&t), 0);
+    s_run(&t, w, 100);
+    CU_ASSERT_EQUAL(ordo_test_engine_stop(&t), 0); /* snapshot at 300 */
+    uint64_t label = 300;
+    if (packed_while_running) {
+        /* A snapshot labelled 200 that holds events up to 300, as one
+         * packed while commands ran can; the one at 300 is gone. */
+        ordo_registry_t *at300 = NULL;
+        ordo_state_recovery_t rep;
+        CU_ASSERT_EQUAL_FATAL(ordo_test_engine_recover(&t, false, &at300, &rep), 0);
+        char path[400];
+        s_snapshot_path(&t, 300, path, sizeof path);
+        CU_ASSERT_EQUAL(remove(path), 0);
+        s_snapshot_path(&t, 200, path, sizeof path);
+        CU_ASSERT_EQUAL(remove(path), 0);
+        const ordo_registry_t *regs[] = {at300};
+        CU_ASSERT_EQUAL_FATAL(ordo_state_snapshot(regs, 1, t.snap_dir, 200, 2, NULL), 0);
+        ordo_registry_destroy(&at300);
+        label = 200;
+    } else {
+        char path[400];
+        s_snapshot_path(&t, 200, path, sizeof path);
+        CU_ASSERT_EQUAL(remove(path), 0);
     }
-    ordo_wal_reader_destroy(&rd);
-    ordo_wal_destroy(&wal);
-    ordo_wal_destroy(&dst);
-    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mv '%s' '%s'", e.wal_dir, copy_dir, e.wal_dir);
-    CU_ASSERT_EQUAL_FATAL(system(cmd), 0);
+    s_cut_log(&t, 200);
 
-    s_env_open(&e, false);
     ordo_log_set_level(ORDO_LOG_ERROR); /* the discard is a warning */
-    ordo_state_recovery_t srep;
-    CU_ASSERT_EQUAL(ordo_state_recover(e.reg, e.wal, e.snap_dir, &srep), 0);
+    CU_ASSERT_EQUAL_FATAL(ordo_test_engine_start(&t), 0);
     ordo_log_set_level(ORDO_LOG_WARN);
-    CU_ASSERT_EQUAL(srep.head_position, tail_start);
-    CU_ASSERT_EQUAL(srep.snapshot_position, 0);
-    CU_ASSERT_EQUAL(srep.events_replayed, tail_start);
-    snprintf(seg, sizeof seg, "%s/snapshot-%020llu.osnap", e.snap_dir, (unsigned long long)label);
+    const ordo_state_recovery_t *srep = ordo_engine_recovery(t.engine);
+    CU_ASSERT_EQUAL(srep->head_position, 200);
+    CU_ASSERT_EQUAL(srep->snapshot_position, 0);
+    CU_ASSERT_EQUAL(srep->events_replayed, 200);
+    char seg[400];
+    s_snapshot_path(&t, label, seg, sizeof seg);
     CU_ASSERT_EQUAL(ordo_test_file_size(seg), -1); /* gone for good */
-    /* New events take positions 201..: a restart still sees the log's truth. */
-    s_run(&e, w, 150);
-    ordo_registry_t *again = ordo_registry_new();
-    CU_ASSERT_EQUAL(ordo_state_recover(again, e.wal, e.snap_dir, &srep), 0);
-    CU_ASSERT_EQUAL(s_diff(e.reg, again), 0);
-    ordo_registry_destroy(&again);
+    /* New events take positions 201..: a restart still sees the log's
+     * truth. (Commands for orders whose events were lost are refused.) */
+    ordo_drive_report_t drep;
+    CU_ASSERT_EQUAL(ordo_test_engine_drive(&t, w, 150, &drep, NULL, NULL), 0);
+    CU_ASSERT(drep.ok > 50);
+    CU_ASSERT_EQUAL(drep.ok + drep.refused, 150);
+    uint64_t head = ordo_engine_head(t.engine);
+    CU_ASSERT_EQUAL(head, 200 + drep.ok);
+    CU_ASSERT_EQUAL(ordo_test_engine_stop(&t), 0);
+    s_assert_recovers(&t, head, 0);
     ordo_workload_destroy(&w);
-    s_env_close(&e);
-    ordo_test_rm_rf(e.dir);
+    ordo_test_engine_cleanup(&t);
 }
 
 static void test_snapshot_ahead_of_log_is_discarded(void)
@@ -305,146 +287,149 @@ static void test_snapshot_with_lost_events_is_discarded(void)
  * order already has, giving the live state exactly. */
 static void test_snapshot_packed_while_running(void)
 {
-    s_env_t e;
-    s_env_open(&e, true);
+    ordo_test_engine_t t;
+    CU_ASSERT_EQUAL_FATAL(ordo_test_engine_init(&t, NULL), 0);
     ordo_workload_t *w = ordo_workload_new(13, 300);
-    CU_ASSERT_EQUAL(s_run(&e, w, 3000), 0);
-    uint64_t from = ordo_wal_head(e.wal);
-    CU_ASSERT_EQUAL(s_run(&e, w, 1500), 0);
-    const ordo_registry_t *regs[] = {e.reg};
-    CU_ASSERT_EQUAL_FATAL(ordo_state_snapshot(regs, 1, e.snap_dir, from, 2), 0);
-    CU_ASSERT_EQUAL(s_run(&e, w, 500), 0);
-    s_assert_recovers(&e, e.snap_dir, from, 2000);
+    t.opts.cfg.snapshot_every = 1000; /* the engine's own, packed while it runs */
+    CU_ASSERT_EQUAL_FATAL(ordo_test_engine_start(&t), 0);
+    s_run(&t, w, 4500);
+    CU_ASSERT_EQUAL(ordo_test_engine_stop(&t), 0);
+    /* Drop the snapshot made at the stop: the newest left was packed
+     * while commands ran. */
+    char path[400];
+    s_snapshot_path(&t, 4500, path, sizeof path);
+    CU_ASSERT_EQUAL(remove(path), 0);
+    ordo_registry_t *full = NULL, *fast = NULL;
+    ordo_state_recovery_t frep, rep;
+    CU_ASSERT_EQUAL_FATAL(ordo_test_engine_recover(&t, false, &full, &frep), 0);
+    CU_ASSERT_EQUAL_FATAL(ordo_test_engine_recover(&t, true, &fast, &rep), 0);
+    CU_ASSERT(rep.snapshot_position >= 1000 && rep.snapshot_position < 4500);
+    CU_ASSERT_EQUAL(rep.snapshot_position + rep.events_replayed, 4500);
+    CU_ASSERT_EQUAL(ordo_test_registry_diff(full, fast), 0);
+    ordo_registry_destroy(&full);
+    ordo_registry_destroy(&fast);
     ordo_workload_destroy(&w);
-    s_env_close(&e);
-    ordo_test_rm_rf(e.dir);
+    ordo_test_engine_cleanup(&t);
 }
 
-/* Timestamps never go below the latest in the log, whatever the clock. */
+/* Timestamps never go below the latest in the log, whatever the clock:
+ * a log whose last event is dated 2100 makes every new event 2100 or
+ * later. */
 static void test_clock_floor(void)
 {
-    s_env_t e;
-    s_env_open(&e, true);
+    ordo_test_engine_t t;
+    CU_ASSERT_EQUAL_FATAL(ordo_test_engine_init(&t, NULL), 0);
     int64_t future = 4102444800000000; /* 2100-01-01 */
-    ordo_local_set_clock_floor(e.local, future);
+    {
+        ordo_wal_options_t o = {.dir = t.wal_dir,
+                                .sync_mode = ORDO_SYNC_ALWAYS,
+                                .segment_bytes = t.opts.cfg.segment_bytes};
+        ordo_wal_t *wal;
+        ordo_wal_recovery_t wrep;
+        CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&o, &wal, &wrep), 0);
+        static ordo_request_t req;
+        static ordo_event_t ev;
+        static ordo_order_t none;
+        ordo_test_create_request(&req, "o-future", "r-future");
+        uint32_t dup;
+        ordo_error_t err;
+        CU_ASSERT_EQUAL_FATAL(ordo_decide(&none, &req, &ev, &dup, &err), ORDO_DECIDE_EVENT);
+        ev.position = 1;
+        ev.timestamp_us = future;
+        msgpack_sbuffer buf;
+        msgpack_packer pk;
+        msgpack_sbuffer_init(&buf);
+        msgpack_packer_init(&pk, &buf, msgpack_sbuffer_write);
+        CU_ASSERT_EQUAL_FATAL(ordo_event_pack_record(&pk, &ev), 0);
+        ordo_wal_rec_t rec = {buf.data, buf.size};
+        CU_ASSERT_EQUAL_FATAL(ordo_wal_append(wal, &rec, 1, NULL), 0);
+        msgpack_sbuffer_destroy(&buf);
+        ordo_wal_destroy(&wal);
+    }
+    CU_ASSERT_EQUAL_FATAL(ordo_test_engine_start(&t), 0);
+    CU_ASSERT(ordo_engine_recovery(t.engine)->last_timestamp_us >= future);
     ordo_workload_t *w = ordo_workload_new(9, 10);
-    s_run(&e, w, 20);
-    ordo_registry_t *r = ordo_registry_new();
+    s_run(&t, w, 20);
+    CU_ASSERT_EQUAL(ordo_test_engine_stop(&t), 0);
+    ordo_registry_t *r = NULL;
     ordo_state_recovery_t rep;
-    CU_ASSERT_EQUAL(ordo_state_recover(r, e.wal, NULL, &rep), 0);
-    CU_ASSERT(rep.last_timestamp_us >= future);
-    size_t cursor = 0;
+    CU_ASSERT_EQUAL_FATAL(ordo_test_engine_recover(&t, false, &r, &rep), 0);
+    CU_ASSERT_EQUAL(rep.events_replayed, 21);
+    size_t cursor = 0, seen = 0;
     const ordo_order_t *o;
-    while ((o = ordo_registry_next(r, &cursor)) != NULL)
+    while ((o = ordo_registry_next(r, &cursor)) != NULL) {
         CU_ASSERT(o->created_at_us >= future);
+        CU_ASSERT(o->updated_at_us >= future);
+        seen++;
+    }
+    CU_ASSERT(seen > 1);
     ordo_registry_destroy(&r);
     ordo_workload_destroy(&w);
-    s_env_close(&e);
-    ordo_test_rm_rf(e.dir);
+    ordo_test_engine_cleanup(&t);
 }
 
-static void test_rules_hold_through_the_core(void)
+static void test_rules_hold_through_the_engine(void)
 {
-    s_env_t e;
-    s_env_open(&e, true);
-    ordo_request_t req;
-    ordo_request_init(&req);
-    memset(&req.data, 0, offsetof(ordo_data_t, items));
-    req.type = ORDO_REQ_CREATE_ORDER;
-    req.order_id = ORDO_STR("o-1");
-    req.request_id = ORDO_STR("r-1");
-    req.has_data = true;
-    req.data.present =
-        ORDO_F_USER_ID | ORDO_F_RESTAURANT_ID | ORDO_F_ITEMS | ORDO_F_DELIVERY_ADDRESS;
-    req.data.n_items = 1;
-    req.data.items[0] = (ordo_item_t){ORDO_STR("s"), ORDO_STR("n"), 2, 150};
-    req.data.delivery_address = ORDO_STR("a");
-    ordo_error_t err;
-    CU_ASSERT_EQUAL(ordo_local_submit(e.local, &req, &err), ORDO_DECIDE_EVENT);
-    /* Same request id again in the same batch: a duplicate, nothing appended. */
-    CU_ASSERT_EQUAL(ordo_local_submit(e.local, &req, &err), ORDO_DECIDE_DUPLICATE);
-    req.request_id = ORDO_STR("r-2");
-    CU_ASSERT_EQUAL(ordo_local_submit(e.local, &req, &err), ORDO_DECIDE_ERROR);
-    CU_ASSERT_EQUAL(err.code, ORDO_CODE_ALREADY_EXISTS);
-    req.type = ORDO_REQ_MARK_READY;
-    CU_ASSERT_EQUAL(ordo_local_submit(e.local, &req, &err), ORDO_DECIDE_ERROR);
-    CU_ASSERT_EQUAL(err.code, ORDO_CODE_INVALID_TRANSITION);
-    req.type = ORDO_REQ_CONFIRM_ORDER;
-    req.order_id = ORDO_STR("o-2");
-    CU_ASSERT_EQUAL(ordo_local_submit(e.local, &req, &err), ORDO_DECIDE_ERROR);
-    CU_ASSERT_EQUAL(err.code, ORDO_CODE_NOT_FOUND);
-    CU_ASSERT_PTR_NULL(ordo_registry_find(e.reg, ORDO_STR("o-2"))); /* no trace left */
-    CU_ASSERT_EQUAL(ordo_local_flush(e.local), 0);
-    CU_ASSERT_EQUAL(ordo_wal_head(e.wal), 1);
-
-    /* After a restart the request id is still known. */
-    s_env_close(&e);
-    s_env_open(&e, false);
-    ordo_state_recovery_t rep;
-    CU_ASSERT_EQUAL(ordo_state_recover(e.reg, e.wal, NULL, &rep), 0);
-    req.type = ORDO_REQ_CREATE_ORDER;
-    req.order_id = ORDO_STR("o-1");
-    req.request_id = ORDO_STR("r-1");
-    CU_ASSERT_EQUAL(ordo_local_submit(e.local, &req, &err), ORDO_DECIDE_DUPLICATE);
-    ordo_order_t *o = ordo_registry_find(e.reg, ORDO_STR("o-1"));
-    CU_ASSERT_PTR_NOT_NULL_FATAL(o);
-    CU_ASSERT_EQUAL(o->total_cents, 300);
-    s_env_close(&e);
-    ordo_test_rm_rf(e.dir);
-}
-
-/* An I/O table whose writes fail with ENOSPC once armed. */
-static int s_full;
-static ssize_t s_pwrite_full(void *ctx, int fd, const void *buf, size_t n, off_t off)
-{
-    (void)ctx;
-    if (s_full) {
-        errno = ENOSPC;
-        return -1;
-    }
-    return ordo_io_posix()->pwrite(NULL, fd, buf, n, off);
-}
-
-static void test_failed_log_stops_the_core(void)
-{
-    char dir[256], wal_dir[300];
-    CU_ASSERT_PTR_NOT_NULL_FATAL(ordo_test_tmpdir(dir, sizeof dir));
-    snprintf(wal_dir, sizeof wal_dir, "%s/wal", dir);
-    ordo_io_t io = *ordo_io_posix();
-    io.pwrite = s_pwrite_full;
-    s_full = 0;
-    ordo_wal_options_t o = {.dir = wal_dir, .sync_mode = ORDO_SYNC_ALWAYS, .io = &io};
-    ordo_wal_recovery_t rep;
-    ordo_wal_t *wal = NULL;
-    CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&o, &wal, &rep), 0);
-    ordo_registry_t *reg = ordo_registry_new();
-    ordo_local_t *local = ordo_local_new(reg, wal, 8);
-    ordo_workload_t *w = ordo_workload_new(3, 10);
+    ordo_test_engine_t t;
+    CU_ASSERT_EQUAL_FATAL(ordo_test_engine_init(&t, NULL), 0);
+    CU_ASSERT_EQUAL_FATAL(ordo_test_engine_start(&t), 0);
     static ordo_request_t req;
-    ordo_error_t err;
-    for (int i = 0; i < 8; i++) {
-        ordo_workload_next(w, &req);
-        ordo_local_submit(local, &req, &err);
-    }
-    CU_ASSERT_EQUAL(ordo_local_flush(local), 0);
-    s_full = 1;
-    ordo_workload_next(w, &req);
-    CU_ASSERT_EQUAL(ordo_local_submit(local, &req, &err), ORDO_DECIDE_EVENT); /* queued */
-    CU_ASSERT_EQUAL(ordo_local_flush(local), ORDO_ERR_NOSPACE);
-    ordo_workload_next(w, &req);
-    CU_ASSERT_EQUAL(ordo_local_submit(local, &req, &err), ORDO_DECIDE_ERROR);
-    CU_ASSERT_EQUAL(err.code, ORDO_CODE_UNAVAILABLE);
-    CU_ASSERT_EQUAL(ordo_wal_head(wal), 8);
-    ordo_workload_destroy(&w);
-    ordo_local_destroy(&local);
-    ordo_registry_destroy(&reg);
-    ordo_wal_destroy(&wal);
-    /* The log restarts clean, with the 8 acknowledged events. */
-    o.io = NULL;
-    CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&o, &wal, &rep), 0);
-    CU_ASSERT_EQUAL(rep.last_position, 8);
-    ordo_wal_destroy(&wal);
-    ordo_test_rm_rf(dir);
+    ordo_test_create_request(&req, "o-1", "r-1");
+    const ordo_reply_t *r = ordo_test_engine_call(&t, &req);
+    CU_ASSERT_FATAL(r && r->ok);
+    CU_ASSERT_EQUAL(r->version, 1);
+    CU_ASSERT_EQUAL(r->position, 1);
+    /* The same request id again: a duplicate with the original answer. */
+    r = ordo_test_engine_call(&t, &req);
+    CU_ASSERT_FATAL(r && r->ok);
+    CU_ASSERT(r->duplicate);
+    CU_ASSERT_EQUAL(r->position, 1);
+    req.request_id = ORDO_STR("r-2");
+    r = ordo_test_engine_call(&t, &req);
+    CU_ASSERT_FATAL(r && !r->ok);
+    CU_ASSERT_EQUAL(r->error.code, ORDO_CODE_ALREADY_EXISTS);
+    req.type = ORDO_REQ_MARK_READY;
+    req.has_data = false;
+    r = ordo_test_engine_call(&t, &req);
+    CU_ASSERT_FATAL(r && !r->ok);
+    CU_ASSERT_EQUAL(r->error.code, ORDO_CODE_INVALID_TRANSITION);
+    req.type = ORDO_REQ_CONFIRM_ORDER;
+    req.expected_version = 7;
+    r = ordo_test_engine_call(&t, &req);
+    CU_ASSERT_FATAL(r && !r->ok);
+    CU_ASSERT_EQUAL(r->error.code, ORDO_CODE_CONFLICT);
+    req.expected_version = -1;
+    req.order_id = ORDO_STR("o-2");
+    r = ordo_test_engine_call(&t, &req);
+    CU_ASSERT_FATAL(r && !r->ok);
+    CU_ASSERT_EQUAL(r->error.code, ORDO_CODE_NOT_FOUND);
+    CU_ASSERT_EQUAL(ordo_engine_head(t.engine), 1); /* refusals write nothing */
+    CU_ASSERT_EQUAL(ordo_test_engine_stop(&t), 0);
+
+    /* After a restart the request id is still known, and o-2 is not. */
+    CU_ASSERT_EQUAL_FATAL(ordo_test_engine_start(&t), 0);
+    ordo_test_create_request(&req, "o-1", "r-1");
+    r = ordo_test_engine_call(&t, &req);
+    CU_ASSERT_FATAL(r && r->ok);
+    CU_ASSERT(r->duplicate);
+    CU_ASSERT_EQUAL(r->position, 1);
+    ordo_request_init(&req);
+    req.type = ORDO_REQ_GET_ORDER;
+    req.order_id = ORDO_STR("o-2");
+    req.request_id = ORDO_STR("r-3");
+    r = ordo_test_engine_call(&t, &req);
+    CU_ASSERT_FATAL(r && !r->ok);
+    CU_ASSERT_EQUAL(r->error.code, ORDO_CODE_NOT_FOUND);
+    req.order_id = ORDO_STR("o-1");
+    r = ordo_test_engine_call(&t, &req);
+    CU_ASSERT_FATAL(r && r->ok);
+    ordo_mp_t mp;
+    ordo_mp_init(&mp, r->order, r->order_len);
+    static ordo_order_t order;
+    CU_ASSERT_EQUAL_FATAL(ordo_order_read(&mp, &order), 0);
+    CU_ASSERT_EQUAL(order.total_cents, 300);
+    CU_ASSERT_EQUAL(order.version, 1);
+    ordo_test_engine_cleanup(&t);
 }
 
 int main(void)
@@ -463,7 +448,7 @@ int main(void)
                 test_snapshot_with_lost_events_is_discarded);
     CU_add_test(s, "snapshot packed while running", test_snapshot_packed_while_running);
     CU_add_test(s, "timestamps keep above the clock floor", test_clock_floor);
-    CU_add_test(s, "protocol rules through the core", test_rules_hold_through_the_core);
-    CU_add_test(s, "failed log stops the core", test_failed_log_stops_the_core);
+    CU_add_test(s, "protocol rules through the engine, across a restart",
+                test_rules_hold_through_the_engine);
     return ordo_test_run();
 }

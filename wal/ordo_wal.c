@@ -107,11 +107,6 @@ static void s_segment_name(uint64_t first, char *buf, size_t size)
     snprintf(buf, size, "%020llu.wal", (unsigned long long)first);
 }
 
-const ordo_io_t *ordo_wal_io(const ordo_wal_t *wal)
-{
-    return wal->io;
-}
-
 /* Puts the log into the failed state (first error sticks) and logs why. */
 static int s_fail(ordo_wal_t *wal, int errnum, const char *what, uint64_t seg_first, uint64_t off)
 {
@@ -961,6 +956,11 @@ uint64_t ordo_wal_head(const ordo_wal_t *wal)
 uint64_t ordo_wal_synced_head(const ordo_wal_t *wal)
 {
     return atomic_load(&wal->synced);
+}
+
+const ordo_io_t *ordo_wal_io(const ordo_wal_t *wal)
+{
+    return wal->io;
 }
 
 int ordo_wal_error(const ordo_wal_t *wal)

@@ -91,6 +91,9 @@ uint64_t ordo_wal_head(const ordo_wal_t *wal);
 /* Last fdatasync'ed position. Atomic read, any thread. */
 uint64_t ordo_wal_synced_head(const ordo_wal_t *wal);
 
+/* The file I/O table the log uses (never NULL). */
+const ordo_io_t *ordo_wal_io(const ordo_wal_t *wal);
+
 /* The first error that failed the log (e.g. ORDO_ERR_NOSPACE), 0 if none. */
 int ordo_wal_error(const ordo_wal_t *wal);
 

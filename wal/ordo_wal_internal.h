@@ -12,9 +12,6 @@
 /* Path of the segment whose first position is `first`. */
 void ordo_wal_segment_path(const ordo_wal_t *wal, uint64_t first, char *buf, size_t size);
 
-/* The I/O table of the log (borrowed; lives as long as the log). */
-const ordo_io_t *ordo_wal_io(const ordo_wal_t *wal);
-
 /* First position the log holds (its first segment's name). */
 uint64_t ordo_wal_first_position(ordo_wal_t *wal);
 

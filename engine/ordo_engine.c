@@ -1,0 +1,420 @@
+/* The engine's start and stop (see ordo_engine.h): recovery, the order
+ * index, the sockets between the threads, the threads themselves, and the
+ * snapshot at the end. The threads:
+ *   front       ROUTER, routing by order, replies (ordo_front.c)
+ *   shard x N   the order actors (ordo_shard.c)
+ *   writer      the log's only appender, group commit, PUB (ordo_writer.c)
+ *   snapshotter periodic snapshots, packed by the shards (ordo_snapshotter.c)
+ *   indexer     finished orders into the order index (ordo_indexer.c)
+ *   reader      ReadAll pages (ordo_reader.c)
+ * They talk over inproc ZeroMQ PAIR (and PUSH/PULL) sockets, passing
+ * batches. */
+#include "ordo_engine.h"
+
+#include "ordo_batch.h"
+#include "ordo_clock.h"
+#include "ordo_error.h"
+#include "ordo_front.h"
+#include "ordo_index.h"
+#include "ordo_indexer.h"
+#include "ordo_limits.h"
+#include "ordo_log.h"
+#include "ordo_reader.h"
+#include "ordo_shard.h"
+#include "ordo_snapshotter.h"
+#include "ordo_stats.h"
+#include "ordo_writer.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+typedef struct {
+    void *router, *pub;
+    void **front_side, **shard_front;   /* front <-> shard i */
+    void **writer_side, **shard_writer; /* writer <-> shard i */
+    void **shard_snap;                  /* shard i -> snapshotter */
+    void **index_side, **shard_index;   /* indexer <-> shard i */
+    void *front_reader, *reader_side;   /* front end <-> reader */
+    void *snap_in, *snap_done, *writer_done;
+    void *control, *front_control; /* stop: engine -> front end */
+} s_sockets_t;
+
+struct ordo_engine {
+    ordo_config_t cfg;
+    const ordo_io_t *io;
+    char snap_dir[PATH_MAX + 16];
+    uint32_t n;
+    void *ctx;
+    bool own_ctx;
+    s_sockets_t k;
+    ordo_wal_t *wal;
+    ordo_index_t *index;
+    ordo_registry_t **regs;
+    ordo_shard_t **shards;
+    ordo_writer_t *writer;
+    ordo_front_t *front;
+    ordo_writer_config_t wcfg;
+    ordo_indexer_config_t icfg;
+    ordo_snapshotter_config_t scfg;
+    ordo_reader_config_t rcfg;
+    ordo_state_recovery_t recovery;
+    ordo_engine_stats_t stats;
+    pthread_t front_thread, writer_thread, snap_thread, index_thread, reader_thread;
+    pthread_t *shard_threads;
+    bool running; /* every thread started */
+    atomic_bool front_ended;
+    int front_rc;
+    int stop_rc;
+};
+
+/* An inproc socket with no high-water mark (the front end bounds the work
+ * in flight, and a blocked send between threads could deadlock), bound or
+ * connected to `name`. NULL on failure. */
+static void *s_inproc(void *ctx, int type, const char *name, bool bind)
+{
+    void *sock = zmq_socket(ctx, type);
+    int zero = 0;
+    if (!sock)
+        return NULL;
+    zmq_setsockopt(sock, ZMQ_SNDHWM, &zero, sizeof zero);
+    zmq_setsockopt(sock, ZMQ_RCVHWM, &zero, sizeof zero);
+    zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero);
+    if ((bind ? zmq_bind(sock, name) : zmq_connect(sock, name)) != 0) {
+        ordo_log_error("engine", "inproc %s: %s", name, zmq_strerror(errno));
+        zmq_close(sock);
+        return NULL;
+    }
+    return sock;
+}
+
+/* A bound and a connected end of one inproc pipe, named after this engine
+ * (several may share a context). */
+static int s_pipe(ordo_engine_t *e, int bound_type, int connected_type, const char *what,
+                  uint32_t i, void **bound, void **connected)
+{
+    char name[96];
+    snprintf(name, sizeof name, "inproc://ordo-%p-%s-%u", (void *)e, what, i);
+    if (bound && !(*bound = s_inproc(e->ctx, bound_type, name, true)))
+        return -1;
+    if (connected && !(*connected = s_inproc(e->ctx, connected_type, name, false)))
+        return -1;
+    return 0;
+}
+
+static int s_open_sockets(ordo_engine_t *e)
+{
+    s_sockets_t *k = &e->k;
+    uint32_t n = e->n;
+    k->front_side = calloc(n, sizeof(void *));
+    k->shard_front = calloc(n, sizeof(void *));
+    k->writer_side = calloc(n, sizeof(void *));
+    k->shard_writer = calloc(n, sizeof(void *));
+    k->shard_snap = calloc(n, sizeof(void *));
+    k->index_side = calloc(n, sizeof(void *));
+    k->shard_index = calloc(n, sizeof(void *));
+    if (!k->front_side || !k->shard_front || !k->writer_side || !k->shard_writer ||
+        !k->shard_snap || !k->index_side || !k->shard_index) {
+        ordo_log_error("engine", "out of memory at start");
+        return -1;
+    }
+    k->router = zmq_socket(e->ctx, ZMQ_ROUTER);
+    k->pub = zmq_socket(e->ctx, ZMQ_PUB);
+    if (!k->router || !k->pub)
+        return -1;
+    int64_t maxmsg = ORDO_MSG_MAX;
+    /* High-water marks bound what one peer can make us hold. Outbound:
+     * room for several rounds of replies (ZeroMQ learns that a peer has
+     * read only every half mark), so a client that reads gets every reply;
+     * one that never reads loses those past the mark. */
+    int rcv_hwm = ORDO_RCV_HWM, snd_hwm = ORDO_SND_HWM, pub_hwm = 1000, linger = 1000;
+    zmq_setsockopt(k->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    zmq_setsockopt(k->router, ZMQ_RCVHWM, &rcv_hwm, sizeof rcv_hwm);
+    zmq_setsockopt(k->router, ZMQ_SNDHWM, &snd_hwm, sizeof snd_hwm);
+    zmq_setsockopt(k->router, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(k->pub, ZMQ_SNDHWM, &pub_hwm, sizeof pub_hwm);
+    zmq_setsockopt(k->pub, ZMQ_LINGER, &linger, sizeof linger);
+    if (zmq_bind(k->router, e->cfg.bind) != 0) {
+        ordo_log_error("engine", "cannot bind %s: %s", e->cfg.bind, zmq_strerror(errno));
+        return -1;
+    }
+    if (zmq_bind(k->pub, e->cfg.pub) != 0) {
+        ordo_log_error("engine", "cannot bind %s: %s", e->cfg.pub, zmq_strerror(errno));
+        return -1;
+    }
+    if (s_pipe(e, ZMQ_PAIR, ZMQ_PAIR, "reader", 0, &k->front_reader, &k->reader_side) != 0 ||
+        s_pipe(e, ZMQ_PAIR, ZMQ_PAIR, "control", 0, &k->front_control, &k->control) != 0 ||
+        s_pipe(e, ZMQ_PULL, 0, "snapshots", 0, &k->snap_in, NULL) != 0 ||
+        s_pipe(e, ZMQ_PAIR, ZMQ_PAIR, "snapshot-done", 0, &k->snap_done, &k->writer_done) != 0)
+        return -1;
+    for (uint32_t i = 0; i < n; i++) {
+        char name[96];
+        snprintf(name, sizeof name, "inproc://ordo-%p-snapshots-0", (void *)e);
+        if (s_pipe(e, ZMQ_PAIR, ZMQ_PAIR, "front", i, &k->front_side[i], &k->shard_front[i]) ||
+            s_pipe(e, ZMQ_PAIR, ZMQ_PAIR, "writer", i, &k->writer_side[i], &k->shard_writer[i]) ||
+            s_pipe(e, ZMQ_PAIR, ZMQ_PAIR, "index", i, &k->index_side[i], &k->shard_index[i]) ||
+            !(k->shard_snap[i] = s_inproc(e->ctx, ZMQ_PUSH, name, false)))
+            return -1;
+    }
+    return 0;
+}
+
+static void s_close_all(void **socks, uint32_t n)
+{
+    for (uint32_t i = 0; socks && i < n; i++)
+        if (socks[i])
+            zmq_close(socks[i]);
+    free(socks);
+}
+
+static void s_close_sockets(ordo_engine_t *e)
+{
+    s_sockets_t *k = &e->k;
+    s_close_all(k->front_side, e->n);
+    s_close_all(k->shard_front, e->n);
+    s_close_all(k->writer_side, e->n);
+    s_close_all(k->shard_writer, e->n);
+    s_close_all(k->shard_snap, e->n);
+    s_close_all(k->index_side, e->n);
+    s_close_all(k->shard_index, e->n);
+    void *single[] = {k->router,       k->pub,         k->snap_in, k->snap_done,    k->writer_done,
+                      k->front_reader, k->reader_side, k->control, k->front_control};
+    for (size_t i = 0; i < sizeof single / sizeof *single; i++)
+        if (single[i])
+            zmq_close(single[i]);
+    memset(k, 0, sizeof *k);
+}
+
+static void *s_front_main(void *arg)
+{
+    ordo_engine_t *e = arg;
+    e->front_rc = ordo_front_run(e->front);
+    atomic_store(&e->front_ended, true);
+    return NULL;
+}
+
+/* Starts a thread named `name` (shown by top -H and in debuggers). */
+static bool s_thread(pthread_t *t, void *(*fn)(void *), void *arg, const char *name)
+{
+    if (pthread_create(t, NULL, fn, arg) != 0)
+        return false;
+    pthread_setname_np(*t, name);
+    return true;
+}
+
+/* Recovery, the index, the shards' state and every object the threads
+ * run on. 0 or -1 (logged). */
+static int s_prepare(ordo_engine_t *e, bool repair)
+{
+    ordo_registry_t *all = NULL;
+    if (ordo_state_open(&e->cfg, repair, e->io, &e->wal, &all, &e->recovery) != 0)
+        return -1; /* the log line says why */
+    e->stats.shards = e->n;
+    e->regs = calloc(e->n, sizeof *e->regs);
+    e->shards = calloc(e->n, sizeof *e->shards);
+    e->shard_threads = calloc(e->n, sizeof *e->shard_threads);
+    bool ok = e->regs && e->shards && e->shard_threads;
+    for (uint32_t i = 0; ok && i < e->n; i++)
+        ok = (e->regs[i] = ordo_registry_new()) != NULL;
+    if (!ok || ordo_registry_split(all, e->regs, e->n) != 0) {
+        ordo_registry_destroy(&all);
+        ordo_log_error("engine", "out of memory at start");
+        return -1;
+    }
+    ordo_registry_destroy(&all);
+
+    char index_dir[PATH_MAX + 16];
+    ordo_config_index_dir(&e->cfg, index_dir, sizeof index_dir);
+    uint64_t t_index = ordo_mono_ns();
+    if (ordo_index_open(index_dir, e->n, e->cfg.fsync_mode != ORDO_SYNC_NEVER,
+                        ordo_wal_head(e->wal), &e->index) != 0)
+        return -1; /* the log line says why */
+    ordo_log_info("engine", "order index %s: %llu orders, read in %.1f ms", index_dir,
+                  (unsigned long long)ordo_index_count(e->index), (ordo_mono_ns() - t_index) / 1e6);
+
+    if (s_open_sockets(e) != 0)
+        return -1;
+    s_sockets_t *k = &e->k;
+    for (uint32_t i = 0; ok && i < e->n; i++)
+        ok = (e->shards[i] = ordo_shard_new(i, &e->regs[i], e->wal, k->shard_front[i],
+                                            k->shard_writer[i], k->shard_snap[i], &e->stats)) !=
+                 NULL &&
+             ordo_shard_retain(e->shards[i], e->index, k->shard_index[i],
+                               (int64_t)e->cfg.retain_finished_s * 1000000) == 0;
+    e->wcfg = (ordo_writer_config_t){.wal = e->wal,
+                                     .shards = k->writer_side,
+                                     .nshards = e->n,
+                                     .pub = k->pub,
+                                     .snapshot_done = k->writer_done,
+                                     .snapshot_every = e->cfg.snapshot_every,
+                                     .clock_floor_us = e->recovery.last_timestamp_us,
+                                     .stats = &e->stats};
+    e->icfg = (ordo_indexer_config_t){.index = e->index, .nshards = e->n, .pipes = k->index_side};
+    e->scfg = (ordo_snapshotter_config_t){.dir = e->snap_dir,
+                                          .io = e->io,
+                                          .nshards = e->n,
+                                          .in = k->snap_in,
+                                          .done = k->snap_done,
+                                          .stats = &e->stats};
+    e->rcfg =
+        (ordo_reader_config_t){.wal = e->wal, .pipe = k->reader_side, .stats = &e->stats.reader};
+    e->writer = ok ? ordo_writer_new(&e->wcfg) : NULL;
+    e->front =
+        ok ? ordo_front_new(k->router, k->front_side, e->n, k->front_reader, k->front_control)
+           : NULL;
+    if (!ok || !e->writer || !e->front) {
+        ordo_log_error("engine", "out of memory at start");
+        return -1;
+    }
+    return 0;
+}
+
+/* Starts every thread; they block the stop signals, so these reach the
+ * caller's thread. Threads that started wait for each other to stop, so
+ * one that cannot start (the system is out of threads) ends the process. */
+static void s_start_threads(ordo_engine_t *e)
+{
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+    bool ok = s_thread(&e->writer_thread, ordo_writer_run, e->writer, "ordo-writer") &&
+              s_thread(&e->snap_thread, ordo_snapshotter_run, &e->scfg, "ordo-snapshot") &&
+              s_thread(&e->index_thread, ordo_indexer_run, &e->icfg, "ordo-indexer") &&
+              s_thread(&e->reader_thread, ordo_reader_run, &e->rcfg, "ordo-reader");
+    for (uint32_t i = 0; ok && i < e->n; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "ordo-shard-%u", i % 1000u);
+        ok = s_thread(&e->shard_threads[i], ordo_shard_run, e->shards[i], name);
+    }
+    ok = ok && s_thread(&e->front_thread, s_front_main, e, "ordo-front");
+    e->running = true;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (!ok) {
+        ordo_log_error("engine", "cannot start threads: %s", strerror(errno));
+        abort();
+    }
+}
+
+int ordo_engine_start(const ordo_engine_options_t *opts, ordo_engine_t **out)
+{
+    *out = NULL;
+    ordo_engine_t *e = calloc(1, sizeof *e);
+    if (!e) {
+        ordo_log_error("engine", "out of memory at start");
+        return -1;
+    }
+    e->cfg = opts->cfg;
+    e->io = opts->io ? opts->io : ordo_io_posix();
+    e->n = (uint32_t)(e->cfg.shards < 1 ? 1 : e->cfg.shards);
+    if (e->n > ORDO_SHARDS_MAX)
+        e->n = ORDO_SHARDS_MAX;
+    e->own_ctx = opts->zmq_ctx == NULL;
+    e->ctx = opts->zmq_ctx ? opts->zmq_ctx : zmq_ctx_new();
+    ordo_config_snapshot_dir(&e->cfg, e->snap_dir, sizeof e->snap_dir);
+    if (!e->ctx || s_prepare(e, opts->repair) != 0) {
+        ordo_engine_destroy(&e); /* nothing runs: it only frees */
+        return -1;
+    }
+    s_start_threads(e);
+    *out = e;
+    return 0;
+}
+
+/* Writes the snapshot at shutdown: every order in memory, at the synced
+ * head. 0 or -1 (logged). */
+static int s_final_snapshot(ordo_engine_t *e)
+{
+    const ordo_registry_t **regs = calloc(e->n, sizeof *regs);
+    for (uint32_t i = 0; regs && i < e->n; i++)
+        regs[i] = ordo_shard_registry(e->shards[i]);
+    uint64_t t0 = ordo_mono_ns(), pos = ordo_wal_synced_head(e->wal);
+    int rc = regs ? ordo_state_snapshot(regs, e->n, e->snap_dir, pos, 2, e->io) : ORDO_ERR_NOMEM;
+    free(regs);
+    if (rc != 0) {
+        ordo_log_error("engine", "snapshot failed: %s", ordo_strerror(rc));
+        return -1;
+    }
+    ordo_log_info("engine", "snapshot at position %llu in %.1f ms", (unsigned long long)pos,
+                  (ordo_mono_ns() - t0) / 1e6);
+    return 0;
+}
+
+int ordo_engine_stop(ordo_engine_t *e)
+{
+    if (!e || !e->running)
+        return e ? e->stop_rc : 0;
+    e->running = false;
+    zmq_send(e->k.control, "stop", 4, ZMQ_DONTWAIT);
+    pthread_join(e->front_thread, NULL);
+    /* The front end's STOP ends each shard, which passes it to the writer,
+     * the snapshotter and the indexer; the reader gets its own. */
+    for (uint32_t i = 0; i < e->n; i++)
+        pthread_join(e->shard_threads[i], NULL);
+    pthread_join(e->writer_thread, NULL);
+    pthread_join(e->snap_thread, NULL);
+    pthread_join(e->index_thread, NULL);
+    pthread_join(e->reader_thread, NULL);
+    int rc = e->front_rc == 0 ? 0 : -1;
+    if (ordo_wal_error(e->wal) != 0 || s_final_snapshot(e) != 0)
+        rc = -1;
+    ordo_log_info("engine", "stopped at position %llu", (unsigned long long)ordo_wal_head(e->wal));
+    e->stop_rc = rc;
+    return rc;
+}
+
+void ordo_engine_destroy(ordo_engine_t **engine)
+{
+    if (!engine || !*engine)
+        return;
+    ordo_engine_t *e = *engine;
+    ordo_engine_stop(e);
+    ordo_writer_destroy(&e->writer);
+    s_close_sockets(e);
+    if (e->own_ctx && e->ctx)
+        zmq_ctx_term(e->ctx);
+    ordo_front_destroy(&e->front); /* its counted replies free themselves (ordo_peers.h) */
+    for (uint32_t i = 0; e->shards && i < e->n; i++)
+        ordo_shard_destroy(&e->shards[i]);
+    for (uint32_t i = 0; e->regs && i < e->n; i++)
+        ordo_registry_destroy(&e->regs[i]); /* those no shard took */
+    free(e->shards);
+    free(e->regs);
+    free(e->shard_threads);
+    ordo_index_destroy(&e->index);
+    ordo_wal_destroy(&e->wal);
+    free(e);
+    *engine = NULL;
+}
+
+bool ordo_engine_failed(const ordo_engine_t *e)
+{
+    return atomic_load(&e->front_ended);
+}
+
+void *ordo_engine_zmq_context(const ordo_engine_t *e)
+{
+    return e->ctx;
+}
+
+const ordo_state_recovery_t *ordo_engine_recovery(const ordo_engine_t *e)
+{
+    return &e->recovery;
+}
+
+uint64_t ordo_engine_head(const ordo_engine_t *e)
+{
+    return ordo_wal_head(e->wal);
+}
+
+void ordo_engine_log_stats(const ordo_engine_t *e, uint64_t *frames, uint64_t *fsyncs,
+                           uint64_t *bytes)
+{
+    ordo_wal_stats(e->wal, frames, fsyncs, bytes);
+}

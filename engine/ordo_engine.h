@@ -1,0 +1,62 @@
+/* The engine as a library: recovery, the order index, and the threads of
+ * the command path (front end, shards, log writer, snapshotter, indexer,
+ * reader), started and stopped as one. ordo-server runs it in its own
+ * process; ordo-demo, the microbenchmark and the in-process tests run the
+ * very same code in theirs, with requests over `inproc://` in the
+ * engine's ZeroMQ context and, for the tests, a file I/O table that fails
+ * on demand. There is no other command path. */
+#ifndef ORDO_ENGINE_H
+#define ORDO_ENGINE_H
+
+#include "ordo_config.h"
+#include "ordo_io.h"
+#include "ordo_state.h"
+
+#include <stdbool.h>
+
+typedef struct ordo_engine ordo_engine_t;
+
+typedef struct {
+    ordo_config_t cfg;   /* data folder, endpoints (tcp://, ipc:// or inproc://), shards, ... */
+    bool repair;         /* cut the log at mid-log corruption instead of refusing to start */
+    const ordo_io_t *io; /* the log's and the snapshots' file I/O; NULL = POSIX. Must
+                          * outlive the engine. */
+    void *zmq_ctx;       /* a ZeroMQ context to share (for inproc:// clients); NULL =
+                          * the engine makes its own */
+} ordo_engine_options_t;
+
+/* Recovers the state (snapshot + log), opens the order index, binds the
+ * endpoints and starts every thread. Returns 0 once the engine answers
+ * requests, with *out owned by the caller; or -1 (the log lines say why)
+ * with *out NULL and every thread stopped. The threads block SIGTERM and
+ * SIGINT, so the caller's thread receives them. */
+int ordo_engine_start(const ordo_engine_options_t *opts, ordo_engine_t **out);
+
+/* Stops as ordo-server does on SIGTERM: requests in flight are finished,
+ * new ones get `unavailable`, the log is synced, a snapshot is written.
+ * 0, or -1 if the engine failed (the ROUTER, the log, or the final
+ * snapshot). Safe to call twice. */
+int ordo_engine_stop(ordo_engine_t *engine);
+
+/* Stops it if it runs, then frees it. */
+void ordo_engine_destroy(ordo_engine_t **engine);
+
+/* Whether the front end stopped by itself (its ROUTER failed): then the
+ * engine answers nothing more and should be stopped. Any thread. */
+bool ordo_engine_failed(const ordo_engine_t *engine);
+
+/* The ZeroMQ context its sockets live in (the one given, or its own). */
+void *ordo_engine_zmq_context(const ordo_engine_t *engine);
+
+/* What recovery found at start. */
+const ordo_state_recovery_t *ordo_engine_recovery(const ordo_engine_t *engine);
+
+/* The last position in the log (appended; synced per the fsync mode). */
+uint64_t ordo_engine_head(const ordo_engine_t *engine);
+
+/* The log's counters: frames written, fsyncs, bytes written (any may be
+ * NULL). */
+void ordo_engine_log_stats(const ordo_engine_t *engine, uint64_t *frames, uint64_t *fsyncs,
+                           uint64_t *bytes);
+
+#endif
