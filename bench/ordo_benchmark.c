@@ -20,6 +20,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <getopt.h>
 #include <limits.h>
 #include <netinet/in.h>
@@ -78,13 +79,13 @@ typedef struct {
     double p50_us, p99_us, p999_us, max_us, mean_us;
     bool has_stats; /* the engine's Stats before and after */
     double fsyncs, frames, appended, events_per_fsync, fsyncs_per_s;
-    double server_cpu_us;    /* per event, whole server process (spawned only; < 0 unknown) */
-    double server_rss_mb;    /* at the end (spawned only) */
-    double server_main_busy; /* share of the measured time the server's main thread ran */
-    double gen_busy;         /* share of the measured time the generator's thread ran */
-    double gen_cpu_us;       /* per event: the generator's thread */
-    double proc_cpu_us;      /* per event: this process (generator + its I/O thread [+ stub]) */
-    double stub_cpu_us;      /* per event: the stub's thread (stub only) */
+    double server_cpu_us;     /* per event, whole server process (spawned only; < 0 unknown) */
+    double server_rss_mb;     /* at the end (spawned only) */
+    double server_front_busy; /* share of the measured time its front-end thread ran */
+    double gen_busy;          /* share of the measured time the generator's thread ran */
+    double gen_cpu_us;        /* per event: the generator's thread */
+    double proc_cpu_us;       /* per event: this process (generator + its I/O thread [+ stub]) */
+    double stub_cpu_us;       /* per event: the stub's thread (stub only) */
     char first_error[300];
 } s_result_t;
 
@@ -157,7 +158,7 @@ typedef struct {
     bool more, control_dirty; /* see s_receive() */
     ordo_histogram_t *hist;
     uint64_t events, errors, duplicates, replies, stray, tick_replies, tick_max;
-    uint64_t gen_cpu0, proc_cpu0, stub_cpu0, server_cpu0, server_main_cpu0;
+    uint64_t gen_cpu0, proc_cpu0, stub_cpu0, server_cpu0, server_front_cpu0;
     s_stats_t stats[2];
     int stats_pending;
     char first_error[300];
@@ -173,15 +174,36 @@ static uint64_t s_cpu_ns(clockid_t id)
     return (uint64_t)ts.tv_sec * SEC + (uint64_t)ts.tv_nsec;
 }
 
-/* utime + stime of a process (main_thread: of its main thread only), in ns
- * (from /proc, 10 ms ticks); 0 if unknown. */
-static uint64_t s_proc_cpu_ns(pid_t pid, bool main_thread)
+/* utime + stime of a process, or of its thread named `thread` (NULL: the
+ * whole process), in ns (from /proc, 10 ms ticks); 0 if unknown. */
+static uint64_t s_proc_cpu_ns(pid_t pid, const char *thread)
 {
-    char path[64], line[1024];
-    if (main_thread)
-        snprintf(path, sizeof path, "/proc/%d/task/%d/stat", (int)pid, (int)pid);
-    else
-        snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    char path[400], line[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    if (thread) { /* the task whose comm is `thread` */
+        char dir[64];
+        snprintf(dir, sizeof dir, "/proc/%d/task", (int)pid);
+        DIR *d = opendir(dir);
+        struct dirent *de;
+        bool found = false;
+        while (d && !found && (de = readdir(d)) != NULL) {
+            char comm[64] = "";
+            snprintf(path, sizeof path, "%s/%s/comm", dir, de->d_name);
+            FILE *c = fopen(path, "r");
+            if (c && fgets(comm, sizeof comm, c)) {
+                comm[strcspn(comm, "\n")] = '\0';
+                found = strcmp(comm, thread) == 0;
+            }
+            if (c)
+                fclose(c);
+            if (found)
+                snprintf(path, sizeof path, "%s/%s/stat", dir, de->d_name);
+        }
+        if (d)
+            closedir(d);
+        if (!found)
+            return 0;
+    }
     FILE *f = fopen(path, "r");
     if (!f)
         return 0;
@@ -736,8 +758,8 @@ static void s_measure_begin(s_bench_t *b, uint64_t now)
     b->gen_cpu0 = s_cpu_ns(CLOCK_THREAD_CPUTIME_ID);
     b->proc_cpu0 = s_cpu_ns(CLOCK_PROCESS_CPUTIME_ID);
     b->stub_cpu0 = b->stub ? ordo_stub_cpu_ns(b->stub) : 0;
-    b->server_cpu0 = b->server_pid > 0 ? s_proc_cpu_ns(b->server_pid, false) : 0;
-    b->server_main_cpu0 = b->server_pid > 0 ? s_proc_cpu_ns(b->server_pid, true) : 0;
+    b->server_cpu0 = b->server_pid > 0 ? s_proc_cpu_ns(b->server_pid, NULL) : 0;
+    b->server_front_cpu0 = b->server_pid > 0 ? s_proc_cpu_ns(b->server_pid, "ordo-front") : 0;
 }
 
 static void s_measure_end(s_bench_t *b, uint64_t now)
@@ -756,18 +778,18 @@ static void s_measure_end(s_bench_t *b, uint64_t now)
     double gen_ns = (double)(s_cpu_ns(CLOCK_THREAD_CPUTIME_ID) - b->gen_cpu0);
     r->gen_cpu_us = gen_ns * per;
     r->gen_busy = r->seconds > 0 ? gen_ns / 1e9 / r->seconds : 0;
-    r->server_main_busy = -1;
+    r->server_front_busy = -1;
     r->proc_cpu_us = (double)(s_cpu_ns(CLOCK_PROCESS_CPUTIME_ID) - b->proc_cpu0) * per;
     r->stub_cpu_us = b->stub ? (double)(ordo_stub_cpu_ns(b->stub) - b->stub_cpu0) * per : -1;
     r->server_cpu_us = -1;
     r->server_rss_mb = -1;
     if (b->server_pid > 0) {
-        uint64_t cpu = s_proc_cpu_ns(b->server_pid, false);
-        uint64_t main_cpu = s_proc_cpu_ns(b->server_pid, true);
+        uint64_t cpu = s_proc_cpu_ns(b->server_pid, NULL);
+        uint64_t front_cpu = s_proc_cpu_ns(b->server_pid, "ordo-front");
         if (cpu)
             r->server_cpu_us = (double)(cpu - b->server_cpu0) * per;
-        if (main_cpu && r->seconds > 0)
-            r->server_main_busy = (double)(main_cpu - b->server_main_cpu0) / 1e9 / r->seconds;
+        if (front_cpu && r->seconds > 0)
+            r->server_front_busy = (double)(front_cpu - b->server_front_cpu0) / 1e9 / r->seconds;
         r->server_rss_mb = s_proc_rss_mb(b->server_pid);
     }
     ordo_histogram_t *h = b->hist;
@@ -1117,7 +1139,7 @@ static s_result_t s_median_result(const s_result_t *runs, int n)
     MED(server_cpu_us);
     MED(server_rss_mb);
     MED(gen_cpu_us);
-    MED(server_main_busy);
+    MED(server_front_busy);
     MED(gen_busy);
     MED(proc_cpu_us);
     MED(stub_cpu_us);
@@ -1163,9 +1185,9 @@ static void s_json_result(const char *name, const s_result_t *r, const double *e
                "\"events_per_fsync\":%.1f,\"fsyncs_per_s\":%.0f,",
                r->fsyncs, r->frames, r->appended, r->events_per_fsync, r->fsyncs_per_s);
     if (r->server_cpu_us >= 0)
-        printf("\"server_cpu_us_per_event\":%.2f,\"server_main_thread_busy\":%.2f,"
+        printf("\"server_cpu_us_per_event\":%.2f,\"server_front_thread_busy\":%.2f,"
                "\"server_rss_mb\":%.0f,",
-               r->server_cpu_us, r->server_main_busy, r->server_rss_mb);
+               r->server_cpu_us, r->server_front_busy, r->server_rss_mb);
     if (r->stub_cpu_us >= 0)
         printf("\"stub_cpu_us_per_event\":%.2f,", r->stub_cpu_us);
     printf("\"generator_thread_cpu_us_per_event\":%.2f,\"generator_thread_busy\":%.2f,"
@@ -1241,8 +1263,8 @@ static void s_report(const s_opts_t *o, const char *target, const s_result_t *st
     ROW("log frames", false, e.has_stats, "%s", "", s_num(e.frames));
     ROW("server (stub: thread) CPU us/event", s.stub_cpu_us >= 0, e.server_cpu_us >= 0, "%.2f",
         s.stub_cpu_us, e.server_cpu_us);
-    ROW("server main thread busy (%)", false, e.server_main_busy >= 0, "%.0f", 0.0,
-        100 * e.server_main_busy);
+    ROW("server front-end thread busy (%)", false, e.server_front_busy >= 0, "%.0f", 0.0,
+        100 * e.server_front_busy);
     ROW("server RSS at end (MiB)", false, e.server_rss_mb >= 0, "%.0f", 0.0, e.server_rss_mb);
     ROW("generator thread CPU us/event", true, true, "%.2f", s.gen_cpu_us, e.gen_cpu_us);
     ROW("generator thread busy (%)", true, true, "%.0f", 100 * s.gen_busy, 100 * e.gen_busy);
@@ -1383,7 +1405,7 @@ static int s_fetch_stats(const char *endpoint, const char *const *names, int64_t
  * as fast as the engine goes, with the orders in flight of the hour. */
 static const struct {
     const char *name;
-    double share;    /* of the day's events */
+    double share;   /* of the day's events */
     long in_flight; /* orders interleaved */
 } s_day_parts[] = {
     {"night", 0.10, 5000},
@@ -1450,8 +1472,8 @@ static int s_days(const s_opts_t *o)
             printf("%s{\"day\":%ld,\"seconds\":%.1f,\"events\":%.0f,\"events_per_s\":%.0f,"
                    "\"p99_ms\":%.3f,\"server_rss_mb\":%.0f,\"server_anon_mb\":%.0f,"
                    "\"orders\":%lld,\"orders_in_memory\":%lld,\"head_position\":%lld}",
-                   d ? "," : "", d + 1, secs, events, secs > 0 ? events / secs : 0, p99 / 1e3,
-                   rss, anon, (long long)st[0], (long long)st[1], (long long)st[2]);
+                   d ? "," : "", d + 1, secs, events, secs > 0 ? events / secs : 0, p99 / 1e3, rss,
+                   anon, (long long)st[0], (long long)st[1], (long long)st[2]);
         else
             printf("%-4ld %9.1f %10s %13s %10.2f %10.0f %10.0f %12s %16s\n", d + 1, secs,
                    s_num(events), s_num(secs > 0 ? events / secs : 0), p99 / 1e3, rss, anon,

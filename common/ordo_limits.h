@@ -40,11 +40,11 @@
 #define ORDO_FRONT_DRAIN_MAX 4096                 /* requests read per round */
 #define ORDO_ENVELOPE_MAX 8                       /* envelope frames kept per request */
 #define ORDO_ENVELOPE_FRAME_MAX 256               /* bytes in one envelope frame */
-#define ORDO_PEER_BIG_MAX 4                       /* large queries in flight per peer */
-#define ORDO_PEER_BYTES_MAX (64ll << 20)          /* their reply bytes held per peer */
-#define ORDO_PEERS_BIG_MAX 16                     /* large queries in flight in all */
-#define ORDO_PEERS_BYTES_MAX (1024ll << 20)       /* their reply bytes held in all */
-#define ORDO_PEERS_LARGE_REPLY (64u << 10)        /* replies counted from this size */
+#define ORDO_PEER_BIG_MAX 4                       /* projector: large queries in flight per peer */
+#define ORDO_PEER_BYTES_MAX (64ll << 20)          /* reply bytes held (and reserved) per peer */
+#define ORDO_PEERS_BIG_MAX 16                     /* projector: large queries in flight in all */
+#define ORDO_PEERS_BYTES_MAX (1024ll << 20)       /* reply bytes held (and reserved) in all */
+#define ORDO_READALL_EVENT_ESTIMATE 1024          /* bytes reserved per event a ReadAll asks */
 
 /* ---- shards ----------------------------------------------------------------- */
 #define ORDO_SHARDS_MAX 256                      /* --shards */

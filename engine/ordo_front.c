@@ -9,6 +9,7 @@
 #include "ordo_limits.h"
 #include "ordo_log.h"
 #include "ordo_peers.h"
+#include "ordo_readall.h"
 #include "ordo_registry.h"
 
 #include <errno.h>
@@ -21,7 +22,8 @@
 typedef struct {
     int nframes;
     uint32_t generation; /* part of its tag: changes each time the slot is freed */
-    bool big;            /* a large query, admitted by ordo_peers_admit_big */
+    int64_t reserved;    /* bytes its reply reserved (ordo_peers_reserve), 0 = none */
+    bool query;          /* not a command: its reply may become `overloaded` */
     ordo_peer_t *peer;   /* the connection it came from (held) */
     size_t body_len;
     uint8_t rid_len; /* its request_id, for a reply made here */
@@ -145,12 +147,11 @@ static void s_send_reply(ordo_front_t *f, uint64_t tag, const void *bytes, size_
         return;
     }
     s_envelope_t *env = &f->slots[index];
-    /* The body first, so a failure cannot leave a message half sent. Large
-     * ones count until written (ordo_peers.h); out of memory for that, a
-     * plain copy is the fallback. */
+    /* The body first, so a failure cannot leave a message half sent. It
+     * counts against its connection until written (ordo_peers.h); out of
+     * memory for that, a plain copy is the fallback. */
     zmq_msg_t body;
-    if (len < ORDO_PEERS_LARGE_REPLY ||
-        ordo_peers_counted_msg(f->peers, env->peer, bytes, len, &body) != 0) {
+    if (ordo_peers_counted_msg(f->peers, env->peer, bytes, len, &body) != 0) {
         if (zmq_msg_init_size(&body, len) == 0)
             memcpy(zmq_msg_data(&body), bytes, len);
         else
@@ -163,10 +164,10 @@ static void s_send_reply(ordo_front_t *f, uint64_t tag, const void *bytes, size_
     for (int i = 0; i < env->nframes; i++)
         zmq_msg_close(&env->frames[i]);
     env->nframes = 0;
-    if (env->big)
-        ordo_peers_big_done(f->peers, env->peer);
+    if (env->reserved)
+        ordo_peers_reserve_done(f->peers, env->peer, env->reserved);
     ordo_peers_release(f->peers, env->peer);
-    env->big = false;
+    env->reserved = 0;
     env->peer = NULL;
     f->bytes -= env->body_len;
     env->generation++; /* 32 bits, as in the tag: wraps around */
@@ -193,6 +194,29 @@ static void s_send_lost(ordo_front_t *f, uint64_t tag)
     ordo_error_set(&err, ORDO_CODE_UNAVAILABLE,
                    "the engine ran out of memory answering this request; retry it (a command "
                    "with the same request_id)");
+    s_send_error(f, tag, (ordo_str_t){env->rid, env->rid_len}, &err);
+}
+
+/* Whether the reply to a query must become `overloaded`: its connection
+ * holds its bound of replies not yet written (a client that does not read
+ * them). Requests are admitted long before their replies exist, so the
+ * bound is kept here too; a command's reply always goes (its event is
+ * written), and a ReadAll page was admitted against its reservation. */
+static bool s_over_budget(const ordo_front_t *f, uint64_t tag)
+{
+    uint32_t index = ordo_tag_index(tag);
+    if (index >= ORDO_FRONT_INFLIGHT_MAX)
+        return false;
+    const s_envelope_t *env = &f->slots[index];
+    return env->nframes > 0 && env->query && env->reserved == 0 &&
+           !ordo_peers_under_bytes(env->peer);
+}
+
+static void s_send_overloaded(ordo_front_t *f, uint64_t tag)
+{
+    const s_envelope_t *env = &f->slots[ordo_tag_index(tag)];
+    ordo_error_t err;
+    ordo_readall_overloaded(&err);
     s_send_error(f, tag, (ordo_str_t){env->rid, env->rid_len}, &err);
 }
 
@@ -251,7 +275,7 @@ static int s_recv(ordo_front_t *f, uint64_t *tag, zmq_msg_t *body)
     /* The first frame is the peer's routing id (ROUTER puts it there). */
     env->peer =
         ordo_peers_acquire(f->peers, zmq_msg_data(&env->frames[0]), zmq_msg_size(&env->frames[0]));
-    env->big = false;
+    env->reserved = 0;
     env->body_len = zmq_msg_size(body);
     f->bytes += env->body_len;
     *tag = ordo_tag_for_slot(slot, env->generation);
@@ -288,7 +312,8 @@ static int s_read_requests(ordo_front_t *f, bool local)
             ordo_request_peek(data, len, &peek);
             s_envelope_t *held = &f->slots[ordo_tag_index(tag)];
             held->rid_len = (uint8_t)peek.request_id.len;
-            memcpy(held->rid, peek.request_id.ptr, peek.request_id.len);
+            if (held->rid_len)
+                memcpy(held->rid, peek.request_id.ptr, held->rid_len);
             /* Pages to the reader (they never hold up a shard), then by
              * order, then round the shards. */
             const ordo_request_info_t *info = ordo_request_info(peek.type);
@@ -298,17 +323,23 @@ static int s_read_requests(ordo_front_t *f, bool local)
                     ? (uint32_t)ordo_shard_of(
                           ordo_order_id_hash(peek.order_id.ptr, peek.order_id.len), f->nshards)
                     : f->next_shard++ % f->nshards;
-            /* ReadAll pages beyond 100 events (the default is 1,000, the
-             * most 10,000) count as large; smaller ones only need their
-             * connection under its bound of reply bytes held. */
+            /* Every reply counts against its connection until written. A
+             * paged query (ReadAll, up to 10,000 events) reserves its page's
+             * bytes by an estimate per event until its reply is made; any
+             * other request needs its connection under its bound. */
             unsigned why = ORDO_REFUSE_NONE;
             s_envelope_t *env = &f->slots[ordo_tag_index(tag)];
-            if (info->paged && (peek.limit < 0 || peek.limit > 100)) {
-                if (ordo_peers_admit_big(f->peers, env->peer))
-                    env->big = true;
+            env->query = !info->command;
+            if (info->paged) {
+                int64_t events = peek.limit >= 1 && peek.limit <= info->limit_max
+                                     ? peek.limit
+                                     : info->limit_default;
+                int64_t estimate = events * ORDO_READALL_EVENT_ESTIMATE;
+                if (ordo_peers_reserve(f->peers, env->peer, estimate))
+                    env->reserved = env->peer ? estimate : 0;
                 else
                     why = ORDO_REFUSE_OVERLOADED;
-            } else if (info->paged && !ordo_peers_under_bytes(env->peer)) {
+            } else if (!ordo_peers_under_bytes(env->peer)) {
                 why = ORDO_REFUSE_OVERLOADED;
             }
             ordo_batch_t **b = &f->out[shard];
@@ -352,7 +383,10 @@ static uint32_t s_read_replies(ordo_front_t *f)
                 const void *bytes;
                 size_t len;
                 while (ordo_batch_next_tagged(&b->buf, &off, &tag, &bytes, &len))
-                    s_send_reply(f, tag, bytes, len);
+                    if (s_over_budget(f, tag))
+                        s_send_overloaded(f, tag);
+                    else
+                        s_send_reply(f, tag, bytes, len);
             }
             ordo_batch_free(&b);
         }

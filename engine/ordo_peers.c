@@ -21,6 +21,7 @@ struct ordo_peer {
     uint64_t hash;
     uint32_t holds;       /* requests in flight */
     uint32_t big;         /* large queries in flight */
+    int64_t reserved;     /* estimated reply bytes of queries in flight (ordo_peers_reserve) */
     _Atomic int64_t held; /* bytes of counted replies ZeroMQ still holds */
     ordo_peers_t *owner;
     uint8_t id_len;
@@ -30,6 +31,7 @@ struct ordo_peer {
 struct ordo_peers {
     ordo_peer_t *buckets[BUCKETS];
     uint32_t big;         /* large queries in flight, all peers */
+    int64_t reserved;     /* reserved bytes, all peers */
     _Atomic int64_t held; /* counted bytes held, all peers */
     _Atomic int64_t refs; /* the front end's, plus one per counted reply */
 };
@@ -126,7 +128,29 @@ void ordo_peers_release(ordo_peers_t *peers, ordo_peer_t *peer)
 
 bool ordo_peers_under_bytes(ordo_peer_t *peer)
 {
-    return !peer || atomic_load(&peer->held) < ORDO_PEER_BYTES_MAX;
+    return !peer || atomic_load(&peer->held) + peer->reserved < ORDO_PEER_BYTES_MAX;
+}
+
+bool ordo_peers_reserve(ordo_peers_t *peers, ordo_peer_t *peer, int64_t estimate)
+{
+    if (!peer)
+        return true; /* not counted (out of memory for its entry) */
+    int64_t mine = atomic_load(&peer->held) + peer->reserved;
+    bool idle = mine == 0;
+    if (!idle && (mine + estimate > ORDO_PEER_BYTES_MAX ||
+                  atomic_load(&peers->held) + peers->reserved + estimate > ORDO_PEERS_BYTES_MAX))
+        return false;
+    peer->reserved += estimate;
+    peers->reserved += estimate;
+    return true;
+}
+
+void ordo_peers_reserve_done(ordo_peers_t *peers, ordo_peer_t *peer, int64_t estimate)
+{
+    if (!peer)
+        return;
+    peer->reserved -= estimate;
+    peers->reserved -= estimate;
 }
 
 bool ordo_peers_admit_big(ordo_peers_t *peers, ordo_peer_t *peer)

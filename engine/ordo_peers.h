@@ -1,12 +1,14 @@
-/* What each client connection (a ROUTER peer) holds of the engine's
- * memory through large replies (ReadAll: up to 10,000 events): how many such
- * queries it has in flight, and how many bytes of their replies ZeroMQ
- * still holds for it (counted until ZeroMQ has written them to the
- * socket). The front end admits a large query only while both stay under
- * a bound, per peer and in all, and refuses the rest with `overloaded`;
- * so a client that pipelines ReadAll faster than it reads the replies
- * cannot make the engine's memory grow without bound. Front-end thread
- * only, except the byte counts, which ZeroMQ's I/O thread lowers. */
+/* What each client connection (a ROUTER peer) holds of its server's
+ * memory through replies: how many bytes of replies ZeroMQ still holds
+ * for it (counted until ZeroMQ has written them to the socket), and
+ * either how many bytes its large queries in flight may take (the
+ * engine: ReadAll pages, by an estimate per event) or how many large
+ * queries it has in flight (the projector). The front end admits such a
+ * query only while these stay under a bound, per peer and in all, and
+ * refuses the rest with `overloaded`; so a client that pipelines requests
+ * faster than it reads the replies cannot make the server's memory grow
+ * without bound. Front-end thread only, except the byte counts, which
+ * ZeroMQ's I/O thread lowers. */
 #ifndef ORDO_PEERS_H
 #define ORDO_PEERS_H
 
@@ -39,9 +41,19 @@ void ordo_peers_release(ordo_peers_t *peers, ordo_peer_t *peer);
 bool ordo_peers_admit_big(ordo_peers_t *peers, ordo_peer_t *peer);
 void ordo_peers_big_done(ordo_peers_t *peers, ordo_peer_t *peer);
 
-/* Whether `peer` holds less than its bound of reply bytes (for queries not
- * counted as large). */
+/* Whether `peer` holds less than its bound of reply bytes (replies not
+ * yet written, plus reservations). */
 bool ordo_peers_under_bytes(ordo_peer_t *peer);
+
+/* Whether a query whose reply may take about `estimate` bytes (a ReadAll
+ * page) may go ahead from `peer` now: while what the connection holds
+ * (replies not yet written, plus the reservations of such queries in
+ * flight) stays within ORDO_PEER_BYTES_MAX with it, and all connections'
+ * within ORDO_PEERS_BYTES_MAX. A peer holding nothing is let through
+ * whatever the totals. If so, the estimate counts until
+ * ordo_peers_reserve_done. NULL peer: always, uncounted. */
+bool ordo_peers_reserve(ordo_peers_t *peers, ordo_peer_t *peer, int64_t estimate);
+void ordo_peers_reserve_done(ordo_peers_t *peers, ordo_peer_t *peer, int64_t estimate);
 
 /* Makes *msg a copy of `bytes` that counts against `peer` (may be NULL)
  * until ZeroMQ has written it, or the message is closed unsent. 0, or -1

@@ -27,8 +27,8 @@ void ordo_readall_free(ordo_readall_t *ra)
 void ordo_readall_overloaded(ordo_error_t *err)
 {
     ordo_error_set(err, ORDO_CODE_OVERLOADED,
-                   "this connection has too many ReadAll pages in flight or reply bytes it has "
-                   "not read yet; read them, then retry");
+                   "this connection has too many reply bytes it has not read yet, or ReadAll "
+                   "pages in flight; read its replies, then retry");
 }
 
 int ordo_readall_page(ordo_readall_t *ra, const ordo_request_t *req, msgpack_packer *pk)

@@ -62,9 +62,15 @@ class Server:
         finally:
             probe.close()  # late Ping replies go with it
 
-    def dealer(self):
+    def dealer(self, rcvhwm=None):
+        """A DEALER connected to the engine; `rcvhwm` (set before it
+        connects, or it would not apply) bounds what it takes off the
+        socket without being read."""
         s = self.ctx.socket(zmq.DEALER)
         s.setsockopt(zmq.LINGER, 0)
+        if rcvhwm is not None:
+            s.setsockopt(zmq.RCVHWM, rcvhwm)
+            s.setsockopt(zmq.RCVBUF, 65536)
         s.connect(self.bind)
         return s
 
@@ -421,7 +427,8 @@ def test_readall_flood():
     """A client pipelines hundreds of large ReadAll pages and does not read
     the replies: the engine bounds what it holds for that connection
     (later pages get `overloaded`), its memory stays bounded, and other
-    clients are answered meanwhile."""
+    clients are answered meanwhile. The same for a flood of GetHistory:
+    every kind of reply counts."""
     srv = Server().start()
     try:
         d = srv.dealer()
@@ -432,8 +439,7 @@ def test_readall_flood():
         for i in range(1500):
             assert d.poll(10000), "replies stopped"
             assert msgpack.unpackb(d.recv_multipart()[-1], raw=False)["ok"]
-        flood = srv.dealer()
-        flood.setsockopt(zmq.RCVHWM, 1)  # read nothing: ZeroMQ queues little on our side
+        flood = srv.dealer(rcvhwm=1)  # read nothing: ZeroMQ queues little on our side
         for i in range(300):
             flood.send(msgpack.packb({"type": "ReadAll", "request_id": "ra-%d" % i,
                                       "limit": 10000}))
@@ -456,8 +462,31 @@ def test_readall_flood():
         assert codes["ok"] >= 4 and codes["overloaded"] > 0, codes
         assert sum(codes.values()) == 300, codes
         flood.close()
-        # The bound is about large pages: a tailer pipelining small ones
-        # and reading its replies is never refused.
+        # Every kind of reply counts against its connection: GetHistory of
+        # a big order (~8 KB a reply), pipelined by a client that does not
+        # read, is refused once the connection holds 64 MiB of replies.
+        hist = srv.dealer(rcvhwm=1)
+        n = 12000
+        for i in range(n):
+            hist.send(msgpack.packb({"type": "GetHistory", "order_id": "big-1",
+                                     "request_id": "h-%d" % i}))
+        peak = 0
+        for _ in range(20):
+            assert srv.call({"type": "Ping"})["ok"]
+            peak = max(peak, rss_mb(srv.proc.pid))
+            time.sleep(0.05)
+        assert peak < 1500, "server RSS reached %d MB" % peak
+        codes = {"ok": 0, "overloaded": 0}
+        for i in range(n):
+            assert hist.poll(20000), "reply %d of the GetHistory flood missing" % i
+            r = msgpack.unpackb(hist.recv_multipart()[-1], raw=False)
+            codes["ok" if r["ok"] else r["error"]["code"]] = \
+                codes.get("ok" if r["ok"] else r["error"]["code"], 0) + 1
+        assert codes["ok"] >= 4000 and codes["overloaded"] > 0, codes
+        assert sum(codes.values()) == n, codes
+        hist.close()
+        # The bound is about what a connection holds: a tailer pipelining
+        # small pages and reading its replies is never refused.
         for i in range(200):
             d.send(msgpack.packb({"type": "ReadAll", "from_position": i + 1, "limit": 1}))
         for i in range(200):
