@@ -205,7 +205,10 @@ void ordo_registry_prefetch_order(const ordo_registry_t *reg, uint64_t hash)
     size_t mask = reg->capacity - 1;
     for (size_t i = (size_t)hash & mask; reg->slots[i].order; i = (i + 1) & mask) {
         if (reg->slots[i].hash == hash) {
-            __builtin_prefetch(reg->slots[i].order);
+            /* every line of it: apply writes the version's entries near its end */
+            const char *o = (const char *)reg->slots[i].order;
+            for (size_t at = 0; at < sizeof(ordo_order_t); at += 64)
+                __builtin_prefetch(o + at, 1);
             return;
         }
     }

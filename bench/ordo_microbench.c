@@ -293,7 +293,7 @@ static void s_usage(FILE *out)
                  "  --runs N     runs per figure, median reported (default 5, max 31)\n"
                  "  --dir DIR    scratch folder on the disk to measure (default ./bench-data)\n"
                  "  --json       print the figures as one JSON object\n"
-                 "  --keep       keep the generated log in DIR/replay-log (to inspect it)\n"
+                 "  --keep       keep the generated data folder in DIR/replay-data (its log in wal/)\n"
                  "  --only PART  run only codec, append or replay (after generating the log)\n"
                  "  --uuid4      request and correlation ids are UUIDv4 (default UUIDv7)\n"
                  "  --help, --version\n");

@@ -243,8 +243,9 @@ fail:
 /* ---- reading the log --------------------------------------------------- */
 
 /* Reads the event at `pos` from the log into s->ev (views into s->rec),
- * with the shard's one reader for point reads. */
-static int s_read_event(ordo_shard_t *s, uint64_t pos)
+ * with the shard's one reader for point reads; `whole`: all of it (for a
+ * reply), else what applying it needs (ordo_event_decode_record_for_apply). */
+static int s_read_event(ordo_shard_t *s, uint64_t pos, bool whole)
 {
     int rc = s->reader ? ordo_wal_reader_seek(s->reader, pos)
                        : ordo_wal_reader_new(s->wal, pos, &s->reader);
@@ -264,7 +265,10 @@ static int s_read_event(ordo_shard_t *s, uint64_t pos)
             s->rec_cap = len;
         }
         memcpy(s->rec, data, len);
-        rc = ordo_event_decode_record(s->rec, len, pos, s->ev) == 0 ? 0 : ORDO_ERR_CORRUPT;
+        rc = (whole ? ordo_event_decode_record(s->rec, len, pos, s->ev)
+                    : ordo_event_decode_record_for_apply(s->rec, len, pos, s->ev)) == 0
+                 ? 0
+                 : ORDO_ERR_CORRUPT;
     } else {
         rc = rc < 0 ? rc : ORDO_ERR_NOT_FOUND;
     }
@@ -445,7 +449,7 @@ static ordo_order_t *s_load_back(ordo_shard_t *s, const ordo_request_t *req, uin
         return NULL;
     }
     for (uint32_t v = 0; v < e.version; v++) {
-        rc = s_read_event(s, e.positions[v]);
+        rc = s_read_event(s, e.positions[v], false);
         if (rc == 0 && (s->ev->order_id.len != req->order_id.len ||
                         memcmp(s->ev->order_id.ptr, req->order_id.ptr, req->order_id.len) != 0 ||
                         ordo_apply(o, s->ev) != 0))
@@ -569,7 +573,7 @@ static void s_command(ordo_shard_t *s, const ordo_request_t *req, uint64_t tag, 
     /* A duplicate: the original reply, read back from the log. */
     ordo_stat_add(&s->my->duplicates, 1);
     uint64_t pos = order->positions[dup - 1];
-    int rc = s_read_event(s, pos);
+    int rc = s_read_event(s, pos, true);
     if (rc != 0) {
         s_read_failed(s, tag, req->request_id, pos, rc);
         return;
@@ -610,7 +614,7 @@ static void s_get_order(ordo_shard_t *s, const ordo_request_t *req, uint64_t tag
     for (uint32_t v = 1; v <= o->version; v++) {
         if (req->as_of_version > 0 && v > (uint64_t)req->as_of_version)
             break;
-        int rc = s_read_event(s, o->positions[v - 1]);
+        int rc = s_read_event(s, o->positions[v - 1], false);
         if (rc != 0) {
             ordo_order_clear(&then);
             s_read_failed(s, tag, req->request_id, o->positions[v - 1], rc);
@@ -648,7 +652,7 @@ static void s_get_history(ordo_shard_t *s, const ordo_request_t *req, uint64_t t
     s_clear(s);
     ordo_reply_pack_history_head(&s->pk, req->request_id, req->order_id, n);
     for (uint64_t v = first; v <= last; v++) {
-        int rc = s_read_event(s, o->positions[v - 1]);
+        int rc = s_read_event(s, o->positions[v - 1], true);
         if (rc != 0) {
             s_read_failed(s, tag, req->request_id, o->positions[v - 1], rc);
             return;
@@ -882,7 +886,7 @@ static void s_events_back(ordo_shard_t *s, ordo_batch_t *b)
             /* Our own record, encoded moments ago: it decodes. Were it not
              * to, the order would fall behind its log, so the shard stops
              * for good (as LMDB does on MDB_FATAL_ERROR). */
-            if (ordo_event_decode_record(v.rec, v.head.rec_len, pos, s->ev) != 0) {
+            if (ordo_event_decode_record_for_apply(v.rec, v.head.rec_len, pos, s->ev) != 0) {
                 ordo_apply_prep_free(&v.head.prep);
                 s_fatal(s, pos, id);
             } else {

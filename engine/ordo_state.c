@@ -92,7 +92,7 @@ static int s_read_ahead(ordo_wal_reader_t *rd, s_ahead_t *a)
         a->cap = len;
     }
     memcpy(a->bytes, data, len);
-    if (ordo_event_decode_record(a->bytes, len, pos, a->ev) != 0) {
+    if (ordo_event_decode_record_for_apply(a->bytes, len, pos, a->ev) != 0) {
         ordo_log_error("state", "log event at position %llu does not decode",
                        (unsigned long long)pos);
         return ORDO_ERR_CORRUPT;

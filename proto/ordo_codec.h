@@ -94,6 +94,13 @@ int ordo_event_record_stamp(void *rec, size_t len, int64_t timestamp_us);
 /* Validates and decodes one log record; `position` comes from the log. */
 int ordo_event_decode_record(const void *buf, size_t len, uint64_t position, ordo_event_t *ev);
 
+/* The same for applying it (ordo_apply): what an order keeps only. The
+ * record is still checked whole (the meta map is walked, bounds-checked,
+ * not decoded), but `meta` holds only the request_id (if any), and
+ * `event_id` is left unset. For replay and the engine's own apply. */
+int ordo_event_decode_record_for_apply(const void *buf, size_t len, uint64_t position,
+                                       ordo_event_t *ev);
+
 /* ---- order state ------------------------------------------------------- */
 
 /* Wire form (the `order` of a GetOrder reply). */

@@ -18,9 +18,9 @@
  *
  * S is a str, or a fixext16 of type 1 holding the 16 bytes of a UUID whose
  * text was canonical lower-case (36 chars), which decodes back to the same
- * text; at most 20 per record are packed so (ordo_event_t.text holds 20). The position is the record's place in the log and the event id is
- * derived (ordo_event_id), so neither is stored. `request` nil or a string
- * means the meta had the shape decide() gives it: the client's keys, then
+ * text; at most 20 per record are packed so (ordo_event_t.text holds 20). The position is the
+ * record's place in the log and the event id is derived (ordo_event_id), so neither is stored.
+ * `request` nil or a string means the meta had the shape decide() gives it: the client's keys, then
  * "command" (the command of this event type), then "request_id" (the
  * string, when not nil); only the client's keys are in `meta`. `request`
  * false means `meta` is the whole meta map, as is. */
@@ -101,8 +101,7 @@ static int s_meta_tail(const ordo_event_t *ev, ordo_str_t *request_id)
     return (int)tail;
 }
 
-static int s_pack_meta_entries(msgpack_packer *pk, const ordo_meta_t *m, uint32_t count,
-                               int *uuids)
+static int s_pack_meta_entries(msgpack_packer *pk, const ordo_meta_t *m, uint32_t count, int *uuids)
 {
     P(msgpack_pack_map(pk, count));
     for (uint32_t i = 0; i < count; i++) {
@@ -187,9 +186,9 @@ static bool s_read_data(ordo_mp_t *r, ordo_event_t *ev, size_t *used)
             return false;
         for (uint32_t i = 0; i < items; i++) {
             ordo_item_t *it = &d->items[i];
-            if (!ordo_mp_read_array(r, &fields) || fields != 4 || !s_read_s(r, ev, used, &it->sku) ||
-                !s_read_s(r, ev, used, &it->name) || !ordo_mp_read_int(r, &it->qty) ||
-                !ordo_mp_read_int(r, &it->price_cents))
+            if (!ordo_mp_read_array(r, &fields) || fields != 4 ||
+                !s_read_s(r, ev, used, &it->sku) || !s_read_s(r, ev, used, &it->name) ||
+                !ordo_mp_read_int(r, &it->qty) || !ordo_mp_read_int(r, &it->price_cents))
                 return false;
         }
         d->n_items = items;
@@ -231,10 +230,36 @@ static bool s_read_meta(ordo_mp_t *r, ordo_event_t *ev, size_t *used, uint32_t r
     return true;
 }
 
+/* Walks a meta map as s_read_meta reads it (the same checks, the room
+ * its ids would take in ev->text included), keeping nothing. */
+static bool s_skip_meta(ordo_mp_t *r, const ordo_event_t *ev, size_t *used, uint32_t room)
+{
+    uint32_t n;
+    if (!ordo_mp_read_map(r, &n) || n > room)
+        return false;
+    for (uint32_t i = 0; i < n; i++) {
+        const char *k, *sv;
+        uint32_t kl, sl, en;
+        int64_t iv;
+        int8_t type;
+        const uint8_t *p;
+        if (!ordo_mp_read_str(r, &k, &kl))
+            return false;
+        if (ordo_mp_read_int(r, &iv) || ordo_mp_read_str(r, &sv, &sl))
+            continue;
+        if (!ordo_mp_read_ext(r, &type, &p, &en) || type != S_UUID_EXT || en != 16 ||
+            *used + ORDO_UUID_TEXT_LEN > sizeof ev->text)
+            return false;
+        *used += ORDO_UUID_TEXT_LEN;
+    }
+    return true;
+}
+
 /* Log records are covered by the frame's CRC32C and were written by us, but
  * are still read with bounds-checked readers only: a damaged or hostile
  * file gives -1, never a read out of bounds. */
-int ordo_event_decode_record(const void *buf, size_t len, uint64_t position, ordo_event_t *ev)
+static int s_decode_record(const void *buf, size_t len, uint64_t position, ordo_event_t *ev,
+                           bool whole)
 {
     ordo_mp_t r;
     ordo_mp_init(&r, buf, len);
@@ -260,6 +285,20 @@ int ordo_event_decode_record(const void *buf, size_t len, uint64_t position, ord
         has_request = true;
     }
     uint32_t tail = verbatim ? 0 : 1 + (has_request ? 1 : 0);
+    if (!whole) { /* apply keeps the request id only (the verbatim form has it in meta) */
+        ev->meta.count = 0;
+        bool ok = verbatim ? s_read_meta(&r, ev, &used, ORDO_META_MAX)
+                           : s_skip_meta(&r, ev, &used, ORDO_META_MAX - tail);
+        if (!ok || r.p != r.end)
+            return -1;
+        if (has_request)
+            ev->meta.entries[ev->meta.count++] =
+                (ordo_meta_entry_t){.key = ORDO_STR("request_id"), .sval = request_id};
+        ev->position = position;
+        ev->version = (uint32_t)version;
+        ev->schema = (uint32_t)schema;
+        return 0;
+    }
     if (!s_read_meta(&r, ev, &used, ORDO_META_MAX - tail) || r.p != r.end)
         return -1;
     if (!verbatim) {
@@ -273,9 +312,19 @@ int ordo_event_decode_record(const void *buf, size_t len, uint64_t position, ord
     ev->position = position;
     ev->version = (uint32_t)version;
     ev->schema = (uint32_t)schema;
-    ordo_event_id(ev->order_id.ptr, ev->order_id.len, ev->version, ev->timestamp_us,
-                  ev->event_id);
+    ordo_event_id(ev->order_id.ptr, ev->order_id.len, ev->version, ev->timestamp_us, ev->event_id);
     return 0;
+}
+
+int ordo_event_decode_record(const void *buf, size_t len, uint64_t position, ordo_event_t *ev)
+{
+    return s_decode_record(buf, len, position, ev, true);
+}
+
+int ordo_event_decode_record_for_apply(const void *buf, size_t len, uint64_t position,
+                                       ordo_event_t *ev)
+{
+    return s_decode_record(buf, len, position, ev, false);
 }
 
 int ordo_event_record_stamp(void *rec, size_t len, int64_t timestamp_us)

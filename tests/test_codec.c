@@ -794,6 +794,41 @@ static void s_assert_same_event(const ordo_event_t *a, const ordo_event_t *b)
     }
 }
 
+/* Decodes a log record both ways, whole and for apply: they must agree on
+ * whether it decodes and, if it does, on all that apply reads. Returns the
+ * whole decode's result into *out. */
+static int s_decode_record_both(const void *buf, size_t len, uint64_t pos, ordo_event_t *out)
+{
+    static ordo_event_t lean;
+    int rc = ordo_event_decode_record(buf, len, pos, out);
+    int rc2 = ordo_event_decode_record_for_apply(buf, len, pos, &lean);
+    CU_ASSERT_EQUAL(rc, rc2);
+    if (rc == 0 && rc2 == 0) {
+        CU_ASSERT_EQUAL(lean.type, out->type);
+        CU_ASSERT_EQUAL(lean.version, out->version);
+        CU_ASSERT_EQUAL(lean.position, out->position);
+        CU_ASSERT_EQUAL(lean.timestamp_us, out->timestamp_us);
+        CU_ASSERT_EQUAL(lean.schema, out->schema);
+        CU_ASSERT_TRUE(lean.order_id.len == out->order_id.len &&
+                       memcmp(lean.order_id.ptr, out->order_id.ptr, out->order_id.len) == 0);
+        CU_ASSERT_EQUAL(lean.data.present, out->data.present);
+        CU_ASSERT_EQUAL(lean.data.n_items, out->data.n_items);
+        CU_ASSERT_EQUAL(lean.data.total_cents, out->data.total_cents);
+        /* the request id, the one meta entry apply reads */
+        ordo_str_t a = {0}, b = {0};
+        for (uint32_t i = 0; i < out->meta.count; i++)
+            if (out->meta.entries[i].key.len == 10 &&
+                memcmp(out->meta.entries[i].key.ptr, "request_id", 10) == 0)
+                a = out->meta.entries[i].sval;
+        for (uint32_t i = 0; i < lean.meta.count; i++)
+            if (lean.meta.entries[i].key.len == 10 &&
+                memcmp(lean.meta.entries[i].key.ptr, "request_id", 10) == 0)
+                b = lean.meta.entries[i].sval;
+        CU_ASSERT_TRUE(a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0));
+    }
+    return rc;
+}
+
 static void test_event_round_trips(void)
 {
     static ordo_event_t in, out;
@@ -805,7 +840,7 @@ static void test_event_round_trips(void)
         s_assert_same_event(&in, &out);
         s_reset();
         CU_ASSERT_EQUAL_FATAL(ordo_event_pack_record(&s_pk, &in), 0);
-        CU_ASSERT_EQUAL(ordo_event_decode_record(s_buf.data, s_buf.size, in.position, &out), 0);
+        CU_ASSERT_EQUAL(s_decode_record_both(s_buf.data, s_buf.size, in.position, &out), 0);
         s_assert_same_event(&in, &out);
     }
 }
@@ -834,7 +869,7 @@ static void test_event_stamped_and_joined(void)
         msgpack_packer_init(&pk, &rest, msgpack_sbuffer_write);
         ordo_event_pack_rest(&pk, &in);
         CU_ASSERT_EQUAL(ordo_event_record_stamp(rec.data, rec.size, ts), 0);
-        CU_ASSERT_EQUAL(ordo_event_decode_record(rec.data, rec.size, in.position, &out), 0);
+        CU_ASSERT_EQUAL(s_decode_record_both(rec.data, rec.size, in.position, &out), 0);
         in.timestamp_us = ts;
         s_assert_same_event(&in, &out);
         msgpack_packer_init(&pk, &joined, msgpack_sbuffer_write);
@@ -998,7 +1033,7 @@ static void test_event_truncated_everywhere(void)
     s_reset();
     ordo_event_pack_record(&s_pk, &in);
     for (size_t cut = 0; cut < s_buf.size; cut++)
-        CU_ASSERT_EQUAL(ordo_event_decode_record(s_buf.data, cut, 1, &out), -1);
+        CU_ASSERT_EQUAL(s_decode_record_both(s_buf.data, cut, 1, &out), -1);
 }
 
 static void test_event_rejects_missing_and_bad_fields(void)
@@ -1068,7 +1103,7 @@ static void test_record_strings_and_meta(void)
     CU_ASSERT_PTR_NULL(memmem(s_buf.data, s_buf.size, lower, 36));
     CU_ASSERT_PTR_NULL(memmem(s_buf.data, s_buf.size, "CancelOrder", 11));
     CU_ASSERT_PTR_NOT_NULL(memmem(s_buf.data, s_buf.size, upper, 36));
-    CU_ASSERT_EQUAL_FATAL(ordo_event_decode_record(s_buf.data, s_buf.size, 5, &out), 0);
+    CU_ASSERT_EQUAL_FATAL(s_decode_record_both(s_buf.data, s_buf.size, 5, &out), 0);
     s_assert_same_event(&in, &out);
     CU_ASSERT_TRUE(s_str_is(out.order_id, lower));
     CU_ASSERT_TRUE(s_str_is(out.data.reason, upper));
@@ -1084,7 +1119,7 @@ static void test_record_strings_and_meta(void)
     in.meta.count = 3;
     s_reset();
     ordo_event_pack_record(&s_pk, &in);
-    CU_ASSERT_EQUAL_FATAL(ordo_event_decode_record(s_buf.data, s_buf.size, 5, &out), 0);
+    CU_ASSERT_EQUAL_FATAL(s_decode_record_both(s_buf.data, s_buf.size, 5, &out), 0);
     CU_ASSERT_EQUAL(out.meta.count, 3);
     CU_ASSERT_TRUE(s_str_is(out.meta.entries[2].sval, "CancelOrder"));
 
@@ -1092,13 +1127,13 @@ static void test_record_strings_and_meta(void)
     in.meta.entries[2].sval = ORDO_STR("Deliver");
     s_reset();
     ordo_event_pack_record(&s_pk, &in);
-    CU_ASSERT_EQUAL_FATAL(ordo_event_decode_record(s_buf.data, s_buf.size, 5, &out), 0);
+    CU_ASSERT_EQUAL_FATAL(s_decode_record_both(s_buf.data, s_buf.size, 5, &out), 0);
     CU_ASSERT_EQUAL(out.meta.count, 3);
     CU_ASSERT_TRUE(s_str_is(out.meta.entries[2].sval, "Deliver"));
     in.meta.count = 0;
     s_reset();
     ordo_event_pack_record(&s_pk, &in);
-    CU_ASSERT_EQUAL_FATAL(ordo_event_decode_record(s_buf.data, s_buf.size, 5, &out), 0);
+    CU_ASSERT_EQUAL_FATAL(s_decode_record_both(s_buf.data, s_buf.size, 5, &out), 0);
     CU_ASSERT_EQUAL(out.meta.count, 0);
 }
 
@@ -1118,7 +1153,7 @@ static void test_record_rejects_hostile(void)
     msgpack_pack_uint32(&s_pk, 0);
     msgpack_pack_nil(&s_pk);
     msgpack_pack_map(&s_pk, 0);
-    CU_ASSERT_EQUAL(ordo_event_decode_record(s_buf.data, s_buf.size, 1, &out), -1);
+    CU_ASSERT_EQUAL(s_decode_record_both(s_buf.data, s_buf.size, 1, &out), -1);
     s_reset();
     msgpack_pack_array(&s_pk, 8);
     msgpack_pack_uint32(&s_pk, ORDO_EVT_ORDER_READY);
@@ -1136,7 +1171,7 @@ static void test_record_rejects_hostile(void)
         s_key(k);
         msgpack_pack_int64(&s_pk, i);
     }
-    CU_ASSERT_EQUAL(ordo_event_decode_record(s_buf.data, s_buf.size, 1, &out), 0);
+    CU_ASSERT_EQUAL(s_decode_record_both(s_buf.data, s_buf.size, 1, &out), 0);
     s_reset();
     msgpack_pack_array(&s_pk, 8);
     msgpack_pack_uint32(&s_pk, ORDO_EVT_ORDER_READY);
@@ -1154,7 +1189,7 @@ static void test_record_rejects_hostile(void)
         s_key(k);
         msgpack_pack_int64(&s_pk, i);
     }
-    CU_ASSERT_EQUAL(ordo_event_decode_record(s_buf.data, s_buf.size, 1, &out), -1);
+    CU_ASSERT_EQUAL(s_decode_record_both(s_buf.data, s_buf.size, 1, &out), -1);
 }
 
 /* More UUID strings than ordo_event_t.text can rebuild: the rest stay
@@ -1178,7 +1213,7 @@ static void test_record_many_uuids(void)
     ordo_event_id(in.order_id.ptr, in.order_id.len, in.version, in.timestamp_us, in.event_id);
     s_reset();
     CU_ASSERT_EQUAL_FATAL(ordo_event_pack_record(&s_pk, &in), 0);
-    CU_ASSERT_EQUAL_FATAL(ordo_event_decode_record(s_buf.data, s_buf.size, in.position, &out), 0);
+    CU_ASSERT_EQUAL_FATAL(s_decode_record_both(s_buf.data, s_buf.size, in.position, &out), 0);
     s_assert_same_event(&in, &out);
     CU_ASSERT_TRUE(s_str_is(out.order_id, ids[0]));
     for (int i = 0; i < 15; i++) {

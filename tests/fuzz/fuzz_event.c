@@ -1,4 +1,5 @@
-/* libFuzzer target: the event decoders (wire form, log record form) and
+/* libFuzzer target: the event decoders (wire form, log record form, whole
+ * and for apply, which must agree) and
  * the reply and snapshot-order decoders, which read bytes from sockets and
  * files. Whatever decodes must re-encode and decode again, in the log
  * form and in the wire form. */
@@ -85,7 +86,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         s_rewire_event(&ev);
         s_reencode_event(&ev);
     }
-    if (ordo_event_decode_record(data, size, 1, &ev) == 0)
+    static ordo_event_t lean;
+    int whole = ordo_event_decode_record(data, size, 1, &ev);
+    int for_apply = ordo_event_decode_record_for_apply(data, size, 1, &lean);
+    if (whole != for_apply) /* both readers of a record agree on what it is */
+        abort();
+    if (whole == 0 && (lean.version != ev.version || lean.type != ev.type ||
+                       lean.timestamp_us != ev.timestamp_us ||
+                       lean.data.present != ev.data.present))
+        abort();
+    if (whole == 0)
         s_reencode_event(&ev);
     ordo_reply_t reply;
     if (ordo_reply_decode(data, size, &reply) == 0 && reply.events_len > 0) {
