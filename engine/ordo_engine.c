@@ -18,6 +18,7 @@
 #include "ordo_index.h"
 #include "ordo_indexer.h"
 #include "ordo_limits.h"
+#include "ordo_lock.h"
 #include "ordo_log.h"
 #include "ordo_reader.h"
 #include "ordo_shard.h"
@@ -48,6 +49,7 @@ typedef struct {
 struct ordo_engine {
     ordo_config_t cfg;
     const ordo_io_t *io;
+    int lock_fd; /* the data folder's lock (ordo_lock.h) */
     char snap_dir[PATH_MAX + 16];
     uint32_t n;
     void *ctx;
@@ -312,6 +314,12 @@ int ordo_engine_start(const ordo_engine_options_t *opts, ordo_engine_t **out)
     }
     e->cfg = opts->cfg;
     e->io = opts->io ? opts->io : ordo_io_posix();
+    char why[PATH_MAX + 160];
+    if ((e->lock_fd = ordo_lock_acquire(e->cfg.data_dir, why, sizeof why)) < 0) {
+        ordo_log_error("engine", "%s", why);
+        free(e);
+        return -1;
+    }
     e->n = (uint32_t)(e->cfg.shards < 1 ? 1 : e->cfg.shards);
     if (e->n > ORDO_SHARDS_MAX)
         e->n = ORDO_SHARDS_MAX;
@@ -389,6 +397,7 @@ void ordo_engine_destroy(ordo_engine_t **engine)
     free(e->shard_threads);
     ordo_index_destroy(&e->index);
     ordo_wal_destroy(&e->wal);
+    ordo_lock_release(&e->lock_fd); /* last: the folder is free only when all is closed */
     free(e);
     *engine = NULL;
 }

@@ -25,8 +25,9 @@ typedef struct {
                           * the engine makes its own */
 } ordo_engine_options_t;
 
-/* Recovers the state (snapshot + log), opens the order index, binds the
- * endpoints and starts every thread. Returns 0 once the engine answers
+/* Takes the data folder's lock (one engine per folder: a second one is
+ * refused, naming the holder's pid), recovers the state (snapshot + log),
+ * opens the order index, binds the endpoints and starts every thread. Returns 0 once the engine answers
  * requests, with *out owned by the caller; or -1 (the log lines say why)
  * with *out NULL and every thread stopped. The threads block SIGTERM and
  * SIGINT, so the caller's thread receives them. */

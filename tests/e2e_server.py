@@ -655,6 +655,33 @@ def test_bad_settings():
         shutil.rmtree(d, ignore_errors=True)
 
 
+def test_one_engine_per_folder():
+    """A second engine on a folder in use refuses to start, naming the
+    folder and the holder's pid, and changes nothing; after the first one
+    is killed (-9), a new one starts on the folder at once."""
+    srv = Server().start()
+    try:
+        r = srv.call(create("lock-1", rid="lock-1"))
+        assert r["ok"], r
+        folder = os.path.join(srv.data, "d")
+        p = subprocess.run([SERVER, "--data-dir", folder,
+                            "--bind", "tcp://127.0.0.1:%d" % free_port(),
+                            "--pub", "tcp://127.0.0.1:%d" % free_port()],
+                           capture_output=True, text=True, timeout=30)
+        assert p.returncode == 1, (p.returncode, p.stderr)
+        assert "in use" in p.stderr and folder in p.stderr, p.stderr
+        assert str(srv.proc.pid) in p.stderr, p.stderr
+        assert srv.call({"type": "Ping"})["ok"]  # the first one goes on
+        srv.proc.kill()
+        srv.proc.wait(30)
+        srv.start()  # the lock went with the process
+        r = srv.call({"type": "GetOrder", "order_id": "lock-1"})
+        assert r["ok"] and r["order"]["version"] == 1, r
+        assert srv.stop() == 0
+    finally:
+        srv.kill_and_cleanup()
+
+
 def main():
     passed = failed = 0
     tests = [("lifecycle and every error", test_lifecycle_and_errors),
@@ -686,7 +713,8 @@ def main():
                      ("snapshots while running, kill -9, restart = full replay",
                       test_snapshots_while_running),
                      ("disk full: unavailable, then a clean restart", test_disk_full),
-                     ("bad settings refused, --help", test_bad_settings)]:
+                     ("bad settings refused, --help", test_bad_settings),
+                     ("one engine per data folder", test_one_engine_per_folder)]:
         try:
             skipped = fn()
             if skipped:

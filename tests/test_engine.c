@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void test_config_layers(void)
 {
@@ -432,6 +433,36 @@ static void test_rules_hold_through_the_engine(void)
     ordo_test_engine_cleanup(&t);
 }
 
+/* One engine per data folder: a second one on the same folder is refused
+ * (before it touches anything) while the first runs, and starts once the
+ * first has stopped. */
+static void test_one_engine_per_folder(void)
+{
+    ordo_test_engine_t t;
+    CU_ASSERT_EQUAL_FATAL(ordo_test_engine_init(&t, NULL), 0);
+    CU_ASSERT_EQUAL_FATAL(ordo_test_engine_start(&t), 0);
+    ordo_engine_options_t second = t.opts;
+    snprintf(second.cfg.bind, sizeof second.cfg.bind, "inproc://ordo-test-second");
+    snprintf(second.cfg.pub, sizeof second.cfg.pub, "inproc://ordo-test-second-events");
+    ordo_engine_t *other = NULL;
+    ordo_log_set_level(ORDO_LOG_ERROR + 1); /* the refusal is logged */
+    CU_ASSERT_EQUAL(ordo_engine_start(&second, &other), -1);
+    ordo_log_set_level(ORDO_LOG_WARN);
+    CU_ASSERT_PTR_NULL(other);
+    char path[400], text[32] = "";
+    snprintf(path, sizeof path, "%s/LOCK", t.dir);
+    FILE *f = fopen(path, "r");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_PTR_NOT_NULL(fgets(text, sizeof text, f));
+    fclose(f);
+    CU_ASSERT_EQUAL(atol(text), (long)getpid()); /* names its holder */
+    CU_ASSERT_EQUAL(ordo_test_engine_stop(&t), 0);
+    CU_ASSERT_EQUAL(ordo_engine_start(&second, &other), 0);
+    CU_ASSERT_EQUAL(ordo_engine_stop(other), 0);
+    ordo_engine_destroy(&other);
+    ordo_test_engine_cleanup(&t);
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
@@ -450,5 +481,6 @@ int main(void)
     CU_add_test(s, "timestamps keep above the clock floor", test_clock_floor);
     CU_add_test(s, "protocol rules through the engine, across a restart",
                 test_rules_hold_through_the_engine);
+    CU_add_test(s, "one engine per data folder", test_one_engine_per_folder);
     return ordo_test_run();
 }
