@@ -22,11 +22,18 @@ void *ordo_indexer_run(void *arg)
         items[i] = (zmq_pollitem_t){cfg->pipes[i], 0, ZMQ_POLLIN, 0};
     uint32_t stopped = 0;
     while (stopped < cfg->nshards) {
-        if (zmq_poll(items, (int)cfg->nshards, -1) < 0) {
+        int ready = zmq_poll(items, (int)cfg->nshards, 1000);
+        if (ready < 0) {
             if (zmq_errno() == EINTR)
                 continue;
             ordo_log_error("indexer", "poll: %s", zmq_strerror(zmq_errno()));
             break;
+        }
+        if (ready == 0) {
+            /* A quiet second: the shards' reads (orders loaded back, ids
+             * the filters let through) touched index pages too. */
+            ordo_index_unmap_pages(cfg->index);
+            continue;
         }
         for (uint32_t i = 0; i < cfg->nshards; i++) {
             if (!(items[i].revents & ZMQ_POLLIN))
