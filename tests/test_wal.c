@@ -188,6 +188,23 @@ static void s_seg_path(const char *dir, uint64_t first, char *buf, size_t size)
     snprintf(buf, size, "%s/%020" PRIu64 ".wal", dir, first);
 }
 
+/* Where a segment file's frames end: just past its last non-zero byte
+ * (what follows is preallocated zeros). */
+static long long s_data_end(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    long long end = 0, at = 0;
+    int c;
+    while (f && (c = fgetc(f)) != EOF) {
+        at++;
+        if (c != 0)
+            end = at;
+    }
+    if (f)
+        fclose(f);
+    return end;
+}
+
 static void s_last_seg_path(const char *dir, char *buf, size_t size)
 {
     uint64_t names[4096];
@@ -374,12 +391,13 @@ static uint32_t s_dir_digest(const char *dir)
 typedef struct {
     const ordo_io_t *real;
     _Atomic long fdatasyncs, fsyncs, fallocates;
-    long long write_budget; /* bytes pwrite may still write; -1 = unlimited */
-    int fdatasync_errno;    /* fail every fdatasync with this, 0 = no */
-    int fallocate_errno;    /* fail fallocate with this ... */
-    long fallocate_ok;      /* ... after this many calls succeeded */
-    int alloc_fd;           /* preallocated and not synced since; -1 = none */
-    long unsynced_writes;   /* pwrites into such a file: must stay 0 */
+    long long write_budget;       /* bytes pwrite may still write; -1 = unlimited */
+    int fdatasync_errno;          /* fail every fdatasync with this, 0 = no */
+    int fallocate_errno;          /* fail fallocate with this ... */
+    long fallocate_ok;            /* ... after this many calls succeeded */
+    int alloc_fd;                 /* preallocated and not synced since; -1 = none */
+    long unsynced_writes;         /* pwrites into such a file: must stay 0 */
+    _Atomic long long read_bytes; /* what pread returned, in all */
 } s_fault_t;
 
 static int f_open(void *c, const char *p, int fl, mode_t m)
@@ -396,8 +414,11 @@ static int f_close(void *c, int fd)
 }
 static ssize_t f_pread(void *c, int fd, void *b, size_t n, off_t o)
 {
-    const ordo_io_t *r = ((s_fault_t *)c)->real;
-    return r->pread(r->ctx, fd, b, n, o);
+    s_fault_t *f = c;
+    ssize_t got = f->real->pread(f->real->ctx, fd, b, n, o);
+    if (got > 0)
+        f->read_bytes += got;
+    return got;
 }
 static ssize_t f_pwrite(void *c, int fd, const void *b, size_t n, off_t o)
 {
@@ -1523,13 +1544,50 @@ static void test_failure_injection(void)
     CU_ASSERT_EQUAL(s_verify(wal, 1), (long long)head + 5);
     ordo_wal_destroy(&wal);
 
-    /* ... and at open, where it refuses to start with the cause. */
+    /* ... and at open, when the last segment has no room ahead of its
+     * data, where it refuses to start with the cause. */
+    char last[400];
+    s_last_seg_path(dir, last, sizeof last);
+    CU_ASSERT_EQUAL_FATAL(ordo_test_truncate(last, s_data_end(last)), 0);
     io = s_fault_io(&f);
     f.fallocate_errno = ENOSPC;
     o.io = &io;
     CU_ASSERT_EQUAL(ordo_wal_open(&o, &wal, &rep), ORDO_ERR_NOSPACE);
     CU_ASSERT_PTR_NULL(wal);
     CU_ASSERT_PTR_NOT_NULL(strstr(rep.message, "preallocating"));
+    ordo_test_rm_rf(dir);
+}
+
+/* A log of 64 MiB segments: the last segment's file reaches a few MiB
+ * past its data, not its full size, and opening the log reads no more of
+ * zeros than that, wherever the data ends; appends grow the file ahead,
+ * each growth synced before frames are written into it. */
+static void test_open_reads_little_past_the_data(void)
+{
+    char dir[256], last[400];
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ordo_test_tmpdir(dir, sizeof dir));
+    s_fault_t f;
+    ordo_io_t io = s_fault_io(&f);
+    ordo_wal_options_t o = s_opts(dir, 64u << 20, ORDO_SYNC_ALWAYS);
+    o.io = &io;
+    ordo_wal_t *wal = NULL;
+    CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&o, &wal, NULL), 0);
+    for (int i = 0; i < 300; i++) /* ~6 MiB: the file grows at least once */
+        CU_ASSERT_EQUAL(s_append(wal, 100, NULL), 0);
+    CU_ASSERT_EQUAL(f.unsynced_writes, 0); /* grown space synced before use */
+    ordo_wal_destroy(&wal);
+    s_last_seg_path(dir, last, sizeof last);
+    long long data = s_data_end(last), size = ordo_test_file_size(last);
+    CU_ASSERT(data > (4 << 20));
+    CU_ASSERT(size >= data && size <= data + (8 << 20));
+    CU_ASSERT(size < (64 << 20));
+    f.read_bytes = 0;
+    ordo_wal_recovery_t rep;
+    CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&o, &wal, &rep), 0);
+    CU_ASSERT_EQUAL(rep.last_position, 30000);
+    CU_ASSERT(f.read_bytes <= data + (8 << 20)); /* not 64 MiB */
+    CU_ASSERT_EQUAL(s_append(wal, 5, NULL), 0);
+    ordo_wal_destroy(&wal);
     ordo_test_rm_rf(dir);
 }
 
@@ -1834,6 +1892,7 @@ int main(void)
     CU_add_test(s, "preallocated segments do not grow", test_preallocated_segments);
     CU_add_test(s, "no preallocation support: files grow", test_no_preallocation);
     CU_add_test(s, "failure injection", test_failure_injection);
+    CU_add_test(s, "open reads little past the data", test_open_reads_little_past_the_data);
     CU_add_test(s, "invalid options", test_invalid_options);
     CU_add_test(s, "hostile headers", test_hostile_headers);
     CU_add_test(s, "hostile bodies", test_hostile_bodies);

@@ -3,9 +3,11 @@
  * the data end of the last segment and only then counted in the index; a
  * segment is fdatasync'ed before the next is created, so only the last
  * segment can end in a torn frame; once a write or sync has failed nothing
- * is written again (the first error sticks). Segments are preallocated to
- * their full size, so the data end is where the frames end (s_seg_t.end),
- * never the file size. Format: ordo_wal_format.c. */
+ * is written again (the first error sticks). The last segment's file is
+ * kept preallocated a few MiB ahead of its data (S_GROW_AHEAD), so the
+ * data end is where the frames end (s_seg_t.end), never the file size, and
+ * opening a log reads no more than that much of zeros after its data.
+ * Format: ordo_wal_format.c. */
 #include "ordo_wal.h"
 
 #include "ordo_clock.h"
@@ -25,7 +27,8 @@
 #include <string.h>
 
 #define S_SCAN_CHUNK (1u << 20)
-#define S_END 1 /* s_check_frame: end-of-data marker (zeros) */
+#define S_GROW_AHEAD (4u << 20) /* the last segment's file reaches this far past its data */
+#define S_END 1                 /* s_check_frame: end-of-data marker (zeros) */
 
 typedef struct {
     uint64_t off;   /* byte offset of a frame in its segment */
@@ -55,6 +58,7 @@ struct ordo_wal {
 
     /* Writer thread only. */
     int fd;                    /* last segment, read-write; -1 when none */
+    uint64_t allocated;        /* its file's size: preallocated up to here */
     uint64_t written;          /* last position handed to the OS */
     uint64_t last_sync_ns;     /* monotonic time of the last fdatasync */
     ZSTD_CCtx *cctx;           /* owned, reused for every frame */
@@ -486,6 +490,30 @@ static int s_preallocate(ordo_wal_t *wal, int fd, uint64_t off, uint64_t len)
     return -1;
 }
 
+/* Makes the last segment's file reach S_GROW_AHEAD past `need` (its
+ * data's end, the next frame included), never past the segment's size
+ * unless one frame needs it; a file already that long is left alone.
+ * `sync`: fdatasync the new size at once, so that the fdatasyncs of the
+ * frames written into it sync data only (as after a roll). 0, or -1 with
+ * errno. */
+static int s_grow(ordo_wal_t *wal, uint64_t need, bool sync)
+{
+    uint64_t want = need + S_GROW_AHEAD;
+    if (want > wal->segment_bytes)
+        want = need > wal->segment_bytes ? need : wal->segment_bytes;
+    if (want <= wal->allocated)
+        return 0;
+    if (s_preallocate(wal, wal->fd, wal->allocated, want - wal->allocated) != 0)
+        return -1;
+    wal->allocated = want;
+    if (sync) {
+        if (wal->io->fdatasync(wal->io->ctx, wal->fd) != 0)
+            return -1;
+        atomic_fetch_add_explicit(&wal->n_fsyncs, 1, memory_order_relaxed);
+    }
+    return 0;
+}
+
 /* Durably removes everything from `good_end` on (a torn tail, or what a
  * repair drops) and keeps the segment's preallocation: cuts the file at
  * good_end, reserves [good_end, size) again (reads as zeros; nothing to
@@ -784,8 +812,9 @@ int ordo_wal_open(const ordo_wal_options_t *opts, ordo_wal_t **out, ordo_wal_rec
         rc = s_open_failed(rep, "open", path);
         goto out;
     }
-    if (cur->end < wal->segment_bytes &&
-        s_preallocate(wal, wal->fd, cur->end, wal->segment_bytes - cur->end) != 0) {
+    off_t have = wal->io->size(wal->io->ctx, wal->fd);
+    wal->allocated = have > 0 ? (uint64_t)have : 0;
+    if (s_grow(wal, cur->end, false) != 0) {
         rc = s_open_failed(rep, "preallocating", path);
         goto out;
     }
@@ -866,8 +895,8 @@ static int s_roll(ordo_wal_t *wal, uint64_t first, size_t frame_len)
     pthread_mutex_lock(&wal->lock);
     s_segs_push(wal, first);
     pthread_mutex_unlock(&wal->lock);
-    uint64_t want = wal->segment_bytes > frame_len ? wal->segment_bytes : frame_len;
-    if (s_preallocate(wal, fd, 0, want) != 0)
+    wal->allocated = 0;
+    if (s_grow(wal, frame_len, false) != 0)
         return s_fail(wal, errno, "preallocating", first, 0);
     if (wal->io->fdatasync(wal->io->ctx, fd) != 0)
         return s_fail(wal, errno, "fdatasync of", first, 0);
@@ -901,6 +930,8 @@ int ordo_wal_append(ordo_wal_t *wal, const ordo_wal_rec_t *recs, size_t count,
         cur = &wal->segs[wal->nsegs - 1];
     }
     uint64_t off = cur->end;
+    if (off + len > wal->allocated && s_grow(wal, off + len, true) != 0)
+        return s_fail(wal, errno, "preallocating", cur->first, off);
     if (ordo_io_pwrite_all(wal->io, wal->fd, wal->frame.data, len, (off_t)off) != 0)
         return s_fail(wal, errno, "write to", cur->first, off);
     pthread_mutex_lock(&wal->lock);
