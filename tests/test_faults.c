@@ -15,6 +15,7 @@
 #include "ordo_workload.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +23,8 @@
 
 /* ---- a disk that fails on demand --------------------------------------- */
 
-static atomic_int s_write_errno, s_sync_errno;
+static atomic_int s_write_errno, s_sync_errno, s_create_errno, s_fallocate_errno, s_rename_errno;
+static atomic_long s_syncs_called; /* fdatasync and fsync calls, failed ones included */
 
 static ssize_t s_pwrite(void *ctx, int fd, const void *buf, size_t n, off_t off)
 {
@@ -38,6 +40,7 @@ static ssize_t s_pwrite(void *ctx, int fd, const void *buf, size_t n, off_t off)
 static int s_fdatasync(void *ctx, int fd)
 {
     (void)ctx;
+    atomic_fetch_add(&s_syncs_called, 1);
     int e = atomic_load(&s_sync_errno);
     if (e) {
         errno = e;
@@ -46,11 +49,61 @@ static int s_fdatasync(void *ctx, int fd)
     return ordo_io_posix()->fdatasync(NULL, fd);
 }
 
+static int s_fsync(void *ctx, int fd)
+{
+    (void)ctx;
+    atomic_fetch_add(&s_syncs_called, 1);
+    return ordo_io_posix()->fsync(NULL, fd);
+}
+
+/* Creating a file fails (a new log segment, a snapshot's temporary file). */
+static int s_open(void *ctx, const char *path, int flags, mode_t mode)
+{
+    (void)ctx;
+    int e = atomic_load(&s_create_errno);
+    if (e && (flags & O_CREAT)) {
+        errno = e;
+        return -1;
+    }
+    return ordo_io_posix()->open(NULL, path, flags, mode);
+}
+
+static int s_fallocate(void *ctx, int fd, off_t off, off_t len)
+{
+    (void)ctx;
+    int e = atomic_load(&s_fallocate_errno);
+    if (e) {
+        errno = e;
+        return -1;
+    }
+    return ordo_io_posix()->fallocate(NULL, fd, off, len);
+}
+
+static int s_rename(void *ctx, const char *from, const char *to)
+{
+    (void)ctx;
+    int e = atomic_load(&s_rename_errno);
+    if (e) {
+        errno = e;
+        return -1;
+    }
+    return ordo_io_posix()->rename(NULL, from, to);
+}
+
 static ordo_io_t s_failing_io(void)
 {
+    atomic_store(&s_write_errno, 0);
+    atomic_store(&s_sync_errno, 0);
+    atomic_store(&s_create_errno, 0);
+    atomic_store(&s_fallocate_errno, 0);
+    atomic_store(&s_rename_errno, 0);
     ordo_io_t io = *ordo_io_posix();
     io.pwrite = s_pwrite;
     io.fdatasync = s_fdatasync;
+    io.fsync = s_fsync;
+    io.open = s_open;
+    io.fallocate = s_fallocate;
+    io.rename = s_rename;
     return io;
 }
 
@@ -144,13 +197,12 @@ static void s_finish(ordo_test_engine_t *t, s_acks_t *acks, ordo_workload_t **w)
  * flight: the ones before are acknowledged and durable, the ones after get
  * `unavailable`, every one gets an answer, and the engine refuses work
  * from then on (the log's failure is for good) until restarted. */
-static void s_log_fails(bool on_sync, int errnum)
+static void s_log_fails(atomic_int *fault, int errnum)
 {
     ordo_io_t io = s_failing_io();
-    atomic_store(&s_write_errno, 0);
-    atomic_store(&s_sync_errno, 0);
     ordo_test_engine_t t;
     CU_ASSERT_EQUAL_FATAL(ordo_test_engine_init(&t, &io), 0);
+    t.opts.cfg.segment_bytes = 65536; /* segments roll every few hundred events */
     ordo_workload_t *w = ordo_workload_new(3, 100);
     s_acks_t acks = {0};
     ordo_drive_report_t rep;
@@ -160,36 +212,88 @@ static void s_log_fails(bool on_sync, int errnum)
     uint64_t head = ordo_engine_head(t.engine);
 
     ordo_log_set_level(ORDO_LOG_ERROR); /* the failure is logged as an error */
-    atomic_store(on_sync ? &s_sync_errno : &s_write_errno, errnum);
-    CU_ASSERT_EQUAL(ordo_test_engine_drive(&t, w, 500, &rep, s_note, &acks), 0);
+    atomic_store(fault, errnum);
+    CU_ASSERT_EQUAL(ordo_test_engine_drive(&t, w, 2000, &rep, s_note, &acks), 0);
     CU_ASSERT_EQUAL(rep.unanswered, 0);
-    CU_ASSERT_EQUAL(rep.ok, 0); /* nothing after the failure is acknowledged */
     CU_ASSERT(rep.unavailable > 0);
     CU_ASSERT_EQUAL(rep.bad, 0);
-    atomic_store(&s_write_errno, 0);
-    atomic_store(&s_sync_errno, 0);
+    /* A write or fsync fails at once; a segment is created or grown only
+     * when one fills, so some commands may still be acknowledged first. */
+    if (fault == &s_write_errno || fault == &s_sync_errno)
+        CU_ASSERT_EQUAL(rep.ok, 0);
+    long syncs_after_failure = atomic_load(&s_syncs_called);
+    atomic_store(fault, 0);
+    /* Queries go on, from what is durable. */
+    static ordo_request_t get;
+    ordo_request_init(&get);
+    get.type = ORDO_REQ_GET_ORDER;
+    get.order_id = (ordo_str_t){acks.acks[0].id, acks.acks[0].len};
+    get.request_id = ORDO_STR("get-after-failure");
+    const ordo_reply_t *g = ordo_test_engine_call(&t, &get);
+    CU_ASSERT_FATAL(g != NULL);
+    CU_ASSERT(g->ok);
     /* The disk is back, but the log's failure sticks: still unavailable. */
     CU_ASSERT_EQUAL(ordo_test_engine_drive(&t, w, 50, &rep, s_note, &acks), 0);
     CU_ASSERT_EQUAL(rep.ok, 0);
     CU_ASSERT_EQUAL(rep.unanswered, 0);
     CU_ASSERT_EQUAL(ordo_engine_head(t.engine) >= head, 1);
     CU_ASSERT_EQUAL(ordo_test_engine_stop(&t), -1); /* it says it failed */
+    /* A failed log is never synced again (an fsync that failed is not
+     * retried: the kernel may have dropped the pages it could not write). */
+    CU_ASSERT_EQUAL(atomic_load(&s_syncs_called), syncs_after_failure);
     s_finish(&t, &acks, &w);
 }
 
 static void test_disk_full(void)
 {
-    s_log_fails(false, ENOSPC);
+    s_log_fails(&s_write_errno, ENOSPC);
 }
 
 static void test_write_error(void)
 {
-    s_log_fails(false, EIO);
+    s_log_fails(&s_write_errno, EIO);
 }
 
 static void test_fsync_error(void)
 {
-    s_log_fails(true, EIO);
+    s_log_fails(&s_sync_errno, EIO);
+}
+
+static void test_segment_creation_error(void)
+{
+    s_log_fails(&s_create_errno, EIO);
+}
+
+static void test_segment_preallocation_full(void)
+{
+    s_log_fails(&s_fallocate_errno, ENOSPC);
+}
+
+/* A snapshot that cannot be committed (its rename fails) is only a
+ * snapshot lost: commands go on, the engine stops cleanly, and a restart
+ * replays the log. */
+static void test_snapshot_rename_error(void)
+{
+    ordo_io_t io = s_failing_io();
+    ordo_test_engine_t t;
+    CU_ASSERT_EQUAL_FATAL(ordo_test_engine_init(&t, &io), 0);
+    t.opts.cfg.snapshot_every = 500;
+    ordo_workload_t *w = ordo_workload_new(23, 100);
+    s_acks_t acks = {0};
+    ordo_drive_report_t rep;
+    CU_ASSERT_EQUAL_FATAL(ordo_test_engine_start(&t), 0);
+    ordo_log_set_level(ORDO_LOG_ERROR + 1); /* each failed snapshot is logged */
+    atomic_store(&s_rename_errno, EIO);
+    CU_ASSERT_EQUAL(ordo_test_engine_drive(&t, w, 3000, &rep, s_note, &acks), 0);
+    CU_ASSERT_EQUAL(rep.ok, 3000);
+    CU_ASSERT_EQUAL(ordo_test_engine_stop(&t), -1); /* its last snapshot failed too */
+    atomic_store(&s_rename_errno, 0);
+    ordo_log_set_level(ORDO_LOG_WARN);
+    ordo_test_engine_t *pt = &t;
+    s_assert_restarts_clean(pt, &acks);
+    free(acks.acks);
+    ordo_workload_destroy(&w);
+    ordo_test_engine_cleanup(&t);
 }
 
 /* Allocations fail on the engine's threads, one in `every`, while a
@@ -249,6 +353,10 @@ int main(void)
     CU_add_test(s, "disk full while commands are in flight", test_disk_full);
     CU_add_test(s, "write error while commands are in flight", test_write_error);
     CU_add_test(s, "fsync error while commands are in flight", test_fsync_error);
+    CU_add_test(s, "a new segment cannot be created", test_segment_creation_error);
+    CU_add_test(s, "a new segment cannot be preallocated (disk full)",
+                test_segment_preallocation_full);
+    CU_add_test(s, "snapshots cannot be committed (rename fails)", test_snapshot_rename_error);
     CU_add_test(s, "one allocation in 97 fails", test_allocations_fail_rarely);
     CU_add_test(s, "one allocation in 7 fails", test_allocations_fail_often);
     return ordo_test_run();
