@@ -185,6 +185,7 @@ static void s_assert_restarts_clean(ordo_test_engine_t *t, const s_acks_t *acks)
 static void s_finish(ordo_test_engine_t *t, s_acks_t *acks, ordo_workload_t **w)
 {
     ordo_log_set_level(ORDO_LOG_WARN);
+    fprintf(stderr, "\n    %zu acknowledged events checked after the restart\n", acks->n);
     CU_ASSERT_EQUAL(acks->bad_positions, 0);
     CU_ASSERT_EQUAL(acks->no_request_id, 0);
     s_assert_restarts_clean(t, acks);

@@ -1,0 +1,504 @@
+/* The simulated disk of the power-cut tests (see ordo_simdisk.h). Each
+ * file's unsynced changes are kept as a list of operations, each with the
+ * bytes it wrote and the bytes (and size) it replaced. At the cut, every
+ * file is rolled back to its last sync (undoing its list from the end),
+ * then the changes the seed lets survive are done again in their order,
+ * the torn one only in part. */
+#include "ordo_simdisk.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define SECTOR 512
+#define MAX_FD 4096
+
+typedef enum { S_WRITE, S_SIZE } s_kind_t;
+
+typedef struct {
+    s_kind_t kind;
+    uint64_t off, len;  /* S_WRITE: the range written */
+    uint8_t *new_bytes; /* S_WRITE: what was written (len bytes) */
+    uint64_t old_size;  /* the file's size before */
+    uint64_t new_size;  /* the file's size after */
+    uint8_t *old_bytes; /* what [off, off + len) held before, up to old_size
+                         * (S_SIZE: [new_size, old_size) when it shrank) */
+    uint64_t old_len;   /* bytes in old_bytes */
+} s_op_t;
+
+typedef struct {
+    char *path;
+    s_op_t *ops;
+    size_t n, cap;
+} s_file_t;
+
+struct ordo_simdisk {
+    ordo_io_t io;
+    pthread_mutex_t lock;
+    uint64_t rng;
+    uint64_t crash_after;
+    uint64_t ops;
+    atomic_bool crashed;
+    char *fd_path[MAX_FD];
+    s_file_t *files;
+    size_t nfiles, capfiles;
+};
+
+/* splitmix64: a seeded sequence, the same on every machine. */
+static uint64_t s_rand(ordo_simdisk_t *d)
+{
+    uint64_t z = (d->rng += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static s_file_t *s_file(ordo_simdisk_t *d, const char *path, bool add)
+{
+    for (size_t i = 0; i < d->nfiles; i++)
+        if (strcmp(d->files[i].path, path) == 0)
+            return &d->files[i];
+    if (!add)
+        return NULL;
+    if (d->nfiles == d->capfiles) {
+        size_t cap = d->capfiles ? 2 * d->capfiles : 16;
+        s_file_t *grown = realloc(d->files, cap * sizeof *grown);
+        if (!grown)
+            return NULL;
+        d->files = grown;
+        d->capfiles = cap;
+    }
+    s_file_t *f = &d->files[d->nfiles];
+    *f = (s_file_t){.path = strdup(path)};
+    if (!f->path)
+        return NULL;
+    d->nfiles++;
+    return f;
+}
+
+static void s_op_free(s_op_t *op)
+{
+    free(op->new_bytes);
+    free(op->old_bytes);
+}
+
+static void s_forget(s_file_t *f)
+{
+    for (size_t i = 0; i < f->n; i++)
+        s_op_free(&f->ops[i]);
+    f->n = 0;
+}
+
+static s_op_t *s_push(s_file_t *f)
+{
+    if (f->n == f->cap) {
+        size_t cap = f->cap ? 2 * f->cap : 16;
+        s_op_t *grown = realloc(f->ops, cap * sizeof *grown);
+        if (!grown)
+            return NULL;
+        f->ops = grown;
+        f->cap = cap;
+    }
+    s_op_t *op = &f->ops[f->n++];
+    memset(op, 0, sizeof *op);
+    return op;
+}
+
+static uint64_t s_size_of(int fd)
+{
+    struct stat st;
+    return fstat(fd, &st) == 0 ? (uint64_t)st.st_size : 0;
+}
+
+/* Reads [off, off + len) clipped to `size` into a new buffer. */
+static uint8_t *s_read_range(int fd, uint64_t off, uint64_t len, uint64_t size, uint64_t *got)
+{
+    *got = off >= size ? 0 : (size - off < len ? size - off : len);
+    uint8_t *b = malloc(*got ? *got : 1);
+    if (b && *got && pread(fd, b, *got, (off_t)off) != (ssize_t)*got) {
+        free(b);
+        return NULL;
+    }
+    return b;
+}
+
+/* Counts an operation that changes files; false once the power is gone
+ * (this one included: the operation at the cut never happens). */
+static bool s_tick(ordo_simdisk_t *d)
+{
+    if (atomic_load(&d->crashed))
+        return false;
+    d->ops++;
+    if (d->crash_after && d->ops >= d->crash_after) {
+        atomic_store(&d->crashed, true);
+        return false;
+    }
+    return true;
+}
+
+static int s_eio(void)
+{
+    errno = EIO;
+    return -1;
+}
+
+/* ---- the I/O table ------------------------------------------------------ */
+
+static int d_open(void *ctx, const char *path, int flags, mode_t mode)
+{
+    ordo_simdisk_t *d = ctx;
+    pthread_mutex_lock(&d->lock);
+    bool changes = (flags & (O_CREAT | O_TRUNC)) != 0;
+    if ((changes && !s_tick(d)) || atomic_load(&d->crashed)) {
+        pthread_mutex_unlock(&d->lock);
+        return s_eio();
+    }
+    int fd = ordo_io_posix()->open(NULL, path, flags, mode);
+    if (fd >= 0 && fd < MAX_FD) {
+        free(d->fd_path[fd]);
+        d->fd_path[fd] = strdup(path);
+    }
+    pthread_mutex_unlock(&d->lock);
+    return fd;
+}
+
+static int d_close(void *ctx, int fd)
+{
+    ordo_simdisk_t *d = ctx;
+    pthread_mutex_lock(&d->lock);
+    if (fd >= 0 && fd < MAX_FD) {
+        free(d->fd_path[fd]);
+        d->fd_path[fd] = NULL;
+    }
+    pthread_mutex_unlock(&d->lock);
+    return ordo_io_posix()->close(NULL, fd);
+}
+
+static ssize_t d_pread(void *ctx, int fd, void *buf, size_t n, off_t off)
+{
+    ordo_simdisk_t *d = ctx;
+    if (atomic_load(&d->crashed))
+        return s_eio();
+    return ordo_io_posix()->pread(NULL, fd, buf, n, off);
+}
+
+static ssize_t d_pwrite(void *ctx, int fd, const void *buf, size_t n, off_t off)
+{
+    ordo_simdisk_t *d = ctx;
+    pthread_mutex_lock(&d->lock);
+    ssize_t rc = -1;
+    s_file_t *f = fd >= 0 && fd < MAX_FD && d->fd_path[fd] ? s_file(d, d->fd_path[fd], true) : NULL;
+    if (!s_tick(d)) {
+        errno = EIO;
+    } else if (!f) {
+        errno = ENOMEM;
+    } else {
+        s_op_t *op = s_push(f);
+        uint64_t size = s_size_of(fd);
+        if (op) {
+            op->kind = S_WRITE;
+            op->off = (uint64_t)off;
+            op->len = n;
+            op->old_size = size;
+            op->new_size = (uint64_t)off + n > size ? (uint64_t)off + n : size;
+            op->old_bytes = s_read_range(fd, op->off, n, size, &op->old_len);
+            op->new_bytes = malloc(n ? n : 1);
+            if (op->new_bytes)
+                memcpy(op->new_bytes, buf, n);
+        }
+        if (!op || !op->old_bytes || !op->new_bytes) {
+            if (op)
+                f->n--, s_op_free(op);
+            errno = ENOMEM;
+        } else {
+            rc = ordo_io_posix()->pwrite(NULL, fd, buf, n, off);
+            if (rc != (ssize_t)n) /* a short write: keep the books exact */
+                op->len = rc > 0 ? (uint64_t)rc : 0;
+        }
+    }
+    pthread_mutex_unlock(&d->lock);
+    return rc;
+}
+
+static int d_sync(ordo_simdisk_t *d, int fd, bool data_only)
+{
+    pthread_mutex_lock(&d->lock);
+    int rc = -1;
+    if (!s_tick(d)) {
+        errno = EIO;
+    } else {
+        rc = data_only ? ordo_io_posix()->fdatasync(NULL, fd) : ordo_io_posix()->fsync(NULL, fd);
+        s_file_t *f = rc == 0 && fd >= 0 && fd < MAX_FD && d->fd_path[fd]
+                          ? s_file(d, d->fd_path[fd], false)
+                          : NULL;
+        if (f)
+            s_forget(f); /* durable now */
+    }
+    pthread_mutex_unlock(&d->lock);
+    return rc;
+}
+
+static int d_fdatasync(void *ctx, int fd)
+{
+    return d_sync(ctx, fd, true);
+}
+
+static int d_fsync(void *ctx, int fd)
+{
+    return d_sync(ctx, fd, false);
+}
+
+/* A size change (ftruncate, fallocate): `grow_only` never shrinks. */
+static int d_resize(ordo_simdisk_t *d, int fd, uint64_t new_size, bool grow_only)
+{
+    pthread_mutex_lock(&d->lock);
+    int rc = -1;
+    s_file_t *f = fd >= 0 && fd < MAX_FD && d->fd_path[fd] ? s_file(d, d->fd_path[fd], true) : NULL;
+    uint64_t size = s_size_of(fd);
+    if (grow_only && new_size < size)
+        new_size = size;
+    if (!s_tick(d)) {
+        errno = EIO;
+    } else if (!f) {
+        errno = ENOMEM;
+    } else {
+        s_op_t *op = s_push(f);
+        if (op) {
+            op->kind = S_SIZE;
+            op->old_size = size;
+            op->new_size = new_size;
+            op->off = new_size;
+            op->old_bytes = s_read_range(fd, new_size, size > new_size ? size - new_size : 0, size,
+                                         &op->old_len);
+        }
+        if (!op || !op->old_bytes) {
+            if (op)
+                f->n--, s_op_free(op);
+            errno = ENOMEM;
+        } else {
+            rc = ordo_io_posix()->ftruncate(NULL, fd, (off_t)new_size);
+        }
+    }
+    pthread_mutex_unlock(&d->lock);
+    return rc;
+}
+
+static int d_ftruncate(void *ctx, int fd, off_t len)
+{
+    return d_resize(ctx, fd, (uint64_t)len, false);
+}
+
+static int d_fallocate(void *ctx, int fd, off_t off, off_t len)
+{
+    return d_resize(ctx, fd, (uint64_t)off + (uint64_t)len, true);
+}
+
+static int d_rename(void *ctx, const char *from, const char *to)
+{
+    ordo_simdisk_t *d = ctx;
+    pthread_mutex_lock(&d->lock);
+    int rc = -1;
+    if (!s_tick(d)) {
+        errno = EIO;
+    } else if ((rc = ordo_io_posix()->rename(NULL, from, to)) == 0) {
+        s_file_t *old = s_file(d, to, false);
+        if (old)
+            s_forget(old); /* replaced */
+        s_file_t *f = s_file(d, from, false);
+        if (f) {
+            char *p = strdup(to);
+            if (p) {
+                free(f->path);
+                f->path = p;
+            }
+        }
+    }
+    pthread_mutex_unlock(&d->lock);
+    return rc;
+}
+
+static int d_unlink(void *ctx, const char *path)
+{
+    ordo_simdisk_t *d = ctx;
+    pthread_mutex_lock(&d->lock);
+    int rc = -1;
+    if (!s_tick(d)) {
+        errno = EIO;
+    } else if ((rc = ordo_io_posix()->unlink(NULL, path)) == 0) {
+        s_file_t *f = s_file(d, path, false);
+        if (f)
+            s_forget(f);
+    }
+    pthread_mutex_unlock(&d->lock);
+    return rc;
+}
+
+static off_t d_size(void *ctx, int fd)
+{
+    ordo_simdisk_t *d = ctx;
+    if (atomic_load(&d->crashed))
+        return s_eio();
+    return ordo_io_posix()->size(NULL, fd);
+}
+
+/* ---- life and the cut --------------------------------------------------- */
+
+ordo_simdisk_t *ordo_simdisk_new(uint64_t seed, uint64_t crash_after)
+{
+    ordo_simdisk_t *d = calloc(1, sizeof *d);
+    if (!d)
+        return NULL;
+    pthread_mutex_init(&d->lock, NULL);
+    d->rng = seed;
+    d->crash_after = crash_after;
+    d->io = (ordo_io_t){.ctx = d,
+                        .open = d_open,
+                        .close = d_close,
+                        .pread = d_pread,
+                        .pwrite = d_pwrite,
+                        .fdatasync = d_fdatasync,
+                        .fsync = d_fsync,
+                        .ftruncate = d_ftruncate,
+                        .fallocate = d_fallocate,
+                        .rename = d_rename,
+                        .unlink = d_unlink,
+                        .size = d_size};
+    return d;
+}
+
+void ordo_simdisk_destroy(ordo_simdisk_t **disk)
+{
+    if (!disk || !*disk)
+        return;
+    ordo_simdisk_t *d = *disk;
+    for (size_t i = 0; i < d->nfiles; i++) {
+        s_forget(&d->files[i]);
+        free(d->files[i].ops);
+        free(d->files[i].path);
+    }
+    free(d->files);
+    for (int i = 0; i < MAX_FD; i++)
+        free(d->fd_path[i]);
+    pthread_mutex_destroy(&d->lock);
+    free(d);
+    *disk = NULL;
+}
+
+const ordo_io_t *ordo_simdisk_io(ordo_simdisk_t *disk)
+{
+    return &disk->io;
+}
+
+bool ordo_simdisk_crashed(const ordo_simdisk_t *disk)
+{
+    return atomic_load(&disk->crashed);
+}
+
+void ordo_simdisk_cut_now(ordo_simdisk_t *disk)
+{
+    atomic_store(&disk->crashed, true);
+}
+
+uint64_t ordo_simdisk_ops(const ordo_simdisk_t *disk)
+{
+    return disk->ops;
+}
+
+/* Sets the file's size to `size` (truncating or extending with zeros). */
+static int s_set_size(int fd, uint64_t size)
+{
+    return ftruncate(fd, (off_t)size);
+}
+
+/* Rolls one file back to its last sync, then does again what survives. */
+static int s_cut_file(ordo_simdisk_t *d, s_file_t *f, ordo_simdisk_report_t *rep)
+{
+    if (f->n == 0)
+        return 0;
+    int fd = open(f->path, O_RDWR);
+    if (fd < 0)
+        return errno == ENOENT ? 0 : -1; /* unlinked since: nothing to do */
+    int rc = 0;
+    /* Back to the last sync: undo from the end. */
+    for (size_t i = f->n; rc == 0 && i-- > 0;) {
+        s_op_t *op = &f->ops[i];
+        if (op->kind == S_WRITE) {
+            if (op->old_len &&
+                pwrite(fd, op->old_bytes, op->old_len, (off_t)op->off) != (ssize_t)op->old_len)
+                rc = -1;
+            if (rc == 0 && s_set_size(fd, op->old_size) != 0)
+                rc = -1;
+        } else {
+            if (s_set_size(fd, op->old_size) != 0 ||
+                (op->old_len &&
+                 pwrite(fd, op->old_bytes, op->old_len, (off_t)op->off) != (ssize_t)op->old_len))
+                rc = -1;
+        }
+    }
+    /* What survives: a prefix (in order, the next one torn), or any subset
+     * (reordered writes), as the seed says. */
+    uint64_t mode = s_rand(d) % 4;
+    size_t prefix = (size_t)(s_rand(d) % (f->n + 1));
+    for (size_t i = 0; rc == 0 && i < f->n; i++) {
+        s_op_t *op = &f->ops[i];
+        bool keep = mode == 3 ? (s_rand(d) & 1) : i < prefix;
+        bool tear = mode != 3 && mode != 0 && i == prefix && op->kind == S_WRITE && op->len > 0;
+        rep->unsynced++;
+        if (!keep && !tear) {
+            rep->dropped++;
+            continue;
+        }
+        if (op->kind == S_SIZE) {
+            if (s_set_size(fd, op->new_size) != 0)
+                rc = -1;
+            rep->kept++;
+            continue;
+        }
+        uint64_t len = op->len;
+        if (tear) { /* a prefix of whole sectors, then zeros or garbage */
+            uint64_t sectors = (len + SECTOR - 1) / SECTOR;
+            uint64_t keep_sectors = s_rand(d) % sectors;
+            len = keep_sectors * SECTOR;
+            bool garble = mode == 2;
+            uint64_t rest = op->len - len;
+            uint8_t *junk = calloc(1, rest ? rest : 1);
+            if (!junk)
+                return -1;
+            if (garble)
+                for (uint64_t k = 0; k < rest; k++)
+                    junk[k] = (uint8_t)s_rand(d);
+            if (pwrite(fd, junk, rest, (off_t)(op->off + len)) != (ssize_t)rest)
+                rc = -1;
+            free(junk);
+            rep->torn++;
+            rep->garbled += garble;
+        } else {
+            rep->kept++;
+        }
+        if (rc == 0 && len && pwrite(fd, op->new_bytes, len, (off_t)op->off) != (ssize_t)len)
+            rc = -1;
+    }
+    if (rc == 0 && fsync(fd) != 0)
+        rc = -1;
+    close(fd);
+    s_forget(f);
+    return rc;
+}
+
+int ordo_simdisk_power_cut(ordo_simdisk_t *d, ordo_simdisk_report_t *report)
+{
+    memset(report, 0, sizeof *report);
+    atomic_store(&d->crashed, true);
+    pthread_mutex_lock(&d->lock);
+    report->ops = d->ops;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < d->nfiles; i++)
+        rc = s_cut_file(d, &d->files[i], report);
+    pthread_mutex_unlock(&d->lock);
+    return rc;
+}
