@@ -656,14 +656,35 @@ static int s_recover(ordo_wal_t *wal, bool repair, ordo_wal_recovery_t *rep, uin
                 goto out;
             seg->end = res.end;
             seg->last = res.next - 1;
-            if (res.bad && i == n - 1 && res.tornable && !res.later) {
+            /* A torn tail of the last segment is what a crash leaves: cut it.
+             * Valid frames after it are a hole in synced data, refused, unless
+             * the log is not synced at every append (batch, never): then a
+             * power cut may keep later unsynced writes and drop earlier ones,
+             * and the log keeps its gap-free prefix and says what it cut. */
+            bool unsynced_tail = wal->sync_mode != ORDO_SYNC_ALWAYS;
+            if (res.bad && i == n - 1 && res.tornable && (!res.later || unsynced_tail)) {
+                uint64_t cut_events =
+                    res.max_last > res.next - 1 ? res.max_last - (res.next - 1) : 0;
                 if ((rc = s_cut_tail(wal, fd, name, res.end, seg_size)) != 0)
                     goto out;
                 rep->torn_bytes_truncated = res.dirty - res.end;
-                ordo_log_warn("wal",
-                              "torn tail in segment %s at offset %llu (%s): removed %llu bytes",
-                              name, (unsigned long long)res.end, res.why,
-                              (unsigned long long)rep->torn_bytes_truncated);
+                if (res.later) {
+                    rep->events_dropped = cut_events;
+                    snprintf(rep->message, sizeof rep->message,
+                             "wal: the unsynced tail of segment %s had a hole at offset %llu (%s), "
+                             "as a power cut leaves with fsync %s: cut there, dropping %llu later "
+                             "events (%llu bytes)",
+                             name, (unsigned long long)res.end, res.why,
+                             wal->sync_mode == ORDO_SYNC_BATCH ? "batch" : "never",
+                             (unsigned long long)cut_events,
+                             (unsigned long long)rep->torn_bytes_truncated);
+                    ordo_log_warn("wal", "%s", rep->message + 5);
+                } else {
+                    ordo_log_warn("wal",
+                                  "torn tail in segment %s at offset %llu (%s): removed %llu bytes",
+                                  name, (unsigned long long)res.end, res.why,
+                                  (unsigned long long)rep->torn_bytes_truncated);
+                }
                 res.bad = false;
             }
             if (!res.bad) {

@@ -40,7 +40,8 @@ typedef struct {
     uint64_t torn_bytes_truncated;          /* torn tail removed: from the end of the
                                              * last good frame to the last non-zero
                                              * byte (the rest is zeros anyway) */
-    uint64_t events_dropped;                /* by repair */
+    uint64_t events_dropped;                /* by repair, or cut after a hole in the
+                                             * unsynced tail (fsync batch, never) */
     /* On ORDO_ERR_CORRUPT: names segment file and byte offset and what is
      * wrong; also set on other open errors and after a repair. */
     char message[512];
@@ -53,9 +54,11 @@ typedef struct {
 } ordo_wal_rec_t;
 
 /* Opens (or creates) the log in opts->dir and recovers it: removes a torn
- * tail of the last segment (keeping its preallocation), refuses mid-log
- * corruption with ORDO_ERR_CORRUPT (disk unchanged, report->message says
- * where) unless opts->repair. On success *out owns the log. `report` may be NULL. Returns 0,
+ * tail of the last segment (keeping its preallocation; with sync_mode
+ * batch or never also a hole in it followed by frames, as a power cut
+ * leaves unsynced writes: report->events_dropped and ->message say what
+ * was cut), refuses mid-log corruption with ORDO_ERR_CORRUPT (disk
+ * unchanged, report->message says where) unless opts->repair. On success *out owns the log. `report` may be NULL. Returns 0,
  * ORDO_ERR_INVALID, ORDO_ERR_CORRUPT, ORDO_ERR_NOMEM, or ORDO_ERR_IO /
  * ORDO_ERR_NOSPACE when a file operation fails (preallocation included). */
 int ordo_wal_open(const ordo_wal_options_t *opts, ordo_wal_t **out, ordo_wal_recovery_t *report);
