@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -37,6 +38,19 @@ typedef struct {
     size_t n, cap;
 } s_file_t;
 
+/* A change of a directory's entries not yet made durable by an fsync of
+ * the directory. */
+typedef enum { S_CREATE, S_RENAME, S_UNLINK } s_ns_kind_t;
+
+typedef struct {
+    s_ns_kind_t kind;
+    char *dir;    /* the directory whose fsync makes it durable */
+    char *path;   /* CREATE: the file; RENAME: from; UNLINK: the file */
+    char *to;     /* RENAME: to */
+    char *backup; /* UNLINK: the file, kept under this name; RENAME: what `to`
+                   * held before (NULL: nothing) */
+} s_ns_t;
+
 struct ordo_simdisk {
     ordo_io_t io;
     pthread_mutex_t lock;
@@ -47,6 +61,9 @@ struct ordo_simdisk {
     char *fd_path[MAX_FD];
     s_file_t *files;
     size_t nfiles, capfiles;
+    s_ns_t *ns; /* directory changes not synced, in order */
+    size_t nns, capns;
+    uint64_t backups; /* names made for kept copies */
 };
 
 /* splitmix64: a seeded sequence, the same on every machine. */
@@ -115,12 +132,23 @@ static uint64_t s_size_of(int fd)
     return fstat(fd, &st) == 0 ? (uint64_t)st.st_size : 0;
 }
 
-/* Reads [off, off + len) clipped to `size` into a new buffer. */
-static uint8_t *s_read_range(int fd, uint64_t off, uint64_t len, uint64_t size, uint64_t *got)
+/* Reads [off, off + len) clipped to `size` into a new buffer, through fd,
+ * or through `path` when fd is open for writing only. */
+static uint8_t *s_read_range(int fd, const char *path, uint64_t off, uint64_t len, uint64_t size,
+                             uint64_t *got)
 {
     *got = off >= size ? 0 : (size - off < len ? size - off : len);
     uint8_t *b = malloc(*got ? *got : 1);
-    if (b && *got && pread(fd, b, *got, (off_t)off) != (ssize_t)*got) {
+    if (!b || !*got)
+        return b;
+    ssize_t n = pread(fd, b, *got, (off_t)off);
+    if (n < 0 && errno == EBADF) {
+        int rfd = open(path, O_RDONLY);
+        n = rfd < 0 ? -1 : pread(rfd, b, *got, (off_t)off);
+        if (rfd >= 0)
+            close(rfd);
+    }
+    if (n != (ssize_t)*got) {
         free(b);
         return NULL;
     }
@@ -147,6 +175,73 @@ static int s_eio(void)
     return -1;
 }
 
+static char *s_dirname(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? strndup(path, (size_t)(slash - path)) : strdup(".");
+}
+
+static void s_ns_free(s_ns_t *e)
+{
+    free(e->dir);
+    free(e->path);
+    free(e->to);
+    free(e->backup);
+}
+
+/* Records a directory change; false if out of memory. */
+static bool s_ns_push(ordo_simdisk_t *d, s_ns_kind_t kind, const char *path, const char *to,
+                      char *backup)
+{
+    if (d->nns == d->capns) {
+        size_t cap = d->capns ? 2 * d->capns : 16;
+        s_ns_t *grown = realloc(d->ns, cap * sizeof *grown);
+        if (!grown)
+            return false;
+        d->ns = grown;
+        d->capns = cap;
+    }
+    s_ns_t *e = &d->ns[d->nns];
+    *e = (s_ns_t){.kind = kind,
+                  .dir = s_dirname(path),
+                  .path = strdup(path),
+                  .to = to ? strdup(to) : NULL,
+                  .backup = backup};
+    if (!e->dir || !e->path || (to && !e->to)) {
+        s_ns_free(e);
+        return false;
+    }
+    d->nns++;
+    return true;
+}
+
+/* Keeps what `path` names now under a new name (a hard link), for a
+ * change that may have to be undone. NULL if there is nothing there. */
+static char *s_keep_copy(ordo_simdisk_t *d, const char *path)
+{
+    char name[4200];
+    snprintf(name, sizeof name, "%s.simdisk-%llu", path, (unsigned long long)++d->backups);
+    if (link(path, name) != 0)
+        return NULL;
+    return strdup(name);
+}
+
+/* An fsync of directory `dir`: its changes so far are durable. */
+static void s_dir_synced(ordo_simdisk_t *d, const char *dir)
+{
+    size_t keep = 0;
+    for (size_t i = 0; i < d->nns; i++) {
+        if (strcmp(d->ns[i].dir, dir) == 0) {
+            if (d->ns[i].backup)
+                unlink(d->ns[i].backup);
+            s_ns_free(&d->ns[i]);
+        } else {
+            d->ns[keep++] = d->ns[i];
+        }
+    }
+    d->nns = keep;
+}
+
 /* ---- the I/O table ------------------------------------------------------ */
 
 static int d_open(void *ctx, const char *path, int flags, mode_t mode)
@@ -158,7 +253,10 @@ static int d_open(void *ctx, const char *path, int flags, mode_t mode)
         pthread_mutex_unlock(&d->lock);
         return s_eio();
     }
+    bool existed = access(path, F_OK) == 0;
     int fd = ordo_io_posix()->open(NULL, path, flags, mode);
+    if (fd >= 0 && (flags & O_CREAT) && !existed)
+        s_ns_push(d, S_CREATE, path, NULL, NULL);
     if (fd >= 0 && fd < MAX_FD) {
         free(d->fd_path[fd]);
         d->fd_path[fd] = strdup(path);
@@ -206,7 +304,7 @@ static ssize_t d_pwrite(void *ctx, int fd, const void *buf, size_t n, off_t off)
             op->len = n;
             op->old_size = size;
             op->new_size = (uint64_t)off + n > size ? (uint64_t)off + n : size;
-            op->old_bytes = s_read_range(fd, op->off, n, size, &op->old_len);
+            op->old_bytes = s_read_range(fd, f->path, op->off, n, size, &op->old_len);
             op->new_bytes = malloc(n ? n : 1);
             if (op->new_bytes)
                 memcpy(op->new_bytes, buf, n);
@@ -233,11 +331,15 @@ static int d_sync(ordo_simdisk_t *d, int fd, bool data_only)
         errno = EIO;
     } else {
         rc = data_only ? ordo_io_posix()->fdatasync(NULL, fd) : ordo_io_posix()->fsync(NULL, fd);
-        s_file_t *f = rc == 0 && fd >= 0 && fd < MAX_FD && d->fd_path[fd]
-                          ? s_file(d, d->fd_path[fd], false)
-                          : NULL;
-        if (f)
-            s_forget(f); /* durable now */
+        struct stat st;
+        const char *path = fd >= 0 && fd < MAX_FD ? d->fd_path[fd] : NULL;
+        if (rc == 0 && path && fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+            s_dir_synced(d, path); /* its entries are durable now */
+        } else {
+            s_file_t *f = rc == 0 && path ? s_file(d, path, false) : NULL;
+            if (f)
+                s_forget(f); /* durable now */
+        }
     }
     pthread_mutex_unlock(&d->lock);
     return rc;
@@ -273,8 +375,8 @@ static int d_resize(ordo_simdisk_t *d, int fd, uint64_t new_size, bool grow_only
             op->old_size = size;
             op->new_size = new_size;
             op->off = new_size;
-            op->old_bytes = s_read_range(fd, new_size, size > new_size ? size - new_size : 0, size,
-                                         &op->old_len);
+            op->old_bytes = s_read_range(fd, f->path, new_size,
+                                         size > new_size ? size - new_size : 0, size, &op->old_len);
         }
         if (!op || !op->old_bytes) {
             if (op)
@@ -305,7 +407,17 @@ static int d_rename(void *ctx, const char *from, const char *to)
     int rc = -1;
     if (!s_tick(d)) {
         errno = EIO;
-    } else if ((rc = ordo_io_posix()->rename(NULL, from, to)) == 0) {
+    } else {
+        char *replaced = s_keep_copy(d, to);
+        if ((rc = ordo_io_posix()->rename(NULL, from, to)) != 0) {
+            if (replaced)
+                unlink(replaced);
+            free(replaced);
+        } else {
+            s_ns_push(d, S_RENAME, from, to, replaced);
+        }
+    }
+    if (rc == 0) {
         s_file_t *old = s_file(d, to, false);
         if (old)
             s_forget(old); /* replaced */
@@ -329,10 +441,18 @@ static int d_unlink(void *ctx, const char *path)
     int rc = -1;
     if (!s_tick(d)) {
         errno = EIO;
-    } else if ((rc = ordo_io_posix()->unlink(NULL, path)) == 0) {
-        s_file_t *f = s_file(d, path, false);
-        if (f)
-            s_forget(f);
+    } else {
+        char *kept = s_keep_copy(d, path);
+        if ((rc = ordo_io_posix()->unlink(NULL, path)) != 0) {
+            if (kept)
+                unlink(kept);
+            free(kept);
+        } else {
+            s_ns_push(d, S_UNLINK, path, NULL, kept);
+            s_file_t *f = s_file(d, path, false);
+            if (f)
+                s_forget(f);
+        }
     }
     pthread_mutex_unlock(&d->lock);
     return rc;
@@ -382,6 +502,12 @@ void ordo_simdisk_destroy(ordo_simdisk_t **disk)
         free(d->files[i].path);
     }
     free(d->files);
+    for (size_t i = 0; i < d->nns; i++) {
+        if (d->ns[i].backup)
+            unlink(d->ns[i].backup);
+        s_ns_free(&d->ns[i]);
+    }
+    free(d->ns);
     for (int i = 0; i < MAX_FD; i++)
         free(d->fd_path[i]);
     pthread_mutex_destroy(&d->lock);
@@ -499,6 +625,35 @@ int ordo_simdisk_power_cut(ordo_simdisk_t *d, ordo_simdisk_report_t *report)
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < d->nfiles; i++)
         rc = s_cut_file(d, &d->files[i], report);
+    /* Directory changes not synced: a prefix of them survives (a file
+     * system journals them in order); the rest are undone, last first. */
+    size_t keep = d->nns ? (size_t)(s_rand(d) % (d->nns + 1)) : 0;
+    report->dir_changes = d->nns;
+    report->dir_undone = d->nns - keep;
+    for (size_t i = d->nns; i-- > keep;) {
+        s_ns_t *e = &d->ns[i];
+        if (e->kind == S_CREATE) {
+            unlink(e->path);
+        } else if (e->kind == S_RENAME) {
+            if (rename(e->to, e->path) != 0 && errno != ENOENT)
+                rc = -1;
+            if (e->backup && rename(e->backup, e->to) != 0)
+                rc = -1;
+            free(e->backup);
+            e->backup = NULL;
+        } else if (e->backup) {
+            if (rename(e->backup, e->path) != 0)
+                rc = -1;
+            free(e->backup);
+            e->backup = NULL;
+        }
+    }
+    for (size_t i = 0; i < d->nns; i++) {
+        if (d->ns[i].backup)
+            unlink(d->ns[i].backup);
+        s_ns_free(&d->ns[i]);
+    }
+    d->nns = 0;
     pthread_mutex_unlock(&d->lock);
     return rc;
 }

@@ -11,8 +11,12 @@
  * synced before the cut, plus, chosen by the seed, for each file a prefix
  * of its unsynced writes (the write after it torn at 512-byte sectors: a
  * prefix kept, the rest zeroed or garbled), or any subset of them
- * (reordered). Creates, renames and unlinks are taken as durable at once
- * (not simulated yet). The folder can then be opened as after a reboot. */
+ * (reordered). Creates, renames and unlinks are durable only once their
+ * directory is fsync'ed: of those that are not at the cut, a prefix
+ * survives (as a journaling file system commits them in order), the rest
+ * are undone (an unlinked file comes back, a renamed one goes back, a
+ * created one disappears with its data). The folder can then be opened as
+ * after a reboot. */
 #ifndef ORDO_SIMDISK_H
 #define ORDO_SIMDISK_H
 
@@ -24,12 +28,15 @@
 typedef struct ordo_simdisk ordo_simdisk_t;
 
 typedef struct {
-    uint64_t ops;      /* operations done before the cut */
-    uint64_t unsynced; /* writes and size changes not synced at the cut */
-    uint64_t kept;     /* of those, kept whole */
-    uint64_t torn;     /* kept in part (a sector prefix) */
-    uint64_t garbled;  /* of the torn ones, the rest garbled rather than zeroed */
-    uint64_t dropped;  /* undone */
+    uint64_t ops;         /* operations done before the cut */
+    uint64_t unsynced;    /* writes and size changes not synced at the cut */
+    uint64_t kept;        /* of those, kept whole */
+    uint64_t torn;        /* kept in part (a sector prefix) */
+    uint64_t garbled;     /* of the torn ones, the rest garbled rather than zeroed */
+    uint64_t dropped;     /* undone */
+    uint64_t dir_changes; /* creates, renames, unlinks not made durable by a
+                           * directory fsync at the cut */
+    uint64_t dir_undone;  /* of those, undone */
 } ordo_simdisk_report_t;
 
 /* crash_after 0: the power never goes (until ordo_simdisk_cut_now). */

@@ -53,6 +53,7 @@ static void s_note(void *arg, const ordo_reply_t *r)
 typedef struct {
     uint64_t seeds, crashed, cut_at_start, acked, lost, unsynced, kept, torn, garbled, dropped;
     uint64_t past_cut; /* batch, never: acknowledged events after the log's surviving prefix */
+    uint64_t dir_changes, dir_undone;
 } s_totals_t;
 
 /* One seed: run, cut the power, restart, check. Returns the number of
@@ -104,6 +105,8 @@ static long s_seed(uint64_t seed, ordo_sync_mode_t sync, s_totals_t *tot)
     tot->torn += cut.torn;
     tot->garbled += cut.garbled;
     tot->dropped += cut.dropped;
+    tot->dir_changes += cut.dir_changes;
+    tot->dir_undone += cut.dir_undone;
 
     /* After the reboot: the real disk, no repair. */
     t.opts.io = NULL;
@@ -199,6 +202,8 @@ static void s_run(ordo_sync_mode_t sync, uint64_t first, uint64_t n)
         fprintf(stderr,
                 " (and %llu acknowledged past the surviving prefix, as batch and never allow)\n",
                 (unsigned long long)tot.past_cut);
+    fprintf(stderr, "    directory changes not synced at the cut: %llu, %llu of them undone\n",
+            (unsigned long long)tot.dir_changes, (unsigned long long)tot.dir_undone);
     CU_ASSERT_EQUAL(failed, 0);
     CU_ASSERT_EQUAL(tot.lost, 0);
     CU_ASSERT(tot.acked > 0);
