@@ -285,26 +285,20 @@ static int s_decode_record(const void *buf, size_t len, uint64_t position, ordo_
         has_request = true;
     }
     uint32_t tail = verbatim ? 0 : 1 + (has_request ? 1 : 0);
-    if (!whole) { /* apply keeps the request id only (the verbatim form has it in meta) */
-        ev->meta.count = 0;
-        bool ok = verbatim ? s_read_meta(&r, ev, &used, ORDO_META_MAX)
-                           : s_skip_meta(&r, ev, &used, ORDO_META_MAX - tail);
-        if (!ok || r.p != r.end)
-            return -1;
-        if (has_request)
-            ev->meta.entries[ev->meta.count++] =
-                (ordo_meta_entry_t){.key = ORDO_STR("request_id"), .sval = request_id};
-        ev->position = position;
-        ev->version = (uint32_t)version;
-        ev->schema = (uint32_t)schema;
-        return 0;
-    }
-    if (!s_read_meta(&r, ev, &used, ORDO_META_MAX - tail) || r.p != r.end)
+    /* Apply keeps the request id only: the meta map is walked, not kept
+     * (the verbatim form, with the id inside it, is read whole). */
+    bool ok = whole || verbatim ? s_read_meta(&r, ev, &used, ORDO_META_MAX - tail)
+                                : s_skip_meta(&r, ev, &used, ORDO_META_MAX - tail);
+    if (!ok || r.p != r.end)
         return -1;
+    if (!whole && !verbatim)
+        ev->meta.count = 0;
     if (!verbatim) {
-        const char *command = ordo_request_type_name(ordo_request_type_for(ev->type));
-        ev->meta.entries[ev->meta.count++] = (ordo_meta_entry_t){
-            .key = ORDO_STR("command"), .sval = {command, (uint32_t)strlen(command)}};
+        if (whole) {
+            const char *command = ordo_request_type_name(ordo_request_type_for(ev->type));
+            ev->meta.entries[ev->meta.count++] = (ordo_meta_entry_t){
+                .key = ORDO_STR("command"), .sval = {command, (uint32_t)strlen(command)}};
+        }
         if (has_request)
             ev->meta.entries[ev->meta.count++] =
                 (ordo_meta_entry_t){.key = ORDO_STR("request_id"), .sval = request_id};
@@ -312,7 +306,9 @@ static int s_decode_record(const void *buf, size_t len, uint64_t position, ordo_
     ev->position = position;
     ev->version = (uint32_t)version;
     ev->schema = (uint32_t)schema;
-    ordo_event_id(ev->order_id.ptr, ev->order_id.len, ev->version, ev->timestamp_us, ev->event_id);
+    if (whole)
+        ordo_event_id(ev->order_id.ptr, ev->order_id.len, ev->version, ev->timestamp_us,
+                      ev->event_id);
     return 0;
 }
 

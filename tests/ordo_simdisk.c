@@ -75,6 +75,20 @@ static uint64_t s_rand(ordo_simdisk_t *d)
     return z ^ (z >> 31);
 }
 
+/* Makes room for one more item in a growing array. false if out of memory. */
+static bool s_room(void **items, size_t *cap, size_t n, size_t size)
+{
+    if (n < *cap)
+        return true;
+    size_t grown_cap = *cap ? 2 * *cap : 16;
+    void *grown = realloc(*items, grown_cap * size);
+    if (!grown)
+        return false;
+    *items = grown;
+    *cap = grown_cap;
+    return true;
+}
+
 static s_file_t *s_file(ordo_simdisk_t *d, const char *path, bool add)
 {
     for (size_t i = 0; i < d->nfiles; i++)
@@ -82,14 +96,8 @@ static s_file_t *s_file(ordo_simdisk_t *d, const char *path, bool add)
             return &d->files[i];
     if (!add)
         return NULL;
-    if (d->nfiles == d->capfiles) {
-        size_t cap = d->capfiles ? 2 * d->capfiles : 16;
-        s_file_t *grown = realloc(d->files, cap * sizeof *grown);
-        if (!grown)
-            return NULL;
-        d->files = grown;
-        d->capfiles = cap;
-    }
+    if (!s_room((void **)&d->files, &d->capfiles, d->nfiles, sizeof *d->files))
+        return NULL;
     s_file_t *f = &d->files[d->nfiles];
     *f = (s_file_t){.path = strdup(path)};
     if (!f->path)
@@ -113,14 +121,8 @@ static void s_forget(s_file_t *f)
 
 static s_op_t *s_push(s_file_t *f)
 {
-    if (f->n == f->cap) {
-        size_t cap = f->cap ? 2 * f->cap : 16;
-        s_op_t *grown = realloc(f->ops, cap * sizeof *grown);
-        if (!grown)
-            return NULL;
-        f->ops = grown;
-        f->cap = cap;
-    }
+    if (!s_room((void **)&f->ops, &f->cap, f->n, sizeof *f->ops))
+        return NULL;
     s_op_t *op = &f->ops[f->n++];
     memset(op, 0, sizeof *op);
     return op;
@@ -193,14 +195,8 @@ static void s_ns_free(s_ns_t *e)
 static bool s_ns_push(ordo_simdisk_t *d, s_ns_kind_t kind, const char *path, const char *to,
                       char *backup)
 {
-    if (d->nns == d->capns) {
-        size_t cap = d->capns ? 2 * d->capns : 16;
-        s_ns_t *grown = realloc(d->ns, cap * sizeof *grown);
-        if (!grown)
-            return false;
-        d->ns = grown;
-        d->capns = cap;
-    }
+    if (!s_room((void **)&d->ns, &d->capns, d->nns, sizeof *d->ns))
+        return false;
     s_ns_t *e = &d->ns[d->nns];
     *e = (s_ns_t){.kind = kind,
                   .dir = s_dirname(path),
