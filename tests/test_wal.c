@@ -313,6 +313,10 @@ static long long s_walk(const char *path, long long *offs, int max, int *count)
             return -1;
         if (ordo_wal_hdr_is_zero(h))
             break;
+        if (off == 0 && (h[6] & ORDO_WAL_FLAG_LOG_ID)) { /* the segment's identity */
+            off = ORDO_WAL_ID_FRAME_SIZE;
+            continue;
+        }
         if (offs && n < max)
             offs[n] = off;
         n++;
@@ -751,7 +755,7 @@ static void s_build_log(s_log_t *lg, uint64_t seg_bytes, int frames, uint64_t *f
             CU_ASSERT_EQUAL(seg, lg->first[i]);
         }
         frame_seg[i] = seg;
-        lg->off[i] = (long long)(before - seg_start);
+        lg->off[i] = (long long)(before - seg_start) + ORDO_WAL_ID_FRAME_SIZE;
     }
     lg->frames = frames;
     lg->events = ordo_wal_head(wal);
@@ -1304,7 +1308,7 @@ static void test_preallocated_segments(void)
     CU_ASSERT_EQUAL(ordo_test_file_size(path), SMALL_SEG); /* right after open */
     struct stat st;
     CU_ASSERT(stat(path, &st) == 0 && (long long)st.st_blocks * 512 >= SMALL_SEG); /* not sparse */
-    CU_ASSERT_EQUAL(s_walk(path, NULL, 0, NULL), 0);
+    CU_ASSERT_EQUAL(s_walk(path, NULL, 0, NULL), ORDO_WAL_ID_FRAME_SIZE); /* its identity only */
     int bad = 0, frames = 0;
     uint64_t names[256], seg = 1, seg_start = 0;
     while (s_list(dir, names, 256) < 3) {
@@ -1321,7 +1325,8 @@ static void test_preallocated_segments(void)
         s_seg_path(dir, seg, path, sizeof path);
         /* No growth; the data end is where the frames end. */
         bad += ordo_test_file_size(path) != SMALL_SEG;
-        bad += s_walk(path, NULL, 0, NULL) != (long long)(after - seg_start);
+        bad +=
+            s_walk(path, NULL, 0, NULL) != (long long)(after - seg_start) + ORDO_WAL_ID_FRAME_SIZE;
     }
     CU_ASSERT_EQUAL(bad, 0);
     CU_ASSERT(s_all_sized(dir, SMALL_SEG));
@@ -1383,7 +1388,7 @@ static void test_no_preallocation(void)
     ordo_wal_recovery_t rep;
     CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&o, &wal, NULL), 0);
     s_seg_path(dir, 1, path, sizeof path);
-    CU_ASSERT_EQUAL(ordo_test_file_size(path), 0);
+    CU_ASSERT_EQUAL(ordo_test_file_size(path), ORDO_WAL_ID_FRAME_SIZE); /* its identity */
     int bad = 0;
     uint64_t names[256], seg = 1, seg_start = 0;
     for (int i = 0; i < 200; i++) {
@@ -1397,7 +1402,8 @@ static void test_no_preallocation(void)
             seg_start = before;
         }
         s_seg_path(dir, seg, path, sizeof path);
-        bad += ordo_test_file_size(path) != (long long)(after - seg_start); /* grows */
+        bad += ordo_test_file_size(path) !=
+               (long long)(after - seg_start) + ORDO_WAL_ID_FRAME_SIZE; /* grows */
     }
     CU_ASSERT_EQUAL(bad, 0);
     CU_ASSERT(f.fallocates > 2); /* it was asked at every roll */
@@ -1612,7 +1618,7 @@ static void test_hole_in_unsynced_tail(void)
         for (int i = 0; i < 6; i++) {
             uint64_t before = 0;
             ordo_wal_stats(wal, NULL, NULL, &before);
-            offs[i] = (long long)before;
+            offs[i] = (long long)before + ORDO_WAL_ID_FRAME_SIZE;
             CU_ASSERT_EQUAL(s_append(wal, 3, &firsts[i]), 0);
         }
         ordo_wal_destroy(&wal);
@@ -1645,6 +1651,101 @@ static void test_hole_in_unsynced_tail(void)
         ordo_wal_destroy(&wal);
         ordo_test_rm_rf(dir);
     }
+}
+
+/* Writes a log of `appends` appends of 3 records in `dir` (small segments). */
+static void s_small_log(const char *dir, int appends)
+{
+    ordo_wal_options_t o = s_opts(dir, SMALL_SEG, ORDO_SYNC_NEVER);
+    ordo_wal_t *wal = NULL;
+    CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&o, &wal, NULL), 0);
+    for (int i = 0; i < appends; i++)
+        CU_ASSERT_EQUAL(s_append(wal, 3, NULL), 0);
+    ordo_wal_destroy(&wal);
+}
+
+/* Every segment names its log: a segment of another log put in its place
+ * is refused, naming both; a log from before identities opens as it is and
+ * its new segments get one; an identity frame torn in an empty last
+ * segment is written again. */
+static void test_log_identity(void)
+{
+    char a[256], b[256], path[512], other[512];
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ordo_test_tmpdir(a, sizeof a));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ordo_test_tmpdir(b, sizeof b));
+    s_small_log(a, 400);
+    s_small_log(b, 400); /* the same records: the same segment names */
+    uint64_t names[64];
+    size_t n = s_list(a, names, 64);
+    CU_ASSERT_FATAL(n >= 3);
+    CU_ASSERT_EQUAL(s_list(b, names, 64), n);
+    uint8_t id_a[ORDO_WAL_ID_FRAME_SIZE], id_b[ORDO_WAL_ID_FRAME_SIZE];
+    s_seg_path(a, names[1], path, sizeof path);
+    s_seg_path(b, names[1], other, sizeof other);
+    CU_ASSERT_EQUAL(s_read_at(path, 0, id_a, sizeof id_a), 0);
+    CU_ASSERT_EQUAL(s_read_at(other, 0, id_b, sizeof id_b), 0);
+    CU_ASSERT(id_a[6] & ORDO_WAL_FLAG_LOG_ID);
+    CU_ASSERT(memcmp(id_a + ORDO_WAL_HEADER_SIZE, id_b + ORDO_WAL_HEADER_SIZE,
+                     ORDO_WAL_LOG_ID_SIZE) != 0); /* two logs, two identities */
+    /* b's middle segment in a's place: refused, with or without repair. */
+    CU_ASSERT_EQUAL(ordo_test_copy_file(other, path), 0);
+    ordo_wal_options_t o = s_opts(a, SMALL_SEG, ORDO_SYNC_NEVER);
+    ordo_wal_recovery_t rep;
+    ordo_wal_t *wal = NULL;
+    int errors = s_errors;
+    CU_ASSERT_EQUAL(ordo_wal_open(&o, &wal, &rep), ORDO_ERR_CORRUPT);
+    CU_ASSERT(s_errors > errors);
+    CU_ASSERT_PTR_NOT_NULL(strstr(rep.message, "belongs to log"));
+    o.repair = true;
+    CU_ASSERT_EQUAL(ordo_wal_open(&o, &wal, &rep), ORDO_ERR_CORRUPT);
+    CU_ASSERT_PTR_NULL(wal);
+    ordo_test_rm_rf(a);
+
+    /* A log from before identities: b without its identity frames. */
+    for (size_t i = 0; i < n; i++) {
+        s_seg_path(b, names[i], path, sizeof path);
+        long long size = ordo_test_file_size(path);
+        uint8_t *img = malloc((size_t)size);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(img);
+        CU_ASSERT_EQUAL(s_read_at(path, 0, img, (size_t)size), 0);
+        CU_ASSERT_EQUAL(
+            s_write_file(path, img + ORDO_WAL_ID_FRAME_SIZE, (size_t)size - ORDO_WAL_ID_FRAME_SIZE),
+            0);
+        free(img);
+    }
+    o = s_opts(b, SMALL_SEG, ORDO_SYNC_NEVER);
+    CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&o, &wal, &rep), 0);
+    CU_ASSERT_EQUAL(rep.last_position, 1200);
+    CU_ASSERT_EQUAL(s_verify(wal, 1), 1200);
+    while (s_list(b, names, 64) == n) /* until a new segment */
+        CU_ASSERT_EQUAL_FATAL(s_append(wal, 3, NULL), 0);
+    ordo_wal_destroy(&wal);
+    size_t m = s_list(b, names, 64);
+    s_seg_path(b, names[m - 1], path, sizeof path);
+    uint8_t head[ORDO_WAL_ID_FRAME_SIZE];
+    CU_ASSERT_EQUAL(s_read_at(path, 0, head, sizeof head), 0);
+    CU_ASSERT(head[6] & ORDO_WAL_FLAG_LOG_ID); /* the new segment names the log */
+    CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&o, &wal, &rep), 0);
+    uint64_t last = rep.last_position;
+    /* Its creation cut short: the identity of the empty last segment torn. */
+    while (s_list(b, names, 64) == m)
+        CU_ASSERT_EQUAL_FATAL(s_append(wal, 3, NULL), 0);
+    /* the segment that just began holds one frame: drop it, and tear the identity */
+    m = s_list(b, names, 64);
+    last = names[m - 1] - 1;
+    ordo_wal_destroy(&wal);
+    s_seg_path(b, names[m - 1], path, sizeof path);
+    CU_ASSERT_EQUAL(ordo_test_truncate(path, 20), 0);
+    CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&o, &wal, &rep), 0);
+    CU_ASSERT_EQUAL(rep.last_position, last);
+    CU_ASSERT_EQUAL(s_append(wal, 1, NULL), 0);
+    ordo_wal_destroy(&wal);
+    CU_ASSERT_EQUAL(s_read_at(path, 0, head, sizeof head), 0);
+    CU_ASSERT(head[6] & ORDO_WAL_FLAG_LOG_ID); /* written again */
+    CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&o, &wal, &rep), 0);
+    CU_ASSERT_EQUAL(rep.last_position, last + 1);
+    ordo_wal_destroy(&wal);
+    ordo_test_rm_rf(b);
 }
 
 /* ---- 9. options and arguments -------------------------------------------- */
@@ -1949,6 +2050,7 @@ int main(void)
     CU_add_test(s, "no preallocation support: files grow", test_no_preallocation);
     CU_add_test(s, "failure injection", test_failure_injection);
     CU_add_test(s, "open reads little past the data", test_open_reads_little_past_the_data);
+    CU_add_test(s, "every segment names its log", test_log_identity);
     CU_add_test(s, "batch, never: a hole in the unsynced tail is cut", test_hole_in_unsynced_tail);
     CU_add_test(s, "invalid options", test_invalid_options);
     CU_add_test(s, "hostile headers", test_hostile_headers);

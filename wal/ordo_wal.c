@@ -13,6 +13,7 @@
 #include "ordo_clock.h"
 #include "ordo_error.h"
 #include "ordo_log.h"
+#include "ordo_uuid.h"
 #include "ordo_wal_format.h"
 #include "ordo_wal_internal.h"
 
@@ -25,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #define S_SCAN_CHUNK (1u << 20)
 #define S_GROW_AHEAD (4u << 20) /* the last segment's file reaches this far past its data */
@@ -69,6 +71,8 @@ struct ordo_wal {
     _Atomic uint64_t synced; /* last position fdatasync'ed */
     _Atomic int err;         /* first error, 0 if none */
     _Atomic uint64_t n_frames, n_fsyncs, n_bytes;
+    uint8_t log_id[ORDO_WAL_LOG_ID_SIZE]; /* this log's identity, in every new segment */
+    bool has_log_id;                      /* found in a segment, or made */
 };
 
 /* Recovery's view of one segment file: a cached window of its bytes. */
@@ -84,15 +88,17 @@ typedef struct {
 
 /* The outcome of scanning one segment. */
 typedef struct {
-    uint64_t end;      /* end of the good frames: where a problem starts */
-    uint64_t dirty;    /* just past the last non-zero byte at or after `end`;
-                        * == end when only zeros (or nothing) follow */
-    uint64_t next;     /* position expected after the good frames */
-    uint64_t frames;   /* good frames */
-    bool bad;          /* something other than a clean end follows `end` */
-    bool tornable;     /* the problem could be a torn write */
-    bool later;        /* a valid frame follows the problem in this segment */
-    uint64_t max_last; /* highest last position of such later frames */
+    uint64_t end;                     /* end of the good frames: where a problem starts */
+    uint64_t dirty;                   /* just past the last non-zero byte at or after `end`;
+                                       * == end when only zeros (or nothing) follow */
+    uint64_t next;                    /* position expected after the good frames */
+    uint64_t frames;                  /* good frames */
+    bool bad;                         /* something other than a clean end follows `end` */
+    bool tornable;                    /* the problem could be a torn write */
+    bool later;                       /* a valid frame follows the problem in this segment */
+    uint64_t max_last;                /* highest last position of such later frames */
+    bool has_id;                      /* it starts with an identity frame ... */
+    uint8_t id[ORDO_WAL_LOG_ID_SIZE]; /* ... naming this log */
     char why[128];
 } s_result_t;
 
@@ -345,6 +351,21 @@ static int s_scan_segment(s_scan_t *sc, s_seg_t *seg, uint64_t expect, s_result_
     memset(res, 0, sizeof *res);
     uint64_t off = 0;
     int rc = 0;
+    /* The identity frame, if the segment has one. One that does not check
+     * out is left to the loop below, where it is a bad frame at offset 0
+     * (a torn tail if nothing valid follows: its segment's creation was
+     * cut short). */
+    if (sc->size >= ORDO_WAL_HEADER_SIZE) {
+        size_t n = sc->size >= ORDO_WAL_ID_FRAME_SIZE ? ORDO_WAL_ID_FRAME_SIZE : (size_t)sc->size;
+        const uint8_t *p;
+        const char *why = NULL;
+        if ((rc = s_window(sc, 0, n, &p)) != 0)
+            return rc;
+        if (ordo_wal_id_frame_decode(p, n, expect, res->id, &why) == 1) {
+            res->has_id = true;
+            off = ORDO_WAL_ID_FRAME_SIZE;
+        }
+    }
     while (off < sc->size) {
         ordo_wal_hdr_t h;
         const char *why = NULL;
@@ -490,6 +511,15 @@ static int s_preallocate(ordo_wal_t *wal, int fd, uint64_t off, uint64_t len)
     return -1;
 }
 
+/* Writes the identity frame at the start of the segment `first`. 0 or -1
+ * with errno. */
+static int s_write_identity(ordo_wal_t *wal, int fd, uint64_t first)
+{
+    uint8_t frame[ORDO_WAL_ID_FRAME_SIZE];
+    ordo_wal_id_frame_encode(first, wal->log_id, frame);
+    return ordo_io_pwrite_all(wal->io, fd, frame, sizeof frame, 0);
+}
+
 /* Makes the last segment's file reach S_GROW_AHEAD past `need` (its
  * data's end, the next frame included), never past the segment's size
  * unless one frame needs it; a file already that long is left alone.
@@ -580,6 +610,38 @@ static int s_create_segment(ordo_wal_t *wal, uint64_t first)
     return fd;
 }
 
+/* Every segment that has an identity names the same log (the first one
+ * found sets it); a segment with data but none, after segments that have
+ * one, is not part of this log either. 0, or ORDO_ERR_CORRUPT with the
+ * message in rep (repair does not apply: the segment is someone else's). */
+static int s_check_identity(ordo_wal_t *wal, const char *name, const s_result_t *res,
+                            ordo_wal_recovery_t *rep)
+{
+    char mine[ORDO_UUID_TEXT_LEN + 1], theirs[ORDO_UUID_TEXT_LEN + 1];
+    if (res->has_id && !wal->has_log_id) {
+        memcpy(wal->log_id, res->id, sizeof wal->log_id);
+        wal->has_log_id = true;
+        return 0;
+    }
+    if (res->has_id && memcmp(res->id, wal->log_id, sizeof wal->log_id) == 0)
+        return 0;
+    if (!res->has_id && (!wal->has_log_id || res->end == 0))
+        return 0; /* from before identities, or empty */
+    ordo_uuid_format(wal->log_id, mine);
+    mine[ORDO_UUID_TEXT_LEN] = '\0';
+    if (res->has_id) {
+        ordo_uuid_format(res->id, theirs);
+        theirs[ORDO_UUID_TEXT_LEN] = '\0';
+    }
+    snprintf(rep->message, sizeof rep->message,
+             "wal: segment %s in %s %s%s, but this log is %s; refusing to start (move the "
+             "segment away if it is not this log's)",
+             name, wal->dir, res->has_id ? "belongs to log " : "carries no log identity",
+             res->has_id ? theirs : "", mine);
+    ordo_log_error("wal", "%s", rep->message + 5);
+    return ORDO_ERR_CORRUPT;
+}
+
 /* Scans every segment, fixes a torn tail, refuses or repairs corruption.
  * Leaves wal->segs describing the good log and *head its last position. */
 static int s_recover(ordo_wal_t *wal, bool repair, ordo_wal_recovery_t *rep, uint64_t *head)
@@ -653,6 +715,8 @@ static int s_recover(ordo_wal_t *wal, bool repair, ordo_wal_recovery_t *rep, uin
             rc = s_scan_segment(&sc, seg, expect, &res);
             win = sc.win;
             if (rc)
+                goto out;
+            if ((rc = s_check_identity(wal, name, &res, rep)) != 0)
                 goto out;
             seg->end = res.end;
             seg->last = res.next - 1;
@@ -833,6 +897,20 @@ int ordo_wal_open(const ordo_wal_options_t *opts, ordo_wal_t **out, ordo_wal_rec
         rc = s_open_failed(rep, "open", path);
         goto out;
     }
+    if (!wal->has_log_id) { /* a new log, or one from before identities */
+        if (getrandom(wal->log_id, sizeof wal->log_id, 0) != (ssize_t)sizeof wal->log_id) {
+            rc = s_open_failed(rep, "making an identity for", wal->dir);
+            goto out;
+        }
+        wal->has_log_id = true;
+    }
+    if (cur->end == 0) { /* an empty last segment gets the identity first */
+        if (s_write_identity(wal, wal->fd, cur->first) != 0) {
+            rc = s_open_failed(rep, "writing the identity frame of", path);
+            goto out;
+        }
+        cur->end = ORDO_WAL_ID_FRAME_SIZE;
+    }
     off_t have = wal->io->size(wal->io->ctx, wal->fd);
     wal->allocated = have > 0 ? (uint64_t)have : 0;
     if (s_grow(wal, cur->end, false) != 0) {
@@ -916,8 +994,13 @@ static int s_roll(ordo_wal_t *wal, uint64_t first, size_t frame_len)
     pthread_mutex_lock(&wal->lock);
     s_segs_push(wal, first);
     pthread_mutex_unlock(&wal->lock);
-    wal->allocated = 0;
-    if (s_grow(wal, frame_len, false) != 0)
+    if (s_write_identity(wal, fd, first) != 0)
+        return s_fail(wal, errno, "writing the identity frame of", first, 0);
+    pthread_mutex_lock(&wal->lock);
+    wal->segs[wal->nsegs - 1].end = ORDO_WAL_ID_FRAME_SIZE;
+    pthread_mutex_unlock(&wal->lock);
+    wal->allocated = ORDO_WAL_ID_FRAME_SIZE;
+    if (s_grow(wal, ORDO_WAL_ID_FRAME_SIZE + frame_len, false) != 0)
         return s_fail(wal, errno, "preallocating", first, 0);
     if (wal->io->fdatasync(wal->io->ctx, fd) != 0)
         return s_fail(wal, errno, "fdatasync of", first, 0);
@@ -945,7 +1028,7 @@ int ordo_wal_append(ordo_wal_t *wal, const ordo_wal_rec_t *recs, size_t count,
     if (rc)
         return rc; /* nothing written: the log stays usable */
     s_seg_t *cur = &wal->segs[wal->nsegs - 1];
-    if (cur->end > 0 && cur->end + len > wal->segment_bytes) {
+    if (cur->last >= cur->first && cur->end + len > wal->segment_bytes) {
         if ((rc = s_roll(wal, first, len)) != 0)
             return rc;
         cur = &wal->segs[wal->nsegs - 1];

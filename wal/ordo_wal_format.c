@@ -10,7 +10,10 @@
  *   the next one is created, so only the last can end in a torn frame.
  *
  * SEGMENT FILE
- *   A sequence of frames from offset 0, back to back, no padding. A new
+ *   An identity frame (below), then a sequence of frames, back to back, no
+ *   padding. Segments written before identities existed have no identity
+ *   frame: their frames start at offset 0, and they are read as they are.
+ *   A new
  *   segment starts when the next frame would take the current one past the
  *   configured segment size (a frame larger than a segment goes alone into
  *   a fresh one).
@@ -51,6 +54,20 @@
  *                <= ORDO_WAL_FRAME_RAW_MAX (64 MiB)
  *       28    4  CRC32C (Castagnoli) of the 32 header bytes with this field
  *                set to zero, followed by the compressed body
+ *
+ * IDENTITY FRAME: the first 48 bytes of a segment
+ *   A frame header with flags 0x0001 (log identity), count 0, compressed
+ *   and raw length 16, first position = the segment's name, and the CRC32C
+ *   as for any frame; then 16 bytes: the identity of the log, random,
+ *   made when the log was created (or, for a log from before identities,
+ *   when it was first opened by a version that has them). Every segment of
+ *   a log names the same identity; a segment naming another one, or with
+ *   data but no identity after segments that have one, is refused at open
+ *   (repair does not apply). An identity frame that does not check out in
+ *   an otherwise empty last segment (its creation was cut short) is a torn
+ *   tail: cut, and written again. It holds no record and takes no
+ *   position; data frames decode it as a bad frame (flags), so a reader
+ *   never takes it for one.
  *
  * FRAME BODY: compressed length bytes
  *   zstd (one or more zstd frames; written as one, level 1 by default) of
@@ -196,6 +213,47 @@ int ordo_wal_hdr_decode(const uint8_t in[ORDO_WAL_HEADER_SIZE], ordo_wal_hdr_t *
     if (why)
         *why = bad;
     return bad ? ORDO_ERR_CORRUPT : 0;
+}
+
+void ordo_wal_id_frame_encode(uint64_t first, const uint8_t id[ORDO_WAL_LOG_ID_SIZE],
+                              uint8_t out[ORDO_WAL_ID_FRAME_SIZE])
+{
+    ordo_wal_hdr_t h = {.version = ORDO_WAL_VERSION,
+                        .flags = ORDO_WAL_FLAG_LOG_ID,
+                        .first = first,
+                        .count = 0,
+                        .clen = ORDO_WAL_LOG_ID_SIZE,
+                        .rlen = ORDO_WAL_LOG_ID_SIZE};
+    ordo_wal_hdr_encode(&h, out);
+    memcpy(out + ORDO_WAL_HEADER_SIZE, id, ORDO_WAL_LOG_ID_SIZE);
+    h.crc = ordo_wal_frame_crc(out, out + ORDO_WAL_HEADER_SIZE, ORDO_WAL_LOG_ID_SIZE);
+    ordo_wal_hdr_encode(&h, out);
+}
+
+int ordo_wal_id_frame_decode(const uint8_t *in, size_t len, uint64_t first,
+                             uint8_t id[ORDO_WAL_LOG_ID_SIZE], const char **why)
+{
+    if (len < ORDO_WAL_HEADER_SIZE || memcmp(in, ORDO_WAL_MAGIC, 4) != 0 ||
+        (s_get16(in + 6) & ORDO_WAL_FLAG_LOG_ID) == 0)
+        return 0; /* no identity: zeros, or a data frame first */
+    const char *bad = NULL;
+    if (len < ORDO_WAL_ID_FRAME_SIZE)
+        bad = "identity frame cut short";
+    else if (s_get16(in + 4) != ORDO_WAL_VERSION || s_get16(in + 6) != ORDO_WAL_FLAG_LOG_ID ||
+             s_get32(in + 16) != 0 || s_get32(in + 20) != ORDO_WAL_LOG_ID_SIZE ||
+             s_get32(in + 24) != ORDO_WAL_LOG_ID_SIZE)
+        bad = "malformed identity frame";
+    else if (s_get64(in + 8) != first)
+        bad = "identity frame of another segment";
+    else if (ordo_wal_frame_crc(in, in + ORDO_WAL_HEADER_SIZE, ORDO_WAL_LOG_ID_SIZE) !=
+             s_get32(in + 28))
+        bad = "identity frame checksum mismatch";
+    if (bad) {
+        *why = bad;
+        return ORDO_ERR_CORRUPT;
+    }
+    memcpy(id, in + ORDO_WAL_HEADER_SIZE, ORDO_WAL_LOG_ID_SIZE);
+    return 1;
 }
 
 bool ordo_wal_hdr_is_zero(const uint8_t in[ORDO_WAL_HEADER_SIZE])

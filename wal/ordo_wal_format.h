@@ -50,6 +50,24 @@ void ordo_wal_hdr_encode(const ordo_wal_hdr_t *h, uint8_t out[ORDO_WAL_HEADER_SI
 int ordo_wal_hdr_decode(const uint8_t in[ORDO_WAL_HEADER_SIZE], ordo_wal_hdr_t *h,
                         const char **why);
 
+/* A segment's identity frame: its first 48 bytes, naming the log it
+ * belongs to (a random id made when the log was created). A frame header
+ * with flags ORDO_WAL_FLAG_LOG_ID, count 0, both lengths 16, the
+ * segment's first position, and the 16-byte id as its (raw) body. */
+#define ORDO_WAL_FLAG_LOG_ID 0x0001
+#define ORDO_WAL_LOG_ID_SIZE 16
+#define ORDO_WAL_ID_FRAME_SIZE (ORDO_WAL_HEADER_SIZE + ORDO_WAL_LOG_ID_SIZE)
+
+void ordo_wal_id_frame_encode(uint64_t first, const uint8_t id[ORDO_WAL_LOG_ID_SIZE],
+                              uint8_t out[ORDO_WAL_ID_FRAME_SIZE]);
+
+/* Reads the start of a segment whose first position is `first` (`len`
+ * bytes at `in`): 1 = an identity frame (its id into `id`), 0 = none (a
+ * data frame, zeros: a segment from before identities, or an empty one),
+ * ORDO_ERR_CORRUPT = one that does not check out (*why says how). */
+int ordo_wal_id_frame_decode(const uint8_t *in, size_t len, uint64_t first,
+                             uint8_t id[ORDO_WAL_LOG_ID_SIZE], const char **why);
+
 /* True if all 32 bytes are zero: the end-of-data marker. */
 bool ordo_wal_hdr_is_zero(const uint8_t in[ORDO_WAL_HEADER_SIZE]);
 
