@@ -126,9 +126,9 @@ int ordo_config_set(ordo_config_t *cfg, const char *name, const char *value, cha
 int ordo_config_option(ordo_config_t *cfg, const char *name, const char *value, char *err,
                        size_t err_size)
 {
-    static const char *const settings[] = {"data-dir", "bind",           "pub",          "shards",
-                                           "fsync",    "snapshot-every", "segment-bytes",
-                                           "retain-finished"};
+    static const char *const settings[] = {"data-dir",      "bind",           "pub",
+                                           "shards",        "fsync",          "snapshot-every",
+                                           "segment-bytes", "retain-finished"};
     for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++)
         if (!strcmp(name, settings[i]))
             return ordo_config_set(cfg, name, value, err, err_size) == 0 ? 1 : -1;

@@ -47,6 +47,7 @@ typedef struct {
 } s_sockets_t;
 
 struct ordo_engine {
+    uint64_t serial; /* this process's engine number, in its inproc names */
     ordo_config_t cfg;
     const ordo_io_t *io;
     int lock_fd; /* the data folder's lock (ordo_lock.h) */
@@ -101,7 +102,7 @@ static int s_pipe(ordo_engine_t *e, int bound_type, int connected_type, const ch
                   uint32_t i, void **bound, void **connected)
 {
     char name[96];
-    snprintf(name, sizeof name, "inproc://ordo-%p-%s-%u", (void *)e, what, i);
+    snprintf(name, sizeof name, "inproc://ordo-%llu-%s-%u", (unsigned long long)e->serial, what, i);
     if (bound && !(*bound = s_inproc(e->ctx, bound_type, name, true)))
         return -1;
     if (connected && !(*connected = s_inproc(e->ctx, connected_type, name, false)))
@@ -156,7 +157,8 @@ static int s_open_sockets(ordo_engine_t *e)
         return -1;
     for (uint32_t i = 0; i < n; i++) {
         char name[96];
-        snprintf(name, sizeof name, "inproc://ordo-%p-snapshots-0", (void *)e);
+        snprintf(name, sizeof name, "inproc://ordo-%llu-snapshots-0",
+                 (unsigned long long)e->serial);
         if (s_pipe(e, ZMQ_PAIR, ZMQ_PAIR, "front", i, &k->front_side[i], &k->shard_front[i]) ||
             s_pipe(e, ZMQ_PAIR, ZMQ_PAIR, "writer", i, &k->writer_side[i], &k->shard_writer[i]) ||
             s_pipe(e, ZMQ_PAIR, ZMQ_PAIR, "index", i, &k->index_side[i], &k->shard_index[i]) ||
@@ -312,6 +314,8 @@ int ordo_engine_start(const ordo_engine_options_t *opts, ordo_engine_t **out)
         ordo_log_error("engine", "out of memory at start");
         return -1;
     }
+    static atomic_ullong engines;
+    e->serial = atomic_fetch_add(&engines, 1) + 1;
     e->cfg = opts->cfg;
     e->io = opts->io ? opts->io : ordo_io_posix();
     char why[PATH_MAX + 160];

@@ -39,7 +39,9 @@ int ordo_engine_start(const ordo_engine_options_t *opts, ordo_engine_t **out);
  * snapshot). Safe to call twice. */
 int ordo_engine_stop(ordo_engine_t *engine);
 
-/* Stops it if it runs, then frees it. */
+/* Stops it if it runs, then frees it. Sockets a caller made in the
+ * engine's own context (ordo_engine_zmq_context) must be closed first:
+ * ending the context waits for them. */
 void ordo_engine_destroy(ordo_engine_t **engine);
 
 /* Whether the front end stopped by itself (its ROUTER failed): then the

@@ -426,9 +426,12 @@ int ordo_front_run(ordo_front_t *f)
             rc == 0 && !stopping && f->nfree > 0 && f->bytes < ORDO_FRONT_INFLIGHT_BYTES_MAX;
         items[n].events = can_read ? ZMQ_POLLIN : 0;
         if (zmq_poll(items, (int)n + 2, stopping ? 50 : 1000) < 0 && zmq_errno() != EINTR) {
-            ordo_log_error("front", "poll: %s", zmq_strerror(zmq_errno()));
+            if (rc == 0)
+                ordo_log_error("front", "poll: %s", zmq_strerror(zmq_errno()));
             rc = -1;
             stop = true;
+            /* The shards' STOPs must still be counted: read what they sent. */
+            stops += s_read_replies(f);
             continue;
         }
         if (items[n + 1].revents & ZMQ_POLLIN) {

@@ -52,7 +52,10 @@ int ordo_readall_page(ordo_readall_t *ra, const ordo_request_t *req, msgpack_pac
                 rc = ORDO_ERR_CORRUPT;
                 break;
             }
-            ordo_event_pack(&ra->events_pk, ra->ev);
+            if (ordo_event_pack(&ra->events_pk, ra->ev) != 0) { /* out of memory */
+                rc = ORDO_ERR_NOMEM;
+                break;
+            }
             n++;
             next = pos + 1;
             rc = 0;

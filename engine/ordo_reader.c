@@ -44,6 +44,7 @@ static void s_lost(s_reader_t *r, uint64_t tag)
     if (r->lost++ % 10000 == 0)
         ordo_log_error("reader", "out of memory making a reply; answered unavailable (%llu so far)",
                        (unsigned long long)r->lost);
+    s_flush(r); /* every reply made before it goes first */
     ordo_batch_send_lost(r->cfg->pipe, tag);
 }
 

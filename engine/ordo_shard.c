@@ -169,6 +169,7 @@ static void s_reply(ordo_shard_t *s, uint64_t tag)
                            "shard %u: out of memory making a reply; answered unavailable "
                            "(%llu so far)",
                            s->index, (unsigned long long)s->lost);
+        s_send_replies(s); /* every reply made before it goes first */
         ordo_batch_send_lost(s->front, tag);
         return;
     }

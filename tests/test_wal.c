@@ -1649,6 +1649,13 @@ static void test_hole_in_unsynced_tail(void)
         CU_ASSERT_EQUAL(first, firsts[3]);
         CU_ASSERT_EQUAL(s_verify(wal, 1), (long long)firsts[3]);
         ordo_wal_destroy(&wal);
+        /* Damage that is not a dropped write (a flipped bit in frame 1,
+         * frames after it) is refused in these modes too. */
+        CU_ASSERT_EQUAL(ordo_test_flip_bit(path, offs[1] + 40, 2), 0);
+        errors = s_errors;
+        CU_ASSERT_EQUAL(ordo_wal_open(&o, &wal, &rep), ORDO_ERR_CORRUPT);
+        CU_ASSERT(s_errors > errors);
+        CU_ASSERT_PTR_NULL(wal);
         ordo_test_rm_rf(dir);
     }
 }

@@ -42,6 +42,7 @@ typedef struct {
     uint64_t end;    /* data end: bytes of complete frames, where the next
                       * frame goes; the file is usually longer (zeros) */
     uint64_t last;   /* last position stored in it; first - 1 when empty */
+    uint64_t start;  /* where its frames start: after the identity frame, or 0 */
     s_mark_t *marks; /* owned: sparse index, a frame about every 64 KiB */
     size_t nmarks, capmarks;
 } s_seg_t;
@@ -97,6 +98,8 @@ typedef struct {
     bool tornable;                    /* the problem could be a torn write */
     bool later;                       /* a valid frame follows the problem in this segment */
     uint64_t max_last;                /* highest last position of such later frames */
+    bool hole;                        /* the problem is a zeroed frame header with frames
+                                       * after it: a dropped write, as a power cut leaves */
     bool has_id;                      /* it starts with an identity frame ... */
     uint8_t id[ORDO_WAL_LOG_ID_SIZE]; /* ... naming this log */
     char why[128];
@@ -192,7 +195,7 @@ int ordo_wal_locate(ordo_wal_t *wal, uint64_t pos, uint64_t *seg_first, uint64_t
     }
     const s_seg_t *seg = &wal->segs[lo];
     *seg_first = seg->first;
-    *off = 0;
+    *off = seg->start;
     *off_first = seg->first;
     if (seg->nmarks > 0 && seg->marks[0].first <= pos) {
         size_t a = 0, b = seg->nmarks - 1; /* last mark with first <= pos */
@@ -401,6 +404,7 @@ static int s_scan_segment(s_scan_t *sc, s_seg_t *seg, uint64_t expect, s_result_
         if (rc == S_END)
             snprintf(res->why, sizeof res->why, "%s",
                      later ? "zeroed frame header" : "non-zero bytes after end of data");
+        res->hole = rc == S_END && later;
         res->bad = true;
         res->later = later != 0;
         break;
@@ -719,13 +723,17 @@ static int s_recover(ordo_wal_t *wal, bool repair, ordo_wal_recovery_t *rep, uin
             if ((rc = s_check_identity(wal, name, &res, rep)) != 0)
                 goto out;
             seg->end = res.end;
+            seg->start = res.has_id ? ORDO_WAL_ID_FRAME_SIZE : 0;
             seg->last = res.next - 1;
             /* A torn tail of the last segment is what a crash leaves: cut it.
              * Valid frames after it are a hole in synced data, refused, unless
-             * the log is not synced at every append (batch, never): then a
-             * power cut may keep later unsynced writes and drop earlier ones,
-             * and the log keeps its gap-free prefix and says what it cut. */
-            bool unsynced_tail = wal->sync_mode != ORDO_SYNC_ALWAYS;
+             * the log is not synced at every append (batch, never) and the
+             * hole is zeros (a write that never reached the disk): then a
+             * power cut kept later unsynced writes and dropped an earlier one,
+             * and the log keeps its gap-free prefix and says what it cut. A
+             * damaged frame (bad checksum, garbage) with frames after it is
+             * refused in every mode: that is damage, not a power cut. */
+            bool unsynced_tail = wal->sync_mode != ORDO_SYNC_ALWAYS && res.hole;
             if (res.bad && i == n - 1 && res.tornable && (!res.later || unsynced_tail)) {
                 uint64_t cut_events =
                     res.max_last > res.next - 1 ? res.max_last - (res.next - 1) : 0;
@@ -909,7 +917,7 @@ int ordo_wal_open(const ordo_wal_options_t *opts, ordo_wal_t **out, ordo_wal_rec
             rc = s_open_failed(rep, "writing the identity frame of", path);
             goto out;
         }
-        cur->end = ORDO_WAL_ID_FRAME_SIZE;
+        cur->end = cur->start = ORDO_WAL_ID_FRAME_SIZE;
     }
     off_t have = wal->io->size(wal->io->ctx, wal->fd);
     wal->allocated = have > 0 ? (uint64_t)have : 0;
@@ -997,7 +1005,7 @@ static int s_roll(ordo_wal_t *wal, uint64_t first, size_t frame_len)
     if (s_write_identity(wal, fd, first) != 0)
         return s_fail(wal, errno, "writing the identity frame of", first, 0);
     pthread_mutex_lock(&wal->lock);
-    wal->segs[wal->nsegs - 1].end = ORDO_WAL_ID_FRAME_SIZE;
+    wal->segs[wal->nsegs - 1].end = wal->segs[wal->nsegs - 1].start = ORDO_WAL_ID_FRAME_SIZE;
     pthread_mutex_unlock(&wal->lock);
     wal->allocated = ORDO_WAL_ID_FRAME_SIZE;
     if (s_grow(wal, ORDO_WAL_ID_FRAME_SIZE + frame_len, false) != 0)
