@@ -396,23 +396,32 @@ static int d_fallocate(void *ctx, int fd, off_t off, off_t len)
     return d_resize(ctx, fd, (uint64_t)off + (uint64_t)len, true);
 }
 
+/* A rename or an unlink, keeping what it replaces or removes (a hard
+ * link) so that the cut can undo it. 0 or -1 with errno. */
+static int s_ns_change(ordo_simdisk_t *d, s_ns_kind_t kind, const char *path, const char *to)
+{
+    char *kept = s_keep_copy(d, kind == S_RENAME ? to : path);
+    int rc = kind == S_RENAME ? ordo_io_posix()->rename(NULL, path, to)
+                              : ordo_io_posix()->unlink(NULL, path);
+    if (rc != 0) {
+        if (kept)
+            unlink(kept);
+        free(kept);
+    } else {
+        s_ns_push(d, kind, path, to, kept);
+    }
+    return rc;
+}
+
 static int d_rename(void *ctx, const char *from, const char *to)
 {
     ordo_simdisk_t *d = ctx;
     pthread_mutex_lock(&d->lock);
     int rc = -1;
-    if (!s_tick(d)) {
+    if (!s_tick(d))
         errno = EIO;
-    } else {
-        char *replaced = s_keep_copy(d, to);
-        if ((rc = ordo_io_posix()->rename(NULL, from, to)) != 0) {
-            if (replaced)
-                unlink(replaced);
-            free(replaced);
-        } else {
-            s_ns_push(d, S_RENAME, from, to, replaced);
-        }
-    }
+    else
+        rc = s_ns_change(d, S_RENAME, from, to);
     if (rc == 0) {
         s_file_t *old = s_file(d, to, false);
         if (old)
@@ -437,18 +446,10 @@ static int d_unlink(void *ctx, const char *path)
     int rc = -1;
     if (!s_tick(d)) {
         errno = EIO;
-    } else {
-        char *kept = s_keep_copy(d, path);
-        if ((rc = ordo_io_posix()->unlink(NULL, path)) != 0) {
-            if (kept)
-                unlink(kept);
-            free(kept);
-        } else {
-            s_ns_push(d, S_UNLINK, path, NULL, kept);
-            s_file_t *f = s_file(d, path, false);
-            if (f)
-                s_forget(f);
-        }
+    } else if ((rc = s_ns_change(d, S_UNLINK, path, NULL)) == 0) {
+        s_file_t *f = s_file(d, path, false);
+        if (f)
+            s_forget(f);
     }
     pthread_mutex_unlock(&d->lock);
     return rc;
