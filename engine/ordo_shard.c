@@ -67,6 +67,7 @@ struct ordo_shard {
     size_t leave_sent;      /* the first ones, at the indexer now */
     size_t leave_written;   /* the first ones, in the index, to drop after the snapshot */
     uint64_t indexed;       /* orders in memory that the index holds too */
+    uint64_t index_count;   /* orders of this shard in the index */
     uint64_t last_evict_ns; /* when the last batch went to the indexer */
     bool index_failed;      /* the index could not be written: orders stay */
 };
@@ -291,8 +292,11 @@ static void s_read_failed(ordo_shard_t *s, uint64_t tag, ordo_str_t rid, uint64_
 
 static void s_set_gauges(ordo_shard_t *s)
 {
-    ordo_stat_set(&s->my->orders, ordo_registry_count(s->reg));
+    uint64_t in_memory = ordo_registry_count(s->reg);
+    ordo_stat_set(&s->my->orders, in_memory);
     ordo_stat_set(&s->my->indexed, s->indexed);
+    /* one figure from one thread, so Stats never counts an order twice */
+    ordo_stat_set(&s->my->known, in_memory + s->index_count - s->indexed);
 }
 
 /* Queues a finished order to leave memory at `due_us`. Out of memory: it
@@ -411,9 +415,10 @@ static void s_index_back(ordo_shard_t *s, ordo_batch_t *b)
          * as soon as no snapshot is being packed. */
         for (size_t i = 0; i < n; i++) {
             ordo_order_t *o = s->leaving[(s->leave_head + i) % s->leave_cap].order;
-            if (!o->indexed) {
+            if (!o->indexed) { /* a new entry (an order loaded back was rewritten) */
                 o->indexed = true;
                 s->indexed++;
+                s->index_count++;
             }
         }
         s->leave_written = n;
@@ -482,6 +487,7 @@ int ordo_shard_retain(ordo_shard_t *s, ordo_index_t *index, void *indexer, int64
     s->order_index = index;
     s->indexer = indexer;
     s->retain_us = retain_us;
+    s->index_count = ordo_index_shard_count_at_open(index, s->index);
     size_t n = ordo_registry_count(s->reg), k = 0, cursor = 0, cap = 4096;
     while (cap < n)
         cap *= 2;
@@ -701,8 +707,10 @@ static void s_stats(ordo_shard_t *s, const ordo_request_t *req, uint64_t tag, co
         "log_failed",    "shards",           "snapshots",       "snapshot_position",
         "snapshot_us",   "orders_in_memory", "orders_indexed",  "orders_loaded",
         "orders_evicted"};
-    /* Known orders: those in the index, and those in memory it lacks. */
-    uint64_t known = sum[0] - indexed + (s->order_index ? ordo_index_count(s->order_index) : 0);
+    /* Known orders: each shard's, in memory or in the index. */
+    uint64_t known = 0;
+    for (uint32_t i = 0; i < st->shards; i++)
+        known += ordo_stat_get(&st->shard[i].known);
     int64_t values[] = {(int64_t)ordo_wal_head(s->wal),
                         (int64_t)known,
                         (int64_t)ordo_stat_get(&st->events_appended),

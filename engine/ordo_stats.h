@@ -15,6 +15,7 @@ typedef struct {
     _Atomic uint64_t requests, commands, queries, errors, duplicates, deferred;
     _Atomic uint64_t orders;  /* gauge: orders the shard holds in memory */
     _Atomic uint64_t indexed; /* gauge: of those, how many the order index holds too */
+    _Atomic uint64_t known;   /* gauge: orders it knows, in memory or in the index */
     _Atomic uint64_t loaded;  /* orders loaded back from the index */
     _Atomic uint64_t evicted; /* finished orders that left memory */
 } ordo_shard_stats_t;

@@ -26,7 +26,8 @@
 
 typedef struct {
     ordo_bloom_t filter;
-    MDB_txn *read; /* reset between lookups; NULL until the first */
+    MDB_txn *read;    /* reset between lookups; NULL until the first */
+    uint64_t at_open; /* entries of this shard's orders when the index was opened */
 } s_shard_t;
 
 struct ordo_index {
@@ -145,7 +146,9 @@ static int s_load_filters(ordo_index_t *ix, uint64_t log_head)
             continue;
         }
         uint64_t h = ordo_order_id_hash(k.mv_data, k.mv_size);
-        ordo_bloom_add(&ix->shard[ordo_shard_of(h, ix->nshards)].filter, h);
+        s_shard_t *sh = &ix->shard[ordo_shard_of(h, ix->nshards)];
+        ordo_bloom_add(&sh->filter, h);
+        sh->at_open++;
         n++;
     }
     mdb_cursor_close(cur);
@@ -215,8 +218,8 @@ int ordo_index_get(ordo_index_t *ix, uint32_t shard, ordo_str_t id, uint64_t has
     s_shard_t *sh = &ix->shard[shard];
     if (!ordo_bloom_maybe(&sh->filter, hash))
         return 0;
-    int rc = sh->read ? mdb_txn_renew(sh->read)
-                      : mdb_txn_begin(ix->env, NULL, MDB_RDONLY, &sh->read);
+    int rc =
+        sh->read ? mdb_txn_renew(sh->read) : mdb_txn_begin(ix->env, NULL, MDB_RDONLY, &sh->read);
     if (rc != 0) {
         if (sh->read) {
             mdb_txn_abort(sh->read);
@@ -330,6 +333,11 @@ void ordo_index_unmap_pages(ordo_index_t *ix)
     /* A shared read-only mapping of the file (LMDB writes with pwrite):
      * dropping its page table entries loses nothing. */
     madvise(ix->map, used, MADV_DONTNEED);
+}
+
+uint64_t ordo_index_shard_count_at_open(const ordo_index_t *ix, uint32_t shard)
+{
+    return ix->shard[shard].at_open;
 }
 
 uint64_t ordo_index_count(const ordo_index_t *ix)

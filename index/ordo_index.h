@@ -78,6 +78,11 @@ void ordo_index_unmap_pages(ordo_index_t *ix);
 /* Orders in the index. */
 uint64_t ordo_index_count(const ordo_index_t *ix);
 
+/* Orders of shard `shard` in the index when it was opened; the shard
+ * keeps its own count from there (Stats adds the shards' counts, each
+ * consistent with the orders that shard holds in memory). */
+uint64_t ordo_index_shard_count_at_open(const ordo_index_t *ix, uint32_t shard);
+
 /* Bytes held by the filter of one shard (for Stats and the log). */
 size_t ordo_index_filter_bytes(const ordo_index_t *ix, uint32_t shard);
 
