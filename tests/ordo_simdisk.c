@@ -281,34 +281,53 @@ static ssize_t d_pread(void *ctx, int fd, void *buf, size_t n, off_t off)
     return ordo_io_posix()->pread(NULL, fd, buf, n, off);
 }
 
+/* Starts the record of a change to the file open as `fd` (under the
+ * lock): its entry, with the file's size now in old_size, or NULL with
+ * errno (EIO once the power is gone, ENOMEM). */
+static s_op_t *s_begin(ordo_simdisk_t *d, int fd, s_kind_t kind, s_file_t **file)
+{
+    s_file_t *f = fd >= 0 && fd < MAX_FD && d->fd_path[fd] ? s_file(d, d->fd_path[fd], true) : NULL;
+    if (!s_tick(d)) {
+        errno = EIO;
+        return NULL;
+    }
+    s_op_t *op = f ? s_push(f) : NULL;
+    if (!op) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    op->kind = kind;
+    op->old_size = s_size_of(fd);
+    *file = f;
+    return op;
+}
+
+/* Drops the entry s_begin made, its bytes not all kept (out of memory). */
+static void s_abandon(s_file_t *f, s_op_t *op)
+{
+    s_op_free(op);
+    f->n--;
+    errno = ENOMEM;
+}
+
 static ssize_t d_pwrite(void *ctx, int fd, const void *buf, size_t n, off_t off)
 {
     ordo_simdisk_t *d = ctx;
     pthread_mutex_lock(&d->lock);
     ssize_t rc = -1;
-    s_file_t *f = fd >= 0 && fd < MAX_FD && d->fd_path[fd] ? s_file(d, d->fd_path[fd], true) : NULL;
-    if (!s_tick(d)) {
-        errno = EIO;
-    } else if (!f) {
-        errno = ENOMEM;
-    } else {
-        s_op_t *op = s_push(f);
-        uint64_t size = s_size_of(fd);
-        if (op) {
-            op->kind = S_WRITE;
-            op->off = (uint64_t)off;
-            op->len = n;
-            op->old_size = size;
-            op->new_size = (uint64_t)off + n > size ? (uint64_t)off + n : size;
-            op->old_bytes = s_read_range(fd, f->path, op->off, n, size, &op->old_len);
-            op->new_bytes = malloc(n ? n : 1);
-            if (op->new_bytes)
-                memcpy(op->new_bytes, buf, n);
-        }
-        if (!op || !op->old_bytes || !op->new_bytes) {
-            if (op)
-                f->n--, s_op_free(op);
-            errno = ENOMEM;
+    s_file_t *f;
+    s_op_t *op = s_begin(d, fd, S_WRITE, &f);
+    if (op) {
+        uint64_t size = op->old_size;
+        op->off = (uint64_t)off;
+        op->len = n;
+        op->new_size = (uint64_t)off + n > size ? (uint64_t)off + n : size;
+        op->old_bytes = s_read_range(fd, f->path, op->off, n, size, &op->old_len);
+        op->new_bytes = malloc(n ? n : 1);
+        if (op->new_bytes)
+            memcpy(op->new_bytes, buf, n);
+        if (!op->old_bytes || !op->new_bytes) {
+            s_abandon(f, op);
         } else {
             rc = ordo_io_posix()->pwrite(NULL, fd, buf, n, off);
             if (rc != (ssize_t)n) /* a short write: keep the books exact */
@@ -356,31 +375,20 @@ static int d_resize(ordo_simdisk_t *d, int fd, uint64_t new_size, bool grow_only
 {
     pthread_mutex_lock(&d->lock);
     int rc = -1;
-    s_file_t *f = fd >= 0 && fd < MAX_FD && d->fd_path[fd] ? s_file(d, d->fd_path[fd], true) : NULL;
-    uint64_t size = s_size_of(fd);
-    if (grow_only && new_size < size)
-        new_size = size;
-    if (!s_tick(d)) {
-        errno = EIO;
-    } else if (!f) {
-        errno = ENOMEM;
-    } else {
-        s_op_t *op = s_push(f);
-        if (op) {
-            op->kind = S_SIZE;
-            op->old_size = size;
-            op->new_size = new_size;
-            op->off = new_size;
-            op->old_bytes = s_read_range(fd, f->path, new_size,
-                                         size > new_size ? size - new_size : 0, size, &op->old_len);
-        }
-        if (!op || !op->old_bytes) {
-            if (op)
-                f->n--, s_op_free(op);
-            errno = ENOMEM;
-        } else {
+    s_file_t *f;
+    s_op_t *op = s_begin(d, fd, S_SIZE, &f);
+    if (op) {
+        uint64_t size = op->old_size;
+        if (grow_only && new_size < size)
+            new_size = size;
+        op->new_size = new_size;
+        op->off = new_size;
+        op->old_bytes = s_read_range(fd, f->path, new_size, size > new_size ? size - new_size : 0,
+                                     size, &op->old_len);
+        if (!op->old_bytes)
+            s_abandon(f, op);
+        else
             rc = ordo_io_posix()->ftruncate(NULL, fd, (off_t)new_size);
-        }
     }
     pthread_mutex_unlock(&d->lock);
     return rc;
