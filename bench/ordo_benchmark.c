@@ -10,6 +10,7 @@
  * Invariants: at most --window requests in flight per connection, and
  * never two commands of one order in flight at once (the next command of
  * a busy order waits, parked, for the previous reply). */
+#include "ordo_cert.h"
 #include "ordo_clock.h"
 #include "ordo_codec.h"
 #include "ordo_hash.h"
@@ -68,6 +69,10 @@ typedef struct {
     double day_events;
     unsigned long long seed;
     bool seed_given, uuid4, json, keep, stub_only, engine_only;
+    const char *curve_server, *curve_cert; /* CURVE towards the engine */
+    bool curve;
+    uint8_t curve_server_key[ORDO_CURVE_KEY_SIZE];
+    ordo_keypair_t curve_client;
 } s_opts_t;
 
 /* The figures of one run against one target. */
@@ -673,7 +678,8 @@ static void *s_dealer(s_bench_t *b, const char *endpoint)
     zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
-    if (zmq_connect(s, endpoint) != 0) {
+    if ((b->o->curve && ordo_cert_make_client(s, b->o->curve_server_key, &b->o->curve_client)) ||
+        zmq_connect(s, endpoint) != 0) {
         fprintf(stderr, "ordo-benchmark: cannot connect to %s: %s\n", endpoint,
                 zmq_strerror(errno));
         zmq_close(s);
@@ -1300,6 +1306,9 @@ static void s_usage(FILE *out)
             "\n"
             "Target (default: the stub, then the engine at --server):\n"
             "  --server ENDPOINT   a running engine (default tcp://127.0.0.1:7700)\n"
+            "  --curve-server FILE, --curve-cert FILE\n"
+            "                      CURVE towards the engine: its public certificate and this\n"
+            "                      client's secret one (the stub is then left out)\n"
             "  --spawn PATH        start PATH (ordo-server) on free ports with a temp data\n"
             "                      folder and --fsync, once per run; SIGTERM it afterwards\n"
             "  --fsync MODE        always | batch:MS | never, passed to a spawned server and\n"
@@ -1366,13 +1375,15 @@ static bool s_fsync_valid(const char *m)
 
 /* The engine's Stats values `names[i]` into values[i] (-1 if absent).
  * 0, or -1 if it did not answer. */
-static int s_fetch_stats(const char *endpoint, const char *const *names, int64_t *values, int n)
+static int s_fetch_stats(const s_opts_t *o, const char *endpoint, const char *const *names,
+                         int64_t *values, int n)
 {
     for (int i = 0; i < n; i++)
         values[i] = -1;
     void *ctx = zmq_ctx_new(), *sock = ctx ? zmq_socket(ctx, ZMQ_DEALER) : NULL;
     int rc = -1, linger = 0;
     if (sock && zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger) == 0 &&
+        (!o->curve || ordo_cert_make_client(sock, o->curve_server_key, &o->curve_client) == 0) &&
         zmq_connect(sock, endpoint) == 0) {
         ordo_request_t q;
         ordo_request_init(&q);
@@ -1465,7 +1476,7 @@ static int s_days(const s_opts_t *o)
         if (status || s_interrupted)
             break;
         int64_t st[3];
-        s_fetch_stats(endpoint, names, st, 3);
+        s_fetch_stats(o, endpoint, names, st, 3);
         double rss = srv.pid ? s_proc_status_mb(srv.pid, "VmRSS") : -1;
         double anon = srv.pid ? s_proc_status_mb(srv.pid, "RssAnon") : -1;
         if (o->json)
@@ -1522,6 +1533,8 @@ int main(int argc, char **argv)
                                           {"tick", required_argument, 0, 'T'},
                                           {"days", required_argument, 0, 'D'},
                                           {"day-events", required_argument, 0, 'E'},
+                                          {"curve-server", required_argument, 0, 'K'},
+                                          {"curve-cert", required_argument, 0, 'C'},
                                           {"help", no_argument, 0, 'h'},
                                           {"version", no_argument, 0, 'V'},
                                           {0, 0, 0, 0}};
@@ -1602,6 +1615,8 @@ int main(int argc, char **argv)
                 return 2;
             break;
         case 'j': o.json = true; break;
+        case 'K': o.curve_server = optarg; break;
+        case 'C': o.curve_cert = optarg; break;
         case 'h': s_usage(stdout); return 0;
         case 'V': printf("ordo-benchmark %s\n", VERSION); return 0;
         default:
@@ -1618,6 +1633,26 @@ int main(int argc, char **argv)
     if (o.stub_only && o.engine_only) {
         fprintf(stderr, "ordo-benchmark: --stub and --no-stub exclude each other\n");
         return 2;
+    }
+    if (!o.curve_server != !o.curve_cert) {
+        fprintf(stderr, "ordo-benchmark: CURVE needs both --curve-server and --curve-cert\n");
+        return 2;
+    }
+    if (o.curve_server) {
+        char err[600];
+        ordo_keypair_t server;
+        if (ordo_cert_load(o.curve_server, false, &server, err, sizeof err) != 0 ||
+            ordo_cert_load(o.curve_cert, true, &o.curve_client, err, sizeof err) != 0) {
+            fprintf(stderr, "ordo-benchmark: %s\n", err);
+            return 2;
+        }
+        if (o.stub_only) {
+            fprintf(stderr, "ordo-benchmark: the stub does not speak CURVE\n");
+            return 2;
+        }
+        memcpy(o.curve_server_key, server.public_key, sizeof o.curve_server_key);
+        o.curve = true;
+        o.engine_only = true;
     }
     if (!s_fsync_valid(o.fsync)) {
         fprintf(stderr, "ordo-benchmark: --fsync must be always, batch:MS or never, not \"%s\"\n",

@@ -221,6 +221,29 @@ typedef struct ordo_client_t ordo_client_t;
  * timeouts. Returns NULL (errno set) on an invalid endpoint or no memory. */
 ordo_client_t *ordo_client_new(const char *endpoint);
 
+/* CURVE: the keys a client needs to reach a server started with
+ * --curve-secret / --curve-clients (DESIGN.md). */
+typedef struct {
+    uint8_t server_key[32]; /* the server's public key */
+    uint8_t public_key[32]; /* this client's key pair; its public key must be */
+    uint8_t secret_key[32]; /* in the server's allow-list */
+} ordo_curve_t;
+
+/* Reads the keys from czmq certificate files, as ordo-keygen writes them:
+ * server_cert is the server's public certificate, client_cert this
+ * client's secret one (PATH_secret). Returns 0, or ORDO_E_INVALID with a
+ * sentence naming the file in err (err_size bytes, may be 0). */
+int ordo_curve_load(ordo_curve_t *curve, const char *server_cert, const char *client_cert,
+                    char *err, size_t err_size);
+
+typedef struct {
+    const ordo_curve_t *curve; /* NULL: plain, for a server without CURVE */
+} ordo_connect_options_t;
+
+/* As ordo_client_new, with options (NULL: none). With CURVE, a server that
+ * does not let this client in answers nothing: calls time out. */
+ordo_client_t *ordo_client_new_with(const char *endpoint, const ordo_connect_options_t *opts);
+
 /* Closes the connection without waiting; replies still in flight are lost.
  * Nulls *p; safe on NULL. */
 void ordo_client_destroy(ordo_client_t **p);
@@ -309,6 +332,11 @@ typedef struct ordo_sub_t ordo_sub_t;
  * Returns NULL (errno set) on invalid arguments or no memory. */
 ordo_sub_t *ordo_sub_new(const char *endpoint, const char *pub_endpoint, const char *type_prefix,
                          uint64_t from_position);
+
+/* As ordo_sub_new, with options (NULL: none) for both connections. */
+ordo_sub_t *ordo_sub_new_with(const char *endpoint, const char *pub_endpoint,
+                              const char *type_prefix, uint64_t from_position,
+                              const ordo_connect_options_t *opts);
 
 void ordo_sub_destroy(ordo_sub_t **p);
 

@@ -96,6 +96,7 @@ typedef struct {
     int64_t from;
     const char *type_prefix;
     int64_t count;
+    ordo_cli_curve_t curve;
 } s_opts_t;
 
 static void s_usage(FILE *out)
@@ -138,10 +139,39 @@ static void s_usage(FILE *out)
             "  --pub ENDPOINT         events, for tail (default tcp://127.0.0.1:7701; ORDO_PUB)\n"
             "  --json                 print the reply as JSON (tail: one event per line)\n"
             "  --timeout MS           wait at most MS for an answer (default 5000)\n"
+            "  --curve-server FILE    CURVE: the server's public certificate (ORDO_CURVE_SERVER)\n"
+            "  --curve-cert FILE      CURVE: this client's secret certificate, whose public key\n"
+            "                         the server lets in (ORDO_CURVE_CERT); a server that does\n"
+            "                         not let it in answers nothing (exit 3)\n"
             "  --help, --version\n"
             "\n"
             "Exit status: 0 done, 1 the engine or the projector refused, 2 usage,\n"
             "3 no answer.\n");
+}
+
+void ordo_cli_curve_init(ordo_cli_curve_t *cv)
+{
+    memset(cv, 0, sizeof *cv);
+    cv->server = getenv("ORDO_CURVE_SERVER");
+    cv->cert = getenv("ORDO_CURVE_CERT");
+}
+
+int ordo_cli_curve_load(ordo_cli_curve_t *cv)
+{
+    bool server = cv->server && *cv->server, cert = cv->cert && *cv->cert;
+    if (!server && !cert)
+        return 0;
+    if (server != cert)
+        return ordo_cli_usage_error("CURVE needs both --curve-server and --curve-cert (%s is "
+                                    "missing)",
+                                    server ? "--curve-cert" : "--curve-server");
+    char err[600];
+    if (ordo_curve_load(&cv->keys, cv->server, cv->cert, err, sizeof err) != 0) {
+        fprintf(stderr, "ordo-cli: %s\n", err);
+        return EXIT_USAGE;
+    }
+    cv->opts.curve = &cv->keys;
+    return 0;
 }
 
 int ordo_cli_usage_error(const char *fmt, ...)
@@ -480,7 +510,7 @@ static int64_t s_now_us(void)
 
 static int s_call(const s_opts_t *o, const s_command_t *cmd)
 {
-    ordo_client_t *c = ordo_client_new(o->endpoint);
+    ordo_client_t *c = ordo_client_new_with(o->endpoint, &o->curve.opts);
     if (!c) {
         fprintf(stderr, "ordo-cli: cannot use endpoint \"%s\": %s\n", o->endpoint,
                 strerror(errno));
@@ -518,7 +548,7 @@ static int s_call(const s_opts_t *o, const s_command_t *cmd)
 static int s_tail(s_opts_t *o)
 {
     /* Check the engine answers (and learn the head) before following. */
-    ordo_client_t *c = ordo_client_new(o->endpoint);
+    ordo_client_t *c = ordo_client_new_with(o->endpoint, &o->curve.opts);
     if (!c) {
         fprintf(stderr, "ordo-cli: cannot use endpoint \"%s\": %s\n", o->endpoint,
                 strerror(errno));
@@ -536,7 +566,7 @@ static int s_tail(s_opts_t *o)
     if (rc != 0)
         return s_no_answer(o, rc);
     uint64_t from = o->given & O_FROM ? (uint64_t)o->from : (uint64_t)head + 1;
-    ordo_sub_t *sub = ordo_sub_new(o->endpoint, o->pub, o->type_prefix, from);
+    ordo_sub_t *sub = ordo_sub_new_with(o->endpoint, o->pub, o->type_prefix, from, &o->curve.opts);
     if (!sub) {
         fprintf(stderr, "ordo-cli: cannot subscribe to \"%s\": %s\n", o->pub, strerror(errno));
         return EXIT_USAGE;
@@ -580,6 +610,7 @@ static int s_main(int argc, char **argv, s_opts_t *o)
     o->timeout_ms = ORDO_DEFAULT_TIMEOUT_MS;
     o->req.items = o->items;
     o->req.meta = o->meta;
+    ordo_cli_curve_init(&o->curve);
 
     enum { OPT_BASE = 256 }; /* option codes: OPT_BASE + bit index */
     static const struct option opts[] = {
@@ -587,6 +618,8 @@ static int s_main(int argc, char **argv, s_opts_t *o)
         {"pub", required_argument, 0, 'P'},
         {"json", no_argument, 0, 'j'},
         {"timeout", required_argument, 0, 'T'},
+        {"curve-server", required_argument, 0, 'k'},
+        {"curve-cert", required_argument, 0, 'c'},
         {"help", no_argument, 0, 'h'},
         {"version", optional_argument, 0, 'V'},
         {"as-of-version", required_argument, 0, OPT_BASE + 12},
@@ -618,6 +651,8 @@ static int s_main(int argc, char **argv, s_opts_t *o)
         switch (c) {
         case 'E': o->endpoint = arg; continue;
         case 'P': o->pub = arg; continue;
+        case 'k': o->curve.server = arg; continue;
+        case 'c': o->curve.cert = arg; continue;
         case 'j': o->json = true; continue;
         case 'T':
             if (!s_int(arg, 0, 3600 * 1000, &v))
@@ -739,6 +774,9 @@ static int s_main(int argc, char **argv, s_opts_t *o)
     if ((o->given & O_AS_OF_VERSION) && (o->given & O_AT))
         return ordo_cli_usage_error("get takes --version or --at, not both");
     o->req.type = cmd->type;
+    int curve_rc = ordo_cli_curve_load(&o->curve);
+    if (curve_rc != 0)
+        return curve_rc;
 
     if (cmd->type)
         return s_call(o, cmd);

@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "ordo.h"
+
 #define EXIT_REFUSED 1   /* the server answered no */
 #define EXIT_USAGE 2     /* the command line is wrong */
 #define EXIT_NO_ANSWER 3 /* no answer, or not one of the protocol's */
@@ -22,6 +24,22 @@ bool ordo_cli_int(const char *s, int64_t min, int64_t max, int64_t *out);
 bool ordo_cli_parse_time(const char *s, int64_t *us);
 const char *ordo_cli_time(int64_t us, char buf[40]);
 const char *ordo_cli_money(int64_t cents, char buf[32]);
+
+/* CURVE (--curve-server, --curve-cert; ORDO_CURVE_SERVER, ORDO_CURVE_CERT),
+ * the same for the engine's commands and the projector's queries. */
+typedef struct {
+    const char *server; /* the server's public certificate */
+    const char *cert;   /* this client's secret certificate */
+    ordo_curve_t keys;
+    ordo_connect_options_t opts; /* what to connect with */
+} ordo_cli_curve_t;
+
+/* Starts from the environment. */
+void ordo_cli_curve_init(ordo_cli_curve_t *cv);
+
+/* Once the options are read: both files or neither, and readable. 0, or
+ * EXIT_USAGE after a message. */
+int ordo_cli_curve_load(ordo_cli_curve_t *cv);
 
 /* ordo_cli_projector.c */
 bool ordo_cli_projector_command(const char *word);

@@ -112,6 +112,7 @@ typedef struct {
     int64_t to_us;
     const char *bucket;
     int64_t position;
+    ordo_cli_curve_t curve;
 } s_popts_t;
 
 bool ordo_cli_projector_command(const char *word)
@@ -949,7 +950,7 @@ static char *s_next_cursor(const uint8_t *reply, size_t len, bool *bad)
 
 static int s_run(const s_popts_t *o)
 {
-    ordo_client_t *c = ordo_client_new(o->endpoint);
+    ordo_client_t *c = ordo_client_new_with(o->endpoint, &o->curve.opts);
     if (!c) {
         fprintf(stderr, "ordo-cli: cannot use endpoint \"%s\": %s\n", o->endpoint,
                 strerror(errno));
@@ -1048,12 +1049,15 @@ static int s_parse(int argc, char **argv, s_popts_t *o)
     if (!o->endpoint || !*o->endpoint)
         o->endpoint = ORDO_DEFAULT_PROJECTOR_ENDPOINT;
     o->timeout_ms = ORDO_DEFAULT_TIMEOUT_MS;
+    ordo_cli_curve_init(&o->curve);
 
     enum { OPT_BASE = 256 }; /* option codes: OPT_BASE + bit index */
     static const struct option opts[] = {
         {"projector", required_argument, 0, 'p'},
         {"json", no_argument, 0, 'j'},
         {"timeout", required_argument, 0, 'T'},
+        {"curve-server", required_argument, 0, 'k'},
+        {"curve-cert", required_argument, 0, 'c'},
         {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'},
         {"min-position", required_argument, 0, OPT_BASE + 0},
@@ -1078,6 +1082,8 @@ static int s_parse(int argc, char **argv, s_popts_t *o)
         const char *arg = optarg;
         switch (c) {
         case 'p': o->endpoint = arg; continue;
+        case 'k': o->curve.server = arg; continue;
+        case 'c': o->curve.cert = arg; continue;
         case 'j': o->json = true; continue;
         case 'T':
             if (!ordo_cli_int(arg, 0, 3600 * 1000, &v))
@@ -1171,7 +1177,7 @@ static int s_parse(int argc, char **argv, s_popts_t *o)
         break;
     default: break;
     }
-    return 0;
+    return ordo_cli_curve_load(&o->curve);
 }
 
 int ordo_cli_projector_main(int argc, char **argv)

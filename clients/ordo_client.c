@@ -27,6 +27,7 @@
  * learns of reads in steps of half that), and it holds at most 16,384
  * requests in flight over all its clients, so the default window (4,096)
  * never loses a reply and keeps a connection busy. */
+#include "ordo_cert.h"
 #include "ordo_client_internal.h"
 
 #include <errno.h>
@@ -216,6 +217,42 @@ static void s_random_prefix(char out[20])
 
 ordo_client_t *ordo_client_new(const char *endpoint)
 {
+    return ordo_client_new_with(endpoint, NULL);
+}
+
+int ordo_curve_load(ordo_curve_t *curve, const char *server_cert, const char *client_cert,
+                    char *err, size_t err_size)
+{
+    char why[512];
+    ordo_keypair_t server, client;
+    memset(curve, 0, sizeof *curve);
+    if (ordo_cert_load(server_cert, false, &server, why, sizeof why) != 0 ||
+        ordo_cert_load(client_cert, true, &client, why, sizeof why) != 0) {
+        if (err && err_size)
+            snprintf(err, err_size, "%s", why);
+        return ORDO_E_INVALID;
+    }
+    memcpy(curve->server_key, server.public_key, sizeof curve->server_key);
+    memcpy(curve->public_key, client.public_key, sizeof curve->public_key);
+    memcpy(curve->secret_key, client.secret_key, sizeof curve->secret_key);
+    memset(&client, 0, sizeof client);
+    return 0;
+}
+
+int ordo_client_secure_(void *sock, const ordo_connect_options_t *opts)
+{
+    if (!opts || !opts->curve)
+        return 0;
+    ordo_keypair_t kp;
+    memcpy(kp.public_key, opts->curve->public_key, sizeof kp.public_key);
+    memcpy(kp.secret_key, opts->curve->secret_key, sizeof kp.secret_key);
+    int rc = ordo_cert_make_client(sock, opts->curve->server_key, &kp);
+    memset(&kp, 0, sizeof kp);
+    return rc;
+}
+
+ordo_client_t *ordo_client_new_with(const char *endpoint, const ordo_connect_options_t *opts)
+{
     if (!endpoint)
         endpoint = ORDO_DEFAULT_ENDPOINT;
     ordo_client_t *c = calloc(1, sizeof *c);
@@ -238,7 +275,7 @@ ordo_client_t *ordo_client_new(const char *endpoint)
     zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(c->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(c->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
-    if (zmq_connect(c->sock, endpoint) != 0) {
+    if (ordo_client_secure_(c->sock, opts) != 0 || zmq_connect(c->sock, endpoint) != 0) {
         int e = errno;
         ordo_client_destroy(&c);
         errno = e;

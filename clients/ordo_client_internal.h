@@ -23,6 +23,10 @@ int ordo_result_take_event(ordo_result_t *res, uint8_t **bytes, size_t len);
 void *ordo_client_context_(ordo_client_t *c);
 void *ordo_client_socket_(ordo_client_t *c);
 
+/* Applies the options' CURVE keys, if any, to a socket not yet
+ * connected. 0 or -1 (errno). */
+int ordo_client_secure_(void *sock, const ordo_connect_options_t *opts);
+
 /* Forgets a request sent with ordo_client_send: its reply, if it ever
  * comes, is dropped. */
 void ordo_client_abandon_(ordo_client_t *c, const char *request_id);

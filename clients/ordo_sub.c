@@ -58,6 +58,13 @@ struct ordo_sub_t {
 ordo_sub_t *ordo_sub_new(const char *endpoint, const char *pub_endpoint, const char *type_prefix,
                          uint64_t from_position)
 {
+    return ordo_sub_new_with(endpoint, pub_endpoint, type_prefix, from_position, NULL);
+}
+
+ordo_sub_t *ordo_sub_new_with(const char *endpoint, const char *pub_endpoint,
+                              const char *type_prefix, uint64_t from_position,
+                              const ordo_connect_options_t *opts)
+{
     if (from_position < 1) {
         errno = EINVAL;
         return NULL;
@@ -67,7 +74,7 @@ ordo_sub_t *ordo_sub_new(const char *endpoint, const char *pub_endpoint, const c
         return NULL;
     s->next = from_position;
     s->prefix = strdup(type_prefix ? type_prefix : "");
-    s->client = ordo_client_new(endpoint);
+    s->client = ordo_client_new_with(endpoint, opts);
     if (!s->prefix || !s->client) {
         int e = errno;
         ordo_sub_destroy(&s);
@@ -80,7 +87,7 @@ ordo_sub_t *ordo_sub_new(const char *endpoint, const char *pub_endpoint, const c
     int linger = 0, hwm = 100000;
     if (!s->sub || zmq_setsockopt(s->sub, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
         zmq_setsockopt(s->sub, ZMQ_RCVHWM, &hwm, sizeof hwm) != 0 ||
-        zmq_setsockopt(s->sub, ZMQ_SUBSCRIBE, "", 0) != 0 ||
+        zmq_setsockopt(s->sub, ZMQ_SUBSCRIBE, "", 0) != 0 || ordo_client_secure_(s->sub, opts) != 0 ||
         zmq_connect(s->sub, pub_endpoint ? pub_endpoint : ORDO_DEFAULT_PUB_ENDPOINT) != 0) {
         int e = errno;
         ordo_sub_destroy(&s);

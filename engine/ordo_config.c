@@ -1,6 +1,7 @@
 /* Settings parsing and checking (see ordo_config.h). */
 #include "ordo_config.h"
 
+#include "ordo_exposure.h"
 #include "ordo_limits.h"
 
 #include <errno.h>
@@ -119,16 +120,42 @@ int ordo_config_set(ordo_config_t *cfg, const char *name, const char *value, cha
         cfg->retain_finished_s = v;
         return 0;
     }
+    if (!strcmp(name, "curve-secret"))
+        return s_copy(cfg->curve_secret, sizeof cfg->curve_secret, name, value, err, err_size);
+    if (!strcmp(name, "curve-clients"))
+        return s_copy(cfg->curve_clients, sizeof cfg->curve_clients, name, value, err, err_size);
     snprintf(err, err_size, "unknown setting \"%s\"", name);
     return -1;
+}
+
+int ordo_config_check(const ordo_config_t *cfg, char *err, size_t err_size)
+{
+    bool secret = cfg->curve_secret[0] != '\0', clients = cfg->curve_clients[0] != '\0';
+    if (secret != clients) {
+        snprintf(err, err_size, "CURVE needs both --curve-secret and --curve-clients (%s is missing)",
+                 secret ? "--curve-clients" : "--curve-secret");
+        return -1;
+    }
+    if (secret || cfg->insecure)
+        return 0;
+    const char *endpoints[] = {cfg->bind, cfg->pub};
+    for (size_t i = 0; i < 2; i++)
+        if (!ordo_endpoint_is_local(endpoints[i])) {
+            snprintf(err, err_size,
+                     "%s is reachable from other machines: give --curve-secret and "
+                     "--curve-clients, or --insecure to bind it without authentication",
+                     endpoints[i]);
+            return -1;
+        }
+    return 0;
 }
 
 int ordo_config_option(ordo_config_t *cfg, const char *name, const char *value, char *err,
                        size_t err_size)
 {
-    static const char *const settings[] = {"data-dir",      "bind",           "pub",
-                                           "shards",        "fsync",          "snapshot-every",
-                                           "segment-bytes", "retain-finished"};
+    static const char *const settings[] = {
+        "data-dir",      "bind",            "pub",          "shards",       "fsync",
+        "snapshot-every", "segment-bytes",  "retain-finished", "curve-secret", "curve-clients"};
     for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++)
         if (!strcmp(name, settings[i]))
             return ordo_config_set(cfg, name, value, err, err_size) == 0 ? 1 : -1;
@@ -146,7 +173,9 @@ int ordo_config_from_env(ordo_config_t *cfg, char *err, size_t err_size)
                 {"ORDO_FSYNC", "fsync"},
                 {"ORDO_SNAPSHOT_EVERY", "snapshot-every"},
                 {"ORDO_SEGMENT_BYTES", "segment-bytes"},
-                {"ORDO_RETAIN_FINISHED", "retain-finished"}};
+                {"ORDO_RETAIN_FINISHED", "retain-finished"},
+                {"ORDO_CURVE_SECRET", "curve-secret"},
+                {"ORDO_CURVE_CLIENTS", "curve-clients"}};
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
         const char *v = getenv(vars[i].env);
         if (!v)

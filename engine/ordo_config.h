@@ -8,6 +8,7 @@
 #include "ordo_wal.h"
 
 #include <limits.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 typedef struct {
@@ -20,6 +21,9 @@ typedef struct {
     uint64_t snapshot_every; /* events between snapshots; 0 = only at shutdown */
     uint64_t segment_bytes;
     uint64_t retain_finished_s; /* a finished order leaves memory this long after its last event */
+    char curve_secret[PATH_MAX];  /* the server's secret certificate; "" = no CURVE */
+    char curve_clients[PATH_MAX]; /* the folder of client certificates let in */
+    bool insecure;                /* allow binding beyond loopback without CURVE */
 } ordo_config_t;
 
 /* Embedded defaults: ./data, tcp://127.0.0.1:7700 and :7701, one shard per
@@ -28,7 +32,8 @@ typedef struct {
 void ordo_config_defaults(ordo_config_t *cfg);
 
 /* Sets one setting by name ("data-dir", "bind", "pub", "shards", "fsync",
- * "snapshot-every", "segment-bytes", "retain-finished") from text. Returns 0, or -1 with a
+ * "snapshot-every", "segment-bytes", "retain-finished", "curve-secret",
+ * "curve-clients") from text. Returns 0, or -1 with a
  * sentence in err (e.g. "--segment-bytes must be at least 65536"). */
 int ordo_config_set(ordo_config_t *cfg, const char *name, const char *value, char *err,
                     size_t err_size);
@@ -41,6 +46,11 @@ int ordo_config_option(ordo_config_t *cfg, const char *name, const char *value, 
 
 /* Applies every ORDO_* variable that is set. 0, or -1 with err. */
 int ordo_config_from_env(ordo_config_t *cfg, char *err, size_t err_size);
+
+/* Checks the settings together, once all are read: CURVE needs both
+ * --curve-secret and --curve-clients, and without CURVE only loopback
+ * endpoints are bound unless `insecure`. 0, or -1 with err. */
+int ordo_config_check(const ordo_config_t *cfg, char *err, size_t err_size);
 
 /* "always", "batch:5", "never". */
 const char *ordo_config_fsync_text(const ordo_config_t *cfg, char *buf, size_t size);

@@ -55,6 +55,7 @@ struct ordo_engine {
     uint32_t n;
     void *ctx;
     bool own_ctx;
+    const ordo_auth_t *auth; /* CURVE on the ROUTER and the PUB; NULL = plain */
     s_sockets_t k;
     ordo_wal_t *wal;
     ordo_index_t *index;
@@ -142,6 +143,11 @@ static int s_open_sockets(ordo_engine_t *e)
     zmq_setsockopt(k->router, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(k->pub, ZMQ_SNDHWM, &pub_hwm, sizeof pub_hwm);
     zmq_setsockopt(k->pub, ZMQ_LINGER, &linger, sizeof linger);
+    if (e->auth && (ordo_auth_guard(e->auth, k->router) != 0 ||
+                    ordo_auth_guard(e->auth, k->pub) != 0)) {
+        ordo_log_error("engine", "cannot set CURVE: %s", zmq_strerror(errno));
+        return -1;
+    }
     if (zmq_bind(k->router, e->cfg.bind) != 0) {
         ordo_log_error("engine", "cannot bind %s: %s", e->cfg.bind, zmq_strerror(errno));
         return -1;
@@ -327,8 +333,21 @@ int ordo_engine_start(const ordo_engine_options_t *opts, ordo_engine_t **out)
     e->n = (uint32_t)(e->cfg.shards < 1 ? 1 : e->cfg.shards);
     if (e->n > ORDO_SHARDS_MAX)
         e->n = ORDO_SHARDS_MAX;
-    e->own_ctx = opts->zmq_ctx == NULL;
-    e->ctx = opts->zmq_ctx ? opts->zmq_ctx : zmq_ctx_new();
+    e->auth = opts->auth;
+    if (e->auth) { /* zauth answers for czmq's context only */
+        void *czmq_ctx = ordo_auth_context();
+        if (opts->zmq_ctx && opts->zmq_ctx != czmq_ctx) {
+            ordo_log_error("engine", "CURVE needs the engine in czmq's ZeroMQ context");
+            ordo_lock_release(&e->lock_fd);
+            free(e);
+            return -1;
+        }
+        e->ctx = czmq_ctx;
+        e->own_ctx = false;
+    } else {
+        e->own_ctx = opts->zmq_ctx == NULL;
+        e->ctx = opts->zmq_ctx ? opts->zmq_ctx : zmq_ctx_new();
+    }
     ordo_config_snapshot_dir(&e->cfg, e->snap_dir, sizeof e->snap_dir);
     if (!e->ctx || s_prepare(e, opts->repair) != 0) {
         ordo_engine_destroy(&e); /* nothing runs: it only frees */

@@ -8,6 +8,7 @@
 #ifndef ORDO_ENGINE_H
 #define ORDO_ENGINE_H
 
+#include "ordo_auth.h"
 #include "ordo_config.h"
 #include "ordo_io.h"
 #include "ordo_state.h"
@@ -23,6 +24,10 @@ typedef struct {
                           * outlive the engine. */
     void *zmq_ctx;       /* a ZeroMQ context to share (for inproc:// clients); NULL =
                           * the engine makes its own */
+    const ordo_auth_t *auth; /* CURVE: the ROUTER and the PUB become CURVE servers that
+                              * let in only its clients; NULL = plain. The engine then
+                              * runs in czmq's context (zmq_ctx must be NULL or that
+                              * one), and auth must outlive the engine. */
 } ordo_engine_options_t;
 
 /* Takes the data folder's lock (one engine per folder: a second one is

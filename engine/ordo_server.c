@@ -3,6 +3,7 @@
  * snapshotter, indexer and reader threads) and waits for SIGTERM/SIGINT,
  * which stop it cleanly: requests in flight are finished, new ones get
  * `unavailable`, the log is synced, a snapshot is written, exit 0. */
+#include "ordo_auth.h"
 #include "ordo_config.h"
 #include "ordo_engine.h"
 #include "ordo_limits.h"
@@ -35,6 +36,12 @@ static void s_usage(FILE *out)
         "  --retain-finished S   a Delivered or Cancelled order leaves memory S seconds after\n"
         "                        its last event, for the order index on disk; 0 = once\n"
         "                        durable (default 600; ORDO_RETAIN_FINISHED)\n"
+        "  --curve-secret FILE   CURVE: the server's secret certificate (ordo-keygen's\n"
+        "                        PATH_secret; ORDO_CURVE_SECRET)\n"
+        "  --curve-clients DIR   CURVE: the folder of client certificates let in, read at\n"
+        "                        start (ORDO_CURVE_CLIENTS). With both, requests and events\n"
+        "                        are encrypted and any other peer gets nothing.\n"
+        "  --insecure            bind beyond loopback without CURVE (refused otherwise)\n"
         "  --repair              cut the log at mid-log corruption instead of refusing to start\n"
         "  --help, --version\n");
 }
@@ -56,6 +63,9 @@ int main(int argc, char **argv)
                                          {"snapshot-every", required_argument, 0, 'S'},
                                          {"segment-bytes", required_argument, 0, 'S'},
                                          {"retain-finished", required_argument, 0, 'S'},
+                                         {"curve-secret", required_argument, 0, 'S'},
+                                         {"curve-clients", required_argument, 0, 'S'},
+                                         {"insecure", no_argument, 0, 'i'},
                                          {"repair", no_argument, 0, 'r'},
                                          {"help", no_argument, 0, 'h'},
                                          {"version", no_argument, 0, 'V'},
@@ -71,6 +81,7 @@ int main(int argc, char **argv)
             }
             break;
         case 'r': repair = true; break;
+        case 'i': cfg.insecure = true; break;
         case 'h': s_usage(stdout); return 0;
         case 'V': printf("ordo-server %s\n", ORDO_SERVER_VERSION); return 0;
         default: fprintf(stderr, "ordo-server: unknown option; try --help\n"); return 2;
@@ -78,6 +89,16 @@ int main(int argc, char **argv)
     }
     if (optind < argc) {
         fprintf(stderr, "ordo-server: unexpected argument \"%s\"; try --help\n", argv[optind]);
+        return 2;
+    }
+    if (ordo_config_check(&cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "ordo-server: %s\n", err);
+        return 2;
+    }
+    ordo_auth_t *auth = NULL;
+    if (cfg.curve_secret[0] &&
+        !(auth = ordo_auth_new(cfg.curve_secret, cfg.curve_clients, err, sizeof err))) {
+        fprintf(stderr, "ordo-server: %s\n", err);
         return 2;
     }
 
@@ -99,10 +120,21 @@ int main(int argc, char **argv)
                   "finished orders leave memory after %llu s",
                   ORDO_SERVER_VERSION, cfg.data_dir, cfg.bind, cfg.pub, fsync_text, n,
                   (unsigned long long)cfg.retain_finished_s);
-    ordo_engine_options_t eopts = {.cfg = cfg, .repair = repair};
+    if (auth) {
+        char key[41];
+        ordo_auth_public_text(auth, key);
+        ordo_log_info("server", "CURVE: server key %s, %zu client keys let in from %s", key,
+                      ordo_auth_clients(auth), cfg.curve_clients);
+    } else if (cfg.insecure) {
+        ordo_log_warn("server", "--insecure: anyone who reaches %s and %s may send commands",
+                      cfg.bind, cfg.pub);
+    }
+    ordo_engine_options_t eopts = {.cfg = cfg, .repair = repair, .auth = auth};
     ordo_engine_t *engine = NULL;
-    if (ordo_engine_start(&eopts, &engine) != 0)
+    if (ordo_engine_start(&eopts, &engine) != 0) {
+        ordo_auth_destroy(&auth);
         return 1; /* the log lines say why */
+    }
     ordo_log_info("server", "ready: requests on %s, events on %s", cfg.bind, cfg.pub);
 
     /* Wait for a stop signal, or for the engine to fail by itself. */
@@ -114,5 +146,6 @@ int main(int argc, char **argv)
         ordo_log_info("server", "%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     int rc = ordo_engine_stop(engine);
     ordo_engine_destroy(&engine);
+    ordo_auth_destroy(&auth); /* after the sockets it guards are closed */
     return rc == 0 ? 0 : 1;
 }

@@ -146,7 +146,8 @@ static int s_gen_open(s_actor_t *a, s_gen_t *g, uint32_t gen, bool create, bool 
     g->position = g->committed = (uint64_t)checkpoint;
     if (ordo_pstore_begin(g->db) != 0)
         goto fail;
-    if (!(g->sub = ordo_sub_new(a->cfg.engine, a->cfg.engine_pub, "", g->position + 1))) {
+    if (!(g->sub = ordo_sub_new_with(a->cfg.engine, a->cfg.engine_pub, "", g->position + 1,
+                                    a->cfg.engine_opts))) {
         ordo_log_error(a->name, "cannot subscribe to %s / %s: %s", a->cfg.engine,
                        a->cfg.engine_pub, strerror(errno));
         goto fail;

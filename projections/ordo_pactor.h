@@ -18,6 +18,7 @@
 #ifndef ORDO_PACTOR_H
 #define ORDO_PACTOR_H
 
+#include "ordo.h"
 #include "ordo_pquery.h"
 
 #include <czmq.h>
@@ -29,6 +30,7 @@ typedef struct {
     const char *data_dir;   /* exists */
     const char *engine;     /* the engine's request endpoint (ReadAll, Ping) */
     const char *engine_pub; /* the engine's PUB endpoint */
+    const ordo_connect_options_t *engine_opts; /* CURVE towards the engine, or NULL */
     uint64_t save_every;    /* commit after this many events ... */
     int save_ms;            /* ... or this long after the first uncommitted one */
     int cache_kib;          /* SQLite page cache per database */

@@ -1,7 +1,10 @@
 /* ordo-projector settings (see ordo_pconfig.h). */
 #include "ordo_pconfig.h"
 
+#include "ordo_exposure.h"
+
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +56,43 @@ int ordo_pconfig_set(ordo_pconfig_t *cfg, const char *name, const char *value, c
         cfg->save_every = v;
         return 1;
     }
+    static const struct {
+        const char *name;
+        size_t offset;
+    } paths[] = {{"curve-server", offsetof(ordo_pconfig_t, curve_server)},
+                 {"curve-cert", offsetof(ordo_pconfig_t, curve_cert)},
+                 {"curve-secret", offsetof(ordo_pconfig_t, curve_secret)},
+                 {"curve-clients", offsetof(ordo_pconfig_t, curve_clients)}};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++)
+        if (!strcmp(name, paths[i].name))
+            return s_text((char *)cfg + paths[i].offset, PATH_MAX, name, value, err, err_size);
+    return 0;
+}
+
+int ordo_pconfig_check(const ordo_pconfig_t *cfg, char *err, size_t err_size)
+{
+    bool server = cfg->curve_server[0], cert = cfg->curve_cert[0];
+    bool secret = cfg->curve_secret[0], clients = cfg->curve_clients[0];
+    if (server != cert) {
+        snprintf(err, err_size,
+                 "CURVE towards the engine needs both --curve-server and --curve-cert (%s is "
+                 "missing)",
+                 server ? "--curve-cert" : "--curve-server");
+        return -1;
+    }
+    if (secret != clients) {
+        snprintf(err, err_size,
+                 "CURVE on --bind needs both --curve-secret and --curve-clients (%s is missing)",
+                 secret ? "--curve-clients" : "--curve-secret");
+        return -1;
+    }
+    if (!secret && !cfg->insecure && !ordo_endpoint_is_local(cfg->bind)) {
+        snprintf(err, err_size,
+                 "%s is reachable from other machines: give --curve-secret and "
+                 "--curve-clients, or --insecure to bind it without authentication",
+                 cfg->bind);
+        return -1;
+    }
     return 0;
 }
 
@@ -64,6 +104,10 @@ int ordo_pconfig_from_env(ordo_pconfig_t *cfg, char *err, size_t err_size)
         {"ORDO_PROJECTOR_BIND", "bind"},
         {"ORDO_PROJECTOR_DATA_DIR", "data-dir"},
         {"ORDO_PROJECTOR_SAVE_EVERY", "save-every"},
+        {"ORDO_CURVE_SERVER", "curve-server"},
+        {"ORDO_CURVE_CERT", "curve-cert"},
+        {"ORDO_PROJECTOR_CURVE_SECRET", "curve-secret"},
+        {"ORDO_PROJECTOR_CURVE_CLIENTS", "curve-clients"},
     };
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
         const char *v = getenv(vars[i][0]);

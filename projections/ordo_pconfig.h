@@ -5,6 +5,7 @@
 #define ORDO_PCONFIG_H
 
 #include <limits.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -14,15 +15,29 @@ typedef struct {
     char bind[256];       /* --bind, ORDO_PROJECTOR_BIND */
     char data_dir[PATH_MAX]; /* --data-dir, ORDO_PROJECTOR_DATA_DIR */
     uint64_t save_every;  /* --save-every, ORDO_PROJECTOR_SAVE_EVERY: events between saves */
+    /* CURVE towards the engine: --curve-server, --curve-cert (ORDO_CURVE_SERVER,
+     * ORDO_CURVE_CERT); "" = plain. */
+    char curve_server[PATH_MAX];
+    char curve_cert[PATH_MAX];
+    /* CURVE on its own ROUTER: --curve-secret, --curve-clients
+     * (ORDO_PROJECTOR_CURVE_SECRET, ORDO_PROJECTOR_CURVE_CLIENTS). */
+    char curve_secret[PATH_MAX];
+    char curve_clients[PATH_MAX];
+    bool insecure; /* --insecure: bind beyond loopback without CURVE */
 } ordo_pconfig_t;
 
 /* tcp://127.0.0.1:7700, :7701, :7702, ./projections, 500,000 events. */
 void ordo_pconfig_defaults(ordo_pconfig_t *cfg);
 
 /* Sets a setting by its flag's name ("engine", "engine-pub", "bind",
- * "data-dir", "save-every"): 1 set, 0 not a setting, -1 invalid (err). */
+ * "data-dir", "save-every", "curve-server", "curve-cert", "curve-secret",
+ * "curve-clients"): 1 set, 0 not a setting, -1 invalid (err). */
 int ordo_pconfig_set(ordo_pconfig_t *cfg, const char *name, const char *value, char *err,
                      size_t err_size);
+
+/* Checks the settings together once all are read: each CURVE pair whole,
+ * and a bind beyond loopback only with CURVE or --insecure. 0 or -1 (err). */
+int ordo_pconfig_check(const ordo_pconfig_t *cfg, char *err, size_t err_size);
 
 /* Applies every ORDO_* variable of the projector that is set. 0 or -1 (err). */
 int ordo_pconfig_from_env(ordo_pconfig_t *cfg, char *err, size_t err_size);

@@ -10,6 +10,7 @@
 #include "ordo_io.h"
 #include "ordo_log.h"
 #include "ordo_pactor.h"
+#include "ordo_auth.h"
 #include "ordo_pconfig.h"
 #include "ordo_peers.h"
 #include "ordo_pquery.h"
@@ -57,6 +58,15 @@ static void s_usage(FILE *out)
             "  --save-every EVENTS    save each model with its checkpoint after this many\n"
             "                         events, and within a second once caught up\n"
             "                         (default 500000; ORDO_PROJECTOR_SAVE_EVERY)\n"
+            "  --curve-server FILE    CURVE towards the engine: its public certificate\n"
+            "                         (ORDO_CURVE_SERVER)\n"
+            "  --curve-cert FILE      CURVE towards the engine: the projector's secret\n"
+            "                         certificate (ORDO_CURVE_CERT)\n"
+            "  --curve-secret FILE    CURVE on --bind: the projector's secret certificate\n"
+            "                         (ORDO_PROJECTOR_CURVE_SECRET)\n"
+            "  --curve-clients DIR    CURVE on --bind: the folder of client certificates let\n"
+            "                         in, read at start (ORDO_PROJECTOR_CURVE_CLIENTS)\n"
+            "  --insecure             bind beyond loopback without CURVE (refused otherwise)\n"
             "  --help, --version\n"
             "\n"
             "Read models: summary (GetOrderSummary, ListOrders), restaurant (RestaurantBoard),\n"
@@ -287,7 +297,8 @@ static void s_on_actor(s_front_t *f, zactor_t *actor)
     zstr_free(&cmd);
 }
 
-static int s_run(const ordo_pconfig_t *cfg)
+static int s_run(const ordo_pconfig_t *cfg, const ordo_connect_options_t *engine_opts,
+                 ordo_auth_t **auth)
 {
     s_front_t f = {0};
     ordo_pactor_config_t acfg[ORDO_PROJ_COUNT_];
@@ -295,6 +306,7 @@ static int s_run(const ordo_pconfig_t *cfg)
     if (ordo_mkdir_p(cfg->data_dir) != 0) {
         ordo_log_error("projector", "cannot create the data folder %s: %s", cfg->data_dir,
                        strerror(errno));
+        ordo_auth_destroy(auth);
         return 1;
     }
     f.router = zsock_new(ZMQ_ROUTER);
@@ -305,6 +317,10 @@ static int s_run(const ordo_pconfig_t *cfg)
     zsock_set_rcvhwm(f.router, S_HWM);
     zsock_set_maxmsgsize(f.router, S_MSG_MAX);
     zsock_set_linger(f.router, 1000);
+    if (*auth && ordo_auth_guard(*auth, zsock_resolve(f.router)) != 0) {
+        ordo_log_error("projector", "cannot set CURVE: %s", zmq_strerror(errno));
+        goto out;
+    }
     if (zsock_bind(f.router, "%s", cfg->bind) < 0) {
         ordo_log_error("projector", "cannot bind %s: %s", cfg->bind, zmq_strerror(errno));
         goto out;
@@ -314,6 +330,7 @@ static int s_run(const ordo_pconfig_t *cfg)
                                          .data_dir = cfg->data_dir,
                                          .engine = cfg->engine,
                                          .engine_pub = cfg->engine_pub,
+                                         .engine_opts = engine_opts,
                                          .save_every = cfg->save_every,
                                          .save_ms = S_SAVE_MS,
                                          .cache_kib = S_CACHE_KIB};
@@ -363,6 +380,7 @@ out:
         s_free_job(&f, job);
     }
     zsock_destroy(&f.router);
+    ordo_auth_destroy(auth); /* after the socket it guards */
     zsys_shutdown(); /* czmq's context, which may still hold counted replies, before the table */
     ordo_peers_destroy(&f.peers);
     return rc;
@@ -373,11 +391,14 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         {"engine", required_argument, NULL, 0},   {"engine-pub", required_argument, NULL, 0},
         {"bind", required_argument, NULL, 0},     {"data-dir", required_argument, NULL, 0},
-        {"save-every", required_argument, NULL, 0}, {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0},
+        {"save-every", required_argument, NULL, 0}, {"curve-server", required_argument, NULL, 0},
+        {"curve-cert", required_argument, NULL, 0}, {"curve-secret", required_argument, NULL, 0},
+        {"curve-clients", required_argument, NULL, 0}, {"insecure", no_argument, NULL, 'i'},
+        {"help", no_argument, NULL, 'h'},          {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
     };
     ordo_pconfig_t cfg;
-    char err[256];
+    char err[640];
     ordo_pconfig_defaults(&cfg);
     if (ordo_pconfig_from_env(&cfg, err, sizeof err) != 0) {
         fprintf(stderr, "ordo-projector: %s\n", err);
@@ -393,6 +414,10 @@ int main(int argc, char **argv)
             printf("ordo-projector %s\n", ORDO_PROJECTOR_VERSION);
             return 0;
         }
+        if (c == 'i') {
+            cfg.insecure = true;
+            continue;
+        }
         if (c != 0) {
             fprintf(stderr, "ordo-projector: see --help for the options\n");
             return 2;
@@ -406,6 +431,19 @@ int main(int argc, char **argv)
         fprintf(stderr, "ordo-projector: unexpected argument \"%s\"; see --help\n", argv[optind]);
         return 2;
     }
+    if (ordo_pconfig_check(&cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "ordo-projector: %s\n", err);
+        return 2;
+    }
+    ordo_curve_t engine_keys;
+    ordo_connect_options_t engine_opts = {0};
+    if (cfg.curve_server[0]) {
+        if (ordo_curve_load(&engine_keys, cfg.curve_server, cfg.curve_cert, err, sizeof err) != 0) {
+            fprintf(stderr, "ordo-projector: %s\n", err);
+            return 2;
+        }
+        engine_opts.curve = &engine_keys;
+    }
     /* czmq would install its own SIGINT/SIGTERM handlers: main owns signals. */
     zsys_handler_set(NULL);
     struct sigaction sa = {.sa_handler = s_on_signal};
@@ -413,7 +451,16 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
-    int rc = s_run(&cfg);
+    ordo_auth_t *auth = NULL;
+    if (cfg.curve_secret[0] &&
+        !(auth = ordo_auth_new(cfg.curve_secret, cfg.curve_clients, err, sizeof err))) {
+        fprintf(stderr, "ordo-projector: %s\n", err);
+        return 2;
+    }
+    if (auth)
+        ordo_log_info("projector", "CURVE on %s: %zu client keys let in from %s", cfg.bind,
+                      ordo_auth_clients(auth), cfg.curve_clients);
+    int rc = s_run(&cfg, &engine_opts, &auth);
     ordo_log_info("projector", "stopped");
     return rc;
 }

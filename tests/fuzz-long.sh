@@ -28,5 +28,6 @@ run fuzz_request & a=$!; run fuzz_event & b=$!
 wait $a || failed=1; wait $b || failed=1
 run fuzz_wal_frame & a=$!; run fuzz_snapshot & b=$!
 wait $a || failed=1; wait $b || failed=1
-run fuzz_pquery -dict="$here/fuzz/dict/pquery.dict" || failed=1
+run fuzz_pquery -dict="$here/fuzz/dict/pquery.dict" & a=$!; run fuzz_cert & b=$!
+wait $a || failed=1; wait $b || failed=1
 exit $failed
