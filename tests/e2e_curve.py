@@ -330,53 +330,49 @@ def test_projector(srv, keys, top):
         log.close()
 
 
+def run_steps(steps, counts):
+    """Runs each (name, fn), printing ok or FAIL; counts = [passed, failed]."""
+    for name, fn in steps:
+        try:
+            fn()
+            counts[0] += 1
+            print("ok   %s" % name)
+        except Exception:
+            counts[1] += 1
+            print("FAIL %s" % name)
+            traceback.print_exc()
+
+
 def main():
     top = tempfile.mkdtemp(prefix="ordo-curve-")
-    passed = failed = 0
+    counts = [0, 0]
     srv = None
     try:
         keys = Keys(top)
-        steps = [("settings refused", lambda: test_settings(keys, top)),
-                 ("ordo-keygen", lambda: test_keygen(keys, top))]
-        for name, fn in steps:
-            try:
-                fn()
-                passed += 1
-                print("ok   %s" % name)
-            except Exception:
-                failed += 1
-                print("FAIL %s" % name)
-                traceback.print_exc()
+        run_steps([("settings refused", lambda: test_settings(keys, top)),
+                   ("ordo-keygen", lambda: test_keygen(keys, top))], counts)
         data = os.path.join(top, "engine-data")
         os.makedirs(data)
         srv = Server(keys, data).start()
-        for name, fn in [("listed client served, others get nothing",
-                          lambda: test_listed_and_others(srv)),
-                         ("ordo-cli with and without keys", lambda: test_cli(srv, keys)),
-                         ("ordo-projector both ways", lambda: test_projector(srv, keys, top))]:
-            try:
-                fn()
-                passed += 1
-                print("ok   %s" % name)
-            except Exception:
-                failed += 1
-                print("FAIL %s" % name)
-                traceback.print_exc()
+        run_steps([("listed client served, others get nothing",
+                    lambda: test_listed_and_others(srv)),
+                   ("ordo-cli with and without keys", lambda: test_cli(srv, keys)),
+                   ("ordo-projector both ways", lambda: test_projector(srv, keys, top))], counts)
         rc = srv.stop()
         if rc != 0:
-            failed += 1
+            counts[1] += 1
             print("FAIL server exit status %s" % rc)
     except Exception:
-        failed += 1
+        counts[1] += 1
         traceback.print_exc()
     finally:
         if srv:
             srv.kill()
-            if failed:
+            if counts[1]:
                 sys.stdout.write(srv.log_text()[-4000:])
         shutil.rmtree(top, ignore_errors=True)
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    print("%d passed, %d failed" % tuple(counts))
+    return 1 if counts[1] else 0
 
 
 if __name__ == "__main__":
