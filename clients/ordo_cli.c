@@ -9,6 +9,7 @@
 #include "ordo_cli.h"
 #include "ordo_json.h"
 #include "ordo_limits.h"
+#include "ordo_time.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -207,114 +208,6 @@ static bool s_all_digits(const char *s)
     return true;
 }
 
-/* Reads exactly `n` digits. */
-static bool s_digits(const char **p, int n, int *out)
-{
-    int v = 0;
-    for (int i = 0; i < n; i++, (*p)++) {
-        if (**p < '0' || **p > '9')
-            return false;
-        v = v * 10 + (**p - '0');
-    }
-    *out = v;
-    return true;
-}
-
-/* TIME: microseconds since the epoch, or ISO-8601
- * YYYY-MM-DD[(T| )hh:mm[:ss[.frac]]][Z|(+|-)hh[:mm]|(+|-)hhmm], UTC when no
- * offset is given, or the time alone, hh:mm[:ss[.frac]][offset], on
- * today's date in UTC. */
-static bool s_parse_time(const char *s, int64_t *us)
-{
-    int64_t v;
-    if (s[0] >= '0' && s[0] <= '9' && s[1] >= '0' && s[1] <= '9' && s[2] == ':') {
-        char today[64];
-        time_t now = time(NULL);
-        struct tm tm;
-        if (strlen(s) > 32 || !gmtime_r(&now, &tm))
-            return false;
-        snprintf(today, sizeof today, "%04d-%02d-%02dT%s", tm.tm_year + 1900, tm.tm_mon + 1,
-                 tm.tm_mday, s);
-        return s_parse_time(today, us);
-    }
-    if (s_all_digits(s))
-        return s_int(s, 0, INT64_MAX, us);
-    if (s[0] == '-' && s_all_digits(s + 1))
-        return s_int(s, INT64_MIN, INT64_MAX, &v) && (*us = v, true);
-    const char *p = s;
-    int Y, M, D, h = 0, m = 0, sec = 0, frac = 0;
-    if (!s_digits(&p, 4, &Y) || *p++ != '-' || !s_digits(&p, 2, &M) || *p++ != '-' ||
-        !s_digits(&p, 2, &D))
-        return false;
-    if (*p == 'T' || *p == 't' || *p == ' ') {
-        p++;
-        if (!s_digits(&p, 2, &h) || *p++ != ':' || !s_digits(&p, 2, &m))
-            return false;
-        if (*p == ':') {
-            p++;
-            if (!s_digits(&p, 2, &sec))
-                return false;
-            if (*p == '.' || *p == ',') {
-                p++;
-                int nd = 0;
-                while (*p >= '0' && *p <= '9') {
-                    if (nd < 6)
-                        frac = frac * 10 + (*p - '0');
-                    nd++;
-                    p++;
-                }
-                if (nd == 0)
-                    return false;
-                for (; nd < 6; nd++)
-                    frac *= 10;
-            }
-        }
-    }
-    int offset_min = 0;
-    if (*p == 'Z' || *p == 'z') {
-        p++;
-    } else if (*p == '+' || *p == '-') {
-        int sign = *p++ == '-' ? -1 : 1, oh, om = 0;
-        if (!s_digits(&p, 2, &oh))
-            return false;
-        if (*p == ':')
-            p++;
-        if (*p && !s_digits(&p, 2, &om))
-            return false;
-        if (oh > 23 || om > 59)
-            return false;
-        offset_min = sign * (oh * 60 + om);
-    }
-    if (*p || M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec > 60)
-        return false;
-    struct tm tm = {.tm_year = Y - 1900, .tm_mon = M - 1, .tm_mday = D,
-                    .tm_hour = h, .tm_min = m, .tm_sec = sec};
-    time_t t = timegm(&tm);
-    if (tm.tm_mday != D) /* 2025-02-30 */
-        return false;
-    *us = ((int64_t)t - (int64_t)offset_min * 60) * 1000000 + frac;
-    return true;
-}
-
-/* ISO-8601 UTC with microseconds. */
-static const char *s_time(int64_t us, char buf[40])
-{
-    int64_t sec = us / 1000000, frac = us % 1000000;
-    if (frac < 0) {
-        frac += 1000000;
-        sec--;
-    }
-    time_t t = (time_t)sec;
-    struct tm tm;
-    if (!gmtime_r(&t, &tm)) {
-        snprintf(buf, 40, "%" PRId64 "us", us);
-        return buf;
-    }
-    size_t n = strftime(buf, 40, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf + n, 40 - n, ".%06dZ", (int)frac);
-    return buf;
-}
-
 static const char *s_money(int64_t cents, char buf[32])
 {
     const char *sign = cents < 0 ? "-" : "";
@@ -370,12 +263,12 @@ bool ordo_cli_int(const char *s, int64_t min, int64_t max, int64_t *out)
 
 bool ordo_cli_parse_time(const char *s, int64_t *us)
 {
-    return s_parse_time(s, us);
+    return ordo_time_parse(s, us);
 }
 
 const char *ordo_cli_time(int64_t us, char buf[40])
 {
-    return s_time(us, buf);
+    return ordo_time_format(us, buf);
 }
 
 const char *ordo_cli_money(int64_t cents, char buf[32])
@@ -428,7 +321,7 @@ static void s_print_details(const ordo_client_event_t *ev)
 static void s_print_event(const ordo_client_event_t *ev, bool with_order)
 {
     char when[40];
-    printf("%-6" PRIu64 " %s  ", ev->position, s_time(ev->timestamp_us, when));
+    printf("%-6" PRIu64 " %s  ", ev->position, ordo_time_format(ev->timestamp_us, when));
     if (with_order)
         printf("%s ", ev->order_id);
     printf("v%-2u %-20s ", ev->version, ev->type);
@@ -458,8 +351,8 @@ static void s_print_order(const ordo_client_order_t *o)
         printf("courier      %" PRId64 "\n", o->courier_id);
     if (o->cancel_reason)
         printf("cancelled    %s\n", o->cancel_reason);
-    printf("created      %s\n", s_time(o->created_at_us, when));
-    printf("updated      %s\n", s_time(o->updated_at_us, when));
+    printf("created      %s\n", ordo_time_format(o->created_at_us, when));
+    printf("updated      %s\n", ordo_time_format(o->updated_at_us, when));
 }
 
 static void s_print_result(const s_command_t *cmd, const ordo_result_t *res, int64_t rtt_us)
@@ -714,7 +607,7 @@ static int s_main(int argc, char **argv, s_opts_t *o)
         case O_REASON: o->req.reason = arg; break;
         case O_AS_OF_VERSION: ok = s_int(arg, 1, INT64_MAX, &o->req.as_of_version); break;
         case O_AT:
-            if (!s_parse_time(arg, &o->req.as_of_time_us))
+            if (!ordo_time_parse(arg, &o->req.as_of_time_us))
                 return ordo_cli_usage_error("--at wants an ISO-8601 time or microseconds, not \"%s\"",
                                      arg);
             o->req.has_as_of_time = true;
