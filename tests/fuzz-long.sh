@@ -30,4 +30,5 @@ run fuzz_wal_frame & a=$!; run fuzz_snapshot & b=$!
 wait $a || failed=1; wait $b || failed=1
 run fuzz_pquery -dict="$here/fuzz/dict/pquery.dict" & a=$!; run fuzz_cert & b=$!
 wait $a || failed=1; wait $b || failed=1
+run fuzz_wal_walk || failed=1
 exit $failed

@@ -416,73 +416,6 @@ static int s_scan_segment(s_scan_t *sc, s_seg_t *seg, uint64_t expect, s_result_
     return 0;
 }
 
-/* Parses "NNNNNNNNNNNNNNNNNNNN.wal" (20 digits). 1 = a segment name. */
-static int s_parse_name(const char *name, uint64_t *first)
-{
-    if (strlen(name) != 24 || strcmp(name + 20, ".wal") != 0)
-        return 0;
-    uint64_t v = 0;
-    for (int i = 0; i < 20; i++) {
-        if (name[i] < '0' || name[i] > '9')
-            return 0;
-        unsigned d = (unsigned)(name[i] - '0');
-        if (v > (UINT64_MAX - d) / 10)
-            return 0;
-        v = v * 10 + d;
-    }
-    *first = v;
-    return 1;
-}
-
-static int s_cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Lists segment names in `dir`, sorted. *names is owned by the caller. */
-static int s_list_segments(const char *dir, uint64_t **names, size_t *count)
-{
-    int rc = 0;
-    size_t n = 0, cap = 0;
-    uint64_t *v = NULL;
-    DIR *d = opendir(dir);
-    if (!d) {
-        char ebuf[128];
-        int e = errno;
-        ordo_log_error("wal", "cannot list %s: %s", dir, s_errstr(e, ebuf, sizeof ebuf));
-        return ordo_err_from_errno(e);
-    }
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        uint64_t first;
-        if (!s_parse_name(de->d_name, &first))
-            continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 16;
-            uint64_t *p = realloc(v, cap * sizeof *p);
-            if (!p) {
-                rc = ORDO_ERR_NOMEM;
-                goto out;
-            }
-            v = p;
-        }
-        v[n++] = first;
-    }
-    if (n > 1)
-        qsort(v, n, sizeof *v, s_cmp_u64);
-out:
-    closedir(d);
-    if (rc) {
-        free(v);
-        return rc;
-    }
-    *names = v;
-    *count = n;
-    return 0;
-}
-
-/* Highest last position of valid frames above `after` in segment `first`. */
 static int s_max_last_in(ordo_wal_t *wal, uint64_t first, uint64_t after, ordo_wal_buf_t *win,
                          uint64_t *max_last)
 {
@@ -655,7 +588,7 @@ static int s_recover(ordo_wal_t *wal, bool repair, ordo_wal_recovery_t *rep, uin
     ordo_wal_buf_t win = {0};
     int fd = -1;
     char path[PATH_MAX], name[32];
-    int rc = s_list_segments(wal->dir, &names, &n);
+    int rc = ordo_wal_list_segments(wal->dir, &names, &n);
     if (rc)
         goto out;
     if (n == 0) {

@@ -123,4 +123,58 @@ int ordo_wal_reader_seek(ordo_wal_reader_t *r, uint64_t position);
 /* Closes the reader and sets *r to NULL. Safe on NULL. */
 void ordo_wal_reader_destroy(ordo_wal_reader_t **r);
 
+/* ---- walking a log read-only (ordo-admin) -------------------------------- */
+
+/* One frame, as the walk found it. */
+typedef struct {
+    const char *segment; /* the segment's file name */
+    uint64_t offset;     /* of the frame's header in that file */
+    uint64_t first;      /* position of its first record */
+    uint32_t count;      /* records */
+    uint32_t clen, rlen; /* compressed and raw body bytes */
+} ordo_wal_frame_info_t;
+
+/* What the walk calls; any may be NULL. A non-zero return stops the walk,
+ * which returns it. */
+typedef struct {
+    int (*segment)(void *ctx, const char *name, uint64_t first, uint64_t size);
+    int (*frame)(void *ctx, const ordo_wal_frame_info_t *frame);
+    int (*record)(void *ctx, uint64_t position, const void *data, size_t len);
+} ordo_wal_visitor_t;
+
+/* What the walk saw. */
+typedef struct {
+    uint32_t segments;
+    uint64_t frames, events;
+    uint64_t file_bytes; /* the segment files' sizes (preallocated zeros included) */
+    uint64_t data_bytes; /* frames, headers and identity frames included */
+    uint64_t raw_bytes;  /* the frames' bodies, decompressed */
+    uint64_t first_position, last_position; /* 0, 0 when no event */
+    bool has_id;
+    uint8_t id[16]; /* the log's identity, from its segments' identity frames */
+    /* The first fault, if any: damage a crash cannot explain (a bad frame
+     * with data after it, a frame out of place, a segment missing or of
+     * another log). The walk stops there. */
+    bool damaged;
+    char fault_segment[32];
+    uint64_t fault_offset;
+    char fault[256];
+    /* Bytes at the end of the last segment that are not a whole frame and
+     * have no frame after them: a write in progress (the engine runs), or
+     * a torn write that the engine cuts when it starts. Not damage. */
+    uint64_t tail_bytes;
+    uint64_t tail_offset;
+} ordo_wal_walk_t;
+
+/* Walks every segment and frame of the log in `dir`, read-only (no lock,
+ * nothing changed: safe beside a running engine), checking each frame as
+ * recovery does and more: header, checksum, identity, position, and its
+ * body decompressed and split into exactly its records, which are handed
+ * to the visitor in position order. Returns 0 when the walk ended (see
+ * *out: damaged or not), ORDO_ERR_IO / ORDO_ERR_NOT_FOUND when the folder
+ * or a file cannot be read, ORDO_ERR_NOMEM, or the visitor's non-zero
+ * value. */
+int ordo_wal_walk(const char *dir, const ordo_wal_visitor_t *visitor, void *ctx,
+                  ordo_wal_walk_t *out);
+
 #endif

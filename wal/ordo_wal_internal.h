@@ -22,4 +22,13 @@ uint64_t ordo_wal_first_position(ordo_wal_t *wal);
 int ordo_wal_locate(ordo_wal_t *wal, uint64_t pos, uint64_t *seg_first, uint64_t *off,
                     uint64_t *off_first);
 
+/* Parses a segment's file name, "NNNNNNNNNNNNNNNNNNNN.wal" (20 digits, its
+ * first position). 1 = a segment name (*first set), 0 = not one. */
+int ordo_wal_parse_segment_name(const char *name, uint64_t *first);
+
+/* The first positions of the segment files in `dir`, ascending, into
+ * *names (malloc'd; the caller frees) and *count. 0, or an ORDO_ERR_*
+ * (logged) when the folder cannot be read. */
+int ordo_wal_list_segments(const char *dir, uint64_t **names, size_t *count);
+
 #endif

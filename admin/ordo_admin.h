@@ -1,0 +1,50 @@
+/* ordo-admin is one program in a few files: ordo_admin.c (main, options,
+ * output helpers), ordo_admin_wal.c (`wal info|verify|dump`) and
+ * ordo_admin_snapshot.c (`snapshot info|verify`). What they share. Not
+ * installed. */
+#ifndef ORDO_ADMIN_H
+#define ORDO_ADMIN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define ADMIN_OK 0        /* done; what was checked is sound */
+#define ADMIN_DAMAGED 1   /* a check failed: the output names the file and offset */
+#define ADMIN_USAGE 2     /* the command line is wrong */
+#define ADMIN_CANNOT 3    /* the files cannot be read at all (missing folder, I/O error) */
+
+typedef struct {
+    const char *data_dir; /* --data-dir, ORDO_DATA_DIR, ./data */
+    bool json;
+    bool progress;        /* progress lines on stderr (a terminal, unless --quiet) */
+    /* wal dump */
+    bool has_from_pos, has_to_pos, has_from_time, has_to_time;
+    uint64_t from_pos, to_pos;
+    int64_t from_us, to_us;
+    const char *order_id;
+} admin_opts_t;
+
+int admin_wal_info(const admin_opts_t *o);
+int admin_wal_verify(const admin_opts_t *o);
+int admin_wal_dump(const admin_opts_t *o);
+int admin_snapshot_info(const admin_opts_t *o);
+int admin_snapshot_verify(const admin_opts_t *o, const char *file);
+
+/* "ordo-admin: " + message to stderr. */
+void admin_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* A JSON string (RFC 8259 escapes) of `len` bytes to out. */
+void admin_json_string(FILE *out, const char *s, size_t len);
+
+/* 1234567 -> "1,234,567" into buf. */
+const char *admin_count(uint64_t n, char buf[32]);
+
+/* A byte count as "12.3 MiB" into buf. */
+const char *admin_bytes(uint64_t n, char buf[32]);
+
+/* The folders inside the data folder. */
+void admin_wal_dir(const admin_opts_t *o, char *buf, size_t size);
+void admin_snapshot_dir(const admin_opts_t *o, char *buf, size_t size);
+
+#endif
