@@ -224,6 +224,11 @@ void ordo_apply_commit(ordo_order_t *order, const ordo_event_t *event, ordo_appl
     order->request_hashes[event->version - 1] =
         ordo_request_id_hash(order->request_ids[event->version - 1]);
     order->positions[event->version - 1] = event->position;
+    order->has_head_hash = event->has_hash;
+    if (event->has_hash)
+        memcpy(order->head_hash, event->hash, sizeof order->head_hash);
+    else
+        memset(order->head_hash, 0, sizeof order->head_hash);
     order->status = ordo_status_after(event->type);
     order->version = (uint8_t)event->version;
     order->updated_at_us = event->timestamp_us;

@@ -227,6 +227,10 @@ typedef struct {
     uint32_t schema;
     ordo_data_t data;
     ordo_meta_t meta;
+    /* PROTOCOL.md 1.1: the chain hash, which the writer computes when it
+     * writes the event; events written before 1.1 have none. */
+    bool has_hash;
+    uint8_t hash[32];
     char text[ORDO_EVENT_TEXT_MAX];
 } ordo_event_t;
 
@@ -273,6 +277,10 @@ typedef struct {
     ordo_str_t cancel_reason;    /* into arena2, len 0 unless cancelled */
     uint32_t n_items;
     ordo_item_t *items; /* into arena */
+    /* The hash of the last event (PROTOCOL.md 1.1 `head_hash`); none when
+     * that event has none. */
+    bool has_head_hash;
+    uint8_t head_hash[32];
     char *arena;        /* owned: items, their strings, the address */
     char *arena2;       /* owned: cancel reason */
     /* request_ids[v-1]: the request id that appended version v (len 0: none);

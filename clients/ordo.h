@@ -95,6 +95,8 @@ typedef struct {
     const char *previous_status;
     const ordo_client_meta_t *meta; /* includes `command` and `request_id` */
     size_t n_meta;
+    char hash[65]; /* PROTOCOL.md 1.1: 64 hex digits of the chain hash; "" if the
+                    * event has none (written before 1.1) */
     const uint8_t *raw; /* the event's MessagePack map, as received */
     size_t raw_len;
 } ordo_client_event_t;
@@ -117,6 +119,7 @@ typedef struct {
     bool has_courier_id;
     int64_t courier_id;
     const char *cancel_reason; /* NULL unless cancelled */
+    char head_hash[65]; /* the hash of its last event, "" if it has none */
     const uint8_t *raw;
     size_t raw_len;
 } ordo_client_order_t;

@@ -353,6 +353,8 @@ static void s_print_order(const ordo_client_order_t *o)
         printf("cancelled    %s\n", o->cancel_reason);
     printf("created      %s\n", ordo_time_format(o->created_at_us, when));
     printf("updated      %s\n", ordo_time_format(o->updated_at_us, when));
+    if (o->head_hash[0])
+        printf("head hash    %s\n", o->head_hash);
 }
 
 static void s_print_result(const s_command_t *cmd, const ordo_result_t *res, int64_t rtt_us)

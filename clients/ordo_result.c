@@ -5,6 +5,7 @@
  * owns, so they stay put until ordo_result_clear(). `raw` spans point
  * into the reply bytes, which the result also owns. */
 #include "ordo_client_internal.h"
+#include "ordo_hex.h"
 #include "ordo_uuid.h"
 
 #include <stdlib.h>
@@ -118,6 +119,8 @@ static int s_event(ordo_result_t *res, const ordo_event_t *ev, const uint8_t *ra
     out->type = ordo_event_type_name(ev->type);
     out->timestamp_us = ev->timestamp_us;
     out->schema = ev->schema;
+    if (ev->has_hash)
+        ordo_hex_encode(ev->hash, sizeof ev->hash, out->hash);
     out->user_id = d->user_id;
     out->restaurant_id = d->restaurant_id;
     out->total_cents = d->total_cents;
@@ -202,6 +205,8 @@ static int s_order(ordo_result_t *res, const uint8_t *raw, size_t len)
     out->courier_id = o.courier_id;
     if (o.status == ORDO_STATUS_CANCELLED)
         out->cancel_reason = s_strdup(res, o.cancel_reason.ptr, o.cancel_reason.len);
+    if (o.has_head_hash)
+        ordo_hex_encode(o.head_hash, sizeof o.head_hash, out->head_hash);
     out->raw = raw;
     out->raw_len = len;
     if (!out->order_id || !out->delivery_address || (o.n_items && !out->items) ||

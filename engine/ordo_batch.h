@@ -96,13 +96,14 @@ typedef struct {
     uint32_t type; /* ordo_event_type_t */
     uint32_t rec_len, mid_len, rest_len;
     uint8_t order_id_len, request_id_len;
+    uint8_t prev_hash[32]; /* the order's head hash (zeros if none): the writer chains to it */
 } ordo_event_entry_t;
 
 /* An event entry read back: views into the batch. */
 typedef struct {
     ordo_event_entry_t head;
     const char *order_id, *request_id;
-    char *rec; /* writable: the writer stamps the timestamp in place */
+    char *rec; /* writable: the writer stamps the timestamp and the hash in place */
     const char *mid, *rest;
 } ordo_event_view_t;
 

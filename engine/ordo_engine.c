@@ -12,6 +12,7 @@
 #include "ordo_engine.h"
 
 #include "ordo_batch.h"
+#include "ordo_chain.h"
 #include "ordo_clock.h"
 #include "ordo_error.h"
 #include "ordo_front.h"
@@ -322,6 +323,11 @@ int ordo_engine_start(const ordo_engine_options_t *opts, ordo_engine_t **out)
     }
     static atomic_ullong engines;
     e->serial = atomic_fetch_add(&engines, 1) + 1;
+    if (ordo_chain_init() != 0) {
+        ordo_log_error("engine", "libsodium cannot start (the events' hash chain needs it)");
+        free(e);
+        return -1;
+    }
     e->cfg = opts->cfg;
     e->io = opts->io ? opts->io : ordo_io_posix();
     char why[PATH_MAX + 160];

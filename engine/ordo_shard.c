@@ -217,6 +217,8 @@ static int s_queue_event(ordo_shard_t *s, uint64_t tag, const ordo_request_t *re
                             .type = (uint32_t)ev->type,
                             .order_id_len = (uint8_t)ev->order_id.len,
                             .request_id_len = (uint8_t)req->request_id.len};
+    if (order->has_head_hash)
+        memcpy(h.prev_hash, order->head_hash, sizeof h.prev_hash);
     if (msgpack_sbuffer_write(&b->buf, (const char *)&h, sizeof h) != 0 ||
         msgpack_sbuffer_write(&b->buf, ev->order_id.ptr, ev->order_id.len) != 0 ||
         (req->request_id.len &&
@@ -555,7 +557,9 @@ static void s_command(ordo_shard_t *s, const ordo_request_t *req, uint64_t tag, 
     uint32_t dup;
     ordo_decision_t d = ordo_decide(order, req, s->ev, &dup, &err);
     if (d == ORDO_DECIDE_EVENT) {
-        s->ev->timestamp_us = 0; /* the writer stamps it */
+        s->ev->timestamp_us = 0; /* the writer stamps it, and the hash */
+        s->ev->has_hash = true;
+        memset(s->ev->hash, 0, sizeof s->ev->hash);
         /* Everything applying it will need, allocated before it is written:
          * once durable, applying it cannot fail. */
         ordo_apply_prep_t prep;

@@ -6,6 +6,7 @@
 #include "ordo_writer.h"
 
 #include "ordo_batch.h"
+#include "ordo_chain.h"
 #include "ordo_clock.h"
 #include "ordo_codec.h"
 #include "ordo_error.h"
@@ -140,6 +141,18 @@ static void s_commit(ordo_writer_t *w)
             size_t ev_at = b->replies.size;
             if (ordo_event_pack_joined(&pk, pos, id, w->last_ts, v.mid, v.head.mid_len, v.rest,
                                        v.head.rest_len) != 0) {
+                rc = ORDO_ERR_NOMEM;
+                break;
+            }
+            /* The chain (PROTOCOL.md 1.1): the 9 keys just packed are the
+             * canonical record; its hash becomes the 10th key and goes
+             * into the log record. */
+            uint8_t hash[32];
+            ordo_chain_hash(v.head.prev_hash, b->replies.data + ev_at, b->replies.size - ev_at,
+                            hash);
+            b->replies.data[ev_at] = (char)0x8a; /* fixmap of 10 keys, was 9 */
+            if (ordo_event_pack_hash(&pk, hash) != 0 ||
+                ordo_event_record_stamp_hash(v.rec, v.head.rec_len, hash) != 0) {
                 rc = ORDO_ERR_NOMEM;
                 break;
             }

@@ -61,14 +61,24 @@ void ordo_request_init(ordo_request_t *req);
 
 /* ---- events ------------------------------------------------------------ */
 
-/* Wire form (map), as in replies and on PUB. */
+/* Wire form (map), as in replies and on PUB: the 9 keys position,
+ * event_id, order_id, version, type, timestamp_us, schema, data, meta in
+ * that order, data and meta (and the maps inside) with their keys in
+ * bytewise order: PROTOCOL.md 1.1's canonical form, over which the hash
+ * chain is computed; then `hash` when the event has one. */
 int ordo_event_pack(msgpack_packer *pk, const ordo_event_t *ev);
+
+/* The `hash` key and its 64 hex digits, as ordo_event_pack ends an event
+ * that has one (the writer adds it after the 9 keys it hashed). */
+int ordo_event_pack_hash(msgpack_packer *pk, const uint8_t hash[32]);
 
 /* The wire form in three parts, for the log writer, which alone knows an
  * event's position and timestamp: a shard packs the parts that do not
  * depend on them ("mid": order_id, version, type; "rest": schema, data,
  * meta), and the writer joins them. The bytes are those of
- * ordo_event_pack. */
+ * ordo_event_pack for an event without a hash: the 9 keys the writer
+ * hashes before it adds `hash` (ordo_event_pack_hash) and counts it in the
+ * map's header. */
 int ordo_event_pack_mid(msgpack_packer *pk, const ordo_event_t *ev);
 int ordo_event_pack_rest(msgpack_packer *pk, const ordo_event_t *ev);
 int ordo_event_pack_joined(msgpack_packer *pk, uint64_t position, const uint8_t event_id[16],
@@ -90,6 +100,11 @@ int ordo_event_pack_record(msgpack_packer *pk, const ordo_event_t *ev);
  * (the log writer stamps events as it orders them). 0, or -1 if `rec` is
  * not such a record. */
 int ordo_event_record_stamp(void *rec, size_t len, int64_t timestamp_us);
+
+/* Overwrites the hash of a record packed by ordo_event_pack_record from an
+ * event with has_hash set (the writer computes it). 0, or -1 if `rec` is
+ * not such a record. */
+int ordo_event_record_stamp_hash(void *rec, size_t len, const uint8_t hash[32]);
 
 /* Validates and decodes one log record; `position` comes from the log. */
 int ordo_event_decode_record(const void *buf, size_t len, uint64_t position, ordo_event_t *ev);

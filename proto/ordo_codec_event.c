@@ -4,6 +4,7 @@
  * order PROTOCOL.md lists them. */
 #include "ordo_codec.h"
 #include "ordo_codec_internal.h"
+#include "ordo_hex.h"
 #include "ordo_uuid.h"
 
 #include <stddef.h>
@@ -11,22 +12,12 @@
 
 int ordo_data_pack(msgpack_packer *pk, const ordo_data_t *d)
 {
+    /* Keys in bytewise order: the canonical form the hash chain is
+     * computed over (PROTOCOL.md 1.1). */
     P(msgpack_pack_map(pk, (size_t)__builtin_popcount(d->present & ORDO_F_ALL_)));
-    if (d->present & ORDO_F_USER_ID) {
-        P(ORDO_PACK_KEY(pk, "user_id"));
-        P(msgpack_pack_int64(pk, d->user_id));
-    }
-    if (d->present & ORDO_F_RESTAURANT_ID) {
-        P(ORDO_PACK_KEY(pk, "restaurant_id"));
-        P(msgpack_pack_int64(pk, d->restaurant_id));
-    }
-    if (d->present & ORDO_F_ITEMS) {
-        P(ORDO_PACK_KEY(pk, "items"));
-        P(ordo_items_pack(pk, d->items, d->n_items));
-    }
-    if (d->present & ORDO_F_TOTAL_CENTS) {
-        P(ORDO_PACK_KEY(pk, "total_cents"));
-        P(msgpack_pack_int64(pk, d->total_cents));
+    if (d->present & ORDO_F_COURIER_ID) {
+        P(ORDO_PACK_KEY(pk, "courier_id"));
+        P(msgpack_pack_int64(pk, d->courier_id));
     }
     if (d->present & ORDO_F_DELIVERY_ADDRESS) {
         P(ORDO_PACK_KEY(pk, "delivery_address"));
@@ -36,17 +27,29 @@ int ordo_data_pack(msgpack_packer *pk, const ordo_data_t *d)
         P(ORDO_PACK_KEY(pk, "estimated_minutes"));
         P(msgpack_pack_int64(pk, d->estimated_minutes));
     }
-    if (d->present & ORDO_F_COURIER_ID) {
-        P(ORDO_PACK_KEY(pk, "courier_id"));
-        P(msgpack_pack_int64(pk, d->courier_id));
+    if (d->present & ORDO_F_ITEMS) {
+        P(ORDO_PACK_KEY(pk, "items"));
+        P(ordo_items_pack(pk, d->items, d->n_items));
+    }
+    if (d->present & ORDO_F_PREVIOUS_STATUS) {
+        P(ORDO_PACK_KEY(pk, "previous_status"));
+        P(ordo_pack_cstr(pk, ordo_status_name(d->previous_status)));
     }
     if (d->present & ORDO_F_REASON) {
         P(ORDO_PACK_KEY(pk, "reason"));
         P(ordo_pack_str(pk, d->reason));
     }
-    if (d->present & ORDO_F_PREVIOUS_STATUS) {
-        P(ORDO_PACK_KEY(pk, "previous_status"));
-        P(ordo_pack_cstr(pk, ordo_status_name(d->previous_status)));
+    if (d->present & ORDO_F_RESTAURANT_ID) {
+        P(ORDO_PACK_KEY(pk, "restaurant_id"));
+        P(msgpack_pack_int64(pk, d->restaurant_id));
+    }
+    if (d->present & ORDO_F_TOTAL_CENTS) {
+        P(ORDO_PACK_KEY(pk, "total_cents"));
+        P(msgpack_pack_int64(pk, d->total_cents));
+    }
+    if (d->present & ORDO_F_USER_ID) {
+        P(ORDO_PACK_KEY(pk, "user_id"));
+        P(msgpack_pack_int64(pk, d->user_id));
     }
     return 0;
 }
@@ -55,24 +58,43 @@ int ordo_items_pack(msgpack_packer *pk, const ordo_item_t *items, uint32_t n)
 {
     P(msgpack_pack_array(pk, n));
     for (uint32_t i = 0; i < n; i++) {
-        P(msgpack_pack_map(pk, 4));
-        P(ORDO_PACK_KEY(pk, "sku"));
-        P(ordo_pack_str(pk, items[i].sku));
+        P(msgpack_pack_map(pk, 4)); /* keys in bytewise order, as data's */
         P(ORDO_PACK_KEY(pk, "name"));
         P(ordo_pack_str(pk, items[i].name));
-        P(ORDO_PACK_KEY(pk, "qty"));
-        P(msgpack_pack_int64(pk, items[i].qty));
         P(ORDO_PACK_KEY(pk, "price_cents"));
         P(msgpack_pack_int64(pk, items[i].price_cents));
+        P(ORDO_PACK_KEY(pk, "qty"));
+        P(msgpack_pack_int64(pk, items[i].qty));
+        P(ORDO_PACK_KEY(pk, "sku"));
+        P(ordo_pack_str(pk, items[i].sku));
     }
     return 0;
 }
 
+/* Bytewise order of two keys (a shorter prefix first). */
+static int s_key_cmp(ordo_str_t a, ordo_str_t b)
+{
+    int c = memcmp(a.ptr, b.ptr, a.len < b.len ? a.len : b.len);
+    return c ? c : (a.len > b.len) - (a.len < b.len);
+}
+
 int ordo_meta_pack(msgpack_packer *pk, const ordo_meta_t *m)
 {
-    P(msgpack_pack_map(pk, m->count));
-    for (uint32_t i = 0; i < m->count; i++) {
-        const ordo_meta_entry_t *e = &m->entries[i];
+    /* Keys in bytewise order (a stable insertion sort of at most
+     * ORDO_META_MAX entries): the canonical form the hash is taken over. */
+    uint8_t order[ORDO_META_MAX];
+    uint32_t n = m->count < ORDO_META_MAX ? m->count : ORDO_META_MAX;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t j = i;
+        while (j > 0 && s_key_cmp(m->entries[order[j - 1]].key, m->entries[i].key) > 0) {
+            order[j] = order[j - 1];
+            j--;
+        }
+        order[j] = (uint8_t)i;
+    }
+    P(msgpack_pack_map(pk, n));
+    for (uint32_t i = 0; i < n; i++) {
+        const ordo_meta_entry_t *e = &m->entries[order[i]];
         P(ordo_pack_str(pk, e->key));
         if (e->is_int)
             P(msgpack_pack_int64(pk, e->ival));
@@ -220,11 +242,12 @@ int ordo_event_pack_rest(msgpack_packer *pk, const ordo_event_t *ev)
 }
 
 /* map header, position, event_id: what precedes "mid". */
-static int s_pack_event_head(msgpack_packer *pk, uint64_t position, const uint8_t event_id[16])
+static int s_pack_event_head(msgpack_packer *pk, uint64_t position, const uint8_t event_id[16],
+                             size_t keys)
 {
     char id[ORDO_UUID_TEXT_LEN];
     ordo_uuid_format(event_id, id);
-    P(msgpack_pack_map(pk, 9));
+    P(msgpack_pack_map(pk, keys));
     P(ORDO_PACK_KEY(pk, "position"));
     P(msgpack_pack_uint64(pk, position));
     P(ORDO_PACK_KEY(pk, "event_id"));
@@ -237,19 +260,28 @@ static int s_pack_timestamp(msgpack_packer *pk, int64_t timestamp_us)
     return msgpack_pack_int64(pk, timestamp_us);
 }
 
+int ordo_event_pack_hash(msgpack_packer *pk, const uint8_t hash[32])
+{
+    char hex[65];
+    ordo_hex_encode(hash, 32, hex);
+    P(ORDO_PACK_KEY(pk, "hash"));
+    return msgpack_pack_str_with_body(pk, hex, 64);
+}
+
 int ordo_event_pack(msgpack_packer *pk, const ordo_event_t *ev)
 {
-    P(s_pack_event_head(pk, ev->position, ev->event_id));
+    P(s_pack_event_head(pk, ev->position, ev->event_id, ev->has_hash ? 10 : 9));
     P(ordo_event_pack_mid(pk, ev));
     P(s_pack_timestamp(pk, ev->timestamp_us));
-    return ordo_event_pack_rest(pk, ev);
+    P(ordo_event_pack_rest(pk, ev));
+    return ev->has_hash ? ordo_event_pack_hash(pk, ev->hash) : 0;
 }
 
 int ordo_event_pack_joined(msgpack_packer *pk, uint64_t position, const uint8_t event_id[16],
                            int64_t timestamp_us, const void *mid, size_t mid_len,
                            const void *rest, size_t rest_len)
 {
-    P(s_pack_event_head(pk, position, event_id));
+    P(s_pack_event_head(pk, position, event_id, 9));
     P(msgpack_pack_str_body(pk, mid, mid_len)); /* raw bytes: str_body just appends */
     P(s_pack_timestamp(pk, timestamp_us));
     return msgpack_pack_str_body(pk, rest, rest_len);
@@ -258,6 +290,7 @@ int ordo_event_pack_joined(msgpack_packer *pk, uint64_t position, const uint8_t 
 int ordo_event_read(ordo_mp_t *r, ordo_event_t *ev)
 {
     uint32_t n;
+    ev->has_hash = false;
     if (!ordo_mp_read_map(r, &n))
         return -1;
     unsigned seen = 0;
@@ -304,6 +337,11 @@ int ordo_event_read(ordo_mp_t *r, ordo_event_t *ev)
         } else if (ORDO_MP_KEY_IS(k, kl, "meta")) {
             ok = ordo_meta_read(r, &ev->meta) == 0;
             seen |= 1u << 8;
+        } else if (ORDO_MP_KEY_IS(k, kl, "hash")) {
+            const char *s;
+            uint32_t sl;
+            ok = ordo_mp_read_str(r, &s, &sl) && ordo_hex_decode(s, sl, ev->hash, 32);
+            ev->has_hash = ok;
         } else {
             ok = ordo_mp_skip(r);
         }

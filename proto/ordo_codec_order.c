@@ -6,17 +6,21 @@
  *    total_cents int, created_at_us int, updated_at_us int,
  *    estimated_minutes int|nil, courier_id int|nil, delivery_address str,
  *    items [ {sku, name, qty, price_cents} ... ], cancel_reason str|nil,
- *    request_ids [ str|nil  x version ], positions [ uint x version ] ]
+ *    request_ids [ str|nil  x version ], positions [ uint x version ],
+ *    head_hash bin 32|nil ]
+ * (16 elements; snapshots written before PROTOCOL.md 1.1 have the first 15
+ * and read with no head hash). 
  * Decoding builds a view over the input, then ordo_order_copy() makes the
  * owned copy, so the order is either whole or untouched. */
 #include "ordo_codec.h"
 #include "ordo_codec_internal.h"
+#include "ordo_hex.h"
 
 #include <string.h>
 
 int ordo_order_pack(msgpack_packer *pk, const ordo_order_t *o)
 {
-    size_t n = 10 + (o->has_estimated_minutes ? 1 : 0) + (o->has_courier_id ? 1 : 0) +
+    size_t n = 11 + (o->has_estimated_minutes ? 1 : 0) + (o->has_courier_id ? 1 : 0) +
                (o->status == ORDO_STATUS_CANCELLED ? 1 : 0);
     P(msgpack_pack_map(pk, n));
     P(ORDO_PACK_KEY(pk, "order_id"));
@@ -51,7 +55,12 @@ int ordo_order_pack(msgpack_packer *pk, const ordo_order_t *o)
         P(ORDO_PACK_KEY(pk, "cancel_reason"));
         P(ordo_pack_str(pk, o->cancel_reason));
     }
-    return 0;
+    P(ORDO_PACK_KEY(pk, "head_hash")); /* PROTOCOL.md 1.1: nil when the last event has none */
+    if (!o->has_head_hash)
+        return msgpack_pack_nil(pk);
+    char hex[65];
+    ordo_hex_encode(o->head_hash, sizeof o->head_hash, hex);
+    return msgpack_pack_str_with_body(pk, hex, 64);
 }
 
 /* Reads an optional int: nil -> *has false. False if neither. */
@@ -134,6 +143,11 @@ int ordo_order_read(ordo_mp_t *r, ordo_order_t *order)
             ok = s_opt_int(r, &view.courier_id, &view.has_courier_id);
         } else if (ORDO_MP_KEY_IS(k, kl, "cancel_reason")) {
             ok = s_opt_str(r, &view.cancel_reason);
+        } else if (ORDO_MP_KEY_IS(k, kl, "head_hash")) {
+            ordo_str_t h;
+            ok = s_opt_str(r, &h) &&
+                 (h.ptr == NULL || ordo_hex_decode(h.ptr, h.len, view.head_hash, 32));
+            view.has_head_hash = ok && h.ptr != NULL;
         } else {
             ok = ordo_mp_skip(r);
         }
@@ -149,7 +163,7 @@ int ordo_order_read(ordo_mp_t *r, ordo_order_t *order)
 
 int ordo_order_pack_snapshot(msgpack_packer *pk, const ordo_order_t *o)
 {
-    P(msgpack_pack_array(pk, 15));
+    P(msgpack_pack_array(pk, 16));
     P(msgpack_pack_str_with_body(pk, o->order_id, o->order_id_len));
     P(msgpack_pack_uint32(pk, o->version));
     P(msgpack_pack_uint32(pk, (uint32_t)o->status));
@@ -171,7 +185,10 @@ int ordo_order_pack_snapshot(msgpack_packer *pk, const ordo_order_t *o)
     P(msgpack_pack_array(pk, o->version));
     for (uint32_t v = 0; v < o->version; v++)
         P(msgpack_pack_uint64(pk, o->positions[v]));
-    return 0;
+    if (!o->has_head_hash)
+        return msgpack_pack_nil(pk);
+    P(msgpack_pack_bin(pk, sizeof o->head_hash));
+    return msgpack_pack_bin_body(pk, o->head_hash, sizeof o->head_hash);
 }
 
 int ordo_order_decode_snapshot(const void *buf, size_t len, ordo_order_t *order)
@@ -185,7 +202,7 @@ int ordo_order_decode_snapshot(const void *buf, size_t len, ordo_order_t *order)
     uint32_t n, n_ids;
     ordo_mp_t r;
     ordo_mp_init(&r, buf, len);
-    if (!ordo_mp_read_array(&r, &n) || n != 15 ||
+    if (!ordo_mp_read_array(&r, &n) || (n != 15 && n != 16) ||
         !ordo_mp_read_str(&r, &order_id.ptr, &order_id.len) || !ordo_mp_read_uint(&r, &version) ||
         version < 1 || version > ORDO_MAX_VERSION || !ordo_mp_read_uint(&r, &status) ||
         status >= ORDO_STATUS_COUNT_ || !ordo_mp_read_int(&r, &view.user_id) ||
@@ -212,6 +229,14 @@ int ordo_order_decode_snapshot(const void *buf, size_t len, ordo_order_t *order)
         if (!ordo_mp_read_uint(&r, &view.positions[v]) || view.positions[v] == 0 ||
             (v > 0 && view.positions[v] <= view.positions[v - 1]))
             return -1;
+    if (n == 16 && !ordo_mp_read_nil(&r)) {
+        const uint8_t *h;
+        uint32_t hl;
+        if (!ordo_mp_read_bin(&r, &h, &hl) || hl != sizeof view.head_hash)
+            return -1;
+        memcpy(view.head_hash, h, hl);
+        view.has_head_hash = true;
+    }
     if (r.p != r.end || !s_view_ok(&view, order_id))
         return -1;
     memcpy(view.order_id, order_id.ptr, order_id.len);

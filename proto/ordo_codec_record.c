@@ -14,7 +14,10 @@
  *                delivery_address S, total_cents int, estimated_minutes int,
  *                courier_id int, reason S, previous_status uint]
  *     request   S | nil | false
- *     meta      { key str: S | int } ]
+ *     meta      { key str: S | int }
+ *     hash      bin 32 (PROTOCOL.md 1.1; always the 34-byte bin 8 form at
+ *               the record's end, which ordo_event_record_stamp_hash
+ *               overwrites; records written before 1.1 end after meta) ]
  *
  * S is a str, or a fixext16 of type 1 holding the 16 bytes of a UUID whose
  * text was canonical lower-case (36 chars), which decodes back to the same
@@ -150,7 +153,7 @@ int ordo_event_pack_record(msgpack_packer *pk, const ordo_event_t *ev)
 {
     ordo_str_t request_id;
     int tail = s_meta_tail(ev, &request_id), uuids = 0;
-    P(msgpack_pack_array(pk, 8));
+    P(msgpack_pack_array(pk, ev->has_hash ? 9 : 8));
     P(msgpack_pack_uint32(pk, (uint32_t)ev->type));
     P(s_pack_s(pk, ev->order_id, &uuids));
     P(msgpack_pack_uint32(pk, ev->version));
@@ -160,10 +163,15 @@ int ordo_event_pack_record(msgpack_packer *pk, const ordo_event_t *ev)
     P(s_pack_data(pk, &ev->data, &uuids));
     if (tail < 0) {
         P(msgpack_pack_false(pk));
-        return s_pack_meta_entries(pk, &ev->meta, ev->meta.count, &uuids);
+        P(s_pack_meta_entries(pk, &ev->meta, ev->meta.count, &uuids));
+    } else {
+        P(request_id.len ? s_pack_s(pk, request_id, &uuids) : msgpack_pack_nil(pk));
+        P(s_pack_meta_entries(pk, &ev->meta, ev->meta.count - (uint32_t)tail, &uuids));
     }
-    P(request_id.len ? s_pack_s(pk, request_id, &uuids) : msgpack_pack_nil(pk));
-    return s_pack_meta_entries(pk, &ev->meta, ev->meta.count - (uint32_t)tail, &uuids);
+    if (!ev->has_hash)
+        return 0;
+    P(msgpack_pack_bin(pk, 32)); /* bin 8: 0xc4 0x20, then the 32 bytes */
+    return msgpack_pack_bin_body(pk, ev->hash, 32);
 }
 
 static bool s_read_data(ordo_mp_t *r, ordo_event_t *ev, size_t *used)
@@ -266,7 +274,7 @@ static int s_decode_record(const void *buf, size_t len, uint64_t position, ordo_
     uint32_t n;
     uint64_t type, version, schema;
     size_t used = 0;
-    if (!ordo_mp_read_array(&r, &n) || n != 8 || !ordo_mp_read_uint(&r, &type) ||
+    if (!ordo_mp_read_array(&r, &n) || (n != 8 && n != 9) || !ordo_mp_read_uint(&r, &type) ||
         type == ORDO_EVT_NONE || type >= ORDO_EVT_COUNT_ ||
         !s_read_s(&r, ev, &used, &ev->order_id) || !ordo_mp_read_uint(&r, &version) ||
         version < 1 || version > UINT32_MAX || !ordo_mp_read_int(&r, &ev->timestamp_us) ||
@@ -289,6 +297,14 @@ static int s_decode_record(const void *buf, size_t len, uint64_t position, ordo_
      * (the verbatim form, with the id inside it, is read whole). */
     bool ok = whole || verbatim ? s_read_meta(&r, ev, &used, ORDO_META_MAX - tail)
                                 : s_skip_meta(&r, ev, &used, ORDO_META_MAX - tail);
+    ev->has_hash = n == 9;
+    if (ok && n == 9) {
+        const uint8_t *h;
+        uint32_t hl;
+        ok = ordo_mp_read_bin(&r, &h, &hl) && hl == 32;
+        if (ok)
+            memcpy(ev->hash, h, 32);
+    }
     if (!ok || r.p != r.end)
         return -1;
     if (!whole && !verbatim)
@@ -333,7 +349,7 @@ int ordo_event_record_stamp(void *rec, size_t len, int64_t timestamp_us)
     uint32_t sl;
     int8_t et;
     const uint8_t *ep;
-    if (!ordo_mp_read_array(&r, &n) || n != 8 || !ordo_mp_read_uint(&r, &u) ||
+    if (!ordo_mp_read_array(&r, &n) || (n != 8 && n != 9) || !ordo_mp_read_uint(&r, &u) ||
         !(ordo_mp_read_str(&r, &s, &sl) || ordo_mp_read_ext(&r, &et, &ep, &sl)) ||
         !ordo_mp_read_uint(&r, &u) || r.end - r.p < 9 || r.p[0] != 0xd3)
         return -1;
@@ -341,5 +357,16 @@ int ordo_event_record_stamp(void *rec, size_t len, int64_t timestamp_us)
     uint64_t v = (uint64_t)timestamp_us;
     for (int i = 7; i >= 0; i--, v >>= 8)
         at[i] = (uint8_t)v;
+    return 0;
+}
+
+int ordo_event_record_stamp_hash(void *rec, size_t len, const uint8_t hash[32])
+{
+    uint8_t *p = rec;
+    /* A record with a hash is a 9-element array (fixarray 0x99) ending in
+     * the 34-byte bin 8 that ordo_event_pack_record wrote. */
+    if (len < 1 + 34 || p[0] != 0x99 || p[len - 34] != 0xc4 || p[len - 33] != 32)
+        return -1;
+    memcpy(p + len - 32, hash, 32);
     return 0;
 }

@@ -15,7 +15,7 @@ import tempfile
 import traceback
 
 import e2e_server  # noqa: F401  (reads the server's path from argv)
-from e2e_server import Server
+from e2e_server import Server, chain_hash, verify_chain
 
 FIXTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "schema1")
 
@@ -50,6 +50,32 @@ def check(srv, expected):
     assert seen == expected["head_position"], (seen, expected["head_position"])
 
 
+def check_chain(srv, expected):
+    """Events written before 1.1 have no hash, their orders no head_hash;
+    the first event written now chains from 32 zero bytes (PROTOCOL.md 1.1)
+    and the next from it, across a restart."""
+    created = [o for o in expected["orders"] if o["status"] == "Created"]
+    oid = created[0]["order_id"]
+    h = srv.call({"type": "GetHistory", "order_id": oid})["events"]
+    assert all("hash" not in e for e in h), h
+    assert srv.call({"type": "GetOrder", "order_id": oid})["order"]["head_hash"] is None
+    r = srv.call({"type": "ConfirmOrder", "order_id": oid, "request_id": oid + "-now"})
+    assert r["ok"], r
+    assert r["event"]["hash"] == chain_hash(bytes(32), r["event"]), r
+    o = srv.call({"type": "GetOrder", "order_id": oid})["order"]
+    assert o["head_hash"] == r["event"]["hash"], o
+    return oid
+
+
+def check_chain_after_restart(srv, oid):
+    o = srv.call({"type": "GetOrder", "order_id": oid})["order"]
+    r = srv.call({"type": "StartPreparing", "order_id": oid, "request_id": oid + "-next"})
+    assert r["ok"], r
+    assert r["event"]["hash"] == chain_hash(bytes.fromhex(o["head_hash"]), r["event"])
+    h = srv.call({"type": "GetHistory", "order_id": oid})["events"]
+    assert verify_chain(h, r["event"]["hash"]) is None
+
+
 def main():
     with open(os.path.join(FIXTURE, "expected.json")) as f:
         expected = json.load(f)
@@ -66,6 +92,10 @@ def main():
             try:
                 srv.start()
                 check(srv, expected)
+                oid = check_chain(srv, expected)
+                assert srv.stop() == 0
+                srv.start()  # the head hash survives, in the snapshot or the log
+                check_chain_after_restart(srv, oid)
                 assert srv.stop() == 0
                 print("ok   version 0.2's data folder, %s" % name)
             except Exception:

@@ -7,6 +7,7 @@ kill -9 under load losing no acknowledged event. Each test starts the
 server on free loopback ports with a fresh temporary data folder. Waits are
 bounded polls; nothing sleeps to synchronise.
 Usage: e2e_server.py PATH-TO-ordo-server"""
+import hashlib
 import os
 import re
 import shutil
@@ -24,7 +25,41 @@ import zmq
 SERVER = sys.argv[1]
 UUID7 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 EVENT_KEYS = {"position", "event_id", "order_id", "version", "type", "timestamp_us", "schema",
-              "data", "meta"}
+              "data", "meta", "hash"}
+RECORD_KEYS = ["position", "event_id", "order_id", "version", "type", "timestamp_us", "schema",
+               "data", "meta"]
+
+
+def canonical(v):
+    """PROTOCOL.md 1.1's canonical form: every map's keys in bytewise order."""
+    if isinstance(v, dict):
+        return {k: canonical(v[k]) for k in sorted(v, key=lambda k: k.encode())}
+    if isinstance(v, list):
+        return [canonical(x) for x in v]
+    return v
+
+
+def chain_hash(prev, ev):
+    """BLAKE2b-256 of the previous hash and the event's record without
+    `hash` (its 9 keys in order, data and meta canonical), as hex."""
+    record = {k: canonical(ev[k]) for k in RECORD_KEYS}
+    return hashlib.blake2b(prev + msgpack.packb(record), digest_size=32).hexdigest()
+
+
+def verify_chain(events, head_hash=None):
+    """Recomputes an order's chain from its history alone; returns the
+    index of the first event whose hash does not follow, or None."""
+    prev = bytes(32)
+    for i, ev in enumerate(events):
+        if "hash" not in ev:  # written before 1.1
+            prev = bytes(32)
+            continue
+        if chain_hash(prev, ev) != ev["hash"]:
+            return i
+        prev = bytes.fromhex(ev["hash"])
+    if head_hash is not None and events and events[-1].get("hash") != head_hash:
+        return len(events) - 1
+    return None
 
 
 def free_port():
@@ -241,6 +276,25 @@ def test_idempotency_past_states_history_readall(srv):
     assert [e["type"] for e in h["events"]] == ["OrderCreated", "OrderConfirmed", "OrderPreparing"]
     for e in h["events"]:
         check_event(e)
+    # The chain verifies from the replies alone (PROTOCOL.md 1.1), up to the
+    # order's head_hash; any change to an event breaks it there.
+    o = srv.call({"type": "GetOrder", "order_id": "h-1"})["order"]
+    assert verify_chain(h["events"], o["head_hash"]) is None
+    assert srv.call({"type": "GetOrder", "order_id": "h-1", "as_of_version": 2})["order"][
+        "head_hash"] == h["events"][1]["hash"]
+    assert r1["event"]["hash"] == h["events"][0]["hash"]  # the reply carried it
+    for i, change in ((0, ("meta", "actor", "someone else")), (1, ("timestamp_us", None, 1)),
+                      (2, ("data", "estimated_minutes", 6))):
+        forged = [dict(e) for e in h["events"]]
+        key, sub, value = change
+        if sub is None:
+            forged[i][key] = value
+        else:
+            forged[i][key] = dict(forged[i][key], **{sub: value})
+        assert verify_chain(forged) == i, (i, change)
+    swapped = [h["events"][1], h["events"][0], h["events"][2]]
+    assert verify_chain(swapped) == 0
+    assert verify_chain([h["events"][0], h["events"][2]]) == 1  # one removed
     head = srv.call({"type": "Ping"})["head_position"]
     seen, nxt = [], 1
     while True:

@@ -280,6 +280,18 @@ static void test_sync_lifecycle(void)
     CU_ASSERT_STRING_EQUAL(r.events[1].type, "OrderConfirmed");
     CU_ASSERT(r.events[1].position > r.events[0].position);
     CU_ASSERT(r.events[1].timestamp_us >= r.events[0].timestamp_us);
+    /* PROTOCOL.md 1.1: every event carries its chain hash. */
+    CU_ASSERT_EQUAL(strlen(r.events[0].hash), 64);
+    CU_ASSERT_EQUAL(strlen(r.events[1].hash), 64);
+    CU_ASSERT(strcmp(r.events[0].hash, r.events[1].hash) != 0);
+    char last_hash[65];
+    snprintf(last_hash, sizeof last_hash, "%s", r.events[1].hash);
+    CU_ASSERT_EQUAL(
+        ordo_client_call(c, &(ordo_client_request_t){.type = "GetOrder", .order_id = "s-1"},
+                         CALL_MS, &r),
+        0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r.order);
+    CU_ASSERT_STRING_EQUAL(r.order->head_hash, last_hash);
 
     /* A cancelled order carries its reason. */
     CU_ASSERT_EQUAL(ordo_client_call(c,

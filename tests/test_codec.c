@@ -3,6 +3,7 @@
  * too deep, too large, wrong types, out-of-limit values), each giving
  * bad_request with the right field, never a crash. */
 #include "ordo_codec.h"
+#include "ordo_hex.h"
 #include "ordo_test.h"
 #include "ordo_uuid.h"
 
@@ -787,10 +788,26 @@ static void s_assert_same_event(const ordo_event_t *a, const ordo_event_t *b)
     CU_ASSERT_EQUAL(a->data.courier_id, b->data.courier_id);
     CU_ASSERT_EQUAL(a->data.reason.len, b->data.reason.len);
     CU_ASSERT_EQUAL(a->data.previous_status, b->data.previous_status);
+    /* The wire form sorts meta by key (PROTOCOL.md 1.1's canonical form):
+     * the same entries, in any order. */
     CU_ASSERT_EQUAL(a->meta.count, b->meta.count);
-    for (uint32_t i = 0; i < a->meta.count && i < b->meta.count; i++) {
-        CU_ASSERT_EQUAL(a->meta.entries[i].is_int, b->meta.entries[i].is_int);
-        CU_ASSERT_EQUAL(a->meta.entries[i].key.len, b->meta.entries[i].key.len);
+    for (uint32_t i = 0; i < a->meta.count; i++) {
+        const ordo_meta_entry_t *x = &a->meta.entries[i], *y = NULL;
+        for (uint32_t j = 0; j < b->meta.count && !y; j++)
+            if (b->meta.entries[j].key.len == x->key.len &&
+                !memcmp(b->meta.entries[j].key.ptr, x->key.ptr, x->key.len))
+                y = &b->meta.entries[j];
+        CU_ASSERT_PTR_NOT_NULL_FATAL(y);
+        CU_ASSERT_EQUAL(x->is_int, y->is_int);
+        if (x->is_int) {
+            CU_ASSERT_EQUAL(x->ival, y->ival);
+        } else {
+            CU_ASSERT(x->sval.len == y->sval.len && !memcmp(x->sval.ptr, y->sval.ptr, x->sval.len));
+        }
+    }
+    CU_ASSERT_EQUAL(a->has_hash, b->has_hash);
+    if (a->has_hash && b->has_hash) {
+        CU_ASSERT_EQUAL(memcmp(a->hash, b->hash, 32), 0);
     }
 }
 
@@ -883,6 +900,125 @@ static void test_event_stamped_and_joined(void)
         for (int i = 0; i < 5; i++)
             msgpack_sbuffer_destroy(bufs[i]);
     }
+}
+
+/* Keys of the map at the cursor are in strictly ascending bytewise order;
+ * the values are skipped. */
+static bool s_keys_sorted(ordo_mp_t *r)
+{
+    uint32_t n;
+    const char *prev = NULL, *k;
+    uint32_t prev_len = 0, kl;
+    if (!ordo_mp_read_map(r, &n))
+        return false;
+    for (uint32_t i = 0; i < n; i++) {
+        if (!ordo_mp_read_str(r, &k, &kl))
+            return false;
+        if (prev) {
+            int c = memcmp(prev, k, prev_len < kl ? prev_len : kl);
+            if (c > 0 || (c == 0 && prev_len >= kl))
+                return false;
+        }
+        prev = k;
+        prev_len = kl;
+        if (!ordo_mp_skip(r))
+            return false;
+    }
+    return true;
+}
+
+/* PROTOCOL.md 1.1: the wire form is canonical (data and meta keys in
+ * bytewise order), an event with a hash carries it as the 10th key and
+ * its log record as a 9th element; the writer's way (9 keys joined, then
+ * the header patched and `hash` added) gives exactly ordo_event_pack's
+ * bytes; a record and an event without a hash stay as 1.0 had them. */
+static void test_event_hash_fields(void)
+{
+    static ordo_event_t in, out;
+    for (int t = ORDO_EVT_ORDER_CREATED; t < ORDO_EVT_COUNT_; t++) {
+        s_make_event(&in, (ordo_event_type_t)t);
+        /* canonical: data's and meta's keys sorted */
+        s_reset();
+        CU_ASSERT_EQUAL_FATAL(ordo_event_pack(&s_pk, &in), 0);
+        ordo_mp_t r;
+        ordo_mp_init(&r, s_buf.data, s_buf.size);
+        uint32_t n;
+        CU_ASSERT_FATAL(ordo_mp_read_map(&r, &n) && n == 9);
+        for (uint32_t i = 0; i < n; i++) {
+            const char *k;
+            uint32_t kl;
+            CU_ASSERT_FATAL(ordo_mp_read_str(&r, &k, &kl));
+            if ((kl == 4 && !memcmp(k, "data", 4)) || (kl == 4 && !memcmp(k, "meta", 4))) {
+                CU_ASSERT_TRUE(s_keys_sorted(&r));
+            } else {
+                CU_ASSERT_FATAL(ordo_mp_skip(&r));
+            }
+        }
+        /* with a hash */
+        in.has_hash = true;
+        for (int i = 0; i < 32; i++)
+            in.hash[i] = (uint8_t)(i * 9 + t);
+        s_reset();
+        CU_ASSERT_EQUAL_FATAL(ordo_event_pack(&s_pk, &in), 0);
+        CU_ASSERT_EQUAL((uint8_t)s_buf.data[0], 0x8a); /* map of 10 */
+        char hex[65];
+        ordo_hex_encode(in.hash, 32, hex);
+        CU_ASSERT_PTR_NOT_NULL(memmem(s_buf.data, s_buf.size, hex, 64));
+        CU_ASSERT_EQUAL(ordo_event_decode(s_buf.data, s_buf.size, &out), 0);
+        s_assert_same_event(&in, &out);
+        /* the writer's way */
+        msgpack_sbuffer mid, rest, joined;
+        msgpack_packer pk;
+        msgpack_sbuffer_init(&mid);
+        msgpack_sbuffer_init(&rest);
+        msgpack_sbuffer_init(&joined);
+        msgpack_packer_init(&pk, &mid, msgpack_sbuffer_write);
+        ordo_event_pack_mid(&pk, &in);
+        msgpack_packer_init(&pk, &rest, msgpack_sbuffer_write);
+        ordo_event_pack_rest(&pk, &in);
+        msgpack_packer_init(&pk, &joined, msgpack_sbuffer_write);
+        ordo_event_pack_joined(&pk, in.position, in.event_id, in.timestamp_us, mid.data, mid.size,
+                               rest.data, rest.size);
+        joined.data[0] = (char)0x8a;
+        ordo_event_pack_hash(&pk, in.hash);
+        CU_ASSERT(joined.size == s_buf.size && !memcmp(joined.data, s_buf.data, s_buf.size));
+        msgpack_sbuffer_destroy(&mid);
+        msgpack_sbuffer_destroy(&rest);
+        msgpack_sbuffer_destroy(&joined);
+        /* the record: 9 elements, the hash stamped in place */
+        uint8_t zero[32] = {0};
+        uint8_t want[32];
+        memcpy(want, in.hash, 32);
+        memcpy(in.hash, zero, 32);
+        s_reset();
+        CU_ASSERT_EQUAL_FATAL(ordo_event_pack_record(&s_pk, &in), 0);
+        CU_ASSERT_EQUAL((uint8_t)s_buf.data[0], 0x99);
+        CU_ASSERT_EQUAL(ordo_event_record_stamp_hash(s_buf.data, s_buf.size, want), 0);
+        memcpy(in.hash, want, 32);
+        CU_ASSERT_EQUAL(s_decode_record_both(s_buf.data, s_buf.size, in.position, &out), 0);
+        s_assert_same_event(&in, &out);
+        static ordo_event_t lean;
+        CU_ASSERT_EQUAL(ordo_event_decode_record_for_apply(s_buf.data, s_buf.size, 1, &lean), 0);
+        CU_ASSERT_TRUE(lean.has_hash && !memcmp(lean.hash, want, 32));
+        /* a 1.0 record has no hash, and refuses a hash stamp */
+        in.has_hash = false;
+        s_reset();
+        CU_ASSERT_EQUAL_FATAL(ordo_event_pack_record(&s_pk, &in), 0);
+        CU_ASSERT_EQUAL((uint8_t)s_buf.data[0], 0x98);
+        CU_ASSERT_EQUAL(ordo_event_record_stamp_hash(s_buf.data, s_buf.size, want), -1);
+        CU_ASSERT_EQUAL(s_decode_record_both(s_buf.data, s_buf.size, in.position, &out), 0);
+        CU_ASSERT_FALSE(out.has_hash);
+    }
+    /* A wire hash that is not 64 lower-case hex digits is refused. */
+    s_make_event(&in, ORDO_EVT_ORDER_READY);
+    in.has_hash = true;
+    memset(in.hash, 0xab, 32);
+    s_reset();
+    ordo_event_pack(&s_pk, &in);
+    char *h = memmem(s_buf.data, s_buf.size, "abababab", 8);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    h[3] = 'B';
+    CU_ASSERT_EQUAL(ordo_event_decode(s_buf.data, s_buf.size, &out), -1);
 }
 
 /* The peek's request_id is the one an error reply may echo: a string of
@@ -1312,6 +1448,43 @@ static void test_order_round_trips(void)
     CU_ASSERT_EQUAL(out.positions[3], 123456789 + 30);
     ordo_order_clear(&out);
 
+    /* The head hash (PROTOCOL.md 1.1) on the wire and in snapshots; a
+     * snapshot record of before (15 elements) reads with none. */
+    CU_ASSERT_FALSE(out.has_head_hash);
+    ordo_order_clear(&out);
+    in.has_head_hash = true;
+    memset(in.head_hash, 0x5c, 32);
+    s_reset();
+    CU_ASSERT_EQUAL_FATAL(ordo_order_pack(&s_pk, &in), 0);
+    CU_ASSERT_PTR_NOT_NULL(memmem(s_buf.data, s_buf.size, "5c5c5c5c5c5c5c5c", 16));
+    ordo_mp_init(&r, s_buf.data, s_buf.size);
+    memset(&out, 0, sizeof out);
+    CU_ASSERT_EQUAL(ordo_order_read(&r, &out), 0);
+    CU_ASSERT_TRUE(out.has_head_hash && !memcmp(out.head_hash, in.head_hash, 32));
+    ordo_order_clear(&out);
+    s_reset();
+    CU_ASSERT_EQUAL_FATAL(ordo_order_pack_snapshot(&s_pk, &in), 0);
+    memset(&out, 0, sizeof out);
+    CU_ASSERT_EQUAL(ordo_order_decode_snapshot(s_buf.data, s_buf.size, &out), 0);
+    CU_ASSERT_TRUE(out.has_head_hash && !memcmp(out.head_hash, in.head_hash, 32));
+    ordo_order_clear(&out);
+    in.has_head_hash = false;
+    s_reset();
+    CU_ASSERT_EQUAL_FATAL(ordo_order_pack_snapshot(&s_pk, &in), 0);
+    CU_ASSERT_EQUAL_FATAL((uint8_t)s_buf.data[0], 0xdc); /* array 16 */
+    CU_ASSERT_EQUAL_FATAL((uint8_t)s_buf.data[s_buf.size - 1], 0xc0); /* nil head hash */
+    char legacy[4096];
+    CU_ASSERT_FATAL(s_buf.size - 3 < sizeof legacy);
+    legacy[0] = (char)0x9f; /* array of 15, without the head hash */
+    memcpy(legacy + 1, s_buf.data + 3, s_buf.size - 4);
+    memset(&out, 0, sizeof out);
+    CU_ASSERT_EQUAL(ordo_order_decode_snapshot(legacy, s_buf.size - 3, &out), 0);
+    CU_ASSERT_FALSE(out.has_head_hash);
+    s_assert_same_order(&in, &out);
+    ordo_order_clear(&out);
+    s_reset();
+    CU_ASSERT_EQUAL_FATAL(ordo_order_pack_snapshot(&s_pk, &in), 0);
+
     /* Every truncation of a snapshot record fails and leaves out empty. */
     for (size_t cut = 0; cut < s_buf.size; cut++) {
         memset(&out, 0, sizeof out);
@@ -1462,6 +1635,7 @@ int main(void)
     CU_add_test(s, "request: routing peek at order_id", test_request_peek_order_id);
     CU_add_test(s, "event: missing and bad fields", test_event_rejects_missing_and_bad_fields);
     CU_add_test(s, "event: wire shape", test_event_wire_shape);
+    CU_add_test(s, "event: hash, canonical form, records with and without", test_event_hash_fields);
     CU_add_test(s, "record: strings and meta", test_record_strings_and_meta);
     CU_add_test(s, "record: hostile input", test_record_rejects_hostile);
     CU_add_test(s, "record: more UUIDs than the text buffer", test_record_many_uuids);
