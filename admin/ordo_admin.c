@@ -2,7 +2,8 @@
  * (it takes no lock and changes nothing, so it works beside a running
  * engine): the log's segments and frames (`wal info`), every frame and
  * record checked (`wal verify`), events as JSON lines (`wal dump`), and
- * the snapshots (`snapshot info|verify`). */
+ * the snapshots (`snapshot info|verify`), the orders' hash chains
+ * (`audit`). */
 #include "ordo_admin.h"
 
 #include "ordo_log.h"
@@ -33,6 +34,8 @@ static void s_usage(FILE *out)
             "      --from P|TIME     from position P, or from the first event at or after TIME\n"
             "      --to P|TIME       up to position P, or up to TIME\n"
             "      --order ORDER     only this order's events\n"
+            "  audit ORDER | --all   recomputes each order's hash chain (PROTOCOL.md 1.1) from\n"
+            "                        the log and names the first event that breaks it\n"
             "  snapshot info         every snapshot file: position, orders, size, valid or why not\n"
             "  snapshot verify [FILE]\n"
             "                        checks every snapshot (or FILE) whole and decodes every\n"
@@ -147,12 +150,13 @@ int main(int argc, char **argv)
                                          {"from", required_argument, 0, 'f'},
                                          {"to", required_argument, 0, 't'},
                                          {"order", required_argument, 0, 'o'},
+                                         {"all", no_argument, 0, 'a'},
                                          {"help", no_argument, 0, 'h'},
                                          {"version", no_argument, 0, 'V'},
                                          {0, 0, 0, 0}};
     int c;
     opterr = 0;
-    bool dump_opts = false;
+    bool dump_opts = false, all = false;
     while ((c = getopt_long(argc, argv, ":hj", opts, NULL)) != -1) {
         switch (c) {
         case 'd': o.data_dir = optarg; break;
@@ -174,11 +178,24 @@ int main(int argc, char **argv)
             dump_opts = true;
             o.order_id = optarg;
             break;
+        case 'a': all = true; break;
         case 'h': s_usage(stdout); return 0;
         case 'V': printf("ordo-admin %s\n", VERSION); return 0;
         case ':': admin_error("%s needs a value; try --help", argv[optind - 1]); return ADMIN_USAGE;
         default: admin_error("unknown option \"%s\"; try --help", argv[optind - 1]); return ADMIN_USAGE;
         }
+    }
+    if (optind < argc && !strcmp(argv[optind], "audit")) {
+        int rest = argc - optind - 1;
+        if (dump_opts || (all ? rest != 0 : rest != 1)) {
+            admin_error("audit takes one ORDER or --all; try --help");
+            return ADMIN_USAGE;
+        }
+        return admin_audit(&o, all ? NULL : argv[optind + 1]);
+    }
+    if (all) {
+        admin_error("--all goes with audit; try --help");
+        return ADMIN_USAGE;
     }
     if (argc - optind < 2) {
         admin_error("missing command; try --help");

@@ -1,0 +1,258 @@
+/* ordo-admin's `audit [ORDER | --all]`: recomputes every order's hash
+ * chain (PROTOCOL.md 1.1) from the log alone and names the first event
+ * that breaks it. One walk of the log; per order it keeps the version and
+ * hash it reached (about 110 bytes an order, in an open-addressing table). */
+#include "ordo_admin.h"
+
+#include "ordo_chain.h"
+#include "ordo_codec.h"
+#include "ordo_error.h"
+#include "ordo_hash.h"
+#include "ordo_hex.h"
+#include "ordo_limits.h"
+#include "ordo_wal.h"
+
+#include <inttypes.h>
+#include <msgpack.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define S_BREAKS_SHOWN 20 /* broken orders listed; the count covers them all */
+
+typedef struct {
+    char id[ORDO_ORDER_ID_MAX];
+    uint8_t id_len; /* 0: empty slot */
+    uint8_t version;
+    bool has_hash;
+    bool broken; /* its first break was reported */
+    uint8_t hash[ORDO_HASH_SIZE];
+} s_order_t;
+
+typedef struct {
+    const admin_opts_t *o;
+    const char *only; /* audit ORDER: just this one */
+    s_order_t *slots;
+    size_t cap, used;
+    ordo_event_t *ev;
+    msgpack_sbuffer sbuf;
+    char segment[32];
+    uint64_t frame_offset;
+    uint64_t events, hashed, unhashed, broken_orders;
+    bool json_first;
+    bool bad_record;
+    uint64_t bad_position;
+} s_audit_t;
+
+static int s_grow(s_audit_t *a)
+{
+    size_t cap = a->cap ? a->cap * 2 : 1u << 16;
+    s_order_t *slots = calloc(cap, sizeof *slots);
+    if (!slots)
+        return ORDO_ERR_NOMEM;
+    for (size_t i = 0; i < a->cap; i++) {
+        s_order_t *e = &a->slots[i];
+        if (!e->id_len)
+            continue;
+        size_t j = ordo_hash64(e->id, e->id_len, 0) & (cap - 1);
+        while (slots[j].id_len)
+            j = (j + 1) & (cap - 1);
+        slots[j] = *e;
+    }
+    free(a->slots);
+    a->slots = slots;
+    a->cap = cap;
+    return 0;
+}
+
+/* The order's entry, made empty (version 0) if new; NULL when out of memory. */
+static s_order_t *s_find(s_audit_t *a, ordo_str_t id)
+{
+    if ((a->used + 1) * 4 > a->cap * 3 && s_grow(a) != 0)
+        return NULL;
+    size_t j = ordo_hash64(id.ptr, id.len, 0) & (a->cap - 1);
+    while (a->slots[j].id_len) {
+        if (a->slots[j].id_len == id.len && !memcmp(a->slots[j].id, id.ptr, id.len))
+            return &a->slots[j];
+        j = (j + 1) & (a->cap - 1);
+    }
+    s_order_t *e = &a->slots[j];
+    memcpy(e->id, id.ptr, id.len);
+    e->id_len = (uint8_t)id.len;
+    a->used++;
+    return e;
+}
+
+static void s_report(s_audit_t *a, const s_order_t *e, const char *why, const char *stored,
+                     const char *computed)
+{
+    const ordo_event_t *ev = a->ev;
+    a->broken_orders++;
+    if (a->broken_orders > S_BREAKS_SHOWN)
+        return;
+    if (a->o->json) {
+        printf("%s{\"order_id\":", a->json_first ? "" : ",");
+        admin_json_string(stdout, e->id, e->id_len);
+        printf(",\"version\":%u,\"position\":%" PRIu64 ",\"segment\":\"%s\",\"offset\":%" PRIu64
+               ",\"why\":",
+               ev->version, ev->position, a->segment, a->frame_offset);
+        admin_json_string(stdout, why, strlen(why));
+        if (stored)
+            printf(",\"stored\":\"%s\",\"computed\":\"%s\"", stored, computed);
+        printf("}");
+        a->json_first = false;
+    } else {
+        printf("BROKEN     order %.*s at version %u (position %" PRIu64 ", %s, frame at byte "
+               "offset %" PRIu64 "): %s\n",
+               (int)e->id_len, e->id, ev->version, ev->position, a->segment, a->frame_offset, why);
+        if (stored)
+            printf("           stored   %s\n           computed %s\n", stored, computed);
+    }
+}
+
+static int s_on_segment(void *ctx, const char *name, uint64_t first, uint64_t size)
+{
+    s_audit_t *a = ctx;
+    (void)first, (void)size;
+    snprintf(a->segment, sizeof a->segment, "%s", name);
+    return 0;
+}
+
+static int s_on_frame(void *ctx, const ordo_wal_frame_info_t *f)
+{
+    ((s_audit_t *)ctx)->frame_offset = f->offset;
+    return 0;
+}
+
+static int s_on_record(void *ctx, uint64_t position, const void *data, size_t len)
+{
+    s_audit_t *a = ctx;
+    ordo_event_t *ev = a->ev;
+    if (ordo_event_decode_record(data, len, position, ev) != 0) {
+        a->bad_record = true;
+        a->bad_position = position;
+        return 1; /* stops the walk: reported as damage */
+    }
+    if (a->only && (strlen(a->only) != ev->order_id.len ||
+                    memcmp(a->only, ev->order_id.ptr, ev->order_id.len) != 0))
+        return 0;
+    a->events++;
+    s_order_t *e = s_find(a, ev->order_id);
+    if (!e)
+        return ORDO_ERR_NOMEM;
+    if (e->broken) { /* its first break is reported; follow on quietly */
+        e->version = (uint8_t)ev->version;
+        e->has_hash = ev->has_hash;
+        memcpy(e->hash, ev->hash, sizeof e->hash);
+        return 0;
+    }
+    if (ev->version != (uint32_t)e->version + 1) {
+        char why[96];
+        snprintf(why, sizeof why, "version %u follows version %u (an event missing or repeated)",
+                 ev->version, e->version);
+        s_report(a, e, why, NULL, NULL);
+        e->broken = true;
+    }
+    e->version = (uint8_t)ev->version;
+    if (!ev->has_hash) { /* written before 1.1: the next one chains from zeros */
+        a->unhashed++;
+        e->has_hash = false;
+        return 0;
+    }
+    a->hashed++;
+    /* The canonical record: the wire form without `hash`. */
+    ev->has_hash = false;
+    msgpack_sbuffer_clear(&a->sbuf);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &a->sbuf, msgpack_sbuffer_write);
+    if (ordo_event_pack(&pk, ev) != 0)
+        return ORDO_ERR_NOMEM;
+    uint8_t computed[ORDO_HASH_SIZE];
+    ordo_chain_hash(e->has_hash ? e->hash : NULL, a->sbuf.data, a->sbuf.size, computed);
+    if (!e->broken && memcmp(computed, ev->hash, sizeof computed) != 0) {
+        char stored_hex[65], computed_hex[65];
+        ordo_hex_encode(ev->hash, sizeof ev->hash, stored_hex);
+        ordo_hex_encode(computed, sizeof computed, computed_hex);
+        s_report(a, e, "the stored hash does not follow from the previous one and this event",
+                 stored_hex, computed_hex);
+        e->broken = true;
+    }
+    e->has_hash = true;
+    memcpy(e->hash, ev->hash, sizeof e->hash);
+    return 0;
+}
+
+int admin_audit(const admin_opts_t *o, const char *order_id)
+{
+    char dir[4200];
+    admin_wal_dir(o, dir, sizeof dir);
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        admin_error("%s is not a log folder (is --data-dir right?)", dir);
+        return ADMIN_CANNOT;
+    }
+    if (ordo_chain_init() != 0) {
+        admin_error("libsodium cannot start");
+        return ADMIN_CANNOT;
+    }
+    s_audit_t a = {.o = o, .only = order_id, .json_first = true};
+    a.ev = malloc(sizeof *a.ev);
+    msgpack_sbuffer_init(&a.sbuf);
+    if (!a.ev || s_grow(&a) != 0) {
+        free(a.ev);
+        admin_error("out of memory");
+        return ADMIN_CANNOT;
+    }
+    if (o->json)
+        printf("{\"broken\":[");
+    ordo_wal_visitor_t v = {s_on_segment, s_on_frame, s_on_record};
+    ordo_wal_walk_t w;
+    int rc = ordo_wal_walk(dir, &v, &a, &w);
+    int status = ADMIN_OK;
+    char n1[32], n2[32], n3[32], n4[32];
+    if (rc != 0 && rc != 1) {
+        if (o->json)
+            printf("]}\n");
+        admin_error("cannot read the log in %s: %s", dir, ordo_strerror(rc));
+        status = ADMIN_CANNOT;
+    } else {
+        bool damaged = w.damaged || a.bad_record;
+        if (a.broken_orders || damaged)
+            status = ADMIN_DAMAGED;
+        if (o->json) {
+            printf("],\"orders\":%zu,\"events\":%" PRIu64 ",\"hashed\":%" PRIu64
+                   ",\"without_hash\":%" PRIu64 ",\"broken_orders\":%" PRIu64
+                   ",\"log_damaged\":%s,\"state\":\"%s\"}\n",
+                   a.used, a.events, a.hashed, a.unhashed, a.broken_orders,
+                   damaged ? "true" : "false", status == ADMIN_OK ? "intact" : "broken");
+        } else {
+            if (a.broken_orders > S_BREAKS_SHOWN)
+                printf("           ... and %s more broken orders\n",
+                       admin_count(a.broken_orders - S_BREAKS_SHOWN, n1));
+            if (order_id && a.events == 0)
+                printf("order %s has no event in the log\n", order_id);
+            printf("audited    %s orders, %s events: %s with a hash, %s from before hashes\n",
+                   admin_count(a.used, n1), admin_count(a.events, n2), admin_count(a.hashed, n3),
+                   admin_count(a.unhashed, n4));
+            if (w.damaged)
+                printf("DAMAGED    the log, at %s, byte offset %" PRIu64
+                       ": %s (the audit stopped there; see wal verify)\n",
+                       w.fault_segment, w.fault_offset, w.fault);
+            if (a.bad_record)
+                printf("DAMAGED    the event at position %" PRIu64
+                       " does not decode (the audit stopped there)\n",
+                       a.bad_position);
+            printf("state      %s\n",
+                   status != ADMIN_OK ? (a.broken_orders ? "broken: see above" : "log damaged")
+                   : a.hashed          ? "every chain intact"
+                                       : "nothing to verify: no event carries a hash (all "
+                                         "written before PROTOCOL.md 1.1)");
+        }
+        if (order_id && a.events == 0 && status == ADMIN_OK)
+            status = ADMIN_DAMAGED; /* nothing to vouch for: say so in the status too */
+    }
+    free(a.slots);
+    free(a.ev);
+    msgpack_sbuffer_destroy(&a.sbuf);
+    return status;
+}
