@@ -199,6 +199,11 @@ void ordo_apply_commit(ordo_order_t *order, const ordo_event_t *event, ordo_appl
         order->items = p->items;
         order->delivery_address = p->address;
         order->arena = p->arena;
+        if ((d->present & ORDO_F_CURRENCY) && d->currency.len == 3)
+            memcpy(order->currency, d->currency.ptr, 3);
+        else
+            memcpy(order->currency, ORDO_CURRENCY_DEFAULT, 3);
+        order->currency[3] = '\0';
         order->created_at_us = event->timestamp_us;
         break;
     }

@@ -167,6 +167,21 @@ static bool s_check_items(const ordo_data_t *d, ordo_error_t *err)
     return true;
 }
 
+/* PROTOCOL.md 1.1: optional, 3 capital letters A-Z. */
+static bool s_check_currency(const ordo_data_t *d, ordo_error_t *err)
+{
+    if (!(d->present & ORDO_F_CURRENCY))
+        return true;
+    bool ok = d->currency.len == 3;
+    for (uint32_t i = 0; ok && i < 3; i++)
+        ok = d->currency.ptr[i] >= 'A' && d->currency.ptr[i] <= 'Z';
+    if (!ok)
+        ordo_error_bad_field(err, "data.currency",
+                             "data.currency must be 3 capital letters A-Z (ISO 4217), such as "
+                             "\"EUR\"");
+    return ok;
+}
+
 static bool s_check_create(const ordo_request_t *req, ordo_error_t *err)
 {
     const ordo_data_t *d = &req->data;
@@ -180,7 +195,8 @@ static bool s_check_create(const ordo_request_t *req, ordo_error_t *err)
            s_check_range(d->restaurant_id, 0, INT64_MAX, "data.restaurant_id", err) &&
            s_require(d, ORDO_F_ITEMS, "data.items", err) && s_check_items(d, err) &&
            s_require(d, ORDO_F_DELIVERY_ADDRESS, "data.delivery_address", err) &&
-           s_check_len(d->delivery_address, 1, ORDO_ADDRESS_MAX, "data.delivery_address", err);
+           s_check_len(d->delivery_address, 1, ORDO_ADDRESS_MAX, "data.delivery_address", err) &&
+           s_check_currency(d, err);
 }
 
 /* The command-specific part of `data`; fields other commands carry are

@@ -60,7 +60,9 @@ static void s_build_data(const ordo_order_t *order, const ordo_request_t *cmd,
             total += in->items[i].qty * in->items[i].price_cents; /* bounded by the limits */
         }
         out->present = ORDO_F_USER_ID | ORDO_F_RESTAURANT_ID | ORDO_F_ITEMS |
-                       ORDO_F_TOTAL_CENTS | ORDO_F_DELIVERY_ADDRESS;
+                       ORDO_F_TOTAL_CENTS | ORDO_F_DELIVERY_ADDRESS | ORDO_F_CURRENCY;
+        out->currency = (in->present & ORDO_F_CURRENCY) ? in->currency
+                                                         : ORDO_STR(ORDO_CURRENCY_DEFAULT);
         out->user_id = in->user_id;
         out->restaurant_id = in->restaurant_id;
         out->n_items = n;
@@ -150,7 +152,7 @@ ordo_decision_t ordo_decide(const ordo_order_t *order, const ordo_request_t *cmd
     event->order_id = cmd->order_id;
     event->version = (uint32_t)current + 1;
     event->type = type;
-    event->schema = ORDO_SCHEMA_VERSION;
+    event->schema = ordo_event_schema_current(type);
     s_build_data(order, cmd, type, &event->data);
     s_build_meta(cmd, &event->meta);
     return ORDO_DECIDE_EVENT;

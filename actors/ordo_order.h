@@ -16,7 +16,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define ORDO_SCHEMA_VERSION 1
 
 /* A string view: `len` bytes at `ptr`, not NUL-terminated. */
 typedef struct {
@@ -135,6 +134,7 @@ enum {
     ORDO_F_COURIER_ID = 1u << 6,
     ORDO_F_REASON = 1u << 7,
     ORDO_F_PREVIOUS_STATUS = 1u << 8,
+    ORDO_F_CURRENCY = 1u << 9, /* PROTOCOL.md 1.1: OrderCreated schema 2 */
 };
 
 /* The `data` of a command or an event: one struct for every type, with
@@ -149,6 +149,7 @@ typedef struct {
     int64_t courier_id;
     ordo_str_t reason;
     ordo_status_t previous_status;
+    ordo_str_t currency; /* 3 capital letters (ISO 4217 form) */
     uint32_t n_items;
     ordo_item_t items[ORDO_ITEMS_MAX];
 } ordo_data_t;
@@ -267,6 +268,7 @@ typedef struct {
     int64_t user_id;
     int64_t restaurant_id;
     int64_t total_cents;
+    char currency[4]; /* "USD", ...: 3 capital letters and a NUL */
     int64_t created_at_us;
     int64_t updated_at_us;
     bool has_estimated_minutes;
@@ -299,6 +301,23 @@ typedef struct {
      * back from there, or found there at start-up). */
     bool indexed;
 } ordo_order_t;
+
+/* ---- schema evolution (PROTOCOL.md 1.1) -------------------------------- */
+
+/* The schema each event type is written in now (OrderCreated 2, the
+ * others 1). */
+uint32_t ordo_event_schema_current(ordo_event_type_t type);
+
+/* Brings an event decoded as it was stored up to its type's current
+ * schema, one step at a time, one function per event type and step
+ * (ordo_upcast.c): an OrderCreated of schema 1 gets `currency` "USD".
+ * Stored events are never rewritten; every read path decodes through
+ * this. 0, or -1 for a schema this engine does not know (0, or newer
+ * than its own). */
+int ordo_event_upcast(ordo_event_t *event);
+
+/* The default `currency` of CreateOrder, and of orders created before it. */
+#define ORDO_CURRENCY_DEFAULT "USD"
 
 /* Frees what the order owns and zeroes it (safe on a zeroed order). */
 void ordo_order_clear(ordo_order_t *order);

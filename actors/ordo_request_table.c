@@ -3,7 +3,8 @@
 #include "ordo_order.h"
 
 #define S_DATA_CREATE                                                                              \
-    (ORDO_F_USER_ID | ORDO_F_RESTAURANT_ID | ORDO_F_ITEMS | ORDO_F_DELIVERY_ADDRESS)
+    (ORDO_F_USER_ID | ORDO_F_RESTAURANT_ID | ORDO_F_ITEMS | ORDO_F_DELIVERY_ADDRESS |        \
+     ORDO_F_CURRENCY)
 
 const ordo_request_info_t ordo_request_table[ORDO_REQ_COUNT_] = {
     [ORDO_REQ_NONE] = {.name = ""},

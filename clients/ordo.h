@@ -93,6 +93,7 @@ typedef struct {
     int64_t courier_id;
     const char *reason;
     const char *previous_status;
+    const char *currency; /* OrderCreated (schema 2; upcast from 1 as "USD"), else NULL */
     const ordo_client_meta_t *meta; /* includes `command` and `request_id` */
     size_t n_meta;
     char hash[65]; /* PROTOCOL.md 1.1: 64 hex digits of the chain hash; "" if the
@@ -111,6 +112,7 @@ typedef struct {
     const ordo_client_item_t *items;
     size_t n_items;
     int64_t total_cents;
+    char currency[4]; /* "USD", ... */
     const char *delivery_address;
     int64_t created_at_us;
     int64_t updated_at_us;
@@ -149,6 +151,7 @@ typedef struct {
     const ordo_client_item_t *items;
     size_t n_items; /* at most 100 */
     const char *delivery_address;
+    const char *currency; /* 3 capital letters, NULL: the engine's default, "USD" */
     /* StartPreparing (0: not given), PickUp, CancelOrder */
     int64_t estimated_minutes;
     bool has_courier_id;

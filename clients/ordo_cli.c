@@ -51,6 +51,7 @@ enum {
     O_FROM = 1 << 16,
     O_TYPE = 1 << 17,
     O_COUNT = 1 << 18,
+    O_CURRENCY = 1 << 19,
 };
 #define O_COMMAND (O_EXPECTED | O_REQUEST_ID | O_ACTOR | O_CORRELATION | O_META)
 
@@ -62,7 +63,8 @@ typedef struct {
 } s_command_t;
 
 static const s_command_t s_commands[] = {
-    {"create", "CreateOrder", true, O_COMMAND | O_USER | O_RESTAURANT | O_ITEM | O_ADDRESS},
+    {"create", "CreateOrder", true,
+     O_COMMAND | O_USER | O_RESTAURANT | O_ITEM | O_ADDRESS | O_CURRENCY},
     {"confirm", "ConfirmOrder", true, O_COMMAND},
     {"start-preparing", "StartPreparing", true, O_COMMAND | O_MINUTES},
     {"ready", "MarkReady", true, O_COMMAND},
@@ -80,7 +82,7 @@ static const char *const s_option_names[] = {
     "expected-version", "request-id", "actor",   "correlation-id", "meta",  "user",
     "restaurant",       "item",       "address", "minutes",        "courier", "reason",
     "version",          "at",         "from-version", "limit",     "from",  "type",
-    "count",
+    "count",            "currency",
 };
 
 typedef struct {
@@ -108,7 +110,7 @@ static void s_usage(FILE *out)
             "\n"
             "Commands:\n"
             "  create ORDER --user N --restaurant N --item SKU:NAME:QTY:PRICE_CENTS ...\n"
-            "               --address TEXT\n"
+            "               --address TEXT [--currency EUR]   (default USD)\n"
             "  confirm ORDER\n"
             "  start-preparing ORDER [--minutes N]\n"
             "  ready ORDER\n"
@@ -343,7 +345,7 @@ static void s_print_order(const ordo_client_order_t *o)
                it->qty, it->name, it->sku);
         printf("%s\n", s_money(it->price_cents, money));
     }
-    printf("total        %s\n", s_money(o->total_cents, money));
+    printf("total        %s %s\n", s_money(o->total_cents, money), o->currency);
     printf("address      %s\n", o->delivery_address);
     if (o->has_estimated_minutes)
         printf("ready in     %" PRId64 " min\n", o->estimated_minutes);
@@ -536,6 +538,7 @@ static int s_main(int argc, char **argv, s_opts_t *o)
         {"from", required_argument, 0, OPT_BASE + 16},
         {"type", required_argument, 0, OPT_BASE + 17},
         {"count", required_argument, 0, OPT_BASE + 18},
+        {"currency", required_argument, 0, OPT_BASE + 19},
         {0, 0, 0, 0}};
     bool print_version = false;
     int c;
@@ -619,6 +622,7 @@ static int s_main(int argc, char **argv, s_opts_t *o)
         case O_FROM: ok = s_int(arg, 1, INT64_MAX, &o->from); break;
         case O_TYPE: o->type_prefix = arg; break;
         case O_COUNT: ok = s_int(arg, 1, INT64_MAX, &o->count); break;
+        case O_CURRENCY: o->req.currency = arg; break; /* the engine checks it */
         default: break;
         }
         if (!ok) {

@@ -402,6 +402,10 @@ static int s_build(ordo_client_t *c, const ordo_client_request_t *in, const char
                 d->present |= ORDO_F_DELIVERY_ADDRESS;
                 d->delivery_address = s_view(in->delivery_address);
             }
+            if (in->currency) {
+                d->present |= ORDO_F_CURRENCY;
+                d->currency = s_view(in->currency);
+            }
             break;
         case ORDO_REQ_START_PREPARING:
             if (in->estimated_minutes != 0) {

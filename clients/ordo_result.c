@@ -140,6 +140,11 @@ static int s_event(ordo_result_t *res, const ordo_event_t *ev, const uint8_t *ra
         out->reason = s_strdup(res, d->reason.ptr, d->reason.len);
     if (d->present & ORDO_F_PREVIOUS_STATUS)
         out->previous_status = ordo_status_name(d->previous_status);
+    if (d->present & ORDO_F_CURRENCY) {
+        out->currency = s_strdup(res, d->currency.ptr, d->currency.len);
+        if (!out->currency)
+            return ORDO_E_NOMEM;
+    }
     if (ev->meta.count) {
         ordo_client_meta_t *m = s_alloc(res, ev->meta.count * sizeof *m);
         if (!m)
@@ -196,6 +201,7 @@ static int s_order(ordo_result_t *res, const uint8_t *raw, size_t len)
     out->items = s_items(res, o.items, o.n_items);
     out->n_items = out->items ? o.n_items : 0;
     out->total_cents = o.total_cents;
+    memcpy(out->currency, o.currency[0] ? o.currency : "USD", sizeof out->currency);
     out->delivery_address = s_strdup(res, o.delivery_address.ptr, o.delivery_address.len);
     out->created_at_us = o.created_at_us;
     out->updated_at_us = o.updated_at_us;

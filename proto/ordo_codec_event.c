@@ -19,6 +19,10 @@ int ordo_data_pack(msgpack_packer *pk, const ordo_data_t *d)
         P(ORDO_PACK_KEY(pk, "courier_id"));
         P(msgpack_pack_int64(pk, d->courier_id));
     }
+    if (d->present & ORDO_F_CURRENCY) {
+        P(ORDO_PACK_KEY(pk, "currency"));
+        P(ordo_pack_str(pk, d->currency));
+    }
     if (d->present & ORDO_F_DELIVERY_ADDRESS) {
         P(ORDO_PACK_KEY(pk, "delivery_address"));
         P(ordo_pack_str(pk, d->delivery_address));
@@ -183,6 +187,9 @@ int ordo_data_read(ordo_mp_t *r, ordo_data_t *d)
         } else if (ORDO_MP_KEY_IS(k, kl, "reason")) {
             ok = ordo_mp_read_str(r, &d->reason.ptr, &d->reason.len);
             bit = ORDO_F_REASON;
+        } else if (ORDO_MP_KEY_IS(k, kl, "currency")) {
+            ok = ordo_mp_read_str(r, &d->currency.ptr, &d->currency.len);
+            bit = ORDO_F_CURRENCY;
         } else if (ORDO_MP_KEY_IS(k, kl, "previous_status")) {
             ordo_str_t s;
             ok = ordo_mp_read_str(r, &s.ptr, &s.len);

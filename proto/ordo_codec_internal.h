@@ -4,7 +4,7 @@
 
 #include "ordo_codec.h"
 
-#define ORDO_F_ALL_ 0x1FFu /* every ORDO_F_* bit */
+#define ORDO_F_ALL_ 0x3FFu /* every ORDO_F_* bit */
 
 /* Packs with a msgpack-c call and returns -1 from the enclosing function
  * if it failed (out of memory). */

@@ -7,9 +7,9 @@
  *    estimated_minutes int|nil, courier_id int|nil, delivery_address str,
  *    items [ {sku, name, qty, price_cents} ... ], cancel_reason str|nil,
  *    request_ids [ str|nil  x version ], positions [ uint x version ],
- *    head_hash bin 32|nil ]
- * (16 elements; snapshots written before PROTOCOL.md 1.1 have the first 15
- * and read with no head hash). 
+ *    head_hash bin 32|nil, currency str ]
+ * (17 elements; snapshots written before PROTOCOL.md 1.1 have the first 15
+ * and read with no head hash, in "USD"). 
  * Decoding builds a view over the input, then ordo_order_copy() makes the
  * owned copy, so the order is either whole or untouched. */
 #include "ordo_codec.h"
@@ -18,9 +18,30 @@
 
 #include <string.h>
 
+/* The order's currency; "USD" for one that never had one set. */
+static const char *s_currency(const ordo_order_t *o)
+{
+    return o->currency[0] ? o->currency : ORDO_CURRENCY_DEFAULT;
+}
+
+/* Reads a currency (3 capital letters) into out[4]. */
+static bool s_read_currency(ordo_mp_t *r, char out[4])
+{
+    const char *s;
+    uint32_t n;
+    if (!ordo_mp_read_str(r, &s, &n) || n != 3)
+        return false;
+    for (int i = 0; i < 3; i++)
+        if (s[i] < 'A' || s[i] > 'Z')
+            return false;
+    memcpy(out, s, 3);
+    out[3] = '\0';
+    return true;
+}
+
 int ordo_order_pack(msgpack_packer *pk, const ordo_order_t *o)
 {
-    size_t n = 11 + (o->has_estimated_minutes ? 1 : 0) + (o->has_courier_id ? 1 : 0) +
+    size_t n = 12 + (o->has_estimated_minutes ? 1 : 0) + (o->has_courier_id ? 1 : 0) +
                (o->status == ORDO_STATUS_CANCELLED ? 1 : 0);
     P(msgpack_pack_map(pk, n));
     P(ORDO_PACK_KEY(pk, "order_id"));
@@ -37,6 +58,8 @@ int ordo_order_pack(msgpack_packer *pk, const ordo_order_t *o)
     P(ordo_items_pack(pk, o->items, o->n_items));
     P(ORDO_PACK_KEY(pk, "total_cents"));
     P(msgpack_pack_int64(pk, o->total_cents));
+    P(ORDO_PACK_KEY(pk, "currency"));
+    P(msgpack_pack_str_with_body(pk, s_currency(o), 3));
     P(ORDO_PACK_KEY(pk, "delivery_address"));
     P(ordo_pack_str(pk, o->delivery_address));
     P(ORDO_PACK_KEY(pk, "created_at_us"));
@@ -143,6 +166,8 @@ int ordo_order_read(ordo_mp_t *r, ordo_order_t *order)
             ok = s_opt_int(r, &view.courier_id, &view.has_courier_id);
         } else if (ORDO_MP_KEY_IS(k, kl, "cancel_reason")) {
             ok = s_opt_str(r, &view.cancel_reason);
+        } else if (ORDO_MP_KEY_IS(k, kl, "currency")) {
+            ok = s_read_currency(r, view.currency);
         } else if (ORDO_MP_KEY_IS(k, kl, "head_hash")) {
             ordo_str_t h;
             ok = s_opt_str(r, &h) &&
@@ -163,7 +188,7 @@ int ordo_order_read(ordo_mp_t *r, ordo_order_t *order)
 
 int ordo_order_pack_snapshot(msgpack_packer *pk, const ordo_order_t *o)
 {
-    P(msgpack_pack_array(pk, 16));
+    P(msgpack_pack_array(pk, 17));
     P(msgpack_pack_str_with_body(pk, o->order_id, o->order_id_len));
     P(msgpack_pack_uint32(pk, o->version));
     P(msgpack_pack_uint32(pk, (uint32_t)o->status));
@@ -185,10 +210,13 @@ int ordo_order_pack_snapshot(msgpack_packer *pk, const ordo_order_t *o)
     P(msgpack_pack_array(pk, o->version));
     for (uint32_t v = 0; v < o->version; v++)
         P(msgpack_pack_uint64(pk, o->positions[v]));
-    if (!o->has_head_hash)
-        return msgpack_pack_nil(pk);
-    P(msgpack_pack_bin(pk, sizeof o->head_hash));
-    return msgpack_pack_bin_body(pk, o->head_hash, sizeof o->head_hash);
+    if (!o->has_head_hash) {
+        P(msgpack_pack_nil(pk));
+    } else {
+        P(msgpack_pack_bin(pk, sizeof o->head_hash));
+        P(msgpack_pack_bin_body(pk, o->head_hash, sizeof o->head_hash));
+    }
+    return msgpack_pack_str_with_body(pk, s_currency(o), 3);
 }
 
 int ordo_order_decode_snapshot(const void *buf, size_t len, ordo_order_t *order)
@@ -202,7 +230,7 @@ int ordo_order_decode_snapshot(const void *buf, size_t len, ordo_order_t *order)
     uint32_t n, n_ids;
     ordo_mp_t r;
     ordo_mp_init(&r, buf, len);
-    if (!ordo_mp_read_array(&r, &n) || (n != 15 && n != 16) ||
+    if (!ordo_mp_read_array(&r, &n) || n < 15 || n > 17 ||
         !ordo_mp_read_str(&r, &order_id.ptr, &order_id.len) || !ordo_mp_read_uint(&r, &version) ||
         version < 1 || version > ORDO_MAX_VERSION || !ordo_mp_read_uint(&r, &status) ||
         status >= ORDO_STATUS_COUNT_ || !ordo_mp_read_int(&r, &view.user_id) ||
@@ -229,7 +257,7 @@ int ordo_order_decode_snapshot(const void *buf, size_t len, ordo_order_t *order)
         if (!ordo_mp_read_uint(&r, &view.positions[v]) || view.positions[v] == 0 ||
             (v > 0 && view.positions[v] <= view.positions[v - 1]))
             return -1;
-    if (n == 16 && !ordo_mp_read_nil(&r)) {
+    if (n >= 16 && !ordo_mp_read_nil(&r)) {
         const uint8_t *h;
         uint32_t hl;
         if (!ordo_mp_read_bin(&r, &h, &hl) || hl != sizeof view.head_hash)
@@ -237,6 +265,10 @@ int ordo_order_decode_snapshot(const void *buf, size_t len, ordo_order_t *order)
         memcpy(view.head_hash, h, hl);
         view.has_head_hash = true;
     }
+    if (n == 17 ? !s_read_currency(&r, view.currency) : false)
+        return -1;
+    if (n < 17) /* an order of before currencies: US dollars */
+        memcpy(view.currency, ORDO_CURRENCY_DEFAULT, sizeof view.currency);
     if (r.p != r.end || !s_view_ok(&view, order_id))
         return -1;
     memcpy(view.order_id, order_id.ptr, order_id.len);

@@ -12,7 +12,8 @@
  *                user_id int, restaurant_id int,
  *                items [[sku S, name S, qty int, price_cents int], ...],
  *                delivery_address S, total_cents int, estimated_minutes int,
- *                courier_id int, reason S, previous_status uint]
+ *                courier_id int, reason S, previous_status uint,
+ *                currency S (OrderCreated schema 2)]
  *     request   S | nil | false
  *     meta      { key str: S | int }
  *     hash      bin 32 (PROTOCOL.md 1.1; always the 34-byte bin 8 form at
@@ -146,6 +147,8 @@ static int s_pack_data(msgpack_packer *pk, const ordo_data_t *d, int *uuids)
         P(s_pack_s(pk, d->reason, uuids));
     if (present & ORDO_F_PREVIOUS_STATUS)
         P(msgpack_pack_uint32(pk, (uint32_t)d->previous_status));
+    if (present & ORDO_F_CURRENCY)
+        P(s_pack_s(pk, d->currency, uuids));
     return 0;
 }
 
@@ -217,6 +220,8 @@ static bool s_read_data(ordo_mp_t *r, ordo_event_t *ev, size_t *used)
             return false;
         d->previous_status = (ordo_status_t)status;
     }
+    if ((present & ORDO_F_CURRENCY) && !s_read_s(r, ev, used, &d->currency))
+        return false;
     return true;
 }
 
@@ -322,6 +327,8 @@ static int s_decode_record(const void *buf, size_t len, uint64_t position, ordo_
     ev->position = position;
     ev->version = (uint32_t)version;
     ev->schema = (uint32_t)schema;
+    if (ordo_event_upcast(ev) != 0) /* stored as it was written; read as of now */
+        return -1;
     if (whole)
         ordo_event_id(ev->order_id.ptr, ev->order_id.len, ev->version, ev->timestamp_us,
                       ev->event_id);

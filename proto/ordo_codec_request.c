@@ -231,6 +231,9 @@ static bool s_read_data(s_ctx_t *c, ordo_mp_t *r, ordo_request_type_t type, ordo
         } else if ((fields & ORDO_F_COURIER_ID) && ORDO_MP_KEY_IS(k, kl, "courier_id")) {
             ok = s_opt_int(c, r, "data.courier_id", &d->courier_id, &present);
             bit = ORDO_F_COURIER_ID;
+        } else if ((fields & ORDO_F_CURRENCY) && ORDO_MP_KEY_IS(k, kl, "currency")) {
+            ok = s_opt_str(c, r, "data.currency", &d->currency, &present);
+            bit = ORDO_F_CURRENCY;
         } else if ((fields & ORDO_F_REASON) && ORDO_MP_KEY_IS(k, kl, "reason")) {
             ok = s_opt_str(c, r, "data.reason", &d->reason, &present);
             bit = ORDO_F_REASON;

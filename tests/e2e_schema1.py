@@ -4,7 +4,10 @@ made by tests/fixtures/make_schema1.py): it starts on it, from its snapshot
 and again from the log alone, and every read path answers what that engine
 answered. Every order of expected.json (some in memory, some in the order
 index) reads back with the same fields; ReadAll returns every position once.
-Fields added since (PROTOCOL.md 1.1) may be present beside them.
+PROTOCOL.md 1.1: the stored OrderCreated events (schema 1) read as schema
+2 with currency "USD" on every read path (history, ReadAll, duplicate
+replies, past states, the orders), they have no hash, and the first event
+written after the upgrade chains from 32 zero bytes.
 
 Usage: e2e_schema1.py PATH-TO-ordo-server"""
 import json
@@ -30,6 +33,13 @@ def check(srv, expected):
         h = srv.call({"type": "GetHistory", "order_id": want["order_id"]})
         assert h["ok"] and len(h["events"]) == want["version"], h
         assert [e["version"] for e in h["events"]] == list(range(1, want["version"] + 1))
+        # Stored as schema 1; read as schema 2 in dollars (PROTOCOL.md 1.1).
+        created = h["events"][0]
+        assert created["schema"] == 2 and created["data"]["currency"] == "USD", created
+        assert all(e["schema"] == 1 for e in h["events"][1:]), h
+        assert got["currency"] == "USD", got
+        past = srv.call({"type": "GetOrder", "order_id": want["order_id"], "as_of_version": 1})
+        assert past["order"]["currency"] == "USD" and past["order"]["version"] == 1, past
         # A retried command gets the original reply, marked duplicate.
         d = srv.call({"type": "CreateOrder", "order_id": want["order_id"],
                       "request_id": want["order_id"] + "-create",
@@ -37,12 +47,15 @@ def check(srv, expected):
                                "items": [{"sku": "s", "name": "n", "qty": 1,
                                           "price_cents": 1}]}})
         assert d["ok"] and d.get("duplicate") is True and d["version"] == 1, d
+        assert d["event"]["schema"] == 2 and d["event"]["data"]["currency"] == "USD", d
     seen, pos = 0, 1
     while True:
         r = srv.call({"type": "ReadAll", "from_position": pos, "limit": 500})
         assert r["ok"], r
         for e in r["events"]:
             assert e["position"] == pos, (e["position"], pos)
+            if e["type"] == "OrderCreated":
+                assert e["schema"] == 2 and e["data"]["currency"] == "USD", e
             pos += 1
             seen += 1
         if not r["events"]:

@@ -175,7 +175,10 @@ def cmd(type_, order_id, rid=None, data=None, **extra):
 def check_event(ev):
     assert set(ev) == EVENT_KEYS, sorted(ev)
     assert UUID7.match(ev["event_id"]), ev["event_id"]
-    assert ev["schema"] == 1 and ev["position"] >= 1 and ev["timestamp_us"] > 0
+    # PROTOCOL.md 1.1: OrderCreated is schema 2 (with currency), the others 1.
+    assert ev["schema"] == (2 if ev["type"] == "OrderCreated" else 1), ev
+    assert ("currency" in ev["data"]) == (ev["type"] == "OrderCreated"), ev
+    assert ev["position"] >= 1 and ev["timestamp_us"] > 0
 
 
 def test_lifecycle_and_errors(srv):
@@ -201,6 +204,7 @@ def test_lifecycle_and_errors(srv):
     o = srv.call({"type": "GetOrder", "order_id": "o-1"})["order"]
     assert o["status"] == "Delivered" and o["version"] == 6 and o["courier_id"] == 99
     assert o["estimated_minutes"] == 25 and o["total_cents"] == 2800 and len(o["items"]) == 2
+    assert o["currency"] == "USD" and ev["data"]["currency"] == "USD"  # the default
 
     def err(req, code, **details):
         r = srv.call(req)
@@ -223,6 +227,16 @@ def test_lifecycle_and_errors(srv):
     bad["data"]["items"][1]["qty"] = 0
     err(bad, "bad_request", field="data.items.1.qty")
     err({"type": "Frobnicate", "request_id": "q"}, "unknown_type")
+    # currency (PROTOCOL.md 1.1): 3 capital letters A-Z, else bad_request
+    for c in ("eur", "EURO", "EU", "E1R", "", 978, ["EUR"]):
+        bad = create("o-cur")
+        bad["data"]["currency"] = c
+        err(bad, "bad_request", field="data.currency")
+    good = create("o-eur")
+    good["data"]["currency"] = "EUR"
+    r = srv.call(good)
+    assert r["ok"] and r["event"]["data"]["currency"] == "EUR" and r["event"]["schema"] == 2, r
+    assert srv.call({"type": "GetOrder", "order_id": "o-eur"})["order"]["currency"] == "EUR"
     r = err({"type": "GetOrder", "request_id": "echo-me"}, "bad_request", field="order_id")
     assert r["request_id"] == "echo-me"
     r = srv.raw(b"\xc1")
@@ -243,7 +257,7 @@ def test_lifecycle_and_errors(srv):
     stats = srv.call({"type": "Stats"})["stats"]
     for k in ("head_position", "orders", "events_appended", "commands", "errors"):
         assert isinstance(stats[k], int), k
-    assert stats["head_position"] == head and stats["orders"] == 2
+    assert stats["head_position"] == head and stats["orders"] == 3
 
 
 def test_idempotency_past_states_history_readall(srv):

@@ -714,6 +714,11 @@ static void test_request_wide_ints_and_repeats(void)
 
 /* ---- events ------------------------------------------------------------ */
 
+static bool s_str_is(ordo_str_t s, const char *lit)
+{
+    return s.len == strlen(lit) && memcmp(s.ptr, lit, s.len) == 0;
+}
+
 static void s_make_event(ordo_event_t *ev, ordo_event_type_t type)
 {
     memset(ev, 0, sizeof *ev);
@@ -723,7 +728,7 @@ static void s_make_event(ordo_event_t *ev, ordo_event_type_t type)
     ev->type = type;
     ev->timestamp_us = 1764164400123456;
     ordo_event_id(ev->order_id.ptr, ev->order_id.len, ev->version, ev->timestamp_us, ev->event_id);
-    ev->schema = 1;
+    ev->schema = ordo_event_schema_current(type);
     ev->meta.count = 3;
     ev->meta.entries[0] =
         (ordo_meta_entry_t){.key = ORDO_STR("actor"), .sval = ORDO_STR("user:42")};
@@ -734,7 +739,8 @@ static void s_make_event(ordo_event_t *ev, ordo_event_type_t type)
     switch (type) {
     case ORDO_EVT_ORDER_CREATED:
         d->present = ORDO_F_USER_ID | ORDO_F_RESTAURANT_ID | ORDO_F_ITEMS | ORDO_F_TOTAL_CENTS |
-                     ORDO_F_DELIVERY_ADDRESS;
+                     ORDO_F_DELIVERY_ADDRESS | ORDO_F_CURRENCY;
+        d->currency = ORDO_STR("EUR");
         d->user_id = 42;
         d->restaurant_id = 7;
         d->n_items = 2;
@@ -1021,6 +1027,40 @@ static void test_event_hash_fields(void)
     CU_ASSERT_EQUAL(ordo_event_decode(s_buf.data, s_buf.size, &out), -1);
 }
 
+/* PROTOCOL.md 1.1: an OrderCreated stored in schema 1 (before currency)
+ * reads as schema 2 in "USD", on the log's decoders, whole and for apply;
+ * a schema this engine does not know (0, or newer) is refused. */
+static void test_record_upcast(void)
+{
+    static ordo_event_t in, out;
+    s_make_event(&in, ORDO_EVT_ORDER_CREATED);
+    in.schema = 1;
+    in.data.present &= ~(uint32_t)ORDO_F_CURRENCY; /* as 0.2 wrote it */
+    s_reset();
+    CU_ASSERT_EQUAL_FATAL(ordo_event_pack_record(&s_pk, &in), 0);
+    CU_ASSERT_PTR_NULL(memmem(s_buf.data, s_buf.size, "USD", 3));
+    CU_ASSERT_EQUAL(s_decode_record_both(s_buf.data, s_buf.size, in.position, &out), 0);
+    CU_ASSERT_EQUAL(out.schema, 2);
+    CU_ASSERT_TRUE((out.data.present & ORDO_F_CURRENCY) && s_str_is(out.data.currency, "USD"));
+    /* and its wire form is schema 2 with the currency */
+    s_reset();
+    CU_ASSERT_EQUAL_FATAL(ordo_event_pack(&s_pk, &out), 0);
+    CU_ASSERT_PTR_NOT_NULL(memmem(s_buf.data, s_buf.size, "currency", 8));
+    for (uint32_t schema = 0; schema < 5; schema += 3) { /* 0 and 3 */
+        in.schema = schema;
+        s_reset();
+        CU_ASSERT_EQUAL_FATAL(ordo_event_pack_record(&s_pk, &in), 0);
+        CU_ASSERT_EQUAL(s_decode_record_both(s_buf.data, s_buf.size, in.position, &out), -1);
+    }
+    /* Other types are still at schema 1; 2 is from the future for them. */
+    s_make_event(&in, ORDO_EVT_ORDER_READY);
+    CU_ASSERT_EQUAL(in.schema, 1);
+    in.schema = 2;
+    s_reset();
+    CU_ASSERT_EQUAL_FATAL(ordo_event_pack_record(&s_pk, &in), 0);
+    CU_ASSERT_EQUAL(s_decode_record_both(s_buf.data, s_buf.size, in.position, &out), -1);
+}
+
 /* The peek's request_id is the one an error reply may echo: a string of
  * 1 to 128 bytes of valid UTF-8, the last one counting; else none. */
 static void test_request_peek_request_id(void)
@@ -1208,10 +1248,6 @@ static void test_event_wire_shape(void)
     CU_ASSERT_PTR_NOT_NULL(memmem(s_buf.data, s_buf.size, id, sizeof id));
 }
 
-static bool s_str_is(ordo_str_t s, const char *lit)
-{
-    return s.len == strlen(lit) && memcmp(s.ptr, lit, s.len) == 0;
-}
 
 /* The log form keeps strings exactly, whether or not they look like UUIDs,
  * and rebuilds the meta decide() makes (client keys, command, request_id). */
@@ -1395,6 +1431,7 @@ static void s_make_order(ordo_order_t *o)
 
 static void s_assert_same_order(const ordo_order_t *a, const ordo_order_t *b)
 {
+    CU_ASSERT_STRING_EQUAL(a->currency, b->currency);
     CU_ASSERT_EQUAL(a->order_id_len, b->order_id_len);
     CU_ASSERT_EQUAL(memcmp(a->order_id, b->order_id, a->order_id_len), 0);
     CU_ASSERT_EQUAL(a->version, b->version);
@@ -1472,14 +1509,18 @@ static void test_order_round_trips(void)
     s_reset();
     CU_ASSERT_EQUAL_FATAL(ordo_order_pack_snapshot(&s_pk, &in), 0);
     CU_ASSERT_EQUAL_FATAL((uint8_t)s_buf.data[0], 0xdc); /* array 16 */
-    CU_ASSERT_EQUAL_FATAL((uint8_t)s_buf.data[s_buf.size - 1], 0xc0); /* nil head hash */
+    CU_ASSERT_EQUAL_FATAL((uint8_t)s_buf.data[2], 17);
+    CU_ASSERT_EQUAL_FATAL((uint8_t)s_buf.data[s_buf.size - 5], 0xc0); /* nil head hash */
+    CU_ASSERT_EQUAL_FATAL(memcmp(s_buf.data + s_buf.size - 3, "EUR", 3), 0);
     char legacy[4096];
     CU_ASSERT_FATAL(s_buf.size - 3 < sizeof legacy);
-    legacy[0] = (char)0x9f; /* array of 15, without the head hash */
-    memcpy(legacy + 1, s_buf.data + 3, s_buf.size - 4);
+    legacy[0] = (char)0x9f; /* array of 15: no head hash, no currency */
+    memcpy(legacy + 1, s_buf.data + 3, s_buf.size - 8);
     memset(&out, 0, sizeof out);
-    CU_ASSERT_EQUAL(ordo_order_decode_snapshot(legacy, s_buf.size - 3, &out), 0);
+    CU_ASSERT_EQUAL(ordo_order_decode_snapshot(legacy, s_buf.size - 7, &out), 0);
     CU_ASSERT_FALSE(out.has_head_hash);
+    CU_ASSERT_STRING_EQUAL(out.currency, "USD"); /* orders of before are in dollars */
+    memcpy(out.currency, in.currency, sizeof out.currency);
     s_assert_same_order(&in, &out);
     ordo_order_clear(&out);
     s_reset();
@@ -1638,6 +1679,7 @@ int main(void)
     CU_add_test(s, "event: hash, canonical form, records with and without", test_event_hash_fields);
     CU_add_test(s, "record: strings and meta", test_record_strings_and_meta);
     CU_add_test(s, "record: hostile input", test_record_rejects_hostile);
+    CU_add_test(s, "record: schema 1 upcast to 2, unknown schemas refused", test_record_upcast);
     CU_add_test(s, "record: more UUIDs than the text buffer", test_record_many_uuids);
     CU_add_test(s, "order: wire and snapshot round trips", test_order_round_trips);
     CU_add_test(s, "reply: errors", test_reply_error_round_trips);

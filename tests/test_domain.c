@@ -196,7 +196,7 @@ static void s_check_event(const ordo_order_t *o, const ordo_request_t *req, cons
 {
     CU_ASSERT_EQUAL(ev->type, ordo_event_type_for(req->type));
     CU_ASSERT_EQUAL(ev->version, (uint32_t)o->version + 1);
-    CU_ASSERT_EQUAL(ev->schema, ORDO_SCHEMA_VERSION);
+    CU_ASSERT_EQUAL(ev->schema, ordo_event_schema_current(ev->type));
     CU_ASSERT_EQUAL(ev->position, 0);
     CU_ASSERT_EQUAL(ev->timestamp_us, 0);
     CU_ASSERT_TRUE(s_eq(ev->order_id, "o-1"));
@@ -211,7 +211,10 @@ static void s_check_event(const ordo_order_t *o, const ordo_request_t *req, cons
     switch (ev->type) {
     case ORDO_EVT_ORDER_CREATED:
         CU_ASSERT_EQUAL(d->present, ORDO_F_USER_ID | ORDO_F_RESTAURANT_ID | ORDO_F_ITEMS |
-                                        ORDO_F_TOTAL_CENTS | ORDO_F_DELIVERY_ADDRESS);
+                                        ORDO_F_TOTAL_CENTS | ORDO_F_DELIVERY_ADDRESS |
+                                        ORDO_F_CURRENCY);
+        CU_ASSERT_TRUE(s_eq(d->currency, "USD")); /* the default */
+        CU_ASSERT_EQUAL(ev->schema, 2);
         CU_ASSERT_EQUAL(d->user_id, 42);
         CU_ASSERT_EQUAL(d->restaurant_id, 7);
         CU_ASSERT_EQUAL(d->n_items, 2);
