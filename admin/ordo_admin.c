@@ -34,6 +34,10 @@ static void s_usage(FILE *out)
             "      --from P|TIME     from position P, or from the first event at or after TIME\n"
             "      --to P|TIME       up to position P, or up to TIME\n"
             "      --order ORDER     only this order's events\n"
+            "  replay ORDER          the replay debugger: applies the order's events from the\n"
+            "                        log one by one and prints what each changed\n"
+            "      --to-version N    stop after version N\n"
+            "      --until TIME      stop at the last event at or before TIME\n"
             "  audit ORDER | --all   recomputes each order's hash chain (PROTOCOL.md 1.1) from\n"
             "                        the log and names the first event that breaks it\n"
             "  snapshot info         every snapshot file: position, orders, size, valid or why not\n"
@@ -151,12 +155,16 @@ int main(int argc, char **argv)
                                          {"to", required_argument, 0, 't'},
                                          {"order", required_argument, 0, 'o'},
                                          {"all", no_argument, 0, 'a'},
+                                         {"to-version", required_argument, 0, 'v'},
+                                         {"until", required_argument, 0, 'u'},
                                          {"help", no_argument, 0, 'h'},
                                          {"version", no_argument, 0, 'V'},
                                          {0, 0, 0, 0}};
     int c;
     opterr = 0;
-    bool dump_opts = false, all = false;
+    bool dump_opts = false, all = false, replay_opts = false, has_until = false;
+    int64_t until_us = 0;
+    uint32_t to_version = 0;
     while ((c = getopt_long(argc, argv, ":hj", opts, NULL)) != -1) {
         switch (c) {
         case 'd': o.data_dir = optarg; break;
@@ -179,11 +187,40 @@ int main(int argc, char **argv)
             o.order_id = optarg;
             break;
         case 'a': all = true; break;
+        case 'v': {
+            char *end;
+            unsigned long v = strtoul(optarg, &end, 10);
+            if (*optarg < '1' || *optarg > '9' || *end || v > 255) {
+                admin_error("--to-version wants a version from 1, not \"%s\"", optarg);
+                return ADMIN_USAGE;
+            }
+            to_version = (uint32_t)v;
+            replay_opts = true;
+            break;
+        }
+        case 'u':
+            if (!ordo_time_parse(optarg, &until_us)) {
+                admin_error("--until wants a TIME, not \"%s\"; try --help", optarg);
+                return ADMIN_USAGE;
+            }
+            has_until = replay_opts = true;
+            break;
         case 'h': s_usage(stdout); return 0;
         case 'V': printf("ordo-admin %s\n", VERSION); return 0;
         case ':': admin_error("%s needs a value; try --help", argv[optind - 1]); return ADMIN_USAGE;
         default: admin_error("unknown option \"%s\"; try --help", argv[optind - 1]); return ADMIN_USAGE;
         }
+    }
+    if (optind < argc && !strcmp(argv[optind], "replay")) {
+        if (dump_opts || all || argc - optind != 2 || (to_version && has_until)) {
+            admin_error("replay takes one ORDER, and --to-version N or --until TIME; try --help");
+            return ADMIN_USAGE;
+        }
+        return admin_replay(&o, argv[optind + 1], to_version, has_until, until_us);
+    }
+    if (replay_opts) {
+        admin_error("--to-version and --until go with replay; try --help");
+        return ADMIN_USAGE;
     }
     if (optind < argc && !strcmp(argv[optind], "audit")) {
         int rest = argc - optind - 1;

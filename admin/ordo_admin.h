@@ -1,7 +1,7 @@
 /* ordo-admin is one program in a few files: ordo_admin.c (main, options,
  * output helpers), ordo_admin_wal.c (`wal info|verify|dump`) and
  * ordo_admin_snapshot.c (`snapshot info|verify`), ordo_admin_audit.c
- * (`audit`). What they share. Not
+ * (`audit`), ordo_admin_replay.c (`replay`). What they share. Not
  * installed. */
 #ifndef ORDO_ADMIN_H
 #define ORDO_ADMIN_H
@@ -33,6 +33,9 @@ int admin_snapshot_info(const admin_opts_t *o);
 int admin_snapshot_verify(const admin_opts_t *o, const char *file);
 /* order_id NULL: every order (--all). */
 int admin_audit(const admin_opts_t *o, const char *order_id);
+/* to_version 0: every event. */
+int admin_replay(const admin_opts_t *o, const char *order_id, uint32_t to_version,
+                 bool has_until, int64_t until_us);
 
 /* "ordo-admin: " + message to stderr. */
 void admin_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -96,6 +96,38 @@ def test_fixture(top):
     assert p.returncode == 0 and snap["snapshots"][0]["position"] == 1539, snap
 
 
+def test_replay(top):
+    """The replay debugger: each event applied with the engine's own rules,
+    what it changed, and the state at any version or instant, which must
+    be the state the engine answered."""
+    with open(os.path.join(FIXTURE, "expected.json")) as f:
+        expected = json.load(f)
+    for want in expected["orders"]:
+        p = admin(FIXTURE, "--json", "replay", want["order_id"])
+        assert p.returncode == 0, (p.returncode, p.stderr)
+        steps = [json.loads(line) for line in p.stdout.splitlines()]
+        assert [s["event"]["version"] for s in steps] == list(range(1, want["version"] + 1))
+        state = steps[-1]["state"]
+        for k, v in want.items():
+            assert state.get(k) == v, (want["order_id"], k, state.get(k), v)
+        assert steps[0]["changed"][0] == "status" and "currency" in steps[0]["changed"]
+        for st in steps[1:]:
+            assert "status" in st["changed"] and "version" in st["changed"], st["changed"]
+    full = [json.loads(x) for x in admin(FIXTURE, "--json", "replay", "fx-00").stdout.splitlines()]
+    p = admin(FIXTURE, "--json", "replay", "fx-00", "--to-version", "3")
+    part = [json.loads(x) for x in p.stdout.splitlines()]
+    assert p.returncode == 0 and len(part) == 3 and part[-1]["state"] == full[2]["state"]
+    ts = full[1]["event"]["timestamp_us"]
+    p = admin(FIXTURE, "--json", "replay", "fx-00", "--until", str(ts))
+    assert [json.loads(x)["event"]["version"] for x in p.stdout.splitlines()] == [1, 2]
+    p = admin(FIXTURE, "replay", "fx-00", "--to-version", "4")
+    assert p.returncode == 0 and '"Preparing" -> "Ready"' in p.stdout, p.stdout
+    assert "state after version 4" in p.stdout and "\033[" not in p.stdout  # no color in a pipe
+    assert admin(FIXTURE, "replay", "no-such-order").returncode == 1
+    assert admin(FIXTURE, "replay", "fx-00", "--to-version", "0").returncode == 2
+    assert admin(FIXTURE, "replay", "fx-00", "--to-version", "2", "--until", "1").returncode == 2
+
+
 def test_usage(top):
     assert subprocess.run([ADMIN, "--help"], capture_output=True).returncode == 0
     assert admin(FIXTURE, "wal").returncode == 2
@@ -292,6 +324,7 @@ def main():
     failed = 0
     try:
         for name, fn in [("the schema-1 fixture", test_fixture), ("usage", test_usage),
+                         ("replay debugger", test_replay),
                          ("beside a running engine", test_beside_engine),
                          ("damaged folders", test_damage),
                          ("audit: hash chains", test_audit)]:
