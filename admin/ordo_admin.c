@@ -38,6 +38,8 @@ static void s_usage(FILE *out)
             "                        log one by one and prints what each changed\n"
             "      --to-version N    stop after version N\n"
             "      --until TIME      stop at the last event at or before TIME\n"
+            "  replay --all --check  rebuilds every order from the log and compares it with\n"
+            "                        the newest snapshot and with a second replay\n"
             "  audit ORDER | --all   recomputes each order's hash chain (PROTOCOL.md 1.1) from\n"
             "                        the log and names the first event that breaks it\n"
             "  snapshot info         every snapshot file: position, orders, size, valid or why not\n"
@@ -157,12 +159,13 @@ int main(int argc, char **argv)
                                          {"all", no_argument, 0, 'a'},
                                          {"to-version", required_argument, 0, 'v'},
                                          {"until", required_argument, 0, 'u'},
+                                         {"check", no_argument, 0, 'c'},
                                          {"help", no_argument, 0, 'h'},
                                          {"version", no_argument, 0, 'V'},
                                          {0, 0, 0, 0}};
     int c;
     opterr = 0;
-    bool dump_opts = false, all = false, replay_opts = false, has_until = false;
+    bool dump_opts = false, all = false, replay_opts = false, has_until = false, check = false;
     int64_t until_us = 0;
     uint32_t to_version = 0;
     while ((c = getopt_long(argc, argv, ":hj", opts, NULL)) != -1) {
@@ -187,6 +190,7 @@ int main(int argc, char **argv)
             o.order_id = optarg;
             break;
         case 'a': all = true; break;
+        case 'c': check = true; break;
         case 'v': {
             char *end;
             unsigned long v = strtoul(optarg, &end, 10);
@@ -210,6 +214,17 @@ int main(int argc, char **argv)
         case ':': admin_error("%s needs a value; try --help", argv[optind - 1]); return ADMIN_USAGE;
         default: admin_error("unknown option \"%s\"; try --help", argv[optind - 1]); return ADMIN_USAGE;
         }
+    }
+    if (optind < argc && !strcmp(argv[optind], "replay") && (all || check)) {
+        if (!all || !check || replay_opts || dump_opts || argc - optind != 1) {
+            admin_error("replay --all goes with --check alone; try --help");
+            return ADMIN_USAGE;
+        }
+        return admin_replay_check(&o);
+    }
+    if (check) {
+        admin_error("--check goes with replay --all; try --help");
+        return ADMIN_USAGE;
     }
     if (optind < argc && !strcmp(argv[optind], "replay")) {
         if (dump_opts || all || argc - optind != 2 || (to_version && has_until)) {

@@ -33,6 +33,8 @@ int admin_snapshot_info(const admin_opts_t *o);
 int admin_snapshot_verify(const admin_opts_t *o, const char *file);
 /* order_id NULL: every order (--all). */
 int admin_audit(const admin_opts_t *o, const char *order_id);
+/* replay --all --check */
+int admin_replay_check(const admin_opts_t *o);
 /* to_version 0: every event. */
 int admin_replay(const admin_opts_t *o, const char *order_id, uint32_t to_version,
                  bool has_until, int64_t until_us);

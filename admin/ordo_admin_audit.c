@@ -1,13 +1,13 @@
 /* ordo-admin's `audit [ORDER | --all]`: recomputes every order's hash
  * chain (PROTOCOL.md 1.1) from the log alone and names the first event
  * that breaks it. One walk of the log; per order it keeps the version and
- * hash it reached (about 110 bytes an order, in an open-addressing table). */
+ * hash it reached (about 112 bytes an order, ordo_admin_table.h). */
 #include "ordo_admin.h"
+#include "ordo_admin_table.h"
 
 #include "ordo_chain.h"
 #include "ordo_codec.h"
 #include "ordo_error.h"
-#include "ordo_hash.h"
 #include "ordo_hex.h"
 #include "ordo_limits.h"
 #include "ordo_wal.h"
@@ -20,9 +20,8 @@
 
 #define S_BREAKS_SHOWN 20 /* broken orders listed; the count covers them all */
 
+/* What the audit keeps of each order. */
 typedef struct {
-    char id[ORDO_ORDER_ID_MAX];
-    uint8_t id_len; /* 0: empty slot */
     uint8_t version;
     bool has_hash;
     bool broken; /* its first break was reported */
@@ -32,8 +31,7 @@ typedef struct {
 typedef struct {
     const admin_opts_t *o;
     const char *only; /* audit ORDER: just this one */
-    s_order_t *slots;
-    size_t cap, used;
+    admin_table_t orders; /* of s_order_t */
     ordo_event_t *ev;
     msgpack_sbuffer sbuf;
     char segment[32];
@@ -44,47 +42,7 @@ typedef struct {
     uint64_t bad_position;
 } s_audit_t;
 
-static int s_grow(s_audit_t *a)
-{
-    size_t cap = a->cap ? a->cap * 2 : 1u << 16;
-    s_order_t *slots = calloc(cap, sizeof *slots);
-    if (!slots)
-        return ORDO_ERR_NOMEM;
-    for (size_t i = 0; i < a->cap; i++) {
-        s_order_t *e = &a->slots[i];
-        if (!e->id_len)
-            continue;
-        size_t j = ordo_hash64(e->id, e->id_len, 0) & (cap - 1);
-        while (slots[j].id_len)
-            j = (j + 1) & (cap - 1);
-        slots[j] = *e;
-    }
-    free(a->slots);
-    a->slots = slots;
-    a->cap = cap;
-    return 0;
-}
-
-/* The order's entry, made empty (version 0) if new; NULL when out of memory. */
-static s_order_t *s_find(s_audit_t *a, ordo_str_t id)
-{
-    if ((a->used + 1) * 4 > a->cap * 3 && s_grow(a) != 0)
-        return NULL;
-    size_t j = ordo_hash64(id.ptr, id.len, 0) & (a->cap - 1);
-    while (a->slots[j].id_len) {
-        if (a->slots[j].id_len == id.len && !memcmp(a->slots[j].id, id.ptr, id.len))
-            return &a->slots[j];
-        j = (j + 1) & (a->cap - 1);
-    }
-    s_order_t *e = &a->slots[j];
-    memcpy(e->id, id.ptr, id.len);
-    e->id_len = (uint8_t)id.len;
-    a->used++;
-    return e;
-}
-
-static void s_report(s_audit_t *a, const s_order_t *e, const char *why, const char *stored,
-                     const char *computed)
+static void s_report(s_audit_t *a, const char *why, const char *stored, const char *computed)
 {
     const ordo_event_t *ev = a->ev;
     a->broken_orders++;
@@ -92,7 +50,7 @@ static void s_report(s_audit_t *a, const s_order_t *e, const char *why, const ch
         return;
     if (a->o->json) {
         printf("%s{\"order_id\":", a->json_first ? "" : ",");
-        admin_json_string(stdout, e->id, e->id_len);
+        admin_json_string(stdout, ev->order_id.ptr, ev->order_id.len);
         printf(",\"version\":%u,\"position\":%" PRIu64 ",\"segment\":\"%s\",\"offset\":%" PRIu64
                ",\"why\":",
                ev->version, ev->position, a->segment, a->frame_offset);
@@ -104,7 +62,7 @@ static void s_report(s_audit_t *a, const s_order_t *e, const char *why, const ch
     } else {
         printf("BROKEN     order %.*s at version %u (position %" PRIu64 ", %s, frame at byte "
                "offset %" PRIu64 "): %s\n",
-               (int)e->id_len, e->id, ev->version, ev->position, a->segment, a->frame_offset, why);
+               (int)ev->order_id.len, ev->order_id.ptr, ev->version, ev->position, a->segment, a->frame_offset, why);
         if (stored)
             printf("           stored   %s\n           computed %s\n", stored, computed);
     }
@@ -137,7 +95,7 @@ static int s_on_record(void *ctx, uint64_t position, const void *data, size_t le
                     memcmp(a->only, ev->order_id.ptr, ev->order_id.len) != 0))
         return 0;
     a->events++;
-    s_order_t *e = s_find(a, ev->order_id);
+    s_order_t *e = admin_table_get(&a->orders, ev->order_id.ptr, ev->order_id.len, NULL);
     if (!e)
         return ORDO_ERR_NOMEM;
     if (e->broken) { /* its first break is reported; follow on quietly */
@@ -150,7 +108,7 @@ static int s_on_record(void *ctx, uint64_t position, const void *data, size_t le
         char why[96];
         snprintf(why, sizeof why, "version %u follows version %u (an event missing or repeated)",
                  ev->version, e->version);
-        s_report(a, e, why, NULL, NULL);
+        s_report(a, why, NULL, NULL);
         e->broken = true;
     }
     e->version = (uint8_t)ev->version;
@@ -173,7 +131,7 @@ static int s_on_record(void *ctx, uint64_t position, const void *data, size_t le
         char stored_hex[65], computed_hex[65];
         ordo_hex_encode(ev->hash, sizeof ev->hash, stored_hex);
         ordo_hex_encode(computed, sizeof computed, computed_hex);
-        s_report(a, e, "the stored hash does not follow from the previous one and this event",
+        s_report(a, "the stored hash does not follow from the previous one and this event",
                  stored_hex, computed_hex);
         e->broken = true;
     }
@@ -198,7 +156,8 @@ int admin_audit(const admin_opts_t *o, const char *order_id)
     s_audit_t a = {.o = o, .only = order_id, .json_first = true};
     a.ev = malloc(sizeof *a.ev);
     msgpack_sbuffer_init(&a.sbuf);
-    if (!a.ev || s_grow(&a) != 0) {
+    admin_table_init(&a.orders, sizeof(s_order_t));
+    if (!a.ev) {
         free(a.ev);
         admin_error("out of memory");
         return ADMIN_CANNOT;
@@ -223,7 +182,7 @@ int admin_audit(const admin_opts_t *o, const char *order_id)
             printf("],\"orders\":%zu,\"events\":%" PRIu64 ",\"hashed\":%" PRIu64
                    ",\"without_hash\":%" PRIu64 ",\"broken_orders\":%" PRIu64
                    ",\"log_damaged\":%s,\"state\":\"%s\"}\n",
-                   a.used, a.events, a.hashed, a.unhashed, a.broken_orders,
+                   a.orders.used, a.events, a.hashed, a.unhashed, a.broken_orders,
                    damaged ? "true" : "false", status == ADMIN_OK ? "intact" : "broken");
         } else {
             if (a.broken_orders > S_BREAKS_SHOWN)
@@ -232,7 +191,7 @@ int admin_audit(const admin_opts_t *o, const char *order_id)
             if (order_id && a.events == 0)
                 printf("order %s has no event in the log\n", order_id);
             printf("audited    %s orders, %s events: %s with a hash, %s from before hashes\n",
-                   admin_count(a.used, n1), admin_count(a.events, n2), admin_count(a.hashed, n3),
+                   admin_count(a.orders.used, n1), admin_count(a.events, n2), admin_count(a.hashed, n3),
                    admin_count(a.unhashed, n4));
             if (w.damaged)
                 printf("DAMAGED    the log, at %s, byte offset %" PRIu64
@@ -251,7 +210,7 @@ int admin_audit(const admin_opts_t *o, const char *order_id)
         if (order_id && a.events == 0 && status == ADMIN_OK)
             status = ADMIN_DAMAGED; /* nothing to vouch for: say so in the status too */
     }
-    free(a.slots);
+    admin_table_free(&a.orders);
     free(a.ev);
     msgpack_sbuffer_destroy(&a.sbuf);
     return status;

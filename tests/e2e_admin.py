@@ -124,6 +124,18 @@ def test_replay(top):
     assert p.returncode == 0 and '"Preparing" -> "Ready"' in p.stdout, p.stdout
     assert "state after version 4" in p.stdout and "\033[" not in p.stdout  # no color in a pipe
     assert admin(FIXTURE, "replay", "no-such-order").returncode == 1
+    # Every order rebuilt from the log alone, against the snapshot (of the
+    # 0.2 format: read with its defaults) and a second replay.
+    p = admin(FIXTURE, "--json", "replay", "--all", "--check")
+    c = json.loads(p.stdout)
+    assert p.returncode == 0 and c["state"] == "same" and c["differences"] == 0, c
+    assert c["orders"] == 1512 and c["snapshot"]["compared"] == c["snapshot"]["orders"] == 1506, c
+    # A log that lost its last segment no longer reaches what the snapshot holds.
+    d = copy_fixture(top, "short-log")
+    os.remove(os.path.join(d, "wal", SEGS[2]))
+    p = admin(d, "replay", "--all", "--check")
+    assert p.returncode == 1 and "the log never gets there" in p.stdout, p.stdout
+    assert admin(FIXTURE, "replay", "--all").returncode == 2
     assert admin(FIXTURE, "replay", "fx-00", "--to-version", "0").returncode == 2
     assert admin(FIXTURE, "replay", "fx-00", "--to-version", "2", "--until", "1").returncode == 2
 
