@@ -3,7 +3,8 @@
 match what the engine wrote), beside a running engine under load (verify
 passes, the engine goes on), and on damaged copies: a flipped byte, a
 segment cut short, a segment missing, a segment of another log, a hole, a
-torn tail (not damage), a damaged snapshot. Each fault is named by file
+torn tail (not damage), a frame removed and two frames swapped (their
+checksums all good), a damaged snapshot. Each fault is named by file
 and byte offset with exit status 1; nothing crashes.
 
 Usage: e2e_admin.py ordo-admin ordo-server"""
@@ -234,6 +235,36 @@ def test_damage(top):
             f.seek(32)
             f.write(bytes(head[32:48]))
     d = damaged(top, "foreign", 1, foreign)
+    # A frame removed from the middle, or two frames swapped, in bytes
+    # whose checksums are all good: the positions tell (each frame header
+    # names its first position, and they must run on without a gap).
+    def remove_frame(d, path):
+        off, clen = frames(d, SEGS[0])[200]
+        with open(path, "rb") as f:
+            buf = f.read()
+        cut = buf[:off] + buf[off + 32 + clen:]
+        with open(path, "wb") as f:
+            f.write(cut + b"\0" * (len(buf) - len(cut)))
+    d = damaged(top, "removed", 0, remove_frame)
+    off = frames(FIXTURE, SEGS[0])[200][0]
+    p = admin(d, "--json", "wal", "verify")
+    v = json.loads(p.stdout)["fault"]
+    assert p.returncode == 1 and v["offset"] == off and "expected" in v["why"], v
+
+    def swap_frames(d, path):
+        (a, alen), (b, blen) = frames(d, SEGS[0])[300:302]
+        with open(path, "r+b") as f:
+            f.seek(a)
+            first = f.read(32 + alen)
+            second = f.read(32 + blen)
+            f.seek(a)
+            f.write(second + first)
+    d = damaged(top, "swapped", 0, swap_frames)
+    off = frames(FIXTURE, SEGS[0])[300][0]
+    p = admin(d, "--json", "wal", "verify")
+    v = json.loads(p.stdout)["fault"]
+    assert p.returncode == 1 and v["offset"] == off and "expected" in v["why"], v
+
     def hole(d, path):
         off, _ = frames(d, SEGS[2])[40]
         with open(path, "r+b") as f:
