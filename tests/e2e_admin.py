@@ -141,6 +141,31 @@ def test_replay(top):
     assert admin(FIXTURE, "replay", "fx-00", "--to-version", "2", "--until", "1").returncode == 2
 
 
+def test_upgraded_log(top):
+    """Version 0.2's log, then frames written by today's engine (chained,
+    hashed): the chain starts at the first new frame and verifies; audit
+    counts both kinds."""
+    d = os.path.join(top, "upgraded")
+    os.makedirs(d)
+    shutil.copytree(FIXTURE, os.path.join(d, "d"))
+    srv = Server(data=d).start()
+    try:
+        for i in range(20):
+            assert srv.call(create("up-%d" % i, rid="up-%d" % i))["ok"]
+        assert srv.stop() == 0
+        data = os.path.join(d, "d")
+        p = admin(data, "--json", "wal", "verify")
+        v = json.loads(p.stdout)
+        assert p.returncode == 0 and v["state"] == "good" and v["events"] == 1559, v
+        p = admin(data, "--json", "audit", "--all")
+        a = json.loads(p.stdout)
+        assert p.returncode == 0 and a["hashed"] == 20 and a["without_hash"] == 1539, a
+        p = admin(data, "--json", "replay", "--all", "--check")
+        assert p.returncode == 0 and json.loads(p.stdout)["state"] == "same", p.stdout
+    finally:
+        srv.kill_and_cleanup()
+
+
 def test_usage(top):
     assert subprocess.run([ADMIN, "--help"], capture_output=True).returncode == 0
     assert admin(FIXTURE, "wal").returncode == 2
@@ -309,10 +334,12 @@ def rewrite_last_frame(data, change):
     with open(path, "rb") as f:
         buf = f.read()
     hdr = bytearray(buf[off:off + 32])
-    raw = subprocess.run(["zstd", "-d", "-c"], input=buf[off + 32:off + 32 + clen],
+    chain = buf[off + 32:off + 36]  # a chained frame's body starts with its predecessor's CRC
+    raw = subprocess.run(["zstd", "-d", "-c"], input=buf[off + 36:off + 32 + clen],
                          capture_output=True, check=True).stdout
     raw = change(raw)
-    body = subprocess.run(["zstd", "-1", "-c"], input=raw, capture_output=True, check=True).stdout
+    body = chain + subprocess.run(["zstd", "-1", "-c"], input=raw, capture_output=True,
+                                  check=True).stdout
     hdr[20:24] = len(body).to_bytes(4, "little")
     hdr[24:28] = len(raw).to_bytes(4, "little")
     hdr[28:32] = b"\0\0\0\0"
@@ -358,6 +385,22 @@ def test_audit(top):
         p = admin(data, "audit", "forged")
         assert p.returncode == 1 and "BROKEN     order forged at version 1" in p.stdout, p.stdout
         assert admin(data, "audit", "a-3").returncode == 0  # the others are intact
+        # The frame chain: a frame naming another predecessor (its checksum
+        # made right) is found by wal verify, at that frame.
+        seg = sorted(os.listdir(os.path.join(data, "wal")))[0]
+        off, clen = frames(data, seg)[10]
+        path = os.path.join(data, "wal", seg)
+        with open(path, "r+b") as f:
+            f.seek(off)
+            frame = bytearray(f.read(32 + clen))
+            frame[32:36] = b"\xef\xbe\xad\xde"
+            frame[28:32] = b"\0\0\0\0"
+            frame[28:32] = crc32c(bytes(frame)).to_bytes(4, "little")
+            f.seek(off)
+            f.write(frame)
+        p = admin(data, "--json", "wal", "verify")
+        v = json.loads(p.stdout)["fault"]
+        assert p.returncode == 1 and v["offset"] == off and "does not follow" in v["why"], v
     finally:
         srv.kill_and_cleanup()
 
@@ -368,6 +411,7 @@ def main():
     try:
         for name, fn in [("the schema-1 fixture", test_fixture), ("usage", test_usage),
                          ("replay debugger", test_replay),
+                         ("0.2's log, then today's frames", test_upgraded_log),
                          ("beside a running engine", test_beside_engine),
                          ("damaged folders", test_damage),
                          ("audit: hash chains", test_audit)]:

@@ -943,6 +943,58 @@ static void test_corrupt_mid_log(void)
 
 /* ---- 4. segment roll ----------------------------------------------------- */
 
+/* Frames chain (each names its predecessor's CRC32C) across segments and
+ * across a reopen, and the read-only walk checks it: a frame whose chain
+ * names another predecessor is named, even with its own checksum right. */
+static void test_frame_chain(void)
+{
+    char dir[256];
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ordo_test_tmpdir(dir, sizeof dir));
+    ordo_wal_options_t o = s_opts(dir, SMALL_SEG, ORDO_SYNC_NEVER);
+    for (int round = 0; round < 2; round++) { /* the second one after a reopen */
+        ordo_wal_t *wal = NULL;
+        CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&o, &wal, NULL), 0);
+        for (int i = 0; i < 120; i++)
+            CU_ASSERT_EQUAL(s_append(wal, 1 + (size_t)(i % 5), NULL), 0);
+        ordo_wal_destroy(&wal);
+    }
+    ordo_wal_walk_t w;
+    CU_ASSERT_EQUAL_FATAL(ordo_wal_walk(dir, NULL, NULL, &w), 0);
+    CU_ASSERT_FALSE(w.damaged);
+    CU_ASSERT(w.segments >= 3);
+    CU_ASSERT_EQUAL(w.frames, 240);
+    /* Break the chain of the second segment's first data frame, its own
+     * checksum made right again. */
+    uint64_t names[64];
+    size_t n = s_list(dir, names, 64);
+    CU_ASSERT_FATAL(n >= 3);
+    char path[512];
+    snprintf(path, sizeof path, "%s/%020llu.wal", dir, (unsigned long long)names[1]);
+    uint8_t frame[ORDO_WAL_HEADER_SIZE + 4096];
+    int fd = open(path, O_RDWR);
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT_EQUAL_FATAL(pread(fd, frame, ORDO_WAL_HEADER_SIZE, ORDO_WAL_ID_FRAME_SIZE),
+                          ORDO_WAL_HEADER_SIZE);
+    ordo_wal_hdr_t h;
+    CU_ASSERT_EQUAL_FATAL(ordo_wal_hdr_decode(frame, &h, NULL), 0);
+    CU_ASSERT_FATAL(h.flags == ORDO_WAL_FLAG_CHAINED && h.clen <= 4096);
+    CU_ASSERT_EQUAL_FATAL(
+        pread(fd, frame + ORDO_WAL_HEADER_SIZE, h.clen, ORDO_WAL_ID_FRAME_SIZE + ORDO_WAL_HEADER_SIZE),
+        (ssize_t)h.clen);
+    frame[ORDO_WAL_HEADER_SIZE] ^= 0x5a; /* the chain's first byte */
+    uint32_t crc = ordo_wal_frame_crc(frame, frame + ORDO_WAL_HEADER_SIZE, h.clen);
+    for (int i = 0; i < 4; i++)
+        frame[28 + i] = (uint8_t)(crc >> (8 * i));
+    CU_ASSERT_EQUAL(pwrite(fd, frame, ORDO_WAL_HEADER_SIZE + h.clen, ORDO_WAL_ID_FRAME_SIZE),
+                    (ssize_t)(ORDO_WAL_HEADER_SIZE + h.clen));
+    close(fd);
+    CU_ASSERT_EQUAL_FATAL(ordo_wal_walk(dir, NULL, NULL, &w), 0);
+    CU_ASSERT_TRUE(w.damaged);
+    CU_ASSERT_EQUAL(w.fault_offset, ORDO_WAL_ID_FRAME_SIZE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(w.fault, "does not follow"));
+    ordo_test_rm_rf(dir);
+}
+
 static void test_segment_roll(void)
 {
     char dir[256], path[512];
@@ -2050,6 +2102,7 @@ int main(void)
     CU_add_test(s, "torn tail at every byte", test_torn_tail);
     CU_add_test(s, "mid-log corruption: refuse, repair", test_corrupt_mid_log);
     CU_add_test(s, "segment roll", test_segment_roll);
+    CU_add_test(s, "frames chain across segments and reopens; the walk checks it", test_frame_chain);
     CU_add_test(s, "reader mid-frame and at the tail", test_reader_mid_frame_and_tail);
     CU_add_test(s, "readers on other threads", test_reader_concurrent);
     CU_add_test(s, "sync modes", test_sync_modes);

@@ -66,6 +66,7 @@ struct ordo_wal {
     uint64_t last_sync_ns;     /* monotonic time of the last fdatasync */
     ZSTD_CCtx *cctx;           /* owned, reused for every frame */
     ordo_wal_buf_t raw, frame; /* owned scratch buffers */
+    uint32_t last_crc;         /* CRC32C of the last data frame: the next one chains to it */
 
     /* Any thread. */
     _Atomic uint64_t head;   /* last position visible to readers */
@@ -102,6 +103,7 @@ typedef struct {
                                        * after it: a dropped write, as a power cut leaves */
     bool has_id;                      /* it starts with an identity frame ... */
     uint8_t id[ORDO_WAL_LOG_ID_SIZE]; /* ... naming this log */
+    uint32_t last_crc;                /* the CRC32C of its last good frame (when frames) */
     char why[128];
 } s_result_t;
 
@@ -385,6 +387,7 @@ static int s_scan_segment(s_scan_t *sc, s_seg_t *seg, uint64_t expect, s_result_
         if (rc == 0) {
             s_mark(seg, off, h.first);
             res->frames++;
+            res->last_crc = h.crc;
             expect += h.count;
             off += ORDO_WAL_HEADER_SIZE + h.clen;
             continue;
@@ -650,6 +653,8 @@ static int s_recover(ordo_wal_t *wal, bool repair, ordo_wal_recovery_t *rep, uin
             s_scan_t sc = {
                 .io = wal->io, .fd = fd, .size = (uint64_t)size, .win = win, .name = name};
             rc = s_scan_segment(&sc, seg, expect, &res);
+            if (rc == 0 && res.frames)
+                wal->last_crc = res.last_crc; /* the next frame written chains to it */
             win = sc.win;
             if (rc)
                 goto out;
@@ -964,8 +969,9 @@ int ordo_wal_append(ordo_wal_t *wal, const ordo_wal_rec_t *recs, size_t count,
         return ORDO_ERR_FAILED;
     uint64_t first = wal->written + 1;
     size_t len = 0;
-    int rc = ordo_wal_frame_encode(wal->cctx, wal->zstd_level, first, recs, count, &wal->raw,
-                                   &wal->frame, &len);
+    uint32_t crc;
+    int rc = ordo_wal_frame_encode(wal->cctx, wal->zstd_level, first, recs, count, wal->last_crc,
+                                   &wal->raw, &wal->frame, &len, &crc);
     if (rc)
         return rc; /* nothing written: the log stays usable */
     s_seg_t *cur = &wal->segs[wal->nsegs - 1];
@@ -979,6 +985,7 @@ int ordo_wal_append(ordo_wal_t *wal, const ordo_wal_rec_t *recs, size_t count,
         return s_fail(wal, errno, "preallocating", cur->first, off);
     if (ordo_io_pwrite_all(wal->io, wal->fd, wal->frame.data, len, (off_t)off) != 0)
         return s_fail(wal, errno, "write to", cur->first, off);
+    wal->last_crc = crc;
     pthread_mutex_lock(&wal->lock);
     s_mark(cur, off, first);
     cur->end = off + len;

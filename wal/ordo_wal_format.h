@@ -55,6 +55,10 @@ int ordo_wal_hdr_decode(const uint8_t in[ORDO_WAL_HEADER_SIZE], ordo_wal_hdr_t *
  * with flags ORDO_WAL_FLAG_LOG_ID, count 0, both lengths 16, the
  * segment's first position, and the 16-byte id as its (raw) body. */
 #define ORDO_WAL_FLAG_LOG_ID 0x0001
+/* A chained data frame: its body starts with the CRC32C of the log's
+ * previous data frame (4 bytes), then the zstd data. */
+#define ORDO_WAL_FLAG_CHAINED 0x0002
+#define ORDO_WAL_CHAIN_SIZE 4
 #define ORDO_WAL_LOG_ID_SIZE 16
 #define ORDO_WAL_ID_FRAME_SIZE (ORDO_WAL_HEADER_SIZE + ORDO_WAL_LOG_ID_SIZE)
 
@@ -74,13 +78,26 @@ bool ordo_wal_hdr_is_zero(const uint8_t in[ORDO_WAL_HEADER_SIZE]);
 /* CRC32C over the header with its crc field zeroed, then the body. */
 uint32_t ordo_wal_frame_crc(const uint8_t hdr[ORDO_WAL_HEADER_SIZE], const void *body, size_t clen);
 
-/* Builds a whole frame (header + compressed body) for `count` records
- * starting at `first` into `out`; *frame_len gets its size. `raw` is a
- * scratch buffer. Returns 0, ORDO_ERR_INVALID, ORDO_ERR_TOO_BIG (raw body
- * above ORDO_WAL_FRAME_RAW_MAX) or ORDO_ERR_NOMEM. */
+/* Builds a whole frame (header + body) for `count` records starting at
+ * `first` into `out`, chained to the previous data frame's CRC32C
+ * `prev_crc`; *frame_len gets its size and *crc_out (may be NULL) its own
+ * CRC32C, which the next frame chains to. `raw` is a scratch buffer.
+ * Returns 0, ORDO_ERR_INVALID, ORDO_ERR_TOO_BIG (raw body above
+ * ORDO_WAL_FRAME_RAW_MAX) or ORDO_ERR_NOMEM. */
 int ordo_wal_frame_encode(ZSTD_CCtx *cctx, int level, uint64_t first, const ordo_wal_rec_t *recs,
-                          size_t count, ordo_wal_buf_t *raw, ordo_wal_buf_t *out,
-                          size_t *frame_len);
+                          size_t count, uint32_t prev_crc, ordo_wal_buf_t *raw,
+                          ordo_wal_buf_t *out, size_t *frame_len, uint32_t *crc_out);
+
+/* Bytes of chain prefix in the body of a frame with header `h` (0 for a
+ * frame written before chaining). */
+static inline size_t ordo_wal_chain_size(const ordo_wal_hdr_t *h)
+{
+    return (h->flags & ORDO_WAL_FLAG_CHAINED) ? ORDO_WAL_CHAIN_SIZE : 0;
+}
+
+/* The CRC32C a chained frame names as its predecessor's (0 if unchained);
+ * `body` holds at least ordo_wal_chain_size(h) bytes. */
+uint32_t ordo_wal_frame_prev(const ordo_wal_hdr_t *h, const void *body);
 
 /* Checks the body of a frame whose header `hdr` decoded to `h`: checksum,
  * decompression to exactly h->rlen bytes into `raw`, and that exactly

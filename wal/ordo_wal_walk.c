@@ -26,6 +26,8 @@ typedef struct {
     int fd;
     uint64_t size;
     char name[32];
+    bool chain_known; /* last_crc holds the previous data frame's CRC32C */
+    uint32_t last_crc;
 } s_walk_t;
 
 static void s_fault(s_walk_t *w, uint64_t off, const char *what)
@@ -206,6 +208,17 @@ static int s_segment(s_walk_t *w, uint64_t first, bool last, uint64_t *expect)
             return s_bad_frame(w, off, last, why);
         if (rc)
             return rc;
+        /* The chain: a chained frame names its predecessor's checksum (the
+         * log's first frame: 0). It catches a frame removed, replaced by
+         * one of another copy of the log, or moved, where positions alone
+         * might still run on. */
+        if ((h.flags & ORDO_WAL_FLAG_CHAINED) &&
+            (w->chain_known || h.first == 1) &&
+            ordo_wal_frame_prev(&h, w->body.data) != (w->chain_known ? w->last_crc : 0)) {
+            s_fault(w, off, "the frame does not follow the previous one (it chains to another "
+                            "frame: one removed, replaced or moved)");
+            return 0;
+        }
         if (h.first != *expect) {
             char d[96];
             snprintf(d, sizeof d, "the frame starts at position %" PRIu64 ", expected %" PRIu64,
@@ -232,6 +245,8 @@ static int s_segment(s_walk_t *w, uint64_t first, bool last, uint64_t *expect)
         o->data_bytes += sizeof hdr + h.clen;
         o->raw_bytes += h.rlen;
         o->last_position = h.first + h.count - 1;
+        w->last_crc = h.crc;
+        w->chain_known = true;
         *expect = h.first + h.count;
         off += sizeof hdr + h.clen;
     }

@@ -23,9 +23,11 @@ static size_t s_recs_cap;
 
 static void s_check_header(const ordo_wal_hdr_t *h)
 {
-    if (h->version != ORDO_WAL_VERSION || h->flags != 0 || h->rlen > ORDO_WAL_FRAME_RAW_MAX ||
-        h->count == 0 || h->count > h->rlen || h->clen == 0 ||
-        h->clen > ZSTD_compressBound(h->rlen) || h->first == 0 ||
+    size_t chain = ordo_wal_chain_size(h);
+    if (h->version != ORDO_WAL_VERSION ||
+        (h->flags != 0 && h->flags != ORDO_WAL_FLAG_CHAINED) || h->rlen > ORDO_WAL_FRAME_RAW_MAX ||
+        h->count == 0 || h->count > h->rlen || h->clen <= chain ||
+        h->clen > ZSTD_compressBound(h->rlen) + chain || h->first == 0 ||
         h->first > UINT64_MAX - h->count)
         abort();
 }
@@ -62,7 +64,9 @@ static size_t s_walk(const uint8_t *raw, const ordo_wal_hdr_t *h)
 static void s_round_trip(const ordo_wal_hdr_t *h, size_t n)
 {
     size_t frame_len;
-    if (ordo_wal_frame_encode(s_cctx, 1, h->first, s_recs, n, &s_raw2, &s_out, &frame_len) != 0)
+    uint32_t prev = 0x9e3779b9u ^ (uint32_t)h->first, crc;
+    if (ordo_wal_frame_encode(s_cctx, 1, h->first, s_recs, n, prev, &s_raw2, &s_out, &frame_len,
+                              &crc) != 0)
         abort();
     ordo_wal_hdr_t h2;
     const char *why = NULL;
@@ -71,7 +75,9 @@ static void s_round_trip(const ordo_wal_hdr_t *h, size_t n)
     /* rlen may shrink: the format allows non-minimal varint lengths, the
      * writer emits minimal ones. */
     if (h2.first != h->first || h2.count != h->count || h2.rlen > h->rlen ||
-        frame_len != ORDO_WAL_HEADER_SIZE + h2.clen)
+        frame_len != ORDO_WAL_HEADER_SIZE + h2.clen || h2.crc != crc ||
+        !(h2.flags & ORDO_WAL_FLAG_CHAINED) ||
+        ordo_wal_frame_prev(&h2, s_out.data + ORDO_WAL_HEADER_SIZE) != prev)
         abort();
     if (ordo_wal_frame_decode(s_dctx, s_out.data, &h2, s_out.data + ORDO_WAL_HEADER_SIZE, &s_raw3,
                               &why) != 0)
