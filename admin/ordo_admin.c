@@ -85,6 +85,17 @@ void admin_json_string(FILE *out, const char *s, size_t len)
     fputc('"', out);
 }
 
+void admin_print_text(FILE *out, const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c < 0x7f && c != '\\')
+            fputc(c, out);
+        else
+            fprintf(out, "\\x%02x", c);
+    }
+}
+
 const char *admin_count(uint64_t n, char buf[32])
 {
     char digits[24];

@@ -45,6 +45,11 @@ void admin_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* A JSON string (RFC 8259 escapes) of `len` bytes to out. */
 void admin_json_string(FILE *out, const char *s, size_t len);
 
+/* `len` bytes read from the log, to a terminal: printable ASCII as is,
+ * anything else (control characters, escapes) as \xNN, so a hostile
+ * record cannot drive the operator's terminal. */
+void admin_print_text(FILE *out, const char *s, size_t len);
+
 /* 1234567 -> "1,234,567" into buf. */
 const char *admin_count(uint64_t n, char buf[32]);
 

@@ -36,6 +36,7 @@ typedef struct {
     msgpack_sbuffer sbuf;
     char segment[32];
     uint64_t frame_offset;
+    bool frame_chained; /* the frame being read was written since 1.1 */
     uint64_t events, hashed, unhashed, broken_orders;
     bool json_first;
     bool bad_record;
@@ -60,9 +61,10 @@ static void s_report(s_audit_t *a, const char *why, const char *stored, const ch
         printf("}");
         a->json_first = false;
     } else {
-        printf("BROKEN     order %.*s at version %u (position %" PRIu64 ", %s, frame at byte "
-               "offset %" PRIu64 "): %s\n",
-               (int)ev->order_id.len, ev->order_id.ptr, ev->version, ev->position, a->segment, a->frame_offset, why);
+        fputs("BROKEN     order ", stdout);
+        admin_print_text(stdout, ev->order_id.ptr, ev->order_id.len);
+        printf(" at version %u (position %" PRIu64 ", %s, frame at byte offset %" PRIu64 "): %s\n",
+               ev->version, ev->position, a->segment, a->frame_offset, why);
         if (stored)
             printf("           stored   %s\n           computed %s\n", stored, computed);
     }
@@ -79,6 +81,7 @@ static int s_on_segment(void *ctx, const char *name, uint64_t first, uint64_t si
 static int s_on_frame(void *ctx, const ordo_wal_frame_info_t *f)
 {
     ((s_audit_t *)ctx)->frame_offset = f->offset;
+    ((s_audit_t *)ctx)->frame_chained = f->chained;
     return 0;
 }
 
@@ -86,7 +89,8 @@ static int s_on_record(void *ctx, uint64_t position, const void *data, size_t le
 {
     s_audit_t *a = ctx;
     ordo_event_t *ev = a->ev;
-    if (ordo_event_decode_record(data, len, position, ev) != 0) {
+    if (ordo_event_decode_record(data, len, position, ev) != 0 || ev->order_id.len == 0 ||
+        ev->order_id.len > ORDO_ORDER_ID_MAX) {
         a->bad_record = true;
         a->bad_position = position;
         return 1; /* stops the walk: reported as damage */
@@ -112,9 +116,20 @@ static int s_on_record(void *ctx, uint64_t position, const void *data, size_t le
         e->broken = true;
     }
     e->version = (uint8_t)ev->version;
-    if (!ev->has_hash) { /* written before 1.1: the next one chains from zeros */
+    if (!ev->has_hash) {
+        /* Only events written before 1.1 have none, and those come in
+         * frames of before, before any event of their order with one. */
+        if (a->frame_chained || e->has_hash) {
+            s_report(a,
+                     a->frame_chained
+                         ? "the event has no hash, in a frame written since 1.1 (one was removed)"
+                         : "the event has no hash, after one of its order that has (one was "
+                           "removed)",
+                     NULL, NULL);
+            e->broken = true;
+        }
         a->unhashed++;
-        e->has_hash = false;
+        e->has_hash = false; /* the next one chains from zeros */
         return 0;
     }
     a->hashed++;

@@ -12,6 +12,7 @@
 #include "ordo_chain.h"
 #include "ordo_codec.h"
 #include "ordo_error.h"
+#include "ordo_limits.h"
 #include "ordo_snapshot.h"
 #include "ordo_wal.h"
 
@@ -51,8 +52,11 @@ typedef struct {
 static void s_diff(s_check_t *c, const char *id, size_t len, uint32_t version, const char *what)
 {
     c->differences++;
-    if (c->differences <= S_SHOWN && !c->o->json)
-        printf("DIFFERENT  order %.*s at version %u: %s\n", (int)len, id, version, what);
+    if (c->differences <= S_SHOWN && !c->o->json) {
+        fputs("DIFFERENT  order ", stdout);
+        admin_print_text(stdout, id, len);
+        printf(" at version %u: %s\n", version, what);
+    }
 }
 
 /* The order's snapshot form (everything the engine keeps of it) into c->sbuf. */
@@ -68,7 +72,8 @@ static int s_on_record(void *ctx, uint64_t position, const void *data, size_t le
 {
     s_check_t *c = ctx;
     ordo_event_t *ev = c->ev;
-    if (ordo_event_decode_record(data, len, position, ev) != 0) {
+    if (ordo_event_decode_record(data, len, position, ev) != 0 || ev->order_id.len == 0 ||
+        ev->order_id.len > ORDO_ORDER_ID_MAX) {
         c->bad_record = true;
         c->bad_position = position;
         return 1;
@@ -78,10 +83,12 @@ static int s_on_record(void *ctx, uint64_t position, const void *data, size_t le
     if (!r || (!r->order && !(r->order = calloc(1, sizeof *r->order))))
         return ORDO_ERR_NOMEM;
     if (ordo_apply(r->order, ev) != 0) {
-        if (!c->o->json)
-            printf("FAILED     order %.*s: the event at position %" PRIu64
-                   " (version %u) does not follow its state\n",
-                   (int)ev->order_id.len, ev->order_id.ptr, position, ev->version);
+        if (!c->o->json) {
+            fputs("FAILED     order ", stdout);
+            admin_print_text(stdout, ev->order_id.ptr, ev->order_id.len);
+            printf(": the event at position %" PRIu64 " (version %u) does not follow its state\n",
+                   position, ev->version);
+        }
         c->failed = true;
         return 1;
     }
@@ -95,8 +102,11 @@ static int s_on_record(void *ctx, uint64_t position, const void *data, size_t le
          * the defaults of its time (no head hash, US dollars). */
         ordo_order_t snap_order;
         memset(&snap_order, 0, sizeof snap_order);
-        if (ordo_order_decode_snapshot(sn->rec, sn->len, &snap_order) != 0)
-            return ORDO_ERR_NOMEM; /* it decoded when loaded */
+        if (ordo_order_decode_snapshot(sn->rec, sn->len, &snap_order) != 0) {
+            s_diff(c, ev->order_id.ptr, ev->order_id.len, ev->version,
+                   "the snapshot's record of it does not decode");
+            return 0;
+        }
         msgpack_sbuffer_clear(&c->snap_buf);
         msgpack_packer pk;
         msgpack_packer_init(&pk, &c->snap_buf, msgpack_sbuffer_write);
@@ -136,6 +146,8 @@ static int64_t s_load_snapshot(s_check_t *c, char *path, size_t path_size)
             break;
         }
         s_snap_t *sn = admin_table_get(&c->snap, o.order_id, o.order_id_len, NULL);
+        if (sn)
+            free(sn->rec); /* an order twice in a snapshot: the later record counts */
         if (!sn || !(sn->rec = malloc(len))) {
             rc = ORDO_ERR_NOMEM;
             break;

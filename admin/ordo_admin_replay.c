@@ -172,11 +172,14 @@ static int s_on_record(void *ctx, uint64_t position, const void *data, size_t le
         printf("}\n");
     } else {
         char when[40], who[160];
-        printf("%sv%u %s%s  position %" PRIu64 "  %s%s%s\n", p->color ? "\033[1m" : "",
-               ev->version, ordo_event_type_name(ev->type), p->color ? "\033[0m" : "", position,
-               ordo_time_format(ev->timestamp_us, when),
-               s_meta_text(ev, "actor", who, sizeof who) ? "  by " : "",
-               s_meta_text(ev, "actor", who, sizeof who) ? who : "");
+        printf("%sv%u %s%s  position %" PRIu64 "  %s", p->color ? "\033[1m" : "", ev->version,
+               ordo_event_type_name(ev->type), p->color ? "\033[0m" : "", position,
+               ordo_time_format(ev->timestamp_us, when));
+        if (s_meta_text(ev, "actor", who, sizeof who)) {
+            fputs("  by ", stdout);
+            admin_print_text(stdout, who, strlen(who)); /* a client's words: no escapes */
+        }
+        putchar('\n');
         s_diff(p);
     }
     return 0;

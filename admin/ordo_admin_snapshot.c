@@ -133,7 +133,7 @@ static int s_scan(const admin_opts_t *o, const char *file, bool decode, s_file_t
 
 static int s_report(const admin_opts_t *o, const s_file_t *files, size_t n, bool decoded)
 {
-    char b1[32], n1[32], n2[32];
+    char b1[32], n1[32], n2[32], n3[32];
     size_t newest = n;
     bool bad = false;
     for (size_t i = 0; i < n; i++) {
@@ -169,7 +169,7 @@ static int s_report(const admin_opts_t *o, const s_file_t *files, size_t n, bool
             if (f->valid)
                 printf("%s  position %s, %s orders%s%s%s, %s%s\n", f->name,
                        admin_count(f->position, n1), admin_count(f->records, n2),
-                       decoded ? " (" : "", decoded ? admin_count(f->events, n1) : "",
+                       decoded ? " (" : "", decoded ? admin_count(f->events, n3) : "",
                        decoded ? " events)" : "", admin_bytes(f->size, b1),
                        i == newest ? "  <- newest valid: the engine starts from it" : "");
             else

@@ -93,13 +93,14 @@ typedef struct {
     int64_t courier_id;
     const char *reason;
     const char *previous_status;
-    const char *currency; /* OrderCreated (schema 2; upcast from 1 as "USD"), else NULL */
     const ordo_client_meta_t *meta; /* includes `command` and `request_id` */
     size_t n_meta;
-    char hash[65]; /* PROTOCOL.md 1.1: 64 hex digits of the chain hash; "" if the
-                    * event has none (written before 1.1) */
     const uint8_t *raw; /* the event's MessagePack map, as received */
     size_t raw_len;
+    /* Since PROTOCOL.md 1.1 (at the end, so older initialisers still fit). */
+    const char *currency; /* OrderCreated (schema 2; upcast from 1 as "USD"), else NULL */
+    char hash[65]; /* 64 hex digits of the chain hash; "" if the event has none
+                    * (written before 1.1) */
 } ordo_client_event_t;
 
 /* An order's state (GetOrder). */
@@ -112,7 +113,6 @@ typedef struct {
     const ordo_client_item_t *items;
     size_t n_items;
     int64_t total_cents;
-    char currency[4]; /* "USD", ... */
     const char *delivery_address;
     int64_t created_at_us;
     int64_t updated_at_us;
@@ -121,9 +121,11 @@ typedef struct {
     bool has_courier_id;
     int64_t courier_id;
     const char *cancel_reason; /* NULL unless cancelled */
-    char head_hash[65]; /* the hash of its last event, "" if it has none */
     const uint8_t *raw;
     size_t raw_len;
+    /* Since PROTOCOL.md 1.1 (at the end, so older initialisers still fit). */
+    char currency[4];   /* "USD", ... */
+    char head_hash[65]; /* the hash of its last event, "" if it has none */
 } ordo_client_order_t;
 
 typedef struct {
@@ -151,7 +153,6 @@ typedef struct {
     const ordo_client_item_t *items;
     size_t n_items; /* at most 100 */
     const char *delivery_address;
-    const char *currency; /* 3 capital letters, NULL: the engine's default, "USD" */
     /* StartPreparing (0: not given), PickUp, CancelOrder */
     int64_t estimated_minutes;
     bool has_courier_id;
@@ -170,6 +171,8 @@ typedef struct {
     int64_t from_version;
     int64_t from_position;
     int64_t limit;
+    /* Since PROTOCOL.md 1.1 (at the end, so older initialisers still fit). */
+    const char *currency; /* CreateOrder: 3 capital letters; NULL: the default, "USD" */
 } ordo_client_request_t;
 
 /* ---- results ----------------------------------------------------------- */

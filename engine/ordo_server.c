@@ -95,20 +95,22 @@ int main(int argc, char **argv)
         fprintf(stderr, "ordo-server: %s\n", err);
         return 2;
     }
-    ordo_auth_t *auth = NULL;
-    if (cfg.curve_secret[0] &&
-        !(auth = ordo_auth_new(cfg.curve_secret, cfg.curve_clients, err, sizeof err))) {
-        fprintf(stderr, "ordo-server: %s\n", err);
-        return 2;
-    }
-
-    /* The stop signals are taken by sigtimedwait below, never delivered. */
+    /* The stop signals are taken by sigtimedwait below, never delivered;
+     * blocked before any thread starts (czmq's zauth included), so every
+     * thread inherits the mask. */
     sigset_t stop_signals;
     sigemptyset(&stop_signals);
     sigaddset(&stop_signals, SIGTERM);
     sigaddset(&stop_signals, SIGINT);
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
     signal(SIGPIPE, SIG_IGN);
+
+    ordo_auth_t *auth = NULL;
+    if (cfg.curve_secret[0] &&
+        !(auth = ordo_auth_new(cfg.curve_secret, cfg.curve_clients, err, sizeof err))) {
+        fprintf(stderr, "ordo-server: %s\n", err);
+        return 2;
+    }
 
     char fsync_text[32];
     ordo_config_fsync_text(&cfg, fsync_text, sizeof fsync_text);

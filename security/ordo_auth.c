@@ -11,6 +11,8 @@
 
 #include <czmq.h>
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -105,7 +107,12 @@ ordo_auth_t *ordo_auth_new(const char *secret_cert, const char *clients_dir, cha
         return NULL;
     }
     a->clients = s_load_clients(store, clients_dir);
+    /* zauth's thread takes no signal: they are the host's to handle. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
     a->zauth = zactor_new(zauth, store); /* takes the store */
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (!a->zauth) {
         zcertstore_destroy(&store);
         snprintf(err, err_size, "cannot start zauth");

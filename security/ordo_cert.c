@@ -7,10 +7,12 @@
 #include "ordo_cert.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zmq.h>
 
 bool ordo_cert_curve_available(void)
@@ -45,22 +47,51 @@ static bool s_zero(const uint8_t *key)
     return acc == 0;
 }
 
-/* Reads the whole file (at most ORDO_CERT_FILE_MAX bytes) into buf, NUL
- * terminated. Its length, or -1 (err). */
+/* Reads the whole file into buf (`size` bytes: at most size - 1 of them
+ * and a NUL). What is read is what was checked: opened once (never
+ * blocking, as on a FIFO), then checked to be a regular file of at most
+ * size - 1 bytes. Its length, or -1 (err). */
 static long s_read(const char *path, char *buf, size_t size, char *err, size_t err_size)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
         snprintf(err, err_size, "cannot read certificate %s: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
         return -1;
     }
-    size_t n = fread(buf, 1, size - 1, f);
-    bool bad = ferror(f) || !feof(f);
-    fclose(f);
-    if (bad) {
-        snprintf(err, err_size, "cannot read certificate %s", path);
+    if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > size - 1) {
+        snprintf(err, err_size, "%s is not a certificate (not a file of at most %zu bytes)", path,
+                 size - 1);
+        close(fd);
         return -1;
     }
+    size_t n = 0;
+    for (;;) {
+        ssize_t got = read(fd, buf + n, size - 1 - n);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            snprintf(err, err_size, "cannot read certificate %s: %s", path, strerror(errno));
+            close(fd);
+            return -1;
+        }
+        if (got == 0)
+            break;
+        n += (size_t)got;
+        if (n == size - 1) { /* full: the file must end here */
+            char extra;
+            if (read(fd, &extra, 1) != 0) {
+                snprintf(err, err_size, "%s is not a certificate (more than %zu bytes)", path,
+                         size - 1);
+                close(fd);
+                return -1;
+            }
+            break;
+        }
+    }
+    close(fd);
     buf[n] = '\0';
     return (long)n;
 }

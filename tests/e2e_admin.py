@@ -260,6 +260,8 @@ def test_damage(top):
             f.seek(32)
             f.write(bytes(head[32:48]))
     d = damaged(top, "foreign", 1, foreign)
+    p = admin(d, "wal", "verify")
+    assert p.returncode == 1 and "another log" in p.stdout and SEGS[1] in p.stdout, p.stdout
     # A frame removed from the middle, or two frames swapped, in bytes
     # whose checksums are all good: the positions tell (each frame header
     # names its first position, and they must run on without a gap).
@@ -334,8 +336,8 @@ def rewrite_last_frame(data, change):
     with open(path, "rb") as f:
         buf = f.read()
     hdr = bytearray(buf[off:off + 32])
-    chain = buf[off + 32:off + 36]  # a chained frame's body starts with its predecessor's CRC
-    raw = subprocess.run(["zstd", "-d", "-c"], input=buf[off + 36:off + 32 + clen],
+    chain = buf[off + 32:off + 44]  # a skippable zstd frame naming its predecessor's CRC
+    raw = subprocess.run(["zstd", "-d", "-c"], input=buf[off + 44:off + 32 + clen],
                          capture_output=True, check=True).stdout
     raw = change(raw)
     body = chain + subprocess.run(["zstd", "-1", "-c"], input=raw, capture_output=True,
@@ -385,6 +387,30 @@ def test_audit(top):
         p = admin(data, "audit", "forged")
         assert p.returncode == 1 and "BROKEN     order forged at version 1" in p.stdout, p.stdout
         assert admin(data, "audit", "a-3").returncode == 0  # the others are intact
+        # The hash removed from that event (record of 8 elements, as before
+        # 1.1) and the event changed again: the frame is one written since
+        # 1.1 (chained), so a record without a hash in it is a forgery.
+        def strip(raw):
+            n, shift, i = 0, 0, 0
+            while True:
+                b = raw[i]
+                n |= (b & 0x7F) << shift
+                i += 1
+                shift += 7
+                if b < 0x80:
+                    break
+            rec = raw[i:i + n]
+            assert rec[0] == 0x99 and rec[-34] == 0xC4, rec[:4]
+            rec = (b"\x98" + rec[1:-34]).replace(b"13 Baker Street", b"14 Baker Street")
+            v, out = len(rec), b""
+            while v >= 0x80:
+                out += bytes([v & 0x7F | 0x80])
+                v >>= 7
+            return out + bytes([v]) + rec
+        rewrite_last_frame(data, strip)
+        assert admin(data, "wal", "verify").returncode == 0
+        p = admin(data, "audit", "forged")
+        assert p.returncode == 1 and "no hash, in a frame written since 1.1" in p.stdout, p.stdout
         # The frame chain: a frame naming another predecessor (its checksum
         # made right) is found by wal verify, at that frame.
         seg = sorted(os.listdir(os.path.join(data, "wal")))[0]
@@ -393,7 +419,7 @@ def test_audit(top):
         with open(path, "r+b") as f:
             f.seek(off)
             frame = bytearray(f.read(32 + clen))
-            frame[32:36] = b"\xef\xbe\xad\xde"
+            frame[40:44] = b"\xef\xbe\xad\xde"  # the CRC in the skippable frame
             frame[28:32] = b"\0\0\0\0"
             frame[28:32] = crc32c(bytes(frame)).to_bytes(4, "little")
             f.seek(off)

@@ -118,6 +118,24 @@ static void test_cert_load(void)
     fclose(f);
     CU_ASSERT_EQUAL(ordo_cert_load(path, false, &got, err, sizeof err), -1);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "not a certificate"));
+    /* Exactly the limit is fine. */
+    char key_text[41], head[128];
+    zmq_z85_encode(key_text, want.public_key, 32);
+    int hl = snprintf(head, sizeof head, "curve\n    public-key = \"%s\"\n", key_text);
+    s_path(path, sizeof path, "at-limit");
+    f = fopen(path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputs(head, f);
+    for (int i = hl; i < ORDO_CERT_FILE_MAX; i++)
+        fputc(i % 64 == 63 ? '\n' : (i % 64 == 0 ? '#' : 'x'), f);
+    fclose(f);
+    CU_ASSERT_EQUAL(ordo_test_file_size(path), ORDO_CERT_FILE_MAX);
+    CU_ASSERT_EQUAL(ordo_cert_load(path, false, &got, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(memcmp(got.public_key, want.public_key, 32), 0);
+    /* A FIFO is not a certificate, and reading it does not block. */
+    s_path(path, sizeof path, "fifo");
+    CU_ASSERT_EQUAL_FATAL(mkfifo(path, 0600), 0);
+    CU_ASSERT_EQUAL(ordo_cert_load(path, false, &got, err, sizeof err), -1);
     CU_ASSERT_EQUAL(ordo_cert_load(s_dir, false, &got, err, sizeof err), -1);
     char longer[ORDO_CERT_PATH_MAX + 20];
     memset(longer, 'a', sizeof longer - 1);

@@ -132,6 +132,7 @@ typedef struct {
     uint64_t first;      /* position of its first record */
     uint32_t count;      /* records */
     uint32_t clen, rlen; /* compressed and raw body bytes */
+    bool chained;        /* written since PROTOCOL.md 1.1: it names its predecessor */
 } ordo_wal_frame_info_t;
 
 /* What the walk calls; any may be NULL. A non-zero return stops the walk,

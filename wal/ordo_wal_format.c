@@ -43,7 +43,7 @@
  *   offset size  field
  *        0    4  magic "OWAL" (4f 57 41 4c)
  *        4    2  format version, 1
- *        6    2  flags: 0, or 0x0002 (chained: see FRAME BODY)
+ *        6    2  flags, 0
  *        8    8  first position: position of the first record; the first
  *                frame of a segment starts at the segment's name, every
  *                other at the previous frame's first + count
@@ -71,13 +71,14 @@
  *
  * FRAME BODY: compressed length bytes
  *   zstd (one or more zstd frames; written as one, level 1 by default) of
- *   the raw body, which decompresses to exactly raw length bytes. A
- *   chained frame (flags 0x0002, every frame written since PROTOCOL.md 1.1)
- *   starts its body with 4 bytes (little-endian) before the zstd data: the
- *   CRC32C field of the log's previous data frame (0 for the log's first),
- *   so a frame removed, replaced or moved breaks the chain at the next one
+ *   the raw body, which decompresses to exactly raw length bytes. Every
+ *   frame written since PROTOCOL.md 1.1 is chained: its body starts with
+ *   a zstd skippable frame (magic 0x184D2A50, length 4) holding the CRC32C
+ *   field of the log's previous data frame (0 for the log's first), so a
+ *   frame removed, replaced or moved breaks the chain at the next one
  *   (ordo-admin wal verify checks it; identity frames are not in it).
- *   Frames written before have flags 0 and no such prefix.
+ *   zstd skips skippable frames, so the format is otherwise unchanged and
+ *   an engine from before reads chained frames as plain ones.
  *
  * RAW BODY: raw length bytes
  *   `count` records back to back, each an unsigned LEB128 varint length (at
@@ -206,14 +207,13 @@ int ordo_wal_hdr_decode(const uint8_t in[ORDO_WAL_HEADER_SIZE], ordo_wal_hdr_t *
         bad = "bad magic";
     else if (h->version != ORDO_WAL_VERSION)
         bad = "unknown format version";
-    else if (h->flags != 0 && h->flags != ORDO_WAL_FLAG_CHAINED)
+    else if (h->flags != 0)
         bad = "unknown flags";
     else if (h->rlen > ORDO_WAL_FRAME_RAW_MAX)
         bad = "raw length above limit";
     else if (h->count == 0 || h->count > h->rlen)
         bad = "bad record count";
-    else if (h->clen <= ordo_wal_chain_size(h) ||
-             h->clen > ZSTD_compressBound(h->rlen) + ordo_wal_chain_size(h))
+    else if (h->clen == 0 || h->clen > ZSTD_compressBound(h->rlen) + ORDO_WAL_CHAIN_SIZE)
         bad = "bad compressed length";
     else if (h->first == 0 || h->first > UINT64_MAX - h->count)
         bad = "bad first position";
@@ -316,7 +316,9 @@ int ordo_wal_frame_encode(ZSTD_CCtx *cctx, int level, uint64_t first, const ordo
     rc = ordo_wal_buf_reserve(out, ORDO_WAL_HEADER_SIZE + ORDO_WAL_CHAIN_SIZE + bound);
     if (rc)
         return rc;
-    s_put32(out->data + ORDO_WAL_HEADER_SIZE, prev_crc); /* the chain */
+    s_put32(out->data + ORDO_WAL_HEADER_SIZE, ORDO_WAL_CHAIN_MAGIC); /* the chain */
+    s_put32(out->data + ORDO_WAL_HEADER_SIZE + 4, 4);
+    s_put32(out->data + ORDO_WAL_HEADER_SIZE + 8, prev_crc);
     size_t clen = ZSTD_compressCCtx(cctx, out->data + ORDO_WAL_HEADER_SIZE + ORDO_WAL_CHAIN_SIZE,
                                     bound, raw->data, rlen, level);
     if (ZSTD_isError(clen))
@@ -324,7 +326,7 @@ int ordo_wal_frame_encode(ZSTD_CCtx *cctx, int level, uint64_t first, const ordo
     clen += ORDO_WAL_CHAIN_SIZE;
     ordo_wal_hdr_t h = {
         .version = ORDO_WAL_VERSION,
-        .flags = ORDO_WAL_FLAG_CHAINED,
+        .flags = 0,
         .first = first,
         .count = (uint32_t)count,
         .clen = (uint32_t)clen,
@@ -340,9 +342,13 @@ int ordo_wal_frame_encode(ZSTD_CCtx *cctx, int level, uint64_t first, const ordo
     return 0;
 }
 
-uint32_t ordo_wal_frame_prev(const ordo_wal_hdr_t *h, const void *body)
+bool ordo_wal_frame_prev(const ordo_wal_hdr_t *h, const void *body, uint32_t *prev)
 {
-    return (h->flags & ORDO_WAL_FLAG_CHAINED) ? s_get32(body) : 0;
+    const uint8_t *b = body;
+    if (h->clen < ORDO_WAL_CHAIN_SIZE || s_get32(b) != ORDO_WAL_CHAIN_MAGIC || s_get32(b + 4) != 4)
+        return false;
+    *prev = s_get32(b + 8);
+    return true;
 }
 
 int ordo_wal_frame_decode(ZSTD_DCtx *dctx, const uint8_t hdr[ORDO_WAL_HEADER_SIZE],
@@ -358,9 +364,7 @@ int ordo_wal_frame_decode(ZSTD_DCtx *dctx, const uint8_t hdr[ORDO_WAL_HEADER_SIZ
     int rc = ordo_wal_buf_reserve(raw, (size_t)h->rlen + 1);
     if (rc)
         return rc;
-    size_t skip = ordo_wal_chain_size(h); /* the chain prefix of a chained frame */
-    size_t n = ZSTD_decompressDCtx(dctx, raw->data, h->rlen, (const uint8_t *)body + skip,
-                                   h->clen - skip);
+    size_t n = ZSTD_decompressDCtx(dctx, raw->data, h->rlen, body, h->clen); /* skips the chain */
     if (ZSTD_isError(n)) {
         *why = "body does not decompress";
         return ORDO_ERR_CORRUPT;

@@ -55,10 +55,12 @@ int ordo_wal_hdr_decode(const uint8_t in[ORDO_WAL_HEADER_SIZE], ordo_wal_hdr_t *
  * with flags ORDO_WAL_FLAG_LOG_ID, count 0, both lengths 16, the
  * segment's first position, and the 16-byte id as its (raw) body. */
 #define ORDO_WAL_FLAG_LOG_ID 0x0001
-/* A chained data frame: its body starts with the CRC32C of the log's
- * previous data frame (4 bytes), then the zstd data. */
-#define ORDO_WAL_FLAG_CHAINED 0x0002
-#define ORDO_WAL_CHAIN_SIZE 4
+/* A chained data frame's body starts with a zstd skippable frame holding
+ * the CRC32C of the log's previous data frame: magic 0x184D2A50, length
+ * 4, the CRC (12 bytes, little-endian), then the zstd data. zstd skips it,
+ * so an engine from before chaining reads these frames as it always did. */
+#define ORDO_WAL_CHAIN_MAGIC 0x184D2A50u
+#define ORDO_WAL_CHAIN_SIZE 12
 #define ORDO_WAL_LOG_ID_SIZE 16
 #define ORDO_WAL_ID_FRAME_SIZE (ORDO_WAL_HEADER_SIZE + ORDO_WAL_LOG_ID_SIZE)
 
@@ -88,16 +90,9 @@ int ordo_wal_frame_encode(ZSTD_CCtx *cctx, int level, uint64_t first, const ordo
                           size_t count, uint32_t prev_crc, ordo_wal_buf_t *raw,
                           ordo_wal_buf_t *out, size_t *frame_len, uint32_t *crc_out);
 
-/* Bytes of chain prefix in the body of a frame with header `h` (0 for a
- * frame written before chaining). */
-static inline size_t ordo_wal_chain_size(const ordo_wal_hdr_t *h)
-{
-    return (h->flags & ORDO_WAL_FLAG_CHAINED) ? ORDO_WAL_CHAIN_SIZE : 0;
-}
-
-/* The CRC32C a chained frame names as its predecessor's (0 if unchained);
- * `body` holds at least ordo_wal_chain_size(h) bytes. */
-uint32_t ordo_wal_frame_prev(const ordo_wal_hdr_t *h, const void *body);
+/* Whether the frame whose body (h->clen bytes) is `body` is chained, and
+ * if so the CRC32C it names as its predecessor's into *prev. */
+bool ordo_wal_frame_prev(const ordo_wal_hdr_t *h, const void *body, uint32_t *prev);
 
 /* Checks the body of a frame whose header `hdr` decoded to `h`: checksum,
  * decompression to exactly h->rlen bytes into `raw`, and that exactly

@@ -26,7 +26,8 @@ typedef struct {
     int fd;
     uint64_t size;
     char name[32];
-    bool chain_known; /* last_crc holds the previous data frame's CRC32C */
+    bool chain_known;  /* last_crc holds the previous data frame's CRC32C */
+    bool chained_seen; /* a chained frame was seen: every later one must be */
     uint32_t last_crc;
 } s_walk_t;
 
@@ -212,13 +213,20 @@ static int s_segment(s_walk_t *w, uint64_t first, bool last, uint64_t *expect)
          * log's first frame: 0). It catches a frame removed, replaced by
          * one of another copy of the log, or moved, where positions alone
          * might still run on. */
-        if ((h.flags & ORDO_WAL_FLAG_CHAINED) &&
-            (w->chain_known || h.first == 1) &&
-            ordo_wal_frame_prev(&h, w->body.data) != (w->chain_known ? w->last_crc : 0)) {
+        uint32_t prev = 0;
+        bool chained = ordo_wal_frame_prev(&h, w->body.data, &prev);
+        if (chained && (w->chain_known || h.first == 1) &&
+            prev != (w->chain_known ? w->last_crc : 0)) {
             s_fault(w, off, "the frame does not follow the previous one (it chains to another "
                             "frame: one removed, replaced or moved)");
             return 0;
         }
+        if (!chained && w->chained_seen) { /* frames are chained since 1.1, never unchained */
+            s_fault(w, off, "an unchained frame after chained ones (frames written since 1.1 "
+                            "are all chained: this one was replaced)");
+            return 0;
+        }
+        w->chained_seen = w->chained_seen || chained;
         if (h.first != *expect) {
             char d[96];
             snprintf(d, sizeof d, "the frame starts at position %" PRIu64 ", expected %" PRIu64,
@@ -226,7 +234,7 @@ static int s_segment(s_walk_t *w, uint64_t first, bool last, uint64_t *expect)
             s_fault(w, off, d);
             return 0;
         }
-        ordo_wal_frame_info_t fi = {w->name, off, h.first, h.count, h.clen, h.rlen};
+        ordo_wal_frame_info_t fi = {w->name, off, h.first, h.count, h.clen, h.rlen, chained};
         if (w->v && w->v->frame && (rc = w->v->frame(w->ctx, &fi)) != 0)
             return rc;
         size_t roff = 0;

@@ -23,11 +23,9 @@ static size_t s_recs_cap;
 
 static void s_check_header(const ordo_wal_hdr_t *h)
 {
-    size_t chain = ordo_wal_chain_size(h);
-    if (h->version != ORDO_WAL_VERSION ||
-        (h->flags != 0 && h->flags != ORDO_WAL_FLAG_CHAINED) || h->rlen > ORDO_WAL_FRAME_RAW_MAX ||
-        h->count == 0 || h->count > h->rlen || h->clen <= chain ||
-        h->clen > ZSTD_compressBound(h->rlen) + chain || h->first == 0 ||
+    if (h->version != ORDO_WAL_VERSION || h->flags != 0 || h->rlen > ORDO_WAL_FRAME_RAW_MAX ||
+        h->count == 0 || h->count > h->rlen || h->clen == 0 ||
+        h->clen > ZSTD_compressBound(h->rlen) + ORDO_WAL_CHAIN_SIZE || h->first == 0 ||
         h->first > UINT64_MAX - h->count)
         abort();
 }
@@ -75,9 +73,10 @@ static void s_round_trip(const ordo_wal_hdr_t *h, size_t n)
     /* rlen may shrink: the format allows non-minimal varint lengths, the
      * writer emits minimal ones. */
     if (h2.first != h->first || h2.count != h->count || h2.rlen > h->rlen ||
-        frame_len != ORDO_WAL_HEADER_SIZE + h2.clen || h2.crc != crc ||
-        !(h2.flags & ORDO_WAL_FLAG_CHAINED) ||
-        ordo_wal_frame_prev(&h2, s_out.data + ORDO_WAL_HEADER_SIZE) != prev)
+        frame_len != ORDO_WAL_HEADER_SIZE + h2.clen || h2.crc != crc || h2.flags != 0)
+        abort();
+    uint32_t named;
+    if (!ordo_wal_frame_prev(&h2, s_out.data + ORDO_WAL_HEADER_SIZE, &named) || named != prev)
         abort();
     if (ordo_wal_frame_decode(s_dctx, s_out.data, &h2, s_out.data + ORDO_WAL_HEADER_SIZE, &s_raw3,
                               &why) != 0)
