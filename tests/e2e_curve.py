@@ -215,6 +215,25 @@ def test_keygen(keys, top):
     assert run([KEYGEN, "--help"]).returncode == 0
 
 
+def test_signals_blocked(srv):
+    """With CURVE, czmq's zauth runs a thread of its own: like every thread
+    of the server it must block SIGTERM and SIGINT, or a stop signal could
+    land there and kill the process without a clean stop. Read from
+    /proc: every thread's blocked mask holds both, but the main thread's,
+    which takes them in sigtimedwait (Linux unblocks what it waits for
+    while it waits)."""
+    tasks = [t for t in os.listdir("/proc/%d/task" % srv.proc.pid) if t != str(srv.proc.pid)]
+    assert len(tasks) > 5, tasks
+    for t in tasks:
+        with open("/proc/%d/task/%s/status" % (srv.proc.pid, t)) as f:
+            blk = int([line for line in f if line.startswith("SigBlk:")][0].split()[1], 16)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            assert blk & (1 << (sig - 1)), (t, hex(blk), sig)
+    # Two stop signals close together still give one clean stop (below, exit 0).
+    srv.proc.send_signal(signal.SIGTERM)
+    srv.proc.send_signal(signal.SIGTERM)
+
+
 def test_listed_and_others(srv):
     """Only listed keys get in, on DEALER and on SUB; the rest get nothing
     and disturb no one."""
@@ -357,7 +376,9 @@ def main():
         run_steps([("listed client served, others get nothing",
                     lambda: test_listed_and_others(srv)),
                    ("ordo-cli with and without keys", lambda: test_cli(srv, keys)),
-                   ("ordo-projector both ways", lambda: test_projector(srv, keys, top))], counts)
+                   ("ordo-projector both ways", lambda: test_projector(srv, keys, top)),
+                   ("every thread blocks the stop signals", lambda: test_signals_blocked(srv))],
+                  counts)
         rc = srv.stop()
         if rc != 0:
             counts[1] += 1
