@@ -14,6 +14,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define VERSION "0.2.0"
@@ -128,6 +129,17 @@ const char *admin_bytes(uint64_t n, char buf[32])
 void admin_wal_dir(const admin_opts_t *o, char *buf, size_t size)
 {
     snprintf(buf, size, "%s/wal", o->data_dir);
+}
+
+int admin_log_dir(const admin_opts_t *o, char *dir, size_t size)
+{
+    admin_wal_dir(o, dir, size);
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        admin_error("%s is not a log folder (is --data-dir right?)", dir);
+        return ADMIN_CANNOT;
+    }
+    return ADMIN_OK;
 }
 
 void admin_snapshot_dir(const admin_opts_t *o, char *buf, size_t size)

@@ -56,6 +56,10 @@ const char *admin_count(uint64_t n, char buf[32]);
 /* A byte count as "12.3 MiB" into buf. */
 const char *admin_bytes(uint64_t n, char buf[32]);
 
+/* The log folder of the data folder into dir: ADMIN_OK, or ADMIN_CANNOT
+ * after a message when it is not a folder. */
+int admin_log_dir(const admin_opts_t *o, char *dir, size_t size);
+
 /* The folders inside the data folder. */
 void admin_wal_dir(const admin_opts_t *o, char *buf, size_t size);
 void admin_snapshot_dir(const admin_opts_t *o, char *buf, size_t size);

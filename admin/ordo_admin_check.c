@@ -204,12 +204,8 @@ static void s_free_orders(admin_table_t *t)
 int admin_replay_check(const admin_opts_t *o)
 {
     char dir[4200];
-    admin_wal_dir(o, dir, sizeof dir);
-    struct stat st;
-    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        admin_error("%s is not a log folder (is --data-dir right?)", dir);
+    if (admin_log_dir(o, dir, sizeof dir) != ADMIN_OK)
         return ADMIN_CANNOT;
-    }
     if (ordo_chain_init() != 0) {
         admin_error("libsodium cannot start");
         return ADMIN_CANNOT;

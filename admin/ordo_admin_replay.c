@@ -189,12 +189,8 @@ int admin_replay(const admin_opts_t *o, const char *order_id, uint32_t to_versio
                  bool has_until, int64_t until_us)
 {
     char dir[4200];
-    admin_wal_dir(o, dir, sizeof dir);
-    struct stat st;
-    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        admin_error("%s is not a log folder (is --data-dir right?)", dir);
+    if (admin_log_dir(o, dir, sizeof dir) != ADMIN_OK)
         return ADMIN_CANNOT;
-    }
     s_replay_t p = {.o = o,
                     .order_id = order_id,
                     .to_version = to_version,

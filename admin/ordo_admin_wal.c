@@ -5,6 +5,7 @@
 #include "ordo_clock.h"
 #include "ordo_codec.h"
 #include "ordo_error.h"
+#include "ordo_hex.h"
 #include "ordo_json.h"
 #include "ordo_time.h"
 #include "ordo_wal.h"
@@ -146,12 +147,8 @@ static int s_on_dump(void *ctx, uint64_t position, const void *data, size_t len)
 static int s_walk(s_ctx_t *c, const ordo_wal_visitor_t *v, ordo_wal_walk_t *walk)
 {
     char dir[4200];
-    admin_wal_dir(c->o, dir, sizeof dir);
-    struct stat st;
-    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        admin_error("%s is not a log folder (is --data-dir right?)", dir);
+    if (admin_log_dir(c->o, dir, sizeof dir) != ADMIN_OK)
         return ADMIN_CANNOT;
-    }
     c->ev = malloc(sizeof *c->ev);
     if (!c->ev) {
         admin_error("out of memory");
@@ -217,12 +214,6 @@ static int s_verdict(const s_ctx_t *c, const ordo_wal_walk_t *w, bool json)
     return ADMIN_OK;
 }
 
-static void s_hex(const uint8_t *b, size_t n, char *out)
-{
-    for (size_t i = 0; i < n; i++)
-        snprintf(out + 2 * i, 3, "%02x", b[i]);
-}
-
 int admin_wal_info(const admin_opts_t *o)
 {
     s_ctx_t c = {.o = o};
@@ -234,7 +225,7 @@ int admin_wal_info(const admin_opts_t *o)
     char dir[4200], id[40] = "", t1[40], t2[40], n1[32], n2[32], n3[32], b1[32], b2[32], b3[32];
     admin_wal_dir(o, dir, sizeof dir);
     if (w.has_id)
-        s_hex(w.id, sizeof w.id, id);
+        ordo_hex_encode(w.id, sizeof w.id, id);
     double ratio = w.data_bytes ? (double)w.raw_bytes / (double)w.data_bytes : 0;
     if (o->json) {
         printf("{\"log\":");

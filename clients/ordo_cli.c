@@ -9,6 +9,7 @@
 #include "ordo_cli.h"
 #include "ordo_json.h"
 #include "ordo_limits.h"
+#include "ordo_number.h"
 #include "ordo_time.h"
 
 #include <errno.h>
@@ -188,27 +189,6 @@ int ordo_cli_usage_error(const char *fmt, ...)
     return EXIT_USAGE;
 }
 
-/* A whole decimal integer in [min, max]. */
-static bool s_int(const char *s, int64_t min, int64_t max, int64_t *out)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || end == s || *end || v < min || v > max)
-        return false;
-    *out = v;
-    return true;
-}
-
-static bool s_all_digits(const char *s)
-{
-    if (!*s)
-        return false;
-    for (; *s; s++)
-        if (*s < '0' || *s > '9')
-            return false;
-    return true;
-}
 
 static const char *s_money(int64_t cents, char buf[32])
 {
@@ -237,8 +217,8 @@ static bool s_parse_item(s_opts_t *o, const char *arg)
     ordo_client_item_t *it = &o->items[o->req.n_items];
     it->sku = s;
     it->name = first + 1;
-    if (!s_int(qty + 1, INT64_MIN, INT64_MAX, &it->qty) ||
-        !s_int(last + 1, INT64_MIN, INT64_MAX, &it->price_cents))
+    if (!ordo_number_parse(qty + 1, INT64_MIN, INT64_MAX, &it->qty) ||
+        !ordo_number_parse(last + 1, INT64_MIN, INT64_MAX, &it->price_cents))
         return false;
     o->req.n_items++;
     return true;
@@ -260,7 +240,7 @@ static bool s_parse_meta(s_opts_t *o, const char *arg)
 
 bool ordo_cli_int(const char *s, int64_t min, int64_t max, int64_t *out)
 {
-    return s_int(s, min, max, out);
+    return ordo_number_parse(s, min, max, out);
 }
 
 bool ordo_cli_parse_time(const char *s, int64_t *us)
@@ -553,14 +533,14 @@ static int s_main(int argc, char **argv, s_opts_t *o)
         case 'c': o->curve.cert = arg; continue;
         case 'j': o->json = true; continue;
         case 'T':
-            if (!s_int(arg, 0, 3600 * 1000, &v))
+            if (!ordo_number_parse(arg, 0, 3600 * 1000, &v))
                 return ordo_cli_usage_error("--timeout wants milliseconds, not \"%s\"", arg);
             o->timeout_ms = (int)v;
             continue;
         case 'h': s_usage(stdout); return 0;
         case 'V':
             /* --version alone: this program's; --version N (get): a past state. */
-            if (!arg && optind < argc && s_all_digits(argv[optind]))
+            if (!arg && optind < argc && ordo_number_all_digits(argv[optind]))
                 arg = argv[optind++];
             if (!arg) {
                 print_version = true;
@@ -580,7 +560,7 @@ static int s_main(int argc, char **argv, s_opts_t *o)
         bool ok = true;
         switch (1u << bit) {
         case O_EXPECTED:
-            ok = s_int(arg, -1, INT64_MAX, &v);
+            ok = ordo_number_parse(arg, -1, INT64_MAX, &v);
             o->req.has_expected_version = true;
             o->req.expected_version = v;
             break;
@@ -592,8 +572,8 @@ static int s_main(int argc, char **argv, s_opts_t *o)
                 return ordo_cli_usage_error("at most 16 --meta");
             ok = s_parse_meta(o, arg);
             break;
-        case O_USER: ok = s_int(arg, INT64_MIN, INT64_MAX, &o->req.user_id); break;
-        case O_RESTAURANT: ok = s_int(arg, INT64_MIN, INT64_MAX, &o->req.restaurant_id); break;
+        case O_USER: ok = ordo_number_parse(arg, INT64_MIN, INT64_MAX, &o->req.user_id); break;
+        case O_RESTAURANT: ok = ordo_number_parse(arg, INT64_MIN, INT64_MAX, &o->req.restaurant_id); break;
         case O_ITEM:
             if (o->req.n_items >= ORDO_ITEMS_MAX)
                 return ordo_cli_usage_error("at most 100 --item");
@@ -602,26 +582,26 @@ static int s_main(int argc, char **argv, s_opts_t *o)
             break;
         case O_ADDRESS: o->req.delivery_address = arg; break;
         case O_MINUTES:
-            ok = s_int(arg, INT64_MIN, INT64_MAX, &o->req.estimated_minutes) &&
+            ok = ordo_number_parse(arg, INT64_MIN, INT64_MAX, &o->req.estimated_minutes) &&
                  o->req.estimated_minutes != 0;
             break;
         case O_COURIER:
-            ok = s_int(arg, INT64_MIN, INT64_MAX, &o->req.courier_id);
+            ok = ordo_number_parse(arg, INT64_MIN, INT64_MAX, &o->req.courier_id);
             o->req.has_courier_id = true;
             break;
         case O_REASON: o->req.reason = arg; break;
-        case O_AS_OF_VERSION: ok = s_int(arg, 1, INT64_MAX, &o->req.as_of_version); break;
+        case O_AS_OF_VERSION: ok = ordo_number_parse(arg, 1, INT64_MAX, &o->req.as_of_version); break;
         case O_AT:
             if (!ordo_time_parse(arg, &o->req.as_of_time_us))
                 return ordo_cli_usage_error("--at wants an ISO-8601 time or microseconds, not \"%s\"",
                                      arg);
             o->req.has_as_of_time = true;
             break;
-        case O_FROM_VERSION: ok = s_int(arg, 1, INT64_MAX, &o->req.from_version); break;
-        case O_LIMIT: ok = s_int(arg, 1, INT64_MAX, &o->req.limit); break;
-        case O_FROM: ok = s_int(arg, 1, INT64_MAX, &o->from); break;
+        case O_FROM_VERSION: ok = ordo_number_parse(arg, 1, INT64_MAX, &o->req.from_version); break;
+        case O_LIMIT: ok = ordo_number_parse(arg, 1, INT64_MAX, &o->req.limit); break;
+        case O_FROM: ok = ordo_number_parse(arg, 1, INT64_MAX, &o->from); break;
         case O_TYPE: o->type_prefix = arg; break;
-        case O_COUNT: ok = s_int(arg, 1, INT64_MAX, &o->count); break;
+        case O_COUNT: ok = ordo_number_parse(arg, 1, INT64_MAX, &o->count); break;
         case O_CURRENCY: o->req.currency = arg; break; /* the engine checks it */
         default: break;
         }

@@ -1,6 +1,8 @@
 /* Times as text (see ordo_time.h). */
 #include "ordo_time.h"
 
+#include "ordo_number.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -8,27 +10,6 @@
 #include <string.h>
 #include <time.h>
 
-/* A whole decimal integer in [min, max]. */
-static bool s_int(const char *s, int64_t min, int64_t max, int64_t *out)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || end == s || *end || v < min || v > max)
-        return false;
-    *out = v;
-    return true;
-}
-
-static bool s_all_digits(const char *s)
-{
-    if (!*s)
-        return false;
-    for (; *s; s++)
-        if (*s < '0' || *s > '9')
-            return false;
-    return true;
-}
 
 /* Reads exactly `n` digits. */
 static bool s_digits(const char **p, int n, int *out)
@@ -60,10 +41,10 @@ bool ordo_time_parse(const char *s, int64_t *us)
                  tm.tm_mday, s);
         return ordo_time_parse(today, us);
     }
-    if (s_all_digits(s))
-        return s_int(s, 0, INT64_MAX, us);
-    if (s[0] == '-' && s_all_digits(s + 1))
-        return s_int(s, INT64_MIN, INT64_MAX, &v) && (*us = v, true);
+    if (ordo_number_all_digits(s))
+        return ordo_number_parse(s, 0, INT64_MAX, us);
+    if (s[0] == '-' && ordo_number_all_digits(s + 1))
+        return ordo_number_parse(s, INT64_MIN, INT64_MAX, &v) && (*us = v, true);
     const char *p = s;
     int Y, M, D, h = 0, m = 0, sec = 0, frac = 0;
     if (!s_digits(&p, 4, &Y) || *p++ != '-' || !s_digits(&p, 2, &M) || *p++ != '-' ||
