@@ -6,6 +6,7 @@
  * (`audit`). */
 #include "ordo_admin.h"
 
+#include "ordo_codec.h"
 #include "ordo_log.h"
 #include "ordo_time.h"
 
@@ -84,6 +85,12 @@ void admin_json_string(FILE *out, const char *s, size_t len)
             fputc(c, out);
     }
     fputc('"', out);
+}
+
+bool admin_decode_event(const void *data, size_t len, uint64_t position, ordo_event_t *event)
+{
+    return ordo_event_decode_record(data, len, position, event) == 0 && event->order_id.len >= 1 &&
+           event->order_id.len <= ORDO_ORDER_ID_MAX;
 }
 
 void admin_print_text(FILE *out, const char *s, size_t len)

@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "ordo_order.h"
+
 #define ADMIN_OK 0        /* done; what was checked is sound */
 #define ADMIN_DAMAGED 1   /* a check failed: the output names the file and offset */
 #define ADMIN_USAGE 2     /* the command line is wrong */
@@ -44,6 +46,11 @@ void admin_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* A JSON string (RFC 8259 escapes) of `len` bytes to out. */
 void admin_json_string(FILE *out, const char *s, size_t len);
+
+/* Decodes a log record as an event whose order id can key a table of
+ * orders (1 to 64 bytes): false for anything else, which the callers
+ * report as damage at `position`. */
+bool admin_decode_event(const void *data, size_t len, uint64_t position, ordo_event_t *event);
 
 /* `len` bytes read from the log, to a terminal: printable ASCII as is,
  * anything else (control characters, escapes) as \xNN, so a hostile

@@ -89,8 +89,7 @@ static int s_on_record(void *ctx, uint64_t position, const void *data, size_t le
 {
     s_audit_t *a = ctx;
     ordo_event_t *ev = a->ev;
-    if (ordo_event_decode_record(data, len, position, ev) != 0 || ev->order_id.len == 0 ||
-        ev->order_id.len > ORDO_ORDER_ID_MAX) {
+    if (!admin_decode_event(data, len, position, ev)) {
         a->bad_record = true;
         a->bad_position = position;
         return 1; /* stops the walk: reported as damage */

@@ -72,8 +72,7 @@ static int s_on_record(void *ctx, uint64_t position, const void *data, size_t le
 {
     s_check_t *c = ctx;
     ordo_event_t *ev = c->ev;
-    if (ordo_event_decode_record(data, len, position, ev) != 0 || ev->order_id.len == 0 ||
-        ev->order_id.len > ORDO_ORDER_ID_MAX) {
+    if (!admin_decode_event(data, len, position, ev)) {
         c->bad_record = true;
         c->bad_position = position;
         return 1;

@@ -214,12 +214,18 @@ static int s_verdict(const s_ctx_t *c, const ordo_wal_walk_t *w, bool json)
     return ADMIN_OK;
 }
 
+/* The walk of info and verify: every record decoded, its figures kept. */
+static int s_walk_all(s_ctx_t *c, ordo_wal_walk_t *w)
+{
+    ordo_wal_visitor_t v = {s_on_segment, s_on_frame, s_on_record};
+    return s_walk(c, &v, w);
+}
+
 int admin_wal_info(const admin_opts_t *o)
 {
     s_ctx_t c = {.o = o};
-    ordo_wal_visitor_t v = {s_on_segment, s_on_frame, s_on_record};
     ordo_wal_walk_t w;
-    int rc = s_walk(&c, &v, &w);
+    int rc = s_walk_all(&c, &w);
     if (rc != ADMIN_OK)
         return rc;
     char dir[4200], id[40] = "", t1[40], t2[40], n1[32], n2[32], n3[32], b1[32], b2[32], b3[32];
@@ -269,9 +275,8 @@ int admin_wal_info(const admin_opts_t *o)
 int admin_wal_verify(const admin_opts_t *o)
 {
     s_ctx_t c = {.o = o};
-    ordo_wal_visitor_t v = {s_on_segment, s_on_frame, s_on_record};
     ordo_wal_walk_t w;
-    int rc = s_walk(&c, &v, &w);
+    int rc = s_walk_all(&c, &w);
     if (rc != ADMIN_OK)
         return rc;
     char n1[32], n2[32];
