@@ -211,6 +211,10 @@ int admin_audit(const admin_opts_t *o, const char *order_id)
                 printf("DAMAGED    the event at position %" PRIu64
                        " does not decode (the audit stopped there)\n",
                        a.bad_position);
+            if (w.tail_bytes)
+                printf("tail       %s bytes at the end of the last segment are not a whole "
+                       "frame (a write in progress, or a torn write): not audited\n",
+                       admin_count(w.tail_bytes, n1));
             printf("state      %s\n",
                    status != ADMIN_OK ? (a.broken_orders ? "broken: see above" : "log damaged")
                    : a.hashed          ? "every chain intact"
