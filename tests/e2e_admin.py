@@ -92,6 +92,8 @@ def test_fixture(top):
     assert p.returncode == 2, p.returncode  # neither a position nor a TIME
     p = admin(FIXTURE, "snapshot", "info")
     assert p.returncode == 0 and "newest valid" in p.stdout, p.stdout
+    p = admin(FIXTURE, "snapshot", "verify")
+    assert p.returncode == 0 and "1,506 orders (1,512 events)" in p.stdout, p.stdout
     p = admin(FIXTURE, "--json", "snapshot", "verify")
     snap = json.loads(p.stdout)
     assert p.returncode == 0 and snap["snapshots"][0]["position"] == 1539, snap
@@ -364,6 +366,10 @@ def test_audit(top):
             for i in range(0, 30, 3):
                 r = srv.call({"type": step, "order_id": "a-%d" % i, "request_id": "%s-%d" % (step, i)})
                 assert r["ok"], r
+        # A client's words reach the operator's terminal escaped.
+        esc = create("esc-1", rid="esc-1")
+        esc["meta"]["actor"] = "\x1b[2J\x1b]0;pwned\x07"
+        assert srv.call(esc)["ok"]
         r = srv.call(create("forged", rid="forged"))  # the last event of the log
         assert r["ok"], r
         pos = r["position"]
@@ -373,7 +379,10 @@ def test_audit(top):
         assert p.returncode == 0 and "every chain intact" in p.stdout, (p.returncode, p.stdout)
         p = admin(data, "--json", "audit", "--all")
         a = json.loads(p.stdout)
-        assert a["orders"] == 31 and a["events"] == 61 and a["hashed"] == 61, a
+        assert a["orders"] == 32 and a["events"] == 62 and a["hashed"] == 62, a
+        p = admin(data, "replay", "esc-1")
+        assert p.returncode == 0 and "\x1b" not in p.stdout and "\x07" not in p.stdout, p.stdout
+        assert "by \\x1b[2J\\x1b]0;pwned\\x07" in p.stdout, p.stdout
         assert admin(data, "audit", "a-3").returncode == 0
         assert admin(data, "audit", "no-such-order").returncode == 1
         assert admin(data, "audit").returncode == 2
