@@ -72,21 +72,6 @@ void admin_error(const char *fmt, ...)
     va_end(ap);
 }
 
-void admin_json_string(FILE *out, const char *s, size_t len)
-{
-    fputc('"', out);
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\')
-            fprintf(out, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(out, "\\u%04x", c);
-        else
-            fputc(c, out);
-    }
-    fputc('"', out);
-}
-
 bool admin_decode_event(const void *data, size_t len, uint64_t position, ordo_event_t *event)
 {
     return ordo_event_decode_record(data, len, position, event) == 0 && event->order_id.len >= 1 &&

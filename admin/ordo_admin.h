@@ -44,9 +44,6 @@ int admin_replay(const admin_opts_t *o, const char *order_id, uint32_t to_versio
 /* "ordo-admin: " + message to stderr. */
 void admin_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* A JSON string (RFC 8259 escapes) of `len` bytes to out. */
-void admin_json_string(FILE *out, const char *s, size_t len);
-
 /* Decodes a log record as an event whose order id can key a table of
  * orders (1 to 64 bytes): false for anything else, which the callers
  * report as damage at `position`. */

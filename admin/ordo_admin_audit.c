@@ -5,6 +5,8 @@
 #include "ordo_admin.h"
 #include "ordo_admin_table.h"
 
+#include "ordo_json.h"
+
 #include "ordo_chain.h"
 #include "ordo_codec.h"
 #include "ordo_error.h"
@@ -51,11 +53,11 @@ static void s_report(s_audit_t *a, const char *why, const char *stored, const ch
         return;
     if (a->o->json) {
         printf("%s{\"order_id\":", a->json_first ? "" : ",");
-        admin_json_string(stdout, ev->order_id.ptr, ev->order_id.len);
+        ordo_json_string(stdout, ev->order_id.ptr, ev->order_id.len);
         printf(",\"version\":%u,\"position\":%" PRIu64 ",\"segment\":\"%s\",\"offset\":%" PRIu64
                ",\"why\":",
                ev->version, ev->position, a->segment, a->frame_offset);
-        admin_json_string(stdout, why, strlen(why));
+        ordo_json_string(stdout, why, strlen(why));
         if (stored)
             printf(",\"stored\":\"%s\",\"computed\":\"%s\"", stored, computed);
         printf("}");

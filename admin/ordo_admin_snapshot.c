@@ -3,6 +3,8 @@
  * module's checks) and, for verify, every order in it decoded. */
 #include "ordo_admin.h"
 
+#include "ordo_json.h"
+
 #include "ordo_codec.h"
 #include "ordo_error.h"
 #include "ordo_log.h"
@@ -147,7 +149,7 @@ static int s_report(const admin_opts_t *o, const s_file_t *files, size_t n, bool
         for (size_t i = 0; i < n; i++) {
             const s_file_t *f = &files[i];
             printf("%s{\"file\":", i ? "," : "");
-            admin_json_string(stdout, f->name, strlen(f->name));
+            ordo_json_string(stdout, f->name, strlen(f->name));
             printf(",\"bytes\":%" PRIu64 ",\"valid\":%s", f->size, f->valid ? "true" : "false");
             if (f->valid)
                 printf(",\"position\":%" PRIu64 ",\"orders\":%" PRIu64, f->position,
@@ -156,7 +158,7 @@ static int s_report(const admin_opts_t *o, const s_file_t *files, size_t n, bool
                 printf(",\"events\":%" PRIu64, f->events);
             if (!f->valid) {
                 printf(",\"why\":");
-                admin_json_string(stdout, f->why, strlen(f->why));
+                ordo_json_string(stdout, f->why, strlen(f->why));
             }
             printf(",\"newest\":%s}", i == newest ? "true" : "false");
         }

@@ -180,7 +180,7 @@ static int s_verdict(const s_ctx_t *c, const ordo_wal_walk_t *w, bool json)
             printf("DAMAGED    %s, byte offset %" PRIu64 ": %s\n", w->fault_segment,
                    w->fault_offset, w->fault);
         if (json) {
-            admin_json_string(stdout, w->fault, strlen(w->fault));
+            ordo_json_string(stdout, w->fault, strlen(w->fault));
             printf("}");
         }
         return ADMIN_DAMAGED;
@@ -235,7 +235,7 @@ int admin_wal_info(const admin_opts_t *o)
     double ratio = w.data_bytes ? (double)w.raw_bytes / (double)w.data_bytes : 0;
     if (o->json) {
         printf("{\"log\":");
-        admin_json_string(stdout, dir, strlen(dir));
+        ordo_json_string(stdout, dir, strlen(dir));
         printf(",\"identity\":\"%s\",\"segments\":%u,\"frames\":%" PRIu64 ",\"events\":%" PRIu64
                ",\"first_position\":%" PRIu64 ",\"last_position\":%" PRIu64
                ",\"file_bytes\":%" PRIu64 ",\"data_bytes\":%" PRIu64 ",\"raw_bytes\":%" PRIu64

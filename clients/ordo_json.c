@@ -4,10 +4,10 @@
 #include "ordo_json.h"
 #include "ordo_codec.h"
 
-static void s_string(FILE *out, const char *s, uint32_t len)
+void ordo_json_string(FILE *out, const char *s, size_t len)
 {
     fputc('"', out);
-    for (uint32_t i = 0; i < len; i++) {
+    for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
         switch (c) {
         case '"': fputs("\\\"", out); break;
@@ -52,7 +52,7 @@ static int s_value(FILE *out, ordo_mp_t *r)
     case ORDO_MP_STR:
         if (!ordo_mp_read_str(r, &s, &n))
             return -1;
-        s_string(out, s, n);
+        ordo_json_string(out, s, n);
         return 0;
     case ORDO_MP_ARRAY:
         if (!ordo_mp_read_array(r, &n))
@@ -75,7 +75,7 @@ static int s_value(FILE *out, ordo_mp_t *r)
                 fputc(',', out);
             uint32_t kl;
             if (ordo_mp_read_str(r, &s, &kl)) {
-                s_string(out, s, kl);
+                ordo_json_string(out, s, kl);
             } else if (ordo_mp_read_int(r, &i)) { /* JSON keys are strings */
                 fprintf(out, "\"%lld\"", (long long)i);
             } else {

@@ -13,4 +13,7 @@
  * well-formed MessagePack value (nothing sensible is written then). */
 int ordo_json_write(FILE *out, const uint8_t *buf, size_t len);
 
+/* `len` bytes as one JSON string, quoted and escaped per RFC 8259. */
+void ordo_json_string(FILE *out, const char *s, size_t len);
+
 #endif

@@ -3,6 +3,7 @@
  * for --curve-secret / --curve-clients on a server and --curve-server /
  * --curve-cert on a client. Never overwrites a file. */
 #include "ordo_cert.h"
+#include "ordo_json.h"
 
 #include <czmq.h>
 #include <errno.h>
@@ -39,21 +40,6 @@ static int s_claim(const char *path, mode_t mode)
     fchmod(fd, mode); /* whatever the umask */
     close(fd);
     return 0;
-}
-
-/* A JSON string (RFC 8259 escapes). */
-static void s_json_string(const char *s)
-{
-    putchar('"');
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            printf("\\%c", *p);
-        else if (*p < 0x20)
-            printf("\\u%04x", *p);
-        else
-            putchar(*p);
-    }
-    putchar('"');
 }
 
 int main(int argc, char **argv)
@@ -123,9 +109,9 @@ int main(int argc, char **argv)
     }
     if (json) {
         printf("{\"public\":");
-        s_json_string(path);
+        ordo_json_string(stdout, path, strlen(path));
         printf(",\"secret\":");
-        s_json_string(secret_path);
+        ordo_json_string(stdout, secret_path, strlen(secret_path));
         printf(",\"public_key\":\"%s\"}\n", zcert_public_txt(cert)); /* Z85 needs no escape */
     } else
         printf("public certificate %s\nsecret certificate %s (keep it: mode 0600)\n"
