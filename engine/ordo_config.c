@@ -3,6 +3,7 @@
 
 #include "ordo_exposure.h"
 #include "ordo_limits.h"
+#include "ordo_metrics_addr.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -124,6 +125,14 @@ int ordo_config_set(ordo_config_t *cfg, const char *name, const char *value, cha
         return s_copy(cfg->curve_secret, sizeof cfg->curve_secret, name, value, err, err_size);
     if (!strcmp(name, "curve-clients"))
         return s_copy(cfg->curve_clients, sizeof cfg->curve_clients, name, value, err, err_size);
+    if (!strcmp(name, "metrics")) {
+        char why[400];
+        if (ordo_metrics_addr_check(value, why, sizeof why) != 0) {
+            snprintf(err, err_size, "--metrics: %s", why);
+            return -1;
+        }
+        return s_copy(cfg->metrics, sizeof cfg->metrics, name, value, err, err_size);
+    }
     snprintf(err, err_size, "unknown setting \"%s\"", name);
     return -1;
 }
@@ -155,7 +164,7 @@ int ordo_config_option(ordo_config_t *cfg, const char *name, const char *value, 
 {
     static const char *const settings[] = {
         "data-dir",      "bind",            "pub",          "shards",       "fsync",
-        "snapshot-every", "segment-bytes",  "retain-finished", "curve-secret", "curve-clients"};
+        "snapshot-every", "segment-bytes",  "retain-finished", "curve-secret", "curve-clients", "metrics"};
     for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++)
         if (!strcmp(name, settings[i]))
             return ordo_config_set(cfg, name, value, err, err_size) == 0 ? 1 : -1;
@@ -175,7 +184,8 @@ int ordo_config_from_env(ordo_config_t *cfg, char *err, size_t err_size)
                 {"ORDO_SEGMENT_BYTES", "segment-bytes"},
                 {"ORDO_RETAIN_FINISHED", "retain-finished"},
                 {"ORDO_CURVE_SECRET", "curve-secret"},
-                {"ORDO_CURVE_CLIENTS", "curve-clients"}};
+                {"ORDO_CURVE_CLIENTS", "curve-clients"},
+                {"ORDO_METRICS", "metrics"}};
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
         const char *v = getenv(vars[i].env);
         if (!v)

@@ -24,6 +24,7 @@ typedef struct {
     char curve_secret[PATH_MAX];  /* the server's secret certificate; "" = no CURVE */
     char curve_clients[PATH_MAX]; /* the folder of client certificates let in */
     bool insecure;                /* allow binding beyond loopback without CURVE */
+    char metrics[256];            /* HOST:PORT serving /metrics; "" = none */
 } ordo_config_t;
 
 /* Embedded defaults: ./data, tcp://127.0.0.1:7700 and :7701, one shard per
@@ -33,7 +34,7 @@ void ordo_config_defaults(ordo_config_t *cfg);
 
 /* Sets one setting by name ("data-dir", "bind", "pub", "shards", "fsync",
  * "snapshot-every", "segment-bytes", "retain-finished", "curve-secret",
- * "curve-clients") from text. Returns 0, or -1 with a
+ * "curve-clients", "metrics") from text. Returns 0, or -1 with a
  * sentence in err (e.g. "--segment-bytes must be at least 65536"). */
 int ordo_config_set(ordo_config_t *cfg, const char *name, const char *value, char *err,
                     size_t err_size);

@@ -14,6 +14,8 @@
 #include "ordo_batch.h"
 #include "ordo_chain.h"
 #include "ordo_clock.h"
+#include "ordo_conn_monitor.h"
+#include "ordo_engine_metrics.h"
 #include "ordo_error.h"
 #include "ordo_front.h"
 #include "ordo_index.h"
@@ -70,6 +72,8 @@ struct ordo_engine {
     ordo_reader_config_t rcfg;
     ordo_state_recovery_t recovery;
     ordo_engine_stats_t stats;
+    int64_t start_us;
+    ordo_conn_monitor_t *monitor; /* counts the ROUTER's and the PUB's connections */
     pthread_t front_thread, writer_thread, snap_thread, index_thread, reader_thread;
     pthread_t *shard_threads;
     bool running; /* every thread started */
@@ -112,6 +116,17 @@ static int s_pipe(ordo_engine_t *e, int bound_type, int connected_type, const ch
     return 0;
 }
 
+/* Blocks SIGTERM and SIGINT in the calling thread (so in the threads it
+ * starts), keeping the old mask in *old. */
+static void s_block_stop_signals(sigset_t *old)
+{
+    sigset_t block;
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &block, old);
+}
+
 static int s_open_sockets(ordo_engine_t *e)
 {
     s_sockets_t *k = &e->k;
@@ -149,6 +164,13 @@ static int s_open_sockets(ordo_engine_t *e)
         ordo_log_error("engine", "cannot set CURVE: %s", zmq_strerror(errno));
         return -1;
     }
+    /* Counted from before the first connection can come. Without it the
+     * engine runs; the gauge stays at 0 (logged). */
+    sigset_t old;
+    s_block_stop_signals(&old);
+    e->monitor = ordo_conn_monitor_start(e->ctx, (void *[]){k->router, k->pub},
+                                         e->stats.connections, 2);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (zmq_bind(k->router, e->cfg.bind) != 0) {
         ordo_log_error("engine", "cannot bind %s: %s", e->cfg.bind, zmq_strerror(errno));
         return -1;
@@ -223,8 +245,10 @@ static bool s_thread(pthread_t *t, void *(*fn)(void *), void *arg, const char *n
 static int s_prepare(ordo_engine_t *e, bool repair)
 {
     ordo_registry_t *all = NULL;
+    ordo_engine_stats_init(&e->stats);
     if (ordo_state_open(&e->cfg, repair, e->io, &e->wal, &all, &e->recovery) != 0)
         return -1; /* the log line says why */
+    ordo_engine_stats_observe(&e->stats, e->wal);
     e->stats.shards = e->n;
     e->regs = calloc(e->n, sizeof *e->regs);
     e->shards = calloc(e->n, sizeof *e->shards);
@@ -276,7 +300,8 @@ static int s_prepare(ordo_engine_t *e, bool repair)
         (ordo_reader_config_t){.wal = e->wal, .pipe = k->reader_side, .stats = &e->stats.reader};
     e->writer = ok ? ordo_writer_new(&e->wcfg) : NULL;
     e->front =
-        ok ? ordo_front_new(k->router, k->front_side, e->n, k->front_reader, k->front_control)
+        ok ? ordo_front_new(k->router, k->front_side, e->n, k->front_reader, k->front_control,
+                             &e->stats.front)
            : NULL;
     if (!ok || !e->writer || !e->front) {
         ordo_log_error("engine", "out of memory at start");
@@ -290,11 +315,8 @@ static int s_prepare(ordo_engine_t *e, bool repair)
  * one that cannot start (the system is out of threads) ends the process. */
 static void s_start_threads(ordo_engine_t *e)
 {
-    sigset_t block, old;
-    sigemptyset(&block);
-    sigaddset(&block, SIGTERM);
-    sigaddset(&block, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &block, &old);
+    sigset_t old;
+    s_block_stop_signals(&old);
     bool ok = s_thread(&e->writer_thread, ordo_writer_run, e->writer, "ordo-writer") &&
               s_thread(&e->snap_thread, ordo_snapshotter_run, &e->scfg, "ordo-snapshot") &&
               s_thread(&e->index_thread, ordo_indexer_run, &e->icfg, "ordo-indexer") &&
@@ -323,6 +345,7 @@ int ordo_engine_start(const ordo_engine_options_t *opts, ordo_engine_t **out)
     }
     static atomic_ullong engines;
     e->serial = atomic_fetch_add(&engines, 1) + 1;
+    e->start_us = ordo_now_us();
     if (ordo_chain_init() != 0) {
         ordo_log_error("engine", "libsodium cannot start (the events' hash chain needs it)");
         free(e);
@@ -398,6 +421,7 @@ int ordo_engine_stop(ordo_engine_t *e)
     pthread_join(e->snap_thread, NULL);
     pthread_join(e->index_thread, NULL);
     pthread_join(e->reader_thread, NULL);
+    ordo_conn_monitor_stop(&e->monitor); /* no thread uses the ROUTER and the PUB now */
     int rc = e->front_rc == 0 ? 0 : -1;
     if (ordo_wal_error(e->wal) != 0 || s_final_snapshot(e) != 0)
         rc = -1;
@@ -413,6 +437,7 @@ void ordo_engine_destroy(ordo_engine_t **engine)
     ordo_engine_t *e = *engine;
     ordo_engine_stop(e);
     ordo_writer_destroy(&e->writer);
+    ordo_conn_monitor_stop(&e->monitor); /* (a start that failed) */
     s_close_sockets(e);
     if (e->own_ctx && e->ctx)
         zmq_ctx_term(e->ctx);
@@ -455,4 +480,15 @@ void ordo_engine_log_stats(const ordo_engine_t *e, uint64_t *frames, uint64_t *f
                            uint64_t *bytes)
 {
     ordo_wal_stats(e->wal, frames, fsyncs, bytes);
+}
+
+void ordo_engine_metrics(void *engine, ordo_mtext_t *out)
+{
+    ordo_engine_t *e = engine;
+    ordo_engine_metrics_src_t src = {.head = ordo_wal_head(e->wal),
+                                     .synced = ordo_wal_synced_head(e->wal),
+                                     .indexed = e->index ? ordo_index_count(e->index) : 0,
+                                     .start_us = e->start_us};
+    ordo_wal_stats(e->wal, &src.frames, &src.fsyncs, &src.bytes);
+    ordo_engine_metrics_render(&e->stats, &src, out);
 }

@@ -11,6 +11,7 @@
 #include "ordo_auth.h"
 #include "ordo_config.h"
 #include "ordo_io.h"
+#include "ordo_metrics_text.h"
 #include "ordo_state.h"
 
 #include <stdbool.h>
@@ -66,5 +67,10 @@ uint64_t ordo_engine_head(const ordo_engine_t *engine);
  * NULL). */
 void ordo_engine_log_stats(const ordo_engine_t *engine, uint64_t *frames, uint64_t *fsyncs,
                            uint64_t *bytes);
+
+/* Writes every metric in the Prometheus text format (an
+ * ordo_metrics_render_fn, `engine` an ordo_engine_t). Any thread, while
+ * the engine exists: it reads only atomic counters. */
+void ordo_engine_metrics(void *engine, ordo_mtext_t *out);
 
 #endif

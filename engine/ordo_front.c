@@ -24,6 +24,7 @@ typedef struct {
     uint32_t generation; /* part of its tag: changes each time the slot is freed */
     int64_t reserved;    /* bytes its reply reserved (ordo_peers_reserve), 0 = none */
     bool query;          /* not a command: its reply may become `overloaded` */
+    uint64_t read_ns;    /* when it was read (the round's clock), for its latency */
     ordo_peer_t *peer;   /* the connection it came from (held) */
     size_t body_len;
     uint8_t rid_len; /* its request_id, for a reply made here */
@@ -48,18 +49,21 @@ struct ordo_front {
     ordo_peers_t *peers;   /* owned: what each connection holds of large replies */
     uint64_t rounds;
     uint64_t dropped;
+    uint64_t now_ns;           /* the clock, read once per round of reads and per batch of replies */
+    ordo_front_stats_t *stats; /* borrowed */
     ordo_request_t *req; /* scratch for replies made here */
     msgpack_sbuffer buf;
     msgpack_packer pk;
 };
 
 ordo_front_t *ordo_front_new(void *router, void **shards, uint32_t nshards, void *reader,
-                             void *control)
+                             void *control, ordo_front_stats_t *stats)
 {
     ordo_front_t *f = calloc(1, sizeof *f);
     if (!f)
         return NULL;
     f->router = router;
+    f->stats = stats;
     f->nshards = nshards;
     f->npipes = nshards + (reader != NULL);
     if (!(f->pipes = calloc(f->npipes, sizeof *f->pipes))) {
@@ -147,6 +151,8 @@ static void s_send_reply(ordo_front_t *f, uint64_t tag, const void *bytes, size_
         return;
     }
     s_envelope_t *env = &f->slots[index];
+    ordo_histogram_observe(env->query ? &f->stats->query_ns : &f->stats->command_ns,
+                           f->now_ns - env->read_ns);
     /* The body first, so a failure cannot leave a message half sent. It
      * counts against its connection until written (ordo_peers.h); out of
      * memory for that, a plain copy is the fallback. */
@@ -177,6 +183,7 @@ static void s_send_reply(ordo_front_t *f, uint64_t tag, const void *bytes, size_
 /* Answers a request here, without a shard (too large, or stopped). */
 static void s_send_error(ordo_front_t *f, uint64_t tag, ordo_str_t rid, const ordo_error_t *err)
 {
+    ordo_stat_add(&f->stats->by_code[(unsigned)err->code < ORDO_CODE_COUNT_ ? err->code : 0], 1);
     msgpack_sbuffer_clear(&f->buf);
     ordo_reply_pack_error(&f->pk, rid, err);
     s_send_reply(f, tag, f->buf.data, f->buf.size);
@@ -259,6 +266,7 @@ static int s_recv(ordo_front_t *f, uint64_t *tag, zmq_msg_t *body)
         }
     }
     if (dropped || env->nframes == 0) {
+        ordo_stat_add(&f->stats->dropped, 1);
         if (f->dropped++ % 10000 == 0) /* one line per 10,000: a flood must not flood the log */
             ordo_log_warn("front",
                           "dropped a message whose envelope is over %d frames or a frame over "
@@ -276,6 +284,8 @@ static int s_recv(ordo_front_t *f, uint64_t *tag, zmq_msg_t *body)
     env->peer =
         ordo_peers_acquire(f->peers, zmq_msg_data(&env->frames[0]), zmq_msg_size(&env->frames[0]));
     env->reserved = 0;
+    env->query = false; /* until its type is known */
+    env->read_ns = f->now_ns;
     env->body_len = zmq_msg_size(body);
     f->bytes += env->body_len;
     *tag = ordo_tag_for_slot(slot, env->generation);
@@ -288,6 +298,7 @@ static int s_recv(ordo_front_t *f, uint64_t *tag, zmq_msg_t *body)
 static int s_read_requests(ordo_front_t *f, bool local)
 {
     int failed = 0, n = 0;
+    f->now_ns = ordo_mono_ns();
     for (int reads = 0; n < ORDO_FRONT_DRAIN_MAX && reads < 4 * ORDO_FRONT_DRAIN_MAX &&
                         f->nfree > 0 && f->bytes < ORDO_FRONT_INFLIGHT_BYTES_MAX;
          reads++) {
@@ -367,6 +378,7 @@ static uint32_t s_read_replies(ordo_front_t *f)
 {
     uint32_t stops = 0;
     for (uint32_t i = 0; i < f->npipes; i++) {
+        f->now_ns = ordo_mono_ns();
         ordo_batch_t *b;
         uint64_t lost_tag;
         int got;

@@ -11,13 +11,16 @@
 
 #include <stdint.h>
 
+#include "ordo_stats.h"
+
 typedef struct ordo_front ordo_front_t;
 
 /* Borrows the ROUTER, the shards' PAIR sockets, the reader's (NULL:
- * none; ReadAll then goes round the shards) and `control`, a PAIR on which
- * any message means stop. NULL if out of memory. */
+ * none; ReadAll then goes round the shards), `control`, a PAIR on which
+ * any message means stop, and `stats`, where it counts the errors it
+ * answers itself and each request's latency. NULL if out of memory. */
 ordo_front_t *ordo_front_new(void *router, void **shards, uint32_t nshards, void *reader,
-                             void *control);
+                             void *control, ordo_front_stats_t *stats);
 
 /* Serves until told to stop on `control` (or the ROUTER fails); then answers what it reads with
  * `unavailable`, waits (bounded) for the requests in flight, and stops

@@ -69,6 +69,7 @@ static void s_reply(s_reader_t *r, uint64_t tag)
 static void s_error(s_reader_t *r, uint64_t tag, ordo_str_t rid, const ordo_error_t *err)
 {
     ordo_stat_add(&r->cfg->stats->errors, 1);
+    ordo_stat_add(&r->cfg->stats->by_code[(unsigned)err->code < ORDO_CODE_COUNT_ ? err->code : 0], 1);
     s_clear(r);
     ordo_reply_pack_error(&r->pk, rid, err);
     s_reply(r, tag);
@@ -79,7 +80,12 @@ static void s_request(s_reader_t *r, uint64_t full_tag, const void *body, size_t
     uint64_t tag = ordo_tag_slot(full_tag);
     ordo_error_t err;
     ordo_stat_add(&r->cfg->stats->requests, 1);
-    if (ordo_request_decode(body, len, r->req, &err) != 0) {
+    int decoded = ordo_request_decode(body, len, r->req, &err);
+    ordo_stat_add(&r->cfg->stats->by_type[decoded == 0 && (unsigned)r->req->type < ORDO_REQ_COUNT_
+                                              ? r->req->type
+                                              : ORDO_REQ_NONE],
+                  1);
+    if (decoded != 0) {
         s_error(r, tag, r->req->request_id, &err);
         return;
     }
@@ -95,8 +101,10 @@ static void s_request(s_reader_t *r, uint64_t full_tag, const void *body, size_t
     }
     ordo_stat_add(&r->cfg->stats->queries, 1);
     s_clear(r);
-    if (ordo_readall_page(&r->ra, r->req, &r->pk) != 0)
+    if (ordo_readall_page(&r->ra, r->req, &r->pk) != 0) { /* the log could not be read */
         ordo_stat_add(&r->cfg->stats->errors, 1);
+        ordo_stat_add(&r->cfg->stats->by_code[ORDO_CODE_UNAVAILABLE], 1);
+    }
     s_reply(r, tag);
 }
 

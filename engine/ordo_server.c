@@ -6,8 +6,10 @@
 #include "ordo_auth.h"
 #include "ordo_config.h"
 #include "ordo_engine.h"
+#include "ordo_exposure.h"
 #include "ordo_limits.h"
 #include "ordo_log.h"
+#include "ordo_metrics_http.h"
 
 #include <getopt.h>
 #include <signal.h>
@@ -42,6 +44,9 @@ static void s_usage(FILE *out)
         "                        start (ORDO_CURVE_CLIENTS). With both, requests and events\n"
         "                        are encrypted and any other peer gets nothing.\n"
         "  --insecure            bind beyond loopback without CURVE (refused otherwise)\n"
+        "  --metrics HOST:PORT   serve Prometheus metrics at http://HOST:PORT/metrics (such as\n"
+        "                        127.0.0.1:9464; ORDO_METRICS). Read-only counters, no\n"
+        "                        authentication: keep it on loopback or a trusted network.\n"
         "  --repair              cut the log at mid-log corruption instead of refusing to start\n"
         "  --help, --version\n");
 }
@@ -65,6 +70,7 @@ int main(int argc, char **argv)
                                          {"retain-finished", required_argument, 0, 'S'},
                                          {"curve-secret", required_argument, 0, 'S'},
                                          {"curve-clients", required_argument, 0, 'S'},
+                                         {"metrics", required_argument, 0, 'S'},
                                          {"insecure", no_argument, 0, 'i'},
                                          {"repair", no_argument, 0, 'r'},
                                          {"help", no_argument, 0, 'h'},
@@ -137,6 +143,23 @@ int main(int argc, char **argv)
         ordo_auth_destroy(&auth);
         return 1; /* the log lines say why */
     }
+    ordo_metrics_http_t *metrics = NULL;
+    if (cfg.metrics[0]) { /* after the engine: it renders the engine's counters */
+        if (!(metrics = ordo_metrics_http_start(cfg.metrics, ordo_engine_metrics, engine, err,
+                                                sizeof err))) {
+            ordo_log_error("server", "%s", err);
+            ordo_engine_stop(engine);
+            ordo_engine_destroy(&engine);
+            ordo_auth_destroy(&auth);
+            return 1;
+        }
+        char as_endpoint[300];
+        snprintf(as_endpoint, sizeof as_endpoint, "tcp://%s", cfg.metrics);
+        if (!ordo_endpoint_is_local(as_endpoint))
+            ordo_log_warn("server", "metrics on %s are readable by anyone who reaches it",
+                          cfg.metrics);
+        ordo_log_info("server", "metrics on http://%s/metrics", cfg.metrics);
+    }
     ordo_log_info("server", "ready: requests on %s, events on %s", cfg.bind, cfg.pub);
 
     /* Wait for a stop signal, or for the engine to fail by itself. */
@@ -146,6 +169,7 @@ int main(int argc, char **argv)
         sig = sigtimedwait(&stop_signals, NULL, &tick);
     if (sig > 0)
         ordo_log_info("server", "%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    ordo_metrics_http_stop(&metrics); /* before the engine it reads */
     int rc = ordo_engine_stop(engine);
     ordo_engine_destroy(&engine);
     ordo_auth_destroy(&auth); /* after the sockets it guards are closed */

@@ -181,6 +181,7 @@ static void s_reply(ordo_shard_t *s, uint64_t tag)
 static void s_error(ordo_shard_t *s, uint64_t tag, ordo_str_t rid, const ordo_error_t *err)
 {
     ordo_stat_add(&s->my->errors, 1);
+    ordo_stat_add(&s->my->by_code[(unsigned)err->code < ORDO_CODE_COUNT_ ? err->code : 0], 1);
     s_clear(s);
     ordo_reply_pack_error(&s->pk, rid, err);
     s_reply(s, tag);
@@ -791,6 +792,11 @@ static void s_request(ordo_shard_t *s, uint64_t full_tag, const void *body, size
     if (!again)
         ordo_stat_add(&s->my->requests, 1);
     int decoded = ordo_request_decode(body, len, req, &err);
+    if (!again) /* by type; [ORDO_REQ_NONE]: not a request this engine knows */
+        ordo_stat_add(&s->my->by_type[decoded == 0 && (unsigned)req->type < ORDO_REQ_COUNT_
+                                          ? req->type
+                                          : ORDO_REQ_NONE],
+                      1);
     if (decoded != 0) { /* tied to no order: answered at once */
         if (refuse)
             s_refuse(s, tag, req->request_id);

@@ -9,7 +9,9 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "ordo_histogram.h"
 #include "ordo_limits.h" /* ORDO_SHARDS_MAX */
+#include "ordo_order.h"  /* ORDO_REQ_COUNT_, ORDO_CODE_COUNT_ */
 
 typedef struct {
     _Atomic uint64_t requests, commands, queries, errors, duplicates, deferred;
@@ -18,7 +20,17 @@ typedef struct {
     _Atomic uint64_t known;   /* gauge: orders it knows, in memory or in the index */
     _Atomic uint64_t loaded;  /* orders loaded back from the index */
     _Atomic uint64_t evicted; /* finished orders that left memory */
+    _Atomic uint64_t by_type[ORDO_REQ_COUNT_]; /* requests decoded, by type ([0]: undecodable) */
+    _Atomic uint64_t by_code[ORDO_CODE_COUNT_]; /* error replies, by code */
 } ordo_shard_stats_t;
+
+/* The front end's: what it answers itself, and how long each request
+ * took from being read off the ROUTER to its reply being handed back. */
+typedef struct {
+    _Atomic uint64_t by_code[ORDO_CODE_COUNT_]; /* error replies made here */
+    _Atomic uint64_t dropped;                   /* messages dropped for their envelope */
+    ordo_histogram_t command_ns, query_ns;
+} ordo_front_stats_t;
 
 
 typedef struct {
@@ -27,6 +39,11 @@ typedef struct {
     ordo_shard_stats_t reader; /* the reader thread's (ReadAll) */
     _Atomic uint64_t events_appended, batches, log_failed;
     _Atomic uint64_t snapshots, snapshot_position, snapshot_us;
+    ordo_front_stats_t front;
+    ordo_histogram_t fsync_ns;     /* the log writer's: each fdatasync */
+    ordo_histogram_t frame_bytes;  /* each frame appended, compressed */
+    ordo_histogram_t frame_events; /* events per frame (group commit) */
+    _Atomic int64_t connections[2]; /* gauge: TCP/IPC peers of the ROUTER, of the PUB */
 } ordo_engine_stats_t;
 
 static inline void ordo_stat_add(_Atomic uint64_t *c, uint64_t n)

@@ -11,6 +11,7 @@
 #include "ordo_pactor.h"
 
 #include "ordo.h"
+#include "ordo_clock.h"
 #include "ordo_log.h"
 #include "ordo_model.h"
 #include "ordo_pstore.h"
@@ -165,6 +166,7 @@ static int s_gen_save(s_actor_t *a, s_gen_t *g)
     if (g->failed || !g->db || g->position == g->committed)
         return 0;
     int64_t t0 = s_now_ms();
+    uint64_t t0_ns = ordo_mono_ns();
     if (a->ops->flush(g->model) != 0)
         goto fail;
     int64_t t1 = s_now_ms();
@@ -178,6 +180,8 @@ static int s_gen_save(s_actor_t *a, s_gen_t *g)
                       " ms, commit %" PRId64 " ms): queries and events waited that long",
                       g->position - g->committed, t2 - t0, t1 - t0, t2 - t1);
     g->committed = g->position;
+    atomic_fetch_add_explicit(&a->cfg.metrics->proj[a->cfg.proj].saves, 1, memory_order_relaxed);
+    ordo_histogram_observe(&a->cfg.metrics->save_ns, ordo_mono_ns() - t0_ns);
     if (ordo_pstore_begin(g->db) != 0) {
         s_gen_fail(a, g, "cannot start a transaction");
         return -1;
@@ -363,6 +367,7 @@ static void s_reply_error(ordo_pjob_t *job, const ordo_perror_t *err)
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     if (ordo_preply_pack_error(&pk, &job->q, err) == 0) {
+        job->error_code = err->code;
         job->reply = (uint8_t *)sb.data;
         job->reply_len = sb.size;
         return;
@@ -520,6 +525,20 @@ static void s_read_pipe(s_actor_t *a)
     }
 }
 
+/* Publishes its figures for /metrics (ordo_pmetrics.h). */
+static void s_publish(s_actor_t *a, size_t applied)
+{
+    ordo_pmetrics_proj_t *m = &a->cfg.metrics->proj[a->cfg.proj];
+    if (applied)
+        atomic_fetch_add_explicit(&m->applied, applied, memory_order_relaxed);
+    atomic_store_explicit(&m->position, a->cur.position, memory_order_relaxed);
+    atomic_store_explicit(&m->committed, a->cur.committed, memory_order_relaxed);
+    atomic_store_explicit(&m->head, a->head, memory_order_relaxed);
+    atomic_store_explicit(&m->generation, a->cur.generation, memory_order_relaxed);
+    atomic_store_explicit(&m->failed, a->cur.failed || !a->cur.db, memory_order_relaxed);
+    atomic_store_explicit(&m->rebuilding, a->next.db != NULL, memory_order_relaxed);
+}
+
 static int s_add_sub(zmq_pollitem_t *items, int n, ordo_sub_t *sub)
 {
     if (!sub)
@@ -544,6 +563,7 @@ static void s_actor(zsock_t *pipe, void *args)
     a->pipe = pipe;
     a->rate_since_ms = s_now_ms();
     s_open_generations(a);
+    s_publish(a, 0);
     zsock_signal(pipe, 0);
     bool busy = true;
     while (!a->terminated) {
@@ -569,6 +589,7 @@ static void s_actor(zsock_t *pipe, void *args)
         busy = done > 0;
         s_maybe_switch(a);
         s_unpark(a);
+        s_publish(a, done);
         now = s_now_ms();
         if (now - a->rate_since_ms >= 1000) {
             a->events_per_s = a->rate_count * 1000 / (uint64_t)(now - a->rate_since_ms);

@@ -19,6 +19,7 @@
 #define ORDO_PACTOR_H
 
 #include "ordo.h"
+#include "ordo_pmetrics.h"
 #include "ordo_pquery.h"
 
 #include <czmq.h>
@@ -34,6 +35,7 @@ typedef struct {
     uint64_t save_every;    /* commit after this many events ... */
     int save_ms;            /* ... or this long after the first uncommitted one */
     int cache_kib;          /* SQLite page cache per database */
+    ordo_pmetrics_t *metrics; /* where it publishes its figures (its slot, and saves) */
 } ordo_pactor_config_t;
 
 /* What one actor says of itself for ProjectionStatus and Ping. */
@@ -62,6 +64,8 @@ typedef struct ordo_pjob {
     void *peer;         /* the connection's ordo_peer_t (engine/ordo_peers.h), held */
     bool big;           /* admitted as a large query */
     zmsg_t *envelope;   /* owned: the frames before the body */
+    uint64_t read_ns;   /* when it was read, for its latency */
+    const char *error_code; /* set by the actor when `reply` is an error (static text) */
     struct ordo_pjob *prev, *next;
 } ordo_pjob_t;
 

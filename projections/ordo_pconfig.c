@@ -1,6 +1,8 @@
 /* ordo-projector settings (see ordo_pconfig.h). */
 #include "ordo_pconfig.h"
 
+#include "ordo_metrics_addr.h"
+
 #include "ordo_exposure.h"
 
 #include <errno.h>
@@ -42,6 +44,14 @@ int ordo_pconfig_set(ordo_pconfig_t *cfg, const char *name, const char *value, c
         return s_text(cfg->bind, sizeof cfg->bind, name, value, err, err_size);
     if (!strcmp(name, "data-dir"))
         return s_text(cfg->data_dir, sizeof cfg->data_dir, name, value, err, err_size);
+    if (!strcmp(name, "metrics")) {
+        char why[400];
+        if (ordo_metrics_addr_check(value, why, sizeof why) != 0) {
+            snprintf(err, err_size, "--metrics: %s", why);
+            return -1;
+        }
+        return s_text(cfg->metrics, sizeof cfg->metrics, name, value, err, err_size);
+    }
     if (!strcmp(name, "save-every")) {
         char *end;
         errno = 0;
@@ -108,6 +118,7 @@ int ordo_pconfig_from_env(ordo_pconfig_t *cfg, char *err, size_t err_size)
         {"ORDO_CURVE_CERT", "curve-cert"},
         {"ORDO_PROJECTOR_CURVE_SECRET", "curve-secret"},
         {"ORDO_PROJECTOR_CURVE_CLIENTS", "curve-clients"},
+        {"ORDO_PROJECTOR_METRICS", "metrics"},
     };
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
         const char *v = getenv(vars[i][0]);

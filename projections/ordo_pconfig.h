@@ -24,6 +24,7 @@ typedef struct {
     char curve_secret[PATH_MAX];
     char curve_clients[PATH_MAX];
     bool insecure; /* --insecure: bind beyond loopback without CURVE */
+    char metrics[256]; /* --metrics, ORDO_PROJECTOR_METRICS: HOST:PORT for /metrics; "" = none */
 } ordo_pconfig_t;
 
 /* tcp://127.0.0.1:7700, :7701, :7702, ./projections, 500,000 events. */
@@ -31,7 +32,7 @@ void ordo_pconfig_defaults(ordo_pconfig_t *cfg);
 
 /* Sets a setting by its flag's name ("engine", "engine-pub", "bind",
  * "data-dir", "save-every", "curve-server", "curve-cert", "curve-secret",
- * "curve-clients"): 1 set, 0 not a setting, -1 invalid (err). */
+ * "curve-clients", "metrics"): 1 set, 0 not a setting, -1 invalid (err). */
 int ordo_pconfig_set(ordo_pconfig_t *cfg, const char *name, const char *value, char *err,
                      size_t err_size);
 

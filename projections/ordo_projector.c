@@ -11,13 +11,19 @@
 #include "ordo_log.h"
 #include "ordo_pactor.h"
 #include "ordo_auth.h"
+#include "ordo_clock.h"
+#include "ordo_conn_monitor.h"
+#include "ordo_exposure.h"
+#include "ordo_metrics_http.h"
 #include "ordo_pconfig.h"
+#include "ordo_pmetrics.h"
 #include "ordo_peers.h"
 #include "ordo_pquery.h"
 
 #include <czmq.h>
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -67,6 +73,8 @@ static void s_usage(FILE *out)
             "  --curve-clients DIR    CURVE on --bind: the folder of client certificates let\n"
             "                         in, read at start (ORDO_PROJECTOR_CURVE_CLIENTS)\n"
             "  --insecure             bind beyond loopback without CURVE (refused otherwise)\n"
+            "  --metrics HOST:PORT    serve Prometheus metrics at http://HOST:PORT/metrics\n"
+            "                         (such as 127.0.0.1:9465; ORDO_PROJECTOR_METRICS)\n"
             "  --help, --version\n"
             "\n"
             "Read models: summary (GetOrderSummary, ListOrders), restaurant (RestaurantBoard),\n"
@@ -80,6 +88,7 @@ typedef struct {
     ordo_pjob_t *jobs; /* owned: every job in flight, a doubly linked list */
     size_t n_jobs;
     ordo_peers_t *peers; /* owned: what each connection holds of reply memory */
+    ordo_pmetrics_t *metrics;
 } s_front_t;
 
 /* Sends a reply: the envelope's frames, then the body. A body from
@@ -109,6 +118,7 @@ static void s_send(s_front_t *f, void *peer, zmsg_t **envelope, const void *body
 static void s_send_error(s_front_t *f, void *peer, zmsg_t **envelope, const ordo_pquery_t *q,
                          const ordo_perror_t *err)
 {
+    ordo_pmetrics_error(f->metrics, err->code);
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
@@ -216,6 +226,8 @@ static void s_job_done(s_front_t *f, ordo_pjob_t *job)
 {
     if (--job->pending > 0)
         return;
+    if (job->reply && job->error_code) /* an error the actor made */
+        ordo_pmetrics_error(f->metrics, job->error_code);
     if (ordo_pq_projection(job->q.type) < 0 && job->q.type != ORDO_PQ_REBUILD) {
         s_send_joined(f, job);
     } else if (job->reply) {
@@ -225,6 +237,7 @@ static void s_job_done(s_front_t *f, ordo_pjob_t *job)
         ordo_perror_set(&err, "unavailable", "the answer could not be made (out of memory)");
         s_send_error(f, job->peer, &job->envelope, &job->q, &err);
     }
+    ordo_histogram_observe(&f->metrics->query_ns, ordo_mono_ns() - job->read_ns);
     s_unlink(f, job);
     s_free_job(f, job);
 }
@@ -234,6 +247,7 @@ static void s_on_query(s_front_t *f)
     zmsg_t *msg = zmsg_recv(f->router);
     if (!msg)
         return;
+    uint64_t read_ns = ordo_mono_ns();
     zframe_t *body = zmsg_last(msg);
     if (!body || zmsg_size(msg) < 2) { /* a ROUTER message always has the peer's id */
         zmsg_destroy(&msg);
@@ -244,10 +258,16 @@ static void s_on_query(s_front_t *f)
     void *peer = ordo_peers_acquire(f->peers, zframe_data(id), zframe_size(id));
     ordo_pjob_t *job = calloc(1, sizeof *job);
     ordo_perror_t err;
+    int decoded = job ? ordo_pquery_decode(zframe_data(body), zframe_size(body), &job->q, &err) : -1;
+    if (job) /* by type; [0]: not decoded */
+        atomic_fetch_add_explicit(
+            &f->metrics->queries[decoded == 0 && (unsigned)job->q.type < ORDO_PQ_COUNT_ ? job->q.type
+                                                                                      : 0],
+            1, memory_order_relaxed);
     if (!job) {
         ordo_perror_set(&err, "unavailable", "out of memory");
         s_send_error(f, peer, &msg, NULL, &err);
-    } else if (ordo_pquery_decode(zframe_data(body), zframe_size(body), &job->q, &err) != 0) {
+    } else if (decoded != 0) {
         s_send_error(f, peer, &msg, &job->q, &err);
     } else if (f->n_jobs >= S_JOBS_MAX ||
                (ordo_pquery_is_large(&job->q) ? !(job->big = ordo_peers_admit_big(f->peers, peer))
@@ -259,6 +279,7 @@ static void s_on_query(s_front_t *f)
         s_send_error(f, peer, &msg, &job->q, &err);
     } else {
         job->peer = peer;
+        job->read_ns = read_ns;
         peer = NULL; /* the job holds it now */
         job->envelope = msg;
         msg = NULL;
@@ -279,6 +300,8 @@ static void s_on_query(s_front_t *f)
         }
         job = NULL;
     }
+    if (job) /* answered at once */
+        ordo_histogram_observe(&f->metrics->query_ns, ordo_mono_ns() - read_ns);
     if (job && job->big)
         ordo_peers_big_done(f->peers, peer);
     free(job);
@@ -302,6 +325,17 @@ static int s_run(const ordo_pconfig_t *cfg, const ordo_connect_options_t *engine
 {
     s_front_t f = {0};
     ordo_pactor_config_t acfg[ORDO_PROJ_COUNT_];
+    ordo_pmetrics_t metrics;
+    ordo_pmetrics_init(&metrics);
+    f.metrics = &metrics;
+    ordo_conn_monitor_t *monitor = NULL;
+    ordo_metrics_http_t *http = NULL;
+    /* The threads started here (the connection counter, the metrics
+     * server) leave the stop signals to the main thread. */
+    sigset_t stop_signals, old_mask;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
     int rc = 1;
     if (ordo_mkdir_p(cfg->data_dir) != 0) {
         ordo_log_error("projector", "cannot create the data folder %s: %s", cfg->data_dir,
@@ -321,6 +355,10 @@ static int s_run(const ordo_pconfig_t *cfg, const ordo_connect_options_t *engine
         ordo_log_error("projector", "cannot set CURVE: %s", zmq_strerror(errno));
         goto out;
     }
+    pthread_sigmask(SIG_BLOCK, &stop_signals, &old_mask);
+    monitor = ordo_conn_monitor_start(zsys_init(), (void *[]){zsock_resolve(f.router)},
+                                      metrics.connections, 1);
+    pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
     if (zsock_bind(f.router, "%s", cfg->bind) < 0) {
         ordo_log_error("projector", "cannot bind %s: %s", cfg->bind, zmq_strerror(errno));
         goto out;
@@ -333,7 +371,8 @@ static int s_run(const ordo_pconfig_t *cfg, const ordo_connect_options_t *engine
                                          .engine_opts = engine_opts,
                                          .save_every = cfg->save_every,
                                          .save_ms = S_SAVE_MS,
-                                         .cache_kib = S_CACHE_KIB};
+                                         .cache_kib = S_CACHE_KIB,
+                                         .metrics = &metrics};
         if (!(f.actors[p] = ordo_pactor_new(&acfg[p]))) {
             ordo_log_error("projector", "cannot start the %s actor",
                            ordo_proj_name((ordo_proj_t)p));
@@ -344,6 +383,23 @@ static int s_run(const ordo_pconfig_t *cfg, const ordo_connect_options_t *engine
                   "queries on %s; following %s (events %s); data in %s; saving every %" PRIu64
                   " events",
                   cfg->bind, cfg->engine, cfg->engine_pub, cfg->data_dir, cfg->save_every);
+    if (cfg->metrics[0]) {
+        char err[512];
+        pthread_sigmask(SIG_BLOCK, &stop_signals, &old_mask);
+        http = ordo_metrics_http_start(cfg->metrics, ordo_pmetrics_render, &metrics, err,
+                                       sizeof err);
+        pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
+        if (!http) {
+            ordo_log_error("projector", "%s", err);
+            goto out;
+        }
+        char as_endpoint[300];
+        snprintf(as_endpoint, sizeof as_endpoint, "tcp://%s", cfg->metrics);
+        if (!ordo_endpoint_is_local(as_endpoint))
+            ordo_log_warn("projector", "metrics on %s are readable by anyone who reaches it",
+                          cfg->metrics);
+        ordo_log_info("projector", "metrics on http://%s/metrics", cfg->metrics);
+    }
     int64_t swept = zclock_mono();
     while (!s_stop) {
         if (zclock_mono() - swept >= 1000) {
@@ -369,6 +425,7 @@ static int s_run(const ordo_pconfig_t *cfg, const ordo_connect_options_t *engine
     ordo_log_info("projector", "stopping: saving every projection");
     rc = 0;
 out:
+    ordo_metrics_http_stop(&http);
     for (int p = 0; p < ORDO_PROJ_COUNT_; p++)
         zactor_destroy(&f.actors[p]); /* each saves its model before it ends */
     while (f.jobs) {
@@ -379,6 +436,7 @@ out:
         s_unlink(&f, job);
         s_free_job(&f, job);
     }
+    ordo_conn_monitor_stop(&monitor); /* before the socket it watches is closed */
     zsock_destroy(&f.router);
     ordo_auth_destroy(auth); /* after the socket it guards */
     zsys_shutdown(); /* czmq's context, which may still hold counted replies, before the table */
@@ -394,6 +452,7 @@ int main(int argc, char **argv)
         {"save-every", required_argument, NULL, 0}, {"curve-server", required_argument, NULL, 0},
         {"curve-cert", required_argument, NULL, 0}, {"curve-secret", required_argument, NULL, 0},
         {"curve-clients", required_argument, NULL, 0}, {"insecure", no_argument, NULL, 'i'},
+        {"metrics", required_argument, NULL, 0},
         {"help", no_argument, NULL, 'h'},          {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };

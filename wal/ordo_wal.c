@@ -67,6 +67,7 @@ struct ordo_wal {
     ZSTD_CCtx *cctx;           /* owned, reused for every frame */
     ordo_wal_buf_t raw, frame; /* owned scratch buffers */
     uint32_t last_crc;         /* CRC32C of the last data frame: the next one chains to it */
+    ordo_wal_observer_t observer; /* metrics: told of each fdatasync and frame */
 
     /* Any thread. */
     _Atomic uint64_t head;   /* last position visible to readers */
@@ -466,6 +467,18 @@ static int s_write_identity(ordo_wal_t *wal, int fd, uint64_t first)
  * `sync`: fdatasync the new size at once, so that the fdatasyncs of the
  * frames written into it sync data only (as after a roll). 0, or -1 with
  * errno. */
+/* fdatasync of `fd`, counted and timed for the observer. 0 or -1 (errno). */
+static int s_datasync(ordo_wal_t *wal, int fd)
+{
+    uint64_t t0 = ordo_mono_ns();
+    if (wal->io->fdatasync(wal->io->ctx, fd) != 0)
+        return -1;
+    atomic_fetch_add_explicit(&wal->n_fsyncs, 1, memory_order_relaxed);
+    if (wal->observer.synced)
+        wal->observer.synced(wal->observer.ctx, ordo_mono_ns() - t0);
+    return 0;
+}
+
 static int s_grow(ordo_wal_t *wal, uint64_t need, bool sync)
 {
     uint64_t want = need + S_GROW_AHEAD;
@@ -476,11 +489,8 @@ static int s_grow(ordo_wal_t *wal, uint64_t need, bool sync)
     if (s_preallocate(wal, wal->fd, wal->allocated, want - wal->allocated) != 0)
         return -1;
     wal->allocated = want;
-    if (sync) {
-        if (wal->io->fdatasync(wal->io->ctx, wal->fd) != 0)
-            return -1;
-        atomic_fetch_add_explicit(&wal->n_fsyncs, 1, memory_order_relaxed);
-    }
+    if (sync && s_datasync(wal, wal->fd) != 0)
+        return -1;
     return 0;
 }
 
@@ -896,11 +906,10 @@ static int s_sync(ordo_wal_t *wal)
         return ORDO_ERR_FAILED;
     if (wal->written == atomic_load(&wal->synced))
         return 0;
-    if (wal->io->fdatasync(wal->io->ctx, wal->fd) != 0) {
+    if (s_datasync(wal, wal->fd) != 0) {
         s_seg_t *cur = &wal->segs[wal->nsegs - 1];
         return s_fail(wal, errno, "fdatasync of", cur->first, cur->end);
     }
-    atomic_fetch_add_explicit(&wal->n_fsyncs, 1, memory_order_relaxed);
     wal->last_sync_ns = ordo_mono_ns();
     atomic_store(&wal->head, wal->written);
     atomic_store(&wal->synced, wal->written);
@@ -948,9 +957,8 @@ static int s_roll(ordo_wal_t *wal, uint64_t first, size_t frame_len)
     wal->allocated = ORDO_WAL_ID_FRAME_SIZE;
     if (s_grow(wal, ORDO_WAL_ID_FRAME_SIZE + frame_len, false) != 0)
         return s_fail(wal, errno, "preallocating", first, 0);
-    if (wal->io->fdatasync(wal->io->ctx, fd) != 0)
+    if (s_datasync(wal, fd) != 0)
         return s_fail(wal, errno, "fdatasync of", first, 0);
-    atomic_fetch_add_explicit(&wal->n_fsyncs, 1, memory_order_relaxed);
     return 0;
 }
 
@@ -994,6 +1002,8 @@ int ordo_wal_append(ordo_wal_t *wal, const ordo_wal_rec_t *recs, size_t count,
     wal->written = first + count - 1;
     atomic_fetch_add_explicit(&wal->n_frames, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&wal->n_bytes, len, memory_order_relaxed);
+    if (wal->observer.framed)
+        wal->observer.framed(wal->observer.ctx, len, count);
     if (wal->sync_mode == ORDO_SYNC_ALWAYS ||
         (wal->sync_mode == ORDO_SYNC_BATCH && s_sync_due(wal))) {
         if ((rc = s_sync(wal)) != 0)
@@ -1059,4 +1069,10 @@ void ordo_wal_stats(const ordo_wal_t *wal, uint64_t *frames, uint64_t *fsyncs, u
         *fsyncs = atomic_load_explicit(&wal->n_fsyncs, memory_order_relaxed);
     if (bytes)
         *bytes = atomic_load_explicit(&wal->n_bytes, memory_order_relaxed);
+}
+
+void ordo_wal_observe(ordo_wal_t *wal, const ordo_wal_observer_t *observer)
+{
+    if (wal)
+        wal->observer = observer ? *observer : (ordo_wal_observer_t){0};
 }

@@ -104,6 +104,19 @@ int ordo_wal_error(const ordo_wal_t *wal);
  * may be NULL. */
 void ordo_wal_stats(const ordo_wal_t *wal, uint64_t *frames, uint64_t *fsyncs, uint64_t *bytes);
 
+/* For metrics: functions the appending thread calls after each fdatasync
+ * of the log (its duration) and each frame written (its size and events).
+ * They must be quick and must not call into the log. */
+typedef struct {
+    void *ctx;
+    void (*synced)(void *ctx, uint64_t ns);
+    void (*framed)(void *ctx, size_t bytes, size_t events);
+} ordo_wal_observer_t;
+
+/* Sets (copies) the observer, or clears it with NULL. Before the
+ * appending thread starts, or on it. */
+void ordo_wal_observe(ordo_wal_t *wal, const ordo_wal_observer_t *observer);
+
 /* A reader starting at `from_position` (0 = the first position). Readers may
  * run on other threads while one thread appends; they see records up to
  * ordo_wal_head() as of each frame fetch. Returns 0, ORDO_ERR_NOT_FOUND
