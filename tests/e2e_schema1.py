@@ -7,20 +7,72 @@ index) reads back with the same fields; ReadAll returns every position once.
 PROTOCOL.md 1.1: the stored OrderCreated events (schema 1) read as schema
 2 with currency "USD" on every read path (history, ReadAll, duplicate
 replies, past states, the orders), they have no hash, and the first event
-written after the upgrade chains from 32 zero bytes.
+written after the upgrade chains from 32 zero bytes. ordo-projector,
+following the upgraded engine from position 1, builds read models whose
+summaries match every order of expected.json.
 
-Usage: e2e_schema1.py PATH-TO-ordo-server"""
+Usage: e2e_schema1.py PATH-TO-ordo-server PATH-TO-ordo-projector"""
 import json
 import os
 import shutil
+import signal
+import socket
+import subprocess
 import sys
 import tempfile
+import time
 import traceback
+
+import msgpack
+import zmq
 
 import e2e_server  # noqa: F401  (reads the server's path from argv)
 from e2e_server import Server, chain_hash, verify_chain
 
 FIXTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "schema1")
+PROJECTOR = sys.argv[2]
+
+
+def check_projector(srv, expected, data):
+    """The projector reads the 0.2 log through the upgraded engine."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = open(os.path.join(data, "projector.log"), "ab")
+    proc = subprocess.Popen([PROJECTOR, "--engine", srv.bind, "--engine-pub", srv.pub,
+                             "--bind", "tcp://127.0.0.1:%d" % port,
+                             "--data-dir", os.path.join(data, "proj")], stdout=log, stderr=log)
+    d = zmq.Context.instance().socket(zmq.DEALER)
+    d.setsockopt(zmq.LINGER, 0)
+    d.connect("tcp://127.0.0.1:%d" % port)
+
+    def ask(req):
+        d.send(msgpack.packb(req))
+        assert d.poll(10000), req
+        return msgpack.unpackb(d.recv())
+
+    try:
+        head = srv.call({"type": "Ping"})["head_position"]
+        deadline = time.monotonic() + 60
+        while True:  # bounded poll until every projection has the whole log
+            assert proc.poll() is None, "projector exited with %s" % proc.returncode
+            st = ask({"type": "ProjectionStatus"})
+            if st["ok"] and all(p["position"] == head for p in st["projections"]):
+                break
+            assert time.monotonic() < deadline, st
+            time.sleep(0.05)
+        for want in expected["orders"]:
+            r = ask({"type": "GetOrderSummary", "order_id": want["order_id"]})
+            assert r["ok"], r
+            got = r["order"]
+            for k in ("status", "version", "user_id", "restaurant_id", "total_cents"):
+                assert got[k] == want[k], (want["order_id"], k, got[k], want[k])
+    finally:
+        d.close()
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=60)
+        log.close()
+    assert rc == 0, "projector exited with %d" % rc
 
 
 def check(srv, expected):
@@ -105,6 +157,7 @@ def main():
             try:
                 srv.start()
                 check(srv, expected)
+                check_projector(srv, expected, data)
                 oid = check_chain(srv, expected)
                 assert srv.stop() == 0
                 srv.start()  # the head hash survives, in the snapshot or the log
