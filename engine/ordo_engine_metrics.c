@@ -11,25 +11,25 @@
 
 void ordo_engine_stats_init(ordo_engine_stats_t *st)
 {
-    ordo_histogram_init(&st->front.command_ns, ordo_hist_latency_ns, ordo_hist_latency_n);
-    ordo_histogram_init(&st->front.query_ns, ordo_hist_latency_ns, ordo_hist_latency_n);
-    ordo_histogram_init(&st->fsync_ns, ordo_hist_latency_ns, ordo_hist_latency_n);
-    ordo_histogram_init(&st->frame_bytes, ordo_hist_bytes, ordo_hist_bytes_n);
+    ordo_buckets_init(&st->front.command_ns, ordo_buckets_latency_ns, ordo_buckets_latency_n);
+    ordo_buckets_init(&st->front.query_ns, ordo_buckets_latency_ns, ordo_buckets_latency_n);
+    ordo_buckets_init(&st->fsync_ns, ordo_buckets_latency_ns, ordo_buckets_latency_n);
+    ordo_buckets_init(&st->frame_bytes, ordo_buckets_bytes, ordo_buckets_bytes_n);
     static const uint64_t events[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096};
-    ordo_histogram_init(&st->frame_events, events, sizeof events / sizeof *events);
+    ordo_buckets_init(&st->frame_events, events, sizeof events / sizeof *events);
 }
 
 static void s_synced(void *ctx, uint64_t ns)
 {
     ordo_engine_stats_t *st = ctx;
-    ordo_histogram_observe(&st->fsync_ns, ns);
+    ordo_buckets_observe(&st->fsync_ns, ns);
 }
 
 static void s_framed(void *ctx, size_t bytes, size_t events)
 {
     ordo_engine_stats_t *st = ctx;
-    ordo_histogram_observe(&st->frame_bytes, bytes);
-    ordo_histogram_observe(&st->frame_events, events);
+    ordo_buckets_observe(&st->frame_bytes, bytes);
+    ordo_buckets_observe(&st->frame_events, events);
 }
 
 void ordo_engine_stats_observe(ordo_engine_stats_t *st, ordo_wal_t *wal)

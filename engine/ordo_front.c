@@ -151,7 +151,7 @@ static void s_send_reply(ordo_front_t *f, uint64_t tag, const void *bytes, size_
         return;
     }
     s_envelope_t *env = &f->slots[index];
-    ordo_histogram_observe(env->query ? &f->stats->query_ns : &f->stats->command_ns,
+    ordo_buckets_observe(env->query ? &f->stats->query_ns : &f->stats->command_ns,
                            f->now_ns - env->read_ns);
     /* The body first, so a failure cannot leave a message half sent. It
      * counts against its connection until written (ordo_peers.h); out of

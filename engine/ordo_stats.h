@@ -9,7 +9,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "ordo_histogram.h"
+#include "ordo_buckets.h"
 #include "ordo_limits.h" /* ORDO_SHARDS_MAX */
 #include "ordo_order.h"  /* ORDO_REQ_COUNT_, ORDO_CODE_COUNT_ */
 
@@ -29,7 +29,7 @@ typedef struct {
 typedef struct {
     _Atomic uint64_t by_code[ORDO_CODE_COUNT_]; /* error replies made here */
     _Atomic uint64_t dropped;                   /* messages dropped for their envelope */
-    ordo_histogram_t command_ns, query_ns;
+    ordo_buckets_t command_ns, query_ns;
 } ordo_front_stats_t;
 
 
@@ -40,9 +40,9 @@ typedef struct {
     _Atomic uint64_t events_appended, batches, log_failed;
     _Atomic uint64_t snapshots, snapshot_position, snapshot_us;
     ordo_front_stats_t front;
-    ordo_histogram_t fsync_ns;     /* the log writer's: each fdatasync */
-    ordo_histogram_t frame_bytes;  /* each frame appended, compressed */
-    ordo_histogram_t frame_events; /* events per frame (group commit) */
+    ordo_buckets_t fsync_ns;     /* the log writer's: each fdatasync */
+    ordo_buckets_t frame_bytes;  /* each frame appended, compressed */
+    ordo_buckets_t frame_events; /* events per frame (group commit) */
     _Atomic int64_t connections[2]; /* gauge: TCP/IPC peers of the ROUTER, of the PUB */
 } ordo_engine_stats_t;
 

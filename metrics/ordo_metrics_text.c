@@ -134,12 +134,12 @@ void ordo_mtext_double(ordo_mtext_t *t, const char *name, const char *label, con
 }
 
 void ordo_mtext_histogram(ordo_mtext_t *t, const char *name, const char *help,
-                          ordo_histogram_t *h, double scale)
+                          ordo_buckets_t *h, double scale)
 {
     ordo_mtext_family(t, name, "histogram", help);
     /* One read of each bucket: the cumulative counts are then consistent
      * with each other and with _count, even while observations go on. */
-    uint64_t counts[ORDO_HIST_BOUNDS_MAX + 1];
+    uint64_t counts[ORDO_BUCKETS_MAX + 1];
     for (uint32_t i = 0; i <= h->n; i++)
         counts[i] = atomic_load_explicit(&h->count[i], memory_order_relaxed);
     uint64_t sum = atomic_load_explicit(&h->sum, memory_order_relaxed);

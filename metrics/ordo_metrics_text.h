@@ -5,7 +5,7 @@
 #ifndef ORDO_METRICS_TEXT_H
 #define ORDO_METRICS_TEXT_H
 
-#include "ordo_histogram.h"
+#include "ordo_buckets.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -35,6 +35,6 @@ void ordo_mtext_double(ordo_mtext_t *t, const char *name, const char *label, con
  * with bounds and sum multiplied by `scale` (1e-9: nanoseconds as
  * seconds). */
 void ordo_mtext_histogram(ordo_mtext_t *t, const char *name, const char *help,
-                          ordo_histogram_t *h, double scale);
+                          ordo_buckets_t *h, double scale);
 
 #endif

@@ -181,7 +181,7 @@ static int s_gen_save(s_actor_t *a, s_gen_t *g)
                       g->position - g->committed, t2 - t0, t1 - t0, t2 - t1);
     g->committed = g->position;
     atomic_fetch_add_explicit(&a->cfg.metrics->proj[a->cfg.proj].saves, 1, memory_order_relaxed);
-    ordo_histogram_observe(&a->cfg.metrics->save_ns, ordo_mono_ns() - t0_ns);
+    ordo_buckets_observe(&a->cfg.metrics->save_ns, ordo_mono_ns() - t0_ns);
     if (ordo_pstore_begin(g->db) != 0) {
         s_gen_fail(a, g, "cannot start a transaction");
         return -1;

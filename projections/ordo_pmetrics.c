@@ -13,8 +13,8 @@ void ordo_pmetrics_init(ordo_pmetrics_t *m)
 {
     memset(m, 0, sizeof *m);
     m->start_us = ordo_now_us();
-    ordo_histogram_init(&m->query_ns, ordo_hist_latency_ns, ordo_hist_latency_n);
-    ordo_histogram_init(&m->save_ns, ordo_hist_latency_ns, ordo_hist_latency_n);
+    ordo_buckets_init(&m->query_ns, ordo_buckets_latency_ns, ordo_buckets_latency_n);
+    ordo_buckets_init(&m->save_ns, ordo_buckets_latency_ns, ordo_buckets_latency_n);
 }
 
 void ordo_pmetrics_error(ordo_pmetrics_t *m, const char *code)

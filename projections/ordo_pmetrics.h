@@ -7,7 +7,7 @@
 #ifndef ORDO_PMETRICS_H
 #define ORDO_PMETRICS_H
 
-#include "ordo_histogram.h"
+#include "ordo_buckets.h"
 #include "ordo_metrics_text.h"
 #include "ordo_pquery.h"
 
@@ -31,10 +31,10 @@ typedef struct {
 typedef struct {
     int64_t start_us;
     ordo_pmetrics_proj_t proj[ORDO_PROJ_COUNT_];
-    ordo_histogram_t save_ns; /* every projection's saves */
+    ordo_buckets_t save_ns; /* every projection's saves */
     _Atomic uint64_t queries[ORDO_PQ_COUNT_]; /* decoded, by type; [0]: not decoded */
     _Atomic uint64_t errors[ORDO_PCODE_COUNT]; /* error replies, by code */
-    ordo_histogram_t query_ns; /* read off the socket to reply sent */
+    ordo_buckets_t query_ns; /* read off the socket to reply sent */
     _Atomic int64_t connections[1]; /* the ROUTER's */
 } ordo_pmetrics_t;
 

@@ -237,7 +237,7 @@ static void s_job_done(s_front_t *f, ordo_pjob_t *job)
         ordo_perror_set(&err, "unavailable", "the answer could not be made (out of memory)");
         s_send_error(f, job->peer, &job->envelope, &job->q, &err);
     }
-    ordo_histogram_observe(&f->metrics->query_ns, ordo_mono_ns() - job->read_ns);
+    ordo_buckets_observe(&f->metrics->query_ns, ordo_mono_ns() - job->read_ns);
     s_unlink(f, job);
     s_free_job(f, job);
 }
@@ -301,7 +301,7 @@ static void s_on_query(s_front_t *f)
         job = NULL;
     }
     if (job) /* answered at once */
-        ordo_histogram_observe(&f->metrics->query_ns, ordo_mono_ns() - read_ns);
+        ordo_buckets_observe(&f->metrics->query_ns, ordo_mono_ns() - read_ns);
     if (job && job->big)
         ordo_peers_big_done(f->peers, peer);
     free(job);

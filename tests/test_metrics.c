@@ -2,7 +2,7 @@
  * +Inf, sums), the Prometheus text writer (families, label escaping,
  * cumulative buckets, +Inf = _count, scaling), addresses, and the /metrics
  * server answering GET /metrics only (404, 405), on a port it chose. */
-#include "ordo_histogram.h"
+#include "ordo_buckets.h"
 #include "ordo_metrics_addr.h"
 #include "ordo_metrics_http.h"
 #include "ordo_metrics_text.h"
@@ -18,24 +18,24 @@
 static void test_histogram_buckets(void)
 {
     static const uint64_t bounds[] = {10, 100, 1000};
-    ordo_histogram_t h;
-    ordo_histogram_init(&h, bounds, 3);
+    ordo_buckets_t h;
+    ordo_buckets_init(&h, bounds, 3);
     uint64_t values[] = {0, 10, 11, 100, 101, 1000, 1001, 5000000};
     for (size_t i = 0; i < sizeof values / sizeof *values; i++)
-        ordo_histogram_observe(&h, values[i]);
+        ordo_buckets_observe(&h, values[i]);
     CU_ASSERT_EQUAL(h.count[0], 2); /* 0, 10: a bound is inclusive */
     CU_ASSERT_EQUAL(h.count[1], 2); /* 11, 100 */
     CU_ASSERT_EQUAL(h.count[2], 2); /* 101, 1000 */
     CU_ASSERT_EQUAL(h.count[3], 2); /* above the last: +Inf */
     CU_ASSERT_EQUAL(h.sum, 0 + 10 + 11 + 100 + 101 + 1000 + 1001 + 5000000);
     /* More bounds than it holds are cut, not overrun. */
-    uint64_t many[ORDO_HIST_BOUNDS_MAX + 5];
+    uint64_t many[ORDO_BUCKETS_MAX + 5];
     for (size_t i = 0; i < sizeof many / sizeof *many; i++)
         many[i] = i + 1;
-    ordo_histogram_init(&h, many, sizeof many / sizeof *many);
-    CU_ASSERT_EQUAL(h.n, ORDO_HIST_BOUNDS_MAX);
-    ordo_histogram_observe(&h, 1000);
-    CU_ASSERT_EQUAL(h.count[ORDO_HIST_BOUNDS_MAX], 1);
+    ordo_buckets_init(&h, many, sizeof many / sizeof *many);
+    CU_ASSERT_EQUAL(h.n, ORDO_BUCKETS_MAX);
+    ordo_buckets_observe(&h, 1000);
+    CU_ASSERT_EQUAL(h.count[ORDO_BUCKETS_MAX], 1);
 }
 
 static void test_text_format(void)
@@ -58,12 +58,12 @@ static void test_text_format(void)
 static void test_text_histogram(void)
 {
     static const uint64_t bounds[] = {1000000, 5000000}; /* 1 ms, 5 ms in ns */
-    ordo_histogram_t h;
-    ordo_histogram_init(&h, bounds, 2);
-    ordo_histogram_observe(&h, 500000);
-    ordo_histogram_observe(&h, 2000000);
-    ordo_histogram_observe(&h, 2000000);
-    ordo_histogram_observe(&h, 9000000);
+    ordo_buckets_t h;
+    ordo_buckets_init(&h, bounds, 2);
+    ordo_buckets_observe(&h, 500000);
+    ordo_buckets_observe(&h, 2000000);
+    ordo_buckets_observe(&h, 2000000);
+    ordo_buckets_observe(&h, 9000000);
     ordo_mtext_t t;
     ordo_mtext_init(&t);
     ordo_mtext_histogram(&t, "d_seconds", "Durations", &h, 1e-9);
