@@ -1,9 +1,9 @@
 /* ordo-projector settings (see ordo_pconfig.h). */
 #include "ordo_pconfig.h"
 
-#include "ordo_metrics_addr.h"
-
 #include "ordo_exposure.h"
+#include "ordo_metrics_addr.h"
+#include "ordo_pgschema.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -19,6 +19,8 @@ void ordo_pconfig_defaults(ordo_pconfig_t *cfg)
     snprintf(cfg->bind, sizeof cfg->bind, "tcp://127.0.0.1:7702");
     snprintf(cfg->data_dir, sizeof cfg->data_dir, "./projections");
     cfg->save_every = 500000;
+    snprintf(cfg->postgres_schema, sizeof cfg->postgres_schema, "ordo");
+    cfg->postgres_batch = 50000;
 }
 
 static int s_text(char *dst, size_t size, const char *name, const char *value, char *err,
@@ -44,6 +46,33 @@ int ordo_pconfig_set(ordo_pconfig_t *cfg, const char *name, const char *value, c
         return s_text(cfg->bind, sizeof cfg->bind, name, value, err, err_size);
     if (!strcmp(name, "data-dir"))
         return s_text(cfg->data_dir, sizeof cfg->data_dir, name, value, err, err_size);
+    if (!strcmp(name, "postgres"))
+        return s_text(cfg->postgres, sizeof cfg->postgres, name, value, err, err_size);
+    if (!strcmp(name, "postgres-schema")) {
+        if (!ordo_pg_schema_name_ok(value)) {
+            snprintf(err, err_size,
+                     "--postgres-schema must be 1 to %d of a-z, 0-9 and _, not starting with a "
+                     "digit or pg_, not \"%s\"",
+                     ORDO_PG_SCHEMA_MAX, value);
+            return -1;
+        }
+        return s_text(cfg->postgres_schema, sizeof cfg->postgres_schema, name, value, err,
+                      err_size);
+    }
+    if (!strcmp(name, "postgres-batch")) {
+        char *end;
+        errno = 0;
+        unsigned long long v = value[0] >= '0' && value[0] <= '9' ? strtoull(value, &end, 10) : 0;
+        if (value[0] < '0' || value[0] > '9' || errno || *end || v < 1 || v > 1000000ULL) {
+            snprintf(err, err_size,
+                     "--postgres-batch must be a whole number of events from 1 to 1000000, not "
+                     "\"%s\"",
+                     value);
+            return -1;
+        }
+        cfg->postgres_batch = v;
+        return 1;
+    }
     if (!strcmp(name, "metrics")) {
         char why[400];
         if (ordo_metrics_addr_check(value, why, sizeof why) != 0) {
@@ -119,6 +148,9 @@ int ordo_pconfig_from_env(ordo_pconfig_t *cfg, char *err, size_t err_size)
         {"ORDO_PROJECTOR_CURVE_SECRET", "curve-secret"},
         {"ORDO_PROJECTOR_CURVE_CLIENTS", "curve-clients"},
         {"ORDO_PROJECTOR_METRICS", "metrics"},
+        {"ORDO_PROJECTOR_POSTGRES", "postgres"},
+        {"ORDO_PROJECTOR_POSTGRES_SCHEMA", "postgres-schema"},
+        {"ORDO_PROJECTOR_POSTGRES_BATCH", "postgres-batch"},
     };
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
         const char *v = getenv(vars[i][0]);

@@ -25,6 +25,12 @@ typedef struct {
     char curve_clients[PATH_MAX];
     bool insecure; /* --insecure: bind beyond loopback without CURVE */
     char metrics[256]; /* --metrics, ORDO_PROJECTOR_METRICS: HOST:PORT for /metrics; "" = none */
+    /* The PostgreSQL read models: --postgres CONNINFO (ORDO_PROJECTOR_POSTGRES;
+     * "" = none), --postgres-schema (ORDO_PROJECTOR_POSTGRES_SCHEMA, default
+     * "ordo"), --postgres-batch (events per transaction catching up). */
+    char postgres[1024];
+    char postgres_schema[64];
+    uint64_t postgres_batch;
 } ordo_pconfig_t;
 
 /* tcp://127.0.0.1:7700, :7701, :7702, ./projections, 500,000 events. */
@@ -32,7 +38,8 @@ void ordo_pconfig_defaults(ordo_pconfig_t *cfg);
 
 /* Sets a setting by its flag's name ("engine", "engine-pub", "bind",
  * "data-dir", "save-every", "curve-server", "curve-cert", "curve-secret",
- * "curve-clients", "metrics"): 1 set, 0 not a setting, -1 invalid (err). */
+ * "curve-clients", "metrics", "postgres", "postgres-schema", "postgres-batch"): 1 set, 0
+ * not a setting, -1 invalid (err). */
 int ordo_pconfig_set(ordo_pconfig_t *cfg, const char *name, const char *value, char *err,
                      size_t err_size);
 

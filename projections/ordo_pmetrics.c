@@ -9,12 +9,55 @@
 static const char *const s_codes[ORDO_PCODE_COUNT] = {
     "bad_request", "unknown_type", "not_found", "lagging", "overloaded", "unavailable", "other"};
 
+static uint64_t s_get(_Atomic uint64_t *v)
+{
+    return atomic_load_explicit(v, memory_order_relaxed);
+}
+
 void ordo_pmetrics_init(ordo_pmetrics_t *m)
 {
     memset(m, 0, sizeof *m);
     m->start_us = ordo_now_us();
     ordo_buckets_init(&m->query_ns, ordo_buckets_latency_ns, ordo_buckets_latency_n);
     ordo_buckets_init(&m->save_ns, ordo_buckets_latency_ns, ordo_buckets_latency_n);
+    ordo_buckets_init(&m->pg.batch_ns, ordo_buckets_latency_ns, ordo_buckets_latency_n);
+    static const uint64_t events[] = {1, 10, 100, 1000, 10000, 50000, 100000, 500000};
+    ordo_buckets_init(&m->pg.batch_events, events, sizeof events / sizeof *events);
+}
+
+static void s_pg(ordo_mtext_t *t, ordo_pmetrics_pg_t *pg)
+{
+    static const struct {
+        const char *name, *type, *help;
+        size_t offset;
+    } rows[] = {
+        {"ordo_postgres_connected", "gauge", "1 while the PostgreSQL writer holds a connection",
+         offsetof(ordo_pmetrics_pg_t, connected)},
+        {"ordo_postgres_position", "gauge",
+         "The checkpoint of the PostgreSQL read models: the last event their tables hold",
+         offsetof(ordo_pmetrics_pg_t, position)},
+        {"ordo_postgres_events_applied_total", "counter", "Events committed into PostgreSQL",
+         offsetof(ordo_pmetrics_pg_t, applied)},
+        {"ordo_postgres_batches_total", "counter", "Transactions committed into PostgreSQL",
+         offsetof(ordo_pmetrics_pg_t, batches)},
+        {"ordo_postgres_failures_total", "counter",
+         "Batches rolled back and connections lost or refused (each retried from the checkpoint)",
+         offsetof(ordo_pmetrics_pg_t, failures)},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
+        ordo_mtext_family(t, rows[i].name, rows[i].type, rows[i].help);
+        ordo_mtext_uint(t, rows[i].name, NULL, NULL,
+                        s_get((_Atomic uint64_t *)((char *)pg + rows[i].offset)));
+    }
+    uint64_t head = s_get(&pg->head), pos = s_get(&pg->position);
+    ordo_mtext_family(t, "ordo_postgres_lag_events", "gauge",
+                      "Events between the engine head and the PostgreSQL checkpoint");
+    ordo_mtext_uint(t, "ordo_postgres_lag_events", NULL, NULL, head > pos ? head - pos : 0);
+    ordo_mtext_histogram(t, "ordo_postgres_batch_duration_seconds",
+                         "Each batch's transaction: COPY, the fold, the checkpoint, COMMIT",
+                         &pg->batch_ns, 1e-9);
+    ordo_mtext_histogram(t, "ordo_postgres_batch_events", "Events per batch", &pg->batch_events,
+                         1);
 }
 
 void ordo_pmetrics_error(ordo_pmetrics_t *m, const char *code)
@@ -23,11 +66,6 @@ void ordo_pmetrics_error(ordo_pmetrics_t *m, const char *code)
     while (i < ORDO_PCODE_COUNT - 1 && (!code || strcmp(code, s_codes[i]) != 0))
         i++;
     atomic_fetch_add_explicit(&m->errors[i], 1, memory_order_relaxed);
-}
-
-static uint64_t s_get(_Atomic uint64_t *v)
-{
-    return atomic_load_explicit(v, memory_order_relaxed);
 }
 
 /* One gauge or counter per projection, from the field `offset` bytes into
@@ -105,4 +143,6 @@ void ordo_pmetrics_render(void *ctx, ordo_mtext_t *t)
     ordo_mtext_histogram(t, "ordo_projection_save_duration_seconds",
                          "Each save of a read model with its checkpoint (all projections)",
                          &m->save_ns, 1e-9);
+    if (m->pg.enabled)
+        s_pg(t, &m->pg);
 }

@@ -12,6 +12,7 @@
 #include "ordo_pquery.h"
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 /* PROJECTIONS.md's error codes, and one slot for any other. */
@@ -28,8 +29,22 @@ typedef struct {
     _Atomic uint64_t saves;      /* commits of the model with its checkpoint */
 } ordo_pmetrics_proj_t;
 
+/* The PostgreSQL read models' writer (ordo_pgsink.h), when --postgres. */
+typedef struct {
+    bool enabled;
+    _Atomic uint64_t connected;  /* 1 while it holds a connection */
+    _Atomic uint64_t position;   /* the checkpoint it last committed or read */
+    _Atomic uint64_t head;       /* the highest engine head it learned */
+    _Atomic uint64_t applied;    /* events committed */
+    _Atomic uint64_t batches;    /* transactions committed */
+    _Atomic uint64_t failures;   /* batches rolled back, connections lost or refused */
+    ordo_buckets_t batch_ns;     /* each batch's transaction */
+    ordo_buckets_t batch_events; /* events per batch */
+} ordo_pmetrics_pg_t;
+
 typedef struct {
     int64_t start_us;
+    ordo_pmetrics_pg_t pg;
     ordo_pmetrics_proj_t proj[ORDO_PROJ_COUNT_];
     ordo_buckets_t save_ns; /* every projection's saves */
     _Atomic uint64_t queries[ORDO_PQ_COUNT_]; /* decoded, by type; [0]: not decoded */

@@ -16,6 +16,7 @@
 #include "ordo_exposure.h"
 #include "ordo_metrics_http.h"
 #include "ordo_pconfig.h"
+#include "ordo_pgsink.h"
 #include "ordo_pmetrics.h"
 #include "ordo_peers.h"
 #include "ordo_pquery.h"
@@ -75,6 +76,14 @@ static void s_usage(FILE *out)
             "  --insecure             bind beyond loopback without CURVE (refused otherwise)\n"
             "  --metrics HOST:PORT    serve Prometheus metrics at http://HOST:PORT/metrics\n"
             "                         (such as 127.0.0.1:9465; ORDO_PROJECTOR_METRICS)\n"
+            "  --postgres CONNINFO    also keep read-model tables in PostgreSQL: a libpq\n"
+            "                         connection string or URI, such as \"host=db dbname=shop\"\n"
+            "                         (ORDO_PROJECTOR_POSTGRES; a password is best left to\n"
+            "                         PGPASSWORD or ~/.pgpass). See docs/postgres.md.\n"
+            "  --postgres-schema NAME the PostgreSQL schema of those tables (default ordo;\n"
+            "                         ORDO_PROJECTOR_POSTGRES_SCHEMA)\n"
+            "  --postgres-batch N     events per transaction while catching up (default\n"
+            "                         50000; ORDO_PROJECTOR_POSTGRES_BATCH)\n"
             "  --help, --version\n"
             "\n"
             "Read models: summary (GetOrderSummary, ListOrders), restaurant (RestaurantBoard),\n"
@@ -85,6 +94,7 @@ static void s_usage(FILE *out)
 typedef struct {
     zsock_t *router;
     zactor_t *actors[ORDO_PROJ_COUNT_];
+    zactor_t *pgsink; /* the PostgreSQL writer, with --postgres */
     ordo_pjob_t *jobs; /* owned: every job in flight, a doubly linked list */
     size_t n_jobs;
     ordo_peers_t *peers; /* owned: what each connection holds of reply memory */
@@ -379,6 +389,21 @@ static int s_run(const ordo_pconfig_t *cfg, const ordo_connect_options_t *engine
             goto out;
         }
     }
+    ordo_pgsink_config_t pgcfg = {.conninfo = cfg->postgres,
+                                  .schema = cfg->postgres_schema,
+                                  .engine = cfg->engine,
+                                  .engine_pub = cfg->engine_pub,
+                                  .engine_opts = engine_opts,
+                                  .batch_events = (size_t)cfg->postgres_batch,
+                                  .flush_ms = 50,
+                                  .metrics = &metrics.pg};
+    if (cfg->postgres[0]) {
+        metrics.pg.enabled = true;
+        if (!(f.pgsink = ordo_pgsink_new(&pgcfg))) {
+            ordo_log_error("projector", "cannot start the PostgreSQL writer");
+            goto out;
+        }
+    }
     ordo_log_info("projector",
                   "queries on %s; following %s (events %s); data in %s; saving every %" PRIu64
                   " events",
@@ -426,6 +451,7 @@ static int s_run(const ordo_pconfig_t *cfg, const ordo_connect_options_t *engine
     rc = 0;
 out:
     ordo_metrics_http_stop(&http);
+    zactor_destroy(&f.pgsink); /* commits what it holds */
     for (int p = 0; p < ORDO_PROJ_COUNT_; p++)
         zactor_destroy(&f.actors[p]); /* each saves its model before it ends */
     while (f.jobs) {
@@ -452,7 +478,9 @@ int main(int argc, char **argv)
         {"save-every", required_argument, NULL, 0}, {"curve-server", required_argument, NULL, 0},
         {"curve-cert", required_argument, NULL, 0}, {"curve-secret", required_argument, NULL, 0},
         {"curve-clients", required_argument, NULL, 0}, {"insecure", no_argument, NULL, 'i'},
-        {"metrics", required_argument, NULL, 0},
+        {"metrics", required_argument, NULL, 0},  {"postgres", required_argument, NULL, 0},
+        {"postgres-schema", required_argument, NULL, 0},
+        {"postgres-batch", required_argument, NULL, 0},
         {"help", no_argument, NULL, 'h'},          {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };

@@ -1,0 +1,250 @@
+/* The PostgreSQL read models' schema and its migrations (see
+ * ordo_pgschema.h). A migration is never edited once released: a change
+ * is a new one at the end of s_migrations. */
+#include "ordo_pgschema.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Numbered from 1; each runs once, in its own transaction. */
+static const struct {
+    const char *what;
+    const char *sql;
+} s_migrations[] = {
+    {"orders, status history, hourly analytics, the restaurant board, the checkpoint",
+     /* btree_gist lets the as-of index hold `status` (a plain text column)
+      * beside the time range. It is a trusted extension: the database's
+      * owner may create it. */
+     "CREATE EXTENSION IF NOT EXISTS btree_gist;"
+     "CREATE TABLE @S.checkpoint ("
+     "  id integer PRIMARY KEY CHECK (id = 1),"
+     "  position bigint NOT NULL CHECK (position >= 0),"
+     "  updated_at timestamptz NOT NULL);"
+     "INSERT INTO @S.checkpoint VALUES (1, 0, now());"
+     "CREATE TABLE @S.orders ("
+     "  id text PRIMARY KEY,"
+     "  user_id bigint NOT NULL,"
+     "  restaurant_id bigint NOT NULL,"
+     "  status text NOT NULL,"
+     "  items jsonb NOT NULL,"
+     "  total_cents bigint NOT NULL,"
+     "  currency text NOT NULL,"
+     "  delivery_address text NOT NULL,"
+     "  created_at timestamptz NOT NULL,"
+     "  updated_at timestamptz NOT NULL,"
+     "  version integer NOT NULL,"
+     "  estimated_minutes integer,"
+     "  courier_id bigint,"
+     "  cancel_reason text,"
+     "  cancelled_from text,"
+     "  position bigint NOT NULL);" /* of its last event */
+     "CREATE INDEX orders_open_by_restaurant ON @S.orders (restaurant_id, status)"
+     "  WHERE status NOT IN ('Delivered', 'Cancelled');"
+     "CREATE INDEX orders_by_user ON @S.orders (user_id, created_at);"
+     "CREATE TABLE @S.order_status_history ("
+     "  order_id text NOT NULL,"
+     "  status text NOT NULL,"
+     "  from_at timestamptz NOT NULL,"
+     "  to_at timestamptz,"            /* NULL: it still is */
+     "  from_position bigint NOT NULL,"
+     "  to_position bigint,"
+     "  PRIMARY KEY (order_id, from_position));"
+     /* "Which orders were OutForDelivery at 19:00": status = $1 AND
+      * tstzrange(from_at, to_at, '[)') @> $2, one range scan of this. */
+     "CREATE INDEX order_status_history_as_of ON @S.order_status_history"
+     "  USING gist (status, tstzrange(from_at, to_at, '[)'));"
+     "CREATE TABLE @S.analytics_hourly ("
+     "  hour timestamptz NOT NULL,"
+     "  restaurant_id bigint NOT NULL,"
+     "  currency text NOT NULL,"
+     "  created bigint NOT NULL DEFAULT 0,"
+     "  confirmed bigint NOT NULL DEFAULT 0,"
+     "  preparing bigint NOT NULL DEFAULT 0,"
+     "  ready bigint NOT NULL DEFAULT 0,"
+     "  out_for_delivery bigint NOT NULL DEFAULT 0,"
+     "  delivered bigint NOT NULL DEFAULT 0,"
+     "  cancelled bigint NOT NULL DEFAULT 0,"
+     "  cancelled_from_created bigint NOT NULL DEFAULT 0,"
+     "  cancelled_from_confirmed bigint NOT NULL DEFAULT 0,"
+     "  cancelled_from_preparing bigint NOT NULL DEFAULT 0,"
+     "  revenue_cents bigint NOT NULL DEFAULT 0," /* total_cents of the orders delivered */
+     "  PRIMARY KEY (hour, restaurant_id, currency));"
+     "CREATE VIEW @S.restaurant_board AS"
+     "  SELECT restaurant_id, status, count(*) AS orders,"
+     "         min(created_at) AS oldest_created_at, max(updated_at) AS last_change_at"
+     "  FROM @S.orders WHERE status NOT IN ('Delivered', 'Cancelled')"
+     "  GROUP BY restaurant_id, status;"},
+};
+#define S_MIGRATIONS ((int)(sizeof s_migrations / sizeof s_migrations[0]))
+
+int ordo_pg_schema_version(void)
+{
+    return S_MIGRATIONS;
+}
+
+bool ordo_pg_schema_name_ok(const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+    if (n == 0 || n > ORDO_PG_SCHEMA_MAX || (name[0] >= '0' && name[0] <= '9') ||
+        !strncmp(name, "pg_", 3))
+        return false;
+    return strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_") == n;
+}
+
+char *ordo_pg_sql(const char *sql, const char *schema)
+{
+    size_t uses = 0, slen = strlen(schema);
+    for (const char *p = strstr(sql, "@S"); p; p = strstr(p + 2, "@S"))
+        uses++;
+    char *out = malloc(strlen(sql) + uses * (slen + 2) + 1);
+    if (!out)
+        return NULL;
+    char *w = out;
+    for (const char *p = sql; *p;) {
+        if (p[0] == '@' && p[1] == 'S') {
+            *w++ = '"';
+            memcpy(w, schema, slen);
+            w += slen;
+            *w++ = '"';
+            p += 2;
+        } else {
+            *w++ = *p++;
+        }
+    }
+    *w = '\0';
+    return out;
+}
+
+static int s_fail(PGconn *c, PGresult *r, const char *what, char *err, size_t errsize)
+{
+    const char *msg = r ? PQresultErrorMessage(r) : PQerrorMessage(c);
+    snprintf(err, errsize, "%s: %s", what, msg && *msg ? msg : "no reply from PostgreSQL");
+    size_t n = strlen(err);
+    while (n && (err[n - 1] == '\n' || err[n - 1] == ' '))
+        err[--n] = '\0';
+    PQclear(r);
+    return -1;
+}
+
+int ordo_pg_exec(PGconn *c, const char *sql, char *err, size_t errsize)
+{
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+        return s_fail(c, r, "SQL", err, errsize);
+    PQclear(r);
+    return 0;
+}
+
+/* Runs a template (@S = the schema) without results. */
+static int s_exec_s(PGconn *c, const char *sql, const char *schema, char *err, size_t errsize)
+{
+    char *text = ordo_pg_sql(sql, schema);
+    if (!text) {
+        snprintf(err, errsize, "out of memory");
+        return -1;
+    }
+    int rc = ordo_pg_exec(c, text, err, errsize);
+    free(text);
+    return rc;
+}
+
+/* The one integer a query returns; *found false when no row. */
+static int s_query_int(PGconn *c, const char *sql, const char *schema, int64_t *out, bool *found,
+                       char *err, size_t errsize)
+{
+    char *text = ordo_pg_sql(sql, schema);
+    if (!text) {
+        snprintf(err, errsize, "out of memory");
+        return -1;
+    }
+    PGresult *r = PQexec(c, text);
+    free(text);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        return s_fail(c, r, "SQL", err, errsize);
+    *found = PQntuples(r) > 0 && !PQgetisnull(r, 0, 0);
+    *out = *found ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : 0;
+    PQclear(r);
+    return 0;
+}
+
+/* Records migration `version` as applied, in the open transaction. */
+static int s_record(PGconn *c, const char *schema, int version, char *err, size_t errsize)
+{
+    char *sql = ordo_pg_sql("INSERT INTO @S.migrations (version, what) VALUES ($1, $2)", schema);
+    if (!sql) {
+        snprintf(err, errsize, "out of memory");
+        return -1;
+    }
+    char number[16];
+    snprintf(number, sizeof number, "%d", version);
+    const char *values[] = {number, s_migrations[version - 1].what};
+    PGresult *r = PQexecParams(c, sql, 2, NULL, values, NULL, NULL, 0);
+    free(sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        return s_fail(c, r, "recording the migration", err, errsize);
+    PQclear(r);
+    return 0;
+}
+
+int ordo_pg_migrate(PGconn *c, const char *schema, int *applied, char *err, size_t errsize)
+{
+    *applied = 0;
+    /* One projector migrates at a time: each step holds this lock until
+     * its transaction ends. */
+    static const char lock[] = "SELECT pg_advisory_xact_lock(hashtext('ordo-migrate'))";
+    if (ordo_pg_exec(c, "BEGIN", err, errsize) != 0 || ordo_pg_exec(c, lock, err, errsize) != 0 ||
+        s_exec_s(c,
+                 "CREATE SCHEMA IF NOT EXISTS @S;"
+                 "CREATE TABLE IF NOT EXISTS @S.migrations ("
+                 "  version integer PRIMARY KEY, what text NOT NULL,"
+                 "  applied_at timestamptz NOT NULL DEFAULT now())",
+                 schema, err, errsize) != 0 ||
+        ordo_pg_exec(c, "COMMIT", err, errsize) != 0)
+        goto fail;
+    for (;;) {
+        if (ordo_pg_exec(c, "BEGIN", err, errsize) != 0 ||
+            ordo_pg_exec(c, lock, err, errsize) != 0)
+            goto fail;
+        int64_t have;
+        bool found;
+        if (s_query_int(c, "SELECT max(version) FROM @S.migrations", schema, &have, &found, err,
+                        errsize) != 0)
+            goto fail;
+        if (have > S_MIGRATIONS) {
+            snprintf(err, errsize,
+                     "schema \"%s\" has had migration %lld; this ordo-projector knows up to %d "
+                     "(an older program on newer tables)",
+                     schema, (long long)have, S_MIGRATIONS);
+            goto fail;
+        }
+        if (have == S_MIGRATIONS)
+            return ordo_pg_exec(c, "COMMIT", err, errsize);
+        int next = (int)have + 1;
+        if (s_exec_s(c, s_migrations[next - 1].sql, schema, err, errsize) != 0 ||
+            s_record(c, schema, next, err, errsize) != 0 ||
+            ordo_pg_exec(c, "COMMIT", err, errsize) != 0)
+            goto fail;
+        (*applied)++;
+    }
+fail:;
+    char ignored[256];
+    ordo_pg_exec(c, "ROLLBACK", ignored, sizeof ignored);
+    return -1;
+}
+
+int ordo_pg_checkpoint(PGconn *c, const char *schema, uint64_t *position, char *err,
+                       size_t errsize)
+{
+    int64_t v;
+    bool found;
+    if (s_query_int(c, "SELECT position FROM @S.checkpoint WHERE id = 1", schema, &v, &found, err,
+                    errsize) != 0)
+        return -1;
+    if (!found || v < 0) {
+        snprintf(err, errsize, "schema \"%s\" has no checkpoint row", schema);
+        return -1;
+    }
+    *position = (uint64_t)v;
+    return 0;
+}
