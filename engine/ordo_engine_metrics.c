@@ -81,7 +81,7 @@ void ordo_engine_metrics_render(ordo_engine_stats_t *st, const ordo_engine_metri
     }
     s_counter(t, "ordo_requests_invalid_total",
               "Requests that could not be decoded (answered bad_request or unknown_type)",
-              S_SUM_AT(st, by_type, ORDO_REQ_NONE));
+              S_SUM_AT(st, by_type, ORDO_REQ_NONE) + ordo_stat_get(&st->front.invalid));
     ordo_mtext_family(t, "ordo_errors_total", "counter", "Error replies, by code");
     for (int code = 1; code < ORDO_CODE_COUNT_; code++)
         ordo_mtext_uint(t, "ordo_errors_total", "code", ordo_code_name((ordo_code_t)code),

@@ -24,6 +24,8 @@ typedef struct {
     uint32_t generation; /* part of its tag: changes each time the slot is freed */
     int64_t reserved;    /* bytes its reply reserved (ordo_peers_reserve), 0 = none */
     bool query;          /* not a command: its reply may become `overloaded` */
+    bool typed;          /* its type was read: its latency counts as a command's or a query's */
+    bool refused;        /* refused at admission: the shard answers (and counts) `overloaded` */
     uint64_t read_ns;    /* when it was read (the round's clock), for its latency */
     ordo_peer_t *peer;   /* the connection it came from (held) */
     size_t body_len;
@@ -151,8 +153,9 @@ static void s_send_reply(ordo_front_t *f, uint64_t tag, const void *bytes, size_
         return;
     }
     s_envelope_t *env = &f->slots[index];
-    ordo_buckets_observe(env->query ? &f->stats->query_ns : &f->stats->command_ns,
-                           f->now_ns - env->read_ns);
+    if (env->typed)
+        ordo_buckets_observe(env->query ? &f->stats->query_ns : &f->stats->command_ns,
+                             f->now_ns - env->read_ns);
     /* The body first, so a failure cannot leave a message half sent. It
      * counts against its connection until written (ordo_peers.h); out of
      * memory for that, a plain copy is the fallback. */
@@ -181,12 +184,18 @@ static void s_send_reply(ordo_front_t *f, uint64_t tag, const void *bytes, size_
 }
 
 /* Answers a request here, without a shard (too large, or stopped). */
-static void s_send_error(ordo_front_t *f, uint64_t tag, ordo_str_t rid, const ordo_error_t *err)
+static void s_send_error_uncounted(ordo_front_t *f, uint64_t tag, ordo_str_t rid,
+                                   const ordo_error_t *err)
 {
-    ordo_stat_add(&f->stats->by_code[(unsigned)err->code < ORDO_CODE_COUNT_ ? err->code : 0], 1);
     msgpack_sbuffer_clear(&f->buf);
     ordo_reply_pack_error(&f->pk, rid, err);
     s_send_reply(f, tag, f->buf.data, f->buf.size);
+}
+
+static void s_send_error(ordo_front_t *f, uint64_t tag, ordo_str_t rid, const ordo_error_t *err)
+{
+    ordo_stat_add(&f->stats->by_code[(unsigned)err->code < ORDO_CODE_COUNT_ ? err->code : 0], 1);
+    s_send_error_uncounted(f, tag, rid, err);
 }
 
 /* Answers `unavailable` for a request whose reply could not be made (out
@@ -224,11 +233,18 @@ static void s_send_overloaded(ordo_front_t *f, uint64_t tag)
     const s_envelope_t *env = &f->slots[ordo_tag_index(tag)];
     ordo_error_t err;
     ordo_readall_overloaded(&err);
-    s_send_error(f, tag, (ordo_str_t){env->rid, env->rid_len}, &err);
+    if (env->refused) /* the shard answered `overloaded` already, and counted it */
+        s_send_error_uncounted(f, tag, (ordo_str_t){env->rid, env->rid_len}, &err);
+    else
+        s_send_error(f, tag, (ordo_str_t){env->rid, env->rid_len}, &err);
 }
 
+/* Answers without a shard: too large (bad_request, counted as not
+ * decoded) or stopping (unavailable). */
 static void s_reply_here(ordo_front_t *f, uint64_t tag, const void *body, size_t len, bool stopping)
 {
+    if (!stopping)
+        ordo_stat_add(&f->stats->invalid, 1);
     ordo_error_t err;
     int rc = ordo_request_decode(body, len, f->req, &err);
     if (stopping || rc == 0)
@@ -284,7 +300,7 @@ static int s_recv(ordo_front_t *f, uint64_t *tag, zmq_msg_t *body)
     env->peer =
         ordo_peers_acquire(f->peers, zmq_msg_data(&env->frames[0]), zmq_msg_size(&env->frames[0]));
     env->reserved = 0;
-    env->query = false; /* until its type is known */
+    env->query = env->typed = env->refused = false; /* until its type is read */
     env->read_ns = f->now_ns;
     env->body_len = zmq_msg_size(body);
     f->bytes += env->body_len;
@@ -341,6 +357,7 @@ static int s_read_requests(ordo_front_t *f, bool local)
             unsigned why = ORDO_REFUSE_NONE;
             s_envelope_t *env = &f->slots[ordo_tag_index(tag)];
             env->query = !info->command;
+            env->typed = true;
             if (info->paged) {
                 int64_t events = peek.limit >= 1 && peek.limit <= info->limit_max
                                      ? peek.limit
@@ -353,6 +370,7 @@ static int s_read_requests(ordo_front_t *f, bool local)
             } else if (!ordo_peers_under_bytes(env->peer)) {
                 why = ORDO_REFUSE_OVERLOADED;
             }
+            env->refused = why != ORDO_REFUSE_NONE;
             ordo_batch_t **b = &f->out[shard];
             if (!*b)
                 *b = ordo_batch_new(ORDO_BATCH_REQUESTS, shard);

@@ -158,7 +158,8 @@ int main(int argc, char **argv)
         if (!ordo_endpoint_is_local(as_endpoint))
             ordo_log_warn("server", "metrics on %s are readable by anyone who reaches it",
                           cfg.metrics);
-        ordo_log_info("server", "metrics on http://%s/metrics", cfg.metrics);
+        ordo_log_info("server", "metrics on http://%s/metrics (port %u)", cfg.metrics,
+                      (unsigned)ordo_metrics_http_port(metrics));
     }
     ordo_log_info("server", "ready: requests on %s, events on %s", cfg.bind, cfg.pub);
 

@@ -744,18 +744,19 @@ static void s_stats(ordo_shard_t *s, const ordo_request_t *req, uint64_t tag, co
 
 /* ---- requests ---------------------------------------------------------- */
 
-static void s_defer(ordo_shard_t *s, uint64_t full_tag, const void *body, size_t len)
+/* Puts a request aside until its order's event in flight is applied;
+ * `again`: it was deferred before (counted then). */
+static void s_defer(ordo_shard_t *s, uint64_t full_tag, const void *body, size_t len, bool again)
 {
     if (ordo_batch_add_tagged(&s->deferred, full_tag, body, len) != 0) {
         s_unavailable(s, ordo_tag_slot(full_tag), s->req->request_id, "out of memory");
         return;
     }
     s->deferred_count++;
-    ordo_stat_add(&s->my->deferred, 1);
+    if (!again)
+        ordo_stat_add(&s->my->deferred, 1);
 }
 
-/* Handles one request body. `again`: it was deferred before (already
- * counted). */
 /* The refusal the front end asked for (ORDO_REFUSE_OVERLOADED). */
 static void s_refuse(ordo_shard_t *s, uint64_t tag, ordo_str_t rid)
 {
@@ -783,6 +784,8 @@ static const s_query_fn s_queries[ORDO_REQ_COUNT_] = {
     [ORDO_REQ_PING] = s_ping,
 };
 
+/* Handles one request body. `again`: it was deferred before (already
+ * counted). */
 static void s_request(ordo_shard_t *s, uint64_t full_tag, const void *body, size_t len, bool again)
 {
     ordo_error_t err;
@@ -825,7 +828,7 @@ static void s_request(ordo_shard_t *s, uint64_t full_tag, const void *body, size
                 return;
         }
         if (o && o->busy) { /* its mailbox: after the event in flight */
-            s_defer(s, full_tag, body, len);
+            s_defer(s, full_tag, body, len, again);
             return;
         }
     }

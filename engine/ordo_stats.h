@@ -29,6 +29,7 @@ typedef struct {
 typedef struct {
     _Atomic uint64_t by_code[ORDO_CODE_COUNT_]; /* error replies made here */
     _Atomic uint64_t dropped;                   /* messages dropped for their envelope */
+    _Atomic uint64_t invalid;                   /* bodies too large to decode (bad_request) */
     ordo_buckets_t command_ns, query_ns;
 } ordo_front_stats_t;
 

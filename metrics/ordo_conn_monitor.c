@@ -78,9 +78,13 @@ ordo_conn_monitor_t *ordo_conn_monitor_start(void *ctx, void *const *sockets,
     ordo_conn_monitor_t *m = calloc(1, sizeof *m);
     if (!m)
         return NULL;
+    /* Named by a counter, not an address: libzmq unbinds an old name
+     * later, in its own thread, and malloc may hand out the same address. */
+    static atomic_ullong monitors;
+    unsigned long long serial = atomic_fetch_add(&monitors, 1) + 1;
     for (int i = 0; i < n; i++) {
         char name[96];
-        snprintf(name, sizeof name, "inproc://ordo-conn-monitor-%p-%d", (void *)m, i);
+        snprintf(name, sizeof name, "inproc://ordo-conn-monitor-%llu-%d", serial, i);
         int zero = 0;
         if (zmq_socket_monitor(sockets[i], name,
                                ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED |

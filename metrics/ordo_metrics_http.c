@@ -15,7 +15,7 @@
 #define S_CONNECTIONS_MAX 32        /* in all */
 #define S_CONNECTIONS_PER_IP_MAX 8  /* from one address */
 #define S_CONNECTION_MEMORY (32 * 1024) /* request line and headers: beyond, 431/414 */
-#define S_TIMEOUT_S 10              /* an idle or slow connection is closed */
+#define S_TIMEOUT_S 5               /* a connection idle this long is closed */
 
 struct ordo_metrics_http {
     struct MHD_Daemon *daemon;
@@ -113,7 +113,10 @@ ordo_metrics_http_t *ordo_metrics_http_start(const char *addr, ordo_metrics_rend
     }
     s->render = render;
     s->ctx = ctx;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG;
+    /* ITC: stopping wakes the thread at once, even when it is not polling
+     * the listening socket (at the connection limit). */
+    unsigned flags =
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     s->daemon = MHD_start_daemon(

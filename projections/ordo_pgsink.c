@@ -194,15 +194,19 @@ static void s_pull(s_sink_t *s)
         atomic_store_explicit(&s->cfg.metrics->head, head, memory_order_relaxed);
 }
 
-/* Whether the batch should be committed now. */
-static bool s_due(const s_sink_t *s, bool caught_up)
+/* Milliseconds until the batch is due (<= 0: now); INT64_MAX when empty. */
+static int64_t s_due_in(const s_sink_t *s, bool caught_up)
 {
     if (s->batch.n == 0)
-        return false;
+        return INT64_MAX;
     if (s->batch.n >= s->cfg.batch_events || s->batch.len >= S_BYTES_MAX)
-        return true;
-    int64_t age = s_now_ms() - s->first_ms;
-    return caught_up ? age >= s->cfg.flush_ms : age >= S_CATCHUP_FLUSH_MS;
+        return 0;
+    return s->first_ms + (caught_up ? s->cfg.flush_ms : S_CATCHUP_FLUSH_MS) - s_now_ms();
+}
+
+static bool s_caught_up(const s_sink_t *s)
+{
+    return s->sub && ordo_sub_position(s->sub) >= ordo_sub_head(s->sub);
 }
 
 static void s_read_pipe(s_sink_t *s)
@@ -244,11 +248,9 @@ static void s_actor(zsock_t *pipe, void *args)
         long timeout = S_POLL_MS;
         if (!s->conn && s->retry_at_ms - now < timeout)
             timeout = (long)(s->retry_at_ms - now);
-        if (s->batch.n > 0) {
-            int64_t due = s->first_ms + s->cfg.flush_ms - now;
-            if (due < timeout)
-                timeout = (long)due;
-        }
+        int64_t due = s_due_in(s, s_caught_up(s));
+        if (due < timeout)
+            timeout = (long)due;
         if (timeout < 0)
             timeout = 0;
         if (zmq_poll(items, n, timeout) < 0 && zmq_errno() != EINTR)
@@ -259,8 +261,8 @@ static void s_actor(zsock_t *pipe, void *args)
         s_pull(s);
         if (!s->sub)
             continue; /* reset */
-        bool caught_up = ordo_sub_position(s->sub) >= ordo_sub_head(s->sub);
-        if (s_due(s, caught_up) && s_commit(s) && caught_up && !s->caught_up_logged &&
+        bool caught_up = s_caught_up(s);
+        if (s_due_in(s, caught_up) <= 0 && s_commit(s) && caught_up && !s->caught_up_logged &&
             s->batch.n == 0) {
             ordo_log_info("postgres", "caught up at position %" PRIu64, s->checkpoint);
             s->caught_up_logged = true;

@@ -238,6 +238,8 @@ static void s_job_done(s_front_t *f, ordo_pjob_t *job)
         return;
     if (job->reply && job->error_code) /* an error the actor made */
         ordo_pmetrics_error(f->metrics, job->error_code);
+    /* Counted before the reply leaves: a client that then scrapes sees it. */
+    ordo_buckets_observe(&f->metrics->query_ns, ordo_mono_ns() - job->read_ns);
     if (ordo_pq_projection(job->q.type) < 0 && job->q.type != ORDO_PQ_REBUILD) {
         s_send_joined(f, job);
     } else if (job->reply) {
@@ -247,7 +249,6 @@ static void s_job_done(s_front_t *f, ordo_pjob_t *job)
         ordo_perror_set(&err, "unavailable", "the answer could not be made (out of memory)");
         s_send_error(f, job->peer, &job->envelope, &job->q, &err);
     }
-    ordo_buckets_observe(&f->metrics->query_ns, ordo_mono_ns() - job->read_ns);
     s_unlink(f, job);
     s_free_job(f, job);
 }
@@ -269,19 +270,23 @@ static void s_on_query(s_front_t *f)
     ordo_pjob_t *job = calloc(1, sizeof *job);
     ordo_perror_t err;
     int decoded = job ? ordo_pquery_decode(zframe_data(body), zframe_size(body), &job->q, &err) : -1;
+    bool admitted = job && decoded == 0 && f->n_jobs < S_JOBS_MAX &&
+                    (ordo_pquery_is_large(&job->q)
+                         ? (job->big = ordo_peers_admit_big(f->peers, peer))
+                         : !peer || ordo_peers_under_bytes(peer));
     if (job) /* by type; [0]: not decoded */
         atomic_fetch_add_explicit(
             &f->metrics->queries[decoded == 0 && (unsigned)job->q.type < ORDO_PQ_COUNT_ ? job->q.type
                                                                                       : 0],
             1, memory_order_relaxed);
+    if (!admitted) /* answered at once, below; counted before the reply leaves */
+        ordo_buckets_observe(&f->metrics->query_ns, ordo_mono_ns() - read_ns);
     if (!job) {
         ordo_perror_set(&err, "unavailable", "out of memory");
         s_send_error(f, peer, &msg, NULL, &err);
     } else if (decoded != 0) {
         s_send_error(f, peer, &msg, &job->q, &err);
-    } else if (f->n_jobs >= S_JOBS_MAX ||
-               (ordo_pquery_is_large(&job->q) ? !(job->big = ordo_peers_admit_big(f->peers, peer))
-                                              : peer && !ordo_peers_under_bytes(peer))) {
+    } else if (!admitted) {
         ordo_perror_set(&err, "overloaded",
                         "the projector holds as many queries, or as many bytes of replies not "
                         "yet read, as it allows%s; read the replies, then retry",
@@ -310,8 +315,6 @@ static void s_on_query(s_front_t *f)
         }
         job = NULL;
     }
-    if (job) /* answered at once */
-        ordo_buckets_observe(&f->metrics->query_ns, ordo_mono_ns() - read_ns);
     if (job && job->big)
         ordo_peers_big_done(f->peers, peer);
     free(job);
@@ -423,7 +426,8 @@ static int s_run(const ordo_pconfig_t *cfg, const ordo_connect_options_t *engine
         if (!ordo_endpoint_is_local(as_endpoint))
             ordo_log_warn("projector", "metrics on %s are readable by anyone who reaches it",
                           cfg->metrics);
-        ordo_log_info("projector", "metrics on http://%s/metrics", cfg->metrics);
+        ordo_log_info("projector", "metrics on http://%s/metrics (port %u)", cfg->metrics,
+                      (unsigned)ordo_metrics_http_port(http));
     }
     int64_t swept = zclock_mono();
     while (!s_stop) {

@@ -74,18 +74,24 @@ class Engine:
         self.proc = subprocess.Popen([SERVER, "--data-dir", self.dir, "--bind", self.bind,
                                       "--pub", self.pub, "--shards", "2"],
                                      stdout=self.log, stderr=self.log)
+        wait_for("the engine", self.ping)
         self.dealer = CTX.socket(zmq.DEALER)
         self.dealer.setsockopt(zmq.LINGER, 0)
         self.dealer.connect(self.bind)
-        wait_for("the engine", self.ping)
         return self
 
     def ping(self):
+        """One Ping on a socket of its own, closed after: a late reply goes
+        with it instead of answering a later request."""
         assert self.proc.poll() is None, "engine exited with %s" % self.proc.returncode
-        self.dealer.send(msgpack.packb({"type": "Ping"}))
-        if self.dealer.poll(200):
-            return msgpack.unpackb(self.dealer.recv())
-        return None
+        probe = CTX.socket(zmq.DEALER)
+        probe.setsockopt(zmq.LINGER, 0)
+        probe.connect(self.bind)
+        try:
+            probe.send(msgpack.packb({"type": "Ping"}))
+            return probe.poll(200) and msgpack.unpackb(probe.recv())
+        finally:
+            probe.close()
 
     def call(self, req):
         self.dealer.send(msgpack.packb(req))
@@ -175,9 +181,18 @@ def checkpoint(pg, schema="ordo"):
 
 def wait_caught_up(pg, engine, proj, schema="ordo"):
     head = engine.head()
-    wait_for("the tables at position %d" % head,
-             lambda: proj.proc.poll() is None and checkpoint(pg, schema) == head, timeout=180)
-    assert proj.proc.poll() is None, "projector exited with %s" % proj.proc.returncode
+    seen = {}
+
+    def there():
+        assert proj.proc.poll() is None, "projector exited with %s" % proj.proc.returncode
+        seen["checkpoint"] = checkpoint(pg, schema)
+        return seen["checkpoint"] == head
+
+    try:
+        wait_for("the tables at position %d" % head, there, timeout=180)
+    except AssertionError:
+        raise AssertionError("the tables did not reach the engine's head %d: checkpoint %r" %
+                             (head, seen.get("checkpoint")))
     return head
 
 
@@ -425,8 +440,9 @@ def main():
                 path = os.path.join(top, name)
                 if os.path.exists(path):
                     with open(path, "rb") as f:
-                        sys.stderr.write("---- %s (tail)\n%s\n" %
-                                         (name, f.read()[-5000:].decode("utf-8", "replace")))
+                        lines = f.read().decode("utf-8", "replace").splitlines()
+                    sys.stderr.write("---- %s (last 40 lines)\n%s\n" %
+                                     (name, "\n".join(lines[-40:])))
         shutil.rmtree(top, ignore_errors=True)
     print("e2e_postgres: %s" % ("PASS" if ok else "FAIL"))
     return 0 if ok else 1

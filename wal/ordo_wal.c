@@ -461,12 +461,6 @@ static int s_write_identity(ordo_wal_t *wal, int fd, uint64_t first)
     return ordo_io_pwrite_all(wal->io, fd, frame, sizeof frame, 0);
 }
 
-/* Makes the last segment's file reach S_GROW_AHEAD past `need` (its
- * data's end, the next frame included), never past the segment's size
- * unless one frame needs it; a file already that long is left alone.
- * `sync`: fdatasync the new size at once, so that the fdatasyncs of the
- * frames written into it sync data only (as after a roll). 0, or -1 with
- * errno. */
 /* fdatasync of `fd`, counted and timed for the observer. 0 or -1 (errno). */
 static int s_datasync(ordo_wal_t *wal, int fd)
 {
@@ -479,6 +473,12 @@ static int s_datasync(ordo_wal_t *wal, int fd)
     return 0;
 }
 
+/* Makes the last segment's file reach S_GROW_AHEAD past `need` (its
+ * data's end, the next frame included), never past the segment's size
+ * unless one frame needs it; a file already that long is left alone.
+ * `sync`: fdatasync the new size at once, so that the fdatasyncs of the
+ * frames written into it sync data only (as after a roll). 0, or -1 with
+ * errno. */
 static int s_grow(ordo_wal_t *wal, uint64_t need, bool sync)
 {
     uint64_t want = need + S_GROW_AHEAD;
