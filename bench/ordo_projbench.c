@@ -8,6 +8,8 @@
  * Figures are medians of --runs. */
 #include "ordo.h"
 #include "ordo_model.h"
+#include "ordo_pgbatch.h"
+#include "ordo_pgschema.h"
 #include "ordo_pstore.h"
 #include "ordo_workload.h"
 
@@ -81,7 +83,13 @@ static bool s_gen_next(s_gen_t *g, s_event_t *e)
             e->items[k].price_cents = d->items[k].price_cents;
             ev->total_cents += d->items[k].qty * d->items[k].price_cents;
         }
+        for (uint32_t k = 0; k < d->n_items && k < 4; k++) {
+            e->items[k].sku = "sku-1";
+            e->items[k].name = "Margherita";
+        }
         ev->items = e->items;
+        ev->delivery_address = "12 Baker Street";
+        ev->currency = "USD";
     } else if (req->type == ORDO_REQ_PICK_UP) {
         ev->has_courier_id = (d->present & ORDO_F_COURIER_ID) != 0;
         ev->courier_id = d->courier_id;
@@ -330,6 +338,47 @@ static double s_run(const ordo_model_ops_t *ops, const s_event_t *evs, size_t n,
     return dt;
 }
 
+/* The PostgreSQL writer's part, in-process: the events in batches of
+ * `batch`, each one transaction (ordo_pgbatch.h), into a fresh schema
+ * "ordo_bench". Seconds spent, or < 0 on failure. */
+static double s_run_pg(const char *conninfo, const s_event_t *evs, size_t n, size_t batch)
+{
+    PGconn *c = PQconnectdb(conninfo);
+    char err[1024];
+    int applied;
+    double dt = -1;
+    if (PQstatus(c) != CONNECTION_OK) {
+        fprintf(stderr, "ordo-projbench: PostgreSQL: %s", PQerrorMessage(c));
+        PQfinish(c);
+        return -1;
+    }
+    ordo_pgbatch_t b;
+    ordo_pgbatch_init(&b);
+    if (ordo_pg_exec(c, "DROP SCHEMA IF EXISTS ordo_bench CASCADE", err, sizeof err) != 0 ||
+        ordo_pg_migrate(c, "ordo_bench", &applied, err, sizeof err) != 0 ||
+        ordo_pgbatch_prepare(c, err, sizeof err) != 0)
+        goto out;
+    double t0 = s_now();
+    for (size_t i = 0; i < n; i++) {
+        if (ordo_pgbatch_add(&b, &evs[i].ev) != 0) {
+            snprintf(err, sizeof err, "out of memory");
+            goto out;
+        }
+        if (b.n == batch || i + 1 == n) {
+            if (ordo_pgbatch_apply(c, "ordo_bench", &b, err, sizeof err) != 0)
+                goto out;
+            ordo_pgbatch_clear(&b);
+        }
+    }
+    dt = s_now() - t0;
+out:
+    if (dt < 0)
+        fprintf(stderr, "ordo-projbench: PostgreSQL: %s\n", err);
+    ordo_pgbatch_free(&b);
+    PQfinish(c);
+    return dt;
+}
+
 static void s_usage(FILE *out)
 {
     fprintf(out,
@@ -346,7 +395,11 @@ static void s_usage(FILE *out)
             "  --cache-kib N     SQLite page cache per model (default 32768, the\n"
             "                    projector's); a small one models tables far larger than\n"
             "                    their cache, as after days of live operation\n"
-            "  --only NAME       one model (summary, restaurant, user, analytics, timeline)\n"
+            "  --only NAME       one model (summary, restaurant, user, analytics, timeline,\n"
+            "                    postgres)\n"
+            "  --postgres CONNINFO  also the PostgreSQL read models (ordo-projector\n"
+            "                    --postgres), in a schema ordo_bench made afresh each run\n"
+            "  --postgres-batch N   events per transaction (default 50000)\n"
             "  --dir DIR         where the databases go (default /tmp)\n"
             "  --memory N        instead: RSS per order in progress and per finished order\n"
             "                    (N orders created, then finished; every model)\n"
@@ -365,13 +418,15 @@ int main(int argc, char **argv)
         {"json", no_argument, NULL, 'j'},         {"help", no_argument, NULL, 'h'},
         {"days", required_argument, NULL, 'D'},   {"memory", required_argument, NULL, 'M'},
         {"indexes-first", no_argument, NULL, 'I'}, {"cache-kib", required_argument, NULL, 'c'},
+        {"postgres", required_argument, NULL, 'P'}, {"postgres-batch", required_argument, NULL, 'B'},
         {NULL, 0, NULL, 0},
     };
     size_t n = 1000000;
     int64_t spacing = 8640;
     uint64_t save_every = 500000;
     int runs = 3;
-    const char *only = NULL, *dir = "/tmp";
+    const char *only = NULL, *dir = "/tmp", *postgres = NULL;
+    size_t pg_batch = 50000;
     bool json = false, indexes_first = false;
     int c, days = 0, cache_kib = 32768;
     size_t memory = 0;
@@ -388,11 +443,14 @@ int main(int argc, char **argv)
         case 'M': memory = strtoull(optarg, NULL, 10); break;
         case 'I': indexes_first = true; break;
         case 'c': cache_kib = atoi(optarg); break;
+        case 'P': postgres = optarg; break;
+        case 'B': pg_batch = strtoull(optarg, NULL, 10); break;
         case 'h': s_usage(stdout); return 0;
         default: s_usage(stderr); return 2;
         }
     }
-    if (n < 1 || save_every < 1 || runs < 1 || runs > 31 || spacing < 0 || cache_kib < 64) {
+    if (n < 1 || save_every < 1 || runs < 1 || runs > 31 || spacing < 0 || cache_kib < 64 ||
+        pg_batch < 1) {
         fprintf(stderr, "ordo-projbench: --events, --save-every and --runs (1..31) must be >= 1,"
                         " --cache-kib >= 64\n");
         return 2;
@@ -436,12 +494,31 @@ int main(int argc, char **argv)
             printf("%-11s %16.0f %22.0f\n", ops->name, (double)n / a, (double)n / s);
         first = false;
     }
-    if (json)
-        printf("},\"all_apply_per_s\":%.0f,\"all_apply_save_per_s\":%.0f}\n", (double)n / sum_apply,
-               (double)n / sum_save);
-    else
-        printf("%-11s %16.0f %22.0f   (every model in turn, one core)\n", "all", (double)n / sum_apply,
-               (double)n / sum_save);
+    double pg = 0;
+    if (postgres && (!only || !strcmp(only, "postgres"))) {
+        double tp[31];
+        for (int r = 0; r < runs; r++) {
+            fprintf(stderr, "ordo-projbench: postgres run %d/%d\n", r + 1, runs);
+            if ((tp[r] = s_run_pg(postgres, evs, n, pg_batch)) < 0)
+                return 1;
+        }
+        qsort(tp, (size_t)runs, sizeof tp[0], s_cmp);
+        pg = tp[runs / 2];
+    }
+    if (json) {
+        printf("},\"all_apply_per_s\":%.0f,\"all_apply_save_per_s\":%.0f",
+               sum_apply > 0 ? (double)n / sum_apply : 0, sum_save > 0 ? (double)n / sum_save : 0);
+        if (pg > 0)
+            printf(",\"postgres_per_s\":%.0f,\"postgres_batch\":%zu", (double)n / pg, pg_batch);
+        printf("}\n");
+    } else {
+        if (sum_apply > 0)
+            printf("%-11s %16.0f %22.0f   (every model in turn, one core)\n", "all",
+                   (double)n / sum_apply, (double)n / sum_save);
+        if (pg > 0)
+            printf("%-11s %16s %22.0f   (PostgreSQL, %zu events per transaction)\n", "postgres",
+                   "-", (double)n / pg, pg_batch);
+    }
     free(evs);
     return 0;
 }

@@ -71,6 +71,10 @@ def free_port():
         return s.getsockname()[1]
 
 
+class PortTaken(Exception):
+    pass
+
+
 class Server:
     def __init__(self, data=None, args=()):
         self.data = data or tempfile.mkdtemp(prefix="ordo-e2e-")
@@ -82,6 +86,16 @@ class Server:
         self.sock = None
 
     def start(self):
+        for attempt in range(3):
+            try:
+                return self._start()
+            except PortTaken:
+                # Another test took a port between free_port() and our bind.
+                self.bind = "tcp://127.0.0.1:%d" % free_port()
+                self.pub = "tcp://127.0.0.1:%d" % free_port()
+        return self._start()
+
+    def _start(self):
         self.log = open(os.path.join(self.data, "server.log"), "ab")
         self.proc = subprocess.Popen(
             [SERVER, "--data-dir", os.path.join(self.data, "d"), "--bind", self.bind,
@@ -91,7 +105,13 @@ class Server:
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:  # bounded poll until it answers
                 if self.proc.poll() is not None:
-                    raise AssertionError("server exited with %s" % self.proc.returncode)
+                    self.log.flush()
+                    with open(os.path.join(self.data, "server.log"), "rb") as f:
+                        tail = f.read()[-1500:].decode("utf-8", "replace")
+                    if "cannot bind" in tail and "Address already in use" in tail:
+                        raise PortTaken(tail)
+                    raise AssertionError("server exited with %s; its log ends:\n%s" %
+                                         (self.proc.returncode, tail))
                 probe.send(msgpack.packb({"type": "Ping"}))
                 if probe.poll(200):
                     self.sock = self.dealer()
