@@ -24,8 +24,10 @@ def main():
     ap.add_argument("projbench")
     ap.add_argument("--events", type=int, default=1000000)
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--batch", type=int, default=50000)
+    ap.add_argument("--batch", type=int, default=500000)
     ap.add_argument("--only", default=None, help="one model, or postgres")
+    ap.add_argument("--indexes-first", action="store_true",
+                    help="the query indexes exist from the start, as once live")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     with PgServer() as pg:
@@ -37,6 +39,8 @@ def main():
             args += ["--only", a.only]
         if a.json:
             args.append("--json")
+        if a.indexes_first:
+            args.append("--indexes-first")
         return subprocess.call(args)
 
 

@@ -341,7 +341,8 @@ static double s_run(const ordo_model_ops_t *ops, const s_event_t *evs, size_t n,
 /* The PostgreSQL writer's part, in-process: the events in batches of
  * `batch`, each one transaction (ordo_pgbatch.h), into a fresh schema
  * "ordo_bench". Seconds spent, or < 0 on failure. */
-static double s_run_pg(const char *conninfo, const s_event_t *evs, size_t n, size_t batch)
+static double s_run_pg(const char *conninfo, const s_event_t *evs, size_t n, size_t batch,
+                       bool indexes_first)
 {
     PGconn *c = PQconnectdb(conninfo);
     char err[1024];
@@ -356,7 +357,8 @@ static double s_run_pg(const char *conninfo, const s_event_t *evs, size_t n, siz
     ordo_pgbatch_init(&b);
     if (ordo_pg_exec(c, "DROP SCHEMA IF EXISTS ordo_bench CASCADE", err, sizeof err) != 0 ||
         ordo_pg_migrate(c, "ordo_bench", &applied, err, sizeof err) != 0 ||
-        ordo_pgbatch_prepare(c, err, sizeof err) != 0)
+        ordo_pgbatch_prepare(c, err, sizeof err) != 0 ||
+        (indexes_first && ordo_pg_build_indexes(c, "ordo_bench", err, sizeof err) != 0))
         goto out;
     double t0 = s_now();
     for (size_t i = 0; i < n; i++) {
@@ -370,7 +372,12 @@ static double s_run_pg(const char *conninfo, const s_event_t *evs, size_t n, siz
             ordo_pgbatch_clear(&b);
         }
     }
+    double t1 = s_now();
+    if (ordo_pg_build_indexes(c, "ordo_bench", err, sizeof err) != 0)
+        goto out;
     dt = s_now() - t0;
+    fprintf(stderr, "ordo-projbench: postgres: %.1f s of batches, %.1f s of query indexes\n",
+            t1 - t0, s_now() - t1);
 out:
     if (dt < 0)
         fprintf(stderr, "ordo-projbench: PostgreSQL: %s\n", err);
@@ -399,7 +406,7 @@ static void s_usage(FILE *out)
             "                    postgres)\n"
             "  --postgres CONNINFO  also the PostgreSQL read models (ordo-projector\n"
             "                    --postgres), in a schema ordo_bench made afresh each run\n"
-            "  --postgres-batch N   events per transaction (default 50000)\n"
+            "  --postgres-batch N   events per transaction (default 500000)\n"
             "  --dir DIR         where the databases go (default /tmp)\n"
             "  --memory N        instead: RSS per order in progress and per finished order\n"
             "                    (N orders created, then finished; every model)\n"
@@ -426,7 +433,7 @@ int main(int argc, char **argv)
     uint64_t save_every = 500000;
     int runs = 3;
     const char *only = NULL, *dir = "/tmp", *postgres = NULL;
-    size_t pg_batch = 50000;
+    size_t pg_batch = 500000;
     bool json = false, indexes_first = false;
     int c, days = 0, cache_kib = 32768;
     size_t memory = 0;
@@ -499,7 +506,7 @@ int main(int argc, char **argv)
         double tp[31];
         for (int r = 0; r < runs; r++) {
             fprintf(stderr, "ordo-projbench: postgres run %d/%d\n", r + 1, runs);
-            if ((tp[r] = s_run_pg(postgres, evs, n, pg_batch)) < 0)
+            if ((tp[r] = s_run_pg(postgres, evs, n, pg_batch, indexes_first)) < 0)
                 return 1;
         }
         qsort(tp, (size_t)runs, sizeof tp[0], s_cmp);

@@ -20,7 +20,7 @@ void ordo_pconfig_defaults(ordo_pconfig_t *cfg)
     snprintf(cfg->data_dir, sizeof cfg->data_dir, "./projections");
     cfg->save_every = 500000;
     snprintf(cfg->postgres_schema, sizeof cfg->postgres_schema, "ordo");
-    cfg->postgres_batch = 50000;
+    cfg->postgres_batch = 500000;
 }
 
 static int s_text(char *dst, size_t size, const char *name, const char *value, char *err,

@@ -1,6 +1,8 @@
-/* A batch of events into the PostgreSQL read models (see ordo_pgbatch.h). */
+/* A batch of events into the PostgreSQL read models (see ordo_pgbatch.h):
+ * the fold in memory, the COPY text of each table, the transaction. */
 #include "ordo_pgbatch.h"
 
+#include "ordo_hash.h"
 #include "ordo_order.h"
 #include "ordo_pgschema.h"
 #include "ordo_time.h"
@@ -10,69 +12,517 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The temporary table COPY fills: one row per event, in COPY's column
- * order (s_row below writes them in this order). */
-static const char s_batch_table[] =
-    "CREATE TEMP TABLE IF NOT EXISTS ordo_batch ("
-    "  position bigint NOT NULL, order_id text NOT NULL, version integer NOT NULL,"
-    "  type text NOT NULL, status text NOT NULL, at timestamptz NOT NULL,"
-    "  user_id bigint, restaurant_id bigint, items jsonb, total_cents bigint, currency text,"
-    "  delivery_address text, estimated_minutes integer, courier_id bigint, reason text,"
-    "  previous_status text)"
+#define S_HOUR_US (3600ll * 1000000)
+#define S_COPY_PIECE (1 << 20) /* bytes per PQputCopyData */
+
+/* An order the batch touches. */
+typedef struct {
+    char *id; /* owned */
+    uint64_t hash;
+    bool created; /* its OrderCreated is in the batch: the whole row is here */
+    int64_t user_id, restaurant_id, total_cents, created_us;
+    char *items;   /* owned: JSON (created) */
+    char *address; /* owned (created) */
+    char currency[4];
+    /* After its last event in the batch: */
+    uint8_t status; /* ordo_status_t */
+    uint32_t version;
+    int64_t at_us;
+    uint64_t position;
+    int64_t first_us; /* its first event in the batch */
+    uint64_t first_position;
+    bool has_minutes, has_courier;
+    int64_t minutes, courier;
+    char *reason; /* owned; NULL unless cancelled in the batch */
+    uint8_t cancelled_from;
+    int64_t last_event; /* index into events of its last event here */
+    int64_t hour_row;   /* index into hours of its row for its latest hour */
+} s_order_t;
+
+/* An event: the status interval it begins. */
+typedef struct {
+    uint32_t order;
+    uint8_t status;
+    int64_t at_us;
+    uint64_t position;
+    int64_t next; /* index of the order's next event in the batch, or -1 */
+} s_event_t;
+
+/* What one order's events of one hour add to the hourly analytics. */
+typedef struct {
+    uint32_t order;
+    int64_t hour_us;
+    uint32_t by_type[ORDO_EVT_COUNT_]; /* [ORDO_EVT_ORDER_CREATED] ... */
+    uint32_t cancelled_from[ORDO_STATUS_PREPARING + 1];
+} s_hours_t;
+
+struct ordo_pgbatch_state {
+    s_order_t *orders;
+    size_t n_orders, cap_orders;
+    s_event_t *events;
+    size_t cap_events;
+    s_hours_t *hours;
+    size_t n_hours, cap_hours;
+    uint32_t *slots; /* open addressing: order index + 1, 0 = empty */
+    size_t n_slots;  /* a power of two */
+};
+
+/* ---- COPY text ---------------------------------------------------------- */
+
+typedef struct {
+    char *data;
+    size_t len, cap;
+    bool failed;
+} s_text_t;
+
+static void s_raw(s_text_t *t, const char *s, size_t n)
+{
+    if (t->failed)
+        return;
+    if (t->len + n > t->cap) {
+        size_t cap = t->cap ? t->cap : 1 << 16;
+        while (cap < t->len + n)
+            cap *= 2;
+        char *p = realloc(t->data, cap);
+        if (!p) {
+            t->failed = true;
+            return;
+        }
+        t->data = p;
+        t->cap = cap;
+    }
+    memcpy(t->data + t->len, s, n);
+    t->len += n;
+}
+
+/* One character of a COPY text field: backslash, tab, newline and
+ * carriage return escaped. */
+static void s_copy_char(s_text_t *t, char c)
+{
+    switch (c) {
+    case '\\': s_raw(t, "\\\\", 2); break;
+    case '\t': s_raw(t, "\\t", 2); break;
+    case '\n': s_raw(t, "\\n", 2); break;
+    case '\r': s_raw(t, "\\r", 2); break;
+    default: s_raw(t, &c, 1); break;
+    }
+}
+
+/* A field: text (NULL: SQL NULL), then a tab or, last, a newline. */
+static void s_field(s_text_t *t, const char *s, bool last)
+{
+    if (!s)
+        s_raw(t, "\\N", 2);
+    else
+        for (; *s; s++)
+            s_copy_char(t, *s);
+    s_raw(t, last ? "\n" : "\t", 1);
+}
+
+static void s_int(s_text_t *t, bool present, int64_t v, bool last)
+{
+    char num[24];
+    if (present)
+        snprintf(num, sizeof num, "%" PRId64, v);
+    s_field(t, present ? num : NULL, last);
+}
+
+static void s_time(s_text_t *t, int64_t us, bool last)
+{
+    char at[40];
+    s_field(t, ordo_time_format(us, at), last);
+}
+
+/* ---- the fold ----------------------------------------------------------- */
+
+void ordo_pgbatch_init(ordo_pgbatch_t *b)
+{
+    memset(b, 0, sizeof *b);
+}
+
+static void s_free_order(s_order_t *o)
+{
+    free(o->id);
+    free(o->items);
+    free(o->address);
+    free(o->reason);
+}
+
+void ordo_pgbatch_clear(ordo_pgbatch_t *b)
+{
+    ordo_pgbatch_state_t *st = b->st;
+    if (st) {
+        for (size_t i = 0; i < st->n_orders; i++)
+            s_free_order(&st->orders[i]);
+        st->n_orders = st->n_hours = 0;
+        if (st->slots)
+            memset(st->slots, 0, st->n_slots * sizeof *st->slots);
+    }
+    b->n = 0;
+    b->first = b->last = 0;
+    b->bytes = 0;
+    b->failed = false;
+}
+
+void ordo_pgbatch_free(ordo_pgbatch_t *b)
+{
+    ordo_pgbatch_clear(b);
+    if (b->st) {
+        free(b->st->orders);
+        free(b->st->events);
+        free(b->st->hours);
+        free(b->st->slots);
+        free(b->st);
+    }
+    memset(b, 0, sizeof *b);
+}
+
+/* Grows an array to hold one more element. */
+static bool s_room(void **arr, size_t *cap, size_t need, size_t size)
+{
+    if (need <= *cap)
+        return true;
+    size_t cap2 = *cap ? *cap * 2 : 4096;
+    void *p = realloc(*arr, cap2 * size);
+    if (!p)
+        return false;
+    *arr = p;
+    *cap = cap2;
+    return true;
+}
+
+static bool s_rehash(ordo_pgbatch_state_t *st, size_t n_slots)
+{
+    uint32_t *slots = calloc(n_slots, sizeof *slots);
+    if (!slots)
+        return false;
+    for (size_t i = 0; i < st->n_orders; i++) {
+        size_t k = st->orders[i].hash & (n_slots - 1);
+        while (slots[k])
+            k = (k + 1) & (n_slots - 1);
+        slots[k] = (uint32_t)i + 1;
+    }
+    free(st->slots);
+    st->slots = slots;
+    st->n_slots = n_slots;
+    return true;
+}
+
+/* The batch's entry for this order, added if new. NULL if out of memory. */
+static s_order_t *s_order(ordo_pgbatch_state_t *st, const char *id, size_t *index)
+{
+    size_t len = strlen(id);
+    uint64_t h = ordo_hash64(id, len, 0);
+    if ((st->n_orders + 1) * 2 > st->n_slots &&
+        !s_rehash(st, st->n_slots ? st->n_slots * 2 : 8192))
+        return NULL;
+    size_t k = h & (st->n_slots - 1);
+    for (; st->slots[k]; k = (k + 1) & (st->n_slots - 1)) {
+        s_order_t *o = &st->orders[st->slots[k] - 1];
+        if (o->hash == h && !strcmp(o->id, id)) {
+            *index = st->slots[k] - 1;
+            return o;
+        }
+    }
+    if (!s_room((void **)&st->orders, &st->cap_orders, st->n_orders + 1, sizeof *st->orders))
+        return NULL;
+    s_order_t *o = &st->orders[st->n_orders];
+    memset(o, 0, sizeof *o);
+    if (!(o->id = strdup(id)))
+        return NULL;
+    o->hash = h;
+    o->last_event = o->hour_row = -1;
+    st->slots[k] = (uint32_t)st->n_orders + 1;
+    *index = st->n_orders++;
+    return o;
+}
+
+/* The items as JSON (RFC 8259 strings). NULL if out of memory. */
+static char *s_items_json(const ordo_client_event_t *ev)
+{
+    s_text_t t = {0};
+    s_raw(&t, "[", 1);
+    for (size_t i = 0; i < ev->n_items; i++) {
+        const ordo_client_item_t *it = &ev->items[i];
+        const char *strs[2] = {it->sku ? it->sku : "", it->name ? it->name : ""};
+        const char *keys[2] = {"{\"sku\":\"", "\",\"name\":\""};
+        if (i)
+            s_raw(&t, ",", 1);
+        for (int f = 0; f < 2; f++) {
+            s_raw(&t, keys[f], strlen(keys[f]));
+            for (const unsigned char *p = (const unsigned char *)strs[f]; *p; p++) {
+                char esc[8];
+                if (*p == '"' || *p == '\\') {
+                    esc[0] = '\\';
+                    esc[1] = (char)*p;
+                    s_raw(&t, esc, 2);
+                } else if (*p < 0x20) {
+                    snprintf(esc, sizeof esc, "\\u%04x", *p);
+                    s_raw(&t, esc, 6);
+                } else {
+                    s_raw(&t, (const char *)p, 1);
+                }
+            }
+        }
+        char tail[64];
+        int n = snprintf(tail, sizeof tail, "\",\"qty\":%" PRId64 ",\"price_cents\":%" PRId64 "}",
+                         it->qty, it->price_cents);
+        s_raw(&t, tail, (size_t)n);
+    }
+    s_raw(&t, "]", 2); /* with the terminating NUL */
+    if (t.failed) {
+        free(t.data);
+        return NULL;
+    }
+    return t.data;
+}
+
+/* Adds the event to its order's row for its hour. */
+static bool s_count_hour(ordo_pgbatch_state_t *st, size_t oi, ordo_event_type_t type,
+                         int64_t at_us, uint8_t cancelled_from)
+{
+    s_order_t *o = &st->orders[oi];
+    int64_t hour = at_us - ((at_us % S_HOUR_US) + S_HOUR_US) % S_HOUR_US;
+    if (o->hour_row < 0 || st->hours[o->hour_row].hour_us != hour) {
+        if (!s_room((void **)&st->hours, &st->cap_hours, st->n_hours + 1, sizeof *st->hours))
+            return false;
+        s_hours_t *h = &st->hours[st->n_hours];
+        memset(h, 0, sizeof *h);
+        h->order = (uint32_t)oi;
+        h->hour_us = hour;
+        o->hour_row = (int64_t)st->n_hours++;
+    }
+    s_hours_t *h = &st->hours[o->hour_row];
+    h->by_type[type]++;
+    if (type == ORDO_EVT_ORDER_CANCELLED && cancelled_from >= ORDO_STATUS_CREATED &&
+        cancelled_from <= ORDO_STATUS_PREPARING)
+        h->cancelled_from[cancelled_from]++;
+    return true;
+}
+
+static int s_fail(ordo_pgbatch_t *b)
+{
+    b->failed = true;
+    return -1;
+}
+
+int ordo_pgbatch_add(ordo_pgbatch_t *b, const ordo_client_event_t *ev)
+{
+    if (b->failed || (b->n > 0 && ev->position != b->last + 1) || !ev->order_id || !ev->type)
+        return -1;
+    ordo_event_type_t type = ordo_event_type_from_name(ev->type, strlen(ev->type));
+    if (type <= ORDO_EVT_NONE || type >= ORDO_EVT_COUNT_)
+        return -1;
+    if (!b->st && !(b->st = calloc(1, sizeof *b->st)))
+        return s_fail(b);
+    ordo_pgbatch_state_t *st = b->st;
+    size_t oi;
+    s_order_t *o = s_order(st, ev->order_id, &oi);
+    if (!o || !s_room((void **)&st->events, &st->cap_events, b->n + 1, sizeof *st->events))
+        return s_fail(b);
+    bool first_here = o->last_event < 0;
+    if (type == ORDO_EVT_ORDER_CREATED) {
+        o->created = true;
+        o->user_id = ev->user_id;
+        o->restaurant_id = ev->restaurant_id;
+        o->total_cents = ev->total_cents;
+        o->created_us = ev->timestamp_us;
+        snprintf(o->currency, sizeof o->currency, "%s", ev->currency ? ev->currency : "USD");
+        free(o->items);
+        free(o->address);
+        o->items = s_items_json(ev);
+        o->address = strdup(ev->delivery_address ? ev->delivery_address : "");
+        if (!o->items || !o->address)
+            return s_fail(b);
+        b->bytes += strlen(o->items) + strlen(o->address);
+    }
+    uint8_t cancelled_from = 0;
+    if (type == ORDO_EVT_ORDER_CANCELLED) {
+        free(o->reason);
+        if (!(o->reason = strdup(ev->reason ? ev->reason : "")))
+            return s_fail(b);
+        b->bytes += strlen(o->reason);
+        if (ev->previous_status)
+            cancelled_from = (uint8_t)ordo_status_from_name(ev->previous_status,
+                                                            strlen(ev->previous_status));
+        o->cancelled_from = cancelled_from;
+    }
+    if (ev->has_estimated_minutes) {
+        o->has_minutes = true;
+        o->minutes = ev->estimated_minutes;
+    }
+    if (ev->has_courier_id) {
+        o->has_courier = true;
+        o->courier = ev->courier_id;
+    }
+    if (first_here) {
+        o->first_us = ev->timestamp_us;
+        o->first_position = ev->position;
+        b->bytes += sizeof *o + strlen(o->id) + 2 * sizeof(uint32_t);
+    } else {
+        st->events[o->last_event].next = (int64_t)b->n;
+    }
+    o->status = (uint8_t)ordo_status_after(type);
+    o->version = ev->version;
+    o->at_us = ev->timestamp_us;
+    o->position = ev->position;
+    o->last_event = (int64_t)b->n;
+    st->events[b->n] = (s_event_t){(uint32_t)oi, o->status, ev->timestamp_us, ev->position, -1};
+    size_t hours_before = st->n_hours;
+    if (!s_count_hour(st, oi, type, ev->timestamp_us, cancelled_from))
+        return s_fail(b);
+    b->bytes += sizeof(s_event_t) + (st->n_hours - hours_before) * sizeof(s_hours_t);
+    if (b->n++ == 0)
+        b->first = ev->position;
+    b->last = ev->position;
+    return 0;
+}
+
+/* ---- the tables' rows ---------------------------------------------------- */
+
+static const char *s_status(uint8_t s)
+{
+    return s ? ordo_status_name((ordo_status_t)s) : NULL;
+}
+
+/* New orders: @S.orders' columns, in s_copy_orders' order. */
+static void s_rows_new_orders(const ordo_pgbatch_state_t *st, s_text_t *t)
+{
+    for (size_t i = 0; i < st->n_orders; i++) {
+        const s_order_t *o = &st->orders[i];
+        if (!o->created)
+            continue;
+        s_field(t, o->id, false);
+        s_int(t, true, o->user_id, false);
+        s_int(t, true, o->restaurant_id, false);
+        s_field(t, s_status(o->status), false);
+        s_field(t, o->items, false);
+        s_int(t, true, o->total_cents, false);
+        s_field(t, o->currency, false);
+        s_field(t, o->address, false);
+        s_time(t, o->created_us, false);
+        s_time(t, o->at_us, false);
+        s_int(t, true, o->version, false);
+        s_int(t, o->has_minutes, o->minutes, false);
+        s_int(t, o->has_courier, o->courier, false);
+        s_field(t, o->reason, false);
+        s_field(t, s_status(o->cancelled_from), false);
+        s_int(t, true, (int64_t)o->position, true);
+    }
+}
+
+/* Older orders: ordo_batch_order's columns. */
+static void s_rows_old_orders(const ordo_pgbatch_state_t *st, s_text_t *t)
+{
+    for (size_t i = 0; i < st->n_orders; i++) {
+        const s_order_t *o = &st->orders[i];
+        if (o->created)
+            continue;
+        s_field(t, o->id, false);
+        s_field(t, s_status(o->status), false);
+        s_int(t, true, o->version, false);
+        s_time(t, o->at_us, false);
+        s_int(t, true, (int64_t)o->position, false);
+        s_time(t, o->first_us, false);
+        s_int(t, true, (int64_t)o->first_position, false);
+        s_int(t, o->has_minutes, o->minutes, false);
+        s_int(t, o->has_courier, o->courier, false);
+        s_field(t, o->reason, false);
+        s_field(t, s_status(o->cancelled_from), true);
+    }
+}
+
+/* Per order and hour: ordo_batch_hours' columns. */
+static void s_rows_hours(const ordo_pgbatch_state_t *st, s_text_t *t)
+{
+    for (size_t i = 0; i < st->n_hours; i++) {
+        const s_hours_t *h = &st->hours[i];
+        const s_order_t *o = &st->orders[h->order];
+        s_field(t, o->id, false);
+        s_time(t, h->hour_us, false);
+        s_int(t, o->created, o->restaurant_id, false);
+        s_field(t, o->created ? o->currency : NULL, false);
+        s_int(t, o->created, o->total_cents, false);
+        for (int e = ORDO_EVT_ORDER_CREATED; e < ORDO_EVT_COUNT_; e++)
+            s_int(t, true, h->by_type[e], false);
+        for (int s = ORDO_STATUS_CREATED; s <= ORDO_STATUS_PREPARING; s++)
+            s_int(t, true, h->cancelled_from[s], s == ORDO_STATUS_PREPARING);
+    }
+}
+
+/* Every event's interval: @S.order_status_history's columns. */
+static void s_rows_history(const ordo_pgbatch_state_t *st, size_t n, s_text_t *t)
+{
+    for (size_t i = 0; i < n; i++) {
+        const s_event_t *e = &st->events[i];
+        const s_event_t *next = e->next >= 0 ? &st->events[e->next] : NULL;
+        s_field(t, st->orders[e->order].id, false);
+        s_field(t, s_status(e->status), false);
+        s_time(t, e->at_us, false);
+        if (next)
+            s_time(t, next->at_us, false);
+        else
+            s_field(t, NULL, false);
+        s_int(t, true, (int64_t)e->position, false);
+        s_int(t, next != NULL, next ? (int64_t)next->position : 0, true);
+    }
+}
+
+/* ---- the transaction ---------------------------------------------------- */
+
+_Static_assert(ORDO_EVT_ORDER_CREATED == 1 && ORDO_EVT_ORDER_CANCELLED == 7 &&
+                   ORDO_STATUS_CREATED == 1 && ORDO_STATUS_PREPARING == 3,
+               "ordo_batch_hours' columns follow these enums");
+
+/* The session: work memory for sorting and hashing a batch, and the
+ * temporary tables (temp_buffers must be set before the first). */
+static const char s_prepare[] =
+    "SET temp_buffers = '128MB'; SET work_mem = '64MB';"
+    "CREATE TEMP TABLE IF NOT EXISTS ordo_batch_order ("
+    "  order_id text PRIMARY KEY, status text NOT NULL, version integer NOT NULL,"
+    "  at timestamptz NOT NULL, position bigint NOT NULL,"
+    "  first_at timestamptz NOT NULL, first_position bigint NOT NULL,"
+    "  estimated_minutes integer, courier_id bigint, reason text, cancelled_from text)"
+    "  ON COMMIT DELETE ROWS;"
+    "CREATE TEMP TABLE IF NOT EXISTS ordo_batch_hours ("
+    "  order_id text NOT NULL, hour timestamptz NOT NULL,"
+    "  restaurant_id bigint, currency text, total_cents bigint," /* NULL: an older order */
+    "  created integer NOT NULL, confirmed integer NOT NULL, preparing integer NOT NULL,"
+    "  ready integer NOT NULL, out_for_delivery integer NOT NULL, delivered integer NOT NULL,"
+    "  cancelled integer NOT NULL, cancelled_from_created integer NOT NULL,"
+    "  cancelled_from_confirmed integer NOT NULL, cancelled_from_preparing integer NOT NULL)"
     "  ON COMMIT DELETE ROWS";
 
-/* The fold, then COMMIT, in one round trip. */
+/* After the COPYs: the intervals older orders were in closed, the orders
+ * updated (what the hourly counts need of them comes back), the counts
+ * added. */
 static const char s_fold[] =
-    /* New orders, as created. */
-    "INSERT INTO @S.orders (id, user_id, restaurant_id, status, items, total_cents, currency,"
-    "    delivery_address, created_at, updated_at, version, position)"
-    "  SELECT order_id, user_id, restaurant_id, status, items, total_cents, currency,"
-    "         delivery_address, at, at, version, position"
-    "  FROM ordo_batch WHERE type = 'OrderCreated';"
-    /* Every order an event changed, to its last event in the batch. */
-    "UPDATE @S.orders o SET status = l.status, version = l.version, updated_at = l.at,"
-    "    position = l.position,"
-    "    estimated_minutes = coalesce(l.estimated_minutes, o.estimated_minutes),"
-    "    courier_id = coalesce(l.courier_id, o.courier_id),"
-    "    cancel_reason = coalesce(l.reason, o.cancel_reason),"
-    "    cancelled_from = coalesce(l.previous_status, o.cancelled_from)"
-    "  FROM (SELECT DISTINCT ON (order_id) order_id, status, version, at, position,"
-    "               max(estimated_minutes) OVER (PARTITION BY order_id) AS estimated_minutes,"
-    "               max(courier_id) OVER (PARTITION BY order_id) AS courier_id,"
-    "               max(reason) OVER (PARTITION BY order_id) AS reason,"
-    "               max(previous_status) OVER (PARTITION BY order_id) AS previous_status"
-    "        FROM ordo_batch WHERE type <> 'OrderCreated'"
-    "        ORDER BY order_id, position DESC) l"
-    "  WHERE o.id = l.order_id;"
-    /* The status an order was in before the batch ends where its first
-     * event in the batch begins... */
-    "UPDATE @S.order_status_history h SET to_at = f.at, to_position = f.position"
-    "  FROM (SELECT DISTINCT ON (order_id) order_id, at, position FROM ordo_batch"
-    "        WHERE type <> 'OrderCreated' ORDER BY order_id, position) f"
-    "  WHERE h.order_id = f.order_id AND h.to_position IS NULL;"
-    /* ... and each event begins one, which ends at the order's next event
-     * in the batch, if any. */
-    "INSERT INTO @S.order_status_history (order_id, status, from_at, to_at, from_position,"
-    "    to_position)"
-    "  SELECT order_id, status, at, lead(at) OVER w, position, lead(position) OVER w"
-    "  FROM ordo_batch WINDOW w AS (PARTITION BY order_id ORDER BY position);"
-    /* Each event counts in the UTC hour of its timestamp. */
+    "ANALYZE ordo_batch_order;" /* temporary tables have no statistics */
+    /* The interval an older order is in began at its last event before
+     * the batch (orders.position, not yet updated): it ends where the
+     * order's first event here begins. */
+    "UPDATE @S.order_status_history h SET to_at = l.first_at, to_position = l.first_position"
+    "  FROM ordo_batch_order l JOIN @S.orders o ON o.id = l.order_id"
+    "  WHERE h.from_position = o.position;"
+    "WITH changed AS ("
+    "  UPDATE @S.orders o SET status = l.status, version = l.version, updated_at = l.at,"
+    "      position = l.position,"
+    "      estimated_minutes = coalesce(l.estimated_minutes, o.estimated_minutes),"
+    "      courier_id = coalesce(l.courier_id, o.courier_id),"
+    "      cancel_reason = coalesce(l.reason, o.cancel_reason),"
+    "      cancelled_from = coalesce(l.cancelled_from, o.cancelled_from)"
+    "    FROM ordo_batch_order l WHERE o.id = l.order_id"
+    "    RETURNING o.id, o.restaurant_id, o.currency, o.total_cents)"
     "INSERT INTO @S.analytics_hourly AS a (hour, restaurant_id, currency, created, confirmed,"
     "    preparing, ready, out_for_delivery, delivered, cancelled, cancelled_from_created,"
     "    cancelled_from_confirmed, cancelled_from_preparing, revenue_cents)"
-    "  SELECT date_trunc('hour', b.at, 'UTC'), o.restaurant_id, o.currency,"
-    "    count(*) FILTER (WHERE b.type = 'OrderCreated'),"
-    "    count(*) FILTER (WHERE b.type = 'OrderConfirmed'),"
-    "    count(*) FILTER (WHERE b.type = 'OrderPreparing'),"
-    "    count(*) FILTER (WHERE b.type = 'OrderReady'),"
-    "    count(*) FILTER (WHERE b.type = 'OrderOutForDelivery'),"
-    "    count(*) FILTER (WHERE b.type = 'OrderDelivered'),"
-    "    count(*) FILTER (WHERE b.type = 'OrderCancelled'),"
-    "    count(*) FILTER (WHERE b.type = 'OrderCancelled' AND b.previous_status = 'Created'),"
-    "    count(*) FILTER (WHERE b.type = 'OrderCancelled' AND b.previous_status = 'Confirmed'),"
-    "    count(*) FILTER (WHERE b.type = 'OrderCancelled' AND b.previous_status = 'Preparing'),"
-    "    coalesce(sum(o.total_cents) FILTER (WHERE b.type = 'OrderDelivered'), 0)"
-    "  FROM ordo_batch b JOIN @S.orders o ON o.id = b.order_id"
+    "  SELECT h.hour, coalesce(h.restaurant_id, c.restaurant_id),"
+    "    coalesce(h.currency, c.currency), sum(h.created), sum(h.confirmed), sum(h.preparing),"
+    "    sum(h.ready), sum(h.out_for_delivery), sum(h.delivered), sum(h.cancelled),"
+    "    sum(h.cancelled_from_created), sum(h.cancelled_from_confirmed),"
+    "    sum(h.cancelled_from_preparing),"
+    "    sum(h.delivered * coalesce(h.total_cents, c.total_cents))"
+    "  FROM ordo_batch_hours h LEFT JOIN changed c ON c.id = h.order_id"
     "  GROUP BY 1, 2, 3"
     "  ON CONFLICT (hour, restaurant_id, currency) DO UPDATE SET"
     "    created = a.created + EXCLUDED.created,"
@@ -85,186 +535,11 @@ static const char s_fold[] =
     "    cancelled_from_created = a.cancelled_from_created + EXCLUDED.cancelled_from_created,"
     "    cancelled_from_confirmed = a.cancelled_from_confirmed + EXCLUDED.cancelled_from_confirmed,"
     "    cancelled_from_preparing = a.cancelled_from_preparing + EXCLUDED.cancelled_from_preparing,"
-    "    revenue_cents = a.revenue_cents + EXCLUDED.revenue_cents;"
-    "COMMIT";
-
-void ordo_pgbatch_init(ordo_pgbatch_t *b)
-{
-    memset(b, 0, sizeof *b);
-}
-
-void ordo_pgbatch_free(ordo_pgbatch_t *b)
-{
-    free(b->data);
-    memset(b, 0, sizeof *b);
-}
-
-void ordo_pgbatch_clear(ordo_pgbatch_t *b)
-{
-    b->len = b->n = 0;
-    b->first = b->last = 0;
-    b->failed = false;
-}
-
-static bool s_reserve(ordo_pgbatch_t *b, size_t more)
-{
-    if (b->failed)
-        return false;
-    if (b->len + more <= b->cap)
-        return true;
-    size_t cap = b->cap ? b->cap : 1 << 20;
-    while (cap < b->len + more)
-        cap *= 2;
-    char *p = realloc(b->data, cap);
-    if (!p) {
-        b->failed = true;
-        return false;
-    }
-    b->data = p;
-    b->cap = cap;
-    return true;
-}
-
-static void s_raw(ordo_pgbatch_t *b, const char *s, size_t n)
-{
-    if (s_reserve(b, n)) {
-        memcpy(b->data + b->len, s, n);
-        b->len += n;
-    }
-}
-
-/* One character of a COPY text field: backslash, tab, newline and
- * carriage return escaped. */
-static void s_copy_char(ordo_pgbatch_t *b, char c)
-{
-    switch (c) {
-    case '\\': s_raw(b, "\\\\", 2); break;
-    case '\t': s_raw(b, "\\t", 2); break;
-    case '\n': s_raw(b, "\\n", 2); break;
-    case '\r': s_raw(b, "\\r", 2); break;
-    default: s_raw(b, &c, 1); break;
-    }
-}
-
-static void s_text(ordo_pgbatch_t *b, const char *s)
-{
-    if (!s) {
-        s_raw(b, "\\N", 2);
-        return;
-    }
-    for (; *s; s++)
-        s_copy_char(b, *s);
-}
-
-static void s_int(ordo_pgbatch_t *b, bool present, int64_t v)
-{
-    if (!present) {
-        s_raw(b, "\\N", 2);
-        return;
-    }
-    char num[24];
-    int n = snprintf(num, sizeof num, "%" PRId64, v);
-    s_raw(b, num, (size_t)n);
-}
-
-/* A JSON string (RFC 8259 escapes), itself escaped for COPY. */
-static void s_json_string(ordo_pgbatch_t *b, const char *s)
-{
-    s_copy_char(b, '"');
-    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
-        if (*p == '"' || *p == '\\') {
-            s_copy_char(b, '\\');
-            s_copy_char(b, (char)*p);
-        } else if (*p < 0x20) {
-            char esc[8];
-            snprintf(esc, sizeof esc, "\\u%04x", *p);
-            for (char *e = esc; *e; e++)
-                s_copy_char(b, *e);
-        } else {
-            s_copy_char(b, (char)*p);
-        }
-    }
-    s_copy_char(b, '"');
-}
-
-static void s_items(ordo_pgbatch_t *b, const ordo_client_event_t *ev)
-{
-    s_raw(b, "[", 1);
-    for (size_t i = 0; i < ev->n_items; i++) {
-        const ordo_client_item_t *it = &ev->items[i];
-        if (i)
-            s_raw(b, ",", 1);
-        s_raw(b, "{\"sku\":", 7);
-        s_json_string(b, it->sku);
-        s_raw(b, ",\"name\":", 8);
-        s_json_string(b, it->name);
-        s_raw(b, ",\"qty\":", 7);
-        s_int(b, true, it->qty);
-        s_raw(b, ",\"price_cents\":", 15);
-        s_int(b, true, it->price_cents);
-        s_raw(b, "}", 1);
-    }
-    s_raw(b, "]", 1);
-}
-
-int ordo_pgbatch_add(ordo_pgbatch_t *b, const ordo_client_event_t *ev)
-{
-    if (b->n > 0 && ev->position != b->last + 1)
-        return -1;
-    ordo_event_type_t type = ordo_event_type_from_name(ev->type, strlen(ev->type));
-    const char *status = ordo_status_name(ordo_status_after(type));
-    bool created = type == ORDO_EVT_ORDER_CREATED;
-    char at[40];
-    ordo_time_format(ev->timestamp_us, at);
-    size_t mark = b->len;
-    s_int(b, true, (int64_t)ev->position);
-    s_raw(b, "\t", 1);
-    s_text(b, ev->order_id);
-    s_raw(b, "\t", 1);
-    s_int(b, true, ev->version);
-    s_raw(b, "\t", 1);
-    s_text(b, ev->type);
-    s_raw(b, "\t", 1);
-    s_text(b, status);
-    s_raw(b, "\t", 1);
-    s_text(b, at);
-    s_raw(b, "\t", 1);
-    s_int(b, created, ev->user_id);
-    s_raw(b, "\t", 1);
-    s_int(b, created, ev->restaurant_id);
-    s_raw(b, "\t", 1);
-    if (created)
-        s_items(b, ev);
-    else
-        s_text(b, NULL);
-    s_raw(b, "\t", 1);
-    s_int(b, created, ev->total_cents);
-    s_raw(b, "\t", 1);
-    s_text(b, created ? (ev->currency ? ev->currency : "USD") : NULL);
-    s_raw(b, "\t", 1);
-    s_text(b, created ? ev->delivery_address : NULL);
-    s_raw(b, "\t", 1);
-    s_int(b, ev->has_estimated_minutes, ev->estimated_minutes);
-    s_raw(b, "\t", 1);
-    s_int(b, ev->has_courier_id, ev->courier_id);
-    s_raw(b, "\t", 1);
-    s_text(b, ev->reason);
-    s_raw(b, "\t", 1);
-    s_text(b, ev->previous_status);
-    s_raw(b, "\n", 1);
-    if (b->failed) {
-        b->len = mark;
-        return -1;
-    }
-    if (b->n++ == 0)
-        b->first = ev->position;
-    b->last = ev->position;
-    return 0;
-}
+    "    revenue_cents = a.revenue_cents + EXCLUDED.revenue_cents";
 
 int ordo_pgbatch_prepare(PGconn *c, char *err, size_t errsize)
 {
-    return ordo_pg_exec(c, s_batch_table, err, errsize);
+    return ordo_pg_exec(c, s_prepare, err, errsize);
 }
 
 static void s_rollback(PGconn *c)
@@ -294,23 +569,62 @@ static int s_no_memory(PGconn *c, char *err, size_t errsize)
     return -1;
 }
 
-/* The batch's rows, in pieces libpq takes (its length is an int). */
-static int s_copy_rows(PGconn *c, const ordo_pgbatch_t *b)
+/* Runs SQL (a template: @S = the schema) expecting no rows. */
+static int s_exec(PGconn *c, const char *sql, const char *schema, const char *what, char *err,
+                  size_t errsize)
 {
-    const size_t piece = 1 << 20;
-    for (size_t off = 0; off < b->len; off += piece) {
-        size_t n = b->len - off < piece ? b->len - off : piece;
-        if (PQputCopyData(c, b->data + off, (int)n) != 1)
-            return -1;
+    char *text = ordo_pg_sql(sql, schema);
+    if (!text)
+        return s_no_memory(c, err, errsize);
+    PGresult *r = PQexec(c, text);
+    free(text);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        return s_error(c, r, what, err, errsize);
+    PQclear(r);
+    return 0;
+}
+
+/* COPY table FROM STDIN with the rows `fill` writes (nothing if none). */
+static int s_copy(PGconn *c, const char *schema, const char *copy_sql, s_text_t *t,
+                  const char *what, char *err, size_t errsize)
+{
+    if (t->failed)
+        return s_no_memory(c, err, errsize);
+    if (t->len == 0)
+        return 0;
+    char *sql = ordo_pg_sql(copy_sql, schema);
+    if (!sql)
+        return s_no_memory(c, err, errsize);
+    PGresult *r = PQexec(c, sql);
+    free(sql);
+    if (PQresultStatus(r) != PGRES_COPY_IN)
+        return s_error(c, r, what, err, errsize);
+    PQclear(r);
+    for (size_t off = 0; off < t->len; off += S_COPY_PIECE) {
+        size_t n = t->len - off < S_COPY_PIECE ? t->len - off : S_COPY_PIECE;
+        if (PQputCopyData(c, t->data + off, (int)n) != 1)
+            return s_error(c, NULL, what, err, errsize);
     }
-    return PQputCopyEnd(c, NULL) == 1 ? 0 : -1;
+    if (PQputCopyEnd(c, NULL) != 1)
+        return s_error(c, NULL, what, err, errsize);
+    r = PQgetResult(c);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        return s_error(c, r, what, err, errsize);
+    PQclear(r);
+    while ((r = PQgetResult(c)) != NULL)
+        PQclear(r);
+    return 0;
 }
 
 int ordo_pgbatch_apply(PGconn *c, const char *schema, const ordo_pgbatch_t *b, char *err,
                        size_t errsize)
 {
-    if (b->n == 0 || b->failed)
+    if (b->n == 0)
         return 0;
+    if (b->failed || !b->st) {
+        snprintf(err, errsize, "the batch ran out of memory");
+        return -1;
+    }
     PGresult *r = PQexec(c, "BEGIN");
     if (PQresultStatus(r) != PGRES_COMMAND_OK)
         return s_error(c, r, "BEGIN", err, errsize);
@@ -336,24 +650,40 @@ int ordo_pgbatch_apply(PGconn *c, const char *schema, const ordo_pgbatch_t *b, c
         snprintf(err, errsize, "the checkpoint is not at position %" PRIu64, b->first - 1);
         return 1;
     }
-    r = PQexec(c, "COPY ordo_batch FROM STDIN");
-    if (PQresultStatus(r) != PGRES_COPY_IN)
-        return s_error(c, r, "COPY", err, errsize);
-    PQclear(r);
-    if (s_copy_rows(c, b) != 0)
-        return s_error(c, NULL, "COPY", err, errsize);
-    r = PQgetResult(c);
-    if (PQresultStatus(r) != PGRES_COMMAND_OK)
-        return s_error(c, r, "COPY", err, errsize);
-    PQclear(r);
-    while ((r = PQgetResult(c)) != NULL)
-        PQclear(r);
-    if (!(sql = ordo_pg_sql(s_fold, schema)))
-        return s_no_memory(c, err, errsize);
-    r = PQexec(c, sql);
-    free(sql);
-    if (PQresultStatus(r) != PGRES_COMMAND_OK)
-        return s_error(c, r, "applying the batch", err, errsize);
-    PQclear(r);
-    return 0;
+    const ordo_pgbatch_state_t *st = b->st;
+    s_text_t t = {0};
+    int rc;
+    s_rows_new_orders(st, &t);
+    rc = s_copy(c, schema,
+                "COPY @S.orders (id, user_id, restaurant_id, status, items, total_cents, currency,"
+                " delivery_address, created_at, updated_at, version, estimated_minutes,"
+                " courier_id, cancel_reason, cancelled_from, position) FROM STDIN",
+                &t, "new orders", err, errsize);
+    t.len = 0;
+    if (rc == 0) {
+        s_rows_old_orders(st, &t);
+        rc = s_copy(c, schema, "COPY ordo_batch_order FROM STDIN", &t, "older orders", err,
+                    errsize);
+        t.len = 0;
+    }
+    if (rc == 0) {
+        s_rows_hours(st, &t);
+        rc = s_copy(c, schema, "COPY ordo_batch_hours FROM STDIN", &t, "hourly counts", err,
+                    errsize);
+        t.len = 0;
+    }
+    /* The older intervals close before the new ones are copied in. */
+    if (rc == 0)
+        rc = s_exec(c, s_fold, schema, "applying the batch", err, errsize);
+    if (rc == 0) {
+        s_rows_history(st, b->n, &t);
+        rc = s_copy(c, schema,
+                    "COPY @S.order_status_history (order_id, status, from_at, to_at,"
+                    " from_position, to_position) FROM STDIN",
+                    &t, "status history", err, errsize);
+    }
+    free(t.data);
+    if (rc == 0)
+        rc = s_exec(c, "COMMIT", schema, "COMMIT", err, errsize);
+    return rc;
 }

@@ -6,9 +6,11 @@
  *   orders                one row per order, as its events left it
  *   order_status_history  one row per status an order was in, from/to
  *                         time and position (NULL `to`: it still is), with
- *                         a GiST index on (status, [from_at, to_at)) that
- *                         answers "which orders were S at T" in one range
- *                         scan
+ *                         an index on (status, to_at) that answers "which
+ *                         orders were S at T" in one range scan
+ *                         (orders_in_status_at(S, T) is that query)
+ * The query indexes are made when the writer first catches up, not while
+ * it copies in the log from position 1 (ordo_pg_build_indexes).
  *   analytics_hourly      counts and revenue per hour, restaurant, currency
  *   restaurant_board      a view: each restaurant's open orders by status
  *   checkpoint            one row: the last position the tables reflect,
@@ -49,6 +51,15 @@ int ordo_pg_migrate(PGconn *c, const char *schema, int *applied, char *err, size
 /* The checkpoint: the last position the tables hold (0: none yet). */
 int ordo_pg_checkpoint(PGconn *c, const char *schema, uint64_t *position, char *err,
                        size_t errsize);
+
+/* How many of the query indexes (orders by restaurant and by user, the
+ * history by order and as of an instant) do not exist yet. */
+int ordo_pg_indexes_missing(PGconn *c, const char *schema, int *missing, char *err,
+                            size_t errsize);
+
+/* Makes the query indexes that are missing (each its own statement, so
+ * readers are held up by one at a time). */
+int ordo_pg_build_indexes(PGconn *c, const char *schema, char *err, size_t errsize);
 
 /* The newest migration this program knows. */
 int ordo_pg_schema_version(void);

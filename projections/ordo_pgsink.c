@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define S_BYTES_MAX (64u << 20) /* a batch's COPY text: beyond, it is committed */
+#define S_BYTES_MAX (256u << 20) /* a batch's memory: beyond, it is committed */
 #define S_POLL_MS 100           /* ordo_sub wants a call this often */
 #define S_CATCHUP_FLUSH_MS 1000 /* catching up slowly: commit at least this often */
 #define S_RETRY_MIN_MS 100
@@ -35,6 +35,7 @@ typedef struct {
     int64_t retry_at_ms;  /* not connected: when to try again */
     int retry_ms;         /* the pause before the next try */
     bool caught_up_logged;
+    bool indexed; /* the query indexes are known to exist (this connection) */
     bool terminated;
     char err[1024];
 } s_sink_t;
@@ -84,7 +85,7 @@ static void s_reset(s_sink_t *s, const char *why)
     ordo_pgbatch_clear(&s->batch);
     s->retry_at_ms = s_now_ms() + s->retry_ms;
     s->retry_ms = s->retry_ms * 2 > S_RETRY_MAX_MS ? S_RETRY_MAX_MS : s->retry_ms * 2;
-    s->caught_up_logged = false;
+    s->caught_up_logged = s->indexed = false;
 }
 
 /* Connects, migrates, reads the checkpoint and subscribes after it. */
@@ -162,10 +163,37 @@ static bool s_commit(s_sink_t *s)
     return true;
 }
 
+/* Caught up: makes the query indexes if they are missing (the first time
+ * a schema catches up from position 1; ordo_pgschema.h). */
+static void s_index(s_sink_t *s)
+{
+    int missing = 0;
+    if (ordo_pg_indexes_missing(s->conn, s->cfg.schema, &missing, s->err, sizeof s->err) != 0) {
+        char why[1200];
+        snprintf(why, sizeof why, "cannot list the query indexes: %s", s->err);
+        s_reset(s, why);
+        return;
+    }
+    if (missing > 0) {
+        ordo_log_info("postgres", "caught up at position %" PRIu64 ": building %d query indexes",
+                      s->checkpoint, missing);
+        uint64_t t0 = ordo_mono_ns();
+        if (ordo_pg_build_indexes(s->conn, s->cfg.schema, s->err, sizeof s->err) != 0) {
+            char why[1200];
+            snprintf(why, sizeof why, "cannot build the query indexes: %s", s->err);
+            s_reset(s, why);
+            return;
+        }
+        ordo_log_info("postgres", "query indexes built in %.1f s",
+                      (double)(ordo_mono_ns() - t0) / 1e9);
+    }
+    s->indexed = true;
+}
+
 /* Takes what the subscription has, up to a full batch. */
 static void s_pull(s_sink_t *s)
 {
-    while (s->batch.n < s->cfg.batch_events && s->batch.len < S_BYTES_MAX) {
+    while (s->batch.n < s->cfg.batch_events && s->batch.bytes < S_BYTES_MAX) {
         const ordo_client_event_t *ev;
         int rc = ordo_sub_next(s->sub, 0, &ev);
         if (rc == ORDO_E_TIMEOUT)
@@ -199,7 +227,7 @@ static int64_t s_due_in(const s_sink_t *s, bool caught_up)
 {
     if (s->batch.n == 0)
         return INT64_MAX;
-    if (s->batch.n >= s->cfg.batch_events || s->batch.len >= S_BYTES_MAX)
+    if (s->batch.n >= s->cfg.batch_events || s->batch.bytes >= S_BYTES_MAX)
         return 0;
     return s->first_ms + (caught_up ? s->cfg.flush_ms : S_CATCHUP_FLUSH_MS) - s_now_ms();
 }
@@ -267,6 +295,8 @@ static void s_actor(zsock_t *pipe, void *args)
             ordo_log_info("postgres", "caught up at position %" PRIu64, s->checkpoint);
             s->caught_up_logged = true;
         }
+        if (caught_up && s->conn && !s->indexed && s->batch.n == 0)
+            s_index(s);
         if (!caught_up)
             s->caught_up_logged = false;
     }

@@ -9,7 +9,7 @@
  * again (with a growing pause, 0.1 to 5 s) whenever a connection or a
  * batch fails: what was not committed is simply read again from the
  * engine. Catching up, a batch holds up to batch_events events (or about
- * 64 MiB of rows); once caught up, a batch is committed flush_ms after
+ * 256 MiB of memory); once caught up, a batch is committed flush_ms after
  * its first event. On $TERM it commits what it holds, then stops. */
 #ifndef ORDO_PGSINK_H
 #define ORDO_PGSINK_H

@@ -83,7 +83,7 @@ static void s_usage(FILE *out)
             "  --postgres-schema NAME the PostgreSQL schema of those tables (default ordo;\n"
             "                         ORDO_PROJECTOR_POSTGRES_SCHEMA)\n"
             "  --postgres-batch N     events per transaction while catching up (default\n"
-            "                         50000; ORDO_PROJECTOR_POSTGRES_BATCH)\n"
+            "                         500000, about 130 MB; ORDO_PROJECTOR_POSTGRES_BATCH)\n"
             "  --help, --version\n"
             "\n"
             "Read models: summary (GetOrderSummary, ListOrders), restaurant (RestaurantBoard),\n"
