@@ -133,6 +133,84 @@ static void s_time(s_text_t *t, int64_t us, bool last)
     s_field(t, ordo_time_format(us, at), last);
 }
 
+/* ---- COPY binary (the two large tables: no text to parse) ---------------- */
+
+#define S_PG_EPOCH_US 946684800000000ll /* 2000-01-01, PostgreSQL's epoch */
+
+static void s_be(s_text_t *t, uint64_t v, int bytes)
+{
+    char b[8];
+    for (int i = 0; i < bytes; i++)
+        b[i] = (char)(v >> (8 * (bytes - 1 - i)));
+    s_raw(t, b, (size_t)bytes);
+}
+
+static void s_bin_header(s_text_t *t)
+{
+    s_raw(t, "PGCOPY\n\377\r\n\0", 11);
+    s_be(t, 0, 4); /* flags */
+    s_be(t, 0, 4); /* header extension */
+}
+
+static void s_bin_trailer(s_text_t *t)
+{
+    s_be(t, 0xFFFF, 2);
+}
+
+static void s_bin_row(s_text_t *t, int fields)
+{
+    s_be(t, (uint64_t)fields, 2);
+}
+
+static void s_bin_null(s_text_t *t)
+{
+    s_be(t, 0xFFFFFFFFu, 4);
+}
+
+static void s_bin_text(s_text_t *t, const char *s)
+{
+    if (!s) {
+        s_bin_null(t);
+        return;
+    }
+    size_t n = strlen(s);
+    s_be(t, n, 4);
+    s_raw(t, s, n);
+}
+
+static void s_bin_jsonb(s_text_t *t, const char *json)
+{
+    size_t n = strlen(json);
+    s_be(t, n + 1, 4);
+    s_raw(t, "\1", 1); /* jsonb's binary form: version 1, then the text */
+    s_raw(t, json, n);
+}
+
+static void s_bin_i64(s_text_t *t, bool present, int64_t v)
+{
+    if (!present) {
+        s_bin_null(t);
+        return;
+    }
+    s_be(t, 8, 4);
+    s_be(t, (uint64_t)v, 8);
+}
+
+static void s_bin_i32(s_text_t *t, bool present, int64_t v)
+{
+    if (!present) {
+        s_bin_null(t);
+        return;
+    }
+    s_be(t, 4, 4);
+    s_be(t, (uint64_t)(uint32_t)(int32_t)v, 4);
+}
+
+static void s_bin_time(s_text_t *t, int64_t us)
+{
+    s_bin_i64(t, true, us - S_PG_EPOCH_US);
+}
+
 /* ---- the fold ----------------------------------------------------------- */
 
 void ordo_pgbatch_init(ordo_pgbatch_t *b)
@@ -385,30 +463,36 @@ static const char *s_status(uint8_t s)
     return s ? ordo_status_name((ordo_status_t)s) : NULL;
 }
 
-/* New orders: @S.orders' columns, in s_copy_orders' order. */
+/* New orders: @S.orders' columns (COPY binary), in the COPY's order. */
 static void s_rows_new_orders(const ordo_pgbatch_state_t *st, s_text_t *t)
 {
+    size_t n = 0;
     for (size_t i = 0; i < st->n_orders; i++) {
         const s_order_t *o = &st->orders[i];
         if (!o->created)
             continue;
-        s_field(t, o->id, false);
-        s_int(t, true, o->user_id, false);
-        s_int(t, true, o->restaurant_id, false);
-        s_field(t, s_status(o->status), false);
-        s_field(t, o->items, false);
-        s_int(t, true, o->total_cents, false);
-        s_field(t, o->currency, false);
-        s_field(t, o->address, false);
-        s_time(t, o->created_us, false);
-        s_time(t, o->at_us, false);
-        s_int(t, true, o->version, false);
-        s_int(t, o->has_minutes, o->minutes, false);
-        s_int(t, o->has_courier, o->courier, false);
-        s_field(t, o->reason, false);
-        s_field(t, s_status(o->cancelled_from), false);
-        s_int(t, true, (int64_t)o->position, true);
+        if (n++ == 0)
+            s_bin_header(t);
+        s_bin_row(t, 16);
+        s_bin_text(t, o->id);
+        s_bin_i64(t, true, o->user_id);
+        s_bin_i64(t, true, o->restaurant_id);
+        s_bin_text(t, s_status(o->status));
+        s_bin_jsonb(t, o->items);
+        s_bin_i64(t, true, o->total_cents);
+        s_bin_text(t, o->currency);
+        s_bin_text(t, o->address);
+        s_bin_time(t, o->created_us);
+        s_bin_time(t, o->at_us);
+        s_bin_i32(t, true, o->version);
+        s_bin_i32(t, o->has_minutes, o->minutes);
+        s_bin_i64(t, o->has_courier, o->courier);
+        s_bin_text(t, o->reason);
+        s_bin_text(t, s_status(o->cancelled_from));
+        s_bin_i64(t, true, (int64_t)o->position);
     }
+    if (n)
+        s_bin_trailer(t);
 }
 
 /* Older orders: ordo_batch_order's columns. */
@@ -450,22 +534,25 @@ static void s_rows_hours(const ordo_pgbatch_state_t *st, s_text_t *t)
     }
 }
 
-/* Every event's interval: @S.order_status_history's columns. */
+/* Every event's interval: @S.order_status_history's columns (COPY binary). */
 static void s_rows_history(const ordo_pgbatch_state_t *st, size_t n, s_text_t *t)
 {
+    s_bin_header(t);
     for (size_t i = 0; i < n; i++) {
         const s_event_t *e = &st->events[i];
         const s_event_t *next = e->next >= 0 ? &st->events[e->next] : NULL;
-        s_field(t, st->orders[e->order].id, false);
-        s_field(t, s_status(e->status), false);
-        s_time(t, e->at_us, false);
+        s_bin_row(t, 6);
+        s_bin_text(t, st->orders[e->order].id);
+        s_bin_text(t, s_status(e->status));
+        s_bin_time(t, e->at_us);
         if (next)
-            s_time(t, next->at_us, false);
+            s_bin_time(t, next->at_us);
         else
-            s_field(t, NULL, false);
-        s_int(t, true, (int64_t)e->position, false);
-        s_int(t, next != NULL, next ? (int64_t)next->position : 0, true);
+            s_bin_null(t);
+        s_bin_i64(t, true, (int64_t)e->position);
+        s_bin_i64(t, next != NULL, next ? (int64_t)next->position : 0);
     }
+    s_bin_trailer(t);
 }
 
 /* ---- the transaction ---------------------------------------------------- */
@@ -657,7 +744,7 @@ int ordo_pgbatch_apply(PGconn *c, const char *schema, const ordo_pgbatch_t *b, c
     rc = s_copy(c, schema,
                 "COPY @S.orders (id, user_id, restaurant_id, status, items, total_cents, currency,"
                 " delivery_address, created_at, updated_at, version, estimated_minutes,"
-                " courier_id, cancel_reason, cancelled_from, position) FROM STDIN",
+                " courier_id, cancel_reason, cancelled_from, position) FROM STDIN (FORMAT binary)",
                 &t, "new orders", err, errsize);
     t.len = 0;
     if (rc == 0) {
@@ -679,7 +766,7 @@ int ordo_pgbatch_apply(PGconn *c, const char *schema, const ordo_pgbatch_t *b, c
         s_rows_history(st, b->n, &t);
         rc = s_copy(c, schema,
                     "COPY @S.order_status_history (order_id, status, from_at, to_at,"
-                    " from_position, to_position) FROM STDIN",
+                    " from_position, to_position) FROM STDIN (FORMAT binary)",
                     &t, "status history", err, errsize);
     }
     free(t.data);

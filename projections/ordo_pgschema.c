@@ -3,9 +3,21 @@
  * is a new one at the end of s_migrations. */
 #include "ordo_pgschema.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* "Which orders were S at T" as a function. Its body names the schema, so
+ * a rebuild made under another name makes it again once renamed. */
+#define S_FUNCTION_SQL                                                                             \
+    "CREATE OR REPLACE FUNCTION @S.orders_in_status_at(wanted text, at timestamptz)"              \
+    "  RETURNS TABLE (order_id text, from_at timestamptz, to_at timestamptz,"                     \
+    "                 from_position bigint, to_position bigint)"                                  \
+    "  LANGUAGE sql STABLE AS"                                                                    \
+    "  'SELECT h.order_id, h.from_at, h.to_at, h.from_position, h.to_position"                    \
+    "   FROM @S.order_status_history h"                                                           \
+    "   WHERE h.status = wanted AND coalesce(h.to_at, ''infinity'') > at AND h.from_at <= at'"
 
 /* Numbered from 1; each runs once, in its own transaction. */
 static const struct {
@@ -45,13 +57,7 @@ static const struct {
      /* An interval begins with one event: its position is its key. The
       * interval an order is in began at its last event (orders.position). */
      "  PRIMARY KEY (from_position));"
-     "CREATE FUNCTION @S.orders_in_status_at(wanted text, at timestamptz)"
-     "  RETURNS TABLE (order_id text, from_at timestamptz, to_at timestamptz,"
-     "                 from_position bigint, to_position bigint)"
-     "  LANGUAGE sql STABLE AS"
-     "  'SELECT h.order_id, h.from_at, h.to_at, h.from_position, h.to_position"
-     "   FROM @S.order_status_history h"
-     "   WHERE h.status = wanted AND coalesce(h.to_at, ''infinity'') > at AND h.from_at <= at';"
+     S_FUNCTION_SQL ";"
      "CREATE TABLE @S.analytics_hourly ("
      "  hour timestamptz NOT NULL,"
      "  restaurant_id bigint NOT NULL,"
@@ -73,6 +79,8 @@ static const struct {
      "         min(created_at) AS oldest_created_at, max(updated_at) AS last_change_at"
      "  FROM @S.orders WHERE status NOT IN ('Delivered', 'Cancelled')"
      "  GROUP BY restaurant_id, status;"},
+    {"the checkpoint counts rebuilds (generation 1: the first build)",
+     "ALTER TABLE @S.checkpoint ADD COLUMN generation integer NOT NULL DEFAULT 1"},
 };
 /* The query indexes: made when the writer first catches up (building
  * one over the whole table is faster than keeping it up row by row while
@@ -296,4 +304,49 @@ int ordo_pg_checkpoint(PGconn *c, const char *schema, uint64_t *position, char *
     }
     *position = (uint64_t)v;
     return 0;
+}
+
+int ordo_pg_generation(PGconn *c, const char *schema, uint32_t *generation, char *err,
+                       size_t errsize)
+{
+    int64_t v;
+    bool found;
+    if (s_query_int(c, "SELECT generation FROM @S.checkpoint WHERE id = 1", schema, &v, &found,
+                    err, errsize) != 0)
+        return -1;
+    *generation = found && v > 0 ? (uint32_t)v : 1;
+    return 0;
+}
+
+int ordo_pg_swap(PGconn *c, const char *schema, const char *rebuilt, uint64_t position,
+                 char *err, size_t errsize)
+{
+    char old[ORDO_PG_SCHEMA_MAX + 8];
+    snprintf(old, sizeof old, "%s_old", schema);
+    /* Both at `position`, checked under the checkpoint rows' locks, so no
+     * writer can move either while the names change. */
+    char sql[1400];
+    snprintf(sql, sizeof sql,
+             "BEGIN;"
+             "SELECT 1 FROM \"%s\".checkpoint, \"%s\".checkpoint FOR UPDATE;"
+             "DO $$ BEGIN IF (SELECT position FROM \"%s\".checkpoint) <> %" PRIu64
+             " OR (SELECT position FROM \"%s\".checkpoint) <> %" PRIu64
+             " THEN RAISE EXCEPTION 'not both at position %" PRIu64 "'; END IF; END $$;"
+             "UPDATE \"%s\".checkpoint SET generation ="
+             " (SELECT generation + 1 FROM \"%s\".checkpoint);"
+             "DROP SCHEMA IF EXISTS \"%s\" CASCADE;"
+             "ALTER SCHEMA \"%s\" RENAME TO \"%s\";"
+             "ALTER SCHEMA \"%s\" RENAME TO \"%s\";",
+             schema, rebuilt, schema, position, rebuilt, position, position, rebuilt, schema, old,
+             schema, old, rebuilt, schema);
+    if (ordo_pg_exec(c, sql, err, errsize) != 0 ||
+        s_exec_s(c, S_FUNCTION_SQL "; COMMIT", schema, err, errsize) != 0) {
+        char ignored[256];
+        ordo_pg_exec(c, "ROLLBACK", ignored, sizeof ignored);
+        return -1;
+    }
+    /* The old tables go after the swap, in their own transaction: readers
+     * still on them finish first. */
+    snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS \"%s\" CASCADE", old);
+    return ordo_pg_exec(c, sql, err, errsize);
 }

@@ -61,6 +61,19 @@ int ordo_pg_indexes_missing(PGconn *c, const char *schema, int *missing, char *e
  * readers are held up by one at a time). */
 int ordo_pg_build_indexes(PGconn *c, const char *schema, char *err, size_t errsize);
 
+/* The generation of the tables in `schema` (1: the first build; each
+ * rebuild swapped in adds 1). */
+int ordo_pg_generation(PGconn *c, const char *schema, uint32_t *generation, char *err,
+                       size_t errsize);
+
+/* Swaps in a rebuild: in one transaction, with `schema` and `rebuilt` both
+ * at `position` (checked under their checkpoint rows' locks), `rebuilt`
+ * takes the name `schema` and generation + 1, and the old tables are
+ * renamed aside; then they are dropped. A reader sees the old tables or
+ * the new ones, never a mix. */
+int ordo_pg_swap(PGconn *c, const char *schema, const char *rebuilt, uint64_t position,
+                 char *err, size_t errsize);
+
 /* The newest migration this program knows. */
 int ordo_pg_schema_version(void);
 

@@ -1,11 +1,20 @@
-/* The PostgreSQL writer (see ordo_pgsink.h): connect, migrate, read the
- * checkpoint, subscribe from it, batch, commit; on any failure start over
- * from the checkpoint after a pause.
+/* The PostgreSQL writer (see ordo_pgsink.h). One "writer" is a connection,
+ * a subscription, a batch and the checkpoint of one schema: connect,
+ * migrate, read the checkpoint, subscribe after it, batch, commit; on any
+ * failure start over from the checkpoint after a pause. The sink runs the
+ * main writer, and during a rebuild a second one into "<schema>_rebuild"
+ * from position 1.
  *
- * Invariant: `batch` holds the events after the checkpoint committed (or
- * read) last, in order, none skipped; it is committed whole or dropped
- * whole, and after a drop the subscription starts again from the
- * checkpoint that PostgreSQL holds. */
+ * Invariant (each writer): `batch` holds the events after the checkpoint
+ * committed (or read) last, in order, none skipped; it is committed whole
+ * or dropped whole, and after a drop the subscription starts again from
+ * the checkpoint that PostgreSQL holds.
+ *
+ * A rebuild ends in three steps. When it is within one batch of the main
+ * writer, the main writer commits what it holds and stops at its
+ * checkpoint M (it is "frozen"); the rebuild goes on to exactly M, builds
+ * its query indexes, and ordo_pg_swap gives it the schema's name; then
+ * the main writer goes on, on the new tables, from M. */
 #include "ordo_pgsink.h"
 
 #include "ordo_clock.h"
@@ -23,20 +32,33 @@
 #define S_CATCHUP_FLUSH_MS 1000 /* catching up slowly: commit at least this often */
 #define S_RETRY_MIN_MS 100
 #define S_RETRY_MAX_MS 5000
+#define S_NO_LIMIT UINT64_MAX
+
+typedef struct {
+    const char *what; /* "postgres" or "postgres rebuild", for the log */
+    char schema[ORDO_PG_SCHEMA_MAX + 16];
+    bool fresh; /* drop the schema before the first connection (a rebuild) */
+    PGconn *conn;
+    ordo_sub_t *sub;
+    ordo_pgbatch_t batch;
+    uint64_t checkpoint; /* committed (or read) last */
+    int64_t first_ms;    /* when the batch's first event came */
+    int64_t retry_at_ms; /* not connected: when to try again */
+    int retry_ms;        /* the pause before the next try */
+    bool caught_up_logged;
+    bool indexed; /* the query indexes are known to exist (this connection) */
+} s_writer_t;
 
 typedef struct {
     ordo_pgsink_config_t cfg;
     zsock_t *pipe;
-    PGconn *conn;
-    ordo_sub_t *sub;
-    ordo_pgbatch_t batch;
-    uint64_t checkpoint;  /* committed (or read) last */
-    int64_t first_ms;     /* when the batch's first event came */
-    int64_t retry_at_ms;  /* not connected: when to try again */
-    int retry_ms;         /* the pause before the next try */
-    bool caught_up_logged;
-    bool indexed; /* the query indexes are known to exist (this connection) */
+    s_writer_t main;
+    s_writer_t build; /* a rebuild, while `rebuilding` */
+    bool rebuilding;
+    bool frozen;      /* the main writer waits at its checkpoint for the swap */
     bool terminated;
+    int64_t rate_since_ms; /* events_per_s: since when, from how many applied */
+    uint64_t rate_from;
     char err[1024];
 } s_sink_t;
 
@@ -51,8 +73,6 @@ static void s_quiet(void *arg, const char *message)
     (void)message; /* NOTICEs ("already exists, skipping") are not news */
 }
 
-/* Drops the connection, the subscription and the batch, and schedules the
- * next try: everything not committed is read again from the checkpoint. */
 /* PostgreSQL's messages span lines: one log line each, spaces between. */
 static void s_one_line(char *text)
 {
@@ -68,173 +88,270 @@ static void s_one_line(char *text)
     *w = '\0';
 }
 
-static void s_reset(s_sink_t *s, const char *why)
+static void s_writer_init(s_writer_t *w, const char *what, const char *schema, bool fresh)
+{
+    memset(w, 0, sizeof *w);
+    w->what = what;
+    snprintf(w->schema, sizeof w->schema, "%s", schema);
+    w->fresh = fresh;
+    w->retry_ms = S_RETRY_MIN_MS;
+    ordo_pgbatch_init(&w->batch);
+}
+
+static void s_writer_close(s_writer_t *w)
+{
+    ordo_sub_destroy(&w->sub);
+    PQfinish(w->conn);
+    w->conn = NULL;
+    ordo_pgbatch_free(&w->batch);
+}
+
+/* Drops the connection, the subscription and the batch, and schedules the
+ * next try: everything not committed is read again from the checkpoint. */
+static void s_reset(s_sink_t *s, s_writer_t *w, const char *why)
 {
     if (why) {
         char line[1400];
         snprintf(line, sizeof line, "%s", why);
         s_one_line(line);
-        ordo_log_warn("postgres", "%s; starting again from position %" PRIu64 " in %d ms", line,
-                      s->checkpoint, s->retry_ms);
+        ordo_log_warn(w->what, "%s; starting again from position %" PRIu64 " in %d ms", line,
+                      w->checkpoint, w->retry_ms);
     }
     atomic_fetch_add_explicit(&s->cfg.metrics->failures, 1, memory_order_relaxed);
-    atomic_store_explicit(&s->cfg.metrics->connected, 0, memory_order_relaxed);
-    PQfinish(s->conn);
-    s->conn = NULL;
-    ordo_sub_destroy(&s->sub);
-    ordo_pgbatch_clear(&s->batch);
-    s->retry_at_ms = s_now_ms() + s->retry_ms;
-    s->retry_ms = s->retry_ms * 2 > S_RETRY_MAX_MS ? S_RETRY_MAX_MS : s->retry_ms * 2;
-    s->caught_up_logged = s->indexed = false;
+    if (w == &s->main)
+        atomic_store_explicit(&s->cfg.metrics->connected, 0, memory_order_relaxed);
+    PQfinish(w->conn);
+    w->conn = NULL;
+    ordo_sub_destroy(&w->sub);
+    ordo_pgbatch_clear(&w->batch);
+    w->retry_at_ms = s_now_ms() + w->retry_ms;
+    w->retry_ms = w->retry_ms * 2 > S_RETRY_MAX_MS ? S_RETRY_MAX_MS : w->retry_ms * 2;
+    w->caught_up_logged = w->indexed = false;
 }
 
 /* Connects, migrates, reads the checkpoint and subscribes after it. */
-static void s_connect(s_sink_t *s)
+static void s_connect(s_sink_t *s, s_writer_t *w)
 {
     /* Our defaults first: the caller's connection string overrides them. */
     const char *keys[] = {"connect_timeout", "application_name", "keepalives_idle",
                           "keepalives_interval", "keepalives_count", "dbname", NULL};
     const char *values[] = {"10", "ordo-projector", "10", "5", "3", s->cfg.conninfo, NULL};
-    s->conn = PQconnectdbParams(keys, values, 1);
-    if (!s->conn || PQstatus(s->conn) != CONNECTION_OK) {
-        char why[600];
-        snprintf(why, sizeof why, "cannot connect to PostgreSQL: %s",
-                 s->conn ? PQerrorMessage(s->conn) : "out of memory");
-        size_t n = strlen(why);
-        while (n && why[n - 1] == '\n')
-            why[--n] = '\0';
-        s_reset(s, why);
-        return;
-    }
-    PQsetNoticeProcessor(s->conn, s_quiet, NULL);
-    int applied = 0;
+    w->conn = PQconnectdbParams(keys, values, 1);
     char why[1200];
-    if (ordo_pg_migrate(s->conn, s->cfg.schema, &applied, s->err, sizeof s->err) != 0 ||
-        ordo_pgbatch_prepare(s->conn, s->err, sizeof s->err) != 0 ||
-        ordo_pg_checkpoint(s->conn, s->cfg.schema, &s->checkpoint, s->err, sizeof s->err) != 0) {
-        snprintf(why, sizeof why, "PostgreSQL schema \"%s\": %s", s->cfg.schema, s->err);
-        s_reset(s, why);
+    if (!w->conn || PQstatus(w->conn) != CONNECTION_OK) {
+        snprintf(why, sizeof why, "cannot connect to PostgreSQL: %s",
+                 w->conn ? PQerrorMessage(w->conn) : "out of memory");
+        s_reset(s, w, why);
         return;
     }
-    s->sub = ordo_sub_new_with(s->cfg.engine, s->cfg.engine_pub, "", s->checkpoint + 1,
+    PQsetNoticeProcessor(w->conn, s_quiet, NULL);
+    int applied = 0;
+    char drop[128];
+    snprintf(drop, sizeof drop, "DROP SCHEMA IF EXISTS \"%s\" CASCADE", w->schema);
+    if ((w->fresh && ordo_pg_exec(w->conn, drop, s->err, sizeof s->err) != 0) ||
+        ordo_pg_migrate(w->conn, w->schema, &applied, s->err, sizeof s->err) != 0 ||
+        ordo_pgbatch_prepare(w->conn, s->err, sizeof s->err) != 0 ||
+        ordo_pg_checkpoint(w->conn, w->schema, &w->checkpoint, s->err, sizeof s->err) != 0) {
+        snprintf(why, sizeof why, "PostgreSQL schema \"%s\": %s", w->schema, s->err);
+        s_reset(s, w, why);
+        return;
+    }
+    w->fresh = false; /* a retry resumes what was committed */
+    w->sub = ordo_sub_new_with(s->cfg.engine, s->cfg.engine_pub, "", w->checkpoint + 1,
                                s->cfg.engine_opts);
-    if (!s->sub) {
-        s_reset(s, "cannot subscribe to the engine (out of memory)");
+    if (!w->sub) {
+        s_reset(s, w, "cannot subscribe to the engine (out of memory)");
         return;
     }
-    ordo_log_info("postgres",
+    ordo_log_info(w->what,
                   "connected to %s:%s/%s, schema \"%s\" (version %d, %d migrations applied now); "
                   "writing after position %" PRIu64,
-                  PQhost(s->conn), PQport(s->conn), PQdb(s->conn), s->cfg.schema,
-                  ordo_pg_schema_version(), applied, s->checkpoint);
-    atomic_store_explicit(&s->cfg.metrics->connected, 1, memory_order_relaxed);
-    atomic_store_explicit(&s->cfg.metrics->position, s->checkpoint, memory_order_relaxed);
-    s->retry_ms = S_RETRY_MIN_MS;
+                  PQhost(w->conn), PQport(w->conn), PQdb(w->conn), w->schema,
+                  ordo_pg_schema_version(), applied, w->checkpoint);
+    if (w == &s->main) {
+        uint32_t generation = 1;
+        if (ordo_pg_generation(w->conn, w->schema, &generation, s->err, sizeof s->err) == 0)
+            atomic_store_explicit(&s->cfg.metrics->generation, generation, memory_order_relaxed);
+        atomic_store_explicit(&s->cfg.metrics->connected, 1, memory_order_relaxed);
+        atomic_store_explicit(&s->cfg.metrics->position, w->checkpoint, memory_order_relaxed);
+    }
+    w->retry_ms = S_RETRY_MIN_MS;
 }
 
-/* Commits the batch. False if it failed (the sink was reset). */
-static bool s_commit(s_sink_t *s)
+/* Commits the writer's batch. False if it failed (the writer was reset). */
+static bool s_commit(s_sink_t *s, s_writer_t *w)
 {
-    if (s->batch.n == 0)
+    if (w->batch.n == 0)
         return true;
     uint64_t t0 = ordo_mono_ns();
-    int rc = s->batch.failed ? -1
-                             : ordo_pgbatch_apply(s->conn, s->cfg.schema, &s->batch, s->err,
-                                                  sizeof s->err);
+    int rc = ordo_pgbatch_apply(w->conn, w->schema, &w->batch, s->err, sizeof s->err);
     if (rc != 0) {
-        char why[1200];
+        char why[1400];
         snprintf(why, sizeof why, "batch of positions %" PRIu64 "..%" PRIu64 " not written: %s",
-                 s->batch.first, s->batch.last,
-                 s->batch.failed ? "out of memory"
-                 : rc == 1       ? "another writer moved the checkpoint (two projectors on one "
-                                   "schema?)"
-                                 : s->err);
-        s_reset(s, why);
+                 w->batch.first, w->batch.last,
+                 rc == 1 ? "another writer moved the checkpoint (two projectors on one schema?)"
+                         : s->err);
+        s_reset(s, w, why);
         return false;
     }
-    ordo_pmetrics_pg_t *m = s->cfg.metrics;
-    ordo_buckets_observe(&m->batch_ns, ordo_mono_ns() - t0);
-    ordo_buckets_observe(&m->batch_events, s->batch.n);
-    atomic_fetch_add_explicit(&m->applied, s->batch.n, memory_order_relaxed);
-    atomic_fetch_add_explicit(&m->batches, 1, memory_order_relaxed);
-    s->checkpoint = s->batch.last;
-    atomic_store_explicit(&m->position, s->checkpoint, memory_order_relaxed);
-    ordo_pgbatch_clear(&s->batch);
+    if (w == &s->main) {
+        ordo_pmetrics_pg_t *m = s->cfg.metrics;
+        ordo_buckets_observe(&m->batch_ns, ordo_mono_ns() - t0);
+        ordo_buckets_observe(&m->batch_events, w->batch.n);
+        atomic_fetch_add_explicit(&m->applied, w->batch.n, memory_order_relaxed);
+        atomic_fetch_add_explicit(&m->batches, 1, memory_order_relaxed);
+        atomic_store_explicit(&m->position, w->batch.last, memory_order_relaxed);
+    }
+    w->checkpoint = w->batch.last;
+    ordo_pgbatch_clear(&w->batch);
     return true;
 }
 
-/* Caught up: makes the query indexes if they are missing (the first time
- * a schema catches up from position 1; ordo_pgschema.h). */
-static void s_index(s_sink_t *s)
+/* Makes the query indexes if they are missing (the first time a schema
+ * catches up from position 1; ordo_pgschema.h). False if it failed. */
+static bool s_index(s_sink_t *s, s_writer_t *w)
 {
     int missing = 0;
-    if (ordo_pg_indexes_missing(s->conn, s->cfg.schema, &missing, s->err, sizeof s->err) != 0) {
-        char why[1200];
+    char why[1200];
+    if (ordo_pg_indexes_missing(w->conn, w->schema, &missing, s->err, sizeof s->err) != 0) {
         snprintf(why, sizeof why, "cannot list the query indexes: %s", s->err);
-        s_reset(s, why);
-        return;
+        s_reset(s, w, why);
+        return false;
     }
     if (missing > 0) {
-        ordo_log_info("postgres", "caught up at position %" PRIu64 ": building %d query indexes",
-                      s->checkpoint, missing);
+        ordo_log_info(w->what, "at position %" PRIu64 ": building %d query indexes",
+                      w->checkpoint, missing);
         uint64_t t0 = ordo_mono_ns();
-        if (ordo_pg_build_indexes(s->conn, s->cfg.schema, s->err, sizeof s->err) != 0) {
-            char why[1200];
+        if (ordo_pg_build_indexes(w->conn, w->schema, s->err, sizeof s->err) != 0) {
             snprintf(why, sizeof why, "cannot build the query indexes: %s", s->err);
-            s_reset(s, why);
-            return;
+            s_reset(s, w, why);
+            return false;
         }
-        ordo_log_info("postgres", "query indexes built in %.1f s",
+        ordo_log_info(w->what, "query indexes built in %.1f s",
                       (double)(ordo_mono_ns() - t0) / 1e9);
     }
-    s->indexed = true;
+    w->indexed = true;
+    return true;
 }
 
-/* Takes what the subscription has, up to a full batch. */
-static void s_pull(s_sink_t *s)
+/* Takes what the subscription has, up to a full batch and up to position
+ * `limit`. */
+static void s_pull(s_sink_t *s, s_writer_t *w, uint64_t limit)
 {
-    while (s->batch.n < s->cfg.batch_events && s->batch.bytes < S_BYTES_MAX) {
+    while (w->batch.n < s->cfg.batch_events && w->batch.bytes < S_BYTES_MAX &&
+           (w->batch.n ? w->batch.last : w->checkpoint) < limit) {
         const ordo_client_event_t *ev;
-        int rc = ordo_sub_next(s->sub, 0, &ev);
+        int rc = ordo_sub_next(w->sub, 0, &ev);
         if (rc == ORDO_E_TIMEOUT)
             break;
         if (rc != 0) {
-            ordo_log_warn("postgres", "subscription: %s; retrying", ordo_client_strerror(rc));
+            ordo_log_warn(w->what, "subscription: %s; retrying", ordo_client_strerror(rc));
             break;
         }
-        uint64_t expect = s->batch.n ? s->batch.last + 1 : s->checkpoint + 1;
+        uint64_t expect = w->batch.n ? w->batch.last + 1 : w->checkpoint + 1;
         if (ev->position != expect) {
             char why[160];
             snprintf(why, sizeof why, "event at position %" PRIu64 " does not follow %" PRIu64,
                      ev->position, expect - 1);
-            s_reset(s, why);
+            s_reset(s, w, why);
             return;
         }
-        if (s->batch.n == 0)
-            s->first_ms = s_now_ms();
-        if (ordo_pgbatch_add(&s->batch, ev) != 0) {
-            s_reset(s, "out of memory holding a batch");
+        if (w->batch.n == 0)
+            w->first_ms = s_now_ms();
+        if (ordo_pgbatch_add(&w->batch, ev) != 0) {
+            s_reset(s, w, "out of memory holding a batch");
             return;
         }
     }
-    uint64_t head = ordo_sub_head(s->sub);
-    if (head > atomic_load_explicit(&s->cfg.metrics->head, memory_order_relaxed))
-        atomic_store_explicit(&s->cfg.metrics->head, head, memory_order_relaxed);
+    if (w == &s->main) {
+        uint64_t head = ordo_sub_head(w->sub);
+        if (head > atomic_load_explicit(&s->cfg.metrics->head, memory_order_relaxed))
+            atomic_store_explicit(&s->cfg.metrics->head, head, memory_order_relaxed);
+    }
 }
 
-/* Milliseconds until the batch is due (<= 0: now); INT64_MAX when empty. */
-static int64_t s_due_in(const s_sink_t *s, bool caught_up)
+static bool s_caught_up(const s_writer_t *w)
 {
-    if (s->batch.n == 0)
+    return w->sub && ordo_sub_position(w->sub) >= ordo_sub_head(w->sub);
+}
+
+/* Milliseconds until the writer's batch is due (<= 0: now); INT64_MAX
+ * when empty. A batch that reached `limit` is due at once. */
+static int64_t s_due_in(const s_sink_t *s, const s_writer_t *w, uint64_t limit)
+{
+    if (w->batch.n == 0)
         return INT64_MAX;
-    if (s->batch.n >= s->cfg.batch_events || s->batch.bytes >= S_BYTES_MAX)
+    if (w->batch.n >= s->cfg.batch_events || w->batch.bytes >= S_BYTES_MAX ||
+        w->batch.last >= limit)
         return 0;
-    return s->first_ms + (caught_up ? s->cfg.flush_ms : S_CATCHUP_FLUSH_MS) - s_now_ms();
+    return w->first_ms + (s_caught_up(w) ? s->cfg.flush_ms : S_CATCHUP_FLUSH_MS) - s_now_ms();
 }
 
-static bool s_caught_up(const s_sink_t *s)
+/* One turn of a writer: connect if due, pull, commit if due. */
+static void s_turn(s_sink_t *s, s_writer_t *w, uint64_t limit)
 {
-    return s->sub && ordo_sub_position(s->sub) >= ordo_sub_head(s->sub);
+    if (!w->conn) {
+        if (s_now_ms() >= w->retry_at_ms)
+            s_connect(s, w);
+        return;
+    }
+    s_pull(s, w, limit);
+    if (!w->sub)
+        return; /* reset */
+    if (s_due_in(s, w, limit) <= 0)
+        s_commit(s, w);
+}
+
+static void s_start_rebuild(s_sink_t *s)
+{
+    if (s->rebuilding)
+        return; /* one at a time: the one under way answers for it */
+    char schema[ORDO_PG_SCHEMA_MAX + 16];
+    snprintf(schema, sizeof schema, "%s_rebuild", s->cfg.schema);
+    s_writer_init(&s->build, "postgres rebuild", schema, true);
+    s->rebuilding = true;
+    atomic_store_explicit(&s->cfg.metrics->rebuilding, 1, memory_order_relaxed);
+    ordo_log_info("postgres", "rebuild: schema \"%s\" builds from position 1 beside \"%s\"",
+                  schema, s->cfg.schema);
+}
+
+static void s_end_rebuild(s_sink_t *s)
+{
+    s_writer_close(&s->build);
+    s->rebuilding = s->frozen = false;
+    atomic_store_explicit(&s->cfg.metrics->rebuilding, 0, memory_order_relaxed);
+}
+
+/* The rebuild's progress: freeze the main writer when the rebuild is
+ * within a batch of it, then swap once both stand at the same position. */
+static void s_rebuild_step(s_sink_t *s)
+{
+    s_writer_t *m = &s->main, *b = &s->build;
+    if (!b->conn || !m->conn)
+        return;
+    if (!s->frozen && b->batch.n == 0 && b->checkpoint + s->cfg.batch_events >= m->checkpoint) {
+        if (!s_commit(s, m))
+            return;
+        s->frozen = true; /* main stays at m->checkpoint until the swap */
+    }
+    if (!s->frozen || b->checkpoint != m->checkpoint || b->batch.n > 0 || m->batch.n > 0)
+        return;
+    if (!b->indexed && !s_index(s, b))
+        return;
+    if (ordo_pg_swap(b->conn, s->cfg.schema, b->schema, m->checkpoint, s->err, sizeof s->err) !=
+        0) {
+        ordo_log_error("postgres", "rebuild: the swap failed (%s); the rebuild starts over",
+                       s->err);
+        s_end_rebuild(s);
+        s_start_rebuild(s);
+        return;
+    }
+    uint32_t generation = 1;
+    ordo_pg_generation(m->conn, s->cfg.schema, &generation, s->err, sizeof s->err);
+    atomic_store_explicit(&s->cfg.metrics->generation, generation, memory_order_relaxed);
+    ordo_log_info("postgres", "rebuild: generation %u answers from position %" PRIu64,
+                  generation, m->checkpoint);
+    s_end_rebuild(s); /* the main writer goes on, on the new tables */
 }
 
 static void s_read_pipe(s_sink_t *s)
@@ -245,8 +362,33 @@ static void s_read_pipe(s_sink_t *s)
     char *cmd = zmsg_popstr(msg);
     if (cmd && streq(cmd, "$TERM"))
         s->terminated = true;
+    else if (cmd && streq(cmd, "REBUILD"))
+        s_start_rebuild(s);
     zstr_free(&cmd);
     zmsg_destroy(&msg);
+}
+
+/* The poll items of a writer's subscription. */
+static int s_items(const s_writer_t *w, zmq_pollitem_t *items, int n)
+{
+    if (w->sub) {
+        void *req, *sub;
+        ordo_sub_sockets(w->sub, &req, &sub);
+        items[n++] = (zmq_pollitem_t){req, 0, ZMQ_POLLIN, 0};
+        items[n++] = (zmq_pollitem_t){sub, 0, ZMQ_POLLIN, 0};
+    }
+    return n;
+}
+
+static long s_timeout(const s_sink_t *s, const s_writer_t *w, uint64_t limit, long timeout)
+{
+    int64_t now = s_now_ms();
+    if (!w->conn && w->retry_at_ms - now < timeout)
+        timeout = (long)(w->retry_at_ms - now);
+    int64_t due = s_due_in(s, w, limit);
+    if (due < timeout)
+        timeout = (long)due;
+    return timeout < 0 ? 0 : timeout;
 }
 
 static void s_actor(zsock_t *pipe, void *args)
@@ -258,53 +400,60 @@ static void s_actor(zsock_t *pipe, void *args)
     }
     s->cfg = *(const ordo_pgsink_config_t *)args;
     s->pipe = pipe;
-    s->retry_ms = S_RETRY_MIN_MS;
-    ordo_pgbatch_init(&s->batch);
+    s_writer_init(&s->main, "postgres", s->cfg.schema, false);
+    s->rate_since_ms = s_now_ms();
     zsock_signal(pipe, 0);
     while (!s->terminated) {
-        if (!s->conn && s_now_ms() >= s->retry_at_ms)
-            s_connect(s);
-        zmq_pollitem_t items[3] = {{zsock_resolve(pipe), 0, ZMQ_POLLIN, 0}};
-        int n = 1;
-        if (s->sub) {
-            void *req, *sub;
-            ordo_sub_sockets(s->sub, &req, &sub);
-            items[n++] = (zmq_pollitem_t){req, 0, ZMQ_POLLIN, 0};
-            items[n++] = (zmq_pollitem_t){sub, 0, ZMQ_POLLIN, 0};
-        }
-        int64_t now = s_now_ms();
-        long timeout = S_POLL_MS;
-        if (!s->conn && s->retry_at_ms - now < timeout)
-            timeout = (long)(s->retry_at_ms - now);
-        int64_t due = s_due_in(s, s_caught_up(s));
-        if (due < timeout)
-            timeout = (long)due;
-        if (timeout < 0)
-            timeout = 0;
+        s_writer_t *m = &s->main;
+        uint64_t main_limit = s->frozen ? m->checkpoint : S_NO_LIMIT;
+        uint64_t build_limit = s->frozen ? m->checkpoint : S_NO_LIMIT;
+        zmq_pollitem_t items[5] = {{zsock_resolve(pipe), 0, ZMQ_POLLIN, 0}};
+        int n = s_items(m, items, 1);
+        if (s->rebuilding)
+            n = s_items(&s->build, items, n);
+        long timeout = s_timeout(s, m, main_limit, S_POLL_MS);
+        if (s->rebuilding)
+            timeout = s_timeout(s, &s->build, build_limit, timeout);
         if (zmq_poll(items, n, timeout) < 0 && zmq_errno() != EINTR)
             break;
         s_read_pipe(s);
-        if (!s->sub)
-            continue;
-        s_pull(s);
-        if (!s->sub)
-            continue; /* reset */
-        bool caught_up = s_caught_up(s);
-        if (s_due_in(s, caught_up) <= 0 && s_commit(s) && caught_up && !s->caught_up_logged &&
-            s->batch.n == 0) {
-            ordo_log_info("postgres", "caught up at position %" PRIu64, s->checkpoint);
-            s->caught_up_logged = true;
+        bool was_connected = m->conn != NULL;
+        s_turn(s, m, main_limit);
+        if (was_connected && !m->conn && s->frozen)
+            s->frozen = false; /* reset: the rebuild goes on, and freezes it again */
+        if (m->sub) {
+            bool caught_up = s_caught_up(m);
+            if (caught_up && m->batch.n == 0 && !m->caught_up_logged) {
+                ordo_log_info("postgres", "caught up at position %" PRIu64, m->checkpoint);
+                m->caught_up_logged = true;
+            }
+            if (!caught_up)
+                m->caught_up_logged = false;
+            if (caught_up && m->conn && !m->indexed && m->batch.n == 0)
+                s_index(s, m);
         }
-        if (caught_up && s->conn && !s->indexed && s->batch.n == 0)
-            s_index(s);
-        if (!caught_up)
-            s->caught_up_logged = false;
+        if (s->rebuilding) {
+            s_turn(s, &s->build, build_limit);
+            s_rebuild_step(s);
+        }
+        int64_t now = s_now_ms();
+        if (now - s->rate_since_ms >= 1000) {
+            uint64_t applied = atomic_load_explicit(&s->cfg.metrics->applied, memory_order_relaxed);
+            atomic_store_explicit(&s->cfg.metrics->events_per_s,
+                                  (applied - s->rate_from) * 1000 /
+                                      (uint64_t)(now - s->rate_since_ms),
+                                  memory_order_relaxed);
+            s->rate_from = applied;
+            s->rate_since_ms = now;
+        }
     }
-    if (s->conn && s_commit(s))
-        ordo_log_info("postgres", "stopped at position %" PRIu64, s->checkpoint);
-    ordo_sub_destroy(&s->sub);
-    PQfinish(s->conn);
-    ordo_pgbatch_free(&s->batch);
+    if (s->main.conn && s_commit(s, &s->main))
+        ordo_log_info("postgres", "stopped at position %" PRIu64, s->main.checkpoint);
+    if (s->rebuilding) {
+        s_commit(s, &s->build); /* a restart does not resume it: Rebuild again */
+        s_end_rebuild(s);
+    }
+    s_writer_close(&s->main);
     atomic_store_explicit(&s->cfg.metrics->connected, 0, memory_order_relaxed);
     free(s);
 }
@@ -312,4 +461,9 @@ static void s_actor(zsock_t *pipe, void *args)
 zactor_t *ordo_pgsink_new(const ordo_pgsink_config_t *cfg)
 {
     return zactor_new(s_actor, (void *)cfg);
+}
+
+void ordo_pgsink_rebuild(zactor_t *sink)
+{
+    zstr_send(sink, "REBUILD");
 }

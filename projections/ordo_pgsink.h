@@ -35,4 +35,10 @@ typedef struct {
  * thread cannot start. */
 zactor_t *ordo_pgsink_new(const ordo_pgsink_config_t *cfg);
 
+/* Starts a rebuild (if none is under way): the tables are built again from
+ * position 1 in "<schema>_rebuild" beside the ones readers use, which are
+ * kept up meanwhile; once the rebuild has reached them, it takes their
+ * name in one transaction (ordo_pg_swap) and they are dropped. */
+void ordo_pgsink_rebuild(zactor_t *sink);
+
 #endif

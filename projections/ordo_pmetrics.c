@@ -43,6 +43,11 @@ static void s_pg(ordo_mtext_t *t, ordo_pmetrics_pg_t *pg)
         {"ordo_postgres_failures_total", "counter",
          "Batches rolled back and connections lost or refused (each retried from the checkpoint)",
          offsetof(ordo_pmetrics_pg_t, failures)},
+        {"ordo_postgres_generation", "gauge",
+         "Generation of the PostgreSQL tables (1: the first build; each rebuild swapped in adds 1)",
+         offsetof(ordo_pmetrics_pg_t, generation)},
+        {"ordo_postgres_rebuilding", "gauge", "1 while a rebuild builds beside the tables",
+         offsetof(ordo_pmetrics_pg_t, rebuilding)},
     };
     for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
         ordo_mtext_family(t, rows[i].name, rows[i].type, rows[i].help);

@@ -38,6 +38,9 @@ typedef struct {
     _Atomic uint64_t applied;    /* events committed */
     _Atomic uint64_t batches;    /* transactions committed */
     _Atomic uint64_t failures;   /* batches rolled back, connections lost or refused */
+    _Atomic uint64_t generation; /* of the tables readers use (1: the first build) */
+    _Atomic uint64_t rebuilding; /* 1 while a rebuild builds beside them */
+    _Atomic uint64_t events_per_s; /* committed, over the last second */
     ordo_buckets_t batch_ns;     /* each batch's transaction */
     ordo_buckets_t batch_events; /* events per batch */
 } ordo_pmetrics_pg_t;

@@ -420,13 +420,14 @@ static bool s_read_fields(ordo_mp_t r, uint32_t n, ordo_pquery_t *q, s_seen_t *s
                 continue;
             int p = -1;
             if (ordo_mp_read_str(&r, &s, &sl))
-                p = ordo_proj_from_name(s, sl);
+                p = sl == 8 && !memcmp(s, "postgres", 8) ? ORDO_PQ_PROJECTION_POSTGRES
+                                                         : ordo_proj_from_name(s, sl);
             else
                 ordo_mp_skip(&r);
             if (p < 0) {
                 ordo_perror_field(err, "projection",
                                   "projection must name one of summary, restaurant, user, "
-                                  "analytics, timeline");
+                                  "analytics, timeline, postgres");
                 return false;
             }
             q->projection = p;

@@ -30,6 +30,9 @@
 #define ORDO_PQ_STATUS_LIST_MAX 16   /* entries of a `status` array */
 #define ORDO_PCURSOR_MAX 160         /* a cursor's text, NUL included */
 
+/* Rebuild's `projection` naming the PostgreSQL tables (--postgres). */
+#define ORDO_PQ_PROJECTION_POSTGRES 100
+
 typedef enum {
     ORDO_PQ_NONE = 0,
     ORDO_PQ_GET_ORDER_SUMMARY,
@@ -99,7 +102,7 @@ typedef struct {
     bool at_is_position;
     int64_t at;
     /* Rebuild */
-    int projection;
+    int projection; /* ordo_proj_t, or ORDO_PQ_PROJECTION_POSTGRES */
 } ordo_pquery_t;
 
 /* A failure reply's content: code (a PROJECTIONS.md code), a sentence,

@@ -162,6 +162,60 @@ static void s_free_job(s_front_t *f, ordo_pjob_t *job)
     free(job);
 }
 
+/* One entry of ProjectionStatus' `projections`. */
+static int s_pack_status(msgpack_packer *pk, const char *name, uint64_t position, uint64_t lag,
+                         const char *state, uint64_t events_per_s, uint32_t generation)
+{
+    int rc = msgpack_pack_map(pk, 6);
+    rc |= msgpack_pack_str_with_body(pk, "name", 4);
+    rc |= msgpack_pack_str_with_body(pk, name, strlen(name));
+    rc |= msgpack_pack_str_with_body(pk, "position", 8);
+    rc |= msgpack_pack_uint64(pk, position);
+    rc |= msgpack_pack_str_with_body(pk, "lag_events", 10);
+    rc |= msgpack_pack_uint64(pk, lag);
+    rc |= msgpack_pack_str_with_body(pk, "state", 5);
+    rc |= msgpack_pack_str_with_body(pk, state, strlen(state));
+    rc |= msgpack_pack_str_with_body(pk, "events_per_s", 12);
+    rc |= msgpack_pack_uint64(pk, events_per_s);
+    rc |= msgpack_pack_str_with_body(pk, "generation", 10);
+    rc |= msgpack_pack_uint32(pk, generation);
+    return rc;
+}
+
+/* Rebuild of "postgres": asks the PostgreSQL writer; the reply is at once
+ * (ordo_pgsink_rebuild): {projection, generation: the one being built}. */
+static void s_rebuild_postgres(s_front_t *f, void *peer, zmsg_t **envelope, const ordo_pquery_t *q)
+{
+    ordo_perror_t err;
+    if (!f->pgsink) {
+        ordo_perror_field(&err, "projection",
+                          "postgres names the PostgreSQL tables, which this projector does not "
+                          "keep (no --postgres)");
+        s_send_error(f, peer, envelope, q, &err);
+        return;
+    }
+    ordo_pgsink_rebuild(f->pgsink);
+    ordo_pmetrics_pg_t *pg = &f->metrics->pg;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    int rc = ordo_preply_pack_ok(&pk, q, atomic_load_explicit(&pg->position, memory_order_relaxed),
+                                 2);
+    rc |= msgpack_pack_str_with_body(&pk, "projection", 10);
+    rc |= msgpack_pack_str_with_body(&pk, "postgres", 8);
+    rc |= msgpack_pack_str_with_body(&pk, "generation", 10);
+    rc |= msgpack_pack_uint32(
+        &pk, (uint32_t)atomic_load_explicit(&pg->generation, memory_order_relaxed) + 1);
+    if (rc == 0) {
+        s_send(f, peer, envelope, sb.data, sb.size);
+    } else {
+        ordo_perror_set(&err, "unavailable", "out of memory");
+        s_send_error(f, peer, envelope, q, &err);
+    }
+    msgpack_sbuffer_destroy(&sb);
+}
+
 /* The reply to ProjectionStatus or Ping from every actor's slot. */
 static void s_send_joined(s_front_t *f, ordo_pjob_t *job)
 {
@@ -197,7 +251,8 @@ static void s_send_joined(s_front_t *f, ordo_pjob_t *job)
     rc |= msgpack_pack_uint64(&pk, head);
     if (status) {
         rc |= msgpack_pack_str_with_body(&pk, "projections", 11);
-        rc |= msgpack_pack_array(&pk, ORDO_PROJ_COUNT_);
+        ordo_pmetrics_pg_t *pg = &f->metrics->pg;
+        rc |= msgpack_pack_array(&pk, ORDO_PROJ_COUNT_ + (pg->enabled ? 1 : 0));
         for (int p = 0; p < ORDO_PROJ_COUNT_; p++) {
             const ordo_pstatus_t *st = &job->status[p];
             uint64_t lag = head > st->position ? head - st->position : 0;
@@ -205,20 +260,21 @@ static void s_send_joined(s_front_t *f, ordo_pjob_t *job)
                                 : st->rebuilding            ? "rebuilding"
                                 : lag == 0                  ? "live"
                                                             : "catching_up";
-            const char *name = ordo_proj_name((ordo_proj_t)p);
-            rc |= msgpack_pack_map(&pk, 6);
-            rc |= msgpack_pack_str_with_body(&pk, "name", 4);
-            rc |= msgpack_pack_str_with_body(&pk, name, strlen(name));
-            rc |= msgpack_pack_str_with_body(&pk, "position", 8);
-            rc |= msgpack_pack_uint64(&pk, st->position);
-            rc |= msgpack_pack_str_with_body(&pk, "lag_events", 10);
-            rc |= msgpack_pack_uint64(&pk, lag);
-            rc |= msgpack_pack_str_with_body(&pk, "state", 5);
-            rc |= msgpack_pack_str_with_body(&pk, state, strlen(state));
-            rc |= msgpack_pack_str_with_body(&pk, "events_per_s", 12);
-            rc |= msgpack_pack_uint64(&pk, st->events_per_s);
-            rc |= msgpack_pack_str_with_body(&pk, "generation", 10);
-            rc |= msgpack_pack_uint32(&pk, st->generation);
+            rc |= s_pack_status(&pk, ordo_proj_name((ordo_proj_t)p), st->position, lag, state,
+                                st->events_per_s, st->generation);
+        }
+        if (pg->enabled) { /* the PostgreSQL tables (--postgres), from the writer's figures */
+            uint64_t pos = atomic_load_explicit(&pg->position, memory_order_relaxed);
+            uint64_t lag = head > pos ? head - pos : 0;
+            const char *state =
+                !atomic_load_explicit(&pg->connected, memory_order_relaxed) ? "failed"
+                : atomic_load_explicit(&pg->rebuilding, memory_order_relaxed) ? "rebuilding"
+                : lag == 0                                                    ? "live"
+                                                                              : "catching_up";
+            rc |= s_pack_status(&pk, "postgres", pos, lag, state,
+                                atomic_load_explicit(&pg->events_per_s, memory_order_relaxed),
+                                (uint32_t)atomic_load_explicit(&pg->generation,
+                                                               memory_order_relaxed));
         }
     }
     if (rc == 0) {
@@ -286,6 +342,11 @@ static void s_on_query(s_front_t *f)
         s_send_error(f, peer, &msg, NULL, &err);
     } else if (decoded != 0) {
         s_send_error(f, peer, &msg, &job->q, &err);
+    } else if (job->q.type == ORDO_PQ_REBUILD &&
+               job->q.projection == ORDO_PQ_PROJECTION_POSTGRES) {
+        if (admitted) /* (not counted above: answered here, not by an actor) */
+            ordo_buckets_observe(&f->metrics->query_ns, ordo_mono_ns() - read_ns);
+        s_rebuild_postgres(f, peer, &msg, &job->q);
     } else if (!admitted) {
         ordo_perror_set(&err, "overloaded",
                         "the projector holds as many queries, or as many bytes of replies not "

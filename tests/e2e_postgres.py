@@ -134,12 +134,13 @@ class Projector:
         self.schema = schema
         self.batch = batch
         self.metrics_port = free_port()
+        self.port = free_port()
         self.proc = None
 
     def start(self):
         self.log = open(os.path.join(self.top, self.name + ".log"), "ab")
         args = [PROJECTOR, "--engine", self.engine.bind, "--engine-pub", self.engine.pub,
-                "--bind", "tcp://127.0.0.1:%d" % free_port(),
+                "--bind", "tcp://127.0.0.1:%d" % self.port,
                 "--data-dir", os.path.join(self.top, self.name),
                 "--postgres", self.pg.conninfo, "--postgres-batch", str(self.batch),
                 "--metrics", "127.0.0.1:%d" % self.metrics_port]
@@ -158,6 +159,17 @@ class Projector:
         except OSError:
             return None
         return None
+
+    def ask(self, req):
+        d = CTX.socket(zmq.DEALER)
+        d.setsockopt(zmq.LINGER, 0)
+        d.connect("tcp://127.0.0.1:%d" % self.port)
+        try:
+            d.send(msgpack.packb(req))
+            assert d.poll(20000), req
+            return msgpack.unpackb(d.recv())
+        finally:
+            d.close()
 
     def kill(self):
         self.proc.kill()
@@ -342,6 +354,64 @@ def check_as_of(pg, orders, history):
           (len(got), plan.splitlines()[0].split("  (")[0].strip()))
 
 
+def test_rebuild(pg, engine, proj):
+    import threading
+    seen = {"reads": 0, "errors": [], "drops": []}
+    stop = threading.Event()
+
+    def reader():
+        c = pg.connect()
+        last = (0, 0)
+        while not stop.is_set():
+            try:
+                with c.cursor() as cur:
+                    cur.execute("SELECT (SELECT position FROM ordo.checkpoint),"
+                                " (SELECT count(*) FROM ordo.orders)")
+                    now = cur.fetchone()
+            except Exception as e:  # noqa: BLE001 (any failure is the finding)
+                seen["errors"].append(repr(e))
+                c.close()
+                c = pg.connect()
+                continue
+            if now[0] < last[0] or now[1] < last[1]:
+                seen["drops"].append((last, now))
+            last = now
+            seen["reads"] += 1
+        c.close()
+
+    t = threading.Thread(target=reader)
+    t.start()
+    try:
+        gen0 = proj.metric("ordo_postgres_generation")
+        b = load(engine, 3000, 7)
+        start = checkpoint(pg) or 0
+        wait_for("batches moving", lambda: (checkpoint(pg) or 0) > start + 500, timeout=120)
+        r = proj.ask({"type": "Rebuild", "projection": "postgres"})
+        assert r["ok"] and r["projection"] == "postgres" and r["generation"] == gen0 + 1, r
+        st = proj.ask({"type": "ProjectionStatus"})
+        names = [p["name"] for p in st["projections"]]
+        assert names[-1] == "postgres", names
+        wait_for("the rebuild swapped in",
+                 lambda: proj.metric("ordo_postgres_generation") == gen0 + 1 and
+                 proj.metric("ordo_postgres_rebuilding") == 0, timeout=300)
+        assert b.wait(timeout=300) == 0
+        wait_caught_up(pg, engine, proj)
+    finally:
+        stop.set()
+        t.join()
+    assert not seen["errors"], seen["errors"][:3]
+    assert not seen["drops"], seen["drops"][:3]
+    assert seen["reads"] > 10, seen["reads"]
+    n, _, _ = check_tables(pg, engine)
+    schemas = sorted(r[0] for r in pg.query(
+        "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'ordo%'"))
+    assert schemas == ["ordo"], schemas
+    assert pg.query("SELECT generation FROM ordo.checkpoint")[0][0] == gen0 + 1
+    assert pg.query("SELECT count(*) FROM ordo.orders_in_status_at('Delivered', now())")[0][0] > 0
+    print("6. a rebuild under load: generation %d swapped in, %d reads never saw fewer orders; "
+          "%d events, tables exact" % (gen0 + 1, seen["reads"], n))
+
+
 def main():
     top = tempfile.mkdtemp(prefix="ordo-e2e-pg-")
     ok = False
@@ -359,7 +429,7 @@ def main():
                 n, orders, history = check_tables(pg, engine)
                 print("1. first catch-up: %d events in %.1f s, tables exact (%d orders, %d "
                       "intervals)" % (n, time.monotonic() - t0, len(orders), len(history)))
-                assert pg.query("SELECT count(*) FROM ordo.migrations")[0][0] == 1
+                assert pg.query("SELECT count(*) FROM ordo.migrations")[0][0] == 2
                 check_as_of(pg, orders, history)
                 assert proj.metric("ordo_postgres_position") == n
                 assert proj.metric("ordo_postgres_lag_events") == 0
@@ -427,11 +497,15 @@ def main():
                 proj = Projector(top, engine, pg).start()  # a restart: no migration again
                 wait_for("the restart connected", lambda: proj.metric("ordo_postgres_connected")
                          == 1, timeout=60)
-                assert pg.query("SELECT count(*) FROM ordo.migrations")[0][0] == 1
-                proj.stop()
-                proj = None
+                assert pg.query("SELECT count(*) FROM ordo.migrations")[0][0] == 2
                 print("5. two projectors on one schema: %d events, tables exact; a restart "
                       "migrates nothing" % n)
+
+                # 6. A rebuild under load: readers see the old tables or the
+                # new ones, never fewer orders or an earlier checkpoint.
+                test_rebuild(pg, engine, proj)
+                proj.stop()
+                proj = None
                 engine.stop()
                 engine = None
                 ok = True
