@@ -73,13 +73,14 @@ int ordo_pconfig_set(ordo_pconfig_t *cfg, const char *name, const char *value, c
         cfg->postgres_batch = v;
         return 1;
     }
-    if (!strcmp(name, "metrics")) {
+    if (!strcmp(name, "metrics") || !strcmp(name, "http")) {
         char why[400];
         if (ordo_metrics_addr_check(value, why, sizeof why) != 0) {
-            snprintf(err, err_size, "--metrics: %s", why);
+            snprintf(err, err_size, "--%s: %s", name, why);
             return -1;
         }
-        return s_text(cfg->metrics, sizeof cfg->metrics, name, value, err, err_size);
+        return name[0] == 'm' ? s_text(cfg->metrics, sizeof cfg->metrics, name, value, err, err_size)
+                              : s_text(cfg->http, sizeof cfg->http, name, value, err, err_size);
     }
     if (!strcmp(name, "save-every")) {
         char *end;
@@ -148,6 +149,7 @@ int ordo_pconfig_from_env(ordo_pconfig_t *cfg, char *err, size_t err_size)
         {"ORDO_PROJECTOR_CURVE_SECRET", "curve-secret"},
         {"ORDO_PROJECTOR_CURVE_CLIENTS", "curve-clients"},
         {"ORDO_PROJECTOR_METRICS", "metrics"},
+        {"ORDO_PROJECTOR_HTTP", "http"},
         {"ORDO_PROJECTOR_POSTGRES", "postgres"},
         {"ORDO_PROJECTOR_POSTGRES_SCHEMA", "postgres-schema"},
         {"ORDO_PROJECTOR_POSTGRES_BATCH", "postgres-batch"},

@@ -28,6 +28,7 @@ typedef struct {
     /* The PostgreSQL read models: --postgres CONNINFO (ORDO_PROJECTOR_POSTGRES;
      * "" = none), --postgres-schema (ORDO_PROJECTOR_POSTGRES_SCHEMA, default
      * "ordo"), --postgres-batch (events per transaction catching up). */
+    char http[256];    /* --http, ORDO_PROJECTOR_HTTP: HOST:PORT for the live page; "" = none */
     char postgres[1024];
     char postgres_schema[64];
     uint64_t postgres_batch;
@@ -38,7 +39,7 @@ void ordo_pconfig_defaults(ordo_pconfig_t *cfg);
 
 /* Sets a setting by its flag's name ("engine", "engine-pub", "bind",
  * "data-dir", "save-every", "curve-server", "curve-cert", "curve-secret",
- * "curve-clients", "metrics", "postgres", "postgres-schema", "postgres-batch"): 1 set, 0
+ * "curve-clients", "metrics", "http", "postgres", "postgres-schema", "postgres-batch"): 1 set, 0
  * not a setting, -1 invalid (err). */
 int ordo_pconfig_set(ordo_pconfig_t *cfg, const char *name, const char *value, char *err,
                      size_t err_size);

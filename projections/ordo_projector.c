@@ -17,6 +17,8 @@
 #include "ordo_metrics_http.h"
 #include "ordo_pconfig.h"
 #include "ordo_pgsink.h"
+#include "ordo_phttp.h"
+#include "ordo_phub.h"
 #include "ordo_pmetrics.h"
 #include "ordo_peers.h"
 #include "ordo_pquery.h"
@@ -76,6 +78,9 @@ static void s_usage(FILE *out)
             "  --insecure             bind beyond loopback without CURVE (refused otherwise)\n"
             "  --metrics HOST:PORT    serve Prometheus metrics at http://HOST:PORT/metrics\n"
             "                         (such as 127.0.0.1:9465; ORDO_PROJECTOR_METRICS)\n"
+            "  --http HOST:PORT       serve the live page (a restaurant's board, analytics,\n"
+            "                         status) and its JSON at http://HOST:PORT/\n"
+            "                         (ORDO_PROJECTOR_HTTP; read-only, no authentication)\n"
             "  --postgres CONNINFO    also keep read-model tables in PostgreSQL: a libpq\n"
             "                         connection string or URI, such as \"host=db dbname=shop\"\n"
             "                         (ORDO_PROJECTOR_POSTGRES; a password is best left to\n"
@@ -404,6 +409,9 @@ static int s_run(const ordo_pconfig_t *cfg, const ordo_connect_options_t *engine
     f.metrics = &metrics;
     ordo_conn_monitor_t *monitor = NULL;
     ordo_metrics_http_t *http = NULL;
+    ordo_phub_t *hub = NULL;
+    ordo_phttp_t *page = NULL;
+    static const char page_queries[] = "inproc://ordo-projector-page";
     /* The threads started here (the connection counter, the metrics
      * server) leave the stop signals to the main thread. */
     sigset_t stop_signals, old_mask;
@@ -435,6 +443,12 @@ static int s_run(const ordo_pconfig_t *cfg, const ordo_connect_options_t *engine
     pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
     if (zsock_bind(f.router, "%s", cfg->bind) < 0) {
         ordo_log_error("projector", "cannot bind %s: %s", cfg->bind, zmq_strerror(errno));
+        goto out;
+    }
+    /* The live page asks as a client would, over inproc (no CURVE there:
+     * it is this process). */
+    if (cfg->http[0] && zsock_bind(f.router, "%s", page_queries) < 0) {
+        ordo_log_error("projector", "cannot bind %s: %s", page_queries, zmq_strerror(errno));
         goto out;
     }
     for (int p = 0; p < ORDO_PROJ_COUNT_; p++) {
@@ -490,6 +504,26 @@ static int s_run(const ordo_pconfig_t *cfg, const ordo_connect_options_t *engine
         ordo_log_info("projector", "metrics on http://%s/metrics (port %u)", cfg->metrics,
                       (unsigned)ordo_metrics_http_port(http));
     }
+    if (cfg->http[0]) {
+        char err[512];
+        pthread_sigmask(SIG_BLOCK, &stop_signals, &old_mask);
+        hub = ordo_phub_start(cfg->engine, cfg->engine_pub, engine_opts);
+        ordo_phttp_config_t pcfg = {.addr = cfg->http, .queries = page_queries,
+                                    .zmq_ctx = zsys_init(), .hub = hub};
+        page = hub ? ordo_phttp_start(&pcfg, err, sizeof err) : NULL;
+        pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
+        if (!page) {
+            ordo_log_error("projector", "%s", hub ? err : "cannot start the event feed");
+            goto out;
+        }
+        char as_endpoint[300];
+        snprintf(as_endpoint, sizeof as_endpoint, "tcp://%s", cfg->http);
+        if (!ordo_endpoint_is_local(as_endpoint))
+            ordo_log_warn("projector", "the live page on %s is readable by anyone who reaches it",
+                          cfg->http);
+        ordo_log_info("projector", "live page on http://%s/ (port %u)", cfg->http,
+                      (unsigned)ordo_phttp_port(page));
+    }
     int64_t swept = zclock_mono();
     while (!s_stop) {
         if (zclock_mono() - swept >= 1000) {
@@ -515,6 +549,9 @@ static int s_run(const ordo_pconfig_t *cfg, const ordo_connect_options_t *engine
     ordo_log_info("projector", "stopping: saving every projection");
     rc = 0;
 out:
+    ordo_phub_stop(hub);        /* open event streams end */
+    ordo_phttp_stop(&page);     /* every page connection closes */
+    ordo_phub_destroy(&hub);
     ordo_metrics_http_stop(&http);
     zactor_destroy(&f.pgsink); /* commits what it holds */
     for (int p = 0; p < ORDO_PROJ_COUNT_; p++)
@@ -544,6 +581,7 @@ int main(int argc, char **argv)
         {"curve-cert", required_argument, NULL, 0}, {"curve-secret", required_argument, NULL, 0},
         {"curve-clients", required_argument, NULL, 0}, {"insecure", no_argument, NULL, 'i'},
         {"metrics", required_argument, NULL, 0},  {"postgres", required_argument, NULL, 0},
+        {"http", required_argument, NULL, 0},
         {"postgres-schema", required_argument, NULL, 0},
         {"postgres-batch", required_argument, NULL, 0},
         {"help", no_argument, NULL, 'h'},          {"version", no_argument, NULL, 'V'},
