@@ -60,7 +60,7 @@ static void s_json_text(char *out, size_t cap, const char *s)
 
 static void s_publish(ordo_phub_t *h, const ordo_client_event_t *ev)
 {
-    char id[160], rest[48] = "";
+    char id[256], rest[48] = "";
     s_json_text(id, sizeof id, ev->order_id);
     if (ev->restaurant_id)
         snprintf(rest, sizeof rest, ",\"restaurant_id\":%" PRId64, ev->restaurant_id);

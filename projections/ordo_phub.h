@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 #define ORDO_PHUB_RING 4096
-#define ORDO_PHUB_LINE_MAX 256
+#define ORDO_PHUB_LINE_MAX 512
 
 typedef struct ordo_phub ordo_phub_t;
 

@@ -156,14 +156,20 @@ async function refreshCharts() {
 
 function connect() {
   const es = new EventSource("/api/events");
-  es.addEventListener("hello", () => $("live").classList.add("on"));
+  es.addEventListener("hello", () => {
+    $("live").classList.add("on");
+    $("live").textContent = "live";
+  });
   es.addEventListener("change", (e) => {
     const ev = JSON.parse(e.data);
     lastPosition = Math.max(lastPosition, ev.position);
     scheduleBoard(50);
   });
   es.addEventListener("reload", () => { scheduleBoard(0); refreshCharts(); });
-  es.onerror = () => $("live").classList.remove("on"); // EventSource reconnects by itself
+  es.onerror = () => { // EventSource reconnects by itself
+    $("live").classList.remove("on");
+    $("live").textContent = "reconnecting";
+  };
 }
 
 $("restaurant").value = restaurant;
