@@ -153,9 +153,7 @@ int main(int argc, char **argv)
             ordo_auth_destroy(&auth);
             return 1;
         }
-        char as_endpoint[300];
-        snprintf(as_endpoint, sizeof as_endpoint, "tcp://%s", cfg.metrics);
-        if (!ordo_endpoint_is_local(as_endpoint))
+        if (!ordo_hostport_is_local(cfg.metrics))
             ordo_log_warn("server", "metrics on %s are readable by anyone who reaches it",
                           cfg.metrics);
         ordo_log_info("server", "metrics on http://%s/metrics (port %u)", cfg.metrics,

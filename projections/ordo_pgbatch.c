@@ -639,12 +639,7 @@ static void s_rollback(PGconn *c)
  * connection's), rolls back, returns -1. */
 static int s_error(PGconn *c, PGresult *r, const char *what, char *err, size_t errsize)
 {
-    const char *msg = r ? PQresultErrorMessage(r) : PQerrorMessage(c);
-    snprintf(err, errsize, "%s: %s", what, msg && *msg ? msg : "no reply from PostgreSQL");
-    size_t n = strlen(err);
-    while (n && (err[n - 1] == '\n' || err[n - 1] == ' '))
-        err[--n] = '\0';
-    PQclear(r);
+    ordo_pg_fail(c, r, what, err, errsize);
     s_rollback(c);
     return -1;
 }

@@ -144,7 +144,7 @@ char *ordo_pg_sql(const char *sql, const char *schema)
     return out;
 }
 
-static int s_fail(PGconn *c, PGresult *r, const char *what, char *err, size_t errsize)
+int ordo_pg_fail(PGconn *c, PGresult *r, const char *what, char *err, size_t errsize)
 {
     const char *msg = r ? PQresultErrorMessage(r) : PQerrorMessage(c);
     snprintf(err, errsize, "%s: %s", what, msg && *msg ? msg : "no reply from PostgreSQL");
@@ -159,7 +159,7 @@ int ordo_pg_exec(PGconn *c, const char *sql, char *err, size_t errsize)
 {
     PGresult *r = PQexec(c, sql);
     if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
-        return s_fail(c, r, "SQL", err, errsize);
+        return ordo_pg_fail(c, r, "SQL", err, errsize);
     PQclear(r);
     return 0;
 }
@@ -189,7 +189,7 @@ static int s_query_int(PGconn *c, const char *sql, const char *schema, int64_t *
     PGresult *r = PQexec(c, text);
     free(text);
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        return s_fail(c, r, "SQL", err, errsize);
+        return ordo_pg_fail(c, r, "SQL", err, errsize);
     *found = PQntuples(r) > 0 && !PQgetisnull(r, 0, 0);
     *out = *found ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : 0;
     PQclear(r);
@@ -210,7 +210,7 @@ static int s_record(PGconn *c, const char *schema, int version, char *err, size_
     PGresult *r = PQexecParams(c, sql, 2, NULL, values, NULL, NULL, 0);
     free(sql);
     if (PQresultStatus(r) != PGRES_COMMAND_OK)
-        return s_fail(c, r, "recording the migration", err, errsize);
+        return ordo_pg_fail(c, r, "recording the migration", err, errsize);
     PQclear(r);
     return 0;
 }

@@ -39,6 +39,10 @@ bool ordo_pg_schema_name_ok(const char *name);
  * into a new string (malloc; NULL if out of memory). */
 char *ordo_pg_sql(const char *sql, const char *schema);
 
+/* Puts "what: PostgreSQL's message" (of `r`, or of the connection) into
+ * err, frees r, returns -1. */
+int ordo_pg_fail(PGconn *c, PGresult *r, const char *what, char *err, size_t errsize);
+
 /* Runs SQL without results (one or more statements). */
 int ordo_pg_exec(PGconn *c, const char *sql, char *err, size_t errsize);
 

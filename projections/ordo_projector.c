@@ -496,9 +496,7 @@ static int s_run(const ordo_pconfig_t *cfg, const ordo_connect_options_t *engine
             ordo_log_error("projector", "%s", err);
             goto out;
         }
-        char as_endpoint[300];
-        snprintf(as_endpoint, sizeof as_endpoint, "tcp://%s", cfg->metrics);
-        if (!ordo_endpoint_is_local(as_endpoint))
+        if (!ordo_hostport_is_local(cfg->metrics))
             ordo_log_warn("projector", "metrics on %s are readable by anyone who reaches it",
                           cfg->metrics);
         ordo_log_info("projector", "metrics on http://%s/metrics (port %u)", cfg->metrics,
@@ -516,9 +514,7 @@ static int s_run(const ordo_pconfig_t *cfg, const ordo_connect_options_t *engine
             ordo_log_error("projector", "%s", hub ? err : "cannot start the event feed");
             goto out;
         }
-        char as_endpoint[300];
-        snprintf(as_endpoint, sizeof as_endpoint, "tcp://%s", cfg->http);
-        if (!ordo_endpoint_is_local(as_endpoint))
+        if (!ordo_hostport_is_local(cfg->http))
             ordo_log_warn("projector", "the live page on %s is readable by anyone who reaches it",
                           cfg->http);
         ordo_log_info("projector", "live page on http://%s/ (port %u)", cfg->http,

@@ -1,6 +1,7 @@
 /* Loopback endpoints (see ordo_exposure.h). */
 #include "ordo_exposure.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,4 +45,13 @@ bool ordo_endpoint_is_local(const char *endpoint)
     if (len == 5 && !memcmp(host, "[::1]", 5))
         return true;
     return s_loopback_v4(host, len);
+}
+
+bool ordo_hostport_is_local(const char *hostport)
+{
+    char endpoint[320];
+    if (!hostport || strlen(hostport) > sizeof endpoint - 7)
+        return false;
+    snprintf(endpoint, sizeof endpoint, "tcp://%s", hostport);
+    return ordo_endpoint_is_local(endpoint);
 }

@@ -10,4 +10,7 @@
  * public address, other transports). */
 bool ordo_endpoint_is_local(const char *endpoint);
 
+/* The same for an HTTP server's "HOST:PORT" (--metrics, --http). */
+bool ordo_hostport_is_local(const char *hostport);
+
 #endif

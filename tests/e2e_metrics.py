@@ -34,6 +34,9 @@ import msgpack
 import zmq
 from prometheus_client.parser import text_string_to_metric_families
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from e2e_util import free_port, wait_for  # noqa: E402
+
 SERVER, PROJECTOR = sys.argv[1:3]
 DASHBOARD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs",
                          "grafana-ordo.json")
@@ -41,22 +44,6 @@ SEEN = set()  # every sample name scraped, for the dashboard check
 CTX = zmq.Context.instance()
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(what, check, timeout=30.0):
-    """Bounded poll: `check()` until it returns a true value."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for %s (last: %r)" % (what, last))
 
 
 def http_get(port, path="/metrics", method="GET", headers=None):

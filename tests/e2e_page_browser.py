@@ -16,7 +16,6 @@ import base64
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,17 +27,12 @@ import websocket
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import e2e_page  # noqa: E402  (reads the programs' paths from argv)
-from e2e_page import Stack, create, get, wait_for  # noqa: E402
+from e2e_page import Stack, create, get  # noqa: E402
+from e2e_util import free_port, wait_for  # noqa: E402
 
 ARTIFACTS = sys.argv[3] if len(sys.argv) > 3 else os.path.join(os.getcwd(), "artifacts")
 SANITIZED = os.environ.get("ORDO_SANITIZED") == "1"
 RESTAURANT = 77
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Browser:

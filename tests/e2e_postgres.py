@@ -21,7 +21,6 @@ Usage: e2e_postgres.py ordo-server ordo-projector ordo-benchmark"""
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ import msgpack
 import zmq
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from e2e_util import free_port, wait_for  # noqa: E402
 from pg_server import PgServer  # noqa: E402
 
 SERVER, PROJECTOR, BENCH = sys.argv[1:4]
@@ -44,21 +44,6 @@ STATUS = {"OrderCreated": "Created", "OrderConfirmed": "Confirmed",
           "OrderCancelled": "Cancelled"}
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(what, check, timeout=120.0):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for %s (last: %r)" % (what, last))
 
 
 class Engine:

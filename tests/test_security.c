@@ -27,6 +27,17 @@ static void test_loopback_endpoints(void)
         CU_ASSERT_TRUE(ordo_endpoint_is_local(local[i]));
     for (size_t i = 0; i < sizeof exposed / sizeof *exposed; i++)
         CU_ASSERT_FALSE(ordo_endpoint_is_local(exposed[i]));
+    /* HTTP servers' HOST:PORT (--metrics, --http). */
+    CU_ASSERT_TRUE(ordo_hostport_is_local("127.0.0.1:9464"));
+    CU_ASSERT_TRUE(ordo_hostport_is_local("[::1]:9464"));
+    CU_ASSERT_FALSE(ordo_hostport_is_local("0.0.0.0:9464"));
+    CU_ASSERT_FALSE(ordo_hostport_is_local("localhost:9464"));
+    CU_ASSERT_FALSE(ordo_hostport_is_local("10.1.2.3:80"));
+    CU_ASSERT_FALSE(ordo_hostport_is_local(NULL));
+    char longer[400];
+    memset(longer, '1', sizeof longer - 1);
+    longer[sizeof longer - 1] = '\0';
+    CU_ASSERT_FALSE(ordo_hostport_is_local(longer));
 }
 
 static char s_dir[256];

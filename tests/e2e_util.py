@@ -1,0 +1,25 @@
+"""Helpers the end-to-end tests share: a free loopback port, and a bounded
+poll (the only way a test waits: never a bare sleep as synchronisation)."""
+import socket
+import time
+
+
+def free_port():
+    """A loopback port nobody listens on now (another test may still take
+    it before we bind: a server's start retries with a new one)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(what, check, timeout=60.0):
+    """Calls check() until it returns a true value, which it returns; fails
+    after `timeout` seconds, naming `what` and the last value."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for %s (last: %r)" % (what, last))
