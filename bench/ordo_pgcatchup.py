@@ -28,9 +28,17 @@ def main():
     ap.add_argument("--only", default=None, help="one model, or postgres")
     ap.add_argument("--indexes-first", action="store_true",
                     help="the query indexes exist from the start, as once live")
+    ap.add_argument("--tuned", action="store_true",
+                    help="PostgreSQL with the usual settings for a bulk load: shared_buffers 2GB,"
+                         " max_wal_size 8GB, checkpoint_timeout 30min, wal_buffers 64MB")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     with PgServer() as pg:
+        if a.tuned:
+            with open(os.path.join(pg.data, "postgresql.conf"), "a") as f:
+                f.write("shared_buffers = 2GB\nmax_wal_size = 8GB\n"
+                        "checkpoint_timeout = 30min\nwal_buffers = 64MB\n")
+            pg.restart()
         print("PostgreSQL on port %d (%s)" % (pg.port, pg.query("SHOW server_version")[0][0]),
               file=sys.stderr)
         args = [a.projbench, "--events", str(a.events), "--runs", str(a.runs),

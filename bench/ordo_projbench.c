@@ -9,7 +9,6 @@
 #include "ordo.h"
 #include "ordo_model.h"
 #include "ordo_pgbatch.h"
-#include "ordo_pgpipe.h"
 #include "ordo_pgschema.h"
 #include "ordo_pstore.h"
 #include "ordo_workload.h"
@@ -361,30 +360,18 @@ static double s_run_pg(const char *conninfo, const s_event_t *evs, size_t n, siz
         ordo_pgbatch_prepare(c, err, sizeof err) != 0 ||
         (indexes_first && ordo_pg_build_indexes(c, "ordo_bench", err, sizeof err) != 0))
         goto out;
-    /* As the projector does: the next batch is folded while PostgreSQL
-     * applies the one before (ordo_pgpipe.h). */
-    ordo_pgpipe_t *pipe = ordo_pgpipe_new(c, "ordo_bench");
-    if (!pipe) {
-        snprintf(err, sizeof err, "cannot start a thread");
-        goto out;
-    }
     double t0 = s_now();
-    bool failed = false;
-    for (size_t i = 0; i < n && !failed; i++) {
+    for (size_t i = 0; i < n; i++) {
         if (ordo_pgbatch_add(&b, &evs[i].ev) != 0) {
             snprintf(err, sizeof err, "out of memory");
-            failed = true;
-        } else if (b.n == batch || i + 1 == n) {
-            failed = ordo_pgpipe_wait(pipe, NULL, NULL, NULL, err, sizeof err) % 2 != 0;
-            if (!failed)
-                ordo_pgpipe_submit(pipe, &b);
+            goto out;
+        }
+        if (b.n == batch || i + 1 == n) {
+            if (ordo_pgbatch_apply(c, "ordo_bench", &b, err, sizeof err) != 0)
+                goto out;
+            ordo_pgbatch_clear(&b);
         }
     }
-    if (!failed)
-        failed = ordo_pgpipe_wait(pipe, NULL, NULL, NULL, err, sizeof err) % 2 != 0;
-    ordo_pgpipe_destroy(&pipe);
-    if (failed)
-        goto out;
     double t1 = s_now();
     if (ordo_pg_build_indexes(c, "ordo_bench", err, sizeof err) != 0)
         goto out;
