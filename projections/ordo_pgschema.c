@@ -323,30 +323,54 @@ int ordo_pg_swap(PGconn *c, const char *schema, const char *rebuilt, uint64_t po
 {
     char old[ORDO_PG_SCHEMA_MAX + 8];
     snprintf(old, sizeof old, "%s_old", schema);
-    /* Both at `position`, checked under the checkpoint rows' locks, so no
-     * writer can move either while the names change. */
-    char sql[1400];
+    /* Every table of both, ACCESS EXCLUSIVE, checkpoints first (the order
+     * writers take them in): a writer or a reader waiting on them finds
+     * the names again once the swap commits, so it works wholly on the
+     * old tables before or wholly on the new ones after. */
+    static const char *const tables[] = {"checkpoint", "orders", "order_status_history",
+                                         "analytics_hourly"};
+    char locks[1200] = "";
+    for (size_t t = 0; t < sizeof tables / sizeof *tables; t++)
+        for (int which = 0; which < 2; which++) {
+            size_t at = strlen(locks);
+            snprintf(locks + at, sizeof locks - at, "%s\"%s\".%s", at ? ", " : "",
+                     which ? rebuilt : schema, tables[t]);
+        }
+    char sql[3000];
     snprintf(sql, sizeof sql,
-             "BEGIN;"
-             "SELECT 1 FROM \"%s\".checkpoint, \"%s\".checkpoint FOR UPDATE;"
+             "BEGIN; SET LOCAL lock_timeout = '5s';"
+             "LOCK TABLE %s IN ACCESS EXCLUSIVE MODE;"
              "DO $$ BEGIN IF (SELECT position FROM \"%s\".checkpoint) <> %" PRIu64
              " OR (SELECT position FROM \"%s\".checkpoint) <> %" PRIu64
              " THEN RAISE EXCEPTION 'not both at position %" PRIu64 "'; END IF; END $$;"
              "UPDATE \"%s\".checkpoint SET generation ="
              " (SELECT generation + 1 FROM \"%s\".checkpoint);"
-             "DROP SCHEMA IF EXISTS \"%s\" CASCADE;"
              "ALTER SCHEMA \"%s\" RENAME TO \"%s\";"
              "ALTER SCHEMA \"%s\" RENAME TO \"%s\";",
-             schema, rebuilt, schema, position, rebuilt, position, position, rebuilt, schema, old,
-             schema, old, rebuilt, schema);
+             locks, schema, position, rebuilt, position, position, rebuilt, schema, schema, old,
+             rebuilt, schema);
     if (ordo_pg_exec(c, sql, err, errsize) != 0 ||
         s_exec_s(c, S_FUNCTION_SQL "; COMMIT", schema, err, errsize) != 0) {
         char ignored[256];
         ordo_pg_exec(c, "ROLLBACK", ignored, sizeof ignored);
         return -1;
     }
-    /* The old tables go after the swap, in their own transaction: readers
-     * still on them finish first. */
-    snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS \"%s\" CASCADE", old);
-    return ordo_pg_exec(c, sql, err, errsize);
+    return 0;
+}
+
+int ordo_pg_drop_old(PGconn *c, const char *schema, char *err, size_t errsize)
+{
+    /* Readers still on the old tables hold them: a short wait, then the
+     * caller tries again later, rather than hold up the writer. */
+    char sql[200];
+    snprintf(sql, sizeof sql,
+             "BEGIN; SET LOCAL lock_timeout = '200ms'; DROP SCHEMA IF EXISTS \"%s_old\" CASCADE;"
+             " COMMIT",
+             schema);
+    if (ordo_pg_exec(c, sql, err, errsize) != 0) {
+        char ignored[256];
+        ordo_pg_exec(c, "ROLLBACK", ignored, sizeof ignored);
+        return -1;
+    }
+    return 0;
 }

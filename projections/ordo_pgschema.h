@@ -70,13 +70,18 @@ int ordo_pg_build_indexes(PGconn *c, const char *schema, char *err, size_t errsi
 int ordo_pg_generation(PGconn *c, const char *schema, uint32_t *generation, char *err,
                        size_t errsize);
 
-/* Swaps in a rebuild: in one transaction, with `schema` and `rebuilt` both
- * at `position` (checked under their checkpoint rows' locks), `rebuilt`
- * takes the name `schema` and generation + 1, and the old tables are
- * renamed aside; then they are dropped. A reader sees the old tables or
- * the new ones, never a mix. */
+/* Swaps in a rebuild: in one transaction, holding every table of both
+ * schemas in ACCESS EXCLUSIVE mode (waiting at most 5 s for them), with
+ * both checkpoints at `position`, `rebuilt` takes the name `schema` and
+ * generation + 1, and the old one is renamed "<schema>_old" (which must
+ * not exist: ordo_pg_drop_old). A reader or writer sees the old tables or
+ * the new ones, never a mix. 0, or -1 with nothing changed (err). */
 int ordo_pg_swap(PGconn *c, const char *schema, const char *rebuilt, uint64_t position,
                  char *err, size_t errsize);
+
+/* Drops "<schema>_old" if it exists, waiting at most 200 ms for readers
+ * still on it. 0, or -1 (try again later). */
+int ordo_pg_drop_old(PGconn *c, const char *schema, char *err, size_t errsize);
 
 /* The newest migration this program knows. */
 int ordo_pg_schema_version(void);

@@ -55,7 +55,11 @@ typedef struct {
     s_writer_t main;
     s_writer_t build; /* a rebuild, while `rebuilding` */
     bool rebuilding;
-    bool frozen;      /* the main writer waits at its checkpoint for the swap */
+    bool frozen;       /* the main writer waits at its checkpoint for the swap */
+    int64_t frozen_ms; /* since when */
+    int64_t swap_after_ms; /* a swap that failed is tried again after this */
+    bool drop_pending; /* "<schema>_old" is still to be dropped */
+    int64_t drop_at_ms;
     bool terminated;
     int64_t rate_since_ms; /* events_per_s: since when, from how many applied */
     uint64_t rate_from;
@@ -259,7 +263,11 @@ static void s_pull(s_sink_t *s, s_writer_t *w, uint64_t limit)
         if (w->batch.n == 0)
             w->first_ms = s_now_ms();
         if (ordo_pgbatch_add(&w->batch, ev) != 0) {
-            s_reset(s, w, "out of memory holding a batch");
+            char why[200];
+            snprintf(why, sizeof why, "%s the event at position %" PRIu64 " (%s)",
+                     w->batch.failed ? "out of memory holding" : "cannot fold", ev->position,
+                     ev->type ? ev->type : "no type");
+            s_reset(s, w, why);
             return;
         }
     }
@@ -270,9 +278,12 @@ static void s_pull(s_sink_t *s, s_writer_t *w, uint64_t limit)
     }
 }
 
+/* At the head the engine gave (a subscription that has not heard from the
+ * engine yet knows no head, and is not caught up). */
 static bool s_caught_up(const s_writer_t *w)
 {
-    return w->sub && ordo_sub_position(w->sub) >= ordo_sub_head(w->sub);
+    return w->sub && ordo_sub_head(w->sub) > 0 &&
+           ordo_sub_position(w->sub) >= ordo_sub_head(w->sub);
 }
 
 /* Milliseconds until the writer's batch is due (<= 0: now); INT64_MAX
@@ -322,36 +333,77 @@ static void s_end_rebuild(s_sink_t *s)
     atomic_store_explicit(&s->cfg.metrics->rebuilding, 0, memory_order_relaxed);
 }
 
-/* The rebuild's progress: freeze the main writer when the rebuild is
- * within a batch of it, then swap once both stand at the same position. */
+#define S_FREEZE_MAX_MS 30000 /* a freeze the swap does not end is given up (tried again) */
+
+static void s_unfreeze(s_sink_t *s, const char *why)
+{
+    if (!s->frozen)
+        return;
+    s->frozen = false;
+    s->swap_after_ms = s_now_ms() + 1000;
+    ordo_log_warn("postgres", "rebuild: %s; the live tables go on, the swap is tried again", why);
+}
+
+/* The rebuild's progress. It never passes the live tables' checkpoint M;
+ * once it is within a batch of M it builds its query indexes (the live
+ * writer goes on), then the live writer commits what it holds and waits
+ * at M while the rebuild reaches M, and the swap gives it the name. */
 static void s_rebuild_step(s_sink_t *s)
 {
     s_writer_t *m = &s->main, *b = &s->build;
-    if (!b->conn || !m->conn)
+    if (!b->conn || !m->conn || b->batch.n > 0)
         return;
-    if (!s->frozen && b->batch.n == 0 && b->checkpoint + s->cfg.batch_events >= m->checkpoint) {
+    bool close = b->checkpoint + s->cfg.batch_events >= m->checkpoint;
+    if (!close)
+        return;
+    if (!b->indexed) {
+        s_index(s, b); /* (a failure resets the rebuild writer: it goes on later) */
+        return;
+    }
+    if (s->drop_pending || s_now_ms() < s->swap_after_ms)
+        return; /* the name "<schema>_old" is still taken, or a swap just failed */
+    if (!s->frozen) {
         if (!s_commit(s, m))
             return;
-        s->frozen = true; /* main stays at m->checkpoint until the swap */
+        s->frozen = true; /* the live writer stays at m->checkpoint until the swap */
+        s->frozen_ms = s_now_ms();
+        return;
     }
-    if (!s->frozen || b->checkpoint != m->checkpoint || b->batch.n > 0 || m->batch.n > 0)
+    if (b->checkpoint != m->checkpoint) {
+        if (s_now_ms() - s->frozen_ms > S_FREEZE_MAX_MS)
+            s_unfreeze(s, "the rebuild did not reach the live tables within 30 s");
         return;
-    if (!b->indexed && !s_index(s, b))
-        return;
+    }
     if (ordo_pg_swap(b->conn, s->cfg.schema, b->schema, m->checkpoint, s->err, sizeof s->err) !=
         0) {
-        ordo_log_error("postgres", "rebuild: the swap failed (%s); the rebuild starts over",
-                       s->err);
-        s_end_rebuild(s);
-        s_start_rebuild(s);
+        char why[1200];
+        snprintf(why, sizeof why, "the swap failed (%s)", s->err);
+        s_one_line(why);
+        s_unfreeze(s, why);
         return;
     }
-    uint32_t generation = 1;
+    uint32_t generation = (uint32_t)atomic_load_explicit(&s->cfg.metrics->generation,
+                                                         memory_order_relaxed) + 1;
     ordo_pg_generation(m->conn, s->cfg.schema, &generation, s->err, sizeof s->err);
     atomic_store_explicit(&s->cfg.metrics->generation, generation, memory_order_relaxed);
     ordo_log_info("postgres", "rebuild: generation %u answers from position %" PRIu64,
                   generation, m->checkpoint);
-    s_end_rebuild(s); /* the main writer goes on, on the new tables */
+    s->drop_pending = true; /* the old tables go once no reader is on them */
+    s->drop_at_ms = 0;
+    s_end_rebuild(s); /* the live writer goes on, on the new tables */
+}
+
+/* Drops the tables a swap replaced, once readers have left them. */
+static void s_drop_old(s_sink_t *s)
+{
+    if (!s->drop_pending || !s->main.conn || s_now_ms() < s->drop_at_ms)
+        return;
+    if (ordo_pg_drop_old(s->main.conn, s->cfg.schema, s->err, sizeof s->err) == 0) {
+        s->drop_pending = false;
+        ordo_log_info("postgres", "rebuild: the replaced tables are dropped");
+    } else {
+        s->drop_at_ms = s_now_ms() + 1000; /* a reader is still on them */
+    }
 }
 
 static void s_read_pipe(s_sink_t *s)
@@ -406,7 +458,7 @@ static void s_actor(zsock_t *pipe, void *args)
     while (!s->terminated) {
         s_writer_t *m = &s->main;
         uint64_t main_limit = s->frozen ? m->checkpoint : S_NO_LIMIT;
-        uint64_t build_limit = s->frozen ? m->checkpoint : S_NO_LIMIT;
+        uint64_t build_limit = m->checkpoint; /* a rebuild never passes the live tables */
         zmq_pollitem_t items[5] = {{zsock_resolve(pipe), 0, ZMQ_POLLIN, 0}};
         int n = s_items(m, items, 1);
         if (s->rebuilding)
@@ -436,6 +488,7 @@ static void s_actor(zsock_t *pipe, void *args)
             s_turn(s, &s->build, build_limit);
             s_rebuild_step(s);
         }
+        s_drop_old(s);
         int64_t now = s_now_ms();
         if (now - s->rate_since_ms >= 1000) {
             uint64_t applied = atomic_load_explicit(&s->cfg.metrics->applied, memory_order_relaxed);

@@ -27,6 +27,7 @@ struct ordo_phttp {
     uint16_t port;
     atomic_int streams;
     atomic_ullong serial; /* request ids */
+    atomic_bool stopping; /* queries waiting for the projector give up */
 };
 
 typedef struct {
@@ -133,7 +134,13 @@ static enum MHD_Result s_query(ordo_phttp_t *srv, struct MHD_Connection *c, msgp
     zmq_msg_t reply;
     zmq_msg_init(&reply);
     enum MHD_Result ret;
-    if (zmq_poll(&item, 1, S_QUERY_WAIT_MS) == 1 && zmq_msg_recv(&reply, dealer, 0) >= 0) {
+    /* In slices, so that stopping does not wait for the projector (which
+     * stops answering first). */
+    int ready = 0;
+    for (int waited = 0; ready == 0 && waited < S_QUERY_WAIT_MS && !atomic_load(&srv->stopping);
+         waited += 100)
+        ready = zmq_poll(&item, 1, 100);
+    if (ready == 1 && zmq_msg_recv(&reply, dealer, 0) >= 0) {
         char *body = NULL;
         size_t len = 0;
         FILE *f = open_memstream(&body, &len);
@@ -320,8 +327,14 @@ static enum MHD_Result s_on_request(void *cls, struct MHD_Connection *c, const c
     (void)version;
     (void)upload_data;
     (void)upload_data_size;
-    (void)state;
     ordo_phttp_t *srv = cls;
+    /* Each request is handled once: a second call (when a response could
+     * not be queued, as while stopping) is refused. */
+    if (*state)
+        return MHD_NO;
+    *state = srv;
+    if (atomic_load(&srv->stopping))
+        return MHD_NO;
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0)
         return s_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "bad_request", "only GET is served here");
     for (size_t i = 0; i < ordo_web_assets_n; i++)
@@ -389,6 +402,7 @@ void ordo_phttp_stop(ordo_phttp_t **server)
 {
     if (!server || !*server)
         return;
+    atomic_store(&(*server)->stopping, true);
     MHD_stop_daemon((*server)->daemon);
     free(*server);
     *server = NULL;

@@ -22,21 +22,23 @@ struct ordo_phub {
     pthread_mutex_t lock;
     pthread_cond_t changed;
     bool stopping; /* under lock */
+    bool started;  /* the engine's head at start is known */
     uint64_t last; /* position of the newest line (0: none yet) */
     char lines[ORDO_PHUB_RING][ORDO_PHUB_LINE_MAX]; /* line of position p at p % RING */
 };
 
-/* The engine's head now (0 if it does not answer). */
-static uint64_t s_head(ordo_phub_t *h)
+/* The engine's head now into *head; false if it does not answer (then
+ * the feed must not start from 0: it would replay the whole log). */
+static bool s_head(ordo_phub_t *h, uint64_t *head)
 {
     ordo_client_t *c = ordo_client_new_with(h->engine, h->opts);
     ordo_result_t res = ORDO_RESULT_INIT;
-    uint64_t head = 0;
-    if (c && ordo_client_call(c, &(ordo_client_request_t){.type = "Ping"}, 2000, &res) == 0)
-        head = res.head_position > 0 ? (uint64_t)res.head_position : 0;
+    bool ok = c && ordo_client_call(c, &(ordo_client_request_t){.type = "Ping"}, 1000, &res) == 0;
+    if (ok)
+        *head = res.head_position > 0 ? (uint64_t)res.head_position : 0;
     ordo_result_clear(&res);
     ordo_client_destroy(&c);
-    return head;
+    return ok;
 }
 
 /* A JSON string's body (no quotes): order ids are printable ASCII by the
@@ -88,10 +90,14 @@ static void *s_run(void *arg)
     ordo_sub_t *sub = NULL;
     while (!s_stopping(h)) {
         if (!sub) {
-            uint64_t head = s_head(h);
-            if (head == 0 && s_stopping(h))
-                break;
+            uint64_t head = 0;
             pthread_mutex_lock(&h->lock);
+            bool started = h->last > 0 || h->started;
+            pthread_mutex_unlock(&h->lock);
+            if (!started && !s_head(h, &head))
+                continue; /* the engine is not up yet: ask again (Ping waits 1 s) */
+            pthread_mutex_lock(&h->lock);
+            h->started = true;
             uint64_t from = h->last ? h->last + 1 : head + 1;
             if (!h->last)
                 h->last = head; /* streams start after the head at start */

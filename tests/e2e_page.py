@@ -44,6 +44,7 @@ class Stack:
         self.bind = "tcp://127.0.0.1:%d" % free_port()
         self.pub = "tcp://127.0.0.1:%d" % free_port()
         self.http = free_port()
+        self.queries = "tcp://127.0.0.1:%d" % free_port()
         self.logs = []
 
     def start(self):
@@ -54,7 +55,7 @@ class Stack:
         self.dealer.connect(self.bind)
         self.projector = self._spawn(
             "projector", [PROJECTOR, "--engine", self.bind, "--engine-pub", self.pub,
-                          "--bind", "tcp://127.0.0.1:%d" % free_port(),
+                          "--bind", self.queries,
                           "--data-dir", os.path.join(self.top, "p"),
                           "--http", "127.0.0.1:%d" % self.http])
 
@@ -92,6 +93,13 @@ def get(port, path, method="GET", headers=None):
         return r.status, dict(r.getheaders()), r.read()
     finally:
         c.close()
+
+
+def get_quietly(port, path):
+    try:
+        get(port, path)
+    except OSError:
+        pass  # the server went away: what a stop does
 
 
 class Stream:
@@ -184,9 +192,17 @@ def test_live(st):
         r = board(st, 42, ev["position"])
         assert r["active"][0]["status"] == "Confirmed", r
         assert r["counts"]["Created"] == 0 and r["counts"]["Confirmed"] == 1, r
-        # The same as the projector's own RestaurantBoard.
+        # The same as the projector's own RestaurantBoard, asked directly.
         d = CTX.socket(zmq.DEALER)
         d.setsockopt(zmq.LINGER, 0)
+        d.connect(st.queries)
+        d.send(msgpack.packb({"type": "RestaurantBoard", "restaurant_id": 42,
+                              "min_position": ev["position"]}))
+        assert d.poll(20000)
+        direct = msgpack.unpackb(d.recv())
+        d.close()
+        assert direct["ok"] and direct["counts"] == r["counts"], (direct, r)
+        assert direct["active"] == r["active"] and direct["position"] == r["position"]
         s, _, body = get(st.http, "/api/status")
         assert s == 200 and json.loads(body)["ok"]
     finally:
@@ -255,9 +271,17 @@ def main():
         test_live(st)
         test_bad_input(st)
         held = [Stream(st.http) for _ in range(3)]  # open at SIGTERM: must not hold it up
+        # And a query that waits (for a position that will not come).
+        import threading
+        waiting = threading.Thread(target=lambda: get_quietly(
+            st.http, "/api/board?restaurant=1&min_position=999999999"))
+        waiting.start()
         t0 = time.monotonic()
         st.stop()
-        print("stop with 3 streams open: %.1f s, exit 0" % (time.monotonic() - t0))
+        took = time.monotonic() - t0
+        waiting.join()
+        assert took < 10, "the stop took %.1f s" % took
+        print("stop with 3 streams and a waiting query open: %.1f s, exit 0" % took)
         for x in held:
             x.close()
         ok = True

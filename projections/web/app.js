@@ -80,6 +80,7 @@ async function refreshBoard() {
     if (r.error && r.error.code === "lagging") scheduleBoard(200);
     return;
   }
+  if (r.position < shownPosition) return; // an older answer that came late
   board = r;
   shownPosition = r.position;
   renderBoard();
