@@ -52,7 +52,7 @@ int ordo_pconfig_set(ordo_pconfig_t *cfg, const char *name, const char *value, c
         if (!ordo_pg_schema_name_ok(value)) {
             snprintf(err, err_size,
                      "--postgres-schema must be 1 to %d of a-z, 0-9 and _, not starting with a "
-                     "digit or pg_, not \"%s\"",
+                     "digit or pg_ and not ending in _old or _rebuild, not \"%s\"",
                      ORDO_PG_SCHEMA_MAX, value);
             return -1;
         }

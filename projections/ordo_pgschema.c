@@ -117,6 +117,10 @@ bool ordo_pg_schema_name_ok(const char *name)
     if (n == 0 || n > ORDO_PG_SCHEMA_MAX || (name[0] >= '0' && name[0] <= '9') ||
         !strncmp(name, "pg_", 3))
         return false;
+    /* A rebuild of "x" uses "x_rebuild" and "x_old" and drops them. */
+    if ((n >= 4 && !strcmp(name + n - 4, "_old")) ||
+        (n >= 8 && !strcmp(name + n - 8, "_rebuild")))
+        return false;
     return strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_") == n;
 }
 

@@ -32,7 +32,8 @@
 #define ORDO_PG_SCHEMA_MAX 48 /* bytes of a schema name */
 
 /* Whether `name` may name our schema: 1-48 of [a-z0-9_], not starting with
- * a digit, and not "pg_..." (PostgreSQL's own). */
+ * a digit, not "pg_..." (PostgreSQL's own), not ending in "_old" or
+ * "_rebuild" (a rebuild's own names, which it drops). */
 bool ordo_pg_schema_name_ok(const char *name);
 
 /* Expands `sql`, replacing each "@S" with the schema name (double-quoted),

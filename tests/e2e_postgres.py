@@ -434,6 +434,10 @@ def main():
     ok = False
     engine = proj = None
     try:
+        for bad in ("ordo_old", "x_rebuild", "pg_x", "Ordo", "1x", ""):
+            p = subprocess.run([PROJECTOR, "--postgres", "host=x", "--postgres-schema", bad],
+                               capture_output=True, text=True, timeout=30)
+            assert p.returncode == 2 and "--postgres" in p.stderr, (bad, p.returncode, p.stderr)
         with PgServer() as pg:
             try:
                 engine = Engine(top).start()
