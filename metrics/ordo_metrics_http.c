@@ -2,9 +2,8 @@
  * a well-kept, bounded HTTP/1.1 parser we need not write. */
 #include "ordo_metrics_http.h"
 
-#include "ordo_clock.h"
+#include "ordo_httpd.h"
 #include "ordo_log.h"
-#include "ordo_metrics_addr.h"
 
 #include <microhttpd.h>
 #include <stdio.h>
@@ -14,15 +13,12 @@
 
 #define S_CONNECTIONS_MAX 32        /* in all */
 #define S_CONNECTIONS_PER_IP_MAX 8  /* from one address */
-#define S_CONNECTION_MEMORY (32 * 1024) /* request line and headers: beyond, 431/414 */
 #define S_TIMEOUT_S 5               /* a connection idle this long is closed */
 
 struct ordo_metrics_http {
-    struct MHD_Daemon *daemon;
+    ordo_httpd_t *httpd;
     ordo_metrics_render_fn render;
     void *ctx;
-    uint16_t port;
-    uint64_t log_minute, log_lines, log_dropped; /* s_log's rate limit */
 };
 
 static enum MHD_Result s_queue_text(struct MHD_Connection *c, unsigned status, const char *text)
@@ -72,40 +68,9 @@ static enum MHD_Result s_on_request(void *cls, struct MHD_Connection *c, const c
     return ret;
 }
 
-/* libmicrohttpd's messages (a request too large, the connection limit
- * reached), at most S_LOG_PER_MINUTE a minute: a flood must not flood the
- * log. Its thread only. */
-#define S_LOG_PER_MINUTE 20
-static void s_log(void *cls, const char *fmt, va_list ap)
-{
-    ordo_metrics_http_t *s = cls;
-    uint64_t minute = ordo_mono_ns() / 60000000000ull;
-    if (minute != s->log_minute) {
-        if (s->log_dropped)
-            ordo_log_warn("metrics", "%llu more such messages in the last minute",
-                          (unsigned long long)s->log_dropped);
-        s->log_minute = minute;
-        s->log_lines = s->log_dropped = 0;
-    }
-    if (s->log_lines++ >= S_LOG_PER_MINUTE) {
-        s->log_dropped++;
-        return;
-    }
-    char line[512];
-    vsnprintf(line, sizeof line, fmt, ap);
-    size_t n = strlen(line);
-    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-        line[--n] = '\0';
-    ordo_log_warn("metrics", "%s", line);
-}
-
 ordo_metrics_http_t *ordo_metrics_http_start(const char *addr, ordo_metrics_render_fn render,
                                              void *ctx, char *err, size_t errsize)
 {
-    struct sockaddr_storage ss;
-    socklen_t len;
-    if (ordo_metrics_addr_resolve(addr, &ss, &len, err, errsize) != 0)
-        return NULL;
     ordo_metrics_http_t *s = calloc(1, sizeof *s);
     if (!s) {
         snprintf(err, errsize, "out of memory");
@@ -113,40 +78,31 @@ ordo_metrics_http_t *ordo_metrics_http_start(const char *addr, ordo_metrics_rend
     }
     s->render = render;
     s->ctx = ctx;
-    /* ITC: stopping wakes the thread at once, even when it is not polling
-     * the listening socket (at the connection limit). */
-    unsigned flags =
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
-    if (ss.ss_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
-    s->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, s_on_request, s, MHD_OPTION_EXTERNAL_LOGGER, s_log, s,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)S_CONNECTIONS_MAX,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)S_CONNECTIONS_PER_IP_MAX,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)S_CONNECTION_MEMORY,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)S_TIMEOUT_S, MHD_OPTION_END);
-    if (!s->daemon) {
-        snprintf(err, errsize, "cannot serve metrics on %s (in use, or not an address of this "
-                 "machine?)", addr);
+    ordo_httpd_config_t cfg = {.addr = addr,
+                               .what = "metrics",
+                               .log_module = "metrics",
+                               .connections = S_CONNECTIONS_MAX,
+                               .per_ip = S_CONNECTIONS_PER_IP_MAX,
+                               .timeout_s = S_TIMEOUT_S,
+                               .handler = s_on_request,
+                               .cls = s};
+    if (!(s->httpd = ordo_httpd_start(&cfg, err, errsize))) {
         free(s);
         return NULL;
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    s->port = info ? info->port : 0;
     return s;
 }
 
 uint16_t ordo_metrics_http_port(const ordo_metrics_http_t *server)
 {
-    return server ? server->port : 0;
+    return server ? ordo_httpd_port(server->httpd) : 0;
 }
 
 void ordo_metrics_http_stop(ordo_metrics_http_t **server)
 {
     if (!server || !*server)
         return;
-    MHD_stop_daemon((*server)->daemon);
+    ordo_httpd_stop(&(*server)->httpd);
     free(*server);
     *server = NULL;
 }

@@ -1,9 +1,9 @@
 /* ordo-projector's live page (see ordo_phttp.h). */
 #include "ordo_phttp.h"
 
+#include "ordo_httpd.h"
 #include "ordo_json.h"
 #include "ordo_log.h"
-#include "ordo_metrics_addr.h"
 #include "ordo_number.h"
 #include "ordo_web.h"
 
@@ -23,8 +23,7 @@
 
 struct ordo_phttp {
     ordo_phttp_config_t cfg;
-    struct MHD_Daemon *daemon;
-    uint16_t port;
+    ordo_httpd_t *httpd;
     atomic_int streams;
     atomic_ullong serial; /* request ids */
     atomic_bool stopping; /* queries waiting for the projector give up */
@@ -349,53 +348,33 @@ static enum MHD_Result s_on_request(void *cls, struct MHD_Connection *c, const c
     return s_error(c, MHD_HTTP_NOT_FOUND, "not_found", "no such page");
 }
 
-static void s_log(void *cls, const char *fmt, va_list ap)
-{
-    (void)cls;
-    char line[512];
-    vsnprintf(line, sizeof line, fmt, ap);
-    size_t n = strlen(line);
-    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-        line[--n] = '\0';
-    ordo_log_debug("http", "%s", line);
-}
-
 ordo_phttp_t *ordo_phttp_start(const ordo_phttp_config_t *cfg, char *err, size_t errsize)
 {
-    struct sockaddr_storage ss;
-    socklen_t len;
-    if (ordo_metrics_addr_resolve(cfg->addr, &ss, &len, err, errsize) != 0)
-        return NULL;
     ordo_phttp_t *srv = calloc(1, sizeof *srv);
     if (!srv) {
         snprintf(err, errsize, "out of memory");
         return NULL;
     }
     srv->cfg = *cfg;
-    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                     MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
-    if (ss.ss_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
-    srv->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, s_on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, s_log, NULL,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)S_CONNECTIONS_MAX, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-        (unsigned)S_CONNECTIONS_PER_IP_MAX, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)S_TIMEOUT_S, MHD_OPTION_END);
-    if (!srv->daemon) {
-        snprintf(err, errsize, "cannot serve the page on %s (in use, or not an address of this "
-                 "machine?)", cfg->addr);
+    ordo_httpd_config_t hcfg = {.addr = cfg->addr,
+                                .what = "the page",
+                                .log_module = "http",
+                                .thread_per_connection = true, /* event streams wait */
+                                .connections = S_CONNECTIONS_MAX,
+                                .per_ip = S_CONNECTIONS_PER_IP_MAX,
+                                .timeout_s = S_TIMEOUT_S,
+                                .handler = s_on_request,
+                                .cls = srv};
+    if (!(srv->httpd = ordo_httpd_start(&hcfg, err, errsize))) {
         free(srv);
         return NULL;
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    srv->port = info ? info->port : 0;
     return srv;
 }
 
 uint16_t ordo_phttp_port(const ordo_phttp_t *srv)
 {
-    return srv ? srv->port : 0;
+    return srv ? ordo_httpd_port(srv->httpd) : 0;
 }
 
 void ordo_phttp_stop(ordo_phttp_t **server)
@@ -403,7 +382,7 @@ void ordo_phttp_stop(ordo_phttp_t **server)
     if (!server || !*server)
         return;
     atomic_store(&(*server)->stopping, true);
-    MHD_stop_daemon((*server)->daemon);
+    ordo_httpd_stop(&(*server)->httpd);
     free(*server);
     *server = NULL;
 }
