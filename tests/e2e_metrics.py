@@ -35,6 +35,7 @@ import zmq
 from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import e2e_util  # noqa: E402
 from e2e_util import free_port, wait_for  # noqa: E402
 
 SERVER, PROJECTOR = sys.argv[1:3]
@@ -110,17 +111,8 @@ class Server:
         return self
 
     def ping(self):
-        """One Ping on a socket of its own, closed after: a late reply goes
-        with it instead of answering a later request."""
         assert self.proc.poll() is None, "server exited with %s" % self.proc.returncode
-        probe = CTX.socket(zmq.DEALER)
-        probe.setsockopt(zmq.LINGER, 0)
-        probe.connect(self.bind)
-        try:
-            probe.send(msgpack.packb({"type": "Ping"}))
-            return probe.poll(200) and probe.recv() is not None
-        finally:
-            probe.close()
+        return e2e_util.ping(self.bind)
 
     def call(self, req, raw=None):
         self.dealer.send(raw if raw is not None else msgpack.packb(req))

@@ -32,6 +32,7 @@ import msgpack
 import zmq
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import e2e_util  # noqa: E402
 from e2e_util import free_port, wait_for  # noqa: E402
 from pg_server import PgServer  # noqa: E402
 
@@ -66,17 +67,8 @@ class Engine:
         return self
 
     def ping(self):
-        """One Ping on a socket of its own, closed after: a late reply goes
-        with it instead of answering a later request."""
         assert self.proc.poll() is None, "engine exited with %s" % self.proc.returncode
-        probe = CTX.socket(zmq.DEALER)
-        probe.setsockopt(zmq.LINGER, 0)
-        probe.connect(self.bind)
-        try:
-            probe.send(msgpack.packb({"type": "Ping"}))
-            return probe.poll(200) and msgpack.unpackb(probe.recv())
-        finally:
-            probe.close()
+        return e2e_util.ping(self.bind)
 
     def call(self, req):
         self.dealer.send(msgpack.packb(req))

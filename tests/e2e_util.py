@@ -1,7 +1,11 @@
-"""Helpers the end-to-end tests share: a free loopback port, and a bounded
-poll (the only way a test waits: never a bare sleep as synchronisation)."""
+"""Helpers the end-to-end tests share: a free loopback port, a bounded poll
+(the only way a test waits: never a bare sleep as synchronisation), and a
+Ping that cannot answer a later request."""
 import socket
 import time
+
+import msgpack
+import zmq
 
 
 def free_port():
@@ -23,3 +27,17 @@ def wait_for(what, check, timeout=60.0):
             return last
         time.sleep(0.05)
     raise AssertionError("timed out waiting for %s (last: %r)" % (what, last))
+
+
+def ping(endpoint, timeout_ms=200):
+    """One Ping to an engine on a socket of its own, closed after (a late
+    reply goes with it instead of answering a later request): the reply,
+    or None if none came within timeout_ms."""
+    probe = zmq.Context.instance().socket(zmq.DEALER)
+    probe.setsockopt(zmq.LINGER, 0)
+    probe.connect(endpoint)
+    try:
+        probe.send(msgpack.packb({"type": "Ping"}))
+        return msgpack.unpackb(probe.recv()) if probe.poll(timeout_ms) else None
+    finally:
+        probe.close()
