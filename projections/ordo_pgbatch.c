@@ -5,7 +5,6 @@
 #include "ordo_hash.h"
 #include "ordo_order.h"
 #include "ordo_pgschema.h"
-#include "ordo_time.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -48,10 +47,16 @@ typedef struct {
     int64_t next; /* index of the order's next event in the batch, or -1 */
 } s_event_t;
 
-/* What one order's events of one hour add to the hourly analytics. */
+/* What events of one hour add to the hourly analytics: those of one
+ * older order (its restaurant and total are in the table, not here), or,
+ * summed, those of every order created in the batch with one restaurant
+ * and currency (known here: the row is the analytics row's increment). */
+#define S_NO_ORDER UINT32_MAX
 typedef struct {
-    uint32_t order;
+    uint32_t order; /* an older order's index, or S_NO_ORDER: a sum */
     int64_t hour_us;
+    int64_t restaurant_id, revenue_cents; /* a sum's */
+    char currency[4];                     /* a sum's */
     uint32_t by_type[ORDO_EVT_COUNT_]; /* [ORDO_EVT_ORDER_CREATED] ... */
     uint32_t cancelled_from[ORDO_STATUS_PREPARING + 1];
 } s_hours_t;
@@ -65,9 +70,11 @@ struct ordo_pgbatch_state {
     size_t n_hours, cap_hours;
     uint32_t *slots; /* open addressing: order index + 1, 0 = empty */
     size_t n_slots;  /* a power of two */
+    uint32_t *sum_slots; /* the same for the sums in hours: index + 1 */
+    size_t n_sum_slots, n_sums;
 };
 
-/* ---- COPY text ---------------------------------------------------------- */
+/* ---- a growing buffer ---------------------------------------------------------- */
 
 typedef struct {
     char *data;
@@ -95,45 +102,7 @@ static void s_raw(s_text_t *t, const char *s, size_t n)
     t->len += n;
 }
 
-/* One character of a COPY text field: backslash, tab, newline and
- * carriage return escaped. */
-static void s_copy_char(s_text_t *t, char c)
-{
-    switch (c) {
-    case '\\': s_raw(t, "\\\\", 2); break;
-    case '\t': s_raw(t, "\\t", 2); break;
-    case '\n': s_raw(t, "\\n", 2); break;
-    case '\r': s_raw(t, "\\r", 2); break;
-    default: s_raw(t, &c, 1); break;
-    }
-}
-
-/* A field: text (NULL: SQL NULL), then a tab or, last, a newline. */
-static void s_field(s_text_t *t, const char *s, bool last)
-{
-    if (!s)
-        s_raw(t, "\\N", 2);
-    else
-        for (; *s; s++)
-            s_copy_char(t, *s);
-    s_raw(t, last ? "\n" : "\t", 1);
-}
-
-static void s_int(s_text_t *t, bool present, int64_t v, bool last)
-{
-    char num[24];
-    if (present)
-        snprintf(num, sizeof num, "%" PRId64, v);
-    s_field(t, present ? num : NULL, last);
-}
-
-static void s_time(s_text_t *t, int64_t us, bool last)
-{
-    char at[40];
-    s_field(t, ordo_time_format(us, at), last);
-}
-
-/* ---- COPY binary (the two large tables: no text to parse) ---------------- */
+/* ---- COPY binary (no text to format here or parse there) ---------------- */
 
 #define S_PG_EPOCH_US 946684800000000ll /* 2000-01-01, PostgreSQL's epoch */
 
@@ -232,9 +201,11 @@ void ordo_pgbatch_clear(ordo_pgbatch_t *b)
     if (st) {
         for (size_t i = 0; i < st->n_orders; i++)
             s_free_order(&st->orders[i]);
-        st->n_orders = st->n_hours = 0;
+        st->n_orders = st->n_hours = st->n_sums = 0;
         if (st->slots)
             memset(st->slots, 0, st->n_slots * sizeof *st->slots);
+        if (st->sum_slots)
+            memset(st->sum_slots, 0, st->n_sum_slots * sizeof *st->sum_slots);
     }
     b->n = 0;
     b->first = b->last = 0;
@@ -250,6 +221,7 @@ void ordo_pgbatch_free(ordo_pgbatch_t *b)
         free(b->st->events);
         free(b->st->hours);
         free(b->st->slots);
+        free(b->st->sum_slots);
         free(b->st);
     }
     memset(b, 0, sizeof *b);
@@ -355,23 +327,92 @@ static char *s_items_json(const ordo_client_event_t *ev)
     return t.data;
 }
 
-/* Adds the event to its order's row for its hour. */
+static uint64_t s_sum_hash(int64_t hour_us, int64_t restaurant_id, const char *currency)
+{
+    int64_t key[3] = {hour_us, restaurant_id, 0};
+    memcpy(&key[2], currency, 4);
+    return ordo_hash64(key, sizeof key, 0);
+}
+
+static bool s_sum_rehash(ordo_pgbatch_state_t *st, size_t n_slots)
+{
+    uint32_t *slots = calloc(n_slots, sizeof *slots);
+    if (!slots)
+        return false;
+    for (size_t i = 0; i < st->n_hours; i++) {
+        const s_hours_t *h = &st->hours[i];
+        if (h->order != S_NO_ORDER)
+            continue;
+        size_t k = s_sum_hash(h->hour_us, h->restaurant_id, h->currency) & (n_slots - 1);
+        while (slots[k])
+            k = (k + 1) & (n_slots - 1);
+        slots[k] = (uint32_t)i + 1;
+    }
+    free(st->sum_slots);
+    st->sum_slots = slots;
+    st->n_sum_slots = n_slots;
+    return true;
+}
+
+static s_hours_t *s_new_hours(ordo_pgbatch_state_t *st, uint32_t order, int64_t hour)
+{
+    if (!s_room((void **)&st->hours, &st->cap_hours, st->n_hours + 1, sizeof *st->hours))
+        return NULL;
+    s_hours_t *h = &st->hours[st->n_hours++];
+    memset(h, 0, sizeof *h);
+    h->order = order;
+    h->hour_us = hour;
+    return h;
+}
+
+/* The row an event of this order in this hour counts in: the order's own
+ * (an older order) or its restaurant's sum (created in the batch). */
+static s_hours_t *s_hours_row(ordo_pgbatch_state_t *st, size_t oi, int64_t hour)
+{
+    s_order_t *o = &st->orders[oi];
+    if (o->hour_row >= 0 && st->hours[o->hour_row].hour_us == hour)
+        return &st->hours[o->hour_row];
+    if (!o->created) {
+        if (!s_new_hours(st, (uint32_t)oi, hour))
+            return NULL;
+        o->hour_row = (int64_t)st->n_hours - 1;
+        return &st->hours[o->hour_row];
+    }
+    if ((st->n_sums + 1) * 2 > st->n_sum_slots &&
+        !s_sum_rehash(st, st->n_sum_slots ? st->n_sum_slots * 2 : 1024))
+        return NULL;
+    size_t mask = st->n_sum_slots - 1;
+    size_t k = s_sum_hash(hour, o->restaurant_id, o->currency) & mask;
+    for (; st->sum_slots[k]; k = (k + 1) & mask) {
+        s_hours_t *h = &st->hours[st->sum_slots[k] - 1];
+        if (h->hour_us == hour && h->restaurant_id == o->restaurant_id &&
+            !memcmp(h->currency, o->currency, sizeof h->currency)) {
+            o->hour_row = st->sum_slots[k] - 1;
+            return h;
+        }
+    }
+    s_hours_t *h = s_new_hours(st, S_NO_ORDER, hour);
+    if (!h)
+        return NULL;
+    h->restaurant_id = o->restaurant_id;
+    memcpy(h->currency, o->currency, sizeof h->currency);
+    st->sum_slots[k] = (uint32_t)st->n_hours;
+    st->n_sums++;
+    o->hour_row = (int64_t)st->n_hours - 1;
+    return h;
+}
+
+/* Adds the event to its row for its hour. */
 static bool s_count_hour(ordo_pgbatch_state_t *st, size_t oi, ordo_event_type_t type,
                          int64_t at_us, uint8_t cancelled_from)
 {
-    s_order_t *o = &st->orders[oi];
     int64_t hour = at_us - ((at_us % S_HOUR_US) + S_HOUR_US) % S_HOUR_US;
-    if (o->hour_row < 0 || st->hours[o->hour_row].hour_us != hour) {
-        if (!s_room((void **)&st->hours, &st->cap_hours, st->n_hours + 1, sizeof *st->hours))
-            return false;
-        s_hours_t *h = &st->hours[st->n_hours];
-        memset(h, 0, sizeof *h);
-        h->order = (uint32_t)oi;
-        h->hour_us = hour;
-        o->hour_row = (int64_t)st->n_hours++;
-    }
-    s_hours_t *h = &st->hours[o->hour_row];
+    s_hours_t *h = s_hours_row(st, oi, hour);
+    if (!h)
+        return false;
     h->by_type[type]++;
+    if (type == ORDO_EVT_ORDER_DELIVERED && h->order == S_NO_ORDER)
+        h->revenue_cents += st->orders[oi].total_cents;
     if (type == ORDO_EVT_ORDER_CANCELLED && cancelled_from >= ORDO_STATUS_CREATED &&
         cancelled_from <= ORDO_STATUS_PREPARING)
         h->cancelled_from[cancelled_from]++;
@@ -495,43 +536,54 @@ static void s_rows_new_orders(const ordo_pgbatch_state_t *st, s_text_t *t)
         s_bin_trailer(t);
 }
 
-/* Older orders: ordo_batch_order's columns. */
+/* Older orders: ordo_batch_order's columns (COPY binary). */
 static void s_rows_old_orders(const ordo_pgbatch_state_t *st, s_text_t *t)
 {
+    size_t n = 0;
     for (size_t i = 0; i < st->n_orders; i++) {
         const s_order_t *o = &st->orders[i];
         if (o->created)
             continue;
-        s_field(t, o->id, false);
-        s_field(t, s_status(o->status), false);
-        s_int(t, true, o->version, false);
-        s_time(t, o->at_us, false);
-        s_int(t, true, (int64_t)o->position, false);
-        s_time(t, o->first_us, false);
-        s_int(t, true, (int64_t)o->first_position, false);
-        s_int(t, o->has_minutes, o->minutes, false);
-        s_int(t, o->has_courier, o->courier, false);
-        s_field(t, o->reason, false);
-        s_field(t, s_status(o->cancelled_from), true);
+        if (n++ == 0)
+            s_bin_header(t);
+        s_bin_row(t, 11);
+        s_bin_text(t, o->id);
+        s_bin_text(t, s_status(o->status));
+        s_bin_i32(t, true, o->version);
+        s_bin_time(t, o->at_us);
+        s_bin_i64(t, true, (int64_t)o->position);
+        s_bin_time(t, o->first_us);
+        s_bin_i64(t, true, (int64_t)o->first_position);
+        s_bin_i32(t, o->has_minutes, o->minutes);
+        s_bin_i64(t, o->has_courier, o->courier);
+        s_bin_text(t, o->reason);
+        s_bin_text(t, s_status(o->cancelled_from));
     }
+    if (n)
+        s_bin_trailer(t);
 }
 
-/* Per order and hour: ordo_batch_hours' columns. */
+/* The hours' rows: ordo_batch_hours' columns (COPY binary). */
 static void s_rows_hours(const ordo_pgbatch_state_t *st, s_text_t *t)
 {
+    if (st->n_hours == 0)
+        return;
+    s_bin_header(t);
     for (size_t i = 0; i < st->n_hours; i++) {
         const s_hours_t *h = &st->hours[i];
-        const s_order_t *o = &st->orders[h->order];
-        s_field(t, o->id, false);
-        s_time(t, h->hour_us, false);
-        s_int(t, o->created, o->restaurant_id, false);
-        s_field(t, o->created ? o->currency : NULL, false);
-        s_int(t, o->created, o->total_cents, false);
+        bool sum = h->order == S_NO_ORDER;
+        s_bin_row(t, 15);
+        s_bin_text(t, sum ? NULL : st->orders[h->order].id);
+        s_bin_time(t, h->hour_us);
+        s_bin_i64(t, sum, h->restaurant_id);
+        s_bin_text(t, sum ? h->currency : NULL);
+        s_bin_i64(t, sum, h->revenue_cents);
         for (int e = ORDO_EVT_ORDER_CREATED; e < ORDO_EVT_COUNT_; e++)
-            s_int(t, true, h->by_type[e], false);
+            s_bin_i32(t, true, h->by_type[e]);
         for (int s = ORDO_STATUS_CREATED; s <= ORDO_STATUS_PREPARING; s++)
-            s_int(t, true, h->cancelled_from[s], s == ORDO_STATUS_PREPARING);
+            s_bin_i32(t, true, h->cancelled_from[s]);
     }
+    s_bin_trailer(t);
 }
 
 /* Every event's interval: @S.order_status_history's columns (COPY binary). */
@@ -564,16 +616,18 @@ _Static_assert(ORDO_EVT_ORDER_CREATED == 1 && ORDO_EVT_ORDER_CANCELLED == 7 &&
 /* The session: work memory for sorting and hashing a batch, and the
  * temporary tables (temp_buffers must be set before the first). */
 static const char s_prepare[] =
-    "SET temp_buffers = '128MB'; SET work_mem = '64MB';"
+    "SET temp_buffers = '128MB'; SET work_mem = '64MB'; SET jit = off;"
     "CREATE TEMP TABLE IF NOT EXISTS ordo_batch_order ("
     "  order_id text PRIMARY KEY, status text NOT NULL, version integer NOT NULL,"
     "  at timestamptz NOT NULL, position bigint NOT NULL,"
     "  first_at timestamptz NOT NULL, first_position bigint NOT NULL,"
     "  estimated_minutes integer, courier_id bigint, reason text, cancelled_from text)"
     "  ON COMMIT DELETE ROWS;"
+    /* order_id NULL: a sum over the orders created in the batch; else an
+     * older order's, whose restaurant, currency and total are read */
     "CREATE TEMP TABLE IF NOT EXISTS ordo_batch_hours ("
-    "  order_id text NOT NULL, hour timestamptz NOT NULL,"
-    "  restaurant_id bigint, currency text, total_cents bigint," /* NULL: an older order */
+    "  order_id text, hour timestamptz NOT NULL,"
+    "  restaurant_id bigint, currency text, revenue_cents bigint,"
     "  created integer NOT NULL, confirmed integer NOT NULL, preparing integer NOT NULL,"
     "  ready integer NOT NULL, out_for_delivery integer NOT NULL, delivered integer NOT NULL,"
     "  cancelled integer NOT NULL, cancelled_from_created integer NOT NULL,"
@@ -584,7 +638,10 @@ static const char s_prepare[] =
  * updated (what the hourly counts need of them comes back), the counts
  * added. */
 static const char s_fold[] =
-    "ANALYZE ordo_batch_order;" /* temporary tables have no statistics */
+    /* Without statistics for the temporary tables, the planner would read
+     * the whole of orders to find the batch's older ones (a hash join);
+     * an index probe for each is far cheaper. */
+    "SET LOCAL enable_seqscan = off;"
     /* The interval an older order is in began at its last event before
      * the batch (orders.position, not yet updated): it ends where the
      * order's first event here begins. */
@@ -608,7 +665,7 @@ static const char s_fold[] =
     "    sum(h.ready), sum(h.out_for_delivery), sum(h.delivered), sum(h.cancelled),"
     "    sum(h.cancelled_from_created), sum(h.cancelled_from_confirmed),"
     "    sum(h.cancelled_from_preparing),"
-    "    sum(h.delivered * coalesce(h.total_cents, c.total_cents))"
+    "    sum(coalesce(h.revenue_cents, h.delivered * c.total_cents))"
     "  FROM ordo_batch_hours h LEFT JOIN changed c ON c.id = h.order_id"
     "  GROUP BY 1, 2, 3"
     "  ON CONFLICT (hour, restaurant_id, currency) DO UPDATE SET"
@@ -744,14 +801,14 @@ int ordo_pgbatch_apply(PGconn *c, const char *schema, const ordo_pgbatch_t *b, c
     t.len = 0;
     if (rc == 0) {
         s_rows_old_orders(st, &t);
-        rc = s_copy(c, schema, "COPY ordo_batch_order FROM STDIN", &t, "older orders", err,
-                    errsize);
+        rc = s_copy(c, schema, "COPY ordo_batch_order FROM STDIN (FORMAT binary)", &t,
+                    "older orders", err, errsize);
         t.len = 0;
     }
     if (rc == 0) {
         s_rows_hours(st, &t);
-        rc = s_copy(c, schema, "COPY ordo_batch_hours FROM STDIN", &t, "hourly counts", err,
-                    errsize);
+        rc = s_copy(c, schema, "COPY ordo_batch_hours FROM STDIN (FORMAT binary)", &t,
+                    "hourly counts", err, errsize);
         t.len = 0;
     }
     /* The older intervals close before the new ones are copied in. */

@@ -3,8 +3,10 @@
  * The batch is folded here, in memory, as events are added: per order, its
  * state after its last event in the batch (and, if its OrderCreated is in
  * the batch, the whole new row); per event, the status interval it begins
- * and where that ends if the order moves on within the batch; per order
- * and hour, what counts in the hourly analytics. Applying it is one
+ * and where that ends if the order moves on within the batch; per hour,
+ * what counts in the hourly analytics (summed by restaurant for the orders
+ * created in the batch; per order for older ones, whose restaurant is in
+ * the table). Applying it is one
  * transaction of a few COPYs and three set-based statements:
  *   - the checkpoint moves from the batch's first position - 1 to its last
  *     (a checkpoint elsewhere means another writer: nothing is changed);
