@@ -360,19 +360,25 @@ static double s_run_pg(const char *conninfo, const s_event_t *evs, size_t n, siz
         ordo_pgbatch_prepare(c, err, sizeof err) != 0 ||
         (indexes_first && ordo_pg_build_indexes(c, "ordo_bench", err, sizeof err) != 0))
         goto out;
-    double t0 = s_now();
+    double t0 = s_now(), applying = 0, clearing = 0;
     for (size_t i = 0; i < n; i++) {
         if (ordo_pgbatch_add(&b, &evs[i].ev) != 0) {
             snprintf(err, sizeof err, "out of memory");
             goto out;
         }
         if (b.n == batch || i + 1 == n) {
+            double ta = s_now();
             if (ordo_pgbatch_apply(c, "ordo_bench", &b, err, sizeof err) != 0)
                 goto out;
+            double tc = s_now();
             ordo_pgbatch_clear(&b);
+            applying += tc - ta;
+            clearing += s_now() - tc;
         }
     }
     double t1 = s_now();
+    fprintf(stderr, "ordo-projbench: postgres: %.1f s adding events, %.1f s applying, %.1f s"
+            " clearing\n", t1 - t0 - applying - clearing, applying, clearing);
     if (ordo_pg_build_indexes(c, "ordo_bench", err, sizeof err) != 0)
         goto out;
     dt = s_now() - t0;

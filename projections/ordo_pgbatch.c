@@ -13,15 +13,23 @@
 
 #define S_HOUR_US (3600ll * 1000000)
 #define S_COPY_PIECE (1 << 20) /* bytes per PQputCopyData */
+#define S_OUT_KEPT (128u << 20) /* COPY data kept between batches, at most */
+
+/* A string of the batch's: in its arena (`strs`), so that adding an order
+ * allocates nothing and clearing the batch frees nothing. */
+typedef struct {
+    uint32_t off, len; /* len S_NULL: SQL NULL */
+} s_str_t;
+#define S_NULL UINT32_MAX
 
 /* An order the batch touches. */
 typedef struct {
-    char *id; /* owned */
+    s_str_t id;
     uint64_t hash;
     bool created; /* its OrderCreated is in the batch: the whole row is here */
     int64_t user_id, restaurant_id, total_cents, created_us;
-    char *items;   /* owned: JSON (created) */
-    char *address; /* owned (created) */
+    s_str_t items;   /* JSON (created) */
+    s_str_t address; /* (created) */
     char currency[4];
     /* After its last event in the batch: */
     uint8_t status; /* ordo_status_t */
@@ -32,7 +40,7 @@ typedef struct {
     uint64_t first_position;
     bool has_minutes, has_courier;
     int64_t minutes, courier;
-    char *reason; /* owned; NULL unless cancelled in the batch */
+    s_str_t reason; /* NULL unless cancelled in the batch */
     uint8_t cancelled_from;
     int64_t last_event; /* index into events of its last event here */
     int64_t hour_row;   /* index into hours of its row for its latest hour */
@@ -61,6 +69,20 @@ typedef struct {
     uint32_t cancelled_from[ORDO_STATUS_PREPARING + 1];
 } s_hours_t;
 
+/* A slot of the orders' hash table: which order, and 32 bits of its hash,
+ * so that a probe reads the order only when those match. */
+typedef struct {
+    uint32_t order; /* index + 1; 0: empty */
+    uint32_t tag;
+} s_slot_t;
+
+/* A growing buffer. */
+typedef struct {
+    char *data;
+    size_t len, cap;
+    bool failed;
+} s_text_t;
+
 struct ordo_pgbatch_state {
     s_order_t *orders;
     size_t n_orders, cap_orders;
@@ -68,19 +90,15 @@ struct ordo_pgbatch_state {
     size_t cap_events;
     s_hours_t *hours;
     size_t n_hours, cap_hours;
-    uint32_t *slots; /* open addressing: order index + 1, 0 = empty */
+    s_slot_t *slots; /* open addressing */
     size_t n_slots;  /* a power of two */
+    s_text_t strs;   /* the strings' arena */
+    s_text_t out;    /* the COPY data being sent, kept for the next batch */
     uint32_t *sum_slots; /* the same for the sums in hours: index + 1 */
     size_t n_sum_slots, n_sums;
 };
 
 /* ---- a growing buffer ---------------------------------------------------------- */
-
-typedef struct {
-    char *data;
-    size_t len, cap;
-    bool failed;
-} s_text_t;
 
 static void s_raw(s_text_t *t, const char *s, size_t n)
 {
@@ -147,12 +165,22 @@ static void s_bin_text(s_text_t *t, const char *s)
     s_raw(t, s, n);
 }
 
-static void s_bin_jsonb(s_text_t *t, const char *json)
+/* A string of the arena. */
+static void s_bin_str(s_text_t *t, const s_text_t *strs, s_str_t s)
 {
-    size_t n = strlen(json);
-    s_be(t, n + 1, 4);
+    if (s.len == S_NULL) {
+        s_bin_null(t);
+        return;
+    }
+    s_be(t, s.len, 4);
+    s_raw(t, strs->data + s.off, s.len);
+}
+
+static void s_bin_jsonb(s_text_t *t, const s_text_t *strs, s_str_t json)
+{
+    s_be(t, (uint64_t)json.len + 1, 4);
     s_raw(t, "\1", 1); /* jsonb's binary form: version 1, then the text */
-    s_raw(t, json, n);
+    s_raw(t, strs->data + json.off, json.len);
 }
 
 static void s_bin_i64(s_text_t *t, bool present, int64_t v)
@@ -187,21 +215,13 @@ void ordo_pgbatch_init(ordo_pgbatch_t *b)
     memset(b, 0, sizeof *b);
 }
 
-static void s_free_order(s_order_t *o)
-{
-    free(o->id);
-    free(o->items);
-    free(o->address);
-    free(o->reason);
-}
-
 void ordo_pgbatch_clear(ordo_pgbatch_t *b)
 {
     ordo_pgbatch_state_t *st = b->st;
     if (st) {
-        for (size_t i = 0; i < st->n_orders; i++)
-            s_free_order(&st->orders[i]);
         st->n_orders = st->n_hours = st->n_sums = 0;
+        st->strs.len = 0;
+        st->strs.failed = false;
         if (st->slots)
             memset(st->slots, 0, st->n_slots * sizeof *st->slots);
         if (st->sum_slots)
@@ -222,6 +242,8 @@ void ordo_pgbatch_free(ordo_pgbatch_t *b)
         free(b->st->hours);
         free(b->st->slots);
         free(b->st->sum_slots);
+        free(b->st->strs.data);
+        free(b->st->out.data);
         free(b->st);
     }
     memset(b, 0, sizeof *b);
@@ -243,14 +265,15 @@ static bool s_room(void **arr, size_t *cap, size_t need, size_t size)
 
 static bool s_rehash(ordo_pgbatch_state_t *st, size_t n_slots)
 {
-    uint32_t *slots = calloc(n_slots, sizeof *slots);
+    s_slot_t *slots = calloc(n_slots, sizeof *slots);
     if (!slots)
         return false;
     for (size_t i = 0; i < st->n_orders; i++) {
-        size_t k = st->orders[i].hash & (n_slots - 1);
-        while (slots[k])
+        uint64_t h = st->orders[i].hash;
+        size_t k = h & (n_slots - 1);
+        while (slots[k].order)
             k = (k + 1) & (n_slots - 1);
-        slots[k] = (uint32_t)i + 1;
+        slots[k] = (s_slot_t){(uint32_t)i + 1, (uint32_t)(h >> 32)};
     }
     free(st->slots);
     st->slots = slots;
@@ -258,19 +281,38 @@ static bool s_rehash(ordo_pgbatch_state_t *st, size_t n_slots)
     return true;
 }
 
+/* Copies a string into the arena; with a NUL after it, not counted. */
+static s_str_t s_keep(s_text_t *strs, const char *s, size_t n)
+{
+    s_str_t r = {(uint32_t)strs->len, (uint32_t)n};
+    if (strs->len + n + 1 > UINT32_MAX)
+        strs->failed = true; /* offsets are 32 bits; batches are far smaller */
+    s_raw(strs, s, n);
+    s_raw(strs, "", 1);
+    return r;
+}
+
+static const char *s_chars(const ordo_pgbatch_state_t *st, s_str_t s)
+{
+    return s.len == S_NULL ? NULL : st->strs.data + s.off;
+}
+
 /* The batch's entry for this order, added if new. NULL if out of memory. */
 static s_order_t *s_order(ordo_pgbatch_state_t *st, const char *id, size_t *index)
 {
     size_t len = strlen(id);
     uint64_t h = ordo_hash64(id, len, 0);
+    uint32_t tag = (uint32_t)(h >> 32);
     if ((st->n_orders + 1) * 2 > st->n_slots &&
         !s_rehash(st, st->n_slots ? st->n_slots * 2 : 8192))
         return NULL;
     size_t k = h & (st->n_slots - 1);
-    for (; st->slots[k]; k = (k + 1) & (st->n_slots - 1)) {
-        s_order_t *o = &st->orders[st->slots[k] - 1];
-        if (o->hash == h && !strcmp(o->id, id)) {
-            *index = st->slots[k] - 1;
+    for (; st->slots[k].order; k = (k + 1) & (st->n_slots - 1)) {
+        if (st->slots[k].tag != tag)
+            continue;
+        s_order_t *o = &st->orders[st->slots[k].order - 1];
+        if (o->hash == h && o->id.len == len && !memcmp(s_chars(st, o->id), id, len)) {
+            *index = st->slots[k].order - 1;
             return o;
         }
     }
@@ -278,53 +320,64 @@ static s_order_t *s_order(ordo_pgbatch_state_t *st, const char *id, size_t *inde
         return NULL;
     s_order_t *o = &st->orders[st->n_orders];
     memset(o, 0, sizeof *o);
-    if (!(o->id = strdup(id)))
+    o->id = s_keep(&st->strs, id, len);
+    o->items = o->address = o->reason = (s_str_t){0, S_NULL};
+    if (st->strs.failed)
         return NULL;
     o->hash = h;
     o->last_event = o->hour_row = -1;
-    st->slots[k] = (uint32_t)st->n_orders + 1;
+    st->slots[k] = (s_slot_t){(uint32_t)st->n_orders + 1, tag};
     *index = st->n_orders++;
     return o;
 }
 
-/* The items as JSON (RFC 8259 strings). NULL if out of memory. */
-static char *s_items_json(const ordo_client_event_t *ev)
+/* A JSON string's contents (RFC 8259): quote, backslash and control
+ * characters escaped. */
+static void s_json_chars(s_text_t *t, const char *s)
 {
-    s_text_t t = {0};
-    s_raw(&t, "[", 1);
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        const unsigned char *run = p;
+        while (*p && *p != '"' && *p != '\\' && *p >= 0x20)
+            p++;
+        s_raw(t, (const char *)run, (size_t)(p - run));
+        if (!*p)
+            break;
+        char esc[8];
+        if (*p == '"' || *p == '\\') {
+            esc[0] = '\\';
+            esc[1] = (char)*p;
+            s_raw(t, esc, 2);
+        } else {
+            snprintf(esc, sizeof esc, "\\u%04x", *p);
+            s_raw(t, esc, 6);
+        }
+        p++;
+    }
+}
+
+/* The items as JSON, into the arena (strs->failed if out of memory). */
+static s_str_t s_items_json(s_text_t *strs, const ordo_client_event_t *ev)
+{
+    size_t start = strs->len;
+    s_raw(strs, "[", 1);
     for (size_t i = 0; i < ev->n_items; i++) {
         const ordo_client_item_t *it = &ev->items[i];
-        const char *strs[2] = {it->sku ? it->sku : "", it->name ? it->name : ""};
-        const char *keys[2] = {"{\"sku\":\"", "\",\"name\":\""};
         if (i)
-            s_raw(&t, ",", 1);
-        for (int f = 0; f < 2; f++) {
-            s_raw(&t, keys[f], strlen(keys[f]));
-            for (const unsigned char *p = (const unsigned char *)strs[f]; *p; p++) {
-                char esc[8];
-                if (*p == '"' || *p == '\\') {
-                    esc[0] = '\\';
-                    esc[1] = (char)*p;
-                    s_raw(&t, esc, 2);
-                } else if (*p < 0x20) {
-                    snprintf(esc, sizeof esc, "\\u%04x", *p);
-                    s_raw(&t, esc, 6);
-                } else {
-                    s_raw(&t, (const char *)p, 1);
-                }
-            }
-        }
+            s_raw(strs, ",", 1);
+        s_raw(strs, "{\"sku\":\"", 8);
+        s_json_chars(strs, it->sku ? it->sku : "");
+        s_raw(strs, "\",\"name\":\"", 10);
+        s_json_chars(strs, it->name ? it->name : "");
         char tail[64];
         int n = snprintf(tail, sizeof tail, "\",\"qty\":%" PRId64 ",\"price_cents\":%" PRId64 "}",
                          it->qty, it->price_cents);
-        s_raw(&t, tail, (size_t)n);
+        s_raw(strs, tail, (size_t)n);
     }
-    s_raw(&t, "]", 2); /* with the terminating NUL */
-    if (t.failed) {
-        free(t.data);
-        return NULL;
-    }
-    return t.data;
+    s_raw(strs, "]", 2); /* with a NUL after it, not counted */
+    if (strs->len > UINT32_MAX)
+        strs->failed = true;
+    return (s_str_t){(uint32_t)start, (uint32_t)(strs->len - start - 1)};
 }
 
 static uint64_t s_sum_hash(int64_t hour_us, int64_t restaurant_id, const char *currency)
@@ -447,20 +500,14 @@ int ordo_pgbatch_add(ordo_pgbatch_t *b, const ordo_client_event_t *ev)
         o->total_cents = ev->total_cents;
         o->created_us = ev->timestamp_us;
         snprintf(o->currency, sizeof o->currency, "%s", ev->currency ? ev->currency : "USD");
-        free(o->items);
-        free(o->address);
-        o->items = s_items_json(ev);
-        o->address = strdup(ev->delivery_address ? ev->delivery_address : "");
-        if (!o->items || !o->address)
-            return s_fail(b);
-        b->bytes += strlen(o->items) + strlen(o->address);
+        const char *address = ev->delivery_address ? ev->delivery_address : "";
+        o->items = s_items_json(&st->strs, ev);
+        o->address = s_keep(&st->strs, address, strlen(address));
     }
     uint8_t cancelled_from = 0;
     if (type == ORDO_EVT_ORDER_CANCELLED) {
-        free(o->reason);
-        if (!(o->reason = strdup(ev->reason ? ev->reason : "")))
-            return s_fail(b);
-        b->bytes += strlen(o->reason);
+        const char *reason = ev->reason ? ev->reason : "";
+        o->reason = s_keep(&st->strs, reason, strlen(reason));
         if (ev->previous_status)
             cancelled_from = (uint8_t)ordo_status_from_name(ev->previous_status,
                                                             strlen(ev->previous_status));
@@ -477,7 +524,6 @@ int ordo_pgbatch_add(ordo_pgbatch_t *b, const ordo_client_event_t *ev)
     if (first_here) {
         o->first_us = ev->timestamp_us;
         o->first_position = ev->position;
-        b->bytes += sizeof *o + strlen(o->id) + 2 * sizeof(uint32_t);
     } else {
         st->events[o->last_event].next = (int64_t)b->n;
     }
@@ -487,10 +533,10 @@ int ordo_pgbatch_add(ordo_pgbatch_t *b, const ordo_client_event_t *ev)
     o->position = ev->position;
     o->last_event = (int64_t)b->n;
     st->events[b->n] = (s_event_t){(uint32_t)oi, o->status, ev->timestamp_us, ev->position, -1};
-    size_t hours_before = st->n_hours;
-    if (!s_count_hour(st, oi, type, ev->timestamp_us, cancelled_from))
+    if (st->strs.failed || !s_count_hour(st, oi, type, ev->timestamp_us, cancelled_from))
         return s_fail(b);
-    b->bytes += sizeof(s_event_t) + (st->n_hours - hours_before) * sizeof(s_hours_t);
+    b->bytes = st->n_orders * (sizeof(s_order_t) + 2 * sizeof(s_slot_t)) +
+               (b->n + 1) * sizeof(s_event_t) + st->n_hours * sizeof(s_hours_t) + st->strs.len;
     if (b->n++ == 0)
         b->first = ev->position;
     b->last = ev->position;
@@ -515,20 +561,20 @@ static void s_rows_new_orders(const ordo_pgbatch_state_t *st, s_text_t *t)
         if (n++ == 0)
             s_bin_header(t);
         s_bin_row(t, 16);
-        s_bin_text(t, o->id);
+        s_bin_str(t, &st->strs, o->id);
         s_bin_i64(t, true, o->user_id);
         s_bin_i64(t, true, o->restaurant_id);
         s_bin_text(t, s_status(o->status));
-        s_bin_jsonb(t, o->items);
+        s_bin_jsonb(t, &st->strs, o->items);
         s_bin_i64(t, true, o->total_cents);
         s_bin_text(t, o->currency);
-        s_bin_text(t, o->address);
+        s_bin_str(t, &st->strs, o->address);
         s_bin_time(t, o->created_us);
         s_bin_time(t, o->at_us);
         s_bin_i32(t, true, o->version);
         s_bin_i32(t, o->has_minutes, o->minutes);
         s_bin_i64(t, o->has_courier, o->courier);
-        s_bin_text(t, o->reason);
+        s_bin_str(t, &st->strs, o->reason);
         s_bin_text(t, s_status(o->cancelled_from));
         s_bin_i64(t, true, (int64_t)o->position);
     }
@@ -547,7 +593,7 @@ static void s_rows_old_orders(const ordo_pgbatch_state_t *st, s_text_t *t)
         if (n++ == 0)
             s_bin_header(t);
         s_bin_row(t, 11);
-        s_bin_text(t, o->id);
+        s_bin_str(t, &st->strs, o->id);
         s_bin_text(t, s_status(o->status));
         s_bin_i32(t, true, o->version);
         s_bin_time(t, o->at_us);
@@ -556,7 +602,7 @@ static void s_rows_old_orders(const ordo_pgbatch_state_t *st, s_text_t *t)
         s_bin_i64(t, true, (int64_t)o->first_position);
         s_bin_i32(t, o->has_minutes, o->minutes);
         s_bin_i64(t, o->has_courier, o->courier);
-        s_bin_text(t, o->reason);
+        s_bin_str(t, &st->strs, o->reason);
         s_bin_text(t, s_status(o->cancelled_from));
     }
     if (n)
@@ -573,7 +619,10 @@ static void s_rows_hours(const ordo_pgbatch_state_t *st, s_text_t *t)
         const s_hours_t *h = &st->hours[i];
         bool sum = h->order == S_NO_ORDER;
         s_bin_row(t, 15);
-        s_bin_text(t, sum ? NULL : st->orders[h->order].id);
+        if (sum)
+            s_bin_null(t);
+        else
+            s_bin_str(t, &st->strs, st->orders[h->order].id);
         s_bin_time(t, h->hour_us);
         s_bin_i64(t, sum, h->restaurant_id);
         s_bin_text(t, sum ? h->currency : NULL);
@@ -594,7 +643,7 @@ static void s_rows_history(const ordo_pgbatch_state_t *st, size_t n, s_text_t *t
         const s_event_t *e = &st->events[i];
         const s_event_t *next = e->next >= 0 ? &st->events[e->next] : NULL;
         s_bin_row(t, 6);
-        s_bin_text(t, st->orders[e->order].id);
+        s_bin_str(t, &st->strs, st->orders[e->order].id);
         s_bin_text(t, s_status(e->status));
         s_bin_time(t, e->at_us);
         if (next)
@@ -790,38 +839,43 @@ int ordo_pgbatch_apply(PGconn *c, const char *schema, const ordo_pgbatch_t *b, c
         return 1;
     }
     const ordo_pgbatch_state_t *st = b->st;
-    s_text_t t = {0};
+    s_text_t *out = &b->st->out; /* kept: no fresh pages to fault in each batch */
+    out->len = 0;
+    out->failed = false;
     int rc;
-    s_rows_new_orders(st, &t);
+    s_rows_new_orders(st, out);
     rc = s_copy(c, schema,
                 "COPY @S.orders (id, user_id, restaurant_id, status, items, total_cents, currency,"
                 " delivery_address, created_at, updated_at, version, estimated_minutes,"
                 " courier_id, cancel_reason, cancelled_from, position) FROM STDIN (FORMAT binary)",
-                &t, "new orders", err, errsize);
-    t.len = 0;
+                out, "new orders", err, errsize);
+    out->len = 0;
     if (rc == 0) {
-        s_rows_old_orders(st, &t);
-        rc = s_copy(c, schema, "COPY ordo_batch_order FROM STDIN (FORMAT binary)", &t,
+        s_rows_old_orders(st, out);
+        rc = s_copy(c, schema, "COPY ordo_batch_order FROM STDIN (FORMAT binary)", out,
                     "older orders", err, errsize);
-        t.len = 0;
+        out->len = 0;
     }
     if (rc == 0) {
-        s_rows_hours(st, &t);
-        rc = s_copy(c, schema, "COPY ordo_batch_hours FROM STDIN (FORMAT binary)", &t,
+        s_rows_hours(st, out);
+        rc = s_copy(c, schema, "COPY ordo_batch_hours FROM STDIN (FORMAT binary)", out,
                     "hourly counts", err, errsize);
-        t.len = 0;
+        out->len = 0;
     }
     /* The older intervals close before the new ones are copied in. */
     if (rc == 0)
         rc = s_exec(c, s_fold, schema, "applying the batch", err, errsize);
     if (rc == 0) {
-        s_rows_history(st, b->n, &t);
+        s_rows_history(st, b->n, out);
         rc = s_copy(c, schema,
                     "COPY @S.order_status_history (order_id, status, from_at, to_at,"
                     " from_position, to_position) FROM STDIN (FORMAT binary)",
-                    &t, "status history", err, errsize);
+                    out, "status history", err, errsize);
     }
-    free(t.data);
+    if (out->cap > S_OUT_KEPT) { /* a large batch's: not kept for long quiet times */
+        free(out->data);
+        *out = (s_text_t){0};
+    }
     if (rc == 0)
         rc = s_exec(c, "COMMIT", schema, "COMMIT", err, errsize);
     return rc;
