@@ -24,6 +24,7 @@ void ordo_config_defaults(ordo_config_t *cfg)
     cfg->snapshot_every = 1000000;
     cfg->segment_bytes = ORDO_WAL_SEGMENT_DEFAULT;
     cfg->retain_finished_s = 600;
+    cfg->nats_replicas = 3;
 }
 
 /* Parses a whole decimal number in [min, max]. */
@@ -77,12 +78,15 @@ int ordo_config_set(ordo_config_t *cfg, const char *name, const char *value, cha
             cfg->fsync_mode = ORDO_SYNC_ALWAYS;
         } else if (!strcmp(value, "never")) {
             cfg->fsync_mode = ORDO_SYNC_NEVER;
+        } else if (!strcmp(value, "replicated")) {
+            cfg->fsync_mode = ORDO_SYNC_REPLICATED;
         } else if (!strncmp(value, "batch:", 6) && s_number(value + 6, 1, 60000, &v) == 0) {
             cfg->fsync_mode = ORDO_SYNC_BATCH;
             cfg->fsync_ms = (uint32_t)v;
         } else {
             snprintf(err, err_size,
-                     "--fsync must be always, batch:MS (MS from 1 to 60000) or never, not \"%s\"",
+                     "--fsync must be always, batch:MS (MS from 1 to 60000), never or "
+                     "replicated, not \"%s\"",
                      value);
             return -1;
         }
@@ -133,6 +137,25 @@ int ordo_config_set(ordo_config_t *cfg, const char *name, const char *value, cha
         }
         return s_copy(cfg->metrics, sizeof cfg->metrics, name, value, err, err_size);
     }
+    if (!strcmp(name, "nats")) {
+        if (strncmp(value, "nats://", 7) != 0) {
+            snprintf(err, err_size,
+                     "--nats must be NATS server URLs separated by commas "
+                     "(nats://HOST:PORT,...), not \"%s\"",
+                     value);
+            return -1;
+        }
+        return s_copy(cfg->nats, sizeof cfg->nats, name, value, err, err_size);
+    }
+    if (!strcmp(name, "nats-replicas")) {
+        if (s_number(value, 1, 5, &v) != 0) {
+            snprintf(err, err_size, "--nats-replicas must be a number from 1 to 5, not \"%s\"",
+                     value);
+            return -1;
+        }
+        cfg->nats_replicas = (int)v;
+        return 0;
+    }
     snprintf(err, err_size, "unknown setting \"%s\"", name);
     return -1;
 }
@@ -143,6 +166,14 @@ int ordo_config_check(const ordo_config_t *cfg, char *err, size_t err_size)
     if (secret != clients) {
         snprintf(err, err_size, "CURVE needs both --curve-secret and --curve-clients (%s is missing)",
                  secret ? "--curve-clients" : "--curve-secret");
+        return -1;
+    }
+    bool replicated = cfg->fsync_mode == ORDO_SYNC_REPLICATED, nats = cfg->nats[0] != '\0';
+    if (replicated != nats) {
+        snprintf(err, err_size, "%s",
+                 replicated ? "--fsync replicated needs --nats (the servers to replicate to)"
+                            : "--nats needs --fsync replicated (a command is acknowledged once "
+                              "the replicas have its events)");
         return -1;
     }
     if (secret || cfg->insecure)
@@ -164,7 +195,8 @@ int ordo_config_option(ordo_config_t *cfg, const char *name, const char *value, 
 {
     static const char *const settings[] = {
         "data-dir",      "bind",            "pub",          "shards",       "fsync",
-        "snapshot-every", "segment-bytes",  "retain-finished", "curve-secret", "curve-clients", "metrics"};
+        "snapshot-every", "segment-bytes",  "retain-finished", "curve-secret", "curve-clients", "metrics",
+        "nats",          "nats-replicas"};
     for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++)
         if (!strcmp(name, settings[i]))
             return ordo_config_set(cfg, name, value, err, err_size) == 0 ? 1 : -1;
@@ -185,7 +217,9 @@ int ordo_config_from_env(ordo_config_t *cfg, char *err, size_t err_size)
                 {"ORDO_RETAIN_FINISHED", "retain-finished"},
                 {"ORDO_CURVE_SECRET", "curve-secret"},
                 {"ORDO_CURVE_CLIENTS", "curve-clients"},
-                {"ORDO_METRICS", "metrics"}};
+                {"ORDO_METRICS", "metrics"},
+                {"ORDO_NATS", "nats"},
+                {"ORDO_NATS_REPLICAS", "nats-replicas"}};
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
         const char *v = getenv(vars[i].env);
         if (!v)
@@ -204,6 +238,7 @@ const char *ordo_config_fsync_text(const ordo_config_t *cfg, char *buf, size_t s
     switch (cfg->fsync_mode) {
     case ORDO_SYNC_ALWAYS: snprintf(buf, size, "always"); break;
     case ORDO_SYNC_NEVER: snprintf(buf, size, "never"); break;
+    case ORDO_SYNC_REPLICATED: snprintf(buf, size, "replicated"); break;
     default: snprintf(buf, size, "batch:%u", cfg->fsync_ms); break;
     }
     return buf;

@@ -25,6 +25,8 @@ typedef struct {
     char curve_clients[PATH_MAX]; /* the folder of client certificates let in */
     bool insecure;                /* allow binding beyond loopback without CURVE */
     char metrics[256];            /* HOST:PORT serving /metrics; "" = none */
+    char nats[1024];              /* NATS servers for replication; "" = none */
+    int nats_replicas;            /* replicas of a stream this engine makes */
 } ordo_config_t;
 
 /* Embedded defaults: ./data, tcp://127.0.0.1:7700 and :7701, one shard per
@@ -34,7 +36,7 @@ void ordo_config_defaults(ordo_config_t *cfg);
 
 /* Sets one setting by name ("data-dir", "bind", "pub", "shards", "fsync",
  * "snapshot-every", "segment-bytes", "retain-finished", "curve-secret",
- * "curve-clients", "metrics") from text. Returns 0, or -1 with a
+ * "curve-clients", "metrics", "nats", "nats-replicas") from text. Returns 0, or -1 with a
  * sentence in err (e.g. "--segment-bytes must be at least 65536"). */
 int ordo_config_set(ordo_config_t *cfg, const char *name, const char *value, char *err,
                     size_t err_size);
@@ -50,10 +52,11 @@ int ordo_config_from_env(ordo_config_t *cfg, char *err, size_t err_size);
 
 /* Checks the settings together, once all are read: CURVE needs both
  * --curve-secret and --curve-clients, and without CURVE only loopback
- * endpoints are bound unless `insecure`. 0, or -1 with err. */
+ * endpoints are bound unless `insecure`; --fsync replicated and --nats
+ * go together. 0, or -1 with err. */
 int ordo_config_check(const ordo_config_t *cfg, char *err, size_t err_size);
 
-/* "always", "batch:5", "never". */
+/* "always", "batch:5", "never", "replicated". */
 const char *ordo_config_fsync_text(const ordo_config_t *cfg, char *buf, size_t size);
 
 /* Folders inside data_dir for the log, the snapshots and the order index. */

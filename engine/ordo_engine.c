@@ -24,6 +24,8 @@
 #include "ordo_lock.h"
 #include "ordo_log.h"
 #include "ordo_reader.h"
+#include "ordo_reconcile.h"
+#include "ordo_replicator.h"
 #include "ordo_shard.h"
 #include "ordo_snapshotter.h"
 #include "ordo_stats.h"
@@ -61,6 +63,8 @@ struct ordo_engine {
     const ordo_auth_t *auth; /* CURVE on the ROUTER and the PUB; NULL = plain */
     s_sockets_t k;
     ordo_wal_t *wal;
+    ordo_replicator_t *replicator; /* --nats: the log's copy in JetStream */
+    size_t frame_bytes_max;        /* what one frame may hold (0: the log's bound) */
     ordo_index_t *index;
     ordo_registry_t **regs;
     ordo_shard_t **shards;
@@ -240,6 +244,49 @@ static bool s_thread(pthread_t *t, void *(*fn)(void *), void *arg, const char *n
     return true;
 }
 
+/* --nats: connects to JetStream, makes the log and the partition's stream
+ * agree (ordo_reconcile.h), and bounds a frame by what a message may
+ * hold. 0 or -1 (logged). */
+static int s_replicate(ordo_engine_t *e)
+{
+    char err[1024];
+    ordo_replicator_end_t end;
+    ordo_replicator_options_t o = {.servers = e->cfg.nats,
+                                   .partition = 0,
+                                   .replicas = e->cfg.nats_replicas,
+                                   .timeout_ms = 5000};
+    if (ordo_replicator_open(&o, &e->replicator, &end, err, sizeof err) != 0) {
+        ordo_log_error("engine", "replication: %s", err);
+        return -1;
+    }
+    /* A frame's bytes: its records, their compression's worst case, their
+     * length prefixes, header and chain, and the message's headers. */
+    size_t max = ordo_replicator_max_frame(e->replicator);
+    size_t room = max > (256u << 10) ? (max - (256u << 10)) / 256 * 255 : 0;
+    if (room < ORDO_SHARD_EVENT_BYTES_MAX) {
+        ordo_log_error("engine",
+                       "replication: the NATS servers take messages of at most %zu bytes "
+                       "(max_payload); a frame may need %u MiB: set max_payload to 64MB in "
+                       "their configuration",
+                       max, (unsigned)((ORDO_SHARD_EVENT_BYTES_MAX >> 20) + 1));
+        return -1;
+    }
+    e->frame_bytes_max = room < ORDO_FRAME_BYTES_MAX ? room : ORDO_FRAME_BYTES_MAX;
+    char wal_dir[PATH_MAX + 16];
+    ordo_config_wal_dir(&e->cfg, wal_dir, sizeof wal_dir);
+    uint64_t head = ordo_wal_head(e->wal);
+    if (ordo_reconcile(e->replicator, wal_dir, head, err, sizeof err) != 0) {
+        ordo_log_error("engine", "replication: %s", err);
+        return -1;
+    }
+    ordo_log_info("engine",
+                  "replicating to %s: stream ORDO_P0 at position %llu (sequence %llu), the "
+                  "same as the log; a command is acknowledged once JetStream has its frame",
+                  e->cfg.nats, (unsigned long long)head,
+                  (unsigned long long)ordo_replicator_end(e->replicator).seq);
+    return 0;
+}
+
 /* Recovery, the index, the shards' state and every object the threads
  * run on. 0 or -1 (logged). */
 static int s_prepare(ordo_engine_t *e, bool repair)
@@ -249,6 +296,8 @@ static int s_prepare(ordo_engine_t *e, bool repair)
     if (ordo_state_open(&e->cfg, repair, e->io, &e->wal, &all, &e->recovery) != 0)
         return -1; /* the log line says why */
     ordo_engine_stats_observe(&e->stats, e->wal);
+    if (e->cfg.nats[0] && s_replicate(e) != 0)
+        return -1; /* the log line says why */
     e->stats.shards = e->n;
     e->regs = calloc(e->n, sizeof *e->regs);
     e->shards = calloc(e->n, sizeof *e->shards);
@@ -288,7 +337,9 @@ static int s_prepare(ordo_engine_t *e, bool repair)
                                      .snapshot_done = k->writer_done,
                                      .snapshot_every = e->cfg.snapshot_every,
                                      .clock_floor_us = e->recovery.last_timestamp_us,
-                                     .stats = &e->stats};
+                                     .stats = &e->stats,
+                                     .replicator = e->replicator,
+                                     .frame_bytes_max = e->frame_bytes_max};
     e->icfg = (ordo_indexer_config_t){.index = e->index, .nshards = e->n, .pipes = k->index_side};
     e->scfg = (ordo_snapshotter_config_t){.dir = e->snap_dir,
                                           .io = e->io,
@@ -437,6 +488,7 @@ void ordo_engine_destroy(ordo_engine_t **engine)
     ordo_engine_t *e = *engine;
     ordo_engine_stop(e);
     ordo_writer_destroy(&e->writer);
+    ordo_replicator_close(&e->replicator); /* no writer thread uses it now */
     ordo_conn_monitor_stop(&e->monitor); /* (a start that failed) */
     s_close_sockets(e);
     if (e->own_ctx && e->ctx)

@@ -31,7 +31,9 @@ static void s_usage(FILE *out)
         "  --bind ENDPOINT       requests, ROUTER (default tcp://127.0.0.1:7700; ORDO_BIND)\n"
         "  --pub ENDPOINT        events, PUB (default tcp://127.0.0.1:7701; ORDO_PUB)\n"
         "  --shards N            shard threads (default: cores; ORDO_SHARDS)\n"
-        "  --fsync MODE          always | batch:MS | never (default always; ORDO_FSYNC)\n"
+        "  --fsync MODE          always | batch:MS | never | replicated (default always;\n"
+        "                        ORDO_FSYNC). replicated: acknowledged once on the local\n"
+        "                        disk and in NATS JetStream (needs --nats)\n"
         "  --snapshot-every N    events between snapshots; 0 = only at shutdown\n"
         "                        (default 1000000; ORDO_SNAPSHOT_EVERY)\n"
         "  --segment-bytes N     log segment size, >= 65536 (default 64 MiB; ORDO_SEGMENT_BYTES)\n"
@@ -47,6 +49,10 @@ static void s_usage(FILE *out)
         "  --metrics HOST:PORT   serve Prometheus metrics at http://HOST:PORT/metrics (such as\n"
         "                        127.0.0.1:9464; ORDO_METRICS). Read-only counters, no\n"
         "                        authentication: keep it on loopback or a trusted network.\n"
+        "  --nats URLS           NATS servers (nats://HOST:PORT,...) whose JetStream keeps a\n"
+        "                        copy of the log, stream ORDO_P0 (ORDO_NATS; docs/cluster.md)\n"
+        "  --nats-replicas N     replicas of the stream when this engine makes it, 1 to 5\n"
+        "                        (default 3; ORDO_NATS_REPLICAS)\n"
         "  --repair              cut the log at mid-log corruption instead of refusing to start\n"
         "  --help, --version\n");
 }
@@ -71,6 +77,8 @@ int main(int argc, char **argv)
                                          {"curve-secret", required_argument, 0, 'S'},
                                          {"curve-clients", required_argument, 0, 'S'},
                                          {"metrics", required_argument, 0, 'S'},
+                                         {"nats", required_argument, 0, 'S'},
+                                         {"nats-replicas", required_argument, 0, 'S'},
                                          {"insecure", no_argument, 0, 'i'},
                                          {"repair", no_argument, 0, 'r'},
                                          {"help", no_argument, 0, 'h'},

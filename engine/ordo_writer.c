@@ -169,17 +169,41 @@ static void s_commit(ordo_writer_t *w)
         rc = ordo_wal_append(w->cfg.wal, w->recs, k, &first);
     if (rc == 0 && first != head + 1)
         rc = ORDO_ERR_CORRUPT; /* someone else appended: the positions given are wrong */
+    bool replication_failed = false;
+    if (rc == 0 && w->cfg.replicator) {
+        const void *frame;
+        size_t len;
+        char why[600];
+        ordo_wal_last_frame(w->cfg.wal, &frame, &len);
+        if (ordo_replicator_publish(w->cfg.replicator, frame, len, first, (uint32_t)k, why,
+                                    sizeof why) == 0) {
+            ordo_wal_release(w->cfg.wal);
+        } else {
+            /* On the local disk, maybe in the stream: unknown. Nothing
+             * more is written until a restart reconciles the two. */
+            rc = ORDO_ERR_FAILED;
+            replication_failed = true;
+            ordo_log_error("writer",
+                           "replication of positions %llu..%llu failed: %s; commands now get "
+                           "unavailable (restart the engine to reconcile its log with the "
+                           "stream); queries go on",
+                           (unsigned long long)first, (unsigned long long)(first + k - 1), why);
+        }
+    }
     if (rc != 0) {
-        /* The log's own failure is for good (it is sticky); out of memory
-         * here, or a frame too big, fails only these events. */
-        bool for_good = ordo_wal_error(w->cfg.wal) != 0 || rc == ORDO_ERR_CORRUPT;
+        /* The log's own failure is for good (it is sticky), and so is a
+         * failed replication; out of memory here, or a frame too big,
+         * fails only these events. */
+        bool for_good =
+            ordo_wal_error(w->cfg.wal) != 0 || rc == ORDO_ERR_CORRUPT || replication_failed;
         if (for_good && !w->failed) {
             w->failed = rc;
             ordo_stat_set(&w->cfg.stats->log_failed, 1);
-            ordo_log_error("writer",
-                           "the log cannot be written (%s) after position %llu: commands now "
-                           "get unavailable; queries go on",
-                           ordo_strerror(rc), (unsigned long long)ordo_wal_head(w->cfg.wal));
+            if (!replication_failed)
+                ordo_log_error("writer",
+                               "the log cannot be written (%s) after position %llu: commands "
+                               "now get unavailable; queries go on",
+                               ordo_strerror(rc), (unsigned long long)ordo_wal_head(w->cfg.wal));
         }
         for (size_t i = 0; i < w->npending; i++) {
             if (w->pending[i]->kind == ORDO_BATCH_EVENTS) {
@@ -270,6 +294,9 @@ void *ordo_writer_run(void *arg)
     for (uint32_t i = 0; i < n; i++)
         items[i] = (zmq_pollitem_t){w->cfg.shards[i], 0, ZMQ_POLLIN, 0};
     items[n] = (zmq_pollitem_t){w->cfg.snapshot_done, 0, ZMQ_POLLIN, 0};
+    size_t frame_bytes_max = w->cfg.frame_bytes_max && w->cfg.frame_bytes_max < ORDO_FRAME_BYTES_MAX
+                                 ? w->cfg.frame_bytes_max
+                                 : ORDO_FRAME_BYTES_MAX;
     while (w->stopped < n) {
         long timeout = -1;
         int64_t due = ordo_wal_sync_due_in_ms(w->cfg.wal);
@@ -287,7 +314,7 @@ void *ordo_writer_run(void *arg)
         /* Take what waits, shard by shard, up to a frame's worth. */
         size_t events = 0, bytes = 0;
         bool more = true;
-        while (more && events < ORDO_FRAME_EVENTS_MAX && bytes < ORDO_FRAME_BYTES_MAX) {
+        while (more && events < ORDO_FRAME_EVENTS_MAX && bytes < frame_bytes_max) {
             more = false;
             for (uint32_t i = 0; i < n; i++) {
                 if (w->shard_stopped[i])

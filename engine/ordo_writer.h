@@ -4,13 +4,15 @@
  * writes everything that arrived while the last fsync ran as one frame
  * (group commit, synced per --fsync), and only then builds the replies,
  * publishes the events on PUB in position order and returns each batch
- * to its shard. If the log fails, the events of that frame and every
+ * to its shard. With a replicator, a frame counts as written once JetStream
+ * has acknowledged it too (ordo_replicator.h). If the log fails, the events of that frame and every
  * later one come back failed, with `unavailable` replies. It also says
  * when a periodic snapshot is due (a SNAPSHOT message to every shard,
  * after every batch up to its position). */
 #ifndef ORDO_WRITER_H
 #define ORDO_WRITER_H
 
+#include "ordo_replicator.h"
 #include "ordo_stats.h"
 #include "ordo_wal.h"
 
@@ -27,6 +29,11 @@ typedef struct {
     uint64_t snapshot_every; /* events between snapshots; 0 = none while running */
     int64_t clock_floor_us;  /* the latest timestamp in the log */
     ordo_engine_stats_t *stats;
+    /* --fsync replicated: each frame also goes to the partition's stream,
+     * and is released to readers and acknowledged once JetStream has it
+     * (borrowed; NULL = no replication). */
+    ordo_replicator_t *replicator;
+    size_t frame_bytes_max; /* record bytes per frame; 0 = ORDO_FRAME_BYTES_MAX */
 } ordo_writer_config_t;
 
 /* NULL if out of memory. */

@@ -66,6 +66,7 @@ struct ordo_wal {
     uint64_t last_sync_ns;     /* monotonic time of the last fdatasync */
     ZSTD_CCtx *cctx;           /* owned, reused for every frame */
     ordo_wal_buf_t raw, frame; /* owned scratch buffers */
+    size_t frame_len;          /* of the last frame appended, in `frame` */
     uint32_t last_crc;         /* CRC32C of the last data frame: the next one chains to it */
     ordo_wal_observer_t observer; /* metrics: told of each fdatasync and frame */
 
@@ -681,7 +682,8 @@ static int s_recover(ordo_wal_t *wal, bool repair, ordo_wal_recovery_t *rep, uin
              * and the log keeps its gap-free prefix and says what it cut. A
              * damaged frame (bad checksum, garbage) with frames after it is
              * refused in every mode: that is damage, not a power cut. */
-            bool unsynced_tail = wal->sync_mode != ORDO_SYNC_ALWAYS && res.hole;
+            bool unsynced_tail = wal->sync_mode != ORDO_SYNC_ALWAYS &&
+                                 wal->sync_mode != ORDO_SYNC_REPLICATED && res.hole;
             if (res.bad && i == n - 1 && res.tornable && (!res.later || unsynced_tail)) {
                 uint64_t cut_events =
                     res.max_last > res.next - 1 ? res.max_last - (res.next - 1) : 0;
@@ -771,7 +773,7 @@ static int s_check_options(const ordo_wal_options_t *opts, char *msg, size_t siz
                                           opts->segment_bytes > ORDO_WAL_SEGMENT_MAX))
         bad = "segment size must be at least 65536 bytes and at most 1 TiB";
     else if (opts->sync_mode != ORDO_SYNC_ALWAYS && opts->sync_mode != ORDO_SYNC_BATCH &&
-             opts->sync_mode != ORDO_SYNC_NEVER)
+             opts->sync_mode != ORDO_SYNC_NEVER && opts->sync_mode != ORDO_SYNC_REPLICATED)
         bad = "unknown sync mode";
     else if (opts->zstd_level != 0 &&
              (opts->zstd_level < ZSTD_minCLevel() || opts->zstd_level > ZSTD_maxCLevel()))
@@ -911,8 +913,9 @@ static int s_sync(ordo_wal_t *wal)
         return s_fail(wal, errno, "fdatasync of", cur->first, cur->end);
     }
     wal->last_sync_ns = ordo_mono_ns();
-    atomic_store(&wal->head, wal->written);
     atomic_store(&wal->synced, wal->written);
+    if (wal->sync_mode != ORDO_SYNC_REPLICATED)
+        atomic_store(&wal->head, wal->written);
     return 0;
 }
 
@@ -994,6 +997,7 @@ int ordo_wal_append(ordo_wal_t *wal, const ordo_wal_rec_t *recs, size_t count,
     if (ordo_io_pwrite_all(wal->io, wal->fd, wal->frame.data, len, (off_t)off) != 0)
         return s_fail(wal, errno, "write to", cur->first, off);
     wal->last_crc = crc;
+    wal->frame_len = len;
     pthread_mutex_lock(&wal->lock);
     s_mark(cur, off, first);
     cur->end = off + len;
@@ -1004,12 +1008,13 @@ int ordo_wal_append(ordo_wal_t *wal, const ordo_wal_rec_t *recs, size_t count,
     atomic_fetch_add_explicit(&wal->n_bytes, len, memory_order_relaxed);
     if (wal->observer.framed)
         wal->observer.framed(wal->observer.ctx, len, count);
-    if (wal->sync_mode == ORDO_SYNC_ALWAYS ||
+    if (wal->sync_mode == ORDO_SYNC_ALWAYS || wal->sync_mode == ORDO_SYNC_REPLICATED ||
         (wal->sync_mode == ORDO_SYNC_BATCH && s_sync_due(wal))) {
         if ((rc = s_sync(wal)) != 0)
             return rc;
     }
-    atomic_store(&wal->head, wal->written);
+    if (wal->sync_mode != ORDO_SYNC_REPLICATED)
+        atomic_store(&wal->head, wal->written);
     if (first_position)
         *first_position = first;
     return 0;
@@ -1048,7 +1053,24 @@ uint64_t ordo_wal_head(const ordo_wal_t *wal)
 
 uint64_t ordo_wal_synced_head(const ordo_wal_t *wal)
 {
-    return atomic_load(&wal->synced);
+    uint64_t synced = atomic_load(&wal->synced);
+    if (wal->sync_mode == ORDO_SYNC_REPLICATED) { /* not yet released: not there */
+        uint64_t head = atomic_load(&wal->head);
+        return head < synced ? head : synced;
+    }
+    return synced;
+}
+
+void ordo_wal_release(ordo_wal_t *wal)
+{
+    if (wal->sync_mode == ORDO_SYNC_REPLICATED && !atomic_load(&wal->err))
+        atomic_store(&wal->head, wal->written);
+}
+
+void ordo_wal_last_frame(const ordo_wal_t *wal, const void **data, size_t *len)
+{
+    *data = wal->frame.data;
+    *len = wal->frame_len;
 }
 
 const ordo_io_t *ordo_wal_io(const ordo_wal_t *wal)

@@ -20,7 +20,15 @@
 typedef struct ordo_wal ordo_wal_t;
 typedef struct ordo_wal_reader ordo_wal_reader_t;
 
-typedef enum { ORDO_SYNC_ALWAYS = 0, ORDO_SYNC_BATCH, ORDO_SYNC_NEVER } ordo_sync_mode_t;
+/* REPLICATED: fdatasync after every frame, as ALWAYS, but what is appended
+ * stays invisible to readers (ordo_wal_head, ordo_wal_synced_head) until
+ * ordo_wal_release says the replicas have it too. */
+typedef enum {
+    ORDO_SYNC_ALWAYS = 0,
+    ORDO_SYNC_BATCH,
+    ORDO_SYNC_NEVER,
+    ORDO_SYNC_REPLICATED
+} ordo_sync_mode_t;
 
 typedef struct {
     const char *dir;        /* created with parents if missing (ordo_mkdir_p) */
@@ -96,6 +104,14 @@ uint64_t ordo_wal_synced_head(const ordo_wal_t *wal);
 
 /* The file I/O table the log uses (never NULL). */
 const ordo_io_t *ordo_wal_io(const ordo_wal_t *wal);
+
+/* Replicated mode: makes everything appended visible to readers (the
+ * replicas acknowledged it). No-op in the other modes. */
+void ordo_wal_release(ordo_wal_t *wal);
+
+/* The bytes of the frame the last successful append wrote, exactly as in
+ * the segment file; valid until the next append. */
+void ordo_wal_last_frame(const ordo_wal_t *wal, const void **data, size_t *len);
 
 /* The first error that failed the log (e.g. ORDO_ERR_NOSPACE), 0 if none. */
 int ordo_wal_error(const ordo_wal_t *wal);

@@ -1,0 +1,27 @@
+/* At start, before any command: the local log and the partition's stream
+ * made to agree (docs/cluster.md).
+ *
+ *   - the stream ends where the log does, with the same frame: nothing to
+ *     do;
+ *   - the stream ends before the log (it is new, or frames were written
+ *     while it was not acknowledging them): the log's later frames are
+ *     published, byte for byte, after checking that the stream's last
+ *     frame is the log's frame at that place;
+ *   - the stream holds frames the log does not, or a frame of its differs
+ *     from the log's: refused. The stream is the partition's history; an
+ *     engine with another history must not write to it.
+ * Progress is logged every few seconds on a long publish. */
+#ifndef ORDO_RECONCILE_H
+#define ORDO_RECONCILE_H
+
+#include "ordo_replicator.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* `wal_dir` is the log's folder (open by this engine: read-only here),
+ * `head` its last position. 0, or -1 with err set. */
+int ordo_reconcile(ordo_replicator_t *r, const char *wal_dir, uint64_t head, char *err,
+                   size_t errsize);
+
+#endif

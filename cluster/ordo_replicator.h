@@ -1,0 +1,69 @@
+/* A partition's log replicated through NATS JetStream (docs/cluster.md).
+ *
+ * Every frame the engine appends to its local log is also published, byte
+ * for byte, as one message to the partition's stream ("ORDO_P<k>",
+ * subject "ordo.p<k>.frames", file storage, 3 replicas by default), with
+ * headers naming its positions (Ordo-First, Ordo-Count). A frame is
+ * acknowledged to clients (`--fsync replicated`) only when it is on the
+ * local disk and JetStream has acknowledged it, that is, when a majority
+ * of the stream's replicas hold it.
+ *
+ * Each publish names the stream sequence it expects to follow
+ * (Nats-Expected-Last-Sequence): one message per frame, so the stream is
+ * the log's frames in order, and a writer whose idea of the stream is
+ * out of date (another engine wrote to it) is refused instead of
+ * appending out of place.
+ *
+ * Not thread-safe: one thread (the engine's log writer) uses it. */
+#ifndef ORDO_REPLICATOR_H
+#define ORDO_REPLICATOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct ordo_replicator ordo_replicator_t;
+
+typedef struct {
+    const char *servers;   /* "nats://127.0.0.1:4222,nats://..." */
+    uint32_t partition;    /* names the stream: ORDO_P<partition> */
+    int replicas;          /* the stream's, when this makes it (1..5) */
+    int timeout_ms;        /* for an acknowledgement (and connecting) */
+} ordo_replicator_options_t;
+
+/* The stream's end. */
+typedef struct {
+    uint64_t seq;           /* its last message's sequence; 0 = empty */
+    uint64_t last_position; /* its last frame's last position; 0 = empty */
+} ordo_replicator_end_t;
+
+/* Connects, makes the stream if it does not exist, and reads its end.
+ * 0, or -1 with err set (no server answered, the stream cannot be made,
+ * its last message is not a frame of ours). */
+int ordo_replicator_open(const ordo_replicator_options_t *opts, ordo_replicator_t **out,
+                         ordo_replicator_end_t *end, char *err, size_t errsize);
+
+/* Publishes one frame holding positions first .. first + count - 1, which
+ * must follow the stream's last, and waits for JetStream's
+ * acknowledgement. 0, or -1 with err set: not acknowledged in time, the
+ * stream moved on without us (fenced), or no connection. After -1 the
+ * frame may or may not be in the stream; the replicator refuses further
+ * frames (the engine must start again and reconcile). */
+int ordo_replicator_publish(ordo_replicator_t *r, const void *frame, size_t len, uint64_t first,
+                            uint32_t count, char *err, size_t errsize);
+
+/* True if these are the bytes of the stream's last frame as read at open
+ * (false for an empty stream). */
+bool ordo_replicator_end_is(const ordo_replicator_t *r, const void *frame, size_t len);
+
+/* The largest frame the servers take (their max_payload, less room for
+ * the headers). */
+size_t ordo_replicator_max_frame(const ordo_replicator_t *r);
+
+/* The stream's end as this replicator last knew it. */
+ordo_replicator_end_t ordo_replicator_end(const ordo_replicator_t *r);
+
+/* Closes the connection; sets *r to NULL. Safe on NULL. */
+void ordo_replicator_close(ordo_replicator_t **r);
+
+#endif
