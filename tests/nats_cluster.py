@@ -103,11 +103,24 @@ class NatsCluster:
                 raise AssertionError("the NATS cluster is not ready after %d s" % timeout)
             time.sleep(0.1)
 
+    def serving(self, client_name):
+        """The nodes a client of this name is connected to (monitoring's
+        /connz)."""
+        out = []
+        for k in self.running():
+            with urllib.request.urlopen("http://127.0.0.1:%d/connz" % self.ports[k][2],
+                                        timeout=5) as r:
+                conns = json.loads(r.read()).get("connections") or []
+            if any(c.get("name") == client_name for c in conns):
+                out.append(k)
+        return out
+
     def stop(self, i, kill=False):
         p = self.procs[i]
         if p and p.poll() is None:
             p.kill() if kill else p.terminate()
             p.wait(30)
+        self.procs[i] = None
         if self.logs[i]:
             self.logs[i].close()
             self.logs[i] = None
