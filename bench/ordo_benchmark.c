@@ -1311,7 +1311,8 @@ static void s_usage(FILE *out)
             "                      client's secret one (the stub is then left out)\n"
             "  --spawn PATH        start PATH (ordo-server) on free ports with a temp data\n"
             "                      folder and --fsync, once per run; SIGTERM it afterwards\n"
-            "  --fsync MODE        always | batch:MS | never, passed to a spawned server and\n"
+            "  --fsync MODE        always | batch:MS | never | replicated (give --server-arg\n"
+            "                      --nats ...), passed to a spawned server and\n"
             "                      recorded in the report (default always)\n"
             "  --server-arg ARG    one more argument for the spawned server (repeatable)\n"
             "  --dir DIR           where the spawned server's temp folder goes (default /tmp)\n"
@@ -1363,7 +1364,7 @@ static int s_number(const char *flag, const char *text, double min, double max, 
 
 static bool s_fsync_valid(const char *m)
 {
-    if (!strcmp(m, "always") || !strcmp(m, "never"))
+    if (!strcmp(m, "always") || !strcmp(m, "never") || !strcmp(m, "replicated"))
         return true;
     if (strncmp(m, "batch:", 6) != 0 || !m[6])
         return false;
@@ -1655,7 +1656,7 @@ int main(int argc, char **argv)
         o.engine_only = true;
     }
     if (!s_fsync_valid(o.fsync)) {
-        fprintf(stderr, "ordo-benchmark: --fsync must be always, batch:MS or never, not \"%s\"\n",
+        fprintf(stderr, "ordo-benchmark: --fsync must be always, batch:MS, never or replicated, not \"%s\"\n",
                 o.fsync);
         return 2;
     }
