@@ -55,7 +55,32 @@ static void test_config_layers(void)
     CU_ASSERT_EQUAL(cfg.fsync_ms, 7);
     CU_ASSERT_EQUAL(ordo_config_option(&cfg, "orders", "5", err, sizeof err), 0);
     CU_ASSERT_EQUAL(ordo_config_option(&cfg, "segment-bytes", "10", err, sizeof err), -1);
-    static const char *bad[][2] = {{"segment-bytes", "65535"},
+    /* Replication: the mode, the servers and the replicas, checked
+     * together. */
+    CU_ASSERT_EQUAL(cfg.nats_replicas, 3);
+    CU_ASSERT_EQUAL(ordo_config_set(&cfg, "fsync", "replicated", err, sizeof err), 0);
+    CU_ASSERT_EQUAL(cfg.fsync_mode, ORDO_SYNC_REPLICATED);
+    char text[32];
+    CU_ASSERT_STRING_EQUAL(ordo_config_fsync_text(&cfg, text, sizeof text), "replicated");
+    CU_ASSERT_EQUAL(ordo_config_check(&cfg, err, sizeof err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "needs --nats"));
+    CU_ASSERT_EQUAL(ordo_config_set(&cfg, "nats", "nats://127.0.0.1:4222,nats://127.0.0.1:4223",
+                                    err, sizeof err),
+                    0);
+    CU_ASSERT_EQUAL(ordo_config_check(&cfg, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(ordo_config_set(&cfg, "fsync", "always", err, sizeof err), 0);
+    CU_ASSERT_EQUAL(ordo_config_check(&cfg, err, sizeof err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "--nats needs --fsync replicated"));
+    setenv("ORDO_NATS_REPLICAS", "5", 1);
+    CU_ASSERT_EQUAL(ordo_config_from_env(&cfg, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(cfg.nats_replicas, 5);
+    unsetenv("ORDO_NATS_REPLICAS");
+    cfg.nats[0] = '\0';
+    static const char *bad[][2] = {{"nats", "127.0.0.1:4222"},
+                                   {"nats", ""},
+                                   {"nats-replicas", "0"},
+                                   {"nats-replicas", "6"},
+                                   {"segment-bytes", "65535"},
                                    {"segment-bytes", "-1"},
                                    {"fsync", "sometimes"},
                                    {"fsync", "batch:0"},

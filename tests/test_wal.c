@@ -1314,6 +1314,58 @@ static void test_sync_modes(void)
     ordo_wal_destroy(&wal);
     ordo_test_rm_rf(dir);
 
+    /* REPLICATED: synced like ALWAYS, but nothing is visible to readers
+     * (head, synced head, a reader) until released; the last frame's
+     * bytes are the file's. */
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ordo_test_tmpdir(dir, sizeof dir));
+    o = s_opts(dir, 0, ORDO_SYNC_REPLICATED);
+    o.io = &io;
+    CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&o, &wal, NULL), 0);
+    c0 = f.fdatasyncs;
+    CU_ASSERT_EQUAL(s_append(wal, 3, NULL), 0);
+    CU_ASSERT_EQUAL(f.fdatasyncs, c0 + 1);
+    CU_ASSERT_EQUAL(ordo_wal_head(wal), 0);
+    CU_ASSERT_EQUAL(ordo_wal_synced_head(wal), 0);
+    ordo_wal_reader_t *rd = NULL;
+    CU_ASSERT_EQUAL_FATAL(ordo_wal_reader_new(wal, 1, &rd), 0);
+    uint64_t pos;
+    const void *rec;
+    size_t rec_len;
+    CU_ASSERT_EQUAL(ordo_wal_reader_next(rd, &pos, &rec, &rec_len), 0); /* nothing yet */
+    const void *frame;
+    size_t frame_len;
+    ordo_wal_last_frame(wal, &frame, &frame_len);
+    CU_ASSERT(frame_len > ORDO_WAL_HEADER_SIZE);
+    CU_ASSERT_EQUAL(memcmp(frame, "OWAL", 4), 0);
+    ordo_wal_release(wal);
+    CU_ASSERT_EQUAL(ordo_wal_head(wal), 3);
+    CU_ASSERT_EQUAL(ordo_wal_synced_head(wal), 3);
+    CU_ASSERT_EQUAL(ordo_wal_reader_next(rd, &pos, &rec, &rec_len), 1);
+    CU_ASSERT_EQUAL(pos, 1);
+    ordo_wal_reader_destroy(&rd);
+    /* The frame's bytes are in the segment, right after its identity. */
+    uint8_t *copy = malloc(frame_len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(copy);
+    memcpy(copy, frame, frame_len);
+    CU_ASSERT_EQUAL(s_append(wal, 2, NULL), 0); /* a second frame, held */
+    CU_ASSERT_EQUAL(ordo_wal_head(wal), 3);
+    ordo_wal_destroy(&wal);
+    char path[512];
+    s_seg_path(dir, 1, path, sizeof path);
+    int fd = open(path, O_RDONLY);
+    uint8_t *disk = malloc(frame_len);
+    CU_ASSERT_FATAL(fd >= 0 && disk != NULL);
+    CU_ASSERT_EQUAL(pread(fd, disk, frame_len, ORDO_WAL_ID_FRAME_SIZE), (ssize_t)frame_len);
+    CU_ASSERT_EQUAL(memcmp(disk, copy, frame_len), 0);
+    close(fd);
+    free(disk);
+    free(copy);
+    /* Both frames are durable: a reopening finds them. */
+    CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&o, &wal, NULL), 0);
+    CU_ASSERT_EQUAL(ordo_wal_head(wal), 5);
+    ordo_wal_destroy(&wal);
+    ordo_test_rm_rf(dir);
+
     /* BATCH with interval 0: every append is due. */
     CU_ASSERT_PTR_NOT_NULL_FATAL(ordo_test_tmpdir(dir, sizeof dir));
     o = s_opts(dir, 0, ORDO_SYNC_BATCH);
@@ -2107,7 +2159,7 @@ int main(void)
     CU_add_test(s, "frames chain across segments and reopens; the walk checks it", test_frame_chain);
     CU_add_test(s, "reader mid-frame and at the tail", test_reader_mid_frame_and_tail);
     CU_add_test(s, "readers on other threads", test_reader_concurrent);
-    CU_add_test(s, "sync modes", test_sync_modes);
+    CU_add_test(s, "sync modes (replicated: held until released)", test_sync_modes);
     CU_add_test(s, "preallocated segments do not grow", test_preallocated_segments);
     CU_add_test(s, "no preallocation support: files grow", test_no_preallocation);
     CU_add_test(s, "failure injection", test_failure_injection);
