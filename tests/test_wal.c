@@ -371,7 +371,16 @@ static int s_prealloc_works(const char *dir)
 }
 
 /* A digest of every segment's name and bytes: "nothing changed on disk". */
+static uint32_t s_dir_digest_from(const char *dir, size_t skip);
+
 static uint32_t s_dir_digest(const char *dir)
+{
+    return s_dir_digest_from(dir, 0);
+}
+
+/* The same, each segment from byte `skip` on (past its identity frame:
+ * each copy of a log has its own identity). */
+static uint32_t s_dir_digest_from(const char *dir, size_t skip)
 {
     uint64_t names[4096];
     size_t n = s_list(dir, names, 4096);
@@ -383,8 +392,8 @@ static uint32_t s_dir_digest(const char *dir)
         size_t len = 0;
         uint8_t *data = s_read_file(path, &len);
         crc = ordo_crc32c(crc, &len, sizeof len);
-        if (data)
-            crc = ordo_crc32c(crc, data, len);
+        if (data && len > skip)
+            crc = ordo_crc32c(crc, data + skip, len - skip);
         free(data);
     }
     return crc;
@@ -1379,6 +1388,84 @@ static void test_sync_modes(void)
     ordo_test_rm_rf(dir);
 }
 
+/* A replica: log B takes log A's frames byte for byte (ordo_wal_append_frame),
+ * across segment rolls, reads back every record, and ends with A's bytes; a
+ * frame out of place, of another log's chain, or damaged is refused and
+ * changes nothing. */
+static void test_append_frame(void)
+{
+    char da[256], db[256], dc[256];
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ordo_test_tmpdir(da, sizeof da));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ordo_test_tmpdir(db, sizeof db));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ordo_test_tmpdir(dc, sizeof dc));
+    ordo_wal_options_t oa = s_opts(da, SMALL_SEG, ORDO_SYNC_NEVER);
+    ordo_wal_options_t ob = s_opts(db, SMALL_SEG, ORDO_SYNC_NEVER);
+    ordo_wal_options_t oc = s_opts(dc, SMALL_SEG, ORDO_SYNC_NEVER);
+    ordo_wal_t *a = NULL, *b = NULL, *c = NULL;
+    CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&oa, &a, NULL), 0);
+    CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&ob, &b, NULL), 0);
+    CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&oc, &c, NULL), 0);
+    const char *why;
+    uint64_t first;
+    uint32_t count;
+    uint8_t *held = NULL;
+    size_t held_len = 0;
+    for (int i = 0; i < 200; i++) {
+        CU_ASSERT_EQUAL_FATAL(s_append(a, 1 + (size_t)i % 7, NULL), 0);
+        const void *frame;
+        size_t len;
+        ordo_wal_last_frame(a, &frame, &len);
+        uint8_t *copy = malloc(len);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(copy);
+        memcpy(copy, frame, len);
+        if (i == 100) { /* damaged: one body byte flipped */
+            copy[len - 1] ^= 0x40;
+            CU_ASSERT_EQUAL(ordo_wal_append_frame(b, copy, len, NULL, NULL, &why),
+                            ORDO_ERR_CORRUPT);
+            CU_ASSERT_PTR_NOT_NULL(why);
+            copy[len - 1] ^= 0x40;
+            /* cut short */
+            CU_ASSERT_EQUAL(ordo_wal_append_frame(b, copy, len - 1, NULL, NULL, &why),
+                            ORDO_ERR_CORRUPT);
+        }
+        if (i == 150) /* the frame before again: out of place */
+            CU_ASSERT_EQUAL(ordo_wal_append_frame(b, held, held_len, NULL, NULL, &why),
+                            ORDO_ERR_CORRUPT);
+        CU_ASSERT_EQUAL(ordo_wal_append_frame(b, copy, len, &first, &count, &why), 0);
+        CU_ASSERT_EQUAL(first + count - 1, ordo_wal_head(a));
+        free(held);
+        held = copy;
+        held_len = len;
+    }
+    CU_ASSERT_EQUAL(ordo_wal_head(b), ordo_wal_head(a));
+    CU_ASSERT_EQUAL(s_verify(b, 1), (long long)ordo_wal_head(a));
+    /* Log C has its own history: A's next frame does not chain to it even
+     * where the positions line up. */
+    CU_ASSERT_EQUAL(s_append(c, (size_t)ordo_wal_head(a), NULL), 0);
+    CU_ASSERT_EQUAL(s_append(a, 3, NULL), 0);
+    const void *frame;
+    size_t len;
+    ordo_wal_last_frame(a, &frame, &len);
+    CU_ASSERT_EQUAL(ordo_wal_append_frame(c, frame, len, NULL, NULL, &why), ORDO_ERR_CORRUPT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(why, "chain"));
+    CU_ASSERT_EQUAL(ordo_wal_error(c), 0); /* refused, not failed */
+    CU_ASSERT_EQUAL(ordo_wal_append_frame(b, frame, len, NULL, NULL, &why), 0);
+    free(held);
+    ordo_wal_destroy(&a);
+    ordo_wal_destroy(&b);
+    ordo_wal_destroy(&c);
+    /* Same segments, same bytes after each one's identity. */
+    CU_ASSERT_EQUAL(s_dir_digest_from(da, ORDO_WAL_ID_FRAME_SIZE),
+                    s_dir_digest_from(db, ORDO_WAL_ID_FRAME_SIZE));
+    CU_ASSERT_NOT_EQUAL(s_dir_digest(da), s_dir_digest(db));
+    CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&ob, &b, NULL), 0);
+    CU_ASSERT_EQUAL(s_verify(b, 1), (long long)ordo_wal_head(b));
+    ordo_wal_destroy(&b);
+    ordo_test_rm_rf(da);
+    ordo_test_rm_rf(db);
+    ordo_test_rm_rf(dc);
+}
+
 /* ---- 7. preallocated segments ---------------------------------------------- */
 
 /* File size of every segment in `dir` equals `size`: 1, else 0. */
@@ -2166,6 +2253,7 @@ int main(void)
     CU_add_test(s, "open reads little past the data", test_open_reads_little_past_the_data);
     CU_add_test(s, "every segment names its log", test_log_identity);
     CU_add_test(s, "batch, never: a hole in the unsynced tail is cut", test_hole_in_unsynced_tail);
+    CU_add_test(s, "a replica's frames appended byte for byte", test_append_frame);
     CU_add_test(s, "invalid options", test_invalid_options);
     CU_add_test(s, "hostile headers", test_hostile_headers);
     CU_add_test(s, "hostile bodies", test_hostile_bodies);

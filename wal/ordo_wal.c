@@ -65,6 +65,7 @@ struct ordo_wal {
     uint64_t written;          /* last position handed to the OS */
     uint64_t last_sync_ns;     /* monotonic time of the last fdatasync */
     ZSTD_CCtx *cctx;           /* owned, reused for every frame */
+    ZSTD_DCtx *dctx;           /* owned, made by the first ordo_wal_append_frame */
     ordo_wal_buf_t raw, frame; /* owned scratch buffers */
     size_t frame_len;          /* of the last frame appended, in `frame` */
     uint32_t last_crc;         /* CRC32C of the last data frame: the next one chains to it */
@@ -792,6 +793,7 @@ static void s_free(ordo_wal_t *wal)
         free(wal->segs[i].marks);
     free(wal->segs);
     ZSTD_freeCCtx(wal->cctx);
+    ZSTD_freeDCtx(wal->dctx);
     ordo_wal_buf_free(&wal->raw);
     ordo_wal_buf_free(&wal->frame);
     pthread_mutex_destroy(&wal->lock);
@@ -971,20 +973,13 @@ static bool s_sync_due(const ordo_wal_t *wal)
            ordo_mono_ns() - wal->last_sync_ns >= wal->sync_interval_ns;
 }
 
-int ordo_wal_append(ordo_wal_t *wal, const ordo_wal_rec_t *recs, size_t count,
-                    uint64_t *first_position)
+/* Writes a whole frame (already made, checked and chained) holding
+ * positions first .. first + count - 1 at the end of the log, rolling to
+ * a new segment when due, and syncs per the mode. */
+static int s_write_frame(ordo_wal_t *wal, const void *frame, size_t len, uint64_t first,
+                         size_t count, uint32_t crc)
 {
-    if (!wal || !recs || count == 0)
-        return ORDO_ERR_INVALID;
-    if (atomic_load(&wal->err))
-        return ORDO_ERR_FAILED;
-    uint64_t first = wal->written + 1;
-    size_t len = 0;
-    uint32_t crc;
-    int rc = ordo_wal_frame_encode(wal->cctx, wal->zstd_level, first, recs, count, wal->last_crc,
-                                   &wal->raw, &wal->frame, &len, &crc);
-    if (rc)
-        return rc; /* nothing written: the log stays usable */
+    int rc;
     s_seg_t *cur = &wal->segs[wal->nsegs - 1];
     if (cur->last >= cur->first && cur->end + len > wal->segment_bytes) {
         if ((rc = s_roll(wal, first, len)) != 0)
@@ -994,7 +989,7 @@ int ordo_wal_append(ordo_wal_t *wal, const ordo_wal_rec_t *recs, size_t count,
     uint64_t off = cur->end;
     if (off + len > wal->allocated && s_grow(wal, off + len, true) != 0)
         return s_fail(wal, errno, "preallocating", cur->first, off);
-    if (ordo_io_pwrite_all(wal->io, wal->fd, wal->frame.data, len, (off_t)off) != 0)
+    if (ordo_io_pwrite_all(wal->io, wal->fd, frame, len, (off_t)off) != 0)
         return s_fail(wal, errno, "write to", cur->first, off);
     wal->last_crc = crc;
     wal->frame_len = len;
@@ -1015,8 +1010,69 @@ int ordo_wal_append(ordo_wal_t *wal, const ordo_wal_rec_t *recs, size_t count,
     }
     if (wal->sync_mode != ORDO_SYNC_REPLICATED)
         atomic_store(&wal->head, wal->written);
+    return 0;
+}
+
+int ordo_wal_append(ordo_wal_t *wal, const ordo_wal_rec_t *recs, size_t count,
+                    uint64_t *first_position)
+{
+    if (!wal || !recs || count == 0)
+        return ORDO_ERR_INVALID;
+    if (atomic_load(&wal->err))
+        return ORDO_ERR_FAILED;
+    uint64_t first = wal->written + 1;
+    size_t len = 0;
+    uint32_t crc;
+    int rc = ordo_wal_frame_encode(wal->cctx, wal->zstd_level, first, recs, count, wal->last_crc,
+                                   &wal->raw, &wal->frame, &len, &crc);
+    if (rc)
+        return rc; /* nothing written: the log stays usable */
+    if ((rc = s_write_frame(wal, wal->frame.data, len, first, count, crc)) != 0)
+        return rc;
     if (first_position)
         *first_position = first;
+    return 0;
+}
+
+int ordo_wal_append_frame(ordo_wal_t *wal, const void *frame, size_t len, uint64_t *first_position,
+                          uint32_t *count, const char **why)
+{
+    *why = NULL;
+    if (!wal || !frame)
+        return ORDO_ERR_INVALID;
+    if (atomic_load(&wal->err))
+        return ORDO_ERR_FAILED;
+    ordo_wal_hdr_t h;
+    if (len < ORDO_WAL_HEADER_SIZE || ordo_wal_hdr_decode(frame, &h, why) != 0) {
+        *why = *why ? *why : "shorter than a frame header";
+        return ORDO_ERR_CORRUPT;
+    }
+    const uint8_t *body = (const uint8_t *)frame + ORDO_WAL_HEADER_SIZE;
+    uint32_t prev = 0;
+    if (len != ORDO_WAL_HEADER_SIZE + (size_t)h.clen) {
+        *why = "its length is not its header's";
+        return ORDO_ERR_CORRUPT;
+    }
+    if (h.first != wal->written + 1) {
+        *why = "it does not start at the position after the log's last";
+        return ORDO_ERR_CORRUPT;
+    }
+    if (!wal->dctx && !(wal->dctx = ordo_wal_dctx_new()))
+        return ORDO_ERR_NOMEM;
+    int rc = ordo_wal_frame_decode(wal->dctx, frame, &h, body, &wal->raw, why);
+    if (rc)
+        return rc;
+    if (!ordo_wal_frame_prev(&h, body, &prev) || prev != wal->last_crc) {
+        *why = "it does not chain to the log's last frame";
+        return ORDO_ERR_CORRUPT;
+    }
+    if ((rc = s_write_frame(wal, frame, len, h.first, h.count, ordo_wal_frame_crc(frame, body,
+                                                                                  h.clen))) != 0)
+        return rc;
+    if (first_position)
+        *first_position = h.first;
+    if (count)
+        *count = h.count;
     return 0;
 }
 

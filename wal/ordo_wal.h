@@ -85,6 +85,16 @@ void ordo_wal_destroy(ordo_wal_t **wal);
 int ordo_wal_append(ordo_wal_t *wal, const ordo_wal_rec_t *recs, size_t count,
                     uint64_t *first_position);
 
+/* Appends a whole frame made by another log (a replica's copy: the
+ * partition's stream, docs/cluster.md), byte for byte, after checking it
+ * as recovery would: header, checksum, body, that it starts at the
+ * position after the log's last, and that it chains to the log's last
+ * frame. Syncs and publishes as ordo_wal_append. 0 (*first_position and
+ * *count set; either may be NULL), ORDO_ERR_CORRUPT with *why (nothing
+ * written: the log stays usable), or ordo_wal_append's errors. */
+int ordo_wal_append_frame(ordo_wal_t *wal, const void *frame, size_t len, uint64_t *first_position,
+                          uint32_t *count, const char **why);
+
 /* fdatasync now if anything is unsynced. 0, ORDO_ERR_FAILED, or the error. */
 int ordo_wal_sync(ordo_wal_t *wal);
 
