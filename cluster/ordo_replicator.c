@@ -5,6 +5,7 @@
 
 #include "ordo_clock.h"
 #include "ordo_log.h"
+#include "ordo_nats.h"
 
 #include <inttypes.h>
 #include <nats/nats.h>
@@ -13,9 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 
-#define S_SERVERS_MAX 16
-#define S_TRIES 3 /* publishing one frame: a lost acknowledgement is asked again */
+#define S_START_WAIT_S 30 /* at start, JetStream may take this long to answer */
+#define S_TRIES 3 /* publishing waits this many timeouts at most, asking again */
 
 struct ordo_replicator {
     natsConnection *nc;
@@ -27,21 +29,9 @@ struct ordo_replicator {
     uint8_t *end_frame; /* the stream's last frame as read at open (owned) */
     size_t end_len;
     int timeout_ms;
-    bool failed; /* a publish failed: its outcome is unknown */
+    uint64_t lease; /* the lease revision frames are written under; 0 = none */
+    bool failed;    /* a publish failed: its outcome is unknown */
 };
-
-/* Says what failed, with libnats' words. */
-static int s_fail(char *err, size_t errsize, const char *what, natsStatus s, jsErrCode jerr)
-{
-    const char *last = nats_GetLastError(NULL);
-    if (jerr)
-        snprintf(err, errsize, "%s: %s (JetStream error %d)%s%s", what, natsStatus_GetText(s),
-                 (int)jerr, last ? ": " : "", last ? last : "");
-    else
-        snprintf(err, errsize, "%s: %s%s%s", what, natsStatus_GetText(s), last ? ": " : "",
-                 last ? last : "");
-    return -1;
-}
 
 /* A header's value as a whole number. False if missing or not one. */
 static bool s_header_u64(natsMsg *m, const char *key, uint64_t *out)
@@ -57,47 +47,53 @@ static bool s_header_u64(natsMsg *m, const char *key, uint64_t *out)
     return true;
 }
 
-/* Reads the stream's last frame: its sequence and last position. */
+/* Reads the stream's end: its last sequence, and its last frame, past
+ * the lease markers after it (messages of no events). */
 static int s_read_end(ordo_replicator_t *r, char *err, size_t errsize)
 {
     jsStreamInfo *si = NULL;
     jsErrCode jerr = 0;
     natsStatus s = js_GetStreamInfo(&si, r->js, r->stream, NULL, &jerr);
     if (s != NATS_OK)
-        return s_fail(err, errsize, "reading the stream's state", s, jerr);
-    uint64_t seq = si->State.LastSeq;
+        return ordo_nats_fail(err, errsize, "reading the stream's state", s, jerr);
+    uint64_t last_seq = si->State.LastSeq;
     jsStreamInfo_Destroy(si);
-    r->end = (ordo_replicator_end_t){0, 0};
-    if (seq == 0)
-        return 0;
-    natsMsg *m = NULL;
-    s = js_GetMsg(&m, r->js, r->stream, seq, NULL, &jerr);
-    if (s != NATS_OK)
-        return s_fail(err, errsize, "reading the stream's last frame", s, jerr);
-    uint64_t first = 0, count = 0;
-    bool ok = s_header_u64(m, "Ordo-First", &first) && s_header_u64(m, "Ordo-Count", &count) &&
-              first > 0 && count > 0 && count <= UINT32_MAX;
-    int len = natsMsg_GetDataLength(m);
     free(r->end_frame);
+    r->end_frame = NULL;
     r->end_len = 0;
-    if (ok && len > 0 && (r->end_frame = malloc((size_t)len)) != NULL) {
-        memcpy(r->end_frame, natsMsg_GetData(m), (size_t)len);
-        r->end_len = (size_t)len;
+    r->end = (ordo_replicator_end_t){last_seq, 0};
+    for (uint64_t seq = last_seq; seq > 0; seq--) {
+        natsMsg *m = NULL;
+        if ((s = js_GetMsg(&m, r->js, r->stream, seq, NULL, &jerr)) != NATS_OK)
+            return ordo_nats_fail(err, errsize, "reading the stream's last frame", s, jerr);
+        uint64_t first = 0, count = 0;
+        bool ours = s_header_u64(m, "Ordo-First", &first) &&
+                    s_header_u64(m, "Ordo-Count", &count) && first > 0 && count <= UINT32_MAX;
+        if (ours && count == 0) { /* a lease marker */
+            natsMsg_Destroy(m);
+            continue;
+        }
+        int len = natsMsg_GetDataLength(m);
+        if (ours && len > 0 && (r->end_frame = malloc((size_t)len)) != NULL) {
+            memcpy(r->end_frame, natsMsg_GetData(m), (size_t)len);
+            r->end_len = (size_t)len;
+        }
+        natsMsg_Destroy(m);
+        if (!ours) {
+            snprintf(err, errsize,
+                     "message %" PRIu64 " of stream %s is not a frame of Ordo's (no Ordo-First "
+                     "and Ordo-Count headers)",
+                     seq, r->stream);
+            return -1;
+        }
+        if (!r->end_frame) {
+            snprintf(err, errsize, "out of memory reading the stream's last frame");
+            return -1;
+        }
+        r->end.last_position = first + count - 1;
+        return 0;
     }
-    natsMsg_Destroy(m);
-    if (ok && !r->end_frame) {
-        snprintf(err, errsize, "out of memory reading the stream's last frame");
-        return -1;
-    }
-    if (!ok) {
-        snprintf(err, errsize,
-                 "the last message of stream %s (sequence %" PRIu64
-                 ") is not a frame of Ordo's (no Ordo-First and Ordo-Count headers)",
-                 r->stream, seq);
-        return -1;
-    }
-    r->end = (ordo_replicator_end_t){seq, first + count - 1};
-    return 0;
+    return 0; /* no frame yet */
 }
 
 /* Makes the stream unless it exists (its settings are then kept). */
@@ -111,7 +107,7 @@ static int s_ensure_stream(ordo_replicator_t *r, int replicas, char *err, size_t
         return 0;
     }
     if (s != NATS_NOT_FOUND)
-        return s_fail(err, errsize, "looking the stream up", s, jerr);
+        return ordo_nats_fail(err, errsize, "looking the stream up", s, jerr);
     jsStreamConfig sc;
     jsStreamConfig_Init(&sc);
     const char *subjects[1] = {r->subject};
@@ -124,7 +120,7 @@ static int s_ensure_stream(ordo_replicator_t *r, int replicas, char *err, size_t
     sc.DenyDelete = true;
     s = js_AddStream(&si, r->js, &sc, NULL, &jerr);
     if (s != NATS_OK)
-        return s_fail(err, errsize, "making the stream", s, jerr);
+        return ordo_nats_fail(err, errsize, "making the stream", s, jerr);
     jsStreamInfo_Destroy(si);
     ordo_log_info("replicator", "made stream %s (subject %s, %d replicas)", r->stream, r->subject,
                   replicas);
@@ -141,68 +137,115 @@ int ordo_replicator_open(const ordo_replicator_options_t *opts, ordo_replicator_
         return -1;
     }
     ordo_replicator_t *r = calloc(1, sizeof *r);
-    char *list = strdup(opts->servers);
-    const char *servers[S_SERVERS_MAX];
-    int n = 0;
-    natsOptions *no = NULL;
-    if (!r || !list) {
+    if (!r) {
         snprintf(err, errsize, "out of memory");
-        goto fail;
-    }
-    for (char *save = NULL, *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        if (n == S_SERVERS_MAX) {
-            snprintf(err, errsize, "--nats: at most %d servers", S_SERVERS_MAX);
-            goto fail;
-        }
-        servers[n++] = t;
-    }
-    if (n == 0) {
-        snprintf(err, errsize, "--nats: no server");
-        goto fail;
+        return -1;
     }
     snprintf(r->stream, sizeof r->stream, "ORDO_P%" PRIu32, opts->partition);
     snprintf(r->subject, sizeof r->subject, "ordo.p%" PRIu32 ".frames", opts->partition);
     r->timeout_ms = opts->timeout_ms;
+    r->lease = opts->lease;
     uint64_t token = 0;
     if (getrandom(&token, sizeof token, 0) != (ssize_t)sizeof token)
         token = ordo_mono_ns() ^ (uint64_t)(uintptr_t)r;
     snprintf(r->run, sizeof r->run, "%016" PRIx64, token);
-
-    natsStatus s;
-    if ((s = natsOptions_Create(&no)) != NATS_OK ||
-        (s = natsOptions_SetServers(no, servers, n)) != NATS_OK ||
-        (s = natsOptions_SetName(no, "ordo-server")) != NATS_OK ||
-        (s = natsOptions_SetTimeout(no, opts->timeout_ms)) != NATS_OK ||
-        /* Another node of the cluster takes over when one goes: reconnect
-         * for ever, quickly; publishes wait for their acknowledgement. */
-        (s = natsOptions_SetMaxReconnect(no, -1)) != NATS_OK ||
-        (s = natsOptions_SetReconnectWait(no, 100)) != NATS_OK) {
-        s_fail(err, errsize, "NATS options", s, 0);
+    if (ordo_nats_connect(opts->servers, "ordo-server", opts->timeout_ms, &r->nc, &r->js, err,
+                          errsize) != 0)
         goto fail;
+    /* A cluster that just started may not have elected the stream's
+     * leader yet ("temporarily unavailable"): ask again for a while. */
+    uint64_t deadline = ordo_mono_ns() + S_START_WAIT_S * 1000000000ull;
+    int tries = 0;
+    while (s_ensure_stream(r, opts->replicas, err, errsize) != 0 ||
+           s_read_end(r, err, errsize) != 0) {
+        if (ordo_mono_ns() >= deadline)
+            goto fail;
+        if (++tries == 1 || tries % 10 == 0)
+            ordo_log_warn("replicator", "waiting for JetStream (%s)", err);
+        nanosleep(&(struct timespec){0, 200000000}, NULL);
     }
-    if ((s = natsConnection_Connect(&r->nc, no)) != NATS_OK) {
-        s_fail(err, errsize, "connecting to NATS", s, 0);
-        goto fail;
-    }
-    jsOptions jo;
-    jsOptions_Init(&jo);
-    jo.Wait = opts->timeout_ms;
-    if ((s = natsConnection_JetStream(&r->js, r->nc, &jo)) != NATS_OK) {
-        s_fail(err, errsize, "JetStream", s, 0);
-        goto fail;
-    }
-    if (s_ensure_stream(r, opts->replicas, err, errsize) != 0 || s_read_end(r, err, errsize) != 0)
-        goto fail;
-    natsOptions_Destroy(no);
-    free(list);
     *end = r->end;
     *out = r;
     return 0;
 fail:
-    natsOptions_Destroy(no);
-    free(list);
     ordo_replicator_close(&r);
     return -1;
+}
+
+/* Publishes a message after the stream's end: a frame of positions
+ * first .. first + count - 1, or (count 0, no data) a lease marker.
+ * 0; 1 when JetStream refused it because the stream moved on; -1 with
+ * err on any other failure (the outcome is then unknown). */
+static int s_publish(ordo_replicator_t *r, const void *data, size_t len, uint64_t first,
+                     uint32_t count, char *err, size_t errsize)
+{
+    char first_text[24], count_text[16], expect[24], id[64], lease[24];
+    snprintf(first_text, sizeof first_text, "%" PRIu64, first);
+    snprintf(count_text, sizeof count_text, "%" PRIu32, count);
+    snprintf(expect, sizeof expect, "%" PRIu64, r->end.seq);
+    snprintf(id, sizeof id, "%s-%" PRIu64 "-%" PRIu64, r->run, first, r->end.seq);
+    snprintf(lease, sizeof lease, "%" PRIu64, r->lease);
+    natsMsg *m = NULL;
+    natsStatus s = natsMsg_Create(&m, r->subject, NULL, data, (int)len);
+    if (s == NATS_OK)
+        s = natsMsgHeader_Set(m, "Ordo-First", first_text);
+    if (s == NATS_OK)
+        s = natsMsgHeader_Set(m, "Ordo-Count", count_text);
+    if (s == NATS_OK && r->lease) /* the lease it was written under */
+        s = natsMsgHeader_Set(m, "Ordo-Lease", lease);
+    /* The stream must end where we think it does (set by hand: libnats
+     * leaves out an expected sequence of 0, an empty stream). */
+    if (s == NATS_OK)
+        s = natsMsgHeader_Set(m, "Nats-Expected-Last-Sequence", expect);
+    /* A retry after a lost acknowledgement is recognised, not stored
+     * twice: JetStream answers it as a duplicate with the sequence it
+     * has. The run token keeps another engine's message at the same
+     * place from looking like ours. */
+    if (s == NATS_OK)
+        s = natsMsgHeader_Set(m, "Nats-Msg-Id", id);
+    if (s != NATS_OK) {
+        natsMsg_Destroy(m);
+        return ordo_nats_fail(err, errsize, "making the message", s, 0);
+    }
+    /* Until acknowledged or refused for good, within S_TRIES timeouts:
+     * a node lost, a stream leader being elected, a connection moving to
+     * another node all pass. */
+    jsErrCode jerr = 0;
+    jsPubAck *ack = NULL;
+    uint64_t deadline = ordo_mono_ns() + (uint64_t)S_TRIES * (uint64_t)r->timeout_ms * 1000000u;
+    for (int attempt = 1;; attempt++) {
+        jerr = 0;
+        uint64_t t0 = ordo_mono_ns();
+        s = js_PublishMsg(&ack, r->js, m, NULL, &jerr);
+        if (s == NATS_OK || jerr == JSStreamWrongLastSequenceErr || ordo_mono_ns() >= deadline)
+            break;
+        ordo_log_warn("replicator", "message at position %" PRIu64 ": %s%s (try %d)", first,
+                      natsStatus_GetText(s), jerr ? ", JetStream refused it for now" : "",
+                      attempt);
+        if (ordo_mono_ns() - t0 < 100000000u) /* a quick "no": pause before asking again */
+            nanosleep(&(struct timespec){0, 100000000}, NULL);
+    }
+    natsMsg_Destroy(m);
+    if (s != NATS_OK && jerr == JSStreamWrongLastSequenceErr) {
+        snprintf(err, errsize,
+                 "the stream moved on past sequence %" PRIu64 " without this engine (another "
+                 "owner wrote to it)",
+                 r->end.seq);
+        return 1;
+    }
+    if (s != NATS_OK)
+        return ordo_nats_fail(err, errsize, "publishing to the stream", s, jerr);
+    uint64_t seq = ack->Sequence;
+    jsPubAck_Destroy(ack);
+    if (seq != r->end.seq + 1) {
+        snprintf(err, errsize, "the stream stored the message at sequence %" PRIu64 ", not %" PRIu64,
+                 seq, r->end.seq + 1);
+        return -1;
+    }
+    r->end.seq = seq;
+    if (count)
+        r->end.last_position = first + count - 1;
+    return 0;
 }
 
 int ordo_replicator_publish(ordo_replicator_t *r, const void *frame, size_t len, uint64_t first,
@@ -219,61 +262,24 @@ int ordo_replicator_publish(ordo_replicator_t *r, const void *frame, size_t len,
         r->failed = true;
         return -1;
     }
-    char first_text[24], count_text[16], expect[24], id[48];
-    snprintf(first_text, sizeof first_text, "%" PRIu64, first);
-    snprintf(count_text, sizeof count_text, "%" PRIu32, count);
-    snprintf(expect, sizeof expect, "%" PRIu64, r->end.seq);
-    snprintf(id, sizeof id, "%s-%" PRIu64, r->run, first);
-    natsMsg *m = NULL;
-    natsStatus s = natsMsg_Create(&m, r->subject, NULL, frame, (int)len);
-    if (s == NATS_OK)
-        s = natsMsgHeader_Set(m, "Ordo-First", first_text);
-    if (s == NATS_OK)
-        s = natsMsgHeader_Set(m, "Ordo-Count", count_text);
-    /* The stream must end where we think it does (set by hand: libnats
-     * leaves out an expected sequence of 0, an empty stream). */
-    if (s == NATS_OK)
-        s = natsMsgHeader_Set(m, "Nats-Expected-Last-Sequence", expect);
-    /* A retry after a lost acknowledgement is recognised, not stored
-     * twice: JetStream answers it as a duplicate with the sequence it
-     * has. The run token keeps another engine's frame at the same
-     * position from looking like ours. */
-    if (s == NATS_OK)
-        s = natsMsgHeader_Set(m, "Nats-Msg-Id", id);
-    if (s != NATS_OK) {
-        natsMsg_Destroy(m);
+    if (s_publish(r, frame, len, first, count, err, errsize) != 0) {
         r->failed = true;
-        return s_fail(err, errsize, "making the message", s, 0);
-    }
-    jsErrCode jerr = 0;
-    jsPubAck *ack = NULL;
-    for (int attempt = 1; attempt <= S_TRIES; attempt++) {
-        jerr = 0;
-        s = js_PublishMsg(&ack, r->js, m, NULL, &jerr);
-        if (s == NATS_OK || jerr != 0)
-            break; /* acknowledged, or JetStream said no: final */
-        ordo_log_warn("replicator", "frame at %" PRIu64 ": %s (try %d of %d)", first,
-                      natsStatus_GetText(s), attempt, S_TRIES);
-    }
-    natsMsg_Destroy(m);
-    if (s != NATS_OK) {
-        r->failed = true;
-        return s_fail(err, errsize,
-                      jerr == JSStreamWrongLastSequenceErr
-                          ? "the stream moved on without this engine (another owner?)"
-                          : "publishing the frame",
-                      s, jerr);
-    }
-    uint64_t seq = ack->Sequence;
-    jsPubAck_Destroy(ack);
-    if (seq != r->end.seq + 1) {
-        r->failed = true;
-        snprintf(err, errsize, "the stream stored the frame at sequence %" PRIu64 ", not %" PRIu64,
-                 seq, r->end.seq + 1);
         return -1;
     }
-    r->end = (ordo_replicator_end_t){seq, first + count - 1};
     return 0;
+}
+
+int ordo_replicator_claim(ordo_replicator_t *r, char *err, size_t errsize)
+{
+    if (r->failed || !r->lease) {
+        snprintf(err, errsize, "%s", r->failed ? "an earlier message's replication failed"
+                                               : "no lease to claim the stream under");
+        return -1;
+    }
+    int rc = s_publish(r, NULL, 0, r->end.last_position + 1, 0, err, errsize);
+    if (rc < 0)
+        r->failed = true;
+    return rc;
 }
 
 bool ordo_replicator_end_is(const ordo_replicator_t *r, const void *frame, size_t len)

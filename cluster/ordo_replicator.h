@@ -9,10 +9,10 @@
  * of the stream's replicas hold it.
  *
  * Each publish names the stream sequence it expects to follow
- * (Nats-Expected-Last-Sequence): one message per frame, so the stream is
- * the log's frames in order, and a writer whose idea of the stream is
- * out of date (another engine wrote to it) is refused instead of
- * appending out of place.
+ * (Nats-Expected-Last-Sequence): the stream is the log's frames in order
+ * (with a lease marker, a message of no events, where an owner took
+ * over), and a writer whose idea of the stream is out of date (another
+ * engine wrote to it) is refused instead of appending out of place.
  *
  * Not thread-safe: one thread (the engine's log writer) uses it. */
 #ifndef ORDO_REPLICATOR_H
@@ -29,12 +29,14 @@ typedef struct {
     uint32_t partition;    /* names the stream: ORDO_P<partition> */
     int replicas;          /* the stream's, when this makes it (1..5) */
     int timeout_ms;        /* for an acknowledgement (and connecting) */
+    uint64_t lease;        /* the lease revision this engine owns the stream under
+                            * (an Ordo-Lease header on what it writes); 0 = none */
 } ordo_replicator_options_t;
 
 /* The stream's end. */
 typedef struct {
     uint64_t seq;           /* its last message's sequence; 0 = empty */
-    uint64_t last_position; /* its last frame's last position; 0 = empty */
+    uint64_t last_position; /* its last frame's last position; 0 = no frame */
 } ordo_replicator_end_t;
 
 /* Connects, makes the stream if it does not exist, and reads its end.
@@ -51,6 +53,14 @@ int ordo_replicator_open(const ordo_replicator_options_t *opts, ordo_replicator_
  * frames (the engine must start again and reconcile). */
 int ordo_replicator_publish(ordo_replicator_t *r, const void *frame, size_t len, uint64_t first,
                             uint32_t count, char *err, size_t errsize);
+
+/* Claims the stream for this engine's lease: publishes a lease marker (a
+ * message of no events, Ordo-Count 0, with Ordo-Lease) right after the
+ * stream's end. Any engine that wrote before it, and still thinks the
+ * stream ends where it left it, is refused from then on: it is fenced.
+ * 0; 1 if the stream moved on since it was read (catch up, then claim
+ * again); -1 with err. */
+int ordo_replicator_claim(ordo_replicator_t *r, char *err, size_t errsize);
 
 /* True if these are the bytes of the stream's last frame as read at open
  * (false for an empty stream). */

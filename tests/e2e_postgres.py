@@ -286,7 +286,8 @@ def load(engine, orders, seed):
 
 def tricky_orders(engine):
     texts = ["tab\there", "new\nline", "back\\slash \\N", "quote \" and ' both",
-             "unicode: ünïcødé ✓ 注文", "carriage\rreturn", "json {\"x\": [1]}"]
+             "unicode: ünïcødé ✓ 注文", "carriage\rreturn", "json {\"x\": [1]}",
+             "\"\x01edge\x1f\x7f ü\\"]  # escapes first and last, other control chars
     for i, t in enumerate(texts):
         oid = "tricky-%d" % i
         r = engine.call({"type": "CreateOrder", "order_id": oid, "request_id": oid,
@@ -302,6 +303,32 @@ def tricky_orders(engine):
     r = engine.call({"type": "StartPreparing", "order_id": "tricky-3",
                      "data": {"estimated_minutes": 25}})
     assert r["ok"], r
+    # Two EUR orders of one restaurant delivered in the first batch: their
+    # revenue summed in memory in one (hour, restaurant, currency) row.
+    for oid in ("sum-a", "sum-b"):
+        r = engine.call({"type": "CreateOrder", "order_id": oid, "request_id": oid,
+                         "data": {"user_id": 950, "restaurant_id": 78, "delivery_address": "x",
+                                  "currency": "EUR", "items": [{"sku": "s", "name": "n",
+                                                                "qty": 1, "price_cents": 1234}]}})
+        assert r["ok"], r
+        steps(engine, oid, "ConfirmOrder", "StartPreparing", "MarkReady", "PickUp", "Deliver")
+
+
+def steps(engine, oid, *types, reason=None):
+    for t in types:
+        req = {"type": t, "order_id": oid}
+        if t == "CancelOrder":
+            req["data"] = {"reason": reason}
+        r = engine.call(req)
+        assert r["ok"], (oid, t, r)
+
+
+def tricky_later(engine):
+    """The tricky orders again, many batches after their OrderCreated: older
+    orders (ordo_batch_order, revenue and cancellations joined in SQL)."""
+    steps(engine, "tricky-3", "CancelOrder", reason="\"\x01 tab\there \\N ü\n\\")
+    steps(engine, "tricky-1", "ConfirmOrder", "CancelOrder", reason="\\")
+    steps(engine, "tricky-5", "ConfirmOrder", "StartPreparing", "MarkReady", "PickUp", "Deliver")
 
 
 def check_as_of(pg, orders, history):
@@ -436,6 +463,7 @@ def main():
                 tricky_orders(engine)
                 b = load(engine, 1500, 1)
                 assert b.wait(timeout=300) == 0
+                tricky_later(engine)
                 t0 = time.monotonic()
                 proj = Projector(top, engine, pg).start()
                 wait_caught_up(pg, engine, proj)

@@ -33,6 +33,10 @@ def _free_port():
         return s.getsockname()[1]
 
 
+class PortTaken(Exception):
+    pass
+
+
 class NatsCluster:
     def __init__(self, nodes=3, top=None):
         self.n = nodes
@@ -67,11 +71,24 @@ class NatsCluster:
         return path
 
     def start(self, i=None):
-        for k in ([i] if i is not None else range(self.n)):
-            self.logs[k] = open(os.path.join(self.top, "n%d.log" % k), "ab")
-            self.procs[k] = subprocess.Popen([NATS_SERVER, "-c", self._conf(k)],
-                                             stdout=self.logs[k], stderr=self.logs[k])
-        self.wait_ready()
+        nodes = [i] if i is not None else list(range(self.n))
+        for attempt in range(3):
+            for k in nodes:
+                self.logs[k] = open(os.path.join(self.top, "n%d.log" % k), "ab")
+                self.procs[k] = subprocess.Popen([NATS_SERVER, "-c", self._conf(k)],
+                                                 stdout=self.logs[k], stderr=self.logs[k])
+            try:
+                self.wait_ready()
+                return self
+            except PortTaken:
+                # Another program took a port between _free_port() and the
+                # bind: the whole cluster again on fresh ports (routes
+                # name them all).
+                if i is not None or attempt == 2:
+                    raise
+                for k in range(self.n):
+                    self.stop(k, kill=True)
+                self.ports = [(_free_port(), _free_port(), _free_port()) for _ in range(self.n)]
         return self
 
     def running(self):
@@ -97,6 +114,8 @@ class NatsCluster:
             for k in range(self.n):
                 p = self.procs[k]
                 if p and p.poll() is not None and p.returncode not in (0, -9, -15):
+                    if "address already in use" in self.log_tail(k).lower():
+                        raise PortTaken(self.log_tail(k))
                     raise AssertionError("nats-server n%d exited with %s:\n%s"
                                          % (k, p.returncode, self.log_tail(k)))
             if time.monotonic() > deadline:
