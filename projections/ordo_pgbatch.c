@@ -102,7 +102,7 @@ struct ordo_pgbatch_state {
 
 static void s_raw(s_text_t *t, const char *s, size_t n)
 {
-    if (t->failed)
+    if (t->failed || n == 0)
         return;
     if (t->len + n > t->cap) {
         size_t cap = t->cap ? t->cap : 1 << 16;
@@ -222,6 +222,10 @@ void ordo_pgbatch_clear(ordo_pgbatch_t *b)
         st->n_orders = st->n_hours = st->n_sums = 0;
         st->strs.len = 0;
         st->strs.failed = false;
+        if (st->strs.cap > S_OUT_KEPT) { /* a large batch's: not kept for long quiet times */
+            free(st->strs.data);
+            st->strs = (s_text_t){0};
+        }
         if (st->slots)
             memset(st->slots, 0, st->n_slots * sizeof *st->slots);
         if (st->sum_slots)

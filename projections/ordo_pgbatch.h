@@ -54,7 +54,9 @@ int ordo_pgbatch_add(ordo_pgbatch_t *b, const ordo_client_event_t *ev);
  * connection. */
 int ordo_pgbatch_prepare(PGconn *c, char *err, size_t errsize);
 
-/* Applies the batch in one transaction (see above). 0; 1 if the
+/* Applies the batch in one transaction (see above). The batch is not
+ * changed, but its scratch buffer for the COPY data is: one thread per
+ * batch. 0; 1 if the
  * checkpoint was not at b->first - 1 (nothing changed: read it again);
  * -1 on an error (rolled back; err says why). */
 int ordo_pgbatch_apply(PGconn *c, const char *schema, const ordo_pgbatch_t *b, char *err,
