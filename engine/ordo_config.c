@@ -25,6 +25,7 @@ void ordo_config_defaults(ordo_config_t *cfg)
     cfg->segment_bytes = ORDO_WAL_SEGMENT_DEFAULT;
     cfg->retain_finished_s = 600;
     cfg->nats_replicas = 3;
+    cfg->lease_ms = 2000;
 }
 
 /* Parses a whole decimal number in [min, max]. */
@@ -156,6 +157,15 @@ int ordo_config_set(ordo_config_t *cfg, const char *name, const char *value, cha
         cfg->nats_replicas = (int)v;
         return 0;
     }
+    if (!strcmp(name, "lease-ms")) {
+        if (s_number(value, 500, 60000, &v) != 0) {
+            snprintf(err, err_size, "--lease-ms must be a number from 500 to 60000, not \"%s\"",
+                     value);
+            return -1;
+        }
+        cfg->lease_ms = (uint32_t)v;
+        return 0;
+    }
     snprintf(err, err_size, "unknown setting \"%s\"", name);
     return -1;
 }
@@ -196,7 +206,7 @@ int ordo_config_option(ordo_config_t *cfg, const char *name, const char *value, 
     static const char *const settings[] = {
         "data-dir",      "bind",            "pub",          "shards",       "fsync",
         "snapshot-every", "segment-bytes",  "retain-finished", "curve-secret", "curve-clients", "metrics",
-        "nats",          "nats-replicas"};
+        "nats",          "nats-replicas", "lease-ms"};
     for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++)
         if (!strcmp(name, settings[i]))
             return ordo_config_set(cfg, name, value, err, err_size) == 0 ? 1 : -1;
@@ -219,7 +229,8 @@ int ordo_config_from_env(ordo_config_t *cfg, char *err, size_t err_size)
                 {"ORDO_CURVE_CLIENTS", "curve-clients"},
                 {"ORDO_METRICS", "metrics"},
                 {"ORDO_NATS", "nats"},
-                {"ORDO_NATS_REPLICAS", "nats-replicas"}};
+                {"ORDO_NATS_REPLICAS", "nats-replicas"},
+                {"ORDO_LEASE_MS", "lease-ms"}};
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
         const char *v = getenv(vars[i].env);
         if (!v)

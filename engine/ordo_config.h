@@ -27,6 +27,7 @@ typedef struct {
     char metrics[256];            /* HOST:PORT serving /metrics; "" = none */
     char nats[1024];              /* NATS servers for replication; "" = none */
     int nats_replicas;            /* replicas of a stream this engine makes */
+    uint32_t lease_ms;            /* the partition's lease lapses this long unrenewed */
 } ordo_config_t;
 
 /* Embedded defaults: ./data, tcp://127.0.0.1:7700 and :7701, one shard per
@@ -36,7 +37,7 @@ void ordo_config_defaults(ordo_config_t *cfg);
 
 /* Sets one setting by name ("data-dir", "bind", "pub", "shards", "fsync",
  * "snapshot-every", "segment-bytes", "retain-finished", "curve-secret",
- * "curve-clients", "metrics", "nats", "nats-replicas") from text. Returns 0, or -1 with a
+ * "curve-clients", "metrics", "nats", "nats-replicas", "lease-ms") from text. Returns 0, or -1 with a
  * sentence in err (e.g. "--segment-bytes must be at least 65536"). */
 int ordo_config_set(ordo_config_t *cfg, const char *name, const char *value, char *err,
                     size_t err_size);

@@ -64,6 +64,8 @@ struct ordo_engine {
     s_sockets_t k;
     ordo_wal_t *wal;
     ordo_replicator_t *replicator; /* --nats: the log's copy in JetStream */
+    uint64_t lease;                /* the lease revision it owns the stream under */
+    ordo_engine_state_t given;     /* a standby's state, until s_prepare takes it */
     size_t frame_bytes_max;        /* what one frame may hold (0: the log's bound) */
     ordo_index_t *index;
     ordo_registry_t **regs;
@@ -254,7 +256,8 @@ static int s_replicate(ordo_engine_t *e)
     ordo_replicator_options_t o = {.servers = e->cfg.nats,
                                    .partition = 0,
                                    .replicas = e->cfg.nats_replicas,
-                                   .timeout_ms = 5000};
+                                   .timeout_ms = 5000,
+                                   .lease = e->lease};
     if (ordo_replicator_open(&o, &e->replicator, &end, err, sizeof err) != 0) {
         ordo_log_error("engine", "replication: %s", err);
         return -1;
@@ -279,6 +282,11 @@ static int s_replicate(ordo_engine_t *e)
         ordo_log_error("engine", "replication: %s", err);
         return -1;
     }
+    /* Claim the stream under our lease: whoever wrote before is fenced. */
+    if (e->lease && ordo_replicator_claim(e->replicator, err, sizeof err) != 0) {
+        ordo_log_error("engine", "replication: claiming the stream: %s", err);
+        return -1;
+    }
     ordo_log_info("engine",
                   "replicating to %s: stream ORDO_P0 at position %llu (sequence %llu), the "
                   "same as the log; a command is acknowledged once JetStream has its frame",
@@ -293,8 +301,14 @@ static int s_prepare(ordo_engine_t *e, bool repair)
 {
     ordo_registry_t *all = NULL;
     ordo_engine_stats_init(&e->stats);
-    if (ordo_state_open(&e->cfg, repair, e->io, &e->wal, &all, &e->recovery) != 0)
+    if (e->given.wal) { /* a standby's: recovered and followed already */
+        e->wal = e->given.wal;
+        all = e->given.orders;
+        e->recovery = e->given.recovery;
+        e->given = (ordo_engine_state_t){.lock_fd = -1};
+    } else if (ordo_state_open(&e->cfg, repair, e->io, &e->wal, &all, &e->recovery) != 0) {
         return -1; /* the log line says why */
+    }
     ordo_engine_stats_observe(&e->stats, e->wal);
     if (e->cfg.nats[0] && s_replicate(e) != 0)
         return -1; /* the log line says why */
@@ -386,27 +400,51 @@ static void s_start_threads(ordo_engine_t *e)
     }
 }
 
+void ordo_engine_state_free(ordo_engine_state_t *st)
+{
+    if (!st)
+        return;
+    ordo_registry_destroy(&st->orders);
+    ordo_wal_destroy(&st->wal);
+    if (st->lock_fd >= 0)
+        ordo_lock_release(&st->lock_fd);
+    st->lock_fd = -1;
+}
+
 int ordo_engine_start(const ordo_engine_options_t *opts, ordo_engine_t **out)
 {
     *out = NULL;
     ordo_engine_t *e = calloc(1, sizeof *e);
     if (!e) {
         ordo_log_error("engine", "out of memory at start");
+        ordo_engine_state_free(opts->state);
         return -1;
     }
+    if (opts->state) { /* taken over: freed with the engine from here on */
+        e->given = *opts->state;
+        *opts->state = (ordo_engine_state_t){.lock_fd = -1};
+    } else {
+        e->given.lock_fd = -1;
+    }
+    e->lease = opts->lease;
     static atomic_ullong engines;
     e->serial = atomic_fetch_add(&engines, 1) + 1;
     e->start_us = ordo_now_us();
     if (ordo_chain_init() != 0) {
         ordo_log_error("engine", "libsodium cannot start (the events' hash chain needs it)");
+        ordo_engine_state_free(&e->given);
         free(e);
         return -1;
     }
     e->cfg = opts->cfg;
     e->io = opts->io ? opts->io : ordo_io_posix();
     char why[PATH_MAX + 160];
-    if ((e->lock_fd = ordo_lock_acquire(e->cfg.data_dir, why, sizeof why)) < 0) {
+    if (e->given.lock_fd >= 0) {
+        e->lock_fd = e->given.lock_fd;
+        e->given.lock_fd = -1;
+    } else if ((e->lock_fd = ordo_lock_acquire(e->cfg.data_dir, why, sizeof why)) < 0) {
         ordo_log_error("engine", "%s", why);
+        ordo_engine_state_free(&e->given);
         free(e);
         return -1;
     }
@@ -419,6 +457,7 @@ int ordo_engine_start(const ordo_engine_options_t *opts, ordo_engine_t **out)
         if (opts->zmq_ctx && opts->zmq_ctx != czmq_ctx) {
             ordo_log_error("engine", "CURVE needs the engine in czmq's ZeroMQ context");
             ordo_lock_release(&e->lock_fd);
+            ordo_engine_state_free(&e->given);
             free(e);
             return -1;
         }
@@ -503,6 +542,7 @@ void ordo_engine_destroy(ordo_engine_t **engine)
     free(e->shard_threads);
     ordo_index_destroy(&e->index);
     ordo_wal_destroy(&e->wal);
+    ordo_engine_state_free(&e->given); /* (a start that failed before taking it) */
     ordo_lock_release(&e->lock_fd); /* last: the folder is free only when all is closed */
     free(e);
     *engine = NULL;

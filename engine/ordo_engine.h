@@ -18,6 +18,19 @@
 
 typedef struct ordo_engine ordo_engine_t;
 
+/* The state of a data folder, recovered and held: what a standby that
+ * takes over hands to the engine it becomes (ordo_standby.h), instead of
+ * the engine recovering it from the folder. */
+typedef struct {
+    int lock_fd;                    /* the data folder's lock, held (ordo_lock.h); -1 = none */
+    ordo_wal_t *wal;                /* the log, open */
+    ordo_registry_t *orders;        /* every order in memory */
+    ordo_state_recovery_t recovery; /* head, latest time, what was replayed */
+} ordo_engine_state_t;
+
+/* Frees what a state holds (log, orders, lock) and empties it. */
+void ordo_engine_state_free(ordo_engine_state_t *state);
+
 typedef struct {
     ordo_config_t cfg;   /* data folder, endpoints (tcp://, ipc:// or inproc://), shards, ... */
     bool repair;         /* cut the log at mid-log corruption instead of refusing to start */
@@ -29,6 +42,10 @@ typedef struct {
                               * let in only its clients; NULL = plain. The engine then
                               * runs in czmq's context (zmq_ctx must be NULL or that
                               * one), and auth must outlive the engine. */
+    ordo_engine_state_t *state; /* taken over (emptied), success or not; NULL = recover
+                                 * from the data folder */
+    uint64_t lease;             /* --nats: the lease revision this engine owns the stream
+                                 * under (it claims the stream with it); 0 = none */
 } ordo_engine_options_t;
 
 /* Takes the data folder's lock (one engine per folder: a second one is

@@ -20,6 +20,12 @@
 
 #define ORDO_SERVER_VERSION "0.2.0"
 
+#include "ordo_clock.h"
+#include "ordo_lease.h"
+#include "ordo_standby.h"
+
+#include <unistd.h>
+
 static void s_usage(FILE *out)
 {
     fprintf(
@@ -53,8 +59,83 @@ static void s_usage(FILE *out)
         "                        copy of the log, stream ORDO_P0 (ORDO_NATS; docs/cluster.md)\n"
         "  --nats-replicas N     replicas of the stream when this engine makes it, 1 to 5\n"
         "                        (default 3; ORDO_NATS_REPLICAS)\n"
+        "  --lease-ms MS         with --nats: the partition's owner holds a lease it renews;\n"
+        "                        a standby takes over MS after the owner stops renewing it\n"
+        "                        (500 to 60000, default 2000; ORDO_LEASE_MS). An engine\n"
+        "                        started while another owns the partition stands by.\n"
         "  --repair              cut the log at mid-log corruption instead of refusing to start\n"
         "  --help, --version\n");
+}
+
+/* A stop signal has come (standby: checked between messages). */
+static bool s_stop_asked(void *ctx)
+{
+    const struct timespec now = {0, 0};
+    int sig = sigtimedwait((const sigset_t *)ctx, NULL, &now);
+    if (sig > 0)
+        ordo_log_info("server", "%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    return sig > 0;
+}
+
+/* Takes the partition's lease, or runs as the standby until it can.
+ * 0: this engine owns the partition (*standby: with the state it built);
+ * 1: stopped by a signal while standby; -1: failed (logged). */
+static int s_own_or_follow(const ordo_config_t *cfg, ordo_lease_t **lease,
+                           ordo_engine_state_t *given, sigset_t *stop_signals, bool *standby)
+{
+    char holder[400], err[800], other[512];
+    snprintf(holder, sizeof holder, "%s (pid %ld)", cfg->bind, (long)getpid());
+    ordo_lease_options_t lo = {.servers = cfg->nats,
+                               .partition = 0,
+                               .replicas = cfg->nats_replicas,
+                               .ttl_ms = (int)cfg->lease_ms,
+                               .holder = holder};
+    if (ordo_lease_open(&lo, lease, err, sizeof err) != 0) {
+        ordo_log_error("server", "the partition's lease: %s", err);
+        return -1;
+    }
+    for (int tries = 0;; tries++) {
+        int rc = ordo_lease_acquire(*lease, other, sizeof other, err, sizeof err);
+        if (rc == 0) {
+            ordo_log_info("server", "this engine owns partition 0 (lease revision %llu)",
+                          (unsigned long long)ordo_lease_revision(*lease));
+            return 0;
+        }
+        if (rc == 1) {
+            ordo_log_info("server", "partition 0 is owned by %s: standing by", other);
+            *standby = true;
+            rc = ordo_standby_run(cfg, *lease, s_stop_asked, stop_signals, given);
+            return rc == 0 ? 0 : rc == 1 ? 1 : -1;
+        }
+        if (tries == 50) { /* 10 s without an answer */
+            ordo_log_error("server", "the partition's lease: %s", err);
+            return -1;
+        }
+        if (s_stop_asked(stop_signals))
+            return 1;
+        nanosleep(&(struct timespec){0, 200 * 1000 * 1000}, NULL);
+    }
+}
+
+/* Renews the lease when due. True if it is lost: the engine must stop
+ * taking commands (its next frame would be refused anyway). */
+static bool s_renew(ordo_lease_t *lease, uint64_t *renewed)
+{
+    uint64_t now = ordo_mono_ns(), every = (uint64_t)ordo_lease_renew_every_ms(lease) * 1000000u;
+    if (now - *renewed < every)
+        return false;
+    char err[600];
+    int rc = ordo_lease_renew(lease, err, sizeof err);
+    if (rc == 0) {
+        *renewed = now;
+        return false;
+    }
+    if (rc == 1 || now - *renewed > 3 * every) { /* 3 * every = the TTL: it has lapsed */
+        ordo_log_error("server", "the partition's lease is lost (%s): stepping down", err);
+        return true;
+    }
+    ordo_log_warn("server", "renewing the partition's lease: %s; trying again", err);
+    return false;
 }
 
 int main(int argc, char **argv)
@@ -79,6 +160,7 @@ int main(int argc, char **argv)
                                          {"metrics", required_argument, 0, 'S'},
                                          {"nats", required_argument, 0, 'S'},
                                          {"nats-replicas", required_argument, 0, 'S'},
+                                         {"lease-ms", required_argument, 0, 'S'},
                                          {"insecure", no_argument, 0, 'i'},
                                          {"repair", no_argument, 0, 'r'},
                                          {"help", no_argument, 0, 'h'},
@@ -145,9 +227,27 @@ int main(int argc, char **argv)
         ordo_log_warn("server", "--insecure: anyone who reaches %s and %s may send commands",
                       cfg.bind, cfg.pub);
     }
-    ordo_engine_options_t eopts = {.cfg = cfg, .repair = repair, .auth = auth};
+    /* --nats: the partition's lease says who owns it. Without it, this
+     * engine is the standby until it takes the lease. */
+    ordo_lease_t *lease = NULL;
+    ordo_engine_state_t given = {.lock_fd = -1};
+    bool standby = false;
+    if (cfg.nats[0]) {
+        int rc = s_own_or_follow(&cfg, &lease, &given, &stop_signals, &standby);
+        if (rc != 0) {
+            ordo_lease_close(&lease);
+            ordo_auth_destroy(&auth);
+            return rc == 1 ? 0 : 1; /* stopped while standby, or failed (logged) */
+        }
+    }
+    ordo_engine_options_t eopts = {.cfg = cfg,
+                                   .repair = repair,
+                                   .auth = auth,
+                                   .state = standby ? &given : NULL,
+                                   .lease = lease ? ordo_lease_revision(lease) : 0};
     ordo_engine_t *engine = NULL;
     if (ordo_engine_start(&eopts, &engine) != 0) {
+        ordo_lease_close(&lease); /* not released: a standby takes it at its TTL */
         ordo_auth_destroy(&auth);
         return 1; /* the log lines say why */
     }
@@ -169,16 +269,25 @@ int main(int argc, char **argv)
     }
     ordo_log_info("server", "ready: requests on %s, events on %s", cfg.bind, cfg.pub);
 
-    /* Wait for a stop signal, or for the engine to fail by itself. */
-    const struct timespec tick = {0, 200 * 1000 * 1000};
+    /* Wait for a stop signal, or for the engine to fail by itself; with a
+     * lease, renew it, and step down if it is lost. */
+    const struct timespec tick = {0, 100 * 1000 * 1000};
     int sig = -1;
-    while (sig < 0 && !ordo_engine_failed(engine))
+    bool deposed = false;
+    uint64_t renewed = ordo_mono_ns();
+    while (sig < 0 && !ordo_engine_failed(engine) && !deposed) {
         sig = sigtimedwait(&stop_signals, NULL, &tick);
+        if (lease && sig < 0)
+            deposed = s_renew(lease, &renewed);
+    }
     if (sig > 0)
         ordo_log_info("server", "%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     ordo_metrics_http_stop(&metrics); /* before the engine it reads */
     int rc = ordo_engine_stop(engine);
     ordo_engine_destroy(&engine);
+    if (lease && !deposed)
+        ordo_lease_release(lease); /* a planned stop: the standby takes over at once */
+    ordo_lease_close(&lease);
     ordo_auth_destroy(&auth); /* after the sockets it guards are closed */
-    return rc == 0 ? 0 : 1;
+    return deposed ? 3 : rc == 0 ? 0 : 1;
 }

@@ -169,6 +169,33 @@ out:
     return rc;
 }
 
+int ordo_state_apply_record(ordo_registry_t *reg, const void *rec, size_t len, uint64_t position,
+                            ordo_state_recovery_t *report)
+{
+    ordo_event_t ev;
+    if (ordo_event_decode_record_for_apply(rec, len, position, &ev) != 0) {
+        ordo_log_error("state", "event at position %llu does not decode",
+                       (unsigned long long)position);
+        return ORDO_ERR_CORRUPT;
+    }
+    ordo_order_t *o = ordo_registry_get_or_add(reg, ev.order_id);
+    if (!o)
+        return ORDO_ERR_NOMEM;
+    if (ordo_apply(o, &ev) != 0) {
+        ordo_log_error("state",
+                       "event at position %llu (%s version %u of order %.*s) does not follow "
+                       "the order's history",
+                       (unsigned long long)position, ordo_event_type_name(ev.type), ev.version,
+                       (int)ev.order_id.len, ev.order_id.ptr);
+        return ORDO_ERR_CORRUPT;
+    }
+    if (ev.timestamp_us > report->last_timestamp_us)
+        report->last_timestamp_us = ev.timestamp_us;
+    report->head_position = position;
+    report->events_replayed++;
+    return 0;
+}
+
 int ordo_state_recover(ordo_registry_t *reg, ordo_wal_t *wal, const char *snapshot_dir,
                        ordo_state_recovery_t *report)
 {

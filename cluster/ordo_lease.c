@@ -1,0 +1,153 @@
+/* Ownership of a partition as a lease in JetStream's key-value store (see
+ * ordo_lease.h). */
+#include "ordo_lease.h"
+
+#include "ordo_nats.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define S_BUCKET "ORDO_LEASES"
+
+struct ordo_lease {
+    natsConnection *nc;
+    jsCtx *js;
+    kvStore *kv;
+    char key[16];
+    char holder[512];
+    int ttl_ms;
+    uint64_t rev; /* of our last write; 0 = not ours */
+};
+
+int ordo_lease_open(const ordo_lease_options_t *opts, ordo_lease_t **out, char *err,
+                    size_t errsize)
+{
+    *out = NULL;
+    if (opts->ttl_ms < 100 || !opts->holder || strlen(opts->holder) >= sizeof(((ordo_lease_t *)0)->holder)) {
+        snprintf(err, errsize, "lease: bad options");
+        return -1;
+    }
+    ordo_lease_t *l = calloc(1, sizeof *l);
+    if (!l) {
+        snprintf(err, errsize, "out of memory");
+        return -1;
+    }
+    snprintf(l->key, sizeof l->key, "p%" PRIu32, opts->partition);
+    snprintf(l->holder, sizeof l->holder, "%s", opts->holder);
+    l->ttl_ms = opts->ttl_ms;
+    int timeout = opts->ttl_ms < 2000 ? opts->ttl_ms / 2 : 1000;
+    if (ordo_nats_connect(opts->servers, "ordo-server lease", timeout, &l->nc, &l->js, err,
+                          errsize) != 0)
+        goto fail;
+    natsStatus s = js_KeyValue(&l->kv, l->js, S_BUCKET);
+    if (s == NATS_NOT_FOUND) {
+        kvConfig kc;
+        kvConfig_Init(&kc);
+        kc.Bucket = S_BUCKET;
+        kc.History = 1;
+        kc.TTL = (int64_t)opts->ttl_ms * 1000000; /* nanoseconds */
+        kc.Replicas = opts->replicas;
+        kc.StorageType = js_FileStorage;
+        s = js_CreateKeyValue(&l->kv, l->js, &kc);
+    }
+    if (s != NATS_OK) {
+        ordo_nats_fail(err, errsize, "the lease bucket " S_BUCKET, s, 0);
+        goto fail;
+    }
+    *out = l;
+    return 0;
+fail:
+    ordo_lease_close(&l);
+    return -1;
+}
+
+int ordo_lease_acquire(ordo_lease_t *l, char *holder, size_t holder_size, char *err,
+                       size_t errsize)
+{
+    uint64_t rev = 0;
+    natsStatus s = kvStore_CreateString(&rev, l->kv, l->key, l->holder);
+    if (s == NATS_OK) {
+        l->rev = rev;
+        return 0;
+    }
+    /* There is a value: a holder's, or an empty one (released). */
+    kvEntry *e = NULL;
+    s = kvStore_Get(&e, l->kv, l->key);
+    if (s == NATS_NOT_FOUND) /* it lapsed in between: try again next time */
+        return ordo_nats_fail(err, errsize, "taking the lease", s, 0);
+    if (s != NATS_OK)
+        return ordo_nats_fail(err, errsize, "reading the lease", s, 0);
+    const char *v = kvEntry_ValueString(e);
+    uint64_t their_rev = kvEntry_Revision(e);
+    if (v && *v) {
+        snprintf(holder, holder_size, "%s", v);
+        kvEntry_Destroy(e);
+        return 1;
+    }
+    kvEntry_Destroy(e);
+    s = kvStore_UpdateString(&rev, l->kv, l->key, l->holder, their_rev);
+    if (s != NATS_OK) /* another standby was quicker, or no answer */
+        return ordo_nats_fail(err, errsize, "taking the released lease", s, 0);
+    l->rev = rev;
+    return 0;
+}
+
+int ordo_lease_renew(ordo_lease_t *l, char *err, size_t errsize)
+{
+    if (!l->rev) {
+        snprintf(err, errsize, "the lease is not ours");
+        return 1;
+    }
+    uint64_t rev = 0;
+    natsStatus s = kvStore_UpdateString(&rev, l->kv, l->key, l->holder, l->rev);
+    if (s == NATS_OK) {
+        l->rev = rev;
+        return 0;
+    }
+    /* Did the revision move (lapsed or taken: final), or did JetStream
+     * not answer (not final: the lease lapses at its TTL all the same)? */
+    char why[256];
+    ordo_nats_fail(why, sizeof why, "renewing the lease", s, 0);
+    kvEntry *e = NULL;
+    natsStatus g = kvStore_Get(&e, l->kv, l->key);
+    if (g == NATS_NOT_FOUND || (g == NATS_OK && kvEntry_Revision(e) != l->rev)) {
+        snprintf(err, errsize, "the lease %s",
+                 g == NATS_NOT_FOUND ? "lapsed" : "was taken by another engine");
+        kvEntry_Destroy(e);
+        l->rev = 0;
+        return 1;
+    }
+    kvEntry_Destroy(e);
+    snprintf(err, errsize, "%s", why);
+    return -1;
+}
+
+void ordo_lease_release(ordo_lease_t *l)
+{
+    if (l && l->rev && kvStore_UpdateString(NULL, l->kv, l->key, "", l->rev) == NATS_OK)
+        l->rev = 0;
+}
+
+uint64_t ordo_lease_revision(const ordo_lease_t *l)
+{
+    return l->rev;
+}
+
+int ordo_lease_renew_every_ms(const ordo_lease_t *l)
+{
+    return l->ttl_ms / 3;
+}
+
+void ordo_lease_close(ordo_lease_t **lp)
+{
+    if (!lp || !*lp)
+        return;
+    ordo_lease_t *l = *lp;
+    kvStore_Destroy(l->kv);
+    jsCtx_Destroy(l->js);
+    natsConnection_Destroy(l->nc);
+    free(l);
+    *lp = NULL;
+}

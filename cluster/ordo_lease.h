@@ -1,0 +1,55 @@
+/* Ownership of a partition: a lease in a JetStream key-value bucket
+ * (docs/cluster.md). Bucket ORDO_LEASES, key p<k>, whose value names the
+ * holder (its request endpoint and run token); the bucket's TTL makes a
+ * value lapse unless its holder writes it again in time. Taking it is a
+ * create (only if no live value) or a compare-and-set on an empty value
+ * (a holder that let go); renewing is a compare-and-set on the holder's
+ * own revision, so a holder that lapsed (frozen, cut off) finds out at its
+ * next renewal and must step down. The revision the lease was taken or
+ * renewed at names the ownership: frames carry it (Ordo-Lease).
+ *
+ * One thread uses a lease. */
+#ifndef ORDO_LEASE_H
+#define ORDO_LEASE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct ordo_lease ordo_lease_t;
+
+typedef struct {
+    const char *servers;   /* NATS URLs, comma-separated */
+    uint32_t partition;    /* the key: p<partition> */
+    int replicas;          /* of the bucket, when this makes it */
+    int ttl_ms;            /* a lease lapses this long after its last write */
+    const char *holder;    /* who we are, for others to read */
+} ordo_lease_options_t;
+
+/* Connects and makes the bucket if missing. 0, or -1 with err. */
+int ordo_lease_open(const ordo_lease_options_t *opts, ordo_lease_t **out, char *err,
+                    size_t errsize);
+
+/* Tries to take the lease. 0: ours (ordo_lease_revision says under which
+ * revision); 1: another holds it (its value in `holder`); -1 with err
+ * (JetStream did not answer: try again). */
+int ordo_lease_acquire(ordo_lease_t *l, char *holder, size_t holder_size, char *err,
+                       size_t errsize);
+
+/* Writes our lease again. 0; 1: it is not ours any more (it lapsed, or
+ * another took it); -1 with err (JetStream did not answer: try again; the
+ * lease lapses at its TTL all the same). */
+int ordo_lease_renew(ordo_lease_t *l, char *err, size_t errsize);
+
+/* Lets go of it (an empty value, if it is still ours), so a standby takes
+ * over at once rather than at the TTL. */
+void ordo_lease_release(ordo_lease_t *l);
+
+/* The revision of our last write (0 = not ours). */
+uint64_t ordo_lease_revision(const ordo_lease_t *l);
+
+/* Milliseconds between renewals: a third of the TTL. */
+int ordo_lease_renew_every_ms(const ordo_lease_t *l);
+
+void ordo_lease_close(ordo_lease_t **l);
+
+#endif

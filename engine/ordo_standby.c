@@ -1,0 +1,209 @@
+/* A standby engine following its partition's stream until it holds the
+ * lease (see ordo_standby.h). */
+#include "ordo_standby.h"
+
+#include "ordo_clock.h"
+#include "ordo_error.h"
+#include "ordo_follower.h"
+#include "ordo_lock.h"
+#include "ordo_log.h"
+#include "ordo_replicator.h"
+#include "ordo_state.h"
+#include "ordo_wal_format.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <zstd.h>
+
+#define S_POLL_MS 100          /* a wait for the next message */
+#define S_ASK_EVERY_MS 200     /* asking for the lease */
+#define S_CATCH_UP_MS 30000    /* the lease is ours: the stream's end within this */
+
+typedef struct {
+    const ordo_config_t *cfg;
+    ordo_lease_t *lease;
+    ordo_follower_t *follower;
+    ordo_engine_state_t *st;
+    ZSTD_DCtx *dctx;
+    ordo_wal_buf_t raw;
+    uint64_t seen_seq; /* the last stream message read */
+    uint64_t renewed_ns;
+} s_standby_t;
+
+/* Applies the records of a frame (already appended: it checked out). */
+static int s_apply(s_standby_t *sb, const void *frame, size_t len)
+{
+    ordo_wal_hdr_t h;
+    const char *why = NULL;
+    if (len < ORDO_WAL_HEADER_SIZE || ordo_wal_hdr_decode(frame, &h, &why) != 0 ||
+        ordo_wal_frame_decode(sb->dctx, frame, &h, (const uint8_t *)frame + ORDO_WAL_HEADER_SIZE,
+                              &sb->raw, &why) != 0) {
+        ordo_log_error("standby", "a frame does not decode: %s", why ? why : "?");
+        return -1;
+    }
+    size_t off = 0;
+    const void *rec;
+    size_t rec_len;
+    for (uint64_t pos = h.first; ordo_wal_body_next(sb->raw.data, h.rlen, &off, &rec, &rec_len) == 1;
+         pos++)
+        if (ordo_state_apply_record(sb->st->orders, rec, rec_len, pos, &sb->st->recovery) != 0)
+            return -1;
+    return 0;
+}
+
+/* Takes the next message if one comes within the wait: a frame past the
+ * log's end is appended and applied. 1 a message, 0 none, -1 failed. */
+static int s_step(s_standby_t *sb, int wait_ms)
+{
+    ordo_follower_msg_t m;
+    char err[600];
+    int rc = ordo_follower_next(sb->follower, wait_ms, &m, err, sizeof err);
+    if (rc <= 0) {
+        if (rc < 0)
+            ordo_log_error("standby", "%s", err);
+        return rc;
+    }
+    sb->seen_seq = m.seq;
+    if (m.count == 0)
+        return 1; /* a lease marker */
+    uint64_t head = ordo_wal_head(sb->st->wal), last = m.first + m.count - 1;
+    if (last <= head)
+        return 1; /* the log has it */
+    if (m.first <= head) {
+        ordo_log_error("standby",
+                       "the stream's frame of positions %" PRIu64 "..%" PRIu64
+                       " straddles this log's end at %" PRIu64
+                       ": the log and the stream differ (this data folder wrote frames that "
+                       "were never acknowledged); start the standby on an empty data folder",
+                       m.first, last, head);
+        return -1;
+    }
+    const char *why = NULL;
+    int arc = ordo_wal_append_frame(sb->st->wal, m.data, m.len, NULL, NULL, &why);
+    if (arc != 0) {
+        ordo_log_error("standby",
+                       "the stream's frame at position %" PRIu64 " cannot follow this log: %s%s",
+                       m.first, why ? why : ordo_strerror(arc),
+                       arc == ORDO_ERR_CORRUPT ? " (the log and the stream differ)" : "");
+        return -1;
+    }
+    ordo_wal_release(sb->st->wal);
+    return s_apply(sb, m.data, m.len) == 0 ? 1 : -1;
+}
+
+/* The lease is ours: reads the stream to its end, then claims it (a lease
+ * marker), again if another engine wrote after the end we read. 0 or -1. */
+static int s_take_over(s_standby_t *sb)
+{
+    char err[800];
+    uint64_t deadline = ordo_mono_ns() + (uint64_t)S_CATCH_UP_MS * 1000000u;
+    ordo_replicator_options_t ro = {.servers = sb->cfg->nats,
+                                    .partition = 0,
+                                    .replicas = sb->cfg->nats_replicas,
+                                    .timeout_ms = 5000,
+                                    .lease = ordo_lease_revision(sb->lease)};
+    while (ordo_mono_ns() < deadline) {
+        uint64_t last_seq;
+        if (ordo_follower_last_seq(sb->follower, &last_seq, err, sizeof err) != 0) {
+            ordo_log_warn("standby", "%s", err);
+            continue;
+        }
+        while (sb->seen_seq < last_seq && ordo_mono_ns() < deadline)
+            if (s_step(sb, S_POLL_MS) < 0)
+                return -1;
+        if (ordo_mono_ns() - sb->renewed_ns > (uint64_t)ordo_lease_renew_every_ms(sb->lease) * 1000000u) {
+            if (ordo_lease_renew(sb->lease, err, sizeof err) == 1) {
+                ordo_log_warn("standby", "lost the lease while catching up: %s", err);
+                return -1;
+            }
+            sb->renewed_ns = ordo_mono_ns();
+        }
+        ordo_replicator_t *r = NULL;
+        ordo_replicator_end_t end;
+        if (ordo_replicator_open(&ro, &r, &end, err, sizeof err) != 0) {
+            ordo_log_error("standby", "%s", err);
+            return -1;
+        }
+        int rc = 1;
+        if (end.last_position == ordo_wal_head(sb->st->wal))
+            rc = ordo_replicator_claim(r, err, sizeof err);
+        ordo_replicator_close(&r);
+        if (rc == 0)
+            return 0;
+        if (rc < 0) {
+            ordo_log_error("standby", "claiming the stream: %s", err);
+            return -1;
+        }
+        /* The old owner wrote after the end we read: follow on. */
+    }
+    ordo_log_error("standby", "the stream's end was not reached in %d s", S_CATCH_UP_MS / 1000);
+    return -1;
+}
+
+int ordo_standby_run(const ordo_config_t *cfg, ordo_lease_t *lease, bool (*stop)(void *ctx),
+                     void *ctx, ordo_engine_state_t *state)
+{
+    *state = (ordo_engine_state_t){.lock_fd = -1};
+    s_standby_t sb = {.cfg = cfg, .lease = lease, .st = state};
+    char why[PATH_MAX + 160];
+    int result = -1;
+    if ((state->lock_fd = ordo_lock_acquire(cfg->data_dir, why, sizeof why)) < 0) {
+        ordo_log_error("standby", "%s", why);
+        return -1;
+    }
+    if (ordo_state_open(cfg, false, NULL, &state->wal, &state->orders, &state->recovery) != 0)
+        goto out; /* the log line says why */
+    ordo_wal_release(state->wal); /* replicated mode holds nothing back here */
+    if (!(sb.dctx = ordo_wal_dctx_new())) {
+        ordo_log_error("standby", "out of memory");
+        goto out;
+    }
+    char err[800];
+    if (ordo_follower_open(cfg->nats, 0, 1, &sb.follower, err, sizeof err) != 0) {
+        ordo_log_error("standby", "%s", err);
+        goto out;
+    }
+    ordo_log_info("standby", "following stream ORDO_P0 from this log's position %" PRIu64,
+                  ordo_wal_head(state->wal));
+    char holder[512] = "", was[512] = "";
+    uint64_t next_ask = 0;
+    for (;;) {
+        if (stop && stop(ctx)) {
+            result = 1;
+            goto out;
+        }
+        if (s_step(&sb, S_POLL_MS) < 0)
+            goto out;
+        if (ordo_mono_ns() < next_ask)
+            continue;
+        next_ask = ordo_mono_ns() + (uint64_t)S_ASK_EVERY_MS * 1000000u;
+        int rc = ordo_lease_acquire(lease, holder, sizeof holder, err, sizeof err);
+        if (rc == 1 && strcmp(holder, was) != 0) {
+            ordo_log_info("standby", "the partition's owner is %s; at position %" PRIu64, holder,
+                          ordo_wal_head(state->wal));
+            snprintf(was, sizeof was, "%s", holder);
+        }
+        if (rc != 0)
+            continue; /* held, or no answer: ask again */
+        sb.renewed_ns = ordo_mono_ns();
+        uint64_t t0 = ordo_mono_ns();
+        ordo_log_info("standby", "the lease is ours (revision %" PRIu64 "): catching up from %" PRIu64,
+                      ordo_lease_revision(lease), ordo_wal_head(state->wal));
+        if (s_take_over(&sb) != 0)
+            goto out;
+        ordo_log_info("standby",
+                      "took over at position %" PRIu64 " in %.1f ms; %zu orders in memory",
+                      ordo_wal_head(state->wal), (ordo_mono_ns() - t0) / 1e6,
+                      ordo_registry_count(state->orders));
+        result = 0;
+        goto out;
+    }
+out:
+    ordo_follower_close(&sb.follower);
+    ZSTD_freeDCtx(sb.dctx);
+    ordo_wal_buf_free(&sb.raw);
+    if (result != 0)
+        ordo_engine_state_free(state);
+    return result;
+}
