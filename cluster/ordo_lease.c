@@ -2,12 +2,14 @@
  * ordo_lease.h). */
 #include "ordo_lease.h"
 
+#include "ordo_clock.h"
 #include "ordo_nats.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define S_BUCKET "ORDO_LEASES"
 
@@ -37,24 +39,32 @@ int ordo_lease_open(const ordo_lease_options_t *opts, ordo_lease_t **out, char *
     snprintf(l->key, sizeof l->key, "p%" PRIu32, opts->partition);
     snprintf(l->holder, sizeof l->holder, "%s", opts->holder);
     l->ttl_ms = opts->ttl_ms;
-    int timeout = opts->ttl_ms < 2000 ? opts->ttl_ms / 2 : 1000;
-    if (ordo_nats_connect(opts->servers, "ordo-server lease", timeout, &l->nc, &l->js, err,
+    if (ordo_nats_connect(opts->servers, "ordo-server lease", 2000, &l->nc, &l->js, err,
                           errsize) != 0)
         goto fail;
-    natsStatus s = js_KeyValue(&l->kv, l->js, S_BUCKET);
-    if (s == NATS_NOT_FOUND) {
-        kvConfig kc;
-        kvConfig_Init(&kc);
-        kc.Bucket = S_BUCKET;
-        kc.History = 1;
-        kc.TTL = (int64_t)opts->ttl_ms * 1000000; /* nanoseconds */
-        kc.Replicas = opts->replicas;
-        kc.StorageType = js_FileStorage;
-        s = js_CreateKeyValue(&l->kv, l->js, &kc);
-    }
-    if (s != NATS_OK) {
-        ordo_nats_fail(err, errsize, "the lease bucket " S_BUCKET, s, 0);
-        goto fail;
+    /* A cluster that just started may take a while to make the bucket's
+     * replicas: ask again for up to 30 s. */
+    uint64_t deadline = ordo_mono_ns() + 30000000000ull;
+    natsStatus s;
+    for (;;) {
+        s = js_KeyValue(&l->kv, l->js, S_BUCKET);
+        if (s == NATS_NOT_FOUND) {
+            kvConfig kc;
+            kvConfig_Init(&kc);
+            kc.Bucket = S_BUCKET;
+            kc.History = 1;
+            kc.TTL = (int64_t)opts->ttl_ms * 1000000; /* nanoseconds */
+            kc.Replicas = opts->replicas;
+            kc.StorageType = js_FileStorage;
+            s = js_CreateKeyValue(&l->kv, l->js, &kc);
+        }
+        if (s == NATS_OK)
+            break;
+        if (ordo_mono_ns() >= deadline) {
+            ordo_nats_fail(err, errsize, "the lease bucket " S_BUCKET, s, 0);
+            goto fail;
+        }
+        nanosleep(&(struct timespec){0, 200000000}, NULL);
     }
     *out = l;
     return 0;

@@ -1,0 +1,265 @@
+#!/usr/bin/python3
+"""Failover of a partition between two real ordo-server processes through a
+real 3-node NATS JetStream cluster (tests/nats_cluster.py), on loopback:
+an owner (it took the partition's lease) and a standby (it follows the
+stream). Every check reads the stream with the test's own client and the
+logs' files with the test's own reading of their format.
+  1. kill -9 of the owner under pipelined load: the standby takes over;
+     every acknowledged event is on the new owner at the same position
+     with the same bytes; positions are gap-free; new commands go on from
+     the next position. The time from the kill to the first command
+     acknowledged by the new owner is printed.
+  2. No split brain: the owner frozen (SIGSTOP) past its lease, with
+     commands waiting for it; the standby takes over; the old owner,
+     continued, acknowledges none of them and steps down (exit 3).
+  3. A planned stop (SIGTERM) releases the lease: the standby takes over
+     without waiting for it to lapse.
+Waits are bounded polls.
+Usage: e2e_failover.py ordo-server"""
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import traceback
+
+import msgpack
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import e2e_server as es  # noqa: E402  (reads sys.argv[1]: the server)
+from e2e_replication import local_frames, stream_frames  # noqa: E402
+from e2e_util import wait_for  # noqa: E402
+from nats_cluster import JetStream, NatsCluster  # noqa: E402
+
+STREAM = "ORDO_P0"
+
+
+def args(nc, lease_ms=2000):
+    return ["--fsync", "replicated", "--nats", nc.urls, "--shards", "2",
+            "--lease-ms", str(lease_ms)]
+
+
+def log_of(server):
+    with open(os.path.join(server.data, "server.log"), "rb") as f:
+        return f.read().decode("utf-8", "replace")
+
+
+def start_standby(nc, lease_ms=2000):
+    """A second engine: it finds the lease held and stands by (it binds
+    nothing until it takes over, so it is started by hand)."""
+    s = es.Server(args=args(nc, lease_ms))
+    s.log = open(os.path.join(s.data, "server.log"), "ab")
+    s.proc = subprocess.Popen([es.SERVER, "--data-dir", os.path.join(s.data, "d"), "--bind",
+                               s.bind, "--pub", s.pub] + s.args, stdout=s.log, stderr=s.log)
+    wait_for("the standby follows the stream", lambda: "following stream" in log_of(s), 30)
+    return s
+
+
+def first_ack(server, oid, timeout=30):
+    """Sends the same CreateOrder (one request_id) until it is acknowledged
+    (a retry of one request: at most one event); (position, when)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:  # bounded poll
+        sock = server.dealer()
+        try:
+            sock.send(msgpack.packb(es.create(oid, rid="rid-" + oid)))
+            if sock.poll(500):
+                r = msgpack.unpackb(sock.recv_multipart()[-1], raw=False)
+                if r.get("ok"):
+                    return r["position"], time.monotonic()
+        finally:
+            sock.close()
+    raise AssertionError("no acknowledgement from %s in %d s" % (server.bind, timeout))
+
+
+def read_all(server):
+    events, frm = [], 1
+    while True:
+        r = server.call({"type": "ReadAll", "from_position": frm, "limit": 5000})
+        assert r["ok"], r
+        events += r["events"]
+        if len(r["events"]) < 5000:
+            return events
+        frm = r["events"][-1]["position"] + 1
+
+
+def test_kill9_under_load():
+    with NatsCluster(3) as nc:
+        a = es.Server(args=args(nc))
+        b = None
+        try:
+            a.start()
+            b = start_standby(nc)
+            # A client that keeps sending while it reads (its own thread and
+            # socket), so that the kill lands with commands in flight.
+            acked, stop = {}, threading.Event()
+            sent = [0]
+
+            def client():
+                sock = a.dealer()
+                try:
+                    while not stop.is_set() and sent[0] < 200000:
+                        for _ in range(200):
+                            sock.send(msgpack.packb(es.create("k-%d" % sent[0])))
+                            sent[0] += 1
+                        while sock.poll(1):
+                            r = msgpack.unpackb(sock.recv_multipart()[-1], raw=False)
+                            if r.get("ok"):
+                                acked[r["order_id"]] = r["position"]
+                    deadline = time.monotonic() + 5
+                    while time.monotonic() < deadline and sock.poll(200):  # late replies
+                        r = msgpack.unpackb(sock.recv_multipart()[-1], raw=False)
+                        if r.get("ok"):
+                            acked[r["order_id"]] = r["position"]
+                finally:
+                    sock.close()
+
+            t = threading.Thread(target=client)
+            t.start()
+            wait_for("3000 acknowledged", lambda: len(acked) >= 3000, timeout=60)
+            # On a busy machine the owner may miss its renewals and step down
+            # before the kill: the checks below hold either way.
+            was_owner = a.proc.poll() is None and "stepping down" not in log_of(a)
+            a.proc.send_signal(signal.SIGKILL)
+            killed = time.monotonic()
+            a.proc.wait(30)
+            stop.set()
+            t.join(60)
+            n = sent[0]
+            a.stop()
+            pos, at = first_ack(b, "after-kill")
+            failover = at - killed
+            b.sock = b.dealer()
+            events = read_all(b)
+            positions = [e["position"] for e in events]
+            assert positions == list(range(1, len(positions) + 1)), "positions not gap-free"
+            assert pos == positions[-1], (pos, positions[-1])
+            got = {e["order_id"]: e["position"] for e in events}
+            lost = [o for o, p in acked.items() if got.get(o) != p]
+            assert not lost, "acknowledged but not on the new owner: %s" % lost[:5]
+            # The same bytes: the new owner's log is the stream; the old
+            # owner's frames that the stream has are the same frames.
+            js = JetStream(nc.client_port(0))
+            remote = stream_frames(js)
+            mine = local_frames(b.data)
+            assert mine[:len(remote)] == remote
+            old = local_frames(a.data)
+            k = sum(1 for f in old if f in remote)
+            assert old[:k] == remote[:k] and k >= 1
+            assert max(acked.values()) <= remote[k - 1][0] + remote[k - 1][1] - 1
+            # Every frame carries the lease it was written under; the new
+            # owner's are under a later one.
+            leases = []
+            for seq in range(1, js.stream_info(STREAM)["state"]["last_seq"] + 1):
+                h, _ = js.get(STREAM, seq)
+                leases.append(int(h["Ordo-Lease"]))
+            assert leases == sorted(leases) and leases[0] < leases[-1], leases[:3] + leases[-3:]
+            js.close()
+            r = b.call(es.create("after-2"))
+            assert r["ok"] and r["position"] == pos + 1, r
+            assert b.stop() == 0
+            print("  kill -9 with %d of %d sent acknowledged: the standby took over; "
+                  "first command acknowledged %.2f s after the kill%s; %d events, gap-free"
+                  % (len(acked), n, failover,
+                     "" if was_owner else " (the owner had stepped down before it)",
+                     len(events)))
+        finally:
+            a.kill_and_cleanup()
+            if b:
+                b.kill_and_cleanup()
+
+
+def test_no_split_brain():
+    with NatsCluster(3) as nc:
+        a = es.Server(args=args(nc))
+        b = None
+        try:
+            a.start()
+            b = start_standby(nc)
+            for i in range(100):
+                assert a.call(es.create("s-%d" % i))["ok"]
+            a.proc.send_signal(signal.SIGSTOP)
+            # Commands for the frozen owner wait in its socket.
+            sock = a.dealer()
+            for i in range(200):
+                sock.send(msgpack.packb(es.create("frozen-%d" % i)))
+            wait_for("the standby took over", lambda: "took over" in log_of(b), 30)
+            pos, _ = first_ack(b, "new-owner")
+            assert pos == 101, pos
+            a.proc.send_signal(signal.SIGCONT)
+            replies = []
+            deadline = time.monotonic() + 30
+            while a.proc.poll() is None and time.monotonic() < deadline:  # bounded poll
+                if sock.poll(200):
+                    replies.append(msgpack.unpackb(sock.recv_multipart()[-1], raw=False))
+            while sock.poll(0):
+                replies.append(msgpack.unpackb(sock.recv_multipart()[-1], raw=False))
+            sock.close()
+            assert a.proc.poll() == 3, "the old owner did not step down (%s)" % a.proc.poll()
+            oks = [r for r in replies if r.get("ok")]
+            assert not oks, "the old owner acknowledged %d commands: %s" % (len(oks), oks[:2])
+            assert all(r["error"]["code"] == "unavailable" for r in replies), replies[:3]
+            assert "lease is lost" in log_of(a), log_of(a)[-2000:]
+            # None of them is anywhere: not on the new owner, not in the stream.
+            b.sock = b.dealer()
+            events = read_all(b)
+            assert not any(e["order_id"].startswith("frozen-") for e in events)
+            assert [e["position"] for e in events] == list(range(1, 102))
+            js = JetStream(nc.client_port(1))
+            assert stream_frames(js)[-1][0] + stream_frames(js)[-1][1] - 1 == 101
+            js.close()
+            assert b.stop() == 0
+            print("  frozen owner: the standby took over at 101; the old owner, continued, "
+                  "answered %d commands all unavailable and stepped down" % len(replies))
+        finally:
+            if a.proc and a.proc.poll() is None:
+                a.proc.send_signal(signal.SIGCONT)
+            a.kill_and_cleanup()
+            if b:
+                b.kill_and_cleanup()
+
+
+def test_planned_stop():
+    with NatsCluster(3) as nc:
+        a = es.Server(args=args(nc, lease_ms=30000))  # a lease that would lapse only in 30 s
+        b = None
+        try:
+            a.start()
+            b = start_standby(nc, lease_ms=30000)
+            for i in range(20):
+                assert a.call(es.create("p-%d" % i))["ok"]
+            stopped = time.monotonic()
+            assert a.stop() == 0
+            pos, at = first_ack(b, "after-stop", timeout=20)
+            assert pos == 21, pos
+            assert at - stopped < 20  # far less than the 30 s lease: it was released
+            assert b.stop() == 0
+            print("  SIGTERM released the lease: the standby acknowledged a command %.2f s "
+                  "later (lease 30 s)" % (at - stopped))
+        finally:
+            a.kill_and_cleanup()
+            if b:
+                b.kill_and_cleanup()
+
+
+def main():
+    passed = failed = 0
+    for name, fn in [("kill -9 under load", test_kill9_under_load),
+                     ("no split brain", test_no_split_brain),
+                     ("planned stop", test_planned_stop)]:
+        t0 = time.monotonic()
+        try:
+            fn()
+            passed += 1
+            print("ok   %s (%.1f s)" % (name, time.monotonic() - t0))
+        except Exception:
+            failed += 1
+            print("FAIL %s" % name)
+            traceback.print_exc()
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
