@@ -42,6 +42,7 @@ class NatsCluster:
         self.n = nodes
         self.own_top = top is None
         self.top = top or tempfile.mkdtemp(prefix="ordo-nats-")
+        os.makedirs(self.top, exist_ok=True)
         self.ports = [(_free_port(), _free_port(), _free_port()) for _ in range(nodes)]
         self.procs = [None] * nodes
         self.logs = [None] * nodes
