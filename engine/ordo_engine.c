@@ -553,6 +553,11 @@ bool ordo_engine_failed(const ordo_engine_t *e)
     return atomic_load(&e->front_ended);
 }
 
+bool ordo_engine_log_failed(const ordo_engine_t *e)
+{
+    return atomic_load_explicit(&e->stats.log_failed, memory_order_relaxed) != 0;
+}
+
 void *ordo_engine_zmq_context(const ordo_engine_t *e)
 {
     return e->ctx;

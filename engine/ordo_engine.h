@@ -71,6 +71,10 @@ void ordo_engine_destroy(ordo_engine_t **engine);
  * engine answers nothing more and should be stopped. Any thread. */
 bool ordo_engine_failed(const ordo_engine_t *engine);
 
+/* True once the log (or its replication) failed for good: commands get
+ * `unavailable` until a restart. */
+bool ordo_engine_log_failed(const ordo_engine_t *engine);
+
 /* The ZeroMQ context its sockets live in (the one given, or its own). */
 void *ordo_engine_zmq_context(const ordo_engine_t *engine);
 

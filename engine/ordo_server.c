@@ -107,10 +107,12 @@ static int s_own_or_follow(const ordo_config_t *cfg, ordo_lease_t **lease,
             rc = ordo_standby_run(cfg, *lease, s_stop_asked, stop_signals, given);
             return rc == 0 ? 0 : rc == 1 ? 1 : -1;
         }
-        if (tries == 50) { /* 10 s without an answer */
+        if (tries == 150) { /* 30 s without an answer */
             ordo_log_error("server", "the partition's lease: %s", err);
             return -1;
         }
+        if (tries % 10 == 0)
+            ordo_log_warn("server", "waiting for the partition's lease: %s", err);
         if (s_stop_asked(stop_signals))
             return 1;
         nanosleep(&(struct timespec){0, 200 * 1000 * 1000}, NULL);
@@ -118,7 +120,10 @@ static int s_own_or_follow(const ordo_config_t *cfg, ordo_lease_t **lease,
 }
 
 /* Renews the lease when due. True if it is lost: the engine must stop
- * taking commands (its next frame would be refused anyway). */
+ * taking commands (its next frame would be refused anyway). A renewal that
+ * gets no answer (a NATS node lost, a leader being elected) is not a loss:
+ * the owner goes on, and if a standby took over meanwhile, its lease
+ * marker fences this engine's next frame. */
 static bool s_renew(ordo_lease_t *lease, uint64_t *renewed)
 {
     uint64_t now = ordo_mono_ns(), every = (uint64_t)ordo_lease_renew_every_ms(lease) * 1000000u;
@@ -130,11 +135,12 @@ static bool s_renew(ordo_lease_t *lease, uint64_t *renewed)
         *renewed = now;
         return false;
     }
-    if (rc == 1 || now - *renewed > 3 * every) { /* 3 * every = the TTL: it has lapsed */
+    if (rc == 1) {
         ordo_log_error("server", "the partition's lease is lost (%s): stepping down", err);
         return true;
     }
     ordo_log_warn("server", "renewing the partition's lease: %s; trying again", err);
+    *renewed = now - every + every / 4; /* again in a quarter of the interval */
     return false;
 }
 
@@ -273,20 +279,25 @@ int main(int argc, char **argv)
      * lease, renew it, and step down if it is lost. */
     const struct timespec tick = {0, 100 * 1000 * 1000};
     int sig = -1;
-    bool deposed = false;
+    bool deposed = false, failed = false;
     uint64_t renewed = ordo_mono_ns();
     while (sig < 0 && !ordo_engine_failed(engine) && !deposed) {
         sig = sigtimedwait(&stop_signals, NULL, &tick);
         if (lease && sig < 0)
             deposed = s_renew(lease, &renewed);
+        if (lease && !deposed && ordo_engine_log_failed(engine)) {
+            /* It cannot write: let another engine own the partition. */
+            ordo_log_error("server", "the log or its replication failed: stepping down");
+            deposed = failed = true;
+        }
     }
     if (sig > 0)
         ordo_log_info("server", "%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     ordo_metrics_http_stop(&metrics); /* before the engine it reads */
     int rc = ordo_engine_stop(engine);
     ordo_engine_destroy(&engine);
-    if (lease && !deposed)
-        ordo_lease_release(lease); /* a planned stop: the standby takes over at once */
+    if (lease && (!deposed || failed))
+        ordo_lease_release(lease); /* still ours: the standby takes over at once */
     ordo_lease_close(&lease);
     ordo_auth_destroy(&auth); /* after the sockets it guards are closed */
     return deposed ? 3 : rc == 0 ? 0 : 1;

@@ -93,7 +93,10 @@ static int s_step(s_standby_t *sb, int wait_ms)
 }
 
 /* The lease is ours: reads the stream to its end, then claims it (a lease
- * marker), again if another engine wrote after the end we read. 0 or -1. */
+ * marker), again if another engine wrote after the end we read. A log that
+ * ends past the stream (this folder owned the partition before, and its
+ * last frames were not acknowledged) is left to the engine's start, which
+ * publishes them (ordo_reconcile.h) and then claims. 0 or -1. */
 static int s_take_over(s_standby_t *sb)
 {
     char err[800];
@@ -126,8 +129,12 @@ static int s_take_over(s_standby_t *sb)
             return -1;
         }
         int rc = 1;
-        if (end.last_position == ordo_wal_head(sb->st->wal))
+        uint64_t head = ordo_wal_head(sb->st->wal);
+        if (end.last_position == head)
             rc = ordo_replicator_claim(r, err, sizeof err);
+        else if (end.last_position < head)
+            rc = 0; /* this folder wrote frames the stream lacks (it owned the partition
+                     * and was not acknowledged): the engine reconciles, then claims */
         ordo_replicator_close(&r);
         if (rc == 0)
             return 0;
