@@ -310,8 +310,10 @@ static int s_prepare(ordo_engine_t *e, bool repair)
         return -1; /* the log line says why */
     }
     ordo_engine_stats_observe(&e->stats, e->wal);
-    if (e->cfg.nats[0] && s_replicate(e) != 0)
+    if (e->cfg.nats[0] && s_replicate(e) != 0) {
+        ordo_registry_destroy(&all);
         return -1; /* the log line says why */
+    }
     e->stats.shards = e->n;
     e->regs = calloc(e->n, sizeof *e->regs);
     e->shards = calloc(e->n, sizeof *e->shards);

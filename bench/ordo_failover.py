@@ -1,0 +1,109 @@
+#!/usr/bin/python3
+"""Failover time of one partition: from kill -9 of the owner to the first
+command the new owner acknowledges, on this machine. Each run starts a
+fresh 3-node NATS JetStream cluster on loopback (tests/nats_cluster.py),
+an owner and a standby (ordo-server --fsync replicated --nats), has a
+client send commands to the owner as fast as it reads their replies, kills
+the owner once 2,000 are acknowledged, then asks the standby with one
+CreateOrder (one request_id, retried every 100 ms) until it is
+acknowledged. Figures are medians of the runs.
+
+    bench/ordo_failover.py build/engine/ordo-server [--runs 5] [--lease-ms 2000] [--json]
+"""
+import argparse
+import json
+import os
+import signal
+import statistics
+import sys
+import threading
+import time
+
+import msgpack
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests"))
+
+
+def one(es, NatsCluster, start_standby, lease_ms):
+    with NatsCluster(3) as nc:
+        args = ["--fsync", "replicated", "--nats", nc.urls, "--shards", "2",
+                "--lease-ms", str(lease_ms)]
+        a = es.Server(args=args)
+        b = None
+        try:
+            a.start()
+            b = start_standby(nc, lease_ms)
+            acked, stop = [0], threading.Event()
+
+            def client():
+                sock = a.dealer()
+                i = 0
+                try:
+                    while not stop.is_set():
+                        for _ in range(100):
+                            sock.send(msgpack.packb(es.create("f-%d" % i)))
+                            i += 1
+                        while sock.poll(1):
+                            if msgpack.unpackb(sock.recv_multipart()[-1], raw=False).get("ok"):
+                                acked[0] += 1
+                finally:
+                    sock.close()
+
+            t = threading.Thread(target=client)
+            t.start()
+            deadline = time.monotonic() + 60
+            while acked[0] < 2000 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            a.proc.send_signal(signal.SIGKILL)
+            killed = time.monotonic()
+            stop.set()
+            a.proc.wait(30)
+            t.join(30)
+            a.stop()
+            while True:
+                sock = b.dealer()
+                try:
+                    sock.send(msgpack.packb(es.create("after", rid="after")))
+                    if sock.poll(100) and \
+                            msgpack.unpackb(sock.recv_multipart()[-1], raw=False).get("ok"):
+                        return time.monotonic() - killed
+                finally:
+                    sock.close()
+                if time.monotonic() - killed > 60:
+                    raise SystemExit("no acknowledgement from the standby within 60 s")
+        finally:
+            a.kill_and_cleanup()
+            if b:
+                b.kill_and_cleanup()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("server")
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--lease-ms", type=int, default=2000)
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args()
+    sys.argv = [sys.argv[0], a.server]  # e2e_server reads the server from argv
+    import e2e_server as es
+    from e2e_failover import start_standby
+    from nats_cluster import NatsCluster
+    times = []
+    for r in range(a.runs):
+        s = one(es, NatsCluster, start_standby, a.lease_ms)
+        times.append(s)
+        print("run %d/%d: %.2f s" % (r + 1, a.runs, s), file=sys.stderr)
+    out = {"lease_ms": a.lease_ms, "median_s": statistics.median(times),
+           "min_s": min(times), "max_s": max(times), "runs_s": [round(t, 3) for t in times]}
+    if a.json:
+        print(json.dumps(out))
+    else:
+        print("failover (kill -9 to the first acknowledged command), lease %d ms: median %.2f s "
+              "(min %.2f, max %.2f, %d runs)" % (a.lease_ms, out["median_s"], out["min_s"],
+                                                 out["max_s"], a.runs))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
