@@ -8,10 +8,12 @@
  * next renewal and must step down. The revision the lease was taken or
  * renewed at names the ownership: frames carry it (Ordo-Lease).
  *
- * One thread uses a lease. */
+ * Thread-safe: once taken, a keeper thread renews it (ordo_lease_keep)
+ * while the engine runs. */
 #ifndef ORDO_LEASE_H
 #define ORDO_LEASE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,7 +23,8 @@ typedef struct {
     const char *servers;   /* NATS URLs, comma-separated */
     uint32_t partition;    /* the key: p<partition> */
     int replicas;          /* of the bucket, when this makes it */
-    int ttl_ms;            /* a lease lapses this long after its last write */
+    int ttl_ms;            /* a lease lapses this long after its last write (when this
+                            * makes the bucket; an existing bucket's TTL rules) */
     const char *holder;    /* who we are, for others to read */
 } ordo_lease_options_t;
 
@@ -40,12 +43,20 @@ int ordo_lease_acquire(ordo_lease_t *l, char *holder, size_t holder_size, char *
  * lease lapses at its TTL all the same). */
 int ordo_lease_renew(ordo_lease_t *l, char *err, size_t errsize);
 
-/* Lets go of it (an empty value, if it is still ours), so a standby takes
- * over at once rather than at the TTL. */
+/* Starts the keeper: a thread renewing the lease every third of the
+ * bucket's TTL, from now until release or close. 0, or -1 (no thread). */
+int ordo_lease_keep(ordo_lease_t *l);
+
+/* True once the keeper found the lease lost (lapsed, or taken by another
+ * engine): the engine must step down. */
+bool ordo_lease_lost(const ordo_lease_t *l);
+
+/* Stops the keeper and lets go of the lease (an empty value, if it is
+ * still ours), so a standby takes over at once rather than at the TTL. */
 void ordo_lease_release(ordo_lease_t *l);
 
 /* The revision of our last write (0 = not ours). */
-uint64_t ordo_lease_revision(const ordo_lease_t *l);
+uint64_t ordo_lease_revision(ordo_lease_t *l);
 
 /* Milliseconds between renewals: a third of the TTL. */
 int ordo_lease_renew_every_ms(const ordo_lease_t *l);

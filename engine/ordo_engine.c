@@ -65,6 +65,7 @@ struct ordo_engine {
     ordo_wal_t *wal;
     ordo_replicator_t *replicator; /* --nats: the log's copy in JetStream */
     uint64_t lease;                /* the lease revision it owns the stream under */
+    bool claimed;                  /* reconciled and claimed before the start */
     ordo_engine_state_t given;     /* a standby's state, until s_prepare takes it */
     size_t frame_bytes_max;        /* what one frame may hold (0: the log's bound) */
     ordo_index_t *index;
@@ -278,12 +279,20 @@ static int s_replicate(ordo_engine_t *e)
     char wal_dir[PATH_MAX + 16];
     ordo_config_wal_dir(&e->cfg, wal_dir, sizeof wal_dir);
     uint64_t head = ordo_wal_head(e->wal);
-    if (ordo_reconcile(e->replicator, wal_dir, head, err, sizeof err) != 0) {
+    if (e->claimed) { /* a standby did both: the stream must still end here */
+        if (end.last_position != head) {
+            ordo_log_error("engine",
+                           "replication: the stream ends at position %llu, the log at %llu, "
+                           "after the claim",
+                           (unsigned long long)end.last_position, (unsigned long long)head);
+            return -1;
+        }
+    } else if (ordo_reconcile(e->replicator, wal_dir, head, err, sizeof err) != 0) {
         ordo_log_error("engine", "replication: %s", err);
         return -1;
     }
     /* Claim the stream under our lease: whoever wrote before is fenced. */
-    if (e->lease && ordo_replicator_claim(e->replicator, err, sizeof err) != 0) {
+    if (e->lease && !e->claimed && ordo_replicator_claim(e->replicator, err, sizeof err) != 0) {
         ordo_log_error("engine", "replication: claiming the stream: %s", err);
         return -1;
     }
@@ -429,6 +438,7 @@ int ordo_engine_start(const ordo_engine_options_t *opts, ordo_engine_t **out)
         e->given.lock_fd = -1;
     }
     e->lease = opts->lease;
+    e->claimed = opts->claimed;
     static atomic_ullong engines;
     e->serial = atomic_fetch_add(&engines, 1) + 1;
     e->start_us = ordo_now_us();
@@ -440,6 +450,12 @@ int ordo_engine_start(const ordo_engine_options_t *opts, ordo_engine_t **out)
     }
     e->cfg = opts->cfg;
     e->io = opts->io ? opts->io : ordo_io_posix();
+    if ((e->cfg.fsync_mode == ORDO_SYNC_REPLICATED) != (e->cfg.nats[0] != '\0')) {
+        ordo_log_error("engine", "--fsync replicated and --nats go together");
+        ordo_engine_state_free(&e->given);
+        free(e);
+        return -1;
+    }
     char why[PATH_MAX + 160];
     if (e->given.lock_fd >= 0) {
         e->lock_fd = e->given.lock_fd;

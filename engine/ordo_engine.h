@@ -46,6 +46,8 @@ typedef struct {
                                  * from the data folder */
     uint64_t lease;             /* --nats: the lease revision this engine owns the stream
                                  * under (it claims the stream with it); 0 = none */
+    bool claimed;               /* the state's log and the stream were reconciled and the
+                                 * stream claimed under `lease` already (ordo_standby.h) */
 } ordo_engine_options_t;
 
 /* Takes the data folder's lock (one engine per folder: a second one is

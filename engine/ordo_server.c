@@ -20,7 +20,6 @@
 
 #define ORDO_SERVER_VERSION "0.2.0"
 
-#include "ordo_clock.h"
 #include "ordo_lease.h"
 #include "ordo_standby.h"
 
@@ -77,11 +76,12 @@ static bool s_stop_asked(void *ctx)
     return sig > 0;
 }
 
-/* Takes the partition's lease, or runs as the standby until it can.
- * 0: this engine owns the partition (*standby: with the state it built);
- * 1: stopped by a signal while standby; -1: failed (logged). */
+/* Takes the partition's lease, or runs as the standby until it can; either
+ * way catches up with the stream and claims it before the engine starts
+ * (ordo_standby.h). 0: this engine owns the partition, with the state in
+ * *given; 1: stopped by a signal while standby; -1: failed (logged). */
 static int s_own_or_follow(const ordo_config_t *cfg, ordo_lease_t **lease,
-                           ordo_engine_state_t *given, sigset_t *stop_signals, bool *standby)
+                           ordo_engine_state_t *given, sigset_t *stop_signals)
 {
     char holder[400], err[800], other[512];
     snprintf(holder, sizeof holder, "%s (pid %ld)", cfg->bind, (long)getpid());
@@ -96,16 +96,16 @@ static int s_own_or_follow(const ordo_config_t *cfg, ordo_lease_t **lease,
     }
     for (int tries = 0;; tries++) {
         int rc = ordo_lease_acquire(*lease, other, sizeof other, err, sizeof err);
-        if (rc == 0) {
+        if (rc == 0)
             ordo_log_info("server", "this engine owns partition 0 (lease revision %llu)",
                           (unsigned long long)ordo_lease_revision(*lease));
-            return 0;
-        }
-        if (rc == 1) {
+        else if (rc == 1)
             ordo_log_info("server", "partition 0 is owned by %s: standing by", other);
-            *standby = true;
-            rc = ordo_standby_run(cfg, *lease, s_stop_asked, stop_signals, given);
-            return rc == 0 ? 0 : rc == 1 ? 1 : -1;
+        if (rc >= 0) {
+            rc = ordo_standby_run(cfg, *lease, rc == 0, s_stop_asked, stop_signals, given);
+            if (rc != 0 && ordo_lease_revision(*lease))
+                ordo_lease_release(*lease); /* taken but not used: free for another */
+            return rc;
         }
         if (tries == 150) { /* 30 s without an answer */
             ordo_log_error("server", "the partition's lease: %s", err);
@@ -117,31 +117,6 @@ static int s_own_or_follow(const ordo_config_t *cfg, ordo_lease_t **lease,
             return 1;
         nanosleep(&(struct timespec){0, 200 * 1000 * 1000}, NULL);
     }
-}
-
-/* Renews the lease when due. True if it is lost: the engine must stop
- * taking commands (its next frame would be refused anyway). A renewal that
- * gets no answer (a NATS node lost, a leader being elected) is not a loss:
- * the owner goes on, and if a standby took over meanwhile, its lease
- * marker fences this engine's next frame. */
-static bool s_renew(ordo_lease_t *lease, uint64_t *renewed)
-{
-    uint64_t now = ordo_mono_ns(), every = (uint64_t)ordo_lease_renew_every_ms(lease) * 1000000u;
-    if (now - *renewed < every)
-        return false;
-    char err[600];
-    int rc = ordo_lease_renew(lease, err, sizeof err);
-    if (rc == 0) {
-        *renewed = now;
-        return false;
-    }
-    if (rc == 1) {
-        ordo_log_error("server", "the partition's lease is lost (%s): stepping down", err);
-        return true;
-    }
-    ordo_log_warn("server", "renewing the partition's lease: %s; trying again", err);
-    *renewed = now - every + every / 4; /* again in a quarter of the interval */
-    return false;
 }
 
 int main(int argc, char **argv)
@@ -237,9 +212,8 @@ int main(int argc, char **argv)
      * engine is the standby until it takes the lease. */
     ordo_lease_t *lease = NULL;
     ordo_engine_state_t given = {.lock_fd = -1};
-    bool standby = false;
     if (cfg.nats[0]) {
-        int rc = s_own_or_follow(&cfg, &lease, &given, &stop_signals, &standby);
+        int rc = s_own_or_follow(&cfg, &lease, &given, &stop_signals);
         if (rc != 0) {
             ordo_lease_close(&lease);
             ordo_auth_destroy(&auth);
@@ -249,11 +223,13 @@ int main(int argc, char **argv)
     ordo_engine_options_t eopts = {.cfg = cfg,
                                    .repair = repair,
                                    .auth = auth,
-                                   .state = standby ? &given : NULL,
-                                   .lease = lease ? ordo_lease_revision(lease) : 0};
+                                   .state = lease ? &given : NULL,
+                                   .lease = lease ? ordo_lease_revision(lease) : 0,
+                                   .claimed = lease != NULL};
     ordo_engine_t *engine = NULL;
     if (ordo_engine_start(&eopts, &engine) != 0) {
-        ordo_lease_close(&lease); /* not released: a standby takes it at its TTL */
+        ordo_lease_release(lease); /* free for a standby at once */
+        ordo_lease_close(&lease);
         ordo_auth_destroy(&auth);
         return 1; /* the log lines say why */
     }
@@ -280,11 +256,12 @@ int main(int argc, char **argv)
     const struct timespec tick = {0, 100 * 1000 * 1000};
     int sig = -1;
     bool deposed = false, failed = false;
-    uint64_t renewed = ordo_mono_ns();
     while (sig < 0 && !ordo_engine_failed(engine) && !deposed) {
         sig = sigtimedwait(&stop_signals, NULL, &tick);
-        if (lease && sig < 0)
-            deposed = s_renew(lease, &renewed);
+        if (lease && ordo_lease_lost(lease)) { /* its keeper thread found out */
+            ordo_log_error("server", "the partition's lease is lost: stepping down");
+            deposed = true;
+        }
         if (lease && !deposed && ordo_engine_log_failed(engine)) {
             /* It cannot write: let another engine own the partition. */
             ordo_log_error("server", "the log or its replication failed: stepping down");

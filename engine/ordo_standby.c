@@ -7,12 +7,15 @@
 #include "ordo_follower.h"
 #include "ordo_lock.h"
 #include "ordo_log.h"
+#include "ordo_reconcile.h"
 #include "ordo_replicator.h"
 #include "ordo_state.h"
 #include "ordo_wal_format.h"
 
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
+#include <time.h>
 #include <string.h>
 #include <zstd.h>
 
@@ -22,13 +25,13 @@
 
 typedef struct {
     const ordo_config_t *cfg;
+    const char *wal_dir;
     ordo_lease_t *lease;
     ordo_follower_t *follower;
     ordo_engine_state_t *st;
     ZSTD_DCtx *dctx;
     ordo_wal_buf_t raw;
     uint64_t seen_seq; /* the last stream message read */
-    uint64_t renewed_ns;
 } s_standby_t;
 
 /* Applies the records of a frame (already appended: it checked out). */
@@ -92,14 +95,14 @@ static int s_step(s_standby_t *sb, int wait_ms)
     return s_apply(sb, m.data, m.len) == 0 ? 1 : -1;
 }
 
-/* The lease is ours: reads the stream to its end, then claims it (a lease
- * marker), again if another engine wrote after the end we read. A log that
- * ends past the stream (this folder owned the partition before, and its
- * last frames were not acknowledged) is left to the engine's start, which
- * publishes them (ordo_reconcile.h) and then claims. 0 or -1. */
+/* The lease is ours (its keeper renews it): reads the stream to its end,
+ * checks that the stream's last frame is this log's (ordo_reconcile.h,
+ * which also publishes frames this folder wrote as owner before and never
+ * had acknowledged), then claims the stream (a lease marker), again if
+ * another engine wrote after the end we read. 0 or -1. */
 static int s_take_over(s_standby_t *sb)
 {
-    char err[800];
+    char err[1200];
     uint64_t deadline = ordo_mono_ns() + (uint64_t)S_CATCH_UP_MS * 1000000u;
     ordo_replicator_options_t ro = {.servers = sb->cfg->nats,
                                     .partition = 0,
@@ -107,34 +110,34 @@ static int s_take_over(s_standby_t *sb)
                                     .timeout_ms = 5000,
                                     .lease = ordo_lease_revision(sb->lease)};
     while (ordo_mono_ns() < deadline) {
+        if (ordo_lease_lost(sb->lease)) {
+            ordo_log_error("standby", "lost the lease while catching up");
+            return -1;
+        }
         uint64_t last_seq;
         if (ordo_follower_last_seq(sb->follower, &last_seq, err, sizeof err) != 0) {
             ordo_log_warn("standby", "%s", err);
+            nanosleep(&(struct timespec){0, S_POLL_MS * 1000000L}, NULL);
             continue;
         }
         while (sb->seen_seq < last_seq && ordo_mono_ns() < deadline)
             if (s_step(sb, S_POLL_MS) < 0)
                 return -1;
-        if (ordo_mono_ns() - sb->renewed_ns > (uint64_t)ordo_lease_renew_every_ms(sb->lease) * 1000000u) {
-            if (ordo_lease_renew(sb->lease, err, sizeof err) == 1) {
-                ordo_log_warn("standby", "lost the lease while catching up: %s", err);
-                return -1;
-            }
-            sb->renewed_ns = ordo_mono_ns();
-        }
         ordo_replicator_t *r = NULL;
         ordo_replicator_end_t end;
         if (ordo_replicator_open(&ro, &r, &end, err, sizeof err) != 0) {
             ordo_log_error("standby", "%s", err);
             return -1;
         }
-        int rc = 1;
+        int rc = 1; /* the stream went on: follow on */
         uint64_t head = ordo_wal_head(sb->st->wal);
-        if (end.last_position == head)
-            rc = ordo_replicator_claim(r, err, sizeof err);
-        else if (end.last_position < head)
-            rc = 0; /* this folder wrote frames the stream lacks (it owned the partition
-                     * and was not acknowledged): the engine reconciles, then claims */
+        if (end.last_position <= head) {
+            rc = ordo_reconcile(r, sb->wal_dir, head, err, sizeof err);
+            if (rc == 0)
+                rc = ordo_replicator_claim(r, err, sizeof err);
+            else
+                ordo_log_error("standby", "%s", err);
+        }
         ordo_replicator_close(&r);
         if (rc == 0)
             return 0;
@@ -142,17 +145,18 @@ static int s_take_over(s_standby_t *sb)
             ordo_log_error("standby", "claiming the stream: %s", err);
             return -1;
         }
-        /* The old owner wrote after the end we read: follow on. */
     }
     ordo_log_error("standby", "the stream's end was not reached in %d s", S_CATCH_UP_MS / 1000);
     return -1;
 }
 
-int ordo_standby_run(const ordo_config_t *cfg, ordo_lease_t *lease, bool (*stop)(void *ctx),
-                     void *ctx, ordo_engine_state_t *state)
+int ordo_standby_run(const ordo_config_t *cfg, ordo_lease_t *lease, bool have_lease,
+                     bool (*stop)(void *ctx), void *ctx, ordo_engine_state_t *state)
 {
     *state = (ordo_engine_state_t){.lock_fd = -1};
-    s_standby_t sb = {.cfg = cfg, .lease = lease, .st = state};
+    char wal_dir[PATH_MAX + 16];
+    ordo_config_wal_dir(cfg, wal_dir, sizeof wal_dir);
+    s_standby_t sb = {.cfg = cfg, .wal_dir = wal_dir, .lease = lease, .st = state};
     char why[PATH_MAX + 160];
     int result = -1;
     if ((state->lock_fd = ordo_lock_acquire(cfg->data_dir, why, sizeof why)) < 0) {
@@ -167,12 +171,26 @@ int ordo_standby_run(const ordo_config_t *cfg, ordo_lease_t *lease, bool (*stop)
         goto out;
     }
     char err[800];
+    /* The stream exists from here on (the first engine of a cluster makes
+     * it), so that there is something to follow. */
+    ordo_replicator_options_t ro = {.servers = cfg->nats,
+                                    .partition = 0,
+                                    .replicas = cfg->nats_replicas,
+                                    .timeout_ms = 5000};
+    ordo_replicator_t *made = NULL;
+    ordo_replicator_end_t end;
+    if (ordo_replicator_open(&ro, &made, &end, err, sizeof err) != 0) {
+        ordo_log_error("standby", "%s", err);
+        goto out;
+    }
+    ordo_replicator_close(&made);
     if (ordo_follower_open(cfg->nats, 0, 1, &sb.follower, err, sizeof err) != 0) {
         ordo_log_error("standby", "%s", err);
         goto out;
     }
-    ordo_log_info("standby", "following stream ORDO_P0 from this log's position %" PRIu64,
-                  ordo_wal_head(state->wal));
+    if (!have_lease)
+        ordo_log_info("standby", "following stream ORDO_P0 from this log's position %" PRIu64,
+                      ordo_wal_head(state->wal));
     char holder[512] = "", was[512] = "";
     uint64_t next_ask = 0;
     for (;;) {
@@ -180,12 +198,15 @@ int ordo_standby_run(const ordo_config_t *cfg, ordo_lease_t *lease, bool (*stop)
             result = 1;
             goto out;
         }
-        if (s_step(&sb, S_POLL_MS) < 0)
+        int got = have_lease ? 0 : s_step(&sb, S_POLL_MS);
+        if (got < 0)
             goto out;
-        if (ordo_mono_ns() < next_ask)
+        /* Ask for the lease only when caught up (nothing came within the
+         * wait): a standby far behind would hold it while it reads. */
+        if (got > 0 || ordo_mono_ns() < next_ask)
             continue;
         next_ask = ordo_mono_ns() + (uint64_t)S_ASK_EVERY_MS * 1000000u;
-        int rc = ordo_lease_acquire(lease, holder, sizeof holder, err, sizeof err);
+        int rc = have_lease ? 0 : ordo_lease_acquire(lease, holder, sizeof holder, err, sizeof err);
         if (rc == 1 && strcmp(holder, was) != 0) {
             ordo_log_info("standby", "the partition's owner is %s; at position %" PRIu64, holder,
                           ordo_wal_head(state->wal));
@@ -193,7 +214,10 @@ int ordo_standby_run(const ordo_config_t *cfg, ordo_lease_t *lease, bool (*stop)
         }
         if (rc != 0)
             continue; /* held, or no answer: ask again */
-        sb.renewed_ns = ordo_mono_ns();
+        if (ordo_lease_keep(lease) != 0) {
+            ordo_log_error("standby", "cannot start the lease's keeper thread");
+            goto out;
+        }
         uint64_t t0 = ordo_mono_ns();
         ordo_log_info("standby", "the lease is ours (revision %" PRIu64 "): catching up from %" PRIu64,
                       ordo_lease_revision(lease), ordo_wal_head(state->wal));

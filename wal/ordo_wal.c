@@ -992,7 +992,6 @@ static int s_write_frame(ordo_wal_t *wal, const void *frame, size_t len, uint64_
     if (ordo_io_pwrite_all(wal->io, wal->fd, frame, len, (off_t)off) != 0)
         return s_fail(wal, errno, "write to", cur->first, off);
     wal->last_crc = crc;
-    wal->frame_len = len;
     pthread_mutex_lock(&wal->lock);
     s_mark(cur, off, first);
     cur->end = off + len;
@@ -1029,6 +1028,7 @@ int ordo_wal_append(ordo_wal_t *wal, const ordo_wal_rec_t *recs, size_t count,
         return rc; /* nothing written: the log stays usable */
     if ((rc = s_write_frame(wal, wal->frame.data, len, first, count, crc)) != 0)
         return rc;
+    wal->frame_len = len; /* ordo_wal_last_frame: this one's bytes (not a replica's) */
     if (first_position)
         *first_position = first;
     return 0;

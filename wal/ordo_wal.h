@@ -119,8 +119,8 @@ const ordo_io_t *ordo_wal_io(const ordo_wal_t *wal);
  * replicas acknowledged it). No-op in the other modes. */
 void ordo_wal_release(ordo_wal_t *wal);
 
-/* The bytes of the frame the last successful append wrote, exactly as in
- * the segment file; valid until the next append. */
+/* The bytes of the frame the last successful ordo_wal_append wrote,
+ * exactly as in the segment file; valid until the next append. */
 void ordo_wal_last_frame(const ordo_wal_t *wal, const void **data, size_t *len);
 
 /* The first error that failed the log (e.g. ORDO_ERR_NOSPACE), 0 if none. */
