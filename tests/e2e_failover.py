@@ -25,6 +25,7 @@ import time
 import traceback
 
 import msgpack
+import zmq
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import e2e_server as es  # noqa: E402  (reads sys.argv[1]: the server)
@@ -101,7 +102,11 @@ def test_kill9_under_load():
                 try:
                     while not stop.is_set() and sent[0] < 200000:
                         for _ in range(200):
-                            sock.send(msgpack.packb(es.create("k-%d" % sent[0])))
+                            try:  # never blocks: once the owner is dead its queue fills
+                                sock.send(msgpack.packb(es.create("k-%d" % sent[0])),
+                                          zmq.NOBLOCK)
+                            except zmq.Again:
+                                break
                             sent[0] += 1
                         while sock.poll(1):
                             r = msgpack.unpackb(sock.recv_multipart()[-1], raw=False)
@@ -115,7 +120,7 @@ def test_kill9_under_load():
                 finally:
                     sock.close()
 
-            t = threading.Thread(target=client)
+            t = threading.Thread(target=client, daemon=True)
             t.start()
             wait_for("3000 acknowledged", lambda: len(acked) >= 3000, timeout=60)
             # On a busy machine the owner may miss its renewals and step down
@@ -124,12 +129,13 @@ def test_kill9_under_load():
             a.proc.send_signal(signal.SIGKILL)
             killed = time.monotonic()
             a.proc.wait(30)
-            stop.set()
-            t.join(60)
-            n = sent[0]
-            a.stop()
             pos, at = first_ack(b, "after-kill")
             failover = at - killed
+            stop.set()
+            t.join(60)
+            assert not t.is_alive(), "the client thread is stuck"
+            n = sent[0]
+            a.stop()
             b.sock = b.dealer()
             events = read_all(b)
             positions = [e["position"] for e in events]
