@@ -17,19 +17,6 @@ struct ordo_follower {
     char stream[32];
 };
 
-static bool s_header_u64(natsMsg *m, const char *key, uint64_t *out)
-{
-    const char *v = NULL;
-    if (natsMsgHeader_Get(m, key, &v) != NATS_OK || !v || !*v || v[0] == '-')
-        return false;
-    char *end;
-    unsigned long long n = strtoull(v, &end, 10);
-    if (*end)
-        return false;
-    *out = n;
-    return true;
-}
-
 int ordo_follower_open(const char *servers, uint32_t partition, uint64_t from,
                        ordo_follower_t **out, char *err, size_t errsize)
 {
@@ -77,14 +64,14 @@ int ordo_follower_next(ordo_follower_t *f, int timeout_ms, ordo_follower_msg_t *
     jsMsgMetaData *meta = NULL;
     uint64_t first = 0, count = 0, lease = 0;
     if (natsMsg_GetMetaData(&meta, f->msg) != NATS_OK ||
-        !s_header_u64(f->msg, "Ordo-First", &first) ||
-        !s_header_u64(f->msg, "Ordo-Count", &count) || first == 0 || count > UINT32_MAX) {
+        !ordo_nats_header_u64(f->msg, "Ordo-First", &first) ||
+        !ordo_nats_header_u64(f->msg, "Ordo-Count", &count) || first == 0 || count > UINT32_MAX) {
         jsMsgMetaData_Destroy(meta);
         snprintf(err, errsize, "a message of stream %s is not Ordo's (no Ordo-First and "
                                "Ordo-Count headers)", f->stream);
         return -1;
     }
-    s_header_u64(f->msg, "Ordo-Lease", &lease);
+    ordo_nats_header_u64(f->msg, "Ordo-Lease", &lease);
     *m = (ordo_follower_msg_t){.seq = meta->Sequence.Stream,
                                .first = first,
                                .count = (uint32_t)count,

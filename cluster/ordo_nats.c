@@ -1,11 +1,26 @@
 /* A connection to a NATS cluster with JetStream (see ordo_nats.h). */
 #include "ordo_nats.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define S_SERVERS_MAX 16
+
+bool ordo_nats_header_u64(natsMsg *m, const char *key, uint64_t *out)
+{
+    const char *v = NULL;
+    if (natsMsgHeader_Get(m, key, &v) != NATS_OK || !v || !*v || v[0] == '-' || v[0] == '+')
+        return false;
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (*end || errno)
+        return false;
+    *out = n;
+    return true;
+}
 
 int ordo_nats_fail(char *err, size_t errsize, const char *what, natsStatus s, jsErrCode jerr)
 {

@@ -33,20 +33,6 @@ struct ordo_replicator {
     bool failed;    /* a publish failed: its outcome is unknown */
 };
 
-/* A header's value as a whole number. False if missing or not one. */
-static bool s_header_u64(natsMsg *m, const char *key, uint64_t *out)
-{
-    const char *v = NULL;
-    if (natsMsgHeader_Get(m, key, &v) != NATS_OK || !v || !*v)
-        return false;
-    char *end;
-    unsigned long long n = strtoull(v, &end, 10);
-    if (*end || v[0] == '-')
-        return false;
-    *out = n;
-    return true;
-}
-
 /* Reads the stream's end: its last sequence, and its last frame, past
  * the lease markers after it (messages of no events). */
 static int s_read_end(ordo_replicator_t *r, char *err, size_t errsize)
@@ -67,8 +53,8 @@ static int s_read_end(ordo_replicator_t *r, char *err, size_t errsize)
         if ((s = js_GetMsg(&m, r->js, r->stream, seq, NULL, &jerr)) != NATS_OK)
             return ordo_nats_fail(err, errsize, "reading the stream's last frame", s, jerr);
         uint64_t first = 0, count = 0;
-        bool ours = s_header_u64(m, "Ordo-First", &first) &&
-                    s_header_u64(m, "Ordo-Count", &count) && first > 0 && count <= UINT32_MAX;
+        bool ours = ordo_nats_header_u64(m, "Ordo-First", &first) &&
+                    ordo_nats_header_u64(m, "Ordo-Count", &count) && first > 0 && count <= UINT32_MAX;
         if (ours && count == 0) { /* a lease marker */
             natsMsg_Destroy(m);
             continue;

@@ -29,7 +29,7 @@ import zmq
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import e2e_server as es  # noqa: E402  (reads sys.argv[1]: the server)
-from e2e_replication import local_frames, stream_frames  # noqa: E402
+from e2e_replication import local_frames, read_all, stream_frames  # noqa: E402
 from e2e_util import wait_for  # noqa: E402
 from nats_cluster import JetStream, NatsCluster  # noqa: E402
 
@@ -72,17 +72,6 @@ def first_ack(server, oid, timeout=30):
         finally:
             sock.close()
     raise AssertionError("no acknowledgement from %s in %d s" % (server.bind, timeout))
-
-
-def read_all(server):
-    events, frm = [], 1
-    while True:
-        r = server.call({"type": "ReadAll", "from_position": frm, "limit": 5000})
-        assert r["ok"], r
-        events += r["events"]
-        if len(r["events"]) < 5000:
-            return events
-        frm = r["events"][-1]["position"] + 1
 
 
 def test_kill9_under_load():

@@ -87,6 +87,18 @@ def check_same(data, js):
     return expect - 1
 
 
+def read_all(server):
+    """Every event the engine has, ReadAll page by page."""
+    events, frm = [], 1
+    while True:
+        r = server.call({"type": "ReadAll", "from_position": frm, "limit": 5000})
+        assert r["ok"], r
+        events += r["events"]
+        if len(r["events"]) < 5000:
+            return events
+        frm = r["events"][-1]["position"] + 1
+
+
 def log_tail(server, n=5000):
     try:
         with open(os.path.join(server.data, "server.log"), "rb") as f:
@@ -231,12 +243,7 @@ def test_kill9(nc):
             for oid in list(acked)[:200]:
                 r = s.call({"type": "GetOrder", "order_id": oid})
                 assert r["ok"] and r["order"]["version"] == 1, r
-            got = {}
-            frm = 1
-            while frm <= last:  # ReadAll pages
-                r = s.call({"type": "ReadAll", "from_position": frm, "limit": 5000})
-                got.update({e["order_id"]: e["position"] for e in r["events"]})
-                frm = r["events"][-1]["position"] + 1
+            got = {e["order_id"]: e["position"] for e in read_all(s)}
             assert all(got[o] == p for o, p in acked.items())
             js.close()
             assert s.stop() == 0
