@@ -165,6 +165,19 @@ static int s_renew(ordo_lease_t *l, char *err, size_t errsize)
         kvEntry_Destroy(e);
         return 0;
     }
+    if (g == NATS_NOT_FOUND) {
+        /* It lapsed while JetStream did not answer, and nobody took it:
+         * take it again. (Had a standby taken it and claimed the stream,
+         * the stream would refuse this engine's next frame all the same.) */
+        uint64_t again = 0;
+        if (kvStore_CreateString(&again, l->kv, l->key, l->holder) == NATS_OK) {
+            ordo_log_warn("lease", "the lease lapsed while JetStream did not answer; nobody took "
+                                   "it: taken again (revision %" PRIu64 ")",
+                          again);
+            l->rev = again;
+            return 0;
+        }
+    }
     if (g == NATS_NOT_FOUND || (g == NATS_OK && kvEntry_Revision(e) != l->rev)) {
         snprintf(err, errsize, "the lease %s",
                  g == NATS_NOT_FOUND ? "lapsed" : "was taken by another engine");

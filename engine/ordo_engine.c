@@ -267,14 +267,17 @@ static int s_replicate(ordo_engine_t *e)
      * length prefixes, header and chain, and the message's headers. */
     size_t max = ordo_replicator_max_frame(e->replicator);
     size_t room = max > (256u << 10) ? (max - (256u << 10)) / 256 * 255 : 0;
-    if (room < ORDO_SHARD_EVENT_BYTES_MAX) {
+    /* The writer stops taking batches once a frame reaches its bound, so a
+     * frame holds at most the bound plus one shard's batch. */
+    if (room < 2 * (size_t)ORDO_SHARD_EVENT_BYTES_MAX) {
         ordo_log_error("engine",
                        "replication: the NATS servers take messages of at most %zu bytes "
                        "(max_payload); a frame may need %u MiB: set max_payload to 64MB in "
                        "their configuration",
-                       max, (unsigned)((ORDO_SHARD_EVENT_BYTES_MAX >> 20) + 1));
+                       max, (unsigned)(2 * (ORDO_SHARD_EVENT_BYTES_MAX >> 20) + 1));
         return -1;
     }
+    room -= ORDO_SHARD_EVENT_BYTES_MAX;
     e->frame_bytes_max = room < ORDO_FRAME_BYTES_MAX ? room : ORDO_FRAME_BYTES_MAX;
     char wal_dir[PATH_MAX + 16];
     ordo_config_wal_dir(&e->cfg, wal_dir, sizeof wal_dir);

@@ -37,6 +37,7 @@ struct ordo_writer {
     size_t cap_recs;
     int64_t last_ts;
     int failed;
+    uint32_t next_shard; /* where the next round of taking batches starts */
     uint32_t stopped; /* shards that sent STOP */
     bool *shard_stopped;
     uint64_t next_snapshot; /* head at which the next snapshot is due */
@@ -316,7 +317,13 @@ void *ordo_writer_run(void *arg)
         bool more = true;
         while (more && events < ORDO_FRAME_EVENTS_MAX && bytes < frame_bytes_max) {
             more = false;
-            for (uint32_t i = 0; i < n; i++) {
+            /* Shard by shard, from a different one each round, until the
+             * frame is full: one batch past the bounds at most. */
+            uint32_t first = w->next_shard++ % n;
+            for (uint32_t k = 0; k < n && events < ORDO_FRAME_EVENTS_MAX &&
+                                 bytes < frame_bytes_max;
+                 k++) {
+                uint32_t i = (first + k) % n;
                 if (w->shard_stopped[i])
                     continue;
                 if (s_room(w) != 0)

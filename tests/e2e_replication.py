@@ -270,7 +270,8 @@ def test_lose_one_node():
             assert last == max(acked.values()) == 3000
             js.close()
             nc.start(victim[0])  # it catches up from the others
-            assert s.stop() == 0
+            rc = s.stop()
+            assert rc == 0, "exit %s\n%s" % (rc, log_tail(s))
             print("  one of three NATS nodes killed under load: 2000 more commands "
                   "acknowledged, nothing lost")
         finally:
