@@ -108,7 +108,10 @@ def log_tail(server, n=5000):
 
 
 def replicated(nc, extra=()):
-    return ["--fsync", "replicated", "--nats", nc.urls, "--shards", "2"] + list(extra)
+    # A lease of 5 s: longer than a NATS leader election after a node is
+    # lost (these tests are about the log, not about failover).
+    return ["--fsync", "replicated", "--nats", nc.urls, "--shards", "2",
+            "--lease-ms", "5000"] + list(extra)
 
 
 def pipelined(server, prefix, n, tolerate_errors=False):
