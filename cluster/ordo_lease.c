@@ -190,14 +190,6 @@ static int s_renew(ordo_lease_t *l, char *err, size_t errsize)
     return -1;
 }
 
-int ordo_lease_renew(ordo_lease_t *l, char *err, size_t errsize)
-{
-    pthread_mutex_lock(&l->mu);
-    int rc = s_renew(l, err, errsize);
-    pthread_mutex_unlock(&l->mu);
-    return rc;
-}
-
 /* The keeper: a renewal every third of the TTL; a renewal with no answer
  * is tried again in a twelfth (the lease lapses at the TTL all the same,
  * and a standby that takes it then fences this engine in the stream). */
@@ -280,11 +272,6 @@ uint64_t ordo_lease_revision(ordo_lease_t *l)
     uint64_t rev = l->rev;
     pthread_mutex_unlock(&l->mu);
     return rev;
-}
-
-int ordo_lease_renew_every_ms(const ordo_lease_t *l)
-{
-    return l->ttl_ms / 3;
 }
 
 void ordo_lease_close(ordo_lease_t **lp)

@@ -38,11 +38,6 @@ int ordo_lease_open(const ordo_lease_options_t *opts, ordo_lease_t **out, char *
 int ordo_lease_acquire(ordo_lease_t *l, char *holder, size_t holder_size, char *err,
                        size_t errsize);
 
-/* Writes our lease again. 0; 1: it is not ours any more (it lapsed, or
- * another took it); -1 with err (JetStream did not answer: try again; the
- * lease lapses at its TTL all the same). */
-int ordo_lease_renew(ordo_lease_t *l, char *err, size_t errsize);
-
 /* Starts the keeper: a thread renewing the lease every third of the
  * bucket's TTL, from now until release or close. 0, or -1 (no thread). */
 int ordo_lease_keep(ordo_lease_t *l);
@@ -57,9 +52,6 @@ void ordo_lease_release(ordo_lease_t *l);
 
 /* The revision of our last write (0 = not ours). */
 uint64_t ordo_lease_revision(ordo_lease_t *l);
-
-/* Milliseconds between renewals: a third of the TTL. */
-int ordo_lease_renew_every_ms(const ordo_lease_t *l);
 
 void ordo_lease_close(ordo_lease_t **l);
 
