@@ -39,6 +39,7 @@ static const char *const s_code_names[ORDO_CODE_COUNT_] = {
     [ORDO_CODE_CONFLICT] = "conflict",
     [ORDO_CODE_OVERLOADED] = "overloaded",
     [ORDO_CODE_UNAVAILABLE] = "unavailable",
+    [ORDO_CODE_WRONG_PARTITION] = "wrong_partition",
 };
 
 /* Index of `s` (len bytes) in names[first..count), or -1. */

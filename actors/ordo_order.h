@@ -52,6 +52,7 @@ typedef enum {
     ORDO_REQ_READ_ALL,
     ORDO_REQ_STATS,
     ORDO_REQ_PING,
+    ORDO_REQ_PARTITIONS, /* docs/protocol.md's cluster extension */
     ORDO_REQ_COUNT_
 } ordo_request_type_t;
 
@@ -78,6 +79,7 @@ typedef enum {
     ORDO_CODE_CONFLICT,
     ORDO_CODE_OVERLOADED,
     ORDO_CODE_UNAVAILABLE,
+    ORDO_CODE_WRONG_PARTITION, /* docs/protocol.md's cluster extension */
     ORDO_CODE_COUNT_
 } ordo_code_t;
 
@@ -174,6 +176,7 @@ typedef struct {
     bool command;              /* appends an event; else a query */
     bool on_order;             /* carries order_id: routed to the shard that owns it */
     bool paged;                /* answered in pages by the reader thread (ReadAll) */
+    bool front;                /* answered by the front end itself (Partitions) */
     ordo_event_type_t event;   /* the event a command appends */
     uint32_t data_fields;      /* ORDO_F_*: what a command's data may carry */
     uint32_t query_fields;     /* ORDO_Q_*: what a query takes */

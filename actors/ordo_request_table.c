@@ -36,4 +36,6 @@ const ordo_request_info_t ordo_request_table[ORDO_REQ_COUNT_] = {
                            .limit_max = ORDO_READALL_LIMIT_MAX},
     [ORDO_REQ_STATS] = {.name = "Stats"},
     [ORDO_REQ_PING] = {.name = "Ping"},
+    /* The partition map (docs/cluster.md), which the front end keeps. */
+    [ORDO_REQ_PARTITIONS] = {.name = "Partitions", .front = true},
 };

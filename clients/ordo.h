@@ -133,6 +133,13 @@ typedef struct {
     int64_t value;
 } ordo_client_stat_t;
 
+/* A partition's owner in a partition map (docs/cluster.md). */
+typedef struct {
+    const char *endpoint; /* its request endpoint; NULL: no owner known now */
+    const char *pub;      /* its PUB endpoint ("" if it did not say) */
+    uint64_t revision;    /* its lease's: of two maps, the higher revision is newer */
+} ordo_client_owner_t;
+
 /* ---- requests ---------------------------------------------------------- */
 
 /* Any command or query. Zero means "not given" for every field (so a
@@ -140,7 +147,7 @@ typedef struct {
  * out of the request.
  *   commands: CreateOrder ConfirmOrder StartPreparing MarkReady PickUp
  *             Deliver CancelOrder
- *   queries:  GetOrder GetHistory ReadAll Stats Ping */
+ *   queries:  GetOrder GetHistory ReadAll Stats Ping Partitions */
 typedef struct {
     const char *type;       /* wire name, required */
     const char *order_id;   /* commands, GetOrder, GetHistory */
@@ -211,6 +218,11 @@ typedef struct {
     const uint8_t *reply;
     size_t reply_len;
     void *priv_; /* library's own */
+    /* Partitions, and a wrong_partition error's details (docs/cluster.md;
+     * at the end, so older initialisers still fit) */
+    uint32_t partition;  /* Partitions: the answering engine's; wrong_partition: the order's */
+    uint32_t partitions; /* the map's size; 0: the reply has no map */
+    const ordo_client_owner_t *owners; /* [partitions] */
 } ordo_result_t;
 
 #define ORDO_RESULT_INIT {0}
@@ -330,6 +342,58 @@ void ordo_client_new_request_id(ordo_client_t *c, char out[ORDO_ID_SIZE]);
  * *reply is NULL. A late reply to a call that timed out is dropped. */
 int ordo_client_call_raw(ordo_client_t *c, const void *body, size_t len, int timeout_ms,
                          uint8_t **reply, size_t *reply_len);
+
+/* ---- routing by partition (docs/cluster.md) ---------------------------- */
+
+/* A cluster splits its orders into partitions, each owned by one engine at
+ * a time. An ordo_router_t keeps the cluster's partition map (asked of any
+ * engine with Partitions; every wrong_partition error carries it too) and
+ * sends each request to the owner of its order's partition, with one
+ * client per engine. When an owner is gone (no answer in time,
+ * `unavailable`) or another took the partition (`wrong_partition`), it
+ * learns the map again and sends the same request, with the same
+ * request_id, to the new owner, until the call's timeout: commands are
+ * idempotent by request_id, so a retry never applies one twice. With one
+ * engine and no partitions it is a client that finds that engine again
+ * after a failover. */
+
+typedef struct ordo_router_t ordo_router_t;
+
+/* `endpoints`: request endpoints of any engines of the cluster, separated
+ * by commas (at most 64), to ask for the map (NULL:
+ * ORDO_DEFAULT_ENDPOINT); opts for every connection (NULL: none). Asks
+ * for nothing yet. NULL (errno set) on an invalid list or no memory. */
+ordo_router_t *ordo_router_new(const char *endpoints, const ordo_connect_options_t *opts);
+
+void ordo_router_destroy(ordo_router_t **p);
+
+/* As ordo_client_call, to the owner of req->order_id's partition
+ * (requests without an order go to partition 0's owner), following the
+ * owner through the map until timeout_ms. A request_id is assigned if
+ * req has none, and kept across the retries. Returns as
+ * ordo_client_call; ORDO_E_TIMEOUT when no owner answered in time, and
+ * ORDO_E_PROTOCOL with the last `unavailable` or `wrong_partition` if the
+ * time ran out on one. */
+int ordo_router_call(ordo_router_t *r, const ordo_client_request_t *req, int timeout_ms,
+                     ordo_result_t *res);
+
+/* As ordo_router_call, to the owner of `partition` (a query without an
+ * order, such as ReadAll, Stats or Ping, on that partition's log). */
+int ordo_router_call_on(ordo_router_t *r, uint32_t partition, const ordo_client_request_t *req,
+                        int timeout_ms, ordo_result_t *res);
+
+/* Asks the engines it knows for the map now (it also does when a call
+ * needs it). 0 once an engine answered, or ORDO_E_TIMEOUT. */
+int ordo_router_refresh(ordo_router_t *r, int timeout_ms);
+
+/* The map as known now: the partition count (0 before any answer) and
+ * the request endpoint of a partition's owner (NULL: none known). */
+uint32_t ordo_router_partitions(const ordo_router_t *r);
+const char *ordo_router_owner(const ordo_router_t *r, uint32_t partition);
+
+/* The partition of an order id among `partitions`: a fixed hash, the
+ * same in every engine, client and version. */
+uint32_t ordo_partition_of_id(const char *order_id, uint32_t partitions);
 
 /* ---- subscription ------------------------------------------------------ */
 

@@ -77,6 +77,7 @@ static const s_command_t s_commands[] = {
     {"tail", NULL, false, O_FROM | O_TYPE | O_COUNT},
     {"stats", "Stats", false, 0},
     {"ping", "Ping", false, 0},
+    {"partitions", "Partitions", false, 0},
 };
 
 static const char *const s_option_names[] = {
@@ -89,6 +90,7 @@ static const char *const s_option_names[] = {
 typedef struct {
     const char *endpoint;
     const char *pub;
+    bool route; /* through the partition map (several endpoints, or --route) */
     bool json;
     int timeout_ms;
     unsigned given; /* O_* seen */
@@ -129,6 +131,7 @@ static void s_usage(FILE *out)
             "                                        gap-filled; until --count events or Ctrl-C\n"
             "  stats\n"
             "  ping\n"
+            "  partitions                            the cluster's map: each partition's owner\n"
             "\n");
     ordo_cli_projector_usage(out);
     fprintf(out,
@@ -139,7 +142,10 @@ static void s_usage(FILE *out)
             "  --actor TEXT, --correlation-id TEXT, --meta KEY=VALUE   event metadata\n"
             "\n"
             "General options:\n"
-            "  --endpoint ENDPOINT    requests (default tcp://127.0.0.1:7700; ORDO_ENDPOINT)\n"
+            "  --endpoint ENDPOINT    requests (default tcp://127.0.0.1:7700; ORDO_ENDPOINT);\n"
+            "                         several, separated by commas, route each request to its\n"
+            "                         order's owner by the partition map (docs/cluster.md)\n"
+            "  --route                route by the partition map from one ENDPOINT too\n"
             "  --pub ENDPOINT         events, for tail (default tcp://127.0.0.1:7701; ORDO_PUB)\n"
             "  --json                 print the reply as JSON (tail: one event per line)\n"
             "  --timeout MS           wait at most MS for an answer (default 5000)\n"
@@ -356,6 +362,16 @@ static void s_print_result(const s_command_t *cmd, const ordo_result_t *res, int
     } else if (strcmp(cmd->name, "ping") == 0) {
         printf("pong: head position %" PRId64 ", round trip %.3f ms\n", res->head_position,
                rtt_us / 1000.0);
+    } else if (strcmp(cmd->name, "partitions") == 0) {
+        for (uint32_t k = 0; k < res->partitions; k++) {
+            const ordo_client_owner_t *o = &res->owners[k];
+            if (o->endpoint)
+                printf("partition %u of %u: %s (events %s, lease revision %" PRIu64 ")%s\n", k,
+                       res->partitions, o->endpoint, o->pub[0] ? o->pub : "-", o->revision,
+                       k == res->partition ? "  <- answered" : "");
+            else
+                printf("partition %u of %u: no owner now\n", k, res->partitions);
+        }
     }
 }
 
@@ -385,8 +401,49 @@ static int64_t s_now_us(void)
 
 /* ---- commands ---------------------------------------------------------- */
 
+/* Sends the request to the owner of its order's partition (any other to
+ * partition 0's; `partitions` prints the map as learned from every
+ * endpoint given). */
+static int s_route(const s_opts_t *o, const s_command_t *cmd)
+{
+    ordo_router_t *r = ordo_router_new(o->endpoint, &o->curve.opts);
+    if (!r) {
+        fprintf(stderr, "ordo-cli: cannot use endpoints \"%s\": %s\n", o->endpoint,
+                strerror(errno));
+        return EXIT_USAGE;
+    }
+    ordo_result_t res = ORDO_RESULT_INIT;
+    int64_t t0 = s_now_us();
+    int rc = ordo_router_call(r, &o->req, o->timeout_ms, &res);
+    int64_t rtt = s_now_us() - t0;
+    int status = 0;
+    if (rc == 0 || rc == ORDO_E_PROTOCOL) {
+        if (o->json && rc == 0) {
+            ordo_json_write(stdout, res.reply, res.reply_len);
+            putchar('\n');
+        } else if (rc == 0) {
+            s_print_result(cmd, &res, rtt);
+        }
+        if (rc != 0) {
+            s_print_error(&res);
+            status = EXIT_REFUSED;
+        }
+    } else {
+        status = s_no_answer(o, rc);
+    }
+    ordo_result_clear(&res);
+    ordo_router_destroy(&r);
+    if (fflush(stdout) != 0 && status == 0) {
+        fprintf(stderr, "ordo-cli: cannot write the output: %s\n", strerror(errno));
+        status = EXIT_NO_ANSWER;
+    }
+    return status;
+}
+
 static int s_call(const s_opts_t *o, const s_command_t *cmd)
 {
+    if (o->route)
+        return s_route(o, cmd);
     ordo_client_t *c = ordo_client_new_with(o->endpoint, &o->curve.opts);
     if (!c) {
         fprintf(stderr, "ordo-cli: cannot use endpoint \"%s\": %s\n", o->endpoint,
@@ -492,6 +549,7 @@ static int s_main(int argc, char **argv, s_opts_t *o)
     enum { OPT_BASE = 256 }; /* option codes: OPT_BASE + bit index */
     static const struct option opts[] = {
         {"endpoint", required_argument, 0, 'E'},
+        {"route", no_argument, 0, 'R'},
         {"pub", required_argument, 0, 'P'},
         {"json", no_argument, 0, 'j'},
         {"timeout", required_argument, 0, 'T'},
@@ -528,6 +586,7 @@ static int s_main(int argc, char **argv, s_opts_t *o)
         const char *arg = optarg;
         switch (c) {
         case 'E': o->endpoint = arg; continue;
+        case 'R': o->route = true; continue;
         case 'P': o->pub = arg; continue;
         case 'k': o->curve.server = arg; continue;
         case 'c': o->curve.cert = arg; continue;
@@ -657,8 +716,12 @@ static int s_main(int argc, char **argv, s_opts_t *o)
     if (curve_rc != 0)
         return curve_rc;
 
+    if (strchr(o->endpoint, ','))
+        o->route = true;
     if (cmd->type)
         return s_call(o, cmd);
+    if (o->route)
+        return ordo_cli_usage_error("tail follows one engine: give its --endpoint and --pub");
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = s_on_signal;
@@ -670,11 +733,11 @@ static int s_main(int argc, char **argv, s_opts_t *o)
 /* The command word, found before options are parsed, since the read
  * side's commands take options of their own: the first argument that is
  * not an option or an option's value. Every long option takes a value
- * except --json, --help, --version and --all (getopt_long also takes
+ * except --json, --help, --version, --all and --route (getopt_long also takes
  * their unambiguous prefixes); -h and -j take none. */
 static const char *s_command_word(int argc, char **argv)
 {
-    static const char *const flags[] = {"json", "help", "version", "all"};
+    static const char *const flags[] = {"json", "help", "version", "all", "route"};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--") == 0)

@@ -282,6 +282,35 @@ static int s_stats(ordo_result_t *res, const uint8_t *raw, size_t len)
     return 0;
 }
 
+/* The partition map of a Partitions reply or a wrong_partition error. */
+static int s_map(ordo_result_t *res, const ordo_reply_t *reply)
+{
+    ordo_partition_owner_t *views = malloc(reply->partitions * sizeof *views);
+    ordo_client_owner_t *owners = s_alloc(res, reply->partitions * sizeof *owners);
+    int rc = views && owners ? 0 : ORDO_E_NOMEM;
+    if (rc == 0 && ordo_partition_map_read(reply->map, reply->map_len, reply->partitions,
+                                           views) != 0)
+        rc = ORDO_E_BAD_REPLY;
+    for (uint32_t k = 0; rc == 0 && k < reply->partitions; k++) {
+        owners[k].revision = views[k].revision;
+        owners[k].endpoint = NULL;
+        owners[k].pub = "";
+        if (views[k].endpoint.len == 0)
+            continue;
+        owners[k].endpoint = s_strdup(res, views[k].endpoint.ptr, views[k].endpoint.len);
+        owners[k].pub = s_strdup(res, views[k].pub.ptr, views[k].pub.len);
+        if (!owners[k].endpoint || !owners[k].pub)
+            rc = ORDO_E_NOMEM;
+    }
+    free(views);
+    if (rc == 0) {
+        res->partition = reply->partition;
+        res->partitions = reply->partitions;
+        res->owners = owners;
+    }
+    return rc;
+}
+
 int ordo_result_take_reply(ordo_result_t *res, uint8_t **bytes, size_t len,
                            const ordo_reply_t *reply)
 {
@@ -329,6 +358,8 @@ int ordo_result_take_reply(ordo_result_t *res, uint8_t **bytes, size_t len,
         rc = s_events(res, reply->events, reply->events_len);
     if (rc == 0 && reply->stats_len)
         rc = s_stats(res, reply->stats, reply->stats_len);
+    if (rc == 0 && reply->partitions)
+        rc = s_map(res, reply);
     return rc;
 }
 

@@ -4,6 +4,7 @@
 #include "ordo_exposure.h"
 #include "ordo_limits.h"
 #include "ordo_metrics_addr.h"
+#include "ordo_partition.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -26,6 +27,8 @@ void ordo_config_defaults(ordo_config_t *cfg)
     cfg->retain_finished_s = 600;
     cfg->nats_replicas = 3;
     cfg->lease_ms = 2000;
+    cfg->partition = 0;
+    cfg->partitions = 1;
 }
 
 /* Parses a whole decimal number in [min, max]. */
@@ -166,6 +169,27 @@ int ordo_config_set(ordo_config_t *cfg, const char *name, const char *value, cha
         cfg->lease_ms = (uint32_t)v;
         return 0;
     }
+    if (!strcmp(name, "partition")) {
+        if (ordo_partition_parse(value, &cfg->partition, &cfg->partitions) != 0) {
+            snprintf(err, err_size,
+                     "--partition must be K/P, partition K of P (0 <= K < P <= %d), not \"%s\"",
+                     ORDO_PARTITIONS_MAX, value);
+            return -1;
+        }
+        return 0;
+    }
+    if (!strcmp(name, "advertise")) {
+        if (strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") !=
+                strlen(value) ||
+            !*value || strlen(value) >= sizeof cfg->advertise) {
+            snprintf(err, err_size,
+                     "--advertise must be a host name or IPv4 address (letters, digits, '.' "
+                     "and '-', at most %zu bytes), not \"%s\"",
+                     sizeof cfg->advertise - 1, value);
+            return -1;
+        }
+        return s_copy(cfg->advertise, sizeof cfg->advertise, name, value, err, err_size);
+    }
     snprintf(err, err_size, "unknown setting \"%s\"", name);
     return -1;
 }
@@ -184,6 +208,13 @@ int ordo_config_check(const ordo_config_t *cfg, char *err, size_t err_size)
                  replicated ? "--fsync replicated needs --nats (the servers to replicate to)"
                             : "--nats needs --fsync replicated (a command is acknowledged once "
                               "the replicas have its events)");
+        return -1;
+    }
+    if (cfg->partitions > 1 && !nats) {
+        snprintf(err, err_size,
+                 "--partition %u/%u needs --nats (the partitions' owners are leases in "
+                 "JetStream)",
+                 cfg->partition, cfg->partitions);
         return -1;
     }
     if (secret || cfg->insecure)
@@ -206,7 +237,7 @@ int ordo_config_option(ordo_config_t *cfg, const char *name, const char *value, 
     static const char *const settings[] = {
         "data-dir",      "bind",            "pub",          "shards",       "fsync",
         "snapshot-every", "segment-bytes",  "retain-finished", "curve-secret", "curve-clients", "metrics",
-        "nats",          "nats-replicas", "lease-ms"};
+        "nats",          "nats-replicas", "lease-ms", "partition", "advertise"};
     for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++)
         if (!strcmp(name, settings[i]))
             return ordo_config_set(cfg, name, value, err, err_size) == 0 ? 1 : -1;
@@ -230,7 +261,9 @@ int ordo_config_from_env(ordo_config_t *cfg, char *err, size_t err_size)
                 {"ORDO_METRICS", "metrics"},
                 {"ORDO_NATS", "nats"},
                 {"ORDO_NATS_REPLICAS", "nats-replicas"},
-                {"ORDO_LEASE_MS", "lease-ms"}};
+                {"ORDO_LEASE_MS", "lease-ms"},
+                {"ORDO_PARTITION", "partition"},
+                {"ORDO_ADVERTISE", "advertise"}};
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
         const char *v = getenv(vars[i].env);
         if (!v)
@@ -253,6 +286,32 @@ const char *ordo_config_fsync_text(const ordo_config_t *cfg, char *buf, size_t s
     default: snprintf(buf, size, "batch:%u", cfg->fsync_ms); break;
     }
     return buf;
+}
+
+void ordo_config_advertised(const ordo_config_t *cfg, const char *endpoint, char *buf,
+                            size_t size)
+{
+    /* tcp://HOST:PORT (HOST may be [v6]); anything else is kept as is. */
+    const char *host = strstr(endpoint, "://");
+    const char *port = host ? strrchr(endpoint, ':') : NULL;
+    if (!host || port <= host + 2) {
+        snprintf(buf, size, "%s", endpoint);
+        return;
+    }
+    host += 3;
+    size_t host_len = (size_t)(port - host);
+    bool any = (host_len == 1 && host[0] == '*') || (host_len == 7 && !memcmp(host, "0.0.0.0", 7)) ||
+               (host_len == 4 && !memcmp(host, "[::]", 4));
+    char name[256] = "";
+    if (cfg->advertise[0])
+        snprintf(name, sizeof name, "%s", cfg->advertise);
+    else if (any && gethostname(name, sizeof name - 1) != 0)
+        snprintf(name, sizeof name, "localhost");
+    if (!name[0]) {
+        snprintf(buf, size, "%s", endpoint);
+        return;
+    }
+    snprintf(buf, size, "%.*s%s%s", (int)(host - endpoint), endpoint, name, port);
 }
 
 void ordo_config_wal_dir(const ordo_config_t *cfg, char *buf, size_t size)

@@ -28,6 +28,9 @@ typedef struct {
     char nats[1024];              /* NATS servers for replication; "" = none */
     int nats_replicas;            /* replicas of a stream this engine makes */
     uint32_t lease_ms;            /* the partition's lease lapses this long unrenewed */
+    uint32_t partition;           /* the partition this engine serves (--partition K/P) */
+    uint32_t partitions;          /* of the cluster; 1 = not partitioned */
+    char advertise[200];          /* the host clients reach this engine at; "" = the bind's */
 } ordo_config_t;
 
 /* Embedded defaults: ./data, tcp://127.0.0.1:7700 and :7701, one shard per
@@ -37,7 +40,8 @@ void ordo_config_defaults(ordo_config_t *cfg);
 
 /* Sets one setting by name ("data-dir", "bind", "pub", "shards", "fsync",
  * "snapshot-every", "segment-bytes", "retain-finished", "curve-secret",
- * "curve-clients", "metrics", "nats", "nats-replicas", "lease-ms") from text. Returns 0, or -1 with a
+ * "curve-clients", "metrics", "nats", "nats-replicas", "lease-ms", "partition",
+ * "advertise") from text. Returns 0, or -1 with a
  * sentence in err (e.g. "--segment-bytes must be at least 65536"). */
 int ordo_config_set(ordo_config_t *cfg, const char *name, const char *value, char *err,
                     size_t err_size);
@@ -54,8 +58,16 @@ int ordo_config_from_env(ordo_config_t *cfg, char *err, size_t err_size);
 /* Checks the settings together, once all are read: CURVE needs both
  * --curve-secret and --curve-clients, and without CURVE only loopback
  * endpoints are bound unless `insecure`; --fsync replicated and --nats
- * go together. 0, or -1 with err. */
+ * go together, and more than one partition needs --nats (the partition
+ * map lives in JetStream). 0, or -1 with err. */
 int ordo_config_check(const ordo_config_t *cfg, char *err, size_t err_size);
+
+/* The endpoint (cfg->bind or cfg->pub) as clients reach it, for the
+ * partition map: its host replaced by --advertise, or, when it binds every
+ * interface (*, 0.0.0.0, [::]) and no --advertise is given, by this
+ * machine's host name. */
+void ordo_config_advertised(const ordo_config_t *cfg, const char *endpoint, char *buf,
+                            size_t size);
 
 /* "always", "batch:5", "never", "replicated". */
 const char *ordo_config_fsync_text(const ordo_config_t *cfg, char *buf, size_t size);

@@ -64,6 +64,7 @@ struct ordo_engine {
     s_sockets_t k;
     ordo_wal_t *wal;
     ordo_replicator_t *replicator; /* --nats: the log's copy in JetStream */
+    ordo_partmap_t *partmap;       /* --nats: who owns each partition */
     uint64_t lease;                /* the lease revision it owns the stream under */
     bool claimed;                  /* reconciled and claimed before the start */
     ordo_engine_state_t given;     /* a standby's state, until s_prepare takes it */
@@ -255,7 +256,7 @@ static int s_replicate(ordo_engine_t *e)
     char err[1024];
     ordo_replicator_end_t end;
     ordo_replicator_options_t o = {.servers = e->cfg.nats,
-                                   .partition = 0,
+                                   .partition = e->cfg.partition,
                                    .replicas = e->cfg.nats_replicas,
                                    .timeout_ms = 5000,
                                    .lease = e->lease};
@@ -300,10 +301,36 @@ static int s_replicate(ordo_engine_t *e)
         return -1;
     }
     ordo_log_info("engine",
-                  "replicating to %s: stream ORDO_P0 at position %llu (sequence %llu), the "
+                  "replicating to %s: stream ORDO_P%u at position %llu (sequence %llu), the "
                   "same as the log; a command is acknowledged once JetStream has its frame",
-                  e->cfg.nats, (unsigned long long)head,
+                  e->cfg.nats, e->cfg.partition, (unsigned long long)head,
                   (unsigned long long)ordo_replicator_end(e->replicator).seq);
+    return 0;
+}
+
+/* The partition map the front end answers with: this engine's partition
+ * and endpoints, and with --nats the other owners, followed from the
+ * lease bucket. 0 or -1 (logged). */
+static int s_partitions(ordo_engine_t *e)
+{
+    char err[512], endpoint[ORDO_PARTMAP_ENDPOINT_MAX], pub[ORDO_PARTMAP_ENDPOINT_MAX];
+    ordo_config_advertised(&e->cfg, e->cfg.bind, endpoint, sizeof endpoint);
+    ordo_config_advertised(&e->cfg, e->cfg.pub, pub, sizeof pub);
+    if (e->cfg.nats[0] && ordo_partmap_open(e->cfg.nats, e->cfg.partitions, (int)e->cfg.lease_ms,
+                                            &e->partmap, err, sizeof err) != 0) {
+        ordo_log_error("engine", "the partition map: %s", err);
+        return -1;
+    }
+    ordo_front_partitions_t p = {.partition = e->cfg.partition,
+                                 .partitions = e->cfg.partitions,
+                                 .endpoint = endpoint,
+                                 .pub = pub,
+                                 .revision = e->lease,
+                                 .map = e->partmap};
+    if (ordo_front_set_partitions(e->front, &p) != 0) {
+        ordo_log_error("engine", "out of memory at start");
+        return -1;
+    }
     return 0;
 }
 
@@ -386,7 +413,7 @@ static int s_prepare(ordo_engine_t *e, bool repair)
         ordo_log_error("engine", "out of memory at start");
         return -1;
     }
-    return 0;
+    return s_partitions(e);
 }
 
 /* Starts every thread; they block the stop signals, so these reach the
@@ -554,6 +581,7 @@ void ordo_engine_destroy(ordo_engine_t **engine)
     if (e->own_ctx && e->ctx)
         zmq_ctx_term(e->ctx);
     ordo_front_destroy(&e->front); /* its counted replies free themselves (ordo_peers.h) */
+    ordo_partmap_close(&e->partmap);
     for (uint32_t i = 0; e->shards && i < e->n; i++)
         ordo_shard_destroy(&e->shards[i]);
     for (uint32_t i = 0; e->regs && i < e->n; i++)

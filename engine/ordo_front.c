@@ -8,6 +8,7 @@
 #include "ordo_codec.h"
 #include "ordo_limits.h"
 #include "ordo_log.h"
+#include "ordo_partition.h"
 #include "ordo_peers.h"
 #include "ordo_readall.h"
 #include "ordo_registry.h"
@@ -56,6 +57,11 @@ struct ordo_front {
     ordo_request_t *req; /* scratch for replies made here */
     msgpack_sbuffer buf;
     msgpack_packer pk;
+    /* The partition map's answers (ordo_front_set_partitions). */
+    ordo_front_partitions_t parts;
+    char self_endpoint[ORDO_PARTMAP_ENDPOINT_MAX], self_pub[ORDO_PARTMAP_ENDPOINT_MAX];
+    ordo_partmap_owner_t *owners;  /* owned: [partitions] */
+    ordo_partition_owner_t *views; /* owned: [partitions], into owners */
 };
 
 ordo_front_t *ordo_front_new(void *router, void **shards, uint32_t nshards, void *reader,
@@ -130,9 +136,51 @@ void ordo_front_destroy(ordo_front_t **front)
     free(f->free_slots);
     free(f->out);
     free(f->req);
+    free(f->owners);
+    free(f->views);
     msgpack_sbuffer_destroy(&f->buf);
     free(f);
     *front = NULL;
+}
+
+int ordo_front_set_partitions(ordo_front_t *f, const ordo_front_partitions_t *p)
+{
+    uint32_t n = p->partitions ? p->partitions : 1;
+    free(f->owners);
+    free(f->views);
+    f->owners = calloc(n, sizeof *f->owners);
+    f->views = calloc(n, sizeof *f->views);
+    if (!f->owners || !f->views)
+        return -1;
+    f->parts = *p;
+    f->parts.partitions = n;
+    snprintf(f->self_endpoint, sizeof f->self_endpoint, "%s", p->endpoint ? p->endpoint : "");
+    snprintf(f->self_pub, sizeof f->self_pub, "%s", p->pub ? p->pub : "");
+    f->parts.endpoint = f->self_endpoint;
+    f->parts.pub = f->self_pub;
+    return 0;
+}
+
+/* The map as known now: the watched owners, and this engine for its own
+ * partition (it holds the lease while it runs). */
+static void s_fill_map(ordo_front_t *f)
+{
+    uint32_t n = f->parts.partitions, self = f->parts.partition;
+    if (f->parts.map)
+        ordo_partmap_get(f->parts.map, f->owners);
+    ordo_partmap_owner_t *me = &f->owners[self];
+    uint64_t rev = strcmp(me->endpoint, f->self_endpoint) == 0 &&
+                           me->revision > f->parts.revision
+                       ? me->revision
+                       : f->parts.revision;
+    snprintf(me->endpoint, sizeof me->endpoint, "%s", f->self_endpoint);
+    snprintf(me->pub, sizeof me->pub, "%s", f->self_pub);
+    me->revision = rev;
+    for (uint32_t k = 0; k < n; k++)
+        f->views[k] = (ordo_partition_owner_t){
+            .endpoint = {f->owners[k].endpoint, (uint32_t)strlen(f->owners[k].endpoint)},
+            .pub = {f->owners[k].pub, (uint32_t)strlen(f->owners[k].pub)},
+            .revision = f->owners[k].revision};
 }
 
 _Static_assert(ORDO_FRONT_INFLIGHT_MAX <= (1u << ORDO_TAG_INDEX_BITS),
@@ -196,6 +244,55 @@ static void s_send_error(ordo_front_t *f, uint64_t tag, ordo_str_t rid, const or
 {
     ordo_stat_add(&f->stats->by_code[(unsigned)err->code < ORDO_CODE_COUNT_ ? err->code : 0], 1);
     s_send_error_uncounted(f, tag, rid, err);
+}
+
+static void s_send_lost(ordo_front_t *f, uint64_t tag);
+
+/* Partitions: the map. */
+static void s_send_partitions(ordo_front_t *f, uint64_t tag, ordo_str_t rid)
+{
+    msgpack_sbuffer_clear(&f->buf);
+    if (!f->owners) { /* not set: one engine, no map of its own */
+        ordo_front_partitions_t one = {.partition = 0, .partitions = 1};
+        if (ordo_front_set_partitions(f, &one) != 0) {
+            s_send_lost(f, tag);
+            return;
+        }
+    }
+    s_fill_map(f);
+    if (ordo_reply_pack_partitions(&f->pk, rid, f->parts.partition, f->parts.partitions,
+                                   f->views) != 0) {
+        s_send_lost(f, tag);
+        return;
+    }
+    s_send_reply(f, tag, f->buf.data, f->buf.size);
+}
+
+/* wrong_partition: the order is partition k's, with the map. */
+static void s_send_wrong_partition(ordo_front_t *f, uint64_t tag, ordo_str_t rid, ordo_str_t id,
+                                   uint32_t k)
+{
+    ordo_stat_add(&f->stats->by_code[ORDO_CODE_WRONG_PARTITION], 1);
+    s_fill_map(f);
+    char message[600]; /* ordo_error_t's 256 bytes are not used here */
+    if (f->views[k].endpoint.len)
+        snprintf(message, sizeof message,
+                 "order %.*s belongs to partition %u of %u, owned by %s; this engine serves "
+                 "partition %u",
+                 (int)id.len, id.ptr, k, f->parts.partitions, f->owners[k].endpoint,
+                 f->parts.partition);
+    else
+        snprintf(message, sizeof message,
+                 "order %.*s belongs to partition %u of %u, which has no owner now (retry "
+                 "soon); this engine serves partition %u",
+                 (int)id.len, id.ptr, k, f->parts.partitions, f->parts.partition);
+    msgpack_sbuffer_clear(&f->buf);
+    if (ordo_reply_pack_wrong_partition(&f->pk, rid, message, k, f->parts.partitions,
+                                        f->views) != 0) {
+        s_send_lost(f, tag);
+        return;
+    }
+    s_send_reply(f, tag, f->buf.data, f->buf.size);
 }
 
 /* Answers `unavailable` for a request whose reply could not be made (out
@@ -341,9 +438,26 @@ static int s_read_requests(ordo_front_t *f, bool local)
             held->rid_len = (uint8_t)peek.request_id.len;
             if (held->rid_len)
                 memcpy(held->rid, peek.request_id.ptr, held->rid_len);
+            const ordo_request_info_t *info = ordo_request_info(peek.type);
+            /* The partition map's requests are answered here: Partitions,
+             * and any on an order of another partition (a valid id: an
+             * invalid one gets its bad_request from the shard). */
+            uint32_t k = 0;
+            if (info->front) {
+                s_send_partitions(f, tag, peek.request_id);
+                zmq_msg_close(&body);
+                continue;
+            }
+            if (info->on_order && peek.has_order_id && f->parts.partitions > 1 &&
+                ordo_order_id_valid(peek.order_id) &&
+                (k = ordo_partition_of(peek.order_id.ptr, peek.order_id.len,
+                                       f->parts.partitions)) != f->parts.partition) {
+                s_send_wrong_partition(f, tag, peek.request_id, peek.order_id, k);
+                zmq_msg_close(&body);
+                continue;
+            }
             /* Pages to the reader (they never hold up a shard), then by
              * order, then round the shards. */
-            const ordo_request_info_t *info = ordo_request_info(peek.type);
             uint32_t shard =
                 info->paged && f->npipes > f->nshards ? f->nshards
                 : peek.has_order_id

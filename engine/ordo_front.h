@@ -11,6 +11,7 @@
 
 #include <stdint.h>
 
+#include "ordo_partmap.h"
 #include "ordo_stats.h"
 
 typedef struct ordo_front ordo_front_t;
@@ -21,6 +22,20 @@ typedef struct ordo_front ordo_front_t;
  * answers itself and each request's latency. NULL if out of memory. */
 ordo_front_t *ordo_front_new(void *router, void **shards, uint32_t nshards, void *reader,
                              void *control, ordo_front_stats_t *stats);
+
+/* The partition this engine serves (docs/cluster.md), for the two
+ * requests the front end answers itself: one on an order of another
+ * partition gets `wrong_partition` with the map, and Partitions gets the
+ * map. */
+typedef struct {
+    uint32_t partition, partitions; /* 0 of 1: not partitioned */
+    const char *endpoint, *pub;     /* this engine's, as clients reach it */
+    uint64_t revision;              /* the lease it owns the partition under; 0 = none */
+    ordo_partmap_t *map;            /* the others' owners (borrowed); NULL = none known */
+} ordo_front_partitions_t;
+
+/* Before ordo_front_run. The strings are copied. 0, or -1 (no memory). */
+int ordo_front_set_partitions(ordo_front_t *front, const ordo_front_partitions_t *p);
 
 /* Serves until told to stop on `control` (or the ROUTER fails); then answers what it reads with
  * `unavailable`, waits (bounded) for the requests in flight, and stops

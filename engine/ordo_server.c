@@ -21,6 +21,7 @@
 #define ORDO_SERVER_VERSION "0.2.0"
 
 #include "ordo_lease.h"
+#include "ordo_partmap.h"
 #include "ordo_standby.h"
 
 #include <unistd.h>
@@ -55,7 +56,14 @@ static void s_usage(FILE *out)
         "                        127.0.0.1:9464; ORDO_METRICS). Read-only counters, no\n"
         "                        authentication: keep it on loopback or a trusted network.\n"
         "  --nats URLS           NATS servers (nats://HOST:PORT,...) whose JetStream keeps a\n"
-        "                        copy of the log, stream ORDO_P0 (ORDO_NATS; docs/cluster.md)\n"
+        "                        copy of the log, stream ORDO_P<K> (ORDO_NATS; docs/cluster.md)\n"
+        "  --partition K/P       with --nats: serve partition K of the cluster's P (default\n"
+        "                        0/1; ORDO_PARTITION). An order belongs to one partition (a\n"
+        "                        fixed hash of its id); requests on another's orders get\n"
+        "                        wrong_partition with the map of owners\n"
+        "  --advertise HOST      the host clients reach this engine at, for the partition map\n"
+        "                        (default: --bind's host, or this machine's name when it\n"
+        "                        binds every interface; ORDO_ADVERTISE)\n"
         "  --nats-replicas N     replicas of the stream when this engine makes it, 1 to 5\n"
         "                        (default 3; ORDO_NATS_REPLICAS)\n"
         "  --lease-ms MS         with --nats: the partition's owner holds a lease it renews;\n"
@@ -83,10 +91,19 @@ static bool s_stop_asked(void *ctx)
 static int s_own_or_follow(const ordo_config_t *cfg, ordo_lease_t **lease,
                            ordo_engine_state_t *given, sigset_t *stop_signals)
 {
-    char holder[400], err[800], other[512];
-    snprintf(holder, sizeof holder, "%s (pid %ld)", cfg->bind, (long)getpid());
+    char holder[600], err[800], other[512], endpoint[ORDO_PARTMAP_ENDPOINT_MAX],
+        pub[ORDO_PARTMAP_ENDPOINT_MAX];
+    /* The lease value names where clients reach the owner: the map. */
+    ordo_config_advertised(cfg, cfg->bind, endpoint, sizeof endpoint);
+    ordo_config_advertised(cfg, cfg->pub, pub, sizeof pub);
+    if (ordo_partmap_holder(holder, sizeof holder, endpoint, pub, (long)getpid()) != 0) {
+        ordo_log_error("server", "the endpoints %s and %s cannot go in the partition map (a "
+                       "space, or longer than %d bytes)", endpoint, pub,
+                       ORDO_PARTMAP_ENDPOINT_MAX - 1);
+        return -1;
+    }
     ordo_lease_options_t lo = {.servers = cfg->nats,
-                               .partition = 0,
+                               .partition = cfg->partition,
                                .replicas = cfg->nats_replicas,
                                .ttl_ms = (int)cfg->lease_ms,
                                .holder = holder};
@@ -97,10 +114,12 @@ static int s_own_or_follow(const ordo_config_t *cfg, ordo_lease_t **lease,
     for (int tries = 0;; tries++) {
         int rc = ordo_lease_acquire(*lease, other, sizeof other, err, sizeof err);
         if (rc == 0)
-            ordo_log_info("server", "this engine owns partition 0 (lease revision %llu)",
+            ordo_log_info("server", "this engine owns partition %u of %u (lease revision %llu)",
+                          cfg->partition, cfg->partitions,
                           (unsigned long long)ordo_lease_revision(*lease));
         else if (rc == 1)
-            ordo_log_info("server", "partition 0 is owned by %s: standing by", other);
+            ordo_log_info("server", "partition %u of %u is owned by %s: standing by",
+                          cfg->partition, cfg->partitions, other);
         if (rc >= 0) {
             rc = ordo_standby_run(cfg, *lease, rc == 0, s_stop_asked, stop_signals, given);
             if (rc != 0 && ordo_lease_revision(*lease))
@@ -142,6 +161,8 @@ int main(int argc, char **argv)
                                          {"nats", required_argument, 0, 'S'},
                                          {"nats-replicas", required_argument, 0, 'S'},
                                          {"lease-ms", required_argument, 0, 'S'},
+                                         {"partition", required_argument, 0, 'S'},
+                                         {"advertise", required_argument, 0, 'S'},
                                          {"insecure", no_argument, 0, 'i'},
                                          {"repair", no_argument, 0, 'r'},
                                          {"help", no_argument, 0, 'h'},

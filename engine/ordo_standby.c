@@ -4,6 +4,7 @@
 
 #include "ordo_clock.h"
 #include "ordo_error.h"
+#include "ordo_folder_partition.h"
 #include "ordo_follower.h"
 #include "ordo_lock.h"
 #include "ordo_log.h"
@@ -105,7 +106,7 @@ static int s_take_over(s_standby_t *sb)
     char err[1200];
     uint64_t deadline = ordo_mono_ns() + (uint64_t)S_CATCH_UP_MS * 1000000u;
     ordo_replicator_options_t ro = {.servers = sb->cfg->nats,
-                                    .partition = 0,
+                                    .partition = sb->cfg->partition,
                                     .replicas = sb->cfg->nats_replicas,
                                     .timeout_ms = 5000,
                                     .lease = ordo_lease_revision(sb->lease)};
@@ -163,6 +164,11 @@ int ordo_standby_run(const ordo_config_t *cfg, ordo_lease_t *lease, bool have_le
         ordo_log_error("standby", "%s", why);
         return -1;
     }
+    if (ordo_folder_partition_check(cfg->data_dir, cfg->partition, cfg->partitions, why,
+                                    sizeof why) != 0) {
+        ordo_log_error("standby", "%s", why);
+        goto out;
+    }
     if (ordo_state_open(cfg, false, NULL, &state->wal, &state->orders, &state->recovery) != 0)
         goto out; /* the log line says why */
     ordo_wal_release(state->wal); /* replicated mode holds nothing back here */
@@ -174,7 +180,7 @@ int ordo_standby_run(const ordo_config_t *cfg, ordo_lease_t *lease, bool have_le
     /* The stream exists from here on (the first engine of a cluster makes
      * it), so that there is something to follow. */
     ordo_replicator_options_t ro = {.servers = cfg->nats,
-                                    .partition = 0,
+                                    .partition = cfg->partition,
                                     .replicas = cfg->nats_replicas,
                                     .timeout_ms = 5000};
     ordo_replicator_t *made = NULL;
@@ -184,13 +190,14 @@ int ordo_standby_run(const ordo_config_t *cfg, ordo_lease_t *lease, bool have_le
         goto out;
     }
     ordo_replicator_close(&made);
-    if (ordo_follower_open(cfg->nats, 0, 1, &sb.follower, err, sizeof err) != 0) {
+    if (ordo_follower_open(cfg->nats, cfg->partition, 1, &sb.follower, err, sizeof err) != 0) {
         ordo_log_error("standby", "%s", err);
         goto out;
     }
     if (!have_lease)
-        ordo_log_info("standby", "following stream ORDO_P0 from this log's position %" PRIu64,
-                      ordo_wal_head(state->wal));
+        ordo_log_info("standby",
+                      "following stream ORDO_P%" PRIu32 " from this log's position %" PRIu64,
+                      cfg->partition, ordo_wal_head(state->wal));
     char holder[512] = "", was[512] = "";
     uint64_t next_ask = 0;
     for (;;) {

@@ -171,6 +171,39 @@ int ordo_reply_pack_stats(msgpack_packer *pk, ordo_str_t request_id, const char 
 /* {ok:true, request_id?, head_position} */
 int ordo_reply_pack_ping(msgpack_packer *pk, ordo_str_t request_id, uint64_t head_position);
 
+/* ---- the partition map (docs/protocol.md's cluster extension) ---------- */
+
+/* Who owns a partition: the engine's request and PUB endpoints and the
+ * lease revision it owns it under (a later owner has a higher one).
+ * endpoint.len 0: no owner known (nil on the wire). */
+typedef struct {
+    ordo_str_t endpoint;
+    ordo_str_t pub;
+    uint64_t revision;
+} ordo_partition_owner_t;
+
+#define ORDO_ENDPOINT_MAX 255 /* bytes of an endpoint in the map */
+
+/* {ok:true, request_id?, partition, partitions, map:[owner|nil, ...]}: the
+ * answer to Partitions; `partition` is the answering engine's. */
+int ordo_reply_pack_partitions(msgpack_packer *pk, ordo_str_t request_id, uint32_t partition,
+                               uint32_t partitions, const ordo_partition_owner_t *owners);
+
+/* {ok:false, request_id?, error:{code: "wrong_partition", message,
+ * partition, partitions, map}}: the order's partition is another
+ * engine's; `partition` is the order's. */
+int ordo_reply_pack_wrong_partition(msgpack_packer *pk, ordo_str_t request_id, const char *message,
+                                    uint32_t partition, uint32_t partitions,
+                                    const ordo_partition_owner_t *owners);
+
+/* Reads a map (`map`, `map_len`: the array as in a decoded reply) of
+ * exactly `partitions` entries into owners[partitions] (views into the
+ * bytes). Each entry is nil or {endpoint: str of 1..255 bytes, pub: str of
+ * 0..255, revision: int >= 0}; other keys are skipped. 0, or -1 if the
+ * map is not that. */
+int ordo_partition_map_read(const uint8_t *map, size_t map_len, uint32_t partitions,
+                            ordo_partition_owner_t *owners);
+
 /* A decoded reply. Payloads stay encoded: `event`, `order`, `events` and
  * `stats` point at their MessagePack bytes, to be read with the functions
  * above (ordo_event_read over `events`, after ordo_mp_read_array). */
@@ -195,6 +228,13 @@ typedef struct {
     /* ReadAll / Ping */
     int64_t next_position;
     int64_t head_position;
+    /* Partitions, or a wrong_partition error's details: the partition
+     * (the engine's, or the order's), the count (0: no map) and the map's
+     * array, to read with ordo_partition_map_read */
+    uint32_t partition;
+    uint32_t partitions;
+    const uint8_t *map;
+    size_t map_len;
 } ordo_reply_t;
 
 /* Validates and decodes a reply. Returns 0, or -1 if it is not a reply. */

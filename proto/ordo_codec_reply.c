@@ -3,6 +3,7 @@
  * only what it needs. */
 #include "ordo_codec.h"
 #include "ordo_codec_internal.h"
+#include "ordo_partition.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -144,6 +145,134 @@ int ordo_reply_pack_ping(msgpack_packer *pk, ordo_str_t request_id, uint64_t hea
     return msgpack_pack_uint64(pk, head_position);
 }
 
+static int s_pack_map(msgpack_packer *pk, uint32_t partition, uint32_t partitions,
+                      const ordo_partition_owner_t *owners)
+{
+    P(ORDO_PACK_KEY(pk, "partition"));
+    P(msgpack_pack_uint32(pk, partition));
+    P(ORDO_PACK_KEY(pk, "partitions"));
+    P(msgpack_pack_uint32(pk, partitions));
+    P(ORDO_PACK_KEY(pk, "map"));
+    P(msgpack_pack_array(pk, partitions));
+    for (uint32_t k = 0; k < partitions; k++) {
+        const ordo_partition_owner_t *o = &owners[k];
+        if (o->endpoint.len == 0) {
+            P(msgpack_pack_nil(pk));
+            continue;
+        }
+        P(msgpack_pack_map(pk, 3));
+        P(ORDO_PACK_KEY(pk, "endpoint"));
+        P(ordo_pack_str(pk, o->endpoint));
+        P(ORDO_PACK_KEY(pk, "pub"));
+        P(ordo_pack_str(pk, o->pub));
+        P(ORDO_PACK_KEY(pk, "revision"));
+        P(msgpack_pack_uint64(pk, o->revision));
+    }
+    return 0;
+}
+
+int ordo_reply_pack_partitions(msgpack_packer *pk, ordo_str_t request_id, uint32_t partition,
+                               uint32_t partitions, const ordo_partition_owner_t *owners)
+{
+    P(s_head(pk, true, request_id, 3));
+    return s_pack_map(pk, partition, partitions, owners);
+}
+
+int ordo_reply_pack_wrong_partition(msgpack_packer *pk, ordo_str_t request_id, const char *message,
+                                    uint32_t partition, uint32_t partitions,
+                                    const ordo_partition_owner_t *owners)
+{
+    P(s_head(pk, false, request_id, 1));
+    P(ORDO_PACK_KEY(pk, "error"));
+    P(msgpack_pack_map(pk, 5));
+    P(ORDO_PACK_KEY(pk, "code"));
+    P(ordo_pack_cstr(pk, ordo_code_name(ORDO_CODE_WRONG_PARTITION)));
+    P(ORDO_PACK_KEY(pk, "message"));
+    P(ordo_pack_cstr(pk, message));
+    return s_pack_map(pk, partition, partitions, owners);
+}
+
+/* One entry of a map: nil, or {endpoint, pub, revision}. */
+static bool s_read_owner(ordo_mp_t *r, ordo_partition_owner_t *o)
+{
+    memset(o, 0, sizeof *o);
+    if (ordo_mp_peek(r) == ORDO_MP_NIL)
+        return ordo_mp_skip(r);
+    uint32_t n;
+    if (!ordo_mp_read_map(r, &n))
+        return false;
+    for (uint32_t i = 0; i < n; i++) {
+        const char *k;
+        uint32_t kl;
+        int64_t rev;
+        if (!ordo_mp_read_str(r, &k, &kl))
+            return false;
+        bool ok = true;
+        if (ORDO_MP_KEY_IS(k, kl, "endpoint"))
+            ok = ordo_mp_read_str(r, &o->endpoint.ptr, &o->endpoint.len) &&
+                 o->endpoint.len >= 1 && o->endpoint.len <= ORDO_ENDPOINT_MAX;
+        else if (ORDO_MP_KEY_IS(k, kl, "pub"))
+            ok = ordo_mp_read_str(r, &o->pub.ptr, &o->pub.len) &&
+                 o->pub.len <= ORDO_ENDPOINT_MAX;
+        else if (ORDO_MP_KEY_IS(k, kl, "revision"))
+            ok = ordo_mp_read_int(r, &rev) && rev >= 0 && (o->revision = (uint64_t)rev, true);
+        else
+            ok = ordo_mp_skip(r);
+        if (!ok)
+            return false;
+    }
+    return o->endpoint.len > 0;
+}
+
+int ordo_partition_map_read(const uint8_t *map, size_t map_len, uint32_t partitions,
+                            ordo_partition_owner_t *owners)
+{
+    ordo_mp_t r;
+    ordo_mp_init(&r, map, map_len);
+    uint32_t n;
+    if (!map || !ordo_mp_read_array(&r, &n) || n != partitions)
+        return -1;
+    for (uint32_t k = 0; k < n; k++)
+        if (!s_read_owner(&r, &owners[k]))
+            return -1;
+    return 0;
+}
+
+/* The partition, the count and the map's span, from either a Partitions
+ * reply or a wrong_partition error. */
+static bool s_read_map_part(ordo_mp_t *r, const char *k, uint32_t kl, ordo_reply_t *reply,
+                            bool *handled)
+{
+    int64_t v;
+    *handled = true;
+    if (ORDO_MP_KEY_IS(k, kl, "partition") || ORDO_MP_KEY_IS(k, kl, "partitions")) {
+        if (!ordo_mp_read_int(r, &v) || v < 0 || v > ORDO_PARTITIONS_MAX)
+            return false;
+        if (k[kl - 1] == 's')
+            reply->partitions = (uint32_t)v;
+        else
+            reply->partition = (uint32_t)v;
+        return true;
+    }
+    if (ORDO_MP_KEY_IS(k, kl, "map")) {
+        const uint8_t *start = r->p;
+        if (ordo_mp_peek(r) != ORDO_MP_ARRAY || !ordo_mp_skip(r))
+            return false;
+        reply->map = start;
+        reply->map_len = (size_t)(r->p - start);
+        return true;
+    }
+    *handled = false;
+    return true;
+}
+
+/* A map is whole when it has a count, an array and a partition in range. */
+static bool s_map_whole(const ordo_reply_t *reply)
+{
+    bool any = reply->partitions || reply->map;
+    return !any || (reply->partitions >= 1 && reply->map && reply->partition < reply->partitions);
+}
+
 /* Copies a string view into a fixed buffer, truncating. */
 static void s_copy(char *dst, size_t size, const char *src, uint32_t len)
 {
@@ -152,8 +281,9 @@ static void s_copy(char *dst, size_t size, const char *src, uint32_t len)
     dst[n] = '\0';
 }
 
-static int s_read_error(ordo_mp_t *r, ordo_error_t *e)
+static int s_read_error(ordo_mp_t *r, ordo_reply_t *reply)
 {
+    ordo_error_t *e = &reply->error;
     uint32_t n;
     if (!ordo_mp_read_map(r, &n))
         return -1;
@@ -163,7 +293,11 @@ static int s_read_error(ordo_mp_t *r, ordo_error_t *e)
         uint32_t kl, sl;
         if (!ordo_mp_read_str(r, &k, &kl))
             return -1;
-        bool ok = true;
+        bool ok = true, handled;
+        if (!s_read_map_part(r, k, kl, reply, &handled))
+            return -1;
+        if (handled)
+            continue;
         if (ORDO_MP_KEY_IS(k, kl, "code") && ordo_mp_read_str(r, &s, &sl)) {
             e->code = ordo_code_from_name(s, sl);
             has_code = e->code != ORDO_CODE_OK;
@@ -214,13 +348,17 @@ int ordo_reply_decode(const void *buf, size_t len, ordo_reply_t *reply)
         uint32_t kl;
         if (!ordo_mp_read_str(&r, &k, &kl))
             return -1;
-        bool ok = true;
+        bool ok = true, handled;
+        if (!s_read_map_part(&r, k, kl, reply, &handled))
+            return -1;
+        if (handled)
+            continue;
         if (ORDO_MP_KEY_IS(k, kl, "ok")) {
             ok = has_ok = ordo_mp_read_bool(&r, &reply->ok);
         } else if (ORDO_MP_KEY_IS(k, kl, "request_id")) {
             ok = ordo_mp_read_str(&r, &reply->request_id.ptr, &reply->request_id.len);
         } else if (ORDO_MP_KEY_IS(k, kl, "error")) {
-            ok = s_read_error(&r, &reply->error) == 0;
+            ok = s_read_error(&r, reply) == 0;
         } else if (ORDO_MP_KEY_IS(k, kl, "order_id")) {
             ok = ordo_mp_read_str(&r, &reply->order_id.ptr, &reply->order_id.len);
         } else if (ORDO_MP_KEY_IS(k, kl, "version")) {
@@ -248,7 +386,7 @@ int ordo_reply_decode(const void *buf, size_t len, ordo_reply_t *reply)
         if (!ok)
             return -1;
     }
-    if (!has_ok || (!reply->ok && reply->error.code == ORDO_CODE_OK))
+    if (!has_ok || (!reply->ok && reply->error.code == ORDO_CODE_OK) || !s_map_whole(reply))
         return -1;
     return 0;
 }

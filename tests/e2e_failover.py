@@ -22,7 +22,6 @@ import subprocess
 import sys
 import threading
 import time
-import traceback
 
 import msgpack
 import zmq
@@ -30,7 +29,7 @@ import zmq
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import e2e_server as es  # noqa: E402  (reads sys.argv[1]: the server)
 from e2e_replication import local_frames, read_all, stream_frames  # noqa: E402
-from e2e_util import wait_for  # noqa: E402
+from e2e_util import run_tests, wait_for  # noqa: E402
 from nats_cluster import JetStream, NatsCluster  # noqa: E402
 
 STREAM = "ORDO_P0"
@@ -238,23 +237,7 @@ def test_planned_stop():
                 b.kill_and_cleanup()
 
 
-def main():
-    passed = failed = 0
-    for name, fn in [("kill -9 under load", test_kill9_under_load),
-                     ("no split brain", test_no_split_brain),
-                     ("planned stop", test_planned_stop)]:
-        t0 = time.monotonic()
-        try:
-            fn()
-            passed += 1
-            print("ok   %s (%.1f s)" % (name, time.monotonic() - t0))
-        except Exception:
-            failed += 1
-            print("FAIL %s" % name)
-            traceback.print_exc()
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_tests([("kill -9 under load", test_kill9_under_load),
+                        ("no split brain", test_no_split_brain),
+                        ("planned stop", test_planned_stop)]))

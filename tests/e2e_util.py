@@ -2,6 +2,7 @@
 (the only way a test waits: never a bare sleep as synchronisation), and a
 Ping that cannot answer a later request."""
 import socket
+import sys
 import time
 
 import msgpack
@@ -41,3 +42,27 @@ def ping(endpoint, timeout_ms=200):
         return msgpack.unpackb(probe.recv()) if probe.poll(timeout_ms) else None
     finally:
         probe.close()
+
+
+def run_tests(tests):
+    """Runs (name, fn) pairs in order, each to its end whatever the others
+    did; fn returns a reason to skip, or None. Prints ok/FAIL/skip with the
+    time taken and a count; returns the exit status (1 if any failed)."""
+    import traceback
+    passed = failed = 0
+    for name, fn in tests:
+        t0 = time.monotonic()
+        try:
+            skipped = fn()
+            if skipped:
+                print("skip %s: %s" % (name, skipped))
+                continue
+            passed += 1
+            print("ok   %s (%.1f s)" % (name, time.monotonic() - t0))
+        except Exception:
+            failed += 1
+            print("FAIL %s" % name)
+            traceback.print_exc()
+        sys.stdout.flush()
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0

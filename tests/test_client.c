@@ -426,6 +426,83 @@ static void test_stats_and_ping(void)
     ordo_client_destroy(&c);
 }
 
+/* The router with one engine and no partitions: Partitions names it; a
+ * dead seed before it costs one short wait; one request_id for every
+ * try; a refusal is returned, not retried; bad arguments. */
+static void test_router_one_engine(void)
+{
+    char dead[64], seeds[160];
+    snprintf(dead, sizeof dead, "tcp://127.0.0.1:%d", s_free_port());
+    snprintf(seeds, sizeof seeds, "%s,%s", dead, s_srv.bind);
+    ordo_client_t *c = ordo_client_new(s_srv.bind);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    ordo_result_t r = ORDO_RESULT_INIT;
+    CU_ASSERT_EQUAL(
+        ordo_client_call(c, &(ordo_client_request_t){.type = "Partitions"}, CALL_MS, &r), 0);
+    CU_ASSERT_EQUAL(r.partition, 0);
+    CU_ASSERT_EQUAL_FATAL(r.partitions, 1);
+    CU_ASSERT_STRING_EQUAL(r.owners[0].endpoint, s_srv.bind);
+    CU_ASSERT_STRING_EQUAL(r.owners[0].pub, s_srv.pub);
+    CU_ASSERT_EQUAL(r.owners[0].revision, 0);
+    ordo_client_destroy(&c);
+
+    ordo_router_t *rt = ordo_router_new(seeds, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(rt);
+    CU_ASSERT_EQUAL(ordo_router_partitions(rt), 0); /* nothing asked yet */
+    ordo_client_request_t req = s_create("rt-1");
+    CU_ASSERT_EQUAL(ordo_router_call(rt, &req, CALL_MS, &r), 0);
+    CU_ASSERT_EQUAL(r.version, 1);
+    CU_ASSERT_EQUAL(ordo_router_partitions(rt), 1);
+    CU_ASSERT_STRING_EQUAL(ordo_router_owner(rt, 0), s_srv.bind);
+    CU_ASSERT_PTR_NULL(ordo_router_owner(rt, 1));
+    /* A retry with the caller's request_id is the same command. */
+    req.request_id = "rt-rid";
+    req.order_id = "rt-2";
+    CU_ASSERT_EQUAL(ordo_router_call(rt, &req, CALL_MS, &r), 0);
+    CU_ASSERT_FALSE(r.duplicate);
+    CU_ASSERT_EQUAL(ordo_router_call(rt, &req, CALL_MS, &r), 0);
+    CU_ASSERT_TRUE(r.duplicate);
+    /* The engine's no comes back at once. */
+    int64_t t0 = s_now_ms();
+    req.request_id = NULL;
+    CU_ASSERT_EQUAL(ordo_router_call(rt, &req, CALL_MS, &r), ORDO_E_PROTOCOL);
+    CU_ASSERT_STRING_EQUAL(r.code, "already_exists");
+    CU_ASSERT(s_now_ms() - t0 < 2000);
+    /* Queries without an order go to partition 0's owner. */
+    CU_ASSERT_EQUAL(ordo_router_call(rt, &(ordo_client_request_t){.type = "Ping"}, CALL_MS, &r),
+                    0);
+    CU_ASSERT(r.head_position >= 2);
+    CU_ASSERT_EQUAL(ordo_router_call_on(rt, 0, &(ordo_client_request_t){.type = "Stats"}, CALL_MS,
+                                        &r),
+                    0);
+    CU_ASSERT_EQUAL(ordo_router_call_on(rt, 5, &(ordo_client_request_t){.type = "Stats"}, 300, &r),
+                    ORDO_E_INVALID);
+    CU_ASSERT_EQUAL(ordo_router_call_on(rt, 0, NULL, 300, &r), ORDO_E_INVALID);
+    CU_ASSERT_EQUAL(ordo_router_refresh(rt, CALL_MS), 0);
+    ordo_router_destroy(&rt);
+    CU_ASSERT_PTR_NULL(rt);
+
+    /* Only dead seeds: the call ends at its timeout. */
+    rt = ordo_router_new(dead, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(rt);
+    t0 = s_now_ms();
+    req.order_id = "rt-3";
+    CU_ASSERT_EQUAL(ordo_router_call(rt, &req, 700, &r), ORDO_E_TIMEOUT);
+    int64_t took = s_now_ms() - t0;
+    CU_ASSERT(took >= 650 && took < 3000);
+    CU_ASSERT_EQUAL(ordo_router_refresh(rt, 200), ORDO_E_TIMEOUT);
+    ordo_router_destroy(&rt);
+    ordo_router_destroy(&rt); /* safe twice */
+
+    CU_ASSERT_PTR_NULL(ordo_router_new("", NULL));
+    CU_ASSERT_PTR_NULL(ordo_router_new("tcp://127.0.0.1:1,", NULL));
+    CU_ASSERT_PTR_NULL(ordo_router_new(",tcp://127.0.0.1:1", NULL));
+    /* The partition function is the engine's (test_cluster pins it). */
+    CU_ASSERT_EQUAL(ordo_partition_of_id("anything", 1), 0);
+    CU_ASSERT(ordo_partition_of_id("order-1", 7) < 7);
+    ordo_result_clear(&r);
+}
+
 /* A call keeps pipelined completions for recv, and drops the late reply
  * to a call that timed out. */
 static void test_call_among_pipelined(void)
@@ -1568,6 +1645,7 @@ int main(void)
     CU_add_test(s, "protocol errors as values", test_protocol_errors);
     CU_add_test(s, "stats, ping, read all", test_stats_and_ping);
     CU_add_test(s, "a call among pipelined requests", test_call_among_pipelined);
+    CU_add_test(s, "routing by the partition map, one engine", test_router_one_engine);
     CU_add_test(s, "server stops with status 0", test_server_stops_cleanly);
 
     s = CU_add_suite("client: pipelining", s_suite_init, s_suite_clean);

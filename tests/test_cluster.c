@@ -4,6 +4,7 @@
  * parses strictly. Replication itself is tested end to end against a real
  * NATS cluster (e2e_replication.py). */
 #include "ordo_partition.h"
+#include "ordo_partmap.h"
 #include "ordo_test.h"
 
 #include <stdio.h>
@@ -66,6 +67,35 @@ static void test_parse(void)
     CU_ASSERT_EQUAL(ordo_partition_parse(NULL, &k, &p), -1);
 }
 
+/* The lease value names the owner's endpoints for the map, and reads
+ * back; a released lease (empty) or anything else names none. */
+static void test_holder(void)
+{
+    char buf[600];
+    ordo_partmap_owner_t o;
+    CU_ASSERT_EQUAL_FATAL(ordo_partmap_holder(buf, sizeof buf, "tcp://h1:7700", "tcp://h1:7701",
+                                              42),
+                          0);
+    CU_ASSERT_STRING_EQUAL(buf, "tcp://h1:7700 tcp://h1:7701 (pid 42)");
+    CU_ASSERT_EQUAL_FATAL(ordo_partmap_parse_holder(buf, &o), 0);
+    CU_ASSERT_STRING_EQUAL(o.endpoint, "tcp://h1:7700");
+    CU_ASSERT_STRING_EQUAL(o.pub, "tcp://h1:7701");
+    static const char *bad[] = {"", "tcp://h1:7700", "tcp://h1:7700 (pid 3)",
+                                "tcp://h1:7700 tcp://h1:7701", "a b c"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CU_ASSERT_EQUAL(ordo_partmap_parse_holder(bad[i], &o), -1);
+        CU_ASSERT_STRING_EQUAL(o.endpoint, "");
+    }
+    CU_ASSERT_EQUAL(ordo_partmap_parse_holder(NULL, &o), -1);
+    CU_ASSERT_EQUAL(ordo_partmap_holder(buf, sizeof buf, "tcp://a b:1", "tcp://c:2", 1), -1);
+    CU_ASSERT_EQUAL(ordo_partmap_holder(buf, sizeof buf, "", "tcp://c:2", 1), -1);
+    CU_ASSERT_EQUAL(ordo_partmap_holder(buf, 20, "tcp://h1:7700", "tcp://h1:7701", 1), -1);
+    char longest[ORDO_PARTMAP_ENDPOINT_MAX + 1];
+    memset(longest, 'x', sizeof longest - 1);
+    longest[sizeof longest - 1] = '\0';
+    CU_ASSERT_EQUAL(ordo_partmap_holder(buf, sizeof buf, longest, "tcp://c:2", 1), -1);
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
@@ -74,5 +104,6 @@ int main(void)
     CU_add_test(s, "the partition function never changes", test_stable);
     CU_add_test(s, "orders spread evenly over partitions", test_even);
     CU_add_test(s, "K/P parses strictly", test_parse);
+    CU_add_test(s, "the lease value names the owner's endpoints", test_holder);
     return ordo_test_run();
 }

@@ -1574,6 +1574,83 @@ static void test_reply_error_round_trips(void)
     CU_ASSERT_PTR_NULL(memmem(s_buf.data, s_buf.size, "request_id", 10));
 }
 
+/* Partitions and wrong_partition: the map round-trips; a map of the
+ * wrong size, with a bad entry or half missing is not a reply. */
+static void test_reply_partition_map(void)
+{
+    ordo_partition_owner_t owners[3] = {
+        {ORDO_STR("tcp://10.0.0.1:7700"), ORDO_STR("tcp://10.0.0.1:7701"), 17},
+        {{0}, {0}, 0},
+        {ORDO_STR("tcp://10.0.0.3:7700"), ORDO_STR(""), 29},
+    };
+    ordo_partition_owner_t back[3];
+    ordo_reply_t rep;
+    s_reset();
+    CU_ASSERT_EQUAL_FATAL(ordo_reply_pack_partitions(&s_pk, ORDO_STR("m"), 2, 3, owners), 0);
+    CU_ASSERT_EQUAL_FATAL(ordo_reply_decode(s_buf.data, s_buf.size, &rep), 0);
+    CU_ASSERT_TRUE(rep.ok);
+    CU_ASSERT_EQUAL(rep.partition, 2);
+    CU_ASSERT_EQUAL(rep.partitions, 3);
+    CU_ASSERT_EQUAL_FATAL(ordo_partition_map_read(rep.map, rep.map_len, 3, back), 0);
+    CU_ASSERT_EQUAL(back[0].revision, 17);
+    CU_ASSERT_EQUAL(back[0].endpoint.len, strlen("tcp://10.0.0.1:7700"));
+    CU_ASSERT_EQUAL(memcmp(back[0].pub.ptr, "tcp://10.0.0.1:7701", back[0].pub.len), 0);
+    CU_ASSERT_EQUAL(back[1].endpoint.len, 0); /* nil: no owner */
+    CU_ASSERT_EQUAL(back[2].revision, 29);
+    CU_ASSERT_EQUAL(back[2].pub.len, 0);
+    CU_ASSERT_EQUAL(ordo_partition_map_read(rep.map, rep.map_len, 2, back), -1); /* size */
+
+    s_reset();
+    CU_ASSERT_EQUAL_FATAL(ordo_reply_pack_wrong_partition(&s_pk, ORDO_STR("w"), "go to 0", 0, 3,
+                                                          owners),
+                          0);
+    CU_ASSERT_EQUAL_FATAL(ordo_reply_decode(s_buf.data, s_buf.size, &rep), 0);
+    CU_ASSERT_FALSE(rep.ok);
+    CU_ASSERT_EQUAL(rep.error.code, ORDO_CODE_WRONG_PARTITION);
+    CU_ASSERT_STRING_EQUAL(rep.error.message, "go to 0");
+    CU_ASSERT_EQUAL(rep.partition, 0);
+    CU_ASSERT_EQUAL(rep.partitions, 3);
+    CU_ASSERT_EQUAL(ordo_partition_map_read(rep.map, rep.map_len, 3, back), 0);
+    CU_ASSERT_STRING_EQUAL(ordo_code_name(ORDO_CODE_WRONG_PARTITION), "wrong_partition");
+
+    /* Hostile maps. */
+#define B(lit) lit, sizeof(lit) - 1
+    static const struct {
+        const char *why;
+        const char *bytes; /* a Partitions reply */
+        size_t len;
+        int decodes;  /* ordo_reply_decode */
+        int map_ok;   /* ordo_partition_map_read, when it decodes */
+    } cases[] = {
+        /* {ok:true, partition:0, partitions:1, map:[{endpoint:""}]}: empty endpoint */
+        {"empty endpoint", B("\x84\xa2ok\xc3\xa9partition\x00\xaapartitions\x01\xa3map\x91\x81\xa8" "endpoint\xa0"), 0, -1},
+        /* endpoint not a string */
+        {"endpoint an int", B("\x84\xa2ok\xc3\xa9partition\x00\xaapartitions\x01\xa3map\x91\x81\xa8" "endpoint\x05"), 0, -1},
+        /* negative revision */
+        {"negative revision", B("\x84\xa2ok\xc3\xa9partition\x00\xaapartitions\x01\xa3map\x91\x82\xa8" "endpoint\xa1x"
+         "\xa8revision\xff"), 0, -1},
+        /* partition out of the count */
+        {"partition >= partitions", B("\x84\xa2ok\xc3\xa9partition\x01\xaapartitions\x01\xa3map\x91\xc0"), -1, 0},
+        /* a count without a map */
+        {"no map", B("\x83\xa2ok\xc3\xa9partition\x00\xaapartitions\x01"), -1, 0},
+        /* a count past the bound */
+        {"huge count", B("\x84\xa2ok\xc3\xa9partition\x00\xaapartitions\xce\x7f\xff\xff\xff\xa3map\x90"), -1, 0},
+        /* the map not an array */
+        {"map a string", B("\x84\xa2ok\xc3\xa9partition\x00\xaapartitions\x01\xa3map\xa1x"), -1, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t len = cases[i].len;
+        int rc = ordo_reply_decode(cases[i].bytes, len, &rep);
+        CU_ASSERT_EQUAL(rc, cases[i].decodes);
+        if (rc != cases[i].decodes)
+            fprintf(stderr, "case %s: decode %d\n", cases[i].why, rc);
+        if (rc == 0)
+            CU_ASSERT_EQUAL(ordo_partition_map_read(rep.map, rep.map_len, rep.partitions, back),
+                            cases[i].map_ok);
+    }
+#undef B
+}
+
 static void test_reply_success_round_trips(void)
 {
     static ordo_event_t ev, back;
@@ -1684,5 +1761,7 @@ int main(void)
     CU_add_test(s, "order: wire and snapshot round trips", test_order_round_trips);
     CU_add_test(s, "reply: errors", test_reply_error_round_trips);
     CU_add_test(s, "reply: successes", test_reply_success_round_trips);
+    CU_add_test(s, "reply: the partition map, wrong_partition, hostile maps",
+                test_reply_partition_map);
     return ordo_test_run();
 }

@@ -75,11 +75,51 @@ static void test_config_layers(void)
     CU_ASSERT_EQUAL(ordo_config_from_env(&cfg, err, sizeof err), 0);
     CU_ASSERT_EQUAL(cfg.nats_replicas, 5);
     unsetenv("ORDO_NATS_REPLICAS");
+    /* Partitions: K/P, which needs --nats; the advertised endpoints. */
+    CU_ASSERT(cfg.partition == 0 && cfg.partitions == 1);
+    CU_ASSERT_EQUAL(ordo_config_set(&cfg, "fsync", "replicated", err, sizeof err), 0);
+    CU_ASSERT_EQUAL(ordo_config_set(&cfg, "partition", "3/8", err, sizeof err), 0);
+    CU_ASSERT(cfg.partition == 3 && cfg.partitions == 8);
+    CU_ASSERT_EQUAL(ordo_config_check(&cfg, err, sizeof err), 0);
+    char nats[sizeof cfg.nats];
+    memcpy(nats, cfg.nats, sizeof nats);
+    cfg.nats[0] = '\0';
+    CU_ASSERT_EQUAL(ordo_config_check(&cfg, err, sizeof err), -1); /* replicated, no --nats */
+    CU_ASSERT_EQUAL(ordo_config_set(&cfg, "fsync", "always", err, sizeof err), 0);
+    CU_ASSERT_EQUAL(ordo_config_check(&cfg, err, sizeof err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "--partition 3/8 needs --nats"));
+    memcpy(cfg.nats, nats, sizeof nats);
+    char ep[300];
+    ordo_config_advertised(&cfg, "tcp://127.0.0.1:7700", ep, sizeof ep);
+    CU_ASSERT_STRING_EQUAL(ep, "tcp://127.0.0.1:7700"); /* a host: as bound */
+    ordo_config_advertised(&cfg, "ipc:///tmp/x", ep, sizeof ep);
+    CU_ASSERT_STRING_EQUAL(ep, "ipc:///tmp/x");
+    char host[256] = "";
+    gethostname(host, sizeof host - 1);
+    char want[300];
+    snprintf(want, sizeof want, "tcp://%s:7700", host);
+    ordo_config_advertised(&cfg, "tcp://*:7700", ep, sizeof ep);
+    CU_ASSERT_STRING_EQUAL(ep, want); /* every interface: this machine's name */
+    setenv("ORDO_ADVERTISE", "engine-3.example", 1);
+    CU_ASSERT_EQUAL(ordo_config_from_env(&cfg, err, sizeof err), 0);
+    unsetenv("ORDO_ADVERTISE");
+    ordo_config_advertised(&cfg, "tcp://0.0.0.0:7701", ep, sizeof ep);
+    CU_ASSERT_STRING_EQUAL(ep, "tcp://engine-3.example:7701");
+    ordo_config_advertised(&cfg, "tcp://10.1.2.3:7700", ep, sizeof ep);
+    CU_ASSERT_STRING_EQUAL(ep, "tcp://engine-3.example:7700"); /* --advertise wins */
     cfg.nats[0] = '\0';
     static const char *bad[][2] = {{"nats", "127.0.0.1:4222"},
                                    {"nats", ""},
                                    {"nats-replicas", "0"},
                                    {"nats-replicas", "6"},
+                                   {"partition", "2/2"},
+                                   {"partition", "0"},
+                                   {"partition", "1/0"},
+                                   {"partition", "0/4097"},
+                                   {"advertise", "host name"},
+                                   {"advertise", "tcp://h"},
+                                   {"advertise", "h:1"},
+                                   {"advertise", ""},
                                    {"segment-bytes", "65535"},
                                    {"segment-bytes", "-1"},
                                    {"fsync", "sometimes"},

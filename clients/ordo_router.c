@@ -1,0 +1,342 @@
+/* ordo_router_t: requests routed to the owner of their order's partition
+ * by the cluster's partition map, which it learns from any engine and
+ * learns again when an owner is gone or moved (see ordo.h). */
+#include "ordo_client_internal.h"
+#include "ordo_partition.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define S_SEEDS_MAX 64
+#define S_TRY_MS 1000   /* one try on an owner, before asking the map again */
+#define S_ASK_MS 500    /* one engine's answer to Partitions */
+#define S_PAUSE_MS 50   /* between rounds when no owner is known */
+
+typedef struct {
+    char *endpoint;
+    ordo_client_t *client;
+} s_conn_t;
+
+typedef struct {
+    char *endpoint; /* NULL: none known */
+    uint64_t revision;
+} s_owner_t;
+
+struct ordo_router_t {
+    char *seeds[S_SEEDS_MAX];
+    size_t nseeds;
+    ordo_connect_options_t opts;
+    ordo_curve_t curve;
+    uint32_t partitions; /* 0: no map yet */
+    s_owner_t *owners;   /* [partitions] */
+    s_conn_t *conns;     /* one client per engine, made when first needed */
+    size_t nconns;
+};
+
+uint32_t ordo_partition_of_id(const char *order_id, uint32_t partitions)
+{
+    return order_id ? ordo_partition_of(order_id, strlen(order_id), partitions) : 0;
+}
+
+static void s_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+ordo_router_t *ordo_router_new(const char *endpoints, const ordo_connect_options_t *opts)
+{
+    ordo_router_t *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    if (opts && opts->curve) {
+        r->curve = *opts->curve;
+        r->opts.curve = &r->curve;
+    }
+    const char *p = endpoints ? endpoints : ORDO_DEFAULT_ENDPOINT;
+    while (*p) {
+        size_t n = strcspn(p, ",");
+        if (n == 0 || r->nseeds == S_SEEDS_MAX || !(r->seeds[r->nseeds] = strndup(p, n))) {
+            int err = n == 0 || r->nseeds == S_SEEDS_MAX ? EINVAL : ENOMEM;
+            ordo_router_destroy(&r);
+            errno = err;
+            return NULL;
+        }
+        r->nseeds++;
+        p += n;
+        if (*p == ',' && *++p == '\0') { /* a trailing comma */
+            ordo_router_destroy(&r);
+            errno = EINVAL;
+            return NULL;
+        }
+    }
+    if (r->nseeds == 0) {
+        ordo_router_destroy(&r);
+        errno = EINVAL;
+        return NULL;
+    }
+    return r;
+}
+
+static void s_forget_map(ordo_router_t *r)
+{
+    for (uint32_t k = 0; k < r->partitions; k++)
+        free(r->owners[k].endpoint);
+    free(r->owners);
+    r->owners = NULL;
+    r->partitions = 0;
+}
+
+void ordo_router_destroy(ordo_router_t **p)
+{
+    ordo_router_t *r = p ? *p : NULL;
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->nseeds; i++)
+        free(r->seeds[i]);
+    for (size_t i = 0; i < r->nconns; i++) {
+        free(r->conns[i].endpoint);
+        ordo_client_destroy(&r->conns[i].client);
+    }
+    free(r->conns);
+    s_forget_map(r);
+    free(r);
+    *p = NULL;
+}
+
+/* The client of an engine, made on first use. NULL: no memory or an
+ * endpoint ZeroMQ refuses. */
+static ordo_client_t *s_client(ordo_router_t *r, const char *endpoint)
+{
+    for (size_t i = 0; i < r->nconns; i++)
+        if (strcmp(r->conns[i].endpoint, endpoint) == 0)
+            return r->conns[i].client;
+    s_conn_t *grown = realloc(r->conns, (r->nconns + 1) * sizeof *grown);
+    if (!grown)
+        return NULL;
+    r->conns = grown;
+    s_conn_t *c = &r->conns[r->nconns];
+    c->endpoint = strdup(endpoint);
+    c->client = c->endpoint ? ordo_client_new_with(endpoint, &r->opts) : NULL;
+    if (!c->client) {
+        free(c->endpoint);
+        return NULL;
+    }
+    r->nconns++;
+    return c->client;
+}
+
+/* Takes what a reply's map says: an owner with a higher revision than the
+ * one known, or one where none is known. A map of another size replaces
+ * ours. Returns whether anything changed. */
+static bool s_merge(ordo_router_t *r, const ordo_result_t *res)
+{
+    if (res->partitions == 0 || !res->owners)
+        return false;
+    bool changed = false;
+    if (res->partitions != r->partitions) {
+        s_owner_t *owners = calloc(res->partitions, sizeof *owners);
+        if (!owners)
+            return false;
+        s_forget_map(r);
+        r->owners = owners;
+        r->partitions = res->partitions;
+        changed = true;
+    }
+    for (uint32_t k = 0; k < r->partitions; k++) {
+        const ordo_client_owner_t *in = &res->owners[k];
+        s_owner_t *o = &r->owners[k];
+        if (!in->endpoint || (o->endpoint && in->revision <= o->revision))
+            continue;
+        char *copy = strdup(in->endpoint);
+        if (!copy)
+            continue;
+        free(o->endpoint);
+        o->endpoint = copy;
+        o->revision = in->revision;
+        changed = true;
+    }
+    return changed;
+}
+
+/* Asks one engine for the map. 0 if it answered one. */
+static int s_ask(ordo_router_t *r, const char *endpoint, int timeout_ms)
+{
+    ordo_client_t *c = s_client(r, endpoint);
+    if (!c)
+        return ORDO_E_NOMEM;
+    ordo_result_t res = ORDO_RESULT_INIT;
+    int rc = ordo_client_call(c, &(ordo_client_request_t){.type = "Partitions"}, timeout_ms, &res);
+    if (rc == 0) {
+        s_merge(r, &res);
+    } else if (rc == ORDO_E_PROTOCOL && strcmp(res.code, "unknown_type") == 0) {
+        /* An engine from before partitions: it is the whole cluster. */
+        ordo_client_owner_t self = {.endpoint = endpoint, .pub = "", .revision = 0};
+        ordo_result_t one = {.partitions = 1, .owners = &self};
+        s_merge(r, &one);
+        rc = 0;
+    }
+    ordo_result_clear(&res);
+    return rc;
+}
+
+/* Whether s is one of the first n of list. */
+static bool s_listed(char *const *list, size_t n, const char *s)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(list[i], s) == 0)
+            return true;
+    return false;
+}
+
+/* Asks the owners it knows, then the seeds, each once, skipping `avoid`
+ * (an engine that just failed) unless nothing else answers, until one
+ * answers with an owner for every partition or the time is up. 0 if any
+ * answered. */
+static int s_refresh(ordo_router_t *r, const char *avoid, int64_t deadline)
+{
+    char *ask[S_SEEDS_MAX * 2];
+    size_t n = 0;
+    for (uint32_t k = 0; k < r->partitions && n < S_SEEDS_MAX; k++)
+        if (r->owners[k].endpoint && !s_listed(ask, n, r->owners[k].endpoint))
+            ask[n++] = r->owners[k].endpoint;
+    for (size_t i = 0; i < r->nseeds; i++)
+        if (!s_listed(ask, n, r->seeds[i]))
+            ask[n++] = r->seeds[i];
+    /* Copies: an answer may replace the owners' strings. */
+    char *copies[S_SEEDS_MAX * 2];
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!avoid || strcmp(ask[i], avoid) != 0)
+            if ((copies[m] = strdup(ask[i])))
+                m++;
+    if (avoid && (copies[m] = strdup(avoid)))
+        m++; /* last */
+    int rc = ORDO_E_TIMEOUT;
+    for (size_t i = 0; i < m; i++) {
+        int64_t left = deadline - ordo_client_now_ms_();
+        if (left <= 0)
+            break;
+        if (s_ask(r, copies[i], left < S_ASK_MS ? (int)left : S_ASK_MS) != 0)
+            continue;
+        rc = 0;
+        bool whole = r->partitions > 0;
+        for (uint32_t k = 0; whole && k < r->partitions; k++)
+            whole = r->owners[k].endpoint != NULL;
+        if (whole)
+            break;
+    }
+    for (size_t i = 0; i < m; i++)
+        free(copies[i]);
+    return rc;
+}
+
+int ordo_router_refresh(ordo_router_t *r, int timeout_ms)
+{
+    if (!r || timeout_ms < 0)
+        return ORDO_E_INVALID;
+    return s_refresh(r, NULL, ordo_client_now_ms_() + timeout_ms);
+}
+
+uint32_t ordo_router_partitions(const ordo_router_t *r)
+{
+    return r ? r->partitions : 0;
+}
+
+const char *ordo_router_owner(const ordo_router_t *r, uint32_t partition)
+{
+    return r && partition < r->partitions ? r->owners[partition].endpoint : NULL;
+}
+
+/* Sends to the owner of a partition (by_order: the order's) until an
+ * answer that is not about the map, or the deadline. */
+static int s_route(ordo_router_t *r, bool by_order, uint32_t partition,
+                   const ordo_client_request_t *req, int timeout_ms, ordo_result_t *res)
+{
+    if (!r || !req || !req->type || timeout_ms < 0 || (by_order && !req->order_id))
+        return ORDO_E_INVALID;
+    int64_t deadline = ordo_client_now_ms_() + timeout_ms;
+    ordo_client_request_t once = *req;
+    char rid[ORDO_ID_SIZE];
+    if (!once.request_id) { /* one id for every try: a retry is a duplicate */
+        ordo_client_t *any = s_client(r, r->seeds[0]);
+        if (!any)
+            return ORDO_E_NOMEM;
+        ordo_client_new_request_id(any, rid);
+        once.request_id = rid;
+    }
+    int rc = ORDO_E_TIMEOUT;
+    ordo_result_clear(res);
+    for (;;) {
+        int64_t left = deadline - ordo_client_now_ms_();
+        if (left <= 0)
+            return rc;
+        if (r->partitions == 0)
+            s_refresh(r, NULL, deadline);
+        uint32_t k = by_order ? ordo_partition_of_id(req->order_id, r->partitions) : partition;
+        const char *owner = k < r->partitions ? r->owners[k].endpoint : NULL;
+        if (!owner) {
+            if (r->partitions > 0)
+                s_refresh(r, NULL, deadline);
+            if (k >= r->partitions || !r->owners[k].endpoint) {
+                left = deadline - ordo_client_now_ms_();
+                if (left > 0)
+                    s_sleep_ms(left < S_PAUSE_MS ? (int)left : S_PAUSE_MS);
+                if (r->partitions > 0 && !by_order && partition >= r->partitions)
+                    return ORDO_E_INVALID; /* no such partition */
+            }
+            continue;
+        }
+        char *target = strdup(owner);
+        ordo_client_t *c = target ? s_client(r, target) : NULL;
+        if (!c) {
+            free(target);
+            return ORDO_E_NOMEM;
+        }
+        left = deadline - ordo_client_now_ms_();
+        rc = ordo_client_call(c, &once, left < S_TRY_MS ? (int)(left > 0 ? left : 0) : S_TRY_MS,
+                              res);
+        bool again = false;
+        if (rc == ORDO_E_PROTOCOL && strcmp(res->code, "wrong_partition") == 0) {
+            /* Another engine owns it now: its map says who. */
+            if (!s_merge(r, res))
+                s_refresh(r, target, deadline);
+            again = true;
+        } else if (rc == ORDO_E_TIMEOUT ||
+                   (rc == ORDO_E_PROTOCOL && strcmp(res->code, "unavailable") == 0)) {
+            /* Gone, stepping down, or cut off: forget it as the owner
+             * (a later answer may name it again) and ask the others. */
+            if (k < r->partitions && r->owners[k].endpoint &&
+                strcmp(r->owners[k].endpoint, target) == 0) {
+                free(r->owners[k].endpoint);
+                r->owners[k].endpoint = NULL;
+            }
+            s_refresh(r, target, deadline);
+            again = true;
+            if (rc == ORDO_E_PROTOCOL) {
+                left = deadline - ordo_client_now_ms_();
+                if (left > 0)
+                    s_sleep_ms(left < S_PAUSE_MS ? (int)left : S_PAUSE_MS);
+            }
+        }
+        free(target);
+        if (!again)
+            return rc;
+    }
+}
+
+int ordo_router_call(ordo_router_t *r, const ordo_client_request_t *req, int timeout_ms,
+                     ordo_result_t *res)
+{
+    if (req && !req->order_id)
+        return s_route(r, false, 0, req, timeout_ms, res);
+    return s_route(r, true, 0, req, timeout_ms, res);
+}
+
+int ordo_router_call_on(ordo_router_t *r, uint32_t partition, const ordo_client_request_t *req,
+                        int timeout_ms, ordo_result_t *res)
+{
+    return s_route(r, false, partition, req, timeout_ms, res);
+}

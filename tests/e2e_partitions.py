@@ -1,0 +1,219 @@
+#!/usr/bin/python3
+"""Partitions (docs/cluster.md) between real ordo-server processes through a
+real 3-node NATS JetStream cluster (tests/nats_cluster.py), on loopback:
+  1. Two engines own partitions 0 and 1 of 2. Each answers Partitions with
+     the map (both owners, their PUB endpoints, lease revisions); a request
+     on the other partition's order gets wrong_partition with the map and
+     changes nothing; each partition has its own stream and positions from
+     1; ordo-cli routes by the map from one endpoint; a data folder refuses
+     to start as another partition.
+  2. Clients recover by the map: 4 libordo routers (tests/router_load.c),
+     seeded with the two owners only, create orders in both partitions
+     while partition 0's owner is killed (kill -9); its standby takes over,
+     every client finds it through the map and goes on, and every
+     acknowledged order is on the engine that acknowledged it at the same
+     position, gap-free per partition.
+Waits are bounded polls.
+Usage: e2e_partitions.py ordo-server ordo-cli router_load"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import msgpack
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import e2e_server as es  # noqa: E402  (reads sys.argv[1]: the server)
+from e2e_failover import log_of  # noqa: E402
+from e2e_replication import read_all  # noqa: E402
+from e2e_util import run_tests, wait_for  # noqa: E402
+from nats_cluster import JetStream, NatsCluster  # noqa: E402
+
+CLI = sys.argv[2]
+ROUTER_LOAD = sys.argv[3]
+
+
+def args(nc, partition, lease_ms=2000):
+    return ["--fsync", "replicated", "--nats", nc.urls, "--shards", "2",
+            "--lease-ms", str(lease_ms), "--partition", partition]
+
+
+def start_standby(nc, partition):
+    """An engine that finds its partition owned and stands by (it binds
+    nothing until it takes over, so it is started by hand)."""
+    s = es.Server(args=args(nc, partition))
+    s.log = open(os.path.join(s.data, "server.log"), "ab")
+    s.proc = subprocess.Popen([es.SERVER, "--data-dir", os.path.join(s.data, "d"), "--bind",
+                               s.bind, "--pub", s.pub] + s.args, stdout=s.log, stderr=s.log)
+    wait_for("the standby follows the stream", lambda: "following stream" in log_of(s), 30)
+    return s
+
+
+def partitions(server):
+    return server.call({"type": "Partitions", "request_id": "map"})
+
+
+def whole_map(server, owners):
+    """Partitions from `server` once its map names `owners` (the engines
+    in partition order)."""
+    def check():
+        r = partitions(server)
+        got = [m and m["endpoint"] for m in r["map"]]
+        return r if got == [o.bind for o in owners] else None
+    return wait_for("the map of %s" % server.bind, check, 30)
+
+
+def partition_of(owner0, oid):
+    """0 or 1: asks partition 0's owner (not_found: its own order)."""
+    r = owner0.call({"type": "GetOrder", "order_id": oid})
+    code = r["error"]["code"]
+    assert code in ("not_found", "wrong_partition"), r
+    return 0 if code == "not_found" else 1
+
+
+def cli(*argv, timeout_ms=10000):
+    p = subprocess.run([CLI, "--timeout", str(timeout_ms)] + list(argv), capture_output=True,
+                       text=True, timeout=60)
+    return p.returncode, p.stdout, p.stderr
+
+
+def test_map_and_wrong_partition():
+    with NatsCluster(3) as nc:
+        a = es.Server(args=args(nc, "0/2"))
+        b = es.Server(args=args(nc, "1/2"))
+        try:
+            a.start()
+            b.start()
+            ra = whole_map(a, [a, b])
+            rb = whole_map(b, [a, b])
+            assert ra["ok"] and ra["request_id"] == "map", ra
+            assert (ra["partition"], ra["partitions"]) == (0, 2), ra
+            assert (rb["partition"], rb["partitions"]) == (1, 2), rb
+            assert ra["map"][0]["pub"] == a.pub and ra["map"][1]["pub"] == b.pub, ra
+            assert all(m["revision"] > 0 for m in ra["map"] + rb["map"]), (ra, rb)
+            # Orders of each partition, found by asking.
+            ids = {0: [], 1: []}
+            for i in range(200):
+                oid = "p-%d" % i
+                ids[partition_of(a, oid)].append(oid)
+            assert len(ids[0]) > 60 and len(ids[1]) > 60, (len(ids[0]), len(ids[1]))
+            # The wrong engine: wrong_partition with the map; nothing changes.
+            other = ids[1][0]
+            for req in (es.create(other, rid="w-1"), es.cmd("ConfirmOrder", other, rid="w-2"),
+                        {"type": "GetHistory", "order_id": other}):
+                r = a.call(req)
+                assert not r["ok"] and r["error"]["code"] == "wrong_partition", r
+                e = r["error"]
+                assert (e["partition"], e["partitions"]) == (1, 2), e
+                assert e["map"][1]["endpoint"] == b.bind and e["map"][0]["endpoint"] == a.bind, e
+                assert b.bind in e["message"] and other in e["message"], e["message"]
+                if "request_id" in req:
+                    assert r["request_id"] == req["request_id"], r
+            assert a.call({"type": "Ping"})["head_position"] == 0
+            # An invalid id is still bad_request, whatever its hash.
+            r = a.call(es.create("bad id!"))
+            assert r["error"]["code"] == "bad_request", r
+            # Each engine takes its own partition's orders, positions from 1.
+            for k, srv in ((0, a), (1, b)):
+                for n, oid in enumerate(ids[k][:20]):
+                    r = srv.call(es.create(oid))
+                    assert r["ok"] and r["position"] == n + 1, r
+            # ordo-cli routes by the map from one engine's endpoint.
+            for oid in (ids[0][20], ids[1][20]):
+                rc, out, err = cli("--endpoint", a.bind, "--route", "--json", "create", oid,
+                                   "--user", "1", "--restaurant", "2", "--item", "s:soup:1:450",
+                                   "--address", "x")
+                assert rc == 0, (rc, out, err)
+                assert json.loads(out)["position"] == 21, out
+            rc, out, err = cli("--endpoint", "%s,%s" % (b.bind, a.bind), "get", ids[0][20])
+            assert rc == 0 and "Created" in out, (rc, out, err)
+            rc, out, err = cli("--endpoint", a.bind, "partitions")
+            assert rc == 0 and "partition 1 of 2: %s" % b.bind in out, (rc, out, err)
+            # Without routing, the refusal names the owner.
+            rc, out, err = cli("--endpoint", a.bind, "get", ids[1][0])
+            assert rc == 1 and "wrong_partition" in err and b.bind in err, (rc, out, err)
+            # Each partition its own stream.
+            js = JetStream(nc.client_port(0))
+            for k in (0, 1):
+                info = js.stream_info("ORDO_P%d" % k)
+                assert info["state"]["messages"] >= 2, info  # a claim and frames
+            js.close()
+            assert [e["order_id"] for e in read_all(a)] == ids[0][:21]
+            assert [e["order_id"] for e in read_all(b)] == ids[1][:21]
+            # A folder holds one partition for good.
+            assert a.stop() == 0
+            wrong = subprocess.run([es.SERVER, "--data-dir", os.path.join(a.data, "d"),
+                                    "--bind", a.bind, "--pub", a.pub] + args(nc, "1/2"),
+                                   capture_output=True, text=True, timeout=60)
+            assert wrong.returncode != 0 and "holds partition 0/2" in wrong.stderr, wrong.stderr
+            print("  map from both owners; wrong_partition refused 3 requests and changed "
+                  "nothing; 21 orders per partition, each its own positions and stream")
+        finally:
+            a.kill_and_cleanup()
+            b.kill_and_cleanup()
+
+
+def test_clients_recover_by_the_map():
+    with NatsCluster(3) as nc:
+        a = es.Server(args=args(nc, "0/2"))
+        b = es.Server(args=args(nc, "1/2"))
+        s = None
+        load = None
+        try:
+            a.start()
+            b.start()
+            s = start_standby(nc, "0/2")
+            whole_map(a, [a, b])
+            whole_map(b, [a, b])
+            # Four clients that know only the two owners.
+            per_thread = 300
+            load = subprocess.Popen([ROUTER_LOAD, "%s,%s" % (a.bind, b.bind), "r", "4",
+                                     str(per_thread), "30000"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            acks = []
+            while len(acks) < 200:  # bounded: the load ends by itself
+                line = load.stdout.readline()
+                assert line, "router_load ended early: %s" % load.stderr.read()
+                acks.append(json.loads(line))
+            a.proc.send_signal(signal.SIGKILL)
+            a.proc.wait(30)
+            out, err = load.communicate(timeout=300)
+            acks += [json.loads(x) for x in out.splitlines()]
+            assert load.returncode == 0, err
+            assert len(acks) == 4 * per_thread, len(acks)
+            moved = [x for x in acks if x["partition"] == 0 and x["owner"] == s.bind]
+            assert moved, "no client reached the standby"
+            assert all(x["owner"] in (a.bind, s.bind, b.bind) for x in acks)
+            # Everything acknowledged is where it was acknowledged, at its
+            # position; each partition's positions are gap-free.
+            s.sock = s.dealer()
+            for k, srv in ((0, s), (1, b)):
+                events = read_all(srv)
+                positions = [e["position"] for e in events]
+                assert positions == list(range(1, len(positions) + 1)), "gaps in %d" % k
+                got = {e["order_id"]: e["position"] for e in events}
+                mine = [x for x in acks if x["partition"] == k]
+                lost = [x for x in mine if got.get(x["order_id"]) != x["position"]]
+                assert not lost, "partition %d lost %s" % (k, lost[:3])
+            r = whole_map(b, [s, b])
+            assert r["map"][0]["revision"] > 0
+            print("  %d orders acknowledged through the map, %d of them by the standby "
+                  "after the kill; none lost, positions gap-free" % (len(acks), len(moved)))
+        finally:
+            if load and load.poll() is None:
+                load.kill()
+                load.wait(30)
+            for srv in (a, b, s):
+                if srv:
+                    srv.kill_and_cleanup()
+
+
+if __name__ == "__main__":
+    sys.exit(run_tests([
+        ("the map, wrong_partition, a stream and positions per partition",
+         test_map_and_wrong_partition),
+        ("kill -9 of a partition's owner under load: clients recover by the map",
+         test_clients_recover_by_the_map),
+    ]))
