@@ -1,5 +1,6 @@
 /* ordo-microbench: single-thread figures for the foundation, as medians of
- * several runs: codec encode+decode of order events, log append with fsync
+ * several runs: the id hash (ordo_hash64: shards, partitions, event ids),
+ * codec encode+decode of order events, log append with fsync
  * always at batch sizes 1, 64 and 1024 next to a bare write+fdatasync loop
  * of the same bytes, full replay (read + decompress + decode + apply), and
  * bytes per event on disk over whole order lifecycles. A program, not a
@@ -7,6 +8,7 @@
 #include "ordo_clock.h"
 #include "ordo_codec.h"
 #include "ordo_error.h"
+#include "ordo_hash.h"
 #include "ordo_drive.h"
 #include "ordo_engine.h"
 #include "ordo_log.h"
@@ -284,6 +286,33 @@ static double s_replay_run(const char *dir, uint64_t *events)
     return (double)rep.events_replayed / ((double)rep.elapsed_us / 1e6);
 }
 
+/* Nanoseconds per ordo_hash64 of an order id (1M ids of 10 to 36 bytes,
+ * hashed 20 times over). */
+static double s_hash_run(void)
+{
+    enum { N = 1000000, ROUNDS = 20 };
+    char *ids = malloc((size_t)N * 40);
+    uint8_t *lens = malloc(N);
+    if (!ids || !lens) {
+        fprintf(stderr, "ordo-microbench: out of memory\n");
+        exit(1);
+    }
+    for (int i = 0; i < N; i++) {
+        int n = snprintf(ids + (size_t)i * 40, 40, "ord-%0*d", 6 + i % 27, i);
+        lens[i] = (uint8_t)(n < 40 ? n : 39);
+    }
+    uint64_t sink = 0, t0 = ordo_mono_ns();
+    for (int r = 0; r < ROUNDS; r++)
+        for (int i = 0; i < N; i++)
+            sink += ordo_hash64(ids + (size_t)i * 40, lens[i], (uint64_t)r);
+    uint64_t took = ordo_mono_ns() - t0;
+    free(ids);
+    free(lens);
+    if (sink == 42) /* keeps the loop */
+        fprintf(stderr, " ");
+    return (double)took / ((double)N * ROUNDS);
+}
+
 static void s_usage(FILE *out)
 {
     fprintf(out, "Usage: ordo-microbench [OPTIONS]\n"
@@ -294,7 +323,7 @@ static void s_usage(FILE *out)
                  "  --dir DIR    scratch folder on the disk to measure (default ./bench-data)\n"
                  "  --json       print the figures as one JSON object\n"
                  "  --keep       keep the generated data folder in DIR/replay-data (its log in wal/)\n"
-                 "  --only PART  run only codec, append or replay (after generating the log)\n"
+                 "  --only PART  run only hash, codec, append or replay (after generating the log)\n"
                  "  --uuid4      request and correlation ids are UUIDv4 (default UUIDv7)\n"
                  "  --help, --version\n");
 }
@@ -328,6 +357,7 @@ int main(int argc, char **argv)
         return 2;
     }
     ordo_log_set_level(ORDO_LOG_WARN);
+    double v_hash[MAX_RUNS];
     char gen_data[1024], gen_dir[1100], app_dir[1024];
     snprintf(gen_data, sizeof gen_data, "%s/replay-data", o.dir);
     snprintf(gen_dir, sizeof gen_dir, "%s/wal", gen_data);
@@ -337,11 +367,19 @@ int main(int argc, char **argv)
     uint64_t disk_bytes, raw_bytes;
     s_generate(gen_data, o.events, o.uuid4, &disk_bytes, &raw_bytes);
 
-    if (o.only && strcmp(o.only, "codec") && strcmp(o.only, "append") && strcmp(o.only, "replay")) {
-        fprintf(stderr, "ordo-microbench: --only takes codec, append or replay\n");
+    if (o.only && strcmp(o.only, "codec") && strcmp(o.only, "append") &&
+        strcmp(o.only, "replay") && strcmp(o.only, "hash")) {
+        fprintf(stderr, "ordo-microbench: --only takes hash, codec, append or replay\n");
         return 2;
     }
 #define RUN(part) (!o.only || !strcmp(o.only, part))
+    double hash_ns = 0;
+    if (RUN("hash")) {
+        fprintf(stderr, "hash...\n");
+        for (int i = 0; i < o.runs; i++)
+            v_hash[i] = s_hash_run();
+        hash_ns = s_median(v_hash, o.runs);
+    }
     s_blobs_t wire, rec;
     size_t codec_n = o.events < 200000 ? (size_t)o.events : 200000;
     s_load(gen_dir, codec_n, false, &wire);
@@ -389,9 +427,9 @@ int main(int argc, char **argv)
     double raw_per_event = (double)raw_bytes / (double)o.events;
 
     if (o.json) {
-        printf("{\"events\":%ld,\"runs\":%d,\"codec_wire_events_per_s\":%.0f,"
+        printf("{\"events\":%ld,\"runs\":%d,\"hash_ns\":%.2f,\"codec_wire_events_per_s\":%.0f,"
                "\"codec_log_events_per_s\":%.0f,",
-               o.events, o.runs, codec_wire, codec_rec);
+               o.events, o.runs, hash_ns, codec_wire, codec_rec);
         for (int b = 0; b < 3; b++)
             printf("\"append_batch_%zu\":{\"events_per_s\":%.0f,\"fsyncs_per_s\":%.0f,"
                    "\"bare_events_per_s\":%.0f,\"bytes_per_frame\":%.0f},",
@@ -402,6 +440,9 @@ int main(int argc, char **argv)
                replay, per_event, raw_per_event);
     } else {
         printf("ordo-microbench: %ld events, median of %d runs\n", o.events, o.runs);
+        if (RUN("hash"))
+            printf("  id hash (ordo_hash64)            %12.2f ns per id of 10-36 bytes\n",
+                   hash_ns);
         if (RUN("codec")) {
             printf("  codec encode+decode, wire form   %12.0f events/s\n", codec_wire);
             printf("  codec encode+decode, log form    %12.0f events/s\n", codec_rec);

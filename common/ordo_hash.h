@@ -1,7 +1,9 @@
 /* A fast 64-bit hash for short keys (order ids, event ids): 8 bytes per
- * step with a multiply-xorshift mix, then a final avalanche. Not
- * cryptographic; stable across runs and machines of the same endianness
- * (event ids depend on it, so it must never change). */
+ * step (read as little-endian words) with a multiply-xorshift mix, then a
+ * final avalanche. Not cryptographic; stable across runs and machines
+ * (event ids and the partition of an order depend on it, so it must never
+ * change; docs/protocol.md spells it out for clients in other
+ * languages). */
 #ifndef ORDO_HASH_H
 #define ORDO_HASH_H
 
@@ -16,20 +18,25 @@ static inline uint64_t ordo_hash_mix(uint64_t z)
     return z ^ (z >> 31);
 }
 
+/* n (<= 8) bytes as a little-endian number, whatever the machine. */
+static inline uint64_t ordo_hash_le(const unsigned char *p, size_t n)
+{
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
 static inline uint64_t ordo_hash64(const void *data, size_t len, uint64_t seed)
 {
     const unsigned char *p = data;
     uint64_t h = seed ^ (0x9e3779b97f4a7c15ull * (len + 1));
     while (len >= 8) {
-        uint64_t v;
-        memcpy(&v, p, 8);
-        h = (h ^ ordo_hash_mix(v)) * 0x100000001b3ull;
+        h = (h ^ ordo_hash_mix(ordo_hash_le(p, 8))) * 0x100000001b3ull;
         p += 8;
         len -= 8;
     }
-    uint64_t tail = 0;
-    if (len > 0) /* p may be NULL for an empty input */
-        memcpy(&tail, p, len);
+    uint64_t tail = len > 0 ? ordo_hash_le(p, len) : 0; /* p may be NULL for an empty input */
     h ^= ordo_hash_mix(tail ^ ((uint64_t)len << 56));
     return ordo_hash_mix(h);
 }

@@ -65,12 +65,40 @@ def whole_map(server, owners):
     return wait_for("the map of %s" % server.bind, check, 30)
 
 
-def partition_of(owner0, oid):
-    """0 or 1: asks partition 0's owner (not_found: its own order)."""
+M64 = (1 << 64) - 1
+
+
+def _mix(z):
+    z = ((z ^ (z >> 30)) * 0xbf58476d1ce4e5b9) & M64
+    z = ((z ^ (z >> 27)) * 0x94d049bb133111eb) & M64
+    return z ^ (z >> 31)
+
+
+def partition_hash(order_id):
+    """H of docs/protocol.md's cluster extension, as a client in another
+    language would write it from the document."""
+    b = order_id.encode()
+    h = 0x4f52444f50415254 ^ ((0x9e3779b97f4a7c15 * (len(b) + 1)) & M64)
+    i = 0
+    while len(b) - i >= 8:
+        h = ((h ^ _mix(int.from_bytes(b[i:i + 8], "little"))) * 0x100000001b3) & M64
+        i += 8
+    r = len(b) - i
+    h ^= _mix(int.from_bytes(b[i:], "little") ^ (r << 56))
+    return _mix(h)
+
+
+def partition_of(owner0, oid, partitions=2):
+    """The documented function, checked against partition 0's owner: its
+    own order is not_found, another's wrong_partition naming its
+    partition."""
+    k = partition_hash(oid) % partitions
     r = owner0.call({"type": "GetOrder", "order_id": oid})
     code = r["error"]["code"]
-    assert code in ("not_found", "wrong_partition"), r
-    return 0 if code == "not_found" else 1
+    assert code == ("not_found" if k == 0 else "wrong_partition"), (oid, k, r)
+    if k:
+        assert r["error"]["partition"] == k, r
+    return k
 
 
 def cli(*argv, timeout_ms=10000):
@@ -93,7 +121,9 @@ def test_map_and_wrong_partition():
             assert (rb["partition"], rb["partitions"]) == (1, 2), rb
             assert ra["map"][0]["pub"] == a.pub and ra["map"][1]["pub"] == b.pub, ra
             assert all(m["revision"] > 0 for m in ra["map"] + rb["map"]), (ra, rb)
-            # Orders of each partition, found by asking.
+            # The documented hash, and orders of each partition.
+            assert partition_hash("o-1") == 0x7d93db28271d513a
+            assert partition_hash("") % 100 == 38
             ids = {0: [], 1: []}
             for i in range(200):
                 oid = "p-%d" % i
