@@ -3,6 +3,7 @@
 
 #include "ordo_exposure.h"
 #include "ordo_metrics_addr.h"
+#include "ordo_partition.h"
 #include "ordo_pgschema.h"
 
 #include <errno.h>
@@ -21,6 +22,8 @@ void ordo_pconfig_defaults(ordo_pconfig_t *cfg)
     cfg->save_every = 500000;
     snprintf(cfg->postgres_schema, sizeof cfg->postgres_schema, "ordo");
     cfg->postgres_batch = 500000;
+    cfg->partitions = 1;
+    snprintf(cfg->nats_durable, sizeof cfg->nats_durable, "ordo-projector");
 }
 
 static int s_text(char *dst, size_t size, const char *name, const char *value, char *err,
@@ -82,6 +85,37 @@ int ordo_pconfig_set(ordo_pconfig_t *cfg, const char *name, const char *value, c
         return name[0] == 'm' ? s_text(cfg->metrics, sizeof cfg->metrics, name, value, err, err_size)
                               : s_text(cfg->http, sizeof cfg->http, name, value, err, err_size);
     }
+    if (!strcmp(name, "nats")) {
+        if (strncmp(value, "nats://", 7) != 0) {
+            snprintf(err, err_size,
+                     "--nats must be NATS server URLs separated by commas "
+                     "(nats://HOST:PORT,...), not \"%s\"",
+                     value);
+            return -1;
+        }
+        return s_text(cfg->nats, sizeof cfg->nats, name, value, err, err_size);
+    }
+    if (!strcmp(name, "partition")) {
+        if (ordo_partition_parse(value, &cfg->partition, &cfg->partitions) != 0) {
+            snprintf(err, err_size,
+                     "--partition must be K/P, partition K of P (0 <= K < P <= %d), not \"%s\"",
+                     ORDO_PARTITIONS_MAX, value);
+            return -1;
+        }
+        return 1;
+    }
+    if (!strcmp(name, "nats-durable")) {
+        /* A JetStream consumer name: no '.', '*', '>' or spaces. */
+        if (!*value || strlen(value) >= sizeof cfg->nats_durable ||
+            strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") !=
+                strlen(value)) {
+            snprintf(err, err_size,
+                     "--nats-durable must be 1 to %zu letters, digits, '_' and '-', not \"%s\"",
+                     sizeof cfg->nats_durable - 1, value);
+            return -1;
+        }
+        return s_text(cfg->nats_durable, sizeof cfg->nats_durable, name, value, err, err_size);
+    }
     if (!strcmp(name, "save-every")) {
         char *end;
         errno = 0;
@@ -126,6 +160,12 @@ int ordo_pconfig_check(const ordo_pconfig_t *cfg, char *err, size_t err_size)
                  secret ? "--curve-clients" : "--curve-secret");
         return -1;
     }
+    if (cfg->nats[0] && server) {
+        snprintf(err, err_size,
+                 "--nats reads the events from JetStream, not from the engine: "
+                 "--curve-server and --curve-cert do not apply");
+        return -1;
+    }
     if (!secret && !cfg->insecure && !ordo_endpoint_is_local(cfg->bind)) {
         snprintf(err, err_size,
                  "%s is reachable from other machines: give --curve-secret and "
@@ -153,6 +193,9 @@ int ordo_pconfig_from_env(ordo_pconfig_t *cfg, char *err, size_t err_size)
         {"ORDO_PROJECTOR_POSTGRES", "postgres"},
         {"ORDO_PROJECTOR_POSTGRES_SCHEMA", "postgres-schema"},
         {"ORDO_PROJECTOR_POSTGRES_BATCH", "postgres-batch"},
+        {"ORDO_PROJECTOR_NATS", "nats"},
+        {"ORDO_PROJECTOR_PARTITION", "partition"},
+        {"ORDO_PROJECTOR_DURABLE", "nats-durable"},
     };
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
         const char *v = getenv(vars[i][0]);

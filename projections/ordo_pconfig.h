@@ -32,6 +32,15 @@ typedef struct {
     char postgres[1024];
     char postgres_schema[64];
     uint64_t postgres_batch;
+    /* Events from a partition's stream in NATS JetStream instead of the
+     * engine (docs/cluster.md): --nats URLS (ORDO_PROJECTOR_NATS; "" = from
+     * the engine), --partition K/P (ORDO_PROJECTOR_PARTITION: the stream
+     * ORDO_P<K>),
+     * --nats-durable NAME (ORDO_PROJECTOR_DURABLE, default
+     * ordo-projector: the durable consumer, one per projector). */
+    char nats[1024];
+    uint32_t partition, partitions;
+    char nats_durable[128];
 } ordo_pconfig_t;
 
 /* tcp://127.0.0.1:7700, :7701, :7702, ./projections, 500,000 events. */
@@ -39,7 +48,8 @@ void ordo_pconfig_defaults(ordo_pconfig_t *cfg);
 
 /* Sets a setting by its flag's name ("engine", "engine-pub", "bind",
  * "data-dir", "save-every", "curve-server", "curve-cert", "curve-secret",
- * "curve-clients", "metrics", "http", "postgres", "postgres-schema", "postgres-batch"): 1 set, 0
+ * "curve-clients", "metrics", "http", "postgres", "postgres-schema", "postgres-batch",
+ * "nats", "partition", "nats-durable"): 1 set, 0
  * not a setting, -1 invalid (err). */
 int ordo_pconfig_set(ordo_pconfig_t *cfg, const char *name, const char *value, char *err,
                      size_t err_size);

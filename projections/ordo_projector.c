@@ -16,6 +16,7 @@
 #include "ordo_exposure.h"
 #include "ordo_metrics_http.h"
 #include "ordo_pconfig.h"
+#include "ordo_pstream.h"
 #include "ordo_pgsink.h"
 #include "ordo_phttp.h"
 #include "ordo_phub.h"
@@ -89,6 +90,14 @@ static void s_usage(FILE *out)
             "                         ORDO_PROJECTOR_POSTGRES_SCHEMA)\n"
             "  --postgres-batch N     events per transaction while catching up (default\n"
             "                         500000, about 130 MB; ORDO_PROJECTOR_POSTGRES_BATCH)\n"
+            "  --nats URLS            read the events from a partition's stream in NATS\n"
+            "                         JetStream (nats://HOST:PORT,...; ORDO_PROJECTOR_NATS) instead of\n"
+            "                         from the engine: for a projector on another machine\n"
+            "                         (docs/cluster.md). --engine and --engine-pub are unused\n"
+            "  --partition K/P        with --nats: the stream of partition K (default 0/1;\n"
+            "                         ORDO_PROJECTOR_PARTITION)\n"
+            "  --nats-durable NAME    with --nats: the durable consumer, one per projector\n"
+            "                         (default ordo-projector; ORDO_PROJECTOR_DURABLE)\n"
             "  --help, --version\n"
             "\n"
             "Read models: summary (GetOrderSummary, ListOrders), restaurant (RestaurantBoard),\n"
@@ -580,6 +589,9 @@ int main(int argc, char **argv)
         {"http", required_argument, NULL, 0},
         {"postgres-schema", required_argument, NULL, 0},
         {"postgres-batch", required_argument, NULL, 0},
+        {"nats", required_argument, NULL, 0},
+        {"partition", required_argument, NULL, 0},
+        {"nats-durable", required_argument, NULL, 0},
         {"help", no_argument, NULL, 'h'},          {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
@@ -646,7 +658,22 @@ int main(int argc, char **argv)
     if (auth)
         ordo_log_info("projector", "CURVE on %s: %zu client keys let in from %s", cfg.bind,
                       ordo_auth_clients(auth), cfg.curve_clients);
+    /* --nats: the events come from the partition's stream, through a
+     * gateway in this process that the followers reach as an engine. */
+    ordo_pstream_t *stream = NULL;
+    if (cfg.nats[0]) {
+        ordo_pstream_config_t sc = {
+            .servers = cfg.nats, .partition = cfg.partition, .durable = cfg.nats_durable};
+        if (ordo_pstream_start(&sc, &stream, err, sizeof err) != 0) {
+            fprintf(stderr, "ordo-projector: %s\n", err);
+            ordo_auth_destroy(&auth);
+            return 1;
+        }
+        snprintf(cfg.engine, sizeof cfg.engine, "%s", ordo_pstream_endpoint(stream));
+        snprintf(cfg.engine_pub, sizeof cfg.engine_pub, "%s", ordo_pstream_pub_endpoint(stream));
+    }
     int rc = s_run(&cfg, &engine_opts, &auth);
+    ordo_pstream_stop(&stream);
     ordo_log_info("projector", "stopped");
     return rc;
 }

@@ -199,7 +199,8 @@ int ordo_reply_pack_wrong_partition(msgpack_packer *pk, ordo_str_t request_id, c
 /* Reads a map (`map`, `map_len`: the array as in a decoded reply) of
  * exactly `partitions` entries into owners[partitions] (views into the
  * bytes). Each entry is nil or {endpoint: str of 1..255 bytes, pub: str of
- * 0..255, revision: int >= 0}; other keys are skipped. 0, or -1 if the
+ * 0..255, revision: int >= 0}, the endpoints printable ASCII without
+ * spaces; other keys are skipped. 0, or -1 if the
  * map is not that. */
 int ordo_partition_map_read(const uint8_t *map, size_t map_len, uint32_t partitions,
                             ordo_partition_owner_t *owners);

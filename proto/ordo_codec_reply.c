@@ -192,6 +192,16 @@ int ordo_reply_pack_wrong_partition(msgpack_packer *pk, ordo_str_t request_id, c
     return s_pack_map(pk, partition, partitions, owners);
 }
 
+/* An endpoint as a ZeroMQ address: printable ASCII, no space (a NUL would
+ * cut it short as a C string). */
+static bool s_endpoint_ok(ordo_str_t e)
+{
+    for (uint32_t i = 0; i < e.len; i++)
+        if ((unsigned char)e.ptr[i] <= 0x20 || (unsigned char)e.ptr[i] >= 0x7f)
+            return false;
+    return true;
+}
+
 /* One entry of a map: nil, or {endpoint, pub, revision}. */
 static bool s_read_owner(ordo_mp_t *r, ordo_partition_owner_t *o)
 {
@@ -210,10 +220,11 @@ static bool s_read_owner(ordo_mp_t *r, ordo_partition_owner_t *o)
         bool ok = true;
         if (ORDO_MP_KEY_IS(k, kl, "endpoint"))
             ok = ordo_mp_read_str(r, &o->endpoint.ptr, &o->endpoint.len) &&
-                 o->endpoint.len >= 1 && o->endpoint.len <= ORDO_ENDPOINT_MAX;
+                 o->endpoint.len >= 1 && o->endpoint.len <= ORDO_ENDPOINT_MAX &&
+                 s_endpoint_ok(o->endpoint);
         else if (ORDO_MP_KEY_IS(k, kl, "pub"))
             ok = ordo_mp_read_str(r, &o->pub.ptr, &o->pub.len) &&
-                 o->pub.len <= ORDO_ENDPOINT_MAX;
+                 o->pub.len <= ORDO_ENDPOINT_MAX && s_endpoint_ok(o->pub);
         else if (ORDO_MP_KEY_IS(k, kl, "revision"))
             ok = ordo_mp_read_int(r, &rev) && rev >= 0 && (o->revision = (uint64_t)rev, true);
         else

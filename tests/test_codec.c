@@ -1629,6 +1629,10 @@ static void test_reply_partition_map(void)
         /* negative revision */
         {"negative revision", B("\x84\xa2ok\xc3\xa9partition\x00\xaapartitions\x01\xa3map\x91\x82\xa8" "endpoint\xa1x"
          "\xa8revision\xff"), 0, -1},
+        /* an endpoint with a NUL in it (cut short as a C string) */
+        {"NUL in endpoint", B("\x84\xa2ok\xc3\xa9partition\x00\xaapartitions\x01\xa3map\x91\x81\xa8" "endpoint\xa3" "a\x00" "b"), 0, -1},
+        /* a space in pub */
+        {"space in pub", B("\x84\xa2ok\xc3\xa9partition\x00\xaapartitions\x01\xa3map\x91\x82\xa8" "endpoint\xa1x\xa3pub\xa3" "a b"), 0, -1},
         /* partition out of the count */
         {"partition >= partitions", B("\x84\xa2ok\xc3\xa9partition\x01\xaapartitions\x01\xa3map\x91\xc0"), -1, 0},
         /* a count without a map */
