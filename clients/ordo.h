@@ -352,7 +352,8 @@ int ordo_client_call_raw(ordo_client_t *c, const void *body, size_t len, int tim
  * client per engine. When an owner is gone (no answer in time,
  * `unavailable`) or another took the partition (`wrong_partition`), it
  * learns the map again and sends the same request, with the same
- * request_id, to the new owner, until the call's timeout: commands are
+ * request_id, to the new owner, until the call's timeout (a first try on
+ * an owner waits a second, each later one twice as long, up to 4 s): commands are
  * idempotent by request_id, so a retry never applies one twice. With one
  * engine and no partitions it is a client that finds that engine again
  * after a failover. */
@@ -387,7 +388,8 @@ int ordo_router_call_on(ordo_router_t *r, uint32_t partition, const ordo_client_
 int ordo_router_refresh(ordo_router_t *r, int timeout_ms);
 
 /* The map as known now: the partition count (0 before any answer) and
- * the request endpoint of a partition's owner (NULL: none known). */
+ * the request endpoint of a partition's owner (NULL: none known; the
+ * string is the router's, valid until its next call). */
 uint32_t ordo_router_partitions(const ordo_router_t *r);
 const char *ordo_router_owner(const ordo_router_t *r, uint32_t partition);
 

@@ -401,11 +401,50 @@ static int64_t s_now_us(void)
 
 /* ---- commands ---------------------------------------------------------- */
 
+/* `partitions` with several endpoints: the map from the first that
+ * answers (any engine of the cluster has it), each given an even share
+ * of the timeout. */
+static int s_partitions_any(const s_opts_t *o, const s_command_t *cmd)
+{
+    size_t n = 1;
+    for (const char *p = o->endpoint; *p; p++)
+        n += *p == ',';
+    int share = o->timeout_ms / (int)n > 200 ? o->timeout_ms / (int)n : 200;
+    const char *p = o->endpoint;
+    while (*p) {
+        size_t len = strcspn(p, ",");
+        char endpoint[512];
+        snprintf(endpoint, sizeof endpoint, "%.*s", (int)len, p);
+        p += len + (p[len] == ',');
+        ordo_client_t *c = ordo_client_new_with(endpoint, &o->curve.opts);
+        if (!c)
+            continue;
+        ordo_result_t res = ORDO_RESULT_INIT;
+        int rc = ordo_client_call(c, &o->req, share, &res);
+        if (rc == 0) {
+            if (o->json) {
+                ordo_json_write(stdout, res.reply, res.reply_len);
+                putchar('\n');
+            } else {
+                s_print_result(cmd, &res, 0);
+            }
+        } else if (rc == ORDO_E_PROTOCOL) {
+            s_print_error(&res);
+        }
+        ordo_result_clear(&res);
+        ordo_client_destroy(&c);
+        if (rc == 0 || rc == ORDO_E_PROTOCOL)
+            return rc == 0 ? (fflush(stdout) == 0 ? 0 : EXIT_NO_ANSWER) : EXIT_REFUSED;
+    }
+    return s_no_answer(o, ORDO_E_TIMEOUT);
+}
+
 /* Sends the request to the owner of its order's partition (any other to
- * partition 0's; `partitions` prints the map as learned from every
- * endpoint given). */
+ * partition 0's). */
 static int s_route(const s_opts_t *o, const s_command_t *cmd)
 {
+    if (strcmp(cmd->name, "partitions") == 0)
+        return s_partitions_any(o, cmd);
     ordo_router_t *r = ordo_router_new(o->endpoint, &o->curve.opts);
     if (!r) {
         fprintf(stderr, "ordo-cli: cannot use endpoints \"%s\": %s\n", o->endpoint,

@@ -199,7 +199,7 @@ static void s_abandon(ordo_client_t *c, s_pending_t *e)
     e->state = S_ABANDONED;
 }
 
-static void s_random_prefix(char out[20])
+void ordo_client_random_prefix_(char out[20])
 {
     uint8_t r[8];
     if (getentropy(r, sizeof r) != 0) {
@@ -281,7 +281,7 @@ ordo_client_t *ordo_client_new_with(const char *endpoint, const ordo_connect_opt
         errno = e;
         return NULL;
     }
-    s_random_prefix(c->id_prefix);
+    ordo_client_random_prefix_(c->id_prefix);
     return c;
 }
 

@@ -31,6 +31,10 @@ int ordo_client_secure_(void *sock, const ordo_connect_options_t *opts);
  * comes, is dropped. */
 void ordo_client_abandon_(ordo_client_t *c, const char *request_id);
 
+/* 16 random hex digits and '-', NUL-terminated: the start of request ids
+ * unique across clients and restarts. */
+void ordo_client_random_prefix_(char out[20]);
+
 /* Monotonic milliseconds. */
 int64_t ordo_client_now_ms_(void);
 

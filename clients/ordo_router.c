@@ -5,14 +5,18 @@
 #include "ordo_partition.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #define S_SEEDS_MAX 64
-#define S_TRY_MS 1000   /* one try on an owner, before asking the map again */
+#define S_TRY_MS 1000   /* a first try on an owner, before asking the map again;
+                         * doubled after each try that timed out, up to */
+#define S_TRY_MAX_MS 4000 /* (a gone owner stays in the map for up to a lease's TTL) */
 #define S_ASK_MS 500    /* one engine's answer to Partitions */
 #define S_PAUSE_MS 50   /* between rounds when no owner is known */
+#define ORDO_ROUTER_ENDPOINT_MAX 512
 
 typedef struct {
     char *endpoint;
@@ -33,6 +37,8 @@ struct ordo_router_t {
     s_owner_t *owners;   /* [partitions] */
     s_conn_t *conns;     /* one client per engine, made when first needed */
     size_t nconns;
+    char id_prefix[20];  /* request ids: this prefix and a count */
+    uint64_t id_seq;
 };
 
 uint32_t ordo_partition_of_id(const char *order_id, uint32_t partitions)
@@ -77,6 +83,7 @@ ordo_router_t *ordo_router_new(const char *endpoints, const ordo_connect_options
         errno = EINVAL;
         return NULL;
     }
+    ordo_client_random_prefix_(r->id_prefix);
     return r;
 }
 
@@ -126,6 +133,36 @@ static ordo_client_t *s_client(ordo_router_t *r, const char *endpoint)
     }
     r->nconns++;
     return c->client;
+}
+
+/* Whether s is one of the first n of list. */
+static bool s_listed(char *const *list, size_t n, const char *s)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(list[i], s) == 0)
+            return true;
+    return false;
+}
+
+/* Closes the clients of engines that are neither seeds nor owners in the
+ * map now (engines gone, or asked once for the map), so a changing map
+ * does not pile up connections. */
+static void s_prune(ordo_router_t *r)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < r->nconns; i++) {
+        s_conn_t *c = &r->conns[i];
+        bool keep = s_listed(r->seeds, r->nseeds, c->endpoint);
+        for (uint32_t k = 0; !keep && k < r->partitions; k++)
+            keep = r->owners[k].endpoint && strcmp(r->owners[k].endpoint, c->endpoint) == 0;
+        if (keep) {
+            r->conns[kept++] = *c;
+        } else {
+            free(c->endpoint);
+            ordo_client_destroy(&c->client);
+        }
+    }
+    r->nconns = kept;
 }
 
 /* Takes what a reply's map says: an owner with a higher revision than the
@@ -182,15 +219,6 @@ static int s_ask(ordo_router_t *r, const char *endpoint, int timeout_ms)
     return rc;
 }
 
-/* Whether s is one of the first n of list. */
-static bool s_listed(char *const *list, size_t n, const char *s)
-{
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(list[i], s) == 0)
-            return true;
-    return false;
-}
-
 /* Asks the owners it knows, then the seeds, each once, skipping `avoid`
  * (an engine that just failed) unless nothing else answers, until one
  * answers with an owner for every partition or the time is up. 0 if any
@@ -198,15 +226,15 @@ static bool s_listed(char *const *list, size_t n, const char *s)
 static int s_refresh(ordo_router_t *r, const char *avoid, int64_t deadline)
 {
     char *ask[S_SEEDS_MAX * 2];
-    size_t n = 0;
+    size_t n = 0; /* at most S_SEEDS_MAX owners, then the seeds */
     for (uint32_t k = 0; k < r->partitions && n < S_SEEDS_MAX; k++)
         if (r->owners[k].endpoint && !s_listed(ask, n, r->owners[k].endpoint))
             ask[n++] = r->owners[k].endpoint;
     for (size_t i = 0; i < r->nseeds; i++)
         if (!s_listed(ask, n, r->seeds[i]))
             ask[n++] = r->seeds[i];
-    /* Copies: an answer may replace the owners' strings. */
-    char *copies[S_SEEDS_MAX * 2];
+    /* Copies: an answer may replace the owners' strings; `avoid` last. */
+    char *copies[S_SEEDS_MAX * 2 + 1];
     size_t m = 0;
     for (size_t i = 0; i < n; i++)
         if (!avoid || strcmp(ask[i], avoid) != 0)
@@ -230,6 +258,7 @@ static int s_refresh(ordo_router_t *r, const char *avoid, int64_t deadline)
     }
     for (size_t i = 0; i < m; i++)
         free(copies[i]);
+    s_prune(r);
     return rc;
 }
 
@@ -261,13 +290,12 @@ static int s_route(ordo_router_t *r, bool by_order, uint32_t partition,
     ordo_client_request_t once = *req;
     char rid[ORDO_ID_SIZE];
     if (!once.request_id) { /* one id for every try: a retry is a duplicate */
-        ordo_client_t *any = s_client(r, r->seeds[0]);
-        if (!any)
-            return ORDO_E_NOMEM;
-        ordo_client_new_request_id(any, rid);
+        snprintf(rid, sizeof rid, "%s%llu", r->id_prefix, (unsigned long long)++r->id_seq);
         once.request_id = rid;
     }
     int rc = ORDO_E_TIMEOUT;
+    int64_t try_ms = S_TRY_MS;
+    char last_target[ORDO_ROUTER_ENDPOINT_MAX] = "";
     ordo_result_clear(res);
     for (;;) {
         int64_t left = deadline - ordo_client_now_ms_();
@@ -295,15 +323,31 @@ static int s_route(ordo_router_t *r, bool by_order, uint32_t partition,
             free(target);
             return ORDO_E_NOMEM;
         }
+        if (strcmp(last_target, target) != 0) { /* another owner: a short try first */
+            snprintf(last_target, sizeof last_target, "%s", target);
+            try_ms = S_TRY_MS;
+        }
         left = deadline - ordo_client_now_ms_();
-        rc = ordo_client_call(c, &once, left < S_TRY_MS ? (int)(left > 0 ? left : 0) : S_TRY_MS,
+        rc = ordo_client_call(c, &once, (int)(left < try_ms ? (left > 0 ? left : 0) : try_ms),
                               res);
         bool again = false;
+        if (rc == ORDO_E_TIMEOUT && try_ms < S_TRY_MAX_MS)
+            try_ms *= 2; /* the owner may be slow rather than gone */
         if (rc == ORDO_E_PROTOCOL && strcmp(res->code, "wrong_partition") == 0) {
             /* Another engine owns it now: its map says who. */
             if (!s_merge(r, res))
                 s_refresh(r, target, deadline);
             again = true;
+            /* A map that still sends us back there (engines that disagree,
+             * or no owner yet): forget it and wait a moment. */
+            if (k < r->partitions && (!r->owners[k].endpoint ||
+                                      strcmp(r->owners[k].endpoint, target) == 0)) {
+                free(r->owners[k].endpoint);
+                r->owners[k].endpoint = NULL;
+                left = deadline - ordo_client_now_ms_();
+                if (left > 0)
+                    s_sleep_ms(left < S_PAUSE_MS ? (int)left : S_PAUSE_MS);
+            }
         } else if (rc == ORDO_E_TIMEOUT ||
                    (rc == ORDO_E_PROTOCOL && strcmp(res->code, "unavailable") == 0)) {
             /* Gone, stepping down, or cut off: forget it as the owner

@@ -25,8 +25,8 @@ struct ordo_partmap {
     natsConnection *nc;
     jsCtx *js;
     uint32_t partitions;
-    uint64_t ttl_ns;
-    pthread_mutex_t mu; /* entries */
+    uint64_t ttl_ns;    /* the bucket's, once read (under mu) */
+    pthread_mutex_t mu; /* entries, ttl_ns */
     s_entry_t *entries;
     pthread_t thread;
     bool started;
@@ -107,8 +107,19 @@ static void *s_watch(void *arg)
     int failures = 0;
     while (!atomic_load(&pm->stop)) {
         natsStatus s = NATS_OK;
-        if (!kv)
-            s = js_KeyValue(&kv, pm->js, S_BUCKET);
+        if (!kv && (s = js_KeyValue(&kv, pm->js, S_BUCKET)) == NATS_OK) {
+            /* The bucket's TTL rules, whoever made it (as in ordo_lease.c). */
+            kvStatus *st = NULL;
+            if (kvStore_Status(&st, kv) == NATS_OK) {
+                int64_t ttl = kvStatus_TTL(st);
+                if (ttl >= 100000000) {
+                    pthread_mutex_lock(&pm->mu);
+                    pm->ttl_ns = (uint64_t)ttl;
+                    pthread_mutex_unlock(&pm->mu);
+                }
+                kvStatus_Destroy(st);
+            }
+        }
         if (s == NATS_OK && !w)
             s = kvStore_WatchAll(&w, kv, NULL);
         if (s != NATS_OK) {

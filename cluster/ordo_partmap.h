@@ -32,7 +32,8 @@ int ordo_partmap_holder(char *buf, size_t size, const char *endpoint, const char
 int ordo_partmap_parse_holder(const char *value, ordo_partmap_owner_t *out);
 
 /* Starts following the lease bucket for `partitions` partitions (a value
- * lapses ttl_ms after it was last written). 0, or -1 with err. */
+ * lapses a TTL after it was last written: the bucket's, or ttl_ms until
+ * it is read). 0, or -1 with err. */
 int ordo_partmap_open(const char *servers, uint32_t partitions, int ttl_ms, ordo_partmap_t **out,
                       char *err, size_t errsize);
 

@@ -58,6 +58,22 @@ static int s_copy(char *dst, size_t size, const char *name, const char *value, c
     return 0;
 }
 
+/* A host clients can reach: a name or IPv4 address (letters, digits, '.'
+ * and '-', in labels that neither start nor end with '.' or '-'), or an
+ * IPv6 address in brackets. */
+static bool s_host_ok(const char *h)
+{
+    size_t n = strlen(h);
+    if (n == 0)
+        return false;
+    if (h[0] == '[')
+        return n >= 4 && h[n - 1] == ']' &&
+               strspn(h + 1, "0123456789abcdefABCDEF:.") == n - 2;
+    if (strspn(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") != n)
+        return false;
+    return h[0] != '.' && h[0] != '-' && h[n - 1] != '.' && h[n - 1] != '-' && !strstr(h, "..");
+}
+
 int ordo_config_set(ordo_config_t *cfg, const char *name, const char *value, char *err,
                     size_t err_size)
 {
@@ -179,12 +195,10 @@ int ordo_config_set(ordo_config_t *cfg, const char *name, const char *value, cha
         return 0;
     }
     if (!strcmp(name, "advertise")) {
-        if (strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") !=
-                strlen(value) ||
-            !*value || strlen(value) >= sizeof cfg->advertise) {
+        if (!s_host_ok(value) || strlen(value) >= sizeof cfg->advertise) {
             snprintf(err, err_size,
-                     "--advertise must be a host name or IPv4 address (letters, digits, '.' "
-                     "and '-', at most %zu bytes), not \"%s\"",
+                     "--advertise must be a host name, an IPv4 address or an IPv6 address in "
+                     "brackets (at most %zu bytes), not \"%s\"",
                      sizeof cfg->advertise - 1, value);
             return -1;
         }
@@ -291,14 +305,14 @@ const char *ordo_config_fsync_text(const ordo_config_t *cfg, char *buf, size_t s
 void ordo_config_advertised(const ordo_config_t *cfg, const char *endpoint, char *buf,
                             size_t size)
 {
-    /* tcp://HOST:PORT (HOST may be [v6]); anything else is kept as is. */
-    const char *host = strstr(endpoint, "://");
-    const char *port = host ? strrchr(endpoint, ':') : NULL;
-    if (!host || port <= host + 2) {
+    /* Only tcp://HOST:PORT with a numeric port ([v6] hosts too) names a
+     * host to replace; anything else (ipc://, a wildcard port) is kept. */
+    const char *host = strncmp(endpoint, "tcp://", 6) == 0 ? endpoint + 6 : NULL;
+    const char *port = host ? strrchr(host, ':') : NULL;
+    if (!port || port == host || !port[1] || strspn(port + 1, "0123456789") != strlen(port + 1)) {
         snprintf(buf, size, "%s", endpoint);
         return;
     }
-    host += 3;
     size_t host_len = (size_t)(port - host);
     bool any = (host_len == 1 && host[0] == '*') || (host_len == 7 && !memcmp(host, "0.0.0.0", 7)) ||
                (host_len == 4 && !memcmp(host, "[::]", 4));
@@ -311,7 +325,7 @@ void ordo_config_advertised(const ordo_config_t *cfg, const char *endpoint, char
         snprintf(buf, size, "%s", endpoint);
         return;
     }
-    snprintf(buf, size, "%.*s%s%s", (int)(host - endpoint), endpoint, name, port);
+    snprintf(buf, size, "tcp://%s%s", name, port);
 }
 
 void ordo_config_wal_dir(const ordo_config_t *cfg, char *buf, size_t size)

@@ -49,5 +49,15 @@ int ordo_folder_partition_check(const char *data_dir, uint32_t k, uint32_t p, ch
         return -1;
     }
     close(fd);
+    /* The new name too: a folder started again after a power cut still
+     * says which partition it holds. */
+    int dir = open(data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0 || fsync(dir) != 0) {
+        snprintf(why, why_size, "cannot sync the data folder %s: %s", data_dir, strerror(errno));
+        if (dir >= 0)
+            close(dir);
+        return -1;
+    }
+    close(dir);
     return 0;
 }

@@ -62,6 +62,7 @@ struct ordo_front {
     char self_endpoint[ORDO_PARTMAP_ENDPOINT_MAX], self_pub[ORDO_PARTMAP_ENDPOINT_MAX];
     ordo_partmap_owner_t *owners;  /* owned: [partitions] */
     ordo_partition_owner_t *views; /* owned: [partitions], into owners */
+    uint64_t map_at_ns;            /* when owners were last filled (0: never) */
 };
 
 ordo_front_t *ordo_front_new(void *router, void **shards, uint32_t nshards, void *reader,
@@ -150,8 +151,14 @@ int ordo_front_set_partitions(ordo_front_t *f, const ordo_front_partitions_t *p)
     free(f->views);
     f->owners = calloc(n, sizeof *f->owners);
     f->views = calloc(n, sizeof *f->views);
-    if (!f->owners || !f->views)
+    f->map_at_ns = 0;
+    if (!f->owners || !f->views) {
+        free(f->owners);
+        free(f->views);
+        f->owners = NULL;
+        f->views = NULL;
         return -1;
+    }
     f->parts = *p;
     f->parts.partitions = n;
     snprintf(f->self_endpoint, sizeof f->self_endpoint, "%s", p->endpoint ? p->endpoint : "");
@@ -162,10 +169,14 @@ int ordo_front_set_partitions(ordo_front_t *f, const ordo_front_partitions_t *p)
 }
 
 /* The map as known now: the watched owners, and this engine for its own
- * partition (it holds the lease while it runs). */
+ * partition (it holds the lease while it runs). Filled again at most
+ * every 100 ms: with 4,096 partitions it is megabytes to copy. */
 static void s_fill_map(ordo_front_t *f)
 {
     uint32_t n = f->parts.partitions, self = f->parts.partition;
+    if (f->map_at_ns && f->now_ns - f->map_at_ns < 100000000u)
+        return;
+    f->map_at_ns = f->now_ns ? f->now_ns : 1;
     if (f->parts.map)
         ordo_partmap_get(f->parts.map, f->owners);
     ordo_partmap_owner_t *me = &f->owners[self];
@@ -247,6 +258,7 @@ static void s_send_error(ordo_front_t *f, uint64_t tag, ordo_str_t rid, const or
 }
 
 static void s_send_lost(ordo_front_t *f, uint64_t tag);
+static void s_send_overloaded(ordo_front_t *f, uint64_t tag);
 
 /* Partitions: the map. */
 static void s_send_partitions(ordo_front_t *f, uint64_t tag, ordo_str_t rid)
@@ -441,18 +453,26 @@ static int s_read_requests(ordo_front_t *f, bool local)
             const ordo_request_info_t *info = ordo_request_info(peek.type);
             /* The partition map's requests are answered here: Partitions,
              * and any on an order of another partition (a valid id: an
-             * invalid one gets its bad_request from the shard). */
+             * invalid one gets its bad_request from the shard). Both are
+             * decoded whole first (a bad request is bad_request) and count
+             * against their connection like any query. */
             uint32_t k = 0;
-            if (info->front) {
-                s_send_partitions(f, tag, peek.request_id);
-                zmq_msg_close(&body);
-                continue;
-            }
-            if (info->on_order && peek.has_order_id && f->parts.partitions > 1 &&
-                ordo_order_id_valid(peek.order_id) &&
-                (k = ordo_partition_of(peek.order_id.ptr, peek.order_id.len,
-                                       f->parts.partitions)) != f->parts.partition) {
-                s_send_wrong_partition(f, tag, peek.request_id, peek.order_id, k);
+            bool misrouted = info->on_order && peek.has_order_id && f->parts.partitions > 1 &&
+                             ordo_order_id_valid(peek.order_id) &&
+                             (k = ordo_partition_of(peek.order_id.ptr, peek.order_id.len,
+                                                    f->parts.partitions)) != f->parts.partition;
+            if (info->front || misrouted) {
+                s_envelope_t *env = &f->slots[ordo_tag_index(tag)];
+                env->query = env->typed = true;
+                ordo_error_t err;
+                if (!ordo_peers_under_bytes(env->peer))
+                    s_send_overloaded(f, tag);
+                else if (ordo_request_decode(data, len, f->req, &err) != 0)
+                    s_send_error(f, tag, peek.request_id, &err);
+                else if (info->front)
+                    s_send_partitions(f, tag, peek.request_id);
+                else
+                    s_send_wrong_partition(f, tag, peek.request_id, peek.order_id, k);
                 zmq_msg_close(&body);
                 continue;
             }

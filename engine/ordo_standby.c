@@ -190,9 +190,21 @@ int ordo_standby_run(const ordo_config_t *cfg, ordo_lease_t *lease, bool have_le
         goto out;
     }
     ordo_replicator_close(&made);
-    if (ordo_follower_open(cfg->nats, cfg->partition, 1, &sb.follower, err, sizeof err) != 0) {
-        ordo_log_error("standby", "%s", err);
-        goto out;
+    /* A stream just made may still be electing its leader: making the
+     * consumer then times out. Ask again for up to 30 s. */
+    for (uint64_t until = ordo_mono_ns() + 30000000000ull;;) {
+        if (ordo_follower_open(cfg->nats, cfg->partition, 1, &sb.follower, err, sizeof err) == 0)
+            break;
+        if (stop && stop(ctx)) {
+            result = 1;
+            goto out;
+        }
+        if (ordo_mono_ns() >= until) {
+            ordo_log_error("standby", "%s", err);
+            goto out;
+        }
+        ordo_log_warn("standby", "%s: trying again", err);
+        nanosleep(&(struct timespec){0, 200000000}, NULL);
     }
     if (!have_lease)
         ordo_log_info("standby",

@@ -142,8 +142,17 @@ def test_map_and_wrong_partition():
                 if "request_id" in req:
                     assert r["request_id"] == req["request_id"], r
             assert a.call({"type": "Ping"})["head_position"] == 0
-            # An invalid id is still bad_request, whatever its hash.
+            # An invalid id is still bad_request, whatever its hash; so is an
+            # invalid request on another partition's order (checked first).
             r = a.call(es.create("bad id!"))
+            assert r["error"]["code"] == "bad_request", r
+            bad = es.create(other, rid="w-3")
+            bad["data"]["items"][0]["qty"] = 0
+            r = a.call(bad)
+            assert r["error"]["code"] == "bad_request" and r["error"]["field"].endswith("qty"), r
+            r = a.raw(msgpack.packb({"type": "GetOrder", "order_id": other}) + b"\x00")
+            assert r["error"]["code"] == "bad_request", r  # trailing bytes
+            r = a.raw(msgpack.packb({"type": "Partitions"}) + b"\x00")
             assert r["error"]["code"] == "bad_request", r
             # Each engine takes its own partition's orders, positions from 1.
             for k, srv in ((0, a), (1, b)):
@@ -161,6 +170,11 @@ def test_map_and_wrong_partition():
             assert rc == 0 and "Created" in out, (rc, out, err)
             rc, out, err = cli("--endpoint", a.bind, "partitions")
             assert rc == 0 and "partition 1 of 2: %s" % b.bind in out, (rc, out, err)
+            # Routed, the map comes from the first endpoint that answers.
+            dead = "tcp://127.0.0.1:%d" % es.free_port()
+            rc, out, err = cli("--endpoint", "%s,%s" % (dead, b.bind), "--json", "partitions",
+                               timeout_ms=2000)
+            assert rc == 0 and json.loads(out)["partition"] == 1, (rc, out, err)
             # Without routing, the refusal names the owner.
             rc, out, err = cli("--endpoint", a.bind, "get", ids[1][0])
             assert rc == 1 and "wrong_partition" in err and b.bind in err, (rc, out, err)
@@ -199,19 +213,24 @@ def test_clients_recover_by_the_map():
             whole_map(b, [a, b])
             # Four clients that know only the two owners.
             per_thread = 300
+            errors = open(os.path.join(a.data, "router_load.err"), "w+")
             load = subprocess.Popen([ROUTER_LOAD, "%s,%s" % (a.bind, b.bind), "r", "4",
                                      str(per_thread), "30000"],
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                    stdout=subprocess.PIPE, stderr=errors, text=True)
+            # One reader of its output, line by line (communicate() would
+            # skip what readline() has buffered); the kill after 200.
             acks = []
-            while len(acks) < 200:  # bounded: the load ends by itself
-                line = load.stdout.readline()
-                assert line, "router_load ended early: %s" % load.stderr.read()
+            for line in load.stdout:  # bounded: the load ends by itself
                 acks.append(json.loads(line))
-            a.proc.send_signal(signal.SIGKILL)
-            a.proc.wait(30)
-            out, err = load.communicate(timeout=300)
-            acks += [json.loads(x) for x in out.splitlines()]
-            assert load.returncode == 0, err
+                if len(acks) == 200:
+                    a.proc.send_signal(signal.SIGKILL)
+                    a.proc.wait(30)
+            load.wait(300)
+            errors.seek(0)
+            failed = errors.read()
+            errors.close()
+            assert load.returncode == 0, failed
+            assert a.proc.poll() is not None, "the load ended before the kill"
             assert len(acks) == 4 * per_thread, len(acks)
             moved = [x for x in acks if x["partition"] == 0 and x["owner"] == s.bind]
             assert moved, "no client reached the standby"
@@ -231,6 +250,11 @@ def test_clients_recover_by_the_map():
             assert r["map"][0]["revision"] > 0
             print("  %d orders acknowledged through the map, %d of them by the standby "
                   "after the kill; none lost, positions gap-free" % (len(acks), len(moved)))
+        except BaseException:
+            for name, srv in (("owner 0", a), ("owner 1", b), ("standby 0", s)):
+                if srv:
+                    print("--- %s's log ---\n%s" % (name, log_of(srv)[-3000:]))
+            raise
         finally:
             if load and load.poll() is None:
                 load.kill()
@@ -240,10 +264,81 @@ def test_clients_recover_by_the_map():
                     srv.kill_and_cleanup()
 
 
+class FakeEngine:
+    """A hostile engine on a ROUTER of its own (a thread): Partitions gets
+    `map`; any other request gets wrong_partition with it. Counts what it
+    was sent."""
+
+    def __init__(self, make_map):
+        import threading
+        import zmq
+        self.sock = zmq.Context.instance().socket(zmq.ROUTER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        port = self.sock.bind_to_random_port("tcp://127.0.0.1")
+        self.bind = "tcp://127.0.0.1:%d" % port
+        self.map = make_map(self.bind)
+        self.count = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while not self.stop.is_set():
+            if not self.sock.poll(50):
+                continue
+            frames = self.sock.recv_multipart()
+            self.count += 1
+            req = msgpack.unpackb(frames[-1], raw=False)
+            rid = {"request_id": req["request_id"]} if "request_id" in req else {}
+            m = {"partition": 0, "partitions": len(self.map), "map": self.map}
+            if req.get("type") == "Partitions":
+                reply = dict(ok=True, **rid, **m)
+            else:
+                reply = dict(ok=False, **rid, error=dict(code="wrong_partition",
+                                                         message="elsewhere", **m))
+            self.sock.send_multipart(frames[:-1] + [msgpack.packb(reply)])
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(10)
+        self.sock.close()
+
+
+def test_router_against_hostile_maps():
+    """libordo's router (through ordo-cli) against engines whose maps lead
+    nowhere: it waits between tries instead of spinning, ends at its
+    timeout, and survives a map of more owners than it asks at once."""
+    # A map that sends every partition back to the engine that refused.
+    f = FakeEngine(lambda me: [{"endpoint": me, "pub": "", "revision": 5}] * 2)
+    try:
+        t0 = time.monotonic()
+        rc, out, err = cli("--route", "--endpoint", f.bind, "get", "o-1", timeout_ms=1500)
+        took = time.monotonic() - t0
+        assert rc == 1 and "wrong_partition" in err, (rc, out, err)
+        assert 1.4 < took < 5, took
+        assert f.count < 200, "%d requests in 1.5 s: the router spins" % f.count
+        spun = f.count
+    finally:
+        f.close()
+    # 65 owners that do not answer, and 64 seeds: more than a refresh asks.
+    dead = ["tcp://127.0.0.1:%d" % es.free_port() for _ in range(66)]
+    f = FakeEngine(lambda me: [{"endpoint": d, "pub": "", "revision": 9} for d in dead[:65]])
+    try:
+        seeds = ",".join(dead[:63] + [f.bind])
+        rc, out, err = cli("--route", "--endpoint", seeds, "get", "o-2", timeout_ms=3000)
+        assert rc in (1, 3), (rc, out, err)
+        assert "runtime error" not in err and "AddressSanitizer" not in err, err
+    finally:
+        f.close()
+    print("  a map pointing back: %d requests in 1.5 s, then wrong_partition; a map of 65 "
+          "silent owners: the call ends at its timeout" % spun)
+
+
 if __name__ == "__main__":
     sys.exit(run_tests([
         ("the map, wrong_partition, a stream and positions per partition",
          test_map_and_wrong_partition),
         ("kill -9 of a partition's owner under load: clients recover by the map",
          test_clients_recover_by_the_map),
+        ("the router against hostile maps", test_router_against_hostile_maps),
     ]))

@@ -107,6 +107,18 @@ static void test_config_layers(void)
     CU_ASSERT_STRING_EQUAL(ep, "tcp://engine-3.example:7701");
     ordo_config_advertised(&cfg, "tcp://10.1.2.3:7700", ep, sizeof ep);
     CU_ASSERT_STRING_EQUAL(ep, "tcp://engine-3.example:7700"); /* --advertise wins */
+    /* Only tcp://HOST:PORT is rewritten. */
+    static const char *kept[] = {"ipc:///tmp/a:b.sock", "tcp://[::1]", "tcp://*:*",
+                                 "tcp://h:", "inproc://x:1"};
+    for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++) {
+        ordo_config_advertised(&cfg, kept[i], ep, sizeof ep);
+        CU_ASSERT_STRING_EQUAL(ep, kept[i]);
+    }
+    ordo_config_advertised(&cfg, "tcp://[::1]:7700", ep, sizeof ep);
+    CU_ASSERT_STRING_EQUAL(ep, "tcp://engine-3.example:7700");
+    CU_ASSERT_EQUAL(ordo_config_set(&cfg, "advertise", "[fd00::1]", err, sizeof err), 0);
+    ordo_config_advertised(&cfg, "tcp://*:7701", ep, sizeof ep);
+    CU_ASSERT_STRING_EQUAL(ep, "tcp://[fd00::1]:7701");
     cfg.nats[0] = '\0';
     static const char *bad[][2] = {{"nats", "127.0.0.1:4222"},
                                    {"nats", ""},
@@ -120,6 +132,11 @@ static void test_config_layers(void)
                                    {"advertise", "tcp://h"},
                                    {"advertise", "h:1"},
                                    {"advertise", ""},
+                                   {"advertise", "a..b"},
+                                   {"advertise", "-a"},
+                                   {"advertise", "a."},
+                                   {"advertise", "[::1"},
+                                   {"advertise", "[x]"},
                                    {"segment-bytes", "65535"},
                                    {"segment-bytes", "-1"},
                                    {"fsync", "sometimes"},
