@@ -25,6 +25,7 @@
 #define S_FETCH 64         /* frames per pull */
 #define S_WAIT_MS 200      /* a pull's or a poll's wait */
 #define S_BODY_MAX (1u << 20)
+#define S_CACHE 128        /* decoded frames the reader keeps (about 25 MB under load) */
 
 /* One stream message read and checked: a frame's records, or a marker. */
 typedef struct {
@@ -33,6 +34,12 @@ typedef struct {
     uint32_t count; /* 0: a lease marker */
     ordo_wal_buf_t raw; /* the decompressed records (count > 0) */
     size_t raw_len;
+    /* The reader's: the frame's events in wire form, back to back, made
+     * once for every follower that reads them (packed: made). */
+    bool packed;
+    msgpack_sbuffer wire;
+    size_t *ends; /* [count]: where each event ends in `wire` */
+    size_t cap_ends;
 } s_frame_t;
 
 struct ordo_pstream {
@@ -85,25 +92,65 @@ static bool s_headers(natsMsg *m, uint64_t *first, uint64_t *count)
 
 /* ---- the ROUTER: Ping and ReadAll --------------------------------------- */
 
+/* What the reader knows of a message: its sequence and positions. */
+typedef struct {
+    uint64_t seq, first;
+    uint32_t count;
+} s_known_t;
+
 typedef struct {
     ordo_pstream_t *ps;
     ZSTD_DCtx *dctx;
-    s_frame_t frame;        /* the last frame read (seq 0: none) */
-    uint64_t cursor_pos;    /* where the last page ended (its next_position) ... */
-    uint64_t cursor_seq;    /* ... and the message to read it from */
+    /* Frames read lately, decoded: the followers read about the same
+     * range, each in its own pages, so most pages find their frames here. */
+    s_frame_t cache[S_CACHE];
+    uint32_t clock; /* the next slot to reuse */
+    /* Every message read, by sequence (so by position): where a position
+     * is, without asking the stream. */
+    s_known_t *known;
+    size_t nknown, capknown;
     ordo_request_t *req;
     ordo_event_t *ev;
     msgpack_sbuffer out, events;
     msgpack_packer out_pk, events_pk;
 } s_reader_t;
 
-/* Message `seq` of the stream, checked and decoded into r->frame (kept:
- * the next page often starts in it). 1 read, 0 no such message (beyond
- * the end, or gone), -1 failed (why). */
-static int s_read_seq(s_reader_t *r, uint64_t seq, const char **why)
+/* Remembers where a message's positions are (kept sorted by sequence). */
+static void s_learn(s_reader_t *r, const s_frame_t *f)
 {
-    if (r->frame.seq == seq)
-        return 1;
+    size_t lo = 0, hi = r->nknown;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (r->known[mid].seq < f->seq)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < r->nknown && r->known[lo].seq == f->seq)
+        return;
+    if (r->nknown == r->capknown) {
+        size_t cap = r->capknown ? 2 * r->capknown : 1024;
+        s_known_t *grown = realloc(r->known, cap * sizeof *grown);
+        if (!grown)
+            return; /* only a hint */
+        r->known = grown;
+        r->capknown = cap;
+    }
+    memmove(&r->known[lo + 1], &r->known[lo], (r->nknown - lo) * sizeof *r->known);
+    r->known[lo] = (s_known_t){f->seq, f->first, f->count};
+    r->nknown++;
+}
+
+/* Message `seq` of the stream, checked and decoded (from the cache, or
+ * read and kept there). 1 with *out set, 0 no such message (beyond the
+ * end, or gone), -1 failed (why). */
+static int s_read_seq(s_reader_t *r, uint64_t seq, s_frame_t **out, const char **why)
+{
+    for (uint32_t i = 0; i < S_CACHE; i++)
+        if (r->cache[i].seq == seq) {
+            *out = &r->cache[i];
+            return 1;
+        }
     natsMsg *m = NULL;
     jsErrCode jerr = 0;
     natsStatus s = js_GetMsg(&m, r->ps->js_read, r->ps->stream, seq, NULL, &jerr);
@@ -113,23 +160,40 @@ static int s_read_seq(s_reader_t *r, uint64_t seq, const char **why)
         *why = natsStatus_GetText(s);
         return -1;
     }
+    s_frame_t *f = &r->cache[r->clock];
+    r->clock = (r->clock + 1) % S_CACHE;
     uint64_t first, count;
     int rc = 1;
-    r->frame.seq = 0;
+    f->seq = 0;
+    f->packed = false;
     if (!s_headers(m, &first, &count)) {
         *why = "a message of the stream is not a frame of Ordo's";
         rc = -1;
     } else if (count == 0) {
-        r->frame.first = first;
-        r->frame.count = 0;
+        f->first = first;
+        f->count = 0;
     } else if (s_decode(r->dctx, natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), first,
-                        count, &r->frame, why) != 0) {
+                        count, f, why) != 0) {
         rc = -1;
     }
-    if (rc == 1)
-        r->frame.seq = seq;
     natsMsg_Destroy(m);
+    if (rc == 1) {
+        f->seq = seq;
+        s_learn(r, f);
+        *out = f;
+    }
     return rc;
+}
+
+static void s_free_cache(s_reader_t *r)
+{
+    for (uint32_t i = 0; i < S_CACHE; i++) {
+        ordo_wal_buf_free(&r->cache[i].raw);
+        if (r->cache[i].wire.data)
+            msgpack_sbuffer_destroy(&r->cache[i].wire);
+        free(r->cache[i].ends);
+    }
+    free(r->known);
 }
 
 /* The stream's first and last sequences. 0 or -1. */
@@ -149,28 +213,48 @@ static int s_bounds(s_reader_t *r, uint64_t *first_seq, uint64_t *last_seq, cons
 }
 
 /* The sequence to read position `from` from: the last message whose first
- * position is at most `from` (bisection over the stream). 0 if the stream
- * is empty; -1 failed. */
+ * position is at most `from`. What was read before says where it is, or
+ * narrows the bisection over the stream. 0 (*seq_out 0: the stream is
+ * empty); -1 failed. */
 static int s_find(s_reader_t *r, uint64_t from, uint64_t *seq_out, const char **why)
 {
-    if (r->cursor_seq && from == r->cursor_pos) {
-        *seq_out = r->cursor_seq;
+    /* The last known message starting at or before `from`. */
+    size_t lo_i = 0, hi_i = r->nknown;
+    while (lo_i < hi_i) {
+        size_t mid = (lo_i + hi_i) / 2;
+        if (r->known[mid].first <= from)
+            lo_i = mid + 1;
+        else
+            hi_i = mid;
+    }
+    const s_known_t *at = lo_i > 0 ? &r->known[lo_i - 1] : NULL;
+    const s_known_t *after = lo_i < r->nknown ? &r->known[lo_i] : NULL;
+    if (at && at->count > 0 && from < at->first + at->count) {
+        *seq_out = at->seq; /* inside a known frame */
+        return 0;
+    }
+    if (at && after && after->seq == at->seq + 1) {
+        *seq_out = after->seq; /* between two known neighbours: the later */
         return 0;
     }
     uint64_t lo, hi;
     if (s_bounds(r, &lo, &hi, why) != 0)
         return -1;
-    *seq_out = lo;
     if (hi == 0 || lo > hi) {
         *seq_out = 0;
         return 0;
     }
+    if (at && at->seq > lo)
+        lo = at->seq;
+    if (after && after->seq > lo && after->seq - 1 < hi)
+        hi = after->seq - 1;
     while (lo < hi) { /* invariant: first(lo) <= from, or lo is the stream's first */
         uint64_t mid = lo + (hi - lo + 1) / 2;
-        int rc = s_read_seq(r, mid, why);
+        s_frame_t *f = NULL;
+        int rc = s_read_seq(r, mid, &f, why);
         if (rc < 0)
             return -1;
-        if (rc == 0 || r->frame.first > from)
+        if (rc == 0 || f->first > from)
             hi = mid - 1;
         else
             lo = mid;
@@ -193,6 +277,49 @@ static void s_error(s_reader_t *r, ordo_code_t code, const char *message)
     ordo_reply_pack_error(&r->out_pk, r->req->request_id, &err);
 }
 
+/* Makes the frame's events in wire form, once. 0, or -1 (why). */
+static int s_pack_frame(s_reader_t *r, s_frame_t *f, const char **why)
+{
+    if (f->packed)
+        return 0;
+    if (f->cap_ends < f->count) {
+        size_t *grown = realloc(f->ends, f->count * sizeof *grown);
+        if (!grown) {
+            *why = "out of memory";
+            return -1;
+        }
+        f->ends = grown;
+        f->cap_ends = f->count;
+    }
+    if (!f->wire.data)
+        msgpack_sbuffer_init(&f->wire);
+    msgpack_sbuffer_clear(&f->wire);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &f->wire, msgpack_sbuffer_write);
+    size_t off = 0, i = 0;
+    const void *rec;
+    size_t rec_len;
+    for (uint64_t pos = f->first;
+         i < f->count && ordo_wal_body_next(f->raw.data, f->raw_len, &off, &rec, &rec_len) == 1;
+         pos++, i++) {
+        if (ordo_event_decode_record(rec, rec_len, pos, r->ev) != 0) {
+            *why = "a record of the stream does not decode";
+            return -1;
+        }
+        if (ordo_event_pack(&pk, r->ev) != 0) {
+            *why = "out of memory";
+            return -1;
+        }
+        f->ends[i] = f->wire.size;
+    }
+    if (i != f->count) {
+        *why = "a frame holds fewer records than its header says";
+        return -1;
+    }
+    f->packed = true;
+    return 0;
+}
+
 /* A ReadAll page from the stream into r->out. */
 static void s_read_all(s_reader_t *r)
 {
@@ -206,12 +333,12 @@ static void s_read_all(s_reader_t *r)
     if (from <= head && s_find(r, from, &seq, &why) != 0)
         goto failed;
     for (; seq && from <= head && n < limit; seq++) {
-        int rc = s_read_seq(r, seq, &why);
+        s_frame_t *f = NULL;
+        int rc = s_read_seq(r, seq, &f, &why);
         if (rc < 0)
             goto failed;
         if (rc == 0)
             break; /* the stream's end */
-        const s_frame_t *f = &r->frame;
         if (f->count == 0 || f->first + f->count - 1 < next)
             continue; /* a lease marker, or before the page */
         if (f->first > next) {
@@ -219,30 +346,18 @@ static void s_read_all(s_reader_t *r)
                   "see the stream's limits)";
             goto failed;
         }
-        size_t off = 0;
-        const void *rec;
-        size_t rec_len;
-        uint64_t pos = f->first;
-        while (n < limit && ordo_wal_body_next(f->raw.data, f->raw_len, &off, &rec, &rec_len) == 1) {
-            if (pos >= next) {
-                if (ordo_event_decode_record(rec, rec_len, pos, r->ev) != 0) {
-                    why = "a record of the stream does not decode";
-                    goto failed;
-                }
-                if (ordo_event_pack(&r->events_pk, r->ev) != 0) {
-                    why = "out of memory";
-                    goto failed;
-                }
-                n++;
-                next = pos + 1;
-            }
-            pos++;
+        if (s_pack_frame(r, f, &why) != 0)
+            goto failed;
+        uint64_t skip = next - f->first, take = f->count - skip;
+        if (take > limit - n)
+            take = limit - n;
+        size_t start = skip ? f->ends[skip - 1] : 0, end = f->ends[skip + take - 1];
+        if (msgpack_sbuffer_write(&r->events, f->wire.data + start, end - start) != 0) {
+            why = "out of memory";
+            goto failed;
         }
-        if (n == limit) { /* the next page starts in this frame, or the next */
-            r->cursor_pos = next;
-            r->cursor_seq = next <= f->first + f->count - 1 ? seq : seq + 1;
-            break;
-        }
+        n += (uint32_t)take;
+        next += take;
     }
     if (next > head)
         head = next - 1;
@@ -251,8 +366,6 @@ static void s_read_all(s_reader_t *r)
     msgpack_sbuffer_write(&r->out, r->events.data, r->events.size);
     return;
 failed:
-    r->cursor_seq = 0;
-    r->frame.seq = 0;
     ordo_log_error("pstream", "reading position %" PRIu64 " from stream %s: %s", next,
                    r->ps->stream, why ? why : "?");
     char message[300];
@@ -321,7 +434,7 @@ static void *s_reader_main(void *arg)
     }
 out:
     ZSTD_freeDCtx(r.dctx);
-    ordo_wal_buf_free(&r.frame.raw);
+    s_free_cache(&r);
     free(r.req);
     free(r.ev);
     msgpack_sbuffer_destroy(&r.out);
@@ -434,20 +547,21 @@ static int s_initial_head(ordo_pstream_t *ps, char *err, size_t errsize)
         nanosleep(&(struct timespec){0, 200000000}, NULL);
     }
     for (uint64_t seq = hi; seq >= lo && seq > 0; seq--) {
-        int got = s_read_seq(&r, seq, &why);
+        s_frame_t *f = NULL;
+        int got = s_read_seq(&r, seq, &f, &why);
         if (got < 0) {
             snprintf(err, errsize, "stream %s, message %" PRIu64 ": %s", ps->stream, seq, why);
             goto out;
         }
-        if (got == 1 && r.frame.count > 0) {
-            atomic_store(&ps->head, r.frame.first + r.frame.count - 1);
+        if (got == 1 && f->count > 0) {
+            atomic_store(&ps->head, f->first + f->count - 1);
             break;
         }
     }
     rc = 0;
 out:
     ZSTD_freeDCtx(r.dctx);
-    ordo_wal_buf_free(&r.frame.raw);
+    s_free_cache(&r);
     return rc;
 }
 
