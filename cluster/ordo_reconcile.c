@@ -116,6 +116,7 @@ int ordo_reconcile(ordo_replicator_t *r, const char *wal_dir, uint64_t head, cha
                      "the stream's last frame ends at position %" PRIu64
                      ", where no frame of this log ends: the histories differ",
                      end.last_position);
+            result = ORDO_RECONCILE_DIFFER;
             goto out;
         }
         if (s_read_frame(wal_dir, &l.frames[0], &buf, &cap, &len, err, errsize) != 0)
@@ -125,6 +126,7 @@ int ordo_reconcile(ordo_replicator_t *r, const char *wal_dir, uint64_t head, cha
                      "the stream's last frame (positions %" PRIu64 "..%" PRIu64
                      ") differs from this log's: the histories differ",
                      l.frames[0].first, end.last_position);
+            result = ORDO_RECONCILE_DIFFER;
             goto out;
         }
         i = 1;

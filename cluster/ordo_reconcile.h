@@ -19,8 +19,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The stream's last frame is not the log's frame at that place. */
+#define ORDO_RECONCILE_DIFFER 2
+
 /* `wal_dir` is the log's folder (open by this engine: read-only here),
- * `head` its last position. 0, or -1 with err set. */
+ * `head` its last position. 0; ORDO_RECONCILE_DIFFER with err set (the
+ * histories differ where the stream ends); or -1 with err set. */
 int ordo_reconcile(ordo_replicator_t *r, const char *wal_dir, uint64_t head, char *err,
                    size_t errsize);
 

@@ -13,11 +13,15 @@
 #include "ordo_state.h"
 #include "ordo_wal_format.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <time.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <zstd.h>
 
 #define S_POLL_MS 100          /* a wait for the next message */
@@ -33,6 +37,9 @@ typedef struct {
     ZSTD_DCtx *dctx;
     ordo_wal_buf_t raw;
     uint64_t seen_seq; /* the last stream message read */
+    bool (*stop)(void *ctx);
+    void *ctx;
+    int set_aside; /* logs set aside this run (at most one) */
 } s_standby_t;
 
 /* Applies the records of a frame (already appended: it checked out). */
@@ -57,7 +64,8 @@ static int s_apply(s_standby_t *sb, const void *frame, size_t len)
 }
 
 /* Takes the next message if one comes within the wait: a frame past the
- * log's end is appended and applied. 1 a message, 0 none, -1 failed. */
+ * log's end is appended and applied. 1 a message, 0 none, -1 failed, -2
+ * the log and the stream differ (logged). */
 static int s_step(s_standby_t *sb, int wait_ms)
 {
     ordo_follower_msg_t m;
@@ -75,25 +83,107 @@ static int s_step(s_standby_t *sb, int wait_ms)
     if (last <= head)
         return 1; /* the log has it */
     if (m.first <= head) {
-        ordo_log_error("standby",
-                       "the stream's frame of positions %" PRIu64 "..%" PRIu64
-                       " straddles this log's end at %" PRIu64
-                       ": the log and the stream differ (this data folder wrote frames that "
-                       "were never acknowledged); start the standby on an empty data folder",
-                       m.first, last, head);
-        return -1;
+        ordo_log_warn("standby",
+                      "the stream's frame of positions %" PRIu64 "..%" PRIu64
+                      " straddles this log's end at %" PRIu64
+                      ": the log and the stream differ (this data folder wrote frames that "
+                      "were never acknowledged)",
+                      m.first, last, head);
+        return -2;
     }
     const char *why = NULL;
     int arc = ordo_wal_append_frame(sb->st->wal, m.data, m.len, NULL, NULL, &why);
     if (arc != 0) {
-        ordo_log_error("standby",
-                       "the stream's frame at position %" PRIu64 " cannot follow this log: %s%s",
-                       m.first, why ? why : ordo_strerror(arc),
-                       arc == ORDO_ERR_CORRUPT ? " (the log and the stream differ)" : "");
-        return -1;
+        ordo_log(arc == ORDO_ERR_CORRUPT ? ORDO_LOG_WARN : ORDO_LOG_ERROR, "standby",
+            "the stream's frame at position %" PRIu64 " cannot follow this log: %s%s",
+            m.first, why ? why : ordo_strerror(arc),
+            arc == ORDO_ERR_CORRUPT ? " (the log and the stream differ)" : "");
+        return arc == ORDO_ERR_CORRUPT ? -2 : -1;
     }
     ordo_wal_release(sb->st->wal);
     return s_apply(sb, m.data, m.len) == 0 ? 1 : -1;
+}
+
+/* Follows the stream from its first message, asking again for up to
+ * 30 s (a stream just made may still be electing its leader: making the
+ * consumer then times out). 0, 1 stopped, -1 failed (logged). */
+static int s_follow_from_start(s_standby_t *sb)
+{
+    char err[800];
+    ordo_follower_close(&sb->follower);
+    sb->seen_seq = 0;
+    for (uint64_t until = ordo_mono_ns() + 30000000000ull;;) {
+        if (ordo_follower_open(sb->cfg->nats, sb->cfg->partition, 1, &sb->follower, err,
+                               sizeof err) == 0)
+            return 0;
+        if (sb->stop && sb->stop(sb->ctx))
+            return 1;
+        if (ordo_mono_ns() >= until) {
+            ordo_log_error("standby", "%s", err);
+            return -1;
+        }
+        ordo_log_warn("standby", "%s: trying again", err);
+        nanosleep(&(struct timespec){0, 200000000}, NULL);
+    }
+}
+
+/* The log differs from the stream: this folder's last frames were written
+ * by an owner that was deposed (or killed) before JetStream acknowledged
+ * them, and another owner wrote other frames at those positions. Nothing
+ * acknowledged is lost by leaving them: a command is acknowledged only
+ * once the stream has its frame. The log, snapshots and order index are
+ * moved aside whole, into DATA/diverged-<time> (kept for inspection with
+ * ordo-admin, never deleted), and the standby starts again from an empty
+ * log, following the stream from its start. Once per run: a second
+ * divergence means the stream itself changed under us. 0, 1 stopped, -1
+ * failed (logged). */
+static int s_set_aside(s_standby_t *sb)
+{
+    const ordo_config_t *cfg = sb->cfg;
+    ordo_engine_state_t *st = sb->st;
+    if (sb->set_aside++) {
+        ordo_log_error("standby", "the log differs from the stream again after being set "
+                                  "aside: the stream changed; stopping");
+        return -1;
+    }
+    uint64_t head = ordo_wal_head(st->wal);
+    ordo_wal_destroy(&st->wal);
+    ordo_registry_destroy(&st->orders);
+    char stamp[32], aside[PATH_MAX + 48], from[PATH_MAX + 32], to[PATH_MAX + 96];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
+    snprintf(aside, sizeof aside, "%s/diverged-%s", cfg->data_dir, stamp);
+    if (mkdir(aside, 0755) != 0 && errno != EEXIST) {
+        ordo_log_error("standby", "cannot create %s: %s", aside, strerror(errno));
+        return -1;
+    }
+    static const char *const parts[] = {"wal", "snapshots", "index"};
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        snprintf(from, sizeof from, "%s/%s", cfg->data_dir, parts[i]);
+        snprintf(to, sizeof to, "%s/%s", aside, parts[i]);
+        if (rename(from, to) != 0 && errno != ENOENT) {
+            ordo_log_error("standby", "cannot move %s to %s: %s", from, to, strerror(errno));
+            return -1;
+        }
+    }
+    int dirs[2] = {open(cfg->data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC),
+                   open(aside, O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
+    for (int i = 0; i < 2; i++)
+        if (dirs[i] >= 0) {
+            fsync(dirs[i]);
+            close(dirs[i]);
+        }
+    ordo_log_warn("standby",
+                  "this data folder's log (to position %" PRIu64 ") differs from the stream, "
+                  "past what JetStream acknowledged: moved aside to %s, with its snapshots and "
+                  "index; following the stream from its start",
+                  head, aside);
+    if (ordo_state_open(cfg, false, NULL, &st->wal, &st->orders, &st->recovery) != 0)
+        return -1; /* the log line says why */
+    ordo_wal_release(st->wal);
+    return s_follow_from_start(sb);
 }
 
 /* The lease is ours (its keeper renews it): reads the stream to its end,
@@ -121,9 +211,16 @@ static int s_take_over(s_standby_t *sb)
             nanosleep(&(struct timespec){0, S_POLL_MS * 1000000L}, NULL);
             continue;
         }
-        while (sb->seen_seq < last_seq && ordo_mono_ns() < deadline)
-            if (s_step(sb, S_POLL_MS) < 0)
+        bool again = false;
+        while (!again && sb->seen_seq < last_seq && ordo_mono_ns() < deadline) {
+            int got = s_step(sb, S_POLL_MS);
+            if (got == -2 && s_set_aside(sb) == 0)
+                again = true; /* read the stream from its start */
+            else if (got < 0)
                 return -1;
+        }
+        if (again)
+            continue;
         ordo_replicator_t *r = NULL;
         ordo_replicator_end_t end;
         if (ordo_replicator_open(&ro, &r, &end, err, sizeof err) != 0) {
@@ -137,9 +234,14 @@ static int s_take_over(s_standby_t *sb)
             if (rc == 0)
                 rc = ordo_replicator_claim(r, err, sizeof err);
             else
-                ordo_log_error("standby", "%s", err);
+                ordo_log_warn("standby", "%s", err);
         }
         ordo_replicator_close(&r);
+        if (rc == ORDO_RECONCILE_DIFFER) {
+            if (s_set_aside(sb) != 0)
+                return -1;
+            continue;
+        }
         if (rc == 0)
             return 0;
         if (rc < 0) {
@@ -157,7 +259,8 @@ int ordo_standby_run(const ordo_config_t *cfg, ordo_lease_t *lease, bool have_le
     *state = (ordo_engine_state_t){.lock_fd = -1};
     char wal_dir[PATH_MAX + 16];
     ordo_config_wal_dir(cfg, wal_dir, sizeof wal_dir);
-    s_standby_t sb = {.cfg = cfg, .wal_dir = wal_dir, .lease = lease, .st = state};
+    s_standby_t sb = {.cfg = cfg, .wal_dir = wal_dir, .lease = lease, .st = state,
+                      .stop = stop, .ctx = ctx};
     char why[PATH_MAX + 160];
     int result = -1;
     if ((state->lock_fd = ordo_lock_acquire(cfg->data_dir, why, sizeof why)) < 0) {
@@ -190,21 +293,10 @@ int ordo_standby_run(const ordo_config_t *cfg, ordo_lease_t *lease, bool have_le
         goto out;
     }
     ordo_replicator_close(&made);
-    /* A stream just made may still be electing its leader: making the
-     * consumer then times out. Ask again for up to 30 s. */
-    for (uint64_t until = ordo_mono_ns() + 30000000000ull;;) {
-        if (ordo_follower_open(cfg->nats, cfg->partition, 1, &sb.follower, err, sizeof err) == 0)
-            break;
-        if (stop && stop(ctx)) {
-            result = 1;
-            goto out;
-        }
-        if (ordo_mono_ns() >= until) {
-            ordo_log_error("standby", "%s", err);
-            goto out;
-        }
-        ordo_log_warn("standby", "%s: trying again", err);
-        nanosleep(&(struct timespec){0, 200000000}, NULL);
+    int followed = s_follow_from_start(&sb);
+    if (followed != 0) {
+        result = followed;
+        goto out;
     }
     if (!have_lease)
         ordo_log_info("standby",
@@ -218,6 +310,14 @@ int ordo_standby_run(const ordo_config_t *cfg, ordo_lease_t *lease, bool have_le
             goto out;
         }
         int got = have_lease ? 0 : s_step(&sb, S_POLL_MS);
+        if (got == -2) {
+            int rc = s_set_aside(&sb);
+            if (rc != 0) {
+                result = rc;
+                goto out;
+            }
+            continue;
+        }
         if (got < 0)
             goto out;
         /* Ask for the lease only when caught up (nothing came within the

@@ -203,9 +203,31 @@ def test_no_split_brain():
             js = JetStream(nc.client_port(1))
             assert stream_frames(js)[-1][0] + stream_frames(js)[-1][1] - 1 == 101
             js.close()
-            assert b.stop() == 0
+            # The deposed owner's log ends in frames JetStream refused: started
+            # again on its own folder, it sets that log aside when it takes
+            # over, and carries on from the stream.
+            a.log.close()
+            mark = len(log_of(a))
+            a.log = open(os.path.join(a.data, "server.log"), "ab")
+            a.proc = subprocess.Popen([es.SERVER, "--data-dir", os.path.join(a.data, "d"),
+                                       "--bind", a.bind, "--pub", a.pub] + a.args,
+                                      stdout=a.log, stderr=a.log)
+            wait_for("the old owner stands by", lambda: "following stream" in log_of(a)[mark:], 30)
+            assert b.stop() == 0  # a planned stop: the lease is free at once
+            wait_for("the old owner took over", lambda: "took over" in log_of(a)[mark:], 60)
+            assert "moved aside to" in log_of(a)[mark:], log_of(a)[-3000:]
+            a.sock = a.dealer()
+            again = read_all(a)
+            assert [(e["position"], e["order_id"]) for e in again] == \
+                [(e["position"], e["order_id"]) for e in events]
+            aside = [d for d in os.listdir(os.path.join(a.data, "d")) if d.startswith("diverged-")]
+            assert len(aside) == 1 and os.path.isdir(os.path.join(a.data, "d", aside[0], "wal"))
+            r = a.call(es.create("after-rejoin"))
+            assert r["ok"] and r["position"] == 102, r
+            assert a.stop() == 0
             print("  frozen owner: the standby took over at 101; the old owner, continued, "
-                  "answered %d commands all unavailable and stepped down" % len(replies))
+                  "answered %d commands all unavailable and stepped down; started again on its "
+                  "folder, it set its log aside and took over at 101" % len(replies))
         finally:
             if a.proc and a.proc.poll() is None:
                 a.proc.send_signal(signal.SIGCONT)
