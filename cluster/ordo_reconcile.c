@@ -164,3 +164,41 @@ out:
     free(l.frames);
     return result;
 }
+
+int ordo_reconcile_tail_only(ordo_replicator_t *r, const char *wal_dir, char *err,
+                             size_t errsize)
+{
+    s_list_t l = {.from = 1};
+    ordo_wal_walk_t walk;
+    int rc = ordo_wal_walk(wal_dir, &(ordo_wal_visitor_t){.frame = s_on_frame}, &l, &walk);
+    if (rc != 0 || walk.damaged) {
+        snprintf(err, errsize, "reading the log to compare it with the stream: %s",
+                 rc ? ordo_strerror(rc) : walk.fault);
+        free(l.frames);
+        return -1;
+    }
+    int result = 1;
+    uint8_t *mine = NULL, *theirs = NULL;
+    size_t cap = 0, mine_len = 0, theirs_len = 0;
+    if (l.n >= 2) { /* one frame only: that frame is the tail */
+        const s_frame_t *before = &l.frames[l.n - 2];
+        uint64_t end = before->first + before->count - 1;
+        result = -1;
+        if (s_read_frame(wal_dir, before, &mine, &cap, &mine_len, err, errsize) != 0)
+            goto out;
+        int got = ordo_replicator_frame_ending_at(r, end, &theirs, &theirs_len, err, errsize);
+        if (got < 0)
+            goto out;
+        result = got == 1 && theirs_len == mine_len && memcmp(theirs, mine, mine_len) == 0;
+        if (!result)
+            snprintf(err, errsize,
+                     "this log and the stream differ before its last frame (at or before "
+                     "position %" PRIu64 "): another history, not a deposed owner's last frame",
+                     end);
+    }
+out:
+    free(mine);
+    free(theirs);
+    free(l.frames);
+    return result;
+}

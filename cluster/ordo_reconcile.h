@@ -28,4 +28,16 @@
 int ordo_reconcile(ordo_replicator_t *r, const char *wal_dir, uint64_t head, char *err,
                    size_t errsize);
 
+/* Whether the log and the stream differ only in the log's last frame: the
+ * frame before it is, byte for byte, the stream's frame at that place (and
+ * so, the frames chaining each to the one before, every earlier frame
+ * too). That is what a deposed owner's log looks like: its writer stops at
+ * the first frame JetStream does not acknowledge, so at most its last
+ * frame was never acknowledged, and the new owner wrote other frames in
+ * its place. Anything else is another history, and must not be set aside
+ * silently. 1 yes, 0 no (err says why), -1 with err. Reads the whole log
+ * (a divergence is rare). */
+int ordo_reconcile_tail_only(ordo_replicator_t *r, const char *wal_dir, char *err,
+                             size_t errsize);
+
 #endif

@@ -82,6 +82,85 @@ static int s_read_end(ordo_replicator_t *r, char *err, size_t errsize)
     return 0; /* no frame yet */
 }
 
+/* Message `seq`'s Ordo-First and Ordo-Count. 1, 0 none there, -1 err. */
+static int s_positions(ordo_replicator_t *r, uint64_t seq, uint64_t *first, uint64_t *count,
+                       natsMsg **keep, char *err, size_t errsize)
+{
+    natsMsg *m = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = js_GetMsg(&m, r->js, r->stream, seq, NULL, &jerr);
+    if (s == NATS_NOT_FOUND || jerr == JSNoMessageFoundErr)
+        return 0;
+    if (s != NATS_OK)
+        return ordo_nats_fail(err, errsize, "reading the stream", s, jerr);
+    if (!ordo_nats_header_u64(m, "Ordo-First", first) ||
+        !ordo_nats_header_u64(m, "Ordo-Count", count) || *first == 0 || *count > UINT32_MAX) {
+        natsMsg_Destroy(m);
+        snprintf(err, errsize, "message %" PRIu64 " of stream %s is not a frame of Ordo's", seq,
+                 r->stream);
+        return -1;
+    }
+    if (keep)
+        *keep = m;
+    else
+        natsMsg_Destroy(m);
+    return 1;
+}
+
+int ordo_replicator_frame_ending_at(ordo_replicator_t *r, uint64_t position, uint8_t **frame,
+                                    size_t *len, char *err, size_t errsize)
+{
+    *frame = NULL;
+    *len = 0;
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = js_GetStreamInfo(&si, r->js, r->stream, NULL, &jerr);
+    if (s != NATS_OK)
+        return ordo_nats_fail(err, errsize, "reading the stream's state", s, jerr);
+    uint64_t lo = si->State.FirstSeq, hi = si->State.LastSeq, first = 0, count = 0;
+    jsStreamInfo_Destroy(si);
+    if (hi == 0 || lo > hi || position == 0)
+        return 0;
+    /* The last message whose first position is at most `position`. */
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo + 1) / 2;
+        int rc = s_positions(r, mid, &first, &count, NULL, err, errsize);
+        if (rc < 0)
+            return -1;
+        if (rc == 0 || first > position)
+            hi = mid - 1;
+        else
+            lo = mid;
+    }
+    /* Lease markers share the next frame's first position: step back to
+     * the data frame. */
+    for (uint64_t seq = lo; seq >= 1; seq--) {
+        natsMsg *m = NULL;
+        int rc = s_positions(r, seq, &first, &count, &m, err, errsize);
+        if (rc < 0)
+            return -1;
+        if (rc == 0)
+            return 0;
+        if (count == 0) {
+            natsMsg_Destroy(m);
+            continue;
+        }
+        int found = first <= position && first + count - 1 == position;
+        int n = natsMsg_GetDataLength(m);
+        if (found && n > 0 && (*frame = malloc((size_t)n)) != NULL) {
+            memcpy(*frame, natsMsg_GetData(m), (size_t)n);
+            *len = (size_t)n;
+        }
+        natsMsg_Destroy(m);
+        if (found && !*frame) {
+            snprintf(err, errsize, "out of memory reading a frame of the stream");
+            return -1;
+        }
+        return found;
+    }
+    return 0;
+}
+
 /* Makes the stream unless it exists (its settings are then kept). */
 static int s_ensure_stream(ordo_replicator_t *r, int replicas, char *err, size_t errsize)
 {

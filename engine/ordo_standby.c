@@ -127,11 +127,11 @@ static int s_follow_from_start(s_standby_t *sb)
     }
 }
 
-/* The log differs from the stream: this folder's last frames were written
- * by an owner that was deposed (or killed) before JetStream acknowledged
- * them, and another owner wrote other frames at those positions. Nothing
- * acknowledged is lost by leaving them: a command is acknowledged only
- * once the stream has its frame. The log, snapshots and order index are
+/* The log differs from the stream. If only in its last frame, written by
+ * an owner that was deposed (or killed) before JetStream acknowledged it
+ * while another owner wrote another frame in its place (checked:
+ * ordo_reconcile_tail_only), nothing acknowledged is lost by leaving it:
+ * a command is acknowledged only once the stream has its frame. The log, snapshots and order index are
  * moved aside whole, into DATA/diverged-<time> (kept for inspection with
  * ordo-admin, never deleted), and the standby starts again from an empty
  * log, following the stream from its start. Once per run: a second
@@ -144,6 +144,27 @@ static int s_set_aside(s_standby_t *sb)
     if (sb->set_aside++) {
         ordo_log_error("standby", "the log differs from the stream again after being set "
                                   "aside: the stream changed; stopping");
+        return -1;
+    }
+    /* Only a deposed owner's last frame may go: anything more is another
+     * history, which an operator must look at. */
+    char err[1200];
+    ordo_replicator_options_t ro = {.servers = cfg->nats,
+                                    .partition = cfg->partition,
+                                    .replicas = cfg->nats_replicas,
+                                    .timeout_ms = 5000};
+    ordo_replicator_t *r = NULL;
+    ordo_replicator_end_t end;
+    int only = ordo_replicator_open(&ro, &r, &end, err, sizeof err) == 0
+                   ? ordo_reconcile_tail_only(r, sb->wal_dir, err, sizeof err)
+                   : -1;
+    ordo_replicator_close(&r);
+    if (only != 1) {
+        ordo_log_error("standby", "%s%s", err,
+                       only == 0 ? "; start this engine on an empty data folder (or the folder "
+                                   "of another engine of this partition) once you know which "
+                                   "history is the partition's"
+                                 : "");
         return -1;
     }
     uint64_t head = ordo_wal_head(st->wal);
