@@ -177,16 +177,20 @@ int ordo_reconcile_tail_only(ordo_replicator_t *r, const char *wal_dir, char *er
         free(l.frames);
         return -1;
     }
-    int result = 1;
+    /* A log of one frame shares nothing with the stream to go by: a
+     * deposed owner's first frame and another history look alike. */
+    int result = 0;
+    snprintf(err, errsize, "this log has a single frame and it differs from the stream: "
+                           "nothing shows it is a deposed owner's last frame");
     uint8_t *mine = NULL, *theirs = NULL;
     size_t cap = 0, mine_len = 0, theirs_len = 0;
-    if (l.n >= 2) { /* one frame only: that frame is the tail */
+    if (l.n >= 2) {
         const s_frame_t *before = &l.frames[l.n - 2];
         uint64_t end = before->first + before->count - 1;
         result = -1;
         if (s_read_frame(wal_dir, before, &mine, &cap, &mine_len, err, errsize) != 0)
             goto out;
-        int got = ordo_replicator_frame_ending_at(r, end, &theirs, &theirs_len, err, errsize);
+        int got = ordo_replicator_frame_ending_at(r, end, &theirs, &theirs_len, NULL, err, errsize);
         if (got < 0)
             goto out;
         result = got == 1 && theirs_len == mine_len && memcmp(theirs, mine, mine_len) == 0;

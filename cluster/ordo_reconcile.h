@@ -35,8 +35,9 @@ int ordo_reconcile(ordo_replicator_t *r, const char *wal_dir, uint64_t head, cha
  * the first frame JetStream does not acknowledge, so at most its last
  * frame was never acknowledged, and the new owner wrote other frames in
  * its place. Anything else is another history, and must not be set aside
- * silently. 1 yes, 0 no (err says why), -1 with err. Reads the whole log
- * (a divergence is rare). */
+ * silently; so is a log of a single frame, which shares nothing with the
+ * stream to go by. 1 yes, 0 no (err says why), -1 with err. Reads the
+ * whole log (a divergence is rare). */
 int ordo_reconcile_tail_only(ordo_replicator_t *r, const char *wal_dir, char *err,
                              size_t errsize);
 

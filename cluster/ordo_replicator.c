@@ -108,9 +108,10 @@ static int s_positions(ordo_replicator_t *r, uint64_t seq, uint64_t *first, uint
 }
 
 int ordo_replicator_frame_ending_at(ordo_replicator_t *r, uint64_t position, uint8_t **frame,
-                                    size_t *len, char *err, size_t errsize)
+                                    size_t *len, uint64_t *seq_out, char *err, size_t errsize)
 {
-    *frame = NULL;
+    if (frame)
+        *frame = NULL;
     *len = 0;
     jsStreamInfo *si = NULL;
     jsErrCode jerr = 0;
@@ -147,15 +148,16 @@ int ordo_replicator_frame_ending_at(ordo_replicator_t *r, uint64_t position, uin
         }
         int found = first <= position && first + count - 1 == position;
         int n = natsMsg_GetDataLength(m);
-        if (found && n > 0 && (*frame = malloc((size_t)n)) != NULL) {
+        if (found && frame && n > 0 && (*frame = malloc((size_t)n)) != NULL)
             memcpy(*frame, natsMsg_GetData(m), (size_t)n);
-            *len = (size_t)n;
-        }
+        *len = found && n > 0 ? (size_t)n : 0;
         natsMsg_Destroy(m);
-        if (found && !*frame) {
+        if (found && frame && !*frame) {
             snprintf(err, errsize, "out of memory reading a frame of the stream");
             return -1;
         }
+        if (found && seq_out)
+            *seq_out = seq;
         return found;
     }
     return 0;

@@ -67,12 +67,12 @@ int ordo_replicator_claim(ordo_replicator_t *r, char *err, size_t errsize);
 bool ordo_replicator_end_is(const ordo_replicator_t *r, const void *frame, size_t len);
 
 /* The stream's data frame whose last position is `position`, copied into
- * *frame (malloc'd; the caller frees it) with its length: found by
- * bisection over the stream's messages on their Ordo-First headers. 1
- * found; 0 no frame ends there (none holds it, or one holds it but ends
- * later); -1 with err. */
+ * *frame (malloc'd; the caller frees it; NULL: not wanted) with its length
+ * and its stream sequence (seq may be NULL): found by bisection over the
+ * stream's messages on their Ordo-First headers. 1 found; 0 no frame ends
+ * there (none holds it, or one holds it but ends later); -1 with err. */
 int ordo_replicator_frame_ending_at(ordo_replicator_t *r, uint64_t position, uint8_t **frame,
-                                    size_t *len, char *err, size_t errsize);
+                                    size_t *len, uint64_t *seq, char *err, size_t errsize);
 
 /* The largest frame the servers take (their max_payload, less room for
  * the headers). */

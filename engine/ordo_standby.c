@@ -104,16 +104,16 @@ static int s_step(s_standby_t *sb, int wait_ms)
     return s_apply(sb, m.data, m.len) == 0 ? 1 : -1;
 }
 
-/* Follows the stream from its first message, asking again for up to
- * 30 s (a stream just made may still be electing its leader: making the
+/* Follows the stream from message `from`, asking again for up to 30 s
+ * (a stream just made may still be electing its leader: making the
  * consumer then times out). 0, 1 stopped, -1 failed (logged). */
-static int s_follow_from_start(s_standby_t *sb)
+static int s_follow_from(s_standby_t *sb, uint64_t from)
 {
     char err[800];
     ordo_follower_close(&sb->follower);
-    sb->seen_seq = 0;
+    sb->seen_seq = from - 1;
     for (uint64_t until = ordo_mono_ns() + 30000000000ull;;) {
-        if (ordo_follower_open(sb->cfg->nats, sb->cfg->partition, 1, &sb->follower, err,
+        if (ordo_follower_open(sb->cfg->nats, sb->cfg->partition, from, &sb->follower, err,
                                sizeof err) == 0)
             return 0;
         if (sb->stop && sb->stop(sb->ctx))
@@ -204,7 +204,27 @@ static int s_set_aside(s_standby_t *sb)
     if (ordo_state_open(cfg, false, NULL, &st->wal, &st->orders, &st->recovery) != 0)
         return -1; /* the log line says why */
     ordo_wal_release(st->wal);
-    return s_follow_from_start(sb);
+    return s_follow_from(sb, 1);
+}
+
+/* Where to follow the stream from: the message of the frame this log ends
+ * with (the frames before it are the log's, the frames chaining each to
+ * the one before), so a restart does not read the whole stream again;
+ * the stream's start when the log is empty or its last frame is not in
+ * the stream (never acknowledged: the next frames then show how the two
+ * differ). */
+static uint64_t s_start_seq(s_standby_t *sb, ordo_replicator_t *r)
+{
+    uint64_t head = ordo_wal_head(sb->st->wal), seq = 0;
+    size_t len;
+    char err[600];
+    if (head == 0)
+        return 1;
+    int got = ordo_replicator_frame_ending_at(r, head, NULL, &len, &seq, err, sizeof err);
+    if (got < 0)
+        ordo_log_warn("standby", "finding position %" PRIu64 " in the stream: %s; reading it "
+                      "from its start", head, err);
+    return got == 1 && seq >= 1 ? seq : 1;
 }
 
 /* The lease is ours (its keeper renews it): reads the stream to its end,
@@ -313,16 +333,18 @@ int ordo_standby_run(const ordo_config_t *cfg, ordo_lease_t *lease, bool have_le
         ordo_log_error("standby", "%s", err);
         goto out;
     }
+    uint64_t from = s_start_seq(&sb, made);
     ordo_replicator_close(&made);
-    int followed = s_follow_from_start(&sb);
+    int followed = s_follow_from(&sb, from);
     if (followed != 0) {
         result = followed;
         goto out;
     }
     if (!have_lease)
         ordo_log_info("standby",
-                      "following stream ORDO_P%" PRIu32 " from this log's position %" PRIu64,
-                      cfg->partition, ordo_wal_head(state->wal));
+                      "following stream ORDO_P%" PRIu32 " from this log's position %" PRIu64
+                      " (message %" PRIu64 ")",
+                      cfg->partition, ordo_wal_head(state->wal), from);
     char holder[512] = "", was[512] = "";
     uint64_t next_ask = 0;
     for (;;) {

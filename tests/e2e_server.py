@@ -107,7 +107,7 @@ class Server:
                 if self.proc.poll() is not None:
                     self.log.flush()
                     with open(os.path.join(self.data, "server.log"), "rb") as f:
-                        tail = f.read()[-1500:].decode("utf-8", "replace")
+                        tail = f.read()[-6000:].decode("utf-8", "replace")
                     if "cannot bind" in tail and "Address already in use" in tail:
                         raise PortTaken(tail)
                     raise AssertionError("server exited with %s; its log ends:\n%s" %
