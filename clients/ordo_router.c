@@ -16,6 +16,7 @@
 #define S_TRY_MAX_MS 4000 /* (a gone owner stays in the map for up to a lease's TTL) */
 #define S_ASK_MS 500    /* one engine's answer to Partitions */
 #define S_PAUSE_MS 50   /* between rounds when no owner is known */
+#define S_WATCH_MS 250  /* past a try's first second, how often the map is asked again */
 #define ORDO_ROUTER_ENDPOINT_MAX 512
 
 typedef struct {
@@ -147,12 +148,13 @@ static bool s_listed(char *const *list, size_t n, const char *s)
 /* Closes the clients of engines that are neither seeds nor owners in the
  * map now (engines gone, or asked once for the map), so a changing map
  * does not pile up connections. */
-static void s_prune(ordo_router_t *r)
+static void s_prune(ordo_router_t *r, const char *in_use)
 {
     size_t kept = 0;
     for (size_t i = 0; i < r->nconns; i++) {
         s_conn_t *c = &r->conns[i];
-        bool keep = s_listed(r->seeds, r->nseeds, c->endpoint);
+        bool keep = s_listed(r->seeds, r->nseeds, c->endpoint) ||
+                    (in_use && strcmp(in_use, c->endpoint) == 0);
         for (uint32_t k = 0; !keep && k < r->partitions; k++)
             keep = r->owners[k].endpoint && strcmp(r->owners[k].endpoint, c->endpoint) == 0;
         if (keep) {
@@ -222,8 +224,10 @@ static int s_ask(ordo_router_t *r, const char *endpoint, int timeout_ms)
 /* Asks the owners it knows, then the seeds, each once, skipping `avoid`
  * (an engine that just failed) unless nothing else answers, until one
  * answers with an owner for every partition or the time is up. 0 if any
- * answered. */
-static int s_refresh(ordo_router_t *r, const char *avoid, int64_t deadline)
+ * answered. The clients of engines no longer named are closed, but for
+ * `in_use`'s. */
+static int s_refresh_keeping(ordo_router_t *r, const char *avoid, int64_t deadline,
+                             const char *in_use)
 {
     char *ask[S_SEEDS_MAX * 2];
     size_t n = 0; /* at most S_SEEDS_MAX owners, then the seeds */
@@ -258,8 +262,13 @@ static int s_refresh(ordo_router_t *r, const char *avoid, int64_t deadline)
     }
     for (size_t i = 0; i < m; i++)
         free(copies[i]);
-    s_prune(r);
+    s_prune(r, in_use);
     return rc;
+}
+
+static int s_refresh(ordo_router_t *r, const char *avoid, int64_t deadline)
+{
+    return s_refresh_keeping(r, avoid, deadline, NULL);
 }
 
 int ordo_router_refresh(ordo_router_t *r, int timeout_ms)
@@ -277,6 +286,51 @@ uint32_t ordo_router_partitions(const ordo_router_t *r)
 const char *ordo_router_owner(const ordo_router_t *r, uint32_t partition)
 {
     return r && partition < r->partitions ? r->owners[partition].endpoint : NULL;
+}
+
+/* One try on `target`, the owner of partition k as the map says: sends
+ * the request and waits up to try_ms for its reply. Past `patience` ms
+ * (the first try on an owner: S_TRY_MS; a later one, after a try that got
+ * no answer: none) it asks the other engines for the map every
+ * S_WATCH_MS, and gives up at once when the map names another owner (this
+ * one is gone: a standby took over). Returns as ordo_client_call;
+ * ORDO_E_TIMEOUT also when it gave up early. */
+static int s_try(ordo_router_t *r, ordo_client_t *c, const char *target, uint32_t k,
+                 const ordo_client_request_t *req, int64_t try_ms, int64_t patience,
+                 ordo_result_t *res)
+{
+    char id[ORDO_ID_SIZE];
+    int rc = ordo_client_send(c, req, id);
+    if (rc != 0)
+        return rc;
+    int64_t t0 = ordo_client_now_ms_(), end = t0 + try_ms, watch = t0 + patience;
+    for (;;) {
+        int64_t now = ordo_client_now_ms_();
+        if (now >= end) {
+            ordo_client_abandon_(c, id);
+            return ORDO_E_TIMEOUT;
+        }
+        int64_t wait = end - now < S_WATCH_MS ? end - now : S_WATCH_MS;
+        rc = ordo_client_recv(c, (int)wait, res);
+        if (rc == 0 && strcmp(res->request_id, id) == 0)
+            return res->ok ? 0 : ORDO_E_PROTOCOL;
+        if (rc == 0 || rc == ORDO_E_BAD_REPLY)
+            continue; /* not our reply (ours stays in flight) */
+        if (rc != ORDO_E_TIMEOUT) {
+            ordo_client_abandon_(c, id);
+            return rc;
+        }
+        now = ordo_client_now_ms_();
+        if (now < watch)
+            continue;
+        watch = now + S_WATCH_MS;
+        s_refresh_keeping(r, target, now + S_ASK_MS, target);
+        if (k < r->partitions && r->owners[k].endpoint &&
+            strcmp(r->owners[k].endpoint, target) != 0) {
+            ordo_client_abandon_(c, id);
+            return ORDO_E_TIMEOUT;
+        }
+    }
 }
 
 /* Sends to the owner of a partition (by_order: the order's) until an
@@ -328,8 +382,8 @@ static int s_route(ordo_router_t *r, bool by_order, uint32_t partition,
             try_ms = S_TRY_MS;
         }
         left = deadline - ordo_client_now_ms_();
-        rc = ordo_client_call(c, &once, (int)(left < try_ms ? (left > 0 ? left : 0) : try_ms),
-                              res);
+        rc = s_try(r, c, target, k, &once, left < try_ms ? (left > 0 ? left : 0) : try_ms,
+                   try_ms == S_TRY_MS ? S_TRY_MS : 0, res);
         bool again = false;
         if (rc == ORDO_E_TIMEOUT && try_ms < S_TRY_MAX_MS)
             try_ms *= 2; /* the owner may be slow rather than gone */

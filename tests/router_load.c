@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct {
     const char *endpoints, *prefix;
@@ -50,10 +51,13 @@ static void *s_run(void *arg)
         }
         uint32_t k = ordo_partition_of_id(id, ordo_router_partitions(r));
         const char *owner = ordo_router_owner(r, k);
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
         pthread_mutex_lock(&s_out);
         printf("{\"order_id\": \"%s\", \"position\": %lld, \"partition\": %u, \"owner\": "
-               "\"%s\"}\n",
-               id, (long long)res.position, k, owner ? owner : "");
+               "\"%s\", \"t_ms\": %.3f}\n",
+               id, (long long)res.position, k, owner ? owner : "",
+               (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6);
         fflush(stdout);
         pthread_mutex_unlock(&s_out);
     }
