@@ -353,7 +353,8 @@ int ordo_client_call_raw(ordo_client_t *c, const void *body, size_t len, int tim
  * `unavailable`) or another took the partition (`wrong_partition`), it
  * learns the map again and sends the same request, with the same
  * request_id, to the new owner, until the call's timeout (a first try on
- * an owner waits a second, each later one twice as long, up to 4 s): commands are
+ * an owner waits a second, each later one twice as long, up to 4 s, while
+ * asking another engine for the map every 250 ms): commands are
  * idempotent by request_id, so a retry never applies one twice. With one
  * engine and no partitions it is a client that finds that engine again
  * after a failover. */
