@@ -184,6 +184,32 @@ int ordo_reconcile_tail_only(ordo_replicator_t *r, const char *wal_dir, char *er
                            "nothing shows it is a deposed owner's last frame");
     uint8_t *mine = NULL, *theirs = NULL;
     size_t cap = 0, mine_len = 0, theirs_len = 0;
+    if (l.n >= 1) {
+        /* First: the log's last frame must not be the stream's own (then
+         * nothing differs: a frame that would not follow is damaged, not
+         * another owner's). */
+        const s_frame_t *last = &l.frames[l.n - 1];
+        result = -1;
+        if (s_read_frame(wal_dir, last, &mine, &cap, &mine_len, err, errsize) != 0)
+            goto out;
+        int got = ordo_replicator_frame_ending_at(r, last->first + last->count - 1, &theirs,
+                                                  &theirs_len, NULL, err, errsize);
+        if (got < 0)
+            goto out;
+        if (got == 1 && theirs_len == mine_len && memcmp(theirs, mine, mine_len) == 0) {
+            snprintf(err, errsize,
+                     "this log's last frame is the stream's own: the log does not differ from "
+                     "the stream (a frame after it does not check out)");
+            result = 0;
+            goto out;
+        }
+        free(theirs);
+        theirs = NULL;
+        result = l.n >= 2 ? 1 : 0;
+        if (l.n < 2)
+            snprintf(err, errsize, "this log has a single frame and it differs from the "
+                                   "stream: nothing shows it is a deposed owner's last frame");
+    }
     if (l.n >= 2) {
         const s_frame_t *before = &l.frames[l.n - 2];
         uint64_t end = before->first + before->count - 1;

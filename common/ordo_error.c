@@ -15,6 +15,7 @@ const char *ordo_strerror(int err)
     case ORDO_ERR_NOT_FOUND: return "not found";
     case ORDO_ERR_FAILED: return "refused after an earlier failure";
     case ORDO_ERR_TOO_BIG: return "too big";
+    case ORDO_ERR_DIVERGED: return "the log and its replica differ";
     default: return "unknown error";
     }
 }

@@ -15,6 +15,7 @@ typedef enum {
     ORDO_ERR_NOT_FOUND = -6, /* no such file, position or snapshot */
     ORDO_ERR_FAILED = -7,    /* an earlier error made this object refuse work */
     ORDO_ERR_TOO_BIG = -8,   /* input above a fixed bound */
+    ORDO_ERR_DIVERGED = -9,  /* a replica's frame does not follow this log: they differ */
 } ordo_err_t;
 
 /* Returns a static, human-readable name for an ordo_err_t. */

@@ -94,11 +94,13 @@ static int s_step(s_standby_t *sb, int wait_ms)
     const char *why = NULL;
     int arc = ordo_wal_append_frame(sb->st->wal, m.data, m.len, NULL, NULL, &why);
     if (arc != 0) {
-        ordo_log(arc == ORDO_ERR_CORRUPT ? ORDO_LOG_WARN : ORDO_LOG_ERROR, "standby",
-            "the stream's frame at position %" PRIu64 " cannot follow this log: %s%s",
-            m.first, why ? why : ordo_strerror(arc),
-            arc == ORDO_ERR_CORRUPT ? " (the log and the stream differ)" : "");
-        return arc == ORDO_ERR_CORRUPT ? -2 : -1;
+        /* Only a sound frame that does not chain to ours says the two
+         * differ; a damaged or unknown frame is the stream's problem. */
+        ordo_log(arc == ORDO_ERR_DIVERGED ? ORDO_LOG_WARN : ORDO_LOG_ERROR, "standby",
+                 "the stream's frame at position %" PRIu64 " cannot follow this log: %s%s",
+                 m.first, why ? why : ordo_strerror(arc),
+                 arc == ORDO_ERR_DIVERGED ? " (the log and the stream differ)" : "");
+        return arc == ORDO_ERR_DIVERGED ? -2 : -1;
     }
     ordo_wal_release(sb->st->wal);
     return s_apply(sb, m.data, m.len) == 0 ? 1 : -1;
@@ -132,7 +134,7 @@ static int s_follow_from(s_standby_t *sb, uint64_t from)
  * while another owner wrote another frame in its place (checked:
  * ordo_reconcile_tail_only), nothing acknowledged is lost by leaving it:
  * a command is acknowledged only once the stream has its frame. The log, snapshots and order index are
- * moved aside whole, into DATA/diverged-<time> (kept for inspection with
+ * moved aside whole, into DATA/diverged-<time>-<pid> (kept for inspection with
  * ordo-admin, never deleted), and the standby starts again from an empty
  * log, following the stream from its start. Once per run: a second
  * divergence means the stream itself changed under us. 0, 1 stopped, -1
@@ -170,12 +172,12 @@ static int s_set_aside(s_standby_t *sb)
     uint64_t head = ordo_wal_head(st->wal);
     ordo_wal_destroy(&st->wal);
     ordo_registry_destroy(&st->orders);
-    char stamp[32], aside[PATH_MAX + 48], from[PATH_MAX + 32], to[PATH_MAX + 96];
+    char stamp[32], aside[PATH_MAX + 64], from[PATH_MAX + 32], to[PATH_MAX + 112];
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
-    snprintf(aside, sizeof aside, "%s/diverged-%s", cfg->data_dir, stamp);
+    snprintf(aside, sizeof aside, "%s/diverged-%s-%ld", cfg->data_dir, stamp, (long)getpid());
     if (mkdir(aside, 0755) != 0 && errno != EEXIST) {
         ordo_log_error("standby", "cannot create %s: %s", aside, strerror(errno));
         return -1;

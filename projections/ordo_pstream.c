@@ -26,6 +26,10 @@
 #define S_WAIT_MS 200      /* a pull's or a poll's wait */
 #define S_BODY_MAX (1u << 20)
 #define S_CACHE 128        /* decoded frames the reader keeps (about 25 MB under load) */
+#define S_CACHE_BYTES (128u << 20) /* ... and at most this much of their buffers */
+#define S_KNOWN_MAX (1u << 20)     /* messages remembered (24 MiB); thinned past it */
+#define S_HEAD_EVERY_MS 200 /* a Ping or a ReadAll past the head asks the stream so often */
+#define S_GET_WAIT_MS 2000  /* a message get's wait */
 
 /* One stream message read and checked: a frame's records, or a marker. */
 typedef struct {
@@ -109,6 +113,9 @@ typedef struct {
      * is, without asking the stream. */
     s_known_t *known;
     size_t nknown, capknown;
+    size_t cache_bytes;   /* the cache's buffers (capacities) */
+    uint64_t head_asked;  /* when the stream's end was last read (monotonic ns) */
+    jsOptions jo;         /* message gets: a short wait, so a stop is not held up */
     ordo_request_t *req;
     ordo_event_t *ev;
     msgpack_sbuffer out, events;
@@ -128,6 +135,14 @@ static void s_learn(s_reader_t *r, const s_frame_t *f)
     }
     if (lo < r->nknown && r->known[lo].seq == f->seq)
         return;
+    if (r->nknown == S_KNOWN_MAX) { /* keep every other: bisection fills the gaps */
+        size_t k = 0;
+        for (size_t i = 0; i < r->nknown; i += 2)
+            r->known[k++] = r->known[i];
+        r->nknown = k;
+        s_learn(r, f);
+        return;
+    }
     if (r->nknown == r->capknown) {
         size_t cap = r->capknown ? 2 * r->capknown : 1024;
         s_known_t *grown = realloc(r->known, cap * sizeof *grown);
@@ -139,6 +154,39 @@ static void s_learn(s_reader_t *r, const s_frame_t *f)
     memmove(&r->known[lo + 1], &r->known[lo], (r->nknown - lo) * sizeof *r->known);
     r->known[lo] = (s_known_t){f->seq, f->first, f->count};
     r->nknown++;
+}
+
+static size_t s_slot_bytes(const s_frame_t *f)
+{
+    return f->raw.cap + (f->wire.data ? f->wire.alloc : 0) + f->cap_ends * sizeof *f->ends;
+}
+
+static void s_slot_free(s_reader_t *r, s_frame_t *f)
+{
+    r->cache_bytes -= s_slot_bytes(f);
+    ordo_wal_buf_free(&f->raw);
+    if (f->wire.data)
+        msgpack_sbuffer_destroy(&f->wire);
+    memset(&f->wire, 0, sizeof f->wire);
+    free(f->ends);
+    f->ends = NULL;
+    f->cap_ends = 0;
+    f->seq = 0;
+    f->packed = false;
+}
+
+/* Before slot `next` is filled again: its buffers go if they are large,
+ * and other slots' too (oldest first) while the cache holds more than its
+ * bytes' bound. A stream's frames may each decompress to tens of MB. */
+static void s_trim(s_reader_t *r, s_frame_t *next)
+{
+    if (s_slot_bytes(next) > S_CACHE_BYTES / 16)
+        s_slot_free(r, next);
+    for (uint32_t i = 0, at = r->clock; i < S_CACHE && r->cache_bytes > S_CACHE_BYTES; i++) {
+        s_frame_t *f = &r->cache[(at + i) % S_CACHE];
+        if (f != next)
+            s_slot_free(r, f);
+    }
 }
 
 /* Message `seq` of the stream, checked and decoded (from the cache, or
@@ -153,7 +201,7 @@ static int s_read_seq(s_reader_t *r, uint64_t seq, s_frame_t **out, const char *
         }
     natsMsg *m = NULL;
     jsErrCode jerr = 0;
-    natsStatus s = js_GetMsg(&m, r->ps->js_read, r->ps->stream, seq, NULL, &jerr);
+    natsStatus s = js_GetMsg(&m, r->ps->js_read, r->ps->stream, seq, &r->jo, &jerr);
     if (s == NATS_NOT_FOUND || jerr == JSNoMessageFoundErr)
         return 0;
     if (s != NATS_OK) {
@@ -162,8 +210,10 @@ static int s_read_seq(s_reader_t *r, uint64_t seq, s_frame_t **out, const char *
     }
     s_frame_t *f = &r->cache[r->clock];
     r->clock = (r->clock + 1) % S_CACHE;
+    s_trim(r, f);
     uint64_t first, count;
     int rc = 1;
+    size_t before = s_slot_bytes(f);
     f->seq = 0;
     f->packed = false;
     if (!s_headers(m, &first, &count)) {
@@ -177,6 +227,7 @@ static int s_read_seq(s_reader_t *r, uint64_t seq, s_frame_t **out, const char *
         rc = -1;
     }
     natsMsg_Destroy(m);
+    r->cache_bytes += s_slot_bytes(f) - before;
     if (rc == 1) {
         f->seq = seq;
         s_learn(r, f);
@@ -187,12 +238,8 @@ static int s_read_seq(s_reader_t *r, uint64_t seq, s_frame_t **out, const char *
 
 static void s_free_cache(s_reader_t *r)
 {
-    for (uint32_t i = 0; i < S_CACHE; i++) {
-        ordo_wal_buf_free(&r->cache[i].raw);
-        if (r->cache[i].wire.data)
-            msgpack_sbuffer_destroy(&r->cache[i].wire);
-        free(r->cache[i].ends);
-    }
+    for (uint32_t i = 0; i < S_CACHE; i++)
+        s_slot_free(r, &r->cache[i]);
     free(r->known);
 }
 
@@ -263,6 +310,34 @@ static int s_find(s_reader_t *r, uint64_t from, uint64_t *seq_out, const char **
     return 0;
 }
 
+/* The stream's last position, read from the stream itself at most every
+ * S_HEAD_EVERY_MS: the feeder moves the head as it publishes, but if its
+ * consumer is gone (deleted, or a NATS node lost it) Ping and ReadAll must
+ * not stop at the last position it published. The head only grows. */
+static uint64_t s_head_now(s_reader_t *r)
+{
+    uint64_t now = ordo_mono_ns(), head = atomic_load(&r->ps->head);
+    if (now - r->head_asked < (uint64_t)S_HEAD_EVERY_MS * 1000000u)
+        return head;
+    r->head_asked = now;
+    uint64_t lo, hi;
+    const char *why = NULL;
+    if (s_bounds(r, &lo, &hi, &why) != 0)
+        return head;
+    for (uint64_t seq = hi; seq >= lo && seq > 0 && hi - seq < 64; seq--) {
+        s_frame_t *f = NULL;
+        if (s_read_seq(r, seq, &f, &why) != 1)
+            break;
+        if (f->count > 0) {
+            uint64_t last = f->first + f->count - 1, was = head;
+            while (last > was && !atomic_compare_exchange_weak(&r->ps->head, &was, last)) {
+            }
+            return last > head ? last : head;
+        }
+    }
+    return head;
+}
+
 static void s_reply(s_reader_t *r, zmq_msg_t *id)
 {
     zmq_msg_send(id, r->ps->router, ZMQ_SNDMORE | ZMQ_DONTWAIT);
@@ -278,10 +353,20 @@ static void s_error(s_reader_t *r, ordo_code_t code, const char *message)
 }
 
 /* Makes the frame's events in wire form, once. 0, or -1 (why). */
+static int s_pack_frame_bytes(s_reader_t *r, s_frame_t *f, const char **why);
+
 static int s_pack_frame(s_reader_t *r, s_frame_t *f, const char **why)
 {
     if (f->packed)
         return 0;
+    size_t before = s_slot_bytes(f);
+    int rc = s_pack_frame_bytes(r, f, why);
+    r->cache_bytes += s_slot_bytes(f) - before;
+    return rc;
+}
+
+static int s_pack_frame_bytes(s_reader_t *r, s_frame_t *f, const char **why)
+{
     if (f->cap_ends < f->count) {
         size_t *grown = realloc(f->ends, f->count * sizeof *grown);
         if (!grown) {
@@ -330,6 +415,8 @@ static void s_read_all(s_reader_t *r)
     msgpack_sbuffer_clear(&r->events);
     uint64_t seq = 0;
     head = atomic_load(&r->ps->head);
+    if (from > head)
+        head = s_head_now(r);
     if (from <= head && s_find(r, from, &seq, &why) != 0)
         goto failed;
     for (; seq && from <= head && n < limit; seq++) {
@@ -359,7 +446,7 @@ static void s_read_all(s_reader_t *r)
         n += (uint32_t)take;
         next += take;
     }
-    if (next > head)
+    if (n > 0 && next > head) /* the page went past what the feeder knew */
         head = next - 1;
     msgpack_sbuffer_clear(&r->out);
     ordo_reply_pack_read_all_head(&r->out_pk, r->req->request_id, next, head, n);
@@ -397,7 +484,7 @@ static void s_request(s_reader_t *r)
         ordo_reply_pack_error(&r->out_pk, r->req->request_id, &err);
     } else if (r->req->type == ORDO_REQ_PING) {
         msgpack_sbuffer_clear(&r->out);
-        ordo_reply_pack_ping(&r->out_pk, r->req->request_id, atomic_load(&r->ps->head));
+        ordo_reply_pack_ping(&r->out_pk, r->req->request_id, s_head_now(r));
     } else if (r->req->type == ORDO_REQ_READ_ALL) {
         s_read_all(r);
     } else {
@@ -421,6 +508,8 @@ static void *s_reader_main(void *arg)
     msgpack_sbuffer_init(&r.events);
     msgpack_packer_init(&r.out_pk, &r.out, msgpack_sbuffer_write);
     msgpack_packer_init(&r.events_pk, &r.events, msgpack_sbuffer_write);
+    jsOptions_Init(&r.jo);
+    r.jo.Wait = S_GET_WAIT_MS;
     if (!r.dctx || !r.req || !r.ev) {
         ordo_log_error("pstream", "out of memory");
         goto out;
@@ -429,7 +518,7 @@ static void *s_reader_main(void *arg)
         zmq_pollitem_t item = {ps->router, 0, ZMQ_POLLIN, 0};
         if (zmq_poll(&item, 1, S_WAIT_MS) < 0 && errno != EINTR)
             break;
-        for (int i = 0; i < 64 && (zmq_poll(&item, 1, 0) > 0); i++)
+        for (int i = 0; i < 64 && !atomic_load(&ps->stop) && zmq_poll(&item, 1, 0) > 0; i++)
             s_request(&r);
     }
 out:
@@ -440,6 +529,28 @@ out:
     msgpack_sbuffer_destroy(&r.out);
     msgpack_sbuffer_destroy(&r.events);
     return NULL;
+}
+
+/* Makes or binds the durable consumer: made at the stream's end the first
+ * time (the followers read what came before through ReadAll), resumed
+ * where it stopped afterwards. 0, or -1 with err. */
+static int s_bind_consumer(ordo_pstream_t *ps, char *err, size_t errsize)
+{
+    natsSubscription_Destroy(ps->sub);
+    ps->sub = NULL;
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Stream = ps->stream;
+    so.Config.Durable = ps->durable;
+    so.Config.AckPolicy = js_AckExplicit;
+    so.Config.DeliverPolicy = js_DeliverNew;
+    so.Config.MaxAckPending = 4 * S_FETCH;
+    jsErrCode jerr = 0;
+    natsStatus s = js_PullSubscribe(&ps->sub, ps->js_feed, ps->subject, ps->durable, NULL, &so,
+                                    &jerr);
+    if (s != NATS_OK)
+        return ordo_nats_fail(err, errsize, "the durable consumer", s, jerr);
+    return 0;
 }
 
 /* ---- the PUB: the durable consumer's frames ----------------------------- */
@@ -492,13 +603,26 @@ static void *s_feeder_main(void *arg)
     while (dctx && ev && !atomic_load(&ps->stop)) {
         natsMsgList list = {0};
         jsErrCode jerr = 0;
-        natsStatus s = natsSubscription_Fetch(&list, ps->sub, S_FETCH, S_WAIT_MS, &jerr);
+        natsStatus s = ps->sub ? natsSubscription_Fetch(&list, ps->sub, S_FETCH, S_WAIT_MS, &jerr)
+                               : NATS_INVALID_SUBSCRIPTION;
         if (s == NATS_TIMEOUT)
             continue;
         if (s != NATS_OK) {
             if (failures++ % 50 == 0)
                 ordo_log_warn("pstream", "pulling from stream %s: %s (retrying)", ps->stream,
                               natsStatus_GetText(s));
+            /* The consumer may be gone (deleted, or lost with a node):
+             * bind it again, which makes it if it is missing. Meanwhile
+             * Ping and ReadAll read the stream's end themselves, so the
+             * followers go on. */
+            char err[600];
+            if (s_bind_consumer(ps, err, sizeof err) != 0) {
+                if (failures % 50 == 1)
+                    ordo_log_warn("pstream", "%s", err);
+            } else {
+                ordo_log_info("pstream", "bound durable consumer %s of stream %s again",
+                              ps->durable, ps->stream);
+            }
             nanosleep(&(struct timespec){0, S_WAIT_MS * 1000000L}, NULL);
             continue;
         }
@@ -529,6 +653,8 @@ static void *s_feeder_main(void *arg)
 static int s_initial_head(ordo_pstream_t *ps, char *err, size_t errsize)
 {
     s_reader_t r = {.ps = ps};
+    jsOptions_Init(&r.jo);
+    r.jo.Wait = S_GET_WAIT_MS;
     const char *why = NULL;
     uint64_t lo, hi;
     int rc = -1;
@@ -598,23 +724,8 @@ int ordo_pstream_start(const ordo_pstream_config_t *cfg, ordo_pstream_t **out, c
         goto fail;
     if (s_initial_head(ps, err, errsize) != 0)
         goto fail;
-    /* The durable consumer: made at the stream's end the first time (the
-     * followers read what came before through ReadAll), resumed where it
-     * stopped afterwards. */
-    jsSubOptions so;
-    jsSubOptions_Init(&so);
-    so.Stream = ps->stream;
-    so.Config.Durable = ps->durable;
-    so.Config.AckPolicy = js_AckExplicit;
-    so.Config.DeliverPolicy = js_DeliverNew;
-    so.Config.MaxAckPending = 4 * S_FETCH;
-    jsErrCode jerr = 0;
-    natsStatus s = js_PullSubscribe(&ps->sub, ps->js_feed, ps->subject, ps->durable, NULL, &so,
-                                    &jerr);
-    if (s != NATS_OK) {
-        ordo_nats_fail(err, errsize, "the durable consumer", s, jerr);
+    if (s_bind_consumer(ps, err, errsize) != 0)
         goto fail;
-    }
     if (!(ps->zctx = zmq_ctx_new()) || !(ps->router = zmq_socket(ps->zctx, ZMQ_ROUTER)) ||
         !(ps->pub = zmq_socket(ps->zctx, ZMQ_PUB))) {
         snprintf(err, errsize, "ZeroMQ: %s", zmq_strerror(errno));

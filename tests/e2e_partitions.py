@@ -253,7 +253,10 @@ def test_clients_recover_by_the_map():
         except BaseException:
             for name, srv in (("owner 0", a), ("owner 1", b), ("standby 0", s)):
                 if srv:
-                    print("--- %s's log ---\n%s" % (name, log_of(srv)[-3000:]))
+                    state = srv.proc.poll() if srv.proc else "not started"
+                    print("--- %s (%s) log ---\n%s" % (
+                        name, "running" if state is None else "exit status %s" % state,
+                        log_of(srv)[-3000:]))
             raise
         finally:
             if load and load.poll() is None:

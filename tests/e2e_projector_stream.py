@@ -81,8 +81,21 @@ def test_stream_projector(run, nc):
     ep.check_models(proj, truth, other=direct, label="stream projector after a restart")
     after = consumer_info(nc)
     assert after["delivered"]["stream_seq"] > info["delivered"]["stream_seq"], (info, after)
-    print("  %d events through JetStream, 2 kills and a restart: read models equal the "
-          "log's and an engine-following projector's" % truth.head)
+    # The durable consumer deleted under it: it goes on (ReadAll reads the
+    # stream's end itself) and makes the consumer again.
+    js = JetStream(nc.client_port(1))
+    gone = js.request("$JS.API.CONSUMER.DELETE.ORDO_P0.%s" % DURABLE, None)
+    js.close()
+    assert gone.get("success"), gone
+    plans = dict(ep.make_plans("s3", 100, seed=14), **ep.advance_plans(truth, "c", seed=15))
+    ep.drive(srv, plans)
+    truth = ep.settle(srv, proj)
+    ep.wait_caught_up(direct, truth.head)
+    ep.check_models(proj, truth, other=direct, label="stream projector after its consumer went")
+    wait_for("the consumer made again", lambda: "durable_name" in consumer_info(nc).get(
+        "config", {}), 30)
+    print("  %d events through JetStream, 2 kills, a restart and its consumer deleted: read "
+          "models equal the log's and an engine-following projector's" % truth.head)
 
 
 def test_stream_projector_through_failover(run, nc):

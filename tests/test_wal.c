@@ -1446,7 +1446,7 @@ static void test_append_frame(void)
     const void *frame;
     size_t len;
     ordo_wal_last_frame(a, &frame, &len);
-    CU_ASSERT_EQUAL(ordo_wal_append_frame(c, frame, len, NULL, NULL, &why), ORDO_ERR_CORRUPT);
+    CU_ASSERT_EQUAL(ordo_wal_append_frame(c, frame, len, NULL, NULL, &why), ORDO_ERR_DIVERGED);
     CU_ASSERT_PTR_NOT_NULL(strstr(why, "chain"));
     CU_ASSERT_EQUAL(ordo_wal_error(c), 0); /* refused, not failed */
     CU_ASSERT_EQUAL(ordo_wal_append_frame(b, frame, len, NULL, NULL, &why), 0);

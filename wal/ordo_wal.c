@@ -1064,7 +1064,7 @@ int ordo_wal_append_frame(ordo_wal_t *wal, const void *frame, size_t len, uint64
         return rc;
     if (!ordo_wal_frame_prev(&h, body, &prev) || prev != wal->last_crc) {
         *why = "it does not chain to the log's last frame";
-        return ORDO_ERR_CORRUPT;
+        return ORDO_ERR_DIVERGED;
     }
     if ((rc = s_write_frame(wal, frame, len, h.first, h.count, ordo_wal_frame_crc(frame, body,
                                                                                   h.clen))) != 0)

@@ -90,8 +90,11 @@ int ordo_wal_append(ordo_wal_t *wal, const ordo_wal_rec_t *recs, size_t count,
  * as recovery would: header, checksum, body, that it starts at the
  * position after the log's last, and that it chains to the log's last
  * frame. Syncs and publishes as ordo_wal_append. 0 (*first_position and
- * *count set; either may be NULL), ORDO_ERR_CORRUPT with *why (nothing
- * written: the log stays usable), or ordo_wal_append's errors. */
+ * *count set; either may be NULL), ORDO_ERR_DIVERGED with *why (a sound
+ * frame that does not chain to the log's last: the two logs differ),
+ * ORDO_ERR_CORRUPT with *why (a frame that does not check out; nothing
+ * written either way: the log stays usable), or ordo_wal_append's
+ * errors. */
 int ordo_wal_append_frame(ordo_wal_t *wal, const void *frame, size_t len, uint64_t *first_position,
                           uint32_t *count, const char **why);
 
