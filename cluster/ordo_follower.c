@@ -100,6 +100,12 @@ void ordo_follower_close(ordo_follower_t **fp)
         return;
     ordo_follower_t *f = *fp;
     natsMsg_Destroy(f->msg);
+    /* The connection closed first: an ordered consumer's subscription is
+     * re-made by the library's own threads, and destroying it while the
+     * connection still routes to it has crashed libnats in the field
+     * (nats.c issue 924); once closed, nothing reaches it. */
+    if (f->nc)
+        natsConnection_Close(f->nc);
     natsSubscription_Destroy(f->sub);
     jsCtx_Destroy(f->js);
     natsConnection_Destroy(f->nc);

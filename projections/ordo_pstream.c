@@ -803,6 +803,8 @@ void ordo_pstream_stop(ordo_pstream_t **p)
         zmq_close(ps->pub);
     if (ps->zctx)
         zmq_ctx_term(ps->zctx);
+    if (ps->nc_feed) /* closed first, as in ordo_follower_close */
+        natsConnection_Close(ps->nc_feed);
     natsSubscription_Destroy(ps->sub); /* the durable consumer stays in JetStream */
     jsCtx_Destroy(ps->js_read);
     jsCtx_Destroy(ps->js_feed);
