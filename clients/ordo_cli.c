@@ -401,6 +401,31 @@ static int64_t s_now_us(void)
 
 /* ---- commands ---------------------------------------------------------- */
 
+/* Prints a call's outcome (the reply, the engine's error, or no answer),
+ * clears the result and returns the exit status. */
+static int s_report(const s_opts_t *o, const s_command_t *cmd, int rc, ordo_result_t *res,
+                    int64_t rtt_us)
+{
+    int status = 0;
+    if (rc == 0 && o->json) {
+        ordo_json_write(stdout, res->reply, res->reply_len);
+        putchar('\n');
+    } else if (rc == 0) {
+        s_print_result(cmd, res, rtt_us);
+    } else if (rc == ORDO_E_PROTOCOL) {
+        s_print_error(res);
+        status = EXIT_REFUSED;
+    } else {
+        status = s_no_answer(o, rc);
+    }
+    ordo_result_clear(res);
+    if (fflush(stdout) != 0 && status == 0) {
+        fprintf(stderr, "ordo-cli: cannot write the output: %s\n", strerror(errno));
+        status = EXIT_NO_ANSWER;
+    }
+    return status;
+}
+
 /* `partitions` with several endpoints: the map from the first that
  * answers (any engine of the cluster has it), each given an even share
  * of the timeout. */
@@ -421,20 +446,10 @@ static int s_partitions_any(const s_opts_t *o, const s_command_t *cmd)
             continue;
         ordo_result_t res = ORDO_RESULT_INIT;
         int rc = ordo_client_call(c, &o->req, share, &res);
-        if (rc == 0) {
-            if (o->json) {
-                ordo_json_write(stdout, res.reply, res.reply_len);
-                putchar('\n');
-            } else {
-                s_print_result(cmd, &res, 0);
-            }
-        } else if (rc == ORDO_E_PROTOCOL) {
-            s_print_error(&res);
-        }
-        ordo_result_clear(&res);
         ordo_client_destroy(&c);
         if (rc == 0 || rc == ORDO_E_PROTOCOL)
-            return rc == 0 ? (fflush(stdout) == 0 ? 0 : EXIT_NO_ANSWER) : EXIT_REFUSED;
+            return s_report(o, cmd, rc, &res, 0);
+        ordo_result_clear(&res);
     }
     return s_no_answer(o, ORDO_E_TIMEOUT);
 }
@@ -454,28 +469,8 @@ static int s_route(const s_opts_t *o, const s_command_t *cmd)
     ordo_result_t res = ORDO_RESULT_INIT;
     int64_t t0 = s_now_us();
     int rc = ordo_router_call(r, &o->req, o->timeout_ms, &res);
-    int64_t rtt = s_now_us() - t0;
-    int status = 0;
-    if (rc == 0 || rc == ORDO_E_PROTOCOL) {
-        if (o->json && rc == 0) {
-            ordo_json_write(stdout, res.reply, res.reply_len);
-            putchar('\n');
-        } else if (rc == 0) {
-            s_print_result(cmd, &res, rtt);
-        }
-        if (rc != 0) {
-            s_print_error(&res);
-            status = EXIT_REFUSED;
-        }
-    } else {
-        status = s_no_answer(o, rc);
-    }
-    ordo_result_clear(&res);
+    int status = s_report(o, cmd, rc, &res, s_now_us() - t0);
     ordo_router_destroy(&r);
-    if (fflush(stdout) != 0 && status == 0) {
-        fprintf(stderr, "ordo-cli: cannot write the output: %s\n", strerror(errno));
-        status = EXIT_NO_ANSWER;
-    }
     return status;
 }
 
@@ -493,28 +488,8 @@ static int s_call(const s_opts_t *o, const s_command_t *cmd)
     ordo_result_t res = ORDO_RESULT_INIT;
     int64_t t0 = s_now_us();
     int rc = ordo_client_call(c, &o->req, o->timeout_ms, &res);
-    int64_t rtt = s_now_us() - t0;
-    int status = 0;
-    if (rc == 0 || rc == ORDO_E_PROTOCOL) {
-        if (o->json && rc == 0) {
-            ordo_json_write(stdout, res.reply, res.reply_len);
-            putchar('\n');
-        } else if (rc == 0) {
-            s_print_result(cmd, &res, rtt);
-        }
-        if (rc != 0) {
-            s_print_error(&res);
-            status = EXIT_REFUSED;
-        }
-    } else {
-        status = s_no_answer(o, rc);
-    }
-    ordo_result_clear(&res);
+    int status = s_report(o, cmd, rc, &res, s_now_us() - t0);
     ordo_client_destroy(&c);
-    if (fflush(stdout) != 0 && status == 0) {
-        fprintf(stderr, "ordo-cli: cannot write the output: %s\n", strerror(errno));
-        status = EXIT_NO_ANSWER;
-    }
     return status;
 }
 

@@ -46,13 +46,20 @@ def log_of(server):
         return f.read().decode("utf-8", "replace")
 
 
-def start_standby(nc, lease_ms=2000):
-    """A second engine: it finds the lease held and stands by (it binds
-    nothing until it takes over, so it is started by hand)."""
-    s = es.Server(args=args(nc, lease_ms))
+def run_engine(s):
+    """Starts the engine process of es.Server `s` (again) on its folder,
+    without waiting for it to answer: a standby binds nothing until it
+    takes over."""
     s.log = open(os.path.join(s.data, "server.log"), "ab")
     s.proc = subprocess.Popen([es.SERVER, "--data-dir", os.path.join(s.data, "d"), "--bind",
                                s.bind, "--pub", s.pub] + s.args, stdout=s.log, stderr=s.log)
+    return s
+
+
+def start_standby(nc, lease_ms=2000, engine_args=None):
+    """Another engine of the partition: it finds the lease held and stands
+    by, following the stream."""
+    s = run_engine(es.Server(args=engine_args or args(nc, lease_ms)))
     wait_for("the standby follows the stream", lambda: "following stream" in log_of(s), 30)
     return s
 
@@ -217,10 +224,7 @@ def test_no_split_brain():
             # over, and carries on from the stream.
             a.log.close()
             mark = len(log_of(a))
-            a.log = open(os.path.join(a.data, "server.log"), "ab")
-            a.proc = subprocess.Popen([es.SERVER, "--data-dir", os.path.join(a.data, "d"),
-                                       "--bind", a.bind, "--pub", a.pub] + a.args,
-                                      stdout=a.log, stderr=a.log)
+            run_engine(a)
             wait_for("the old owner stands by", lambda: "following stream" in log_of(a)[mark:], 30)
             assert b.stop() == 0  # a planned stop: the lease is free at once
             wait_for("the old owner took over", lambda: "took over" in log_of(a)[mark:], 60)
@@ -266,10 +270,7 @@ def test_planned_stop():
             # The old owner, started again on its folder, follows the stream
             # from its log's last frame, not from the stream's start.
             mark = len(log_of(a))
-            a.log = open(os.path.join(a.data, "server.log"), "ab")
-            a.proc = subprocess.Popen([es.SERVER, "--data-dir", os.path.join(a.data, "d"),
-                                       "--bind", a.bind, "--pub", a.pub] + a.args,
-                                      stdout=a.log, stderr=a.log)
+            run_engine(a)
             line = wait_for("the old owner stands by", lambda: re.search(
                 r"following stream ORDO_P0 from this log's position (\d+) \(message (\d+)\)",
                 log_of(a)[mark:]), 30)

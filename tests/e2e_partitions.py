@@ -26,6 +26,7 @@ import msgpack
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import e2e_server as es  # noqa: E402  (reads sys.argv[1]: the server)
+import e2e_failover as ef  # noqa: E402
 from e2e_failover import log_of  # noqa: E402
 from e2e_replication import read_all  # noqa: E402
 from e2e_util import run_tests, wait_for  # noqa: E402
@@ -41,14 +42,8 @@ def args(nc, partition, lease_ms=2000):
 
 
 def start_standby(nc, partition):
-    """An engine that finds its partition owned and stands by (it binds
-    nothing until it takes over, so it is started by hand)."""
-    s = es.Server(args=args(nc, partition))
-    s.log = open(os.path.join(s.data, "server.log"), "ab")
-    s.proc = subprocess.Popen([es.SERVER, "--data-dir", os.path.join(s.data, "d"), "--bind",
-                               s.bind, "--pub", s.pub] + s.args, stdout=s.log, stderr=s.log)
-    wait_for("the standby follows the stream", lambda: "following stream" in log_of(s), 30)
-    return s
+    """An engine that finds its partition owned and stands by."""
+    return ef.start_standby(nc, engine_args=args(nc, partition))
 
 
 def partitions(server):

@@ -108,7 +108,7 @@ def test_stream_projector_through_failover(run, nc):
         [ep.SERVER, "--data-dir", os.path.join(standby.data, "d"), "--bind", standby.bind,
          "--pub", standby.pub] + standby.args, stdout=standby.log, stderr=standby.log)
     wait_for("the standby follows the stream", lambda: "following stream" in
-             standby.log_tail(), 30)
+             standby.log_tail(), 30)  # (e2e_projector's Server, not e2e_server's)
     proj = stream_projector(run, owner, nc)
     plans = ep.make_plans("f1", 200, seed=21)
     ep.drive(owner, plans, {ep.n_commands(plans) // 2: lambda: "stop"})
