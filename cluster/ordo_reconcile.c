@@ -82,6 +82,38 @@ static int s_read_frame(const char *wal_dir, const s_frame_t *f, uint8_t **buf, 
     return 0;
 }
 
+/* Lists the log's frames from l->from on (l->frames, freed on failure). 0,
+ * or -1 with err. */
+static int s_list_frames(const char *wal_dir, s_list_t *l, char *err, size_t errsize)
+{
+    ordo_wal_walk_t walk;
+    int rc = ordo_wal_walk(wal_dir, &(ordo_wal_visitor_t){.frame = s_on_frame}, l, &walk);
+    if (rc == 0 && !walk.damaged)
+        return 0;
+    snprintf(err, errsize, "reading the log to compare it with the stream: %s",
+             rc ? ordo_strerror(rc) : walk.fault);
+    free(l->frames);
+    l->frames = NULL;
+    return -1;
+}
+
+/* Whether the log's frame `f` is, byte for byte, the stream's frame ending
+ * where it ends. 1 yes, 0 no, -1 with err. */
+static int s_same_in_stream(ordo_replicator_t *r, const char *wal_dir, const s_frame_t *f,
+                            uint8_t **mine, size_t *cap, char *err, size_t errsize)
+{
+    size_t mine_len, theirs_len;
+    uint8_t *theirs = NULL;
+    if (s_read_frame(wal_dir, f, mine, cap, &mine_len, err, errsize) != 0)
+        return -1;
+    int got = ordo_replicator_frame_ending_at(r, f->first + f->count - 1, &theirs, &theirs_len,
+                                              NULL, err, errsize);
+    int same = got < 0 ? -1
+                       : got == 1 && theirs_len == mine_len && !memcmp(theirs, *mine, mine_len);
+    free(theirs);
+    return same;
+}
+
 int ordo_reconcile(ordo_replicator_t *r, const char *wal_dir, uint64_t head, char *err,
                    size_t errsize)
 {
@@ -99,14 +131,8 @@ int ordo_reconcile(ordo_replicator_t *r, const char *wal_dir, uint64_t head, cha
         return 0;
     /* The frames from the one the stream ends with (to compare) on. */
     s_list_t l = {.from = end.last_position ? end.last_position : 1};
-    ordo_wal_walk_t walk;
-    int rc = ordo_wal_walk(wal_dir, &(ordo_wal_visitor_t){.frame = s_on_frame}, &l, &walk);
-    if (rc != 0 || walk.damaged) {
-        snprintf(err, errsize, "reading the log to compare it with the stream: %s",
-                 rc ? ordo_strerror(rc) : walk.fault);
-        free(l.frames);
+    if (s_list_frames(wal_dir, &l, err, errsize) != 0)
         return -1;
-    }
     uint8_t *buf = NULL;
     size_t cap = 0, len = 0, i = 0;
     int result = -1;
@@ -169,66 +195,34 @@ int ordo_reconcile_tail_only(ordo_replicator_t *r, const char *wal_dir, char *er
                              size_t errsize)
 {
     s_list_t l = {.from = 1};
-    ordo_wal_walk_t walk;
-    int rc = ordo_wal_walk(wal_dir, &(ordo_wal_visitor_t){.frame = s_on_frame}, &l, &walk);
-    if (rc != 0 || walk.damaged) {
-        snprintf(err, errsize, "reading the log to compare it with the stream: %s",
-                 rc ? ordo_strerror(rc) : walk.fault);
-        free(l.frames);
+    if (s_list_frames(wal_dir, &l, err, errsize) != 0)
         return -1;
-    }
-    /* A log of one frame shares nothing with the stream to go by: a
-     * deposed owner's first frame and another history look alike. */
-    int result = 0;
-    snprintf(err, errsize, "this log has a single frame and it differs from the stream: "
-                           "nothing shows it is a deposed owner's last frame");
-    uint8_t *mine = NULL, *theirs = NULL;
-    size_t cap = 0, mine_len = 0, theirs_len = 0;
-    if (l.n >= 1) {
-        /* First: the log's last frame must not be the stream's own (then
-         * nothing differs: a frame that would not follow is damaged, not
-         * another owner's). */
-        const s_frame_t *last = &l.frames[l.n - 1];
-        result = -1;
-        if (s_read_frame(wal_dir, last, &mine, &cap, &mine_len, err, errsize) != 0)
-            goto out;
-        int got = ordo_replicator_frame_ending_at(r, last->first + last->count - 1, &theirs,
-                                                  &theirs_len, NULL, err, errsize);
-        if (got < 0)
-            goto out;
-        if (got == 1 && theirs_len == mine_len && memcmp(theirs, mine, mine_len) == 0) {
-            snprintf(err, errsize,
-                     "this log's last frame is the stream's own: the log does not differ from "
-                     "the stream (a frame after it does not check out)");
-            result = 0;
-            goto out;
-        }
-        free(theirs);
-        theirs = NULL;
-        result = l.n >= 2 ? 1 : 0;
-        if (l.n < 2)
-            snprintf(err, errsize, "this log has a single frame and it differs from the "
-                                   "stream: nothing shows it is a deposed owner's last frame");
-    }
-    if (l.n >= 2) {
+    uint8_t *mine = NULL;
+    size_t cap = 0;
+    int result = l.n == 0 ? 0
+                          : s_same_in_stream(r, wal_dir, &l.frames[l.n - 1], &mine, &cap, err,
+                                             errsize);
+    if (result == 1) {
+        /* Its last frame is the stream's own: nothing differs (a frame
+         * after it that would not follow is damaged, not another owner's). */
+        snprintf(err, errsize, "this log's last frame is the stream's own: the log does not "
+                               "differ from the stream (a frame after it does not check out)");
+        result = 0;
+    } else if (result == 0 && l.n <= 1) {
+        /* A log of one frame shares nothing with the stream to go by: a
+         * deposed owner's first frame and another history look alike. */
+        snprintf(err, errsize, "this log has a single frame and it differs from the stream: "
+                               "nothing shows it is a deposed owner's last frame");
+    } else if (result == 0) {
         const s_frame_t *before = &l.frames[l.n - 2];
-        uint64_t end = before->first + before->count - 1;
-        result = -1;
-        if (s_read_frame(wal_dir, before, &mine, &cap, &mine_len, err, errsize) != 0)
-            goto out;
-        int got = ordo_replicator_frame_ending_at(r, end, &theirs, &theirs_len, NULL, err, errsize);
-        if (got < 0)
-            goto out;
-        result = got == 1 && theirs_len == mine_len && memcmp(theirs, mine, mine_len) == 0;
-        if (!result)
+        result = s_same_in_stream(r, wal_dir, before, &mine, &cap, err, errsize);
+        if (result == 0)
             snprintf(err, errsize,
                      "this log and the stream differ before its last frame (at or before "
                      "position %" PRIu64 "): another history, not a deposed owner's last frame",
-                     end);
+                     before->first + before->count - 1);
     }
-out:
     free(mine);
-    free(theirs);
     free(l.frames);
     return result;
 }

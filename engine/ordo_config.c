@@ -4,7 +4,7 @@
 #include "ordo_exposure.h"
 #include "ordo_limits.h"
 #include "ordo_metrics_addr.h"
-#include "ordo_partition.h"
+#include "ordo_cluster_flags.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -158,13 +158,8 @@ int ordo_config_set(ordo_config_t *cfg, const char *name, const char *value, cha
         return s_copy(cfg->metrics, sizeof cfg->metrics, name, value, err, err_size);
     }
     if (!strcmp(name, "nats")) {
-        if (strncmp(value, "nats://", 7) != 0) {
-            snprintf(err, err_size,
-                     "--nats must be NATS server URLs separated by commas "
-                     "(nats://HOST:PORT,...), not \"%s\"",
-                     value);
+        if (ordo_flag_nats(value, err, err_size) != 0)
             return -1;
-        }
         return s_copy(cfg->nats, sizeof cfg->nats, name, value, err, err_size);
     }
     if (!strcmp(name, "nats-replicas")) {
@@ -185,15 +180,10 @@ int ordo_config_set(ordo_config_t *cfg, const char *name, const char *value, cha
         cfg->lease_ms = (uint32_t)v;
         return 0;
     }
-    if (!strcmp(name, "partition")) {
-        if (ordo_partition_parse(value, &cfg->partition, &cfg->partitions) != 0) {
-            snprintf(err, err_size,
-                     "--partition must be K/P, partition K of P (0 <= K < P <= %d), not \"%s\"",
-                     ORDO_PARTITIONS_MAX, value);
-            return -1;
-        }
-        return 0;
-    }
+    if (!strcmp(name, "partition"))
+        return ordo_flag_partition(value, &cfg->partition, &cfg->partitions, err, err_size) == 0
+                   ? 0
+                   : -1;
     if (!strcmp(name, "advertise")) {
         if (!s_host_ok(value) || strlen(value) >= sizeof cfg->advertise) {
             snprintf(err, err_size,

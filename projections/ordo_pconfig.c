@@ -3,7 +3,7 @@
 
 #include "ordo_exposure.h"
 #include "ordo_metrics_addr.h"
-#include "ordo_partition.h"
+#include "ordo_cluster_flags.h"
 #include "ordo_pgschema.h"
 
 #include <errno.h>
@@ -86,24 +86,14 @@ int ordo_pconfig_set(ordo_pconfig_t *cfg, const char *name, const char *value, c
                               : s_text(cfg->http, sizeof cfg->http, name, value, err, err_size);
     }
     if (!strcmp(name, "nats")) {
-        if (strncmp(value, "nats://", 7) != 0) {
-            snprintf(err, err_size,
-                     "--nats must be NATS server URLs separated by commas "
-                     "(nats://HOST:PORT,...), not \"%s\"",
-                     value);
+        if (ordo_flag_nats(value, err, err_size) != 0)
             return -1;
-        }
         return s_text(cfg->nats, sizeof cfg->nats, name, value, err, err_size);
     }
-    if (!strcmp(name, "partition")) {
-        if (ordo_partition_parse(value, &cfg->partition, &cfg->partitions) != 0) {
-            snprintf(err, err_size,
-                     "--partition must be K/P, partition K of P (0 <= K < P <= %d), not \"%s\"",
-                     ORDO_PARTITIONS_MAX, value);
-            return -1;
-        }
-        return 1;
-    }
+    if (!strcmp(name, "partition"))
+        return ordo_flag_partition(value, &cfg->partition, &cfg->partitions, err, err_size) == 0
+                   ? 1
+                   : -1;
     if (!strcmp(name, "nats-durable")) {
         /* A JetStream consumer name: no '.', '*', '>' or spaces. */
         if (!*value || strlen(value) >= sizeof cfg->nats_durable ||
