@@ -280,8 +280,6 @@ static int s_replicate(ordo_engine_t *e)
     }
     room -= ORDO_SHARD_EVENT_BYTES_MAX;
     e->frame_bytes_max = room < ORDO_FRAME_BYTES_MAX ? room : ORDO_FRAME_BYTES_MAX;
-    char wal_dir[PATH_MAX + 16];
-    ordo_config_wal_dir(&e->cfg, wal_dir, sizeof wal_dir);
     uint64_t head = ordo_wal_head(e->wal);
     if (e->claimed) { /* a standby did both: the stream must still end here */
         if (end.last_position != head) {
@@ -291,7 +289,7 @@ static int s_replicate(ordo_engine_t *e)
                            (unsigned long long)end.last_position, (unsigned long long)head);
             return -1;
         }
-    } else if (ordo_reconcile(e->replicator, wal_dir, head, err, sizeof err) != 0) {
+    } else if (ordo_reconcile(e->replicator, e->wal, err, sizeof err) != 0) {
         ordo_log_error("engine", "replication: %s", err);
         return -1;
     }

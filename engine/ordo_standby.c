@@ -30,13 +30,14 @@
 
 typedef struct {
     const ordo_config_t *cfg;
-    const char *wal_dir;
     ordo_lease_t *lease;
     ordo_follower_t *follower;
     ordo_engine_state_t *st;
     ZSTD_DCtx *dctx;
     ordo_wal_buf_t raw;
     uint64_t seen_seq; /* the last stream message read */
+    uint64_t checked;  /* the log is the stream's up to this position */
+    ordo_wal_reader_t *reader; /* the log's frames, to compare (made when needed) */
     bool (*stop)(void *ctx);
     void *ctx;
     int set_aside; /* logs set aside this run (at most one) */
@@ -63,9 +64,38 @@ static int s_apply(s_standby_t *sb, const void *frame, size_t len)
     return 0;
 }
 
+/* A stream frame of positions the log already holds (past sb->checked):
+ * the log's frame there must be the same, byte for byte. 1 it is, -1
+ * failed, -2 the log and the stream differ (logged). */
+static int s_compare(s_standby_t *sb, const ordo_follower_msg_t *m)
+{
+    const void *mine;
+    size_t len;
+    uint64_t first, count;
+    int rc = sb->reader ? 0 : ordo_wal_reader_new(sb->st->wal, 0, &sb->reader);
+    if (rc == 0)
+        rc = ordo_wal_reader_frame(sb->reader, m->first, &mine, &len, &first, &count);
+    if (rc != 0) {
+        ordo_log_error("standby", "reading this log's frame at position %" PRIu64 ": %s",
+                       m->first, ordo_strerror(rc));
+        return -1;
+    }
+    if (first != m->first || count != m->count || len != m->len || memcmp(mine, m->data, len)) {
+        ordo_log_warn("standby",
+                      "the stream's frame of positions %" PRIu64 "..%" PRIu64
+                      " is not this log's frame there: the log and the stream differ (this "
+                      "data folder wrote frames that were never acknowledged)",
+                      m->first, m->first + m->count - 1);
+        return -2;
+    }
+    sb->checked = m->first + m->count - 1;
+    return 1;
+}
+
 /* Takes the next message if one comes within the wait: a frame past the
- * log's end is appended and applied. 1 a message, 0 none, -1 failed, -2
- * the log and the stream differ (logged). */
+ * log's end is appended and applied; one the log holds is compared with
+ * the log's. 1 a message, 0 none, -1 failed, -2 the log and the stream
+ * differ (logged). */
 static int s_step(s_standby_t *sb, int wait_ms)
 {
     ordo_follower_msg_t m;
@@ -80,8 +110,10 @@ static int s_step(s_standby_t *sb, int wait_ms)
     if (m.count == 0)
         return 1; /* a lease marker */
     uint64_t head = ordo_wal_head(sb->st->wal), last = m.first + m.count - 1;
+    if (last <= sb->checked)
+        return 1; /* the log has it, compared already */
     if (last <= head)
-        return 1; /* the log has it */
+        return s_compare(sb, &m);
     if (m.first <= head) {
         ordo_log_warn("standby",
                       "the stream's frame of positions %" PRIu64 "..%" PRIu64
@@ -103,6 +135,7 @@ static int s_step(s_standby_t *sb, int wait_ms)
         return arc == ORDO_ERR_DIVERGED ? -2 : -1;
     }
     ordo_wal_release(sb->st->wal);
+    sb->checked = last;
     return s_apply(sb, m.data, m.len) == 0 ? 1 : -1;
 }
 
@@ -158,7 +191,7 @@ static int s_set_aside(s_standby_t *sb)
     ordo_replicator_t *r = NULL;
     ordo_replicator_end_t end;
     int only = ordo_replicator_open(&ro, &r, &end, err, sizeof err) == 0
-                   ? ordo_reconcile_tail_only(r, sb->wal_dir, err, sizeof err)
+                   ? ordo_reconcile_tail_only(r, st->wal, err, sizeof err)
                    : -1;
     ordo_replicator_close(&r);
     if (only != 1) {
@@ -170,6 +203,7 @@ static int s_set_aside(s_standby_t *sb)
         return -1;
     }
     uint64_t head = ordo_wal_head(st->wal);
+    ordo_wal_reader_destroy(&sb->reader);
     ordo_wal_destroy(&st->wal);
     ordo_registry_destroy(&st->orders);
     char stamp[32], aside[PATH_MAX + 64], from[PATH_MAX + 32], to[PATH_MAX + 112];
@@ -206,27 +240,8 @@ static int s_set_aside(s_standby_t *sb)
     if (ordo_state_open(cfg, false, NULL, &st->wal, &st->orders, &st->recovery) != 0)
         return -1; /* the log line says why */
     ordo_wal_release(st->wal);
+    sb->checked = 0;
     return s_follow_from(sb, 1);
-}
-
-/* Where to follow the stream from: the message of the frame this log ends
- * with (the frames before it are the log's, the frames chaining each to
- * the one before), so a restart does not read the whole stream again;
- * the stream's start when the log is empty or its last frame is not in
- * the stream (never acknowledged: the next frames then show how the two
- * differ). */
-static uint64_t s_start_seq(s_standby_t *sb, ordo_replicator_t *r)
-{
-    uint64_t head = ordo_wal_head(sb->st->wal), seq = 0;
-    size_t len;
-    char err[600];
-    if (head == 0)
-        return 1;
-    int got = ordo_replicator_frame_ending_at(r, head, NULL, &len, &seq, err, sizeof err);
-    if (got < 0)
-        ordo_log_warn("standby", "finding position %" PRIu64 " in the stream: %s; reading it "
-                      "from its start", head, err);
-    return got == 1 && seq >= 1 ? seq : 1;
 }
 
 /* The lease is ours (its keeper renews it): reads the stream to its end,
@@ -273,7 +288,7 @@ static int s_take_over(s_standby_t *sb)
         int rc = 1; /* the stream went on: follow on */
         uint64_t head = ordo_wal_head(sb->st->wal);
         if (end.last_position <= head) {
-            rc = ordo_reconcile(r, sb->wal_dir, head, err, sizeof err);
+            rc = ordo_reconcile(r, sb->st->wal, err, sizeof err);
             if (rc == 0)
                 rc = ordo_replicator_claim(r, err, sizeof err);
             else
@@ -300,9 +315,7 @@ int ordo_standby_run(const ordo_config_t *cfg, ordo_lease_t *lease, bool have_le
                      bool (*stop)(void *ctx), void *ctx, ordo_engine_state_t *state)
 {
     *state = (ordo_engine_state_t){.lock_fd = -1};
-    char wal_dir[PATH_MAX + 16];
-    ordo_config_wal_dir(cfg, wal_dir, sizeof wal_dir);
-    s_standby_t sb = {.cfg = cfg, .wal_dir = wal_dir, .lease = lease, .st = state,
+    s_standby_t sb = {.cfg = cfg, .lease = lease, .st = state,
                       .stop = stop, .ctx = ctx};
     char why[PATH_MAX + 160];
     int result = -1;
@@ -335,9 +348,20 @@ int ordo_standby_run(const ordo_config_t *cfg, ordo_lease_t *lease, bool have_le
         ordo_log_error("standby", "%s", err);
         goto out;
     }
-    uint64_t from = s_start_seq(&sb, made);
+    /* Where to follow from: the message of the last frame the log and the
+     * stream both have, once checked to be the same (so a restart does not
+     * read the whole stream again). A log that differs from the stream (a
+     * deposed owner's) is found here, before following, not when it
+     * takes over. */
+    uint64_t from = 1;
+    int agree = ordo_reconcile_follow_point(made, state->wal, &from, &sb.checked, err, sizeof err);
     ordo_replicator_close(&made);
-    int followed = s_follow_from(&sb, from);
+    if (agree < 0)
+        ordo_log_warn("standby", "%s; reading the stream from its start, comparing its frames "
+                                 "with this log's", err);
+    else if (agree == 0)
+        ordo_log_warn("standby", "%s", err);
+    int followed = agree == 0 ? s_set_aside(&sb) : s_follow_from(&sb, from);
     if (followed != 0) {
         result = followed;
         goto out;
@@ -395,6 +419,7 @@ int ordo_standby_run(const ordo_config_t *cfg, ordo_lease_t *lease, bool have_le
         goto out;
     }
 out:
+    ordo_wal_reader_destroy(&sb.reader);
     ordo_follower_close(&sb.follower);
     ZSTD_freeDCtx(sb.dctx);
     ordo_wal_buf_free(&sb.raw);

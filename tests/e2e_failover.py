@@ -219,16 +219,19 @@ def test_no_split_brain():
             # may have seen the lease gone before its writer tried.)
             refused = [f for f in local_frames(a.data) if f not in remote]
             assert len(refused) <= 1, "more than one frame past the stream: %d" % len(refused)
-            # The deposed owner's log ends in frames JetStream refused: started
-            # again on its own folder, it sets that log aside when it takes
-            # over, and carries on from the stream.
+            # The deposed owner's log ends in a frame JetStream refused:
+            # started again on its own folder, it finds that at start (its
+            # frame holds more positions than the new owner wrote since, so
+            # no stream frame ends where its log does), sets the log aside
+            # before it follows, and carries on from the stream.
             a.log.close()
             mark = len(log_of(a))
             run_engine(a)
             wait_for("the old owner stands by", lambda: "following stream" in log_of(a)[mark:], 30)
+            assert ("moved aside to" in log_of(a)[mark:]) == bool(refused), log_of(a)[-3000:]
             assert b.stop() == 0  # a planned stop: the lease is free at once
             wait_for("the old owner took over", lambda: "took over" in log_of(a)[mark:], 60)
-            assert ("moved aside to" in log_of(a)[mark:]) == bool(refused), log_of(a)[-3000:]
+            assert log_of(a)[mark:].count("moved aside to") == len(refused), log_of(a)[-3000:]
             a.sock = a.dealer()
             again = read_all(a)
             assert [(e["position"], e["order_id"]) for e in again] == \
@@ -290,7 +293,70 @@ def test_planned_stop():
                 b.kill_and_cleanup()
 
 
+def test_unacknowledged_tail_written_over():
+    """An owner's last frame that JetStream never saw (all NATS nodes down),
+    then killed: its folder, started again beside a new owner, agrees with
+    the stream where both have frames and follows; when the new owner
+    writes other frames at those positions, the standby sees it as they
+    come (not only when it takes over, holding the lease) and sets its log
+    aside."""
+    with NatsCluster(3) as nc:
+        a = es.Server(args=args(nc))
+        b = None
+        try:
+            a.start()
+            for i in range(100):
+                assert a.call(es.create("u-%d" % i))["ok"]
+            for k in range(3):
+                nc.stop(k, kill=True)
+            sock = a.dealer()
+            sock.send(msgpack.packb(es.create("never-acknowledged")))
+            wait_for("the owner wrote its frame locally",
+                     lambda: local_frames(a.data)[-1][0] == 101, 30)
+            sock.close()
+            a.proc.kill()
+            a.proc.wait(30)
+            nc.start()
+            b = run_engine(es.Server(args=args(nc)))
+            wait_for("the new owner took over", lambda: "took over" in log_of(b), 60)
+            a.log.close()
+            mark = len(log_of(a))
+            run_engine(a)
+            line = wait_for("the old owner stands by", lambda: re.search(
+                r"following stream ORDO_P0 from this log's position (\d+)", log_of(a)[mark:]), 30)
+            assert line.group(1) == "101", line.group(0)
+            assert "moved aside to" not in log_of(a)[mark:]  # they agree as far as the stream goes
+            b.sock = b.dealer()
+            pos, _ = first_ack(b, "new-owner")
+            assert pos == 101, pos
+            wait_for("the standby set its log aside while following",
+                     lambda: "moved aside to" in log_of(a)[mark:], 30)
+            assert "took over" not in log_of(a)[mark:]
+            assert b.stop() == 0
+            pos, _ = first_ack(a, "back-again", timeout=30)
+            assert pos == 102, pos
+            a.sock = a.dealer()
+            events = read_all(a)
+            assert [e["position"] for e in events] == list(range(1, 103))
+            assert not any(e["order_id"] == "never-acknowledged" for e in events)
+            aside = [d for d in os.listdir(os.path.join(a.data, "d")) if d.startswith("diverged-")]
+            assert len(aside) == 1 and os.path.isdir(os.path.join(a.data, "d", aside[0], "wal"))
+            assert a.stop() == 0
+            print("  a frame NATS never saw: the old owner's folder followed from 101, set its "
+                  "log aside once the new owner wrote position 101, and took over at 102")
+        except BaseException:
+            for name, srv in (("old owner", a), ("new owner", b)):
+                if srv:
+                    print("--- %s log ---\n%s" % (name, log_of(srv)[-3000:]))
+            raise
+        finally:
+            a.kill_and_cleanup()
+            if b:
+                b.kill_and_cleanup()
+
+
 if __name__ == "__main__":
     sys.exit(run_tests([("kill -9 under load", test_kill9_under_load),
                         ("no split brain", test_no_split_brain),
-                        ("planned stop", test_planned_stop)]))
+                        ("planned stop", test_planned_stop),
+                        ("an unacknowledged tail written over", test_unacknowledged_tail_written_over)]))

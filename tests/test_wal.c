@@ -1182,6 +1182,74 @@ static void test_reader_seek(void)
     ordo_test_rm_rf(dir);
 }
 
+/* ordo_wal_reader_frame: the frame holding a position, byte for byte as
+ * written, found anywhere in the log (after a reopen: from the files), and
+ * the reader goes on after it. */
+static void test_reader_frame(void)
+{
+    char dir[256];
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ordo_test_tmpdir(dir, sizeof dir));
+    ordo_wal_options_t o = s_opts(dir, ORDO_WAL_SEGMENT_MIN, ORDO_SYNC_NEVER);
+    ordo_wal_t *wal = NULL;
+    CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&o, &wal, NULL), 0);
+    enum { FRAMES = 200 };
+    uint8_t *copies[FRAMES];
+    size_t lens[FRAMES];
+    uint64_t firsts[FRAMES], counts[FRAMES];
+    for (int i = 0; i < FRAMES; i++) { /* frames of 1 to 25 records, several segments */
+        counts[i] = 1 + s_mix((uint64_t)i) % 25;
+        CU_ASSERT_EQUAL_FATAL(s_append(wal, (size_t)counts[i], &firsts[i]), 0);
+        const void *frame;
+        ordo_wal_last_frame(wal, &frame, &lens[i]);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(copies[i] = malloc(lens[i]));
+        memcpy(copies[i], frame, lens[i]);
+    }
+    uint64_t head = ordo_wal_head(wal);
+    ordo_wal_destroy(&wal);
+    uint64_t names[64];
+    CU_ASSERT(s_list(dir, names, 64) >= 2);
+    CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&o, &wal, NULL), 0);
+    ordo_wal_reader_t *r = NULL;
+    CU_ASSERT_EQUAL_FATAL(ordo_wal_reader_new(wal, 1, &r), 0);
+    const void *data;
+    size_t len;
+    uint64_t first, count;
+    int bad = 0;
+    for (uint64_t i = 0; i < 2000; i++) { /* anywhere, forwards and back */
+        uint64_t want = 1 + s_mix(i + 7) % head;
+        int k = 0;
+        while (firsts[k] + counts[k] <= want)
+            k++;
+        if (ordo_wal_reader_frame(r, want, &data, &len, &first, &count) != 0 ||
+            first != firsts[k] || count != counts[k] || len != lens[k] ||
+            memcmp(data, copies[k], len) != 0)
+            bad++;
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+    /* Frame after frame from the first, as reconcile publishes them. */
+    int k = 0;
+    for (uint64_t next = 1; next <= head; next = first + count, k++)
+        if (ordo_wal_reader_frame(r, next, &data, &len, &first, &count) != 0 ||
+            len != lens[k] || memcmp(data, copies[k], len) != 0)
+            bad++;
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT_EQUAL(k, FRAMES);
+    /* The reader goes on after the frame: its next record is the next frame's first. */
+    CU_ASSERT_EQUAL(ordo_wal_reader_frame(r, firsts[10] + 1, &data, &len, NULL, NULL), 0);
+    uint64_t pos;
+    CU_ASSERT_EQUAL(ordo_wal_reader_next(r, &pos, &data, &len), 1);
+    CU_ASSERT_EQUAL(pos, firsts[11]);
+    CU_ASSERT_EQUAL(ordo_wal_reader_frame(r, 0, &data, &len, NULL, NULL), ORDO_ERR_NOT_FOUND);
+    CU_ASSERT_EQUAL(ordo_wal_reader_frame(r, head + 1, &data, &len, NULL, NULL),
+                    ORDO_ERR_NOT_FOUND);
+    CU_ASSERT_EQUAL(ordo_wal_reader_frame(NULL, 1, &data, &len, NULL, NULL), ORDO_ERR_INVALID);
+    ordo_wal_reader_destroy(&r);
+    ordo_wal_destroy(&wal);
+    for (int i = 0; i < FRAMES; i++)
+        free(copies[i]);
+    ordo_test_rm_rf(dir);
+}
+
 typedef struct {
     ordo_wal_t *wal;
     uint64_t until;
@@ -2239,6 +2307,7 @@ int main(void)
         return 1;
     CU_pSuite s = CU_add_suite("wal", NULL, NULL);
     CU_add_test(s, "reader: seek forward, back, in the frame, across segments", test_reader_seek);
+    CU_add_test(s, "reader: a frame byte for byte, anywhere", test_reader_frame);
     CU_add_test(s, "round trip", test_round_trip);
     CU_add_test(s, "torn tail at every byte", test_torn_tail);
     CU_add_test(s, "mid-log corruption: refuse, repair", test_corrupt_mid_log);

@@ -162,6 +162,16 @@ int ordo_wal_reader_next(ordo_wal_reader_t *r, uint64_t *position, const void **
  * 0, or ORDO_ERR_NOT_FOUND (before the log's start). */
 int ordo_wal_reader_seek(ordo_wal_reader_t *r, uint64_t position);
 
+/* The frame holding `position` (1..ordo_wal_head()), checked as
+ * ordo_wal_reader_next checks it, with its bytes exactly as in its segment
+ * file (header and compressed body: what replication sends) in
+ * *data and *len, valid until the reader's next call; *first and *count (each
+ * may be NULL) its positions. The reader goes on after the frame. 0,
+ * ORDO_ERR_NOT_FOUND (outside the log), or an error as
+ * ordo_wal_reader_next's. */
+int ordo_wal_reader_frame(ordo_wal_reader_t *r, uint64_t position, const void **data, size_t *len,
+                          uint64_t *first, uint64_t *count);
+
 /* Closes the reader and sets *r to NULL. Safe on NULL. */
 void ordo_wal_reader_destroy(ordo_wal_reader_t **r);
 

@@ -23,7 +23,8 @@
 struct ordo_wal_reader {
     ordo_wal_t *wal;          /* borrowed; outlives the reader */
     ZSTD_DCtx *dctx;          /* owned */
-    ordo_wal_buf_t body, raw; /* owned: compressed and raw body of the current frame */
+    ordo_wal_buf_t body, raw; /* owned: the current frame as on disk (header and compressed
+                               * body), and its raw body */
     int fd;                   /* owned: open segment, -1 when none */
     uint64_t seg_first;       /* name of the open segment */
     uint64_t next;            /* next position to return */
@@ -32,6 +33,7 @@ struct ordo_wal_reader {
     bool have_frame;          /* raw holds a checked frame with records still to return */
     bool frame_valid;         /* raw holds the checked frame frame_first.. +frame_count */
     uint64_t frame_first, frame_count;
+    size_t frame_len;         /* bytes of the frame in body */
     uint64_t frame_pos;       /* position of the record at raw_off */
     uint8_t *scan;            /* owned: S_SCAN_BYTES of frame headers, read in one call */
     uint64_t scan_off;        /* where scan starts in the open segment */
@@ -181,12 +183,16 @@ static int s_fetch(ordo_wal_reader_t *r)
             off_first = h.first + h.count;
             continue;
         }
-        /* h.clen is bounded by the header check (<= compressBound(64 MiB)). */
-        if ((rc = ordo_wal_buf_reserve(&r->body, (size_t)h.clen)) != 0)
+        /* h.clen is bounded by the header check (<= compressBound(64 MiB)).
+         * The frame is kept whole, header first (ordo_wal_reader_frame). */
+        size_t len = ORDO_WAL_HEADER_SIZE + (size_t)h.clen;
+        if ((rc = ordo_wal_buf_reserve(&r->body, len)) != 0)
             return rc;
-        if ((rc = s_read(r, r->body.data, h.clen, off + ORDO_WAL_HEADER_SIZE)) != 0)
+        memcpy(r->body.data, hdr, ORDO_WAL_HEADER_SIZE);
+        uint8_t *body = (uint8_t *)r->body.data + ORDO_WAL_HEADER_SIZE;
+        if ((rc = s_read(r, body, h.clen, off + ORDO_WAL_HEADER_SIZE)) != 0)
             return rc;
-        rc = ordo_wal_frame_decode(r->dctx, hdr, &h, r->body.data, &r->raw, &why);
+        rc = ordo_wal_frame_decode(r->dctx, hdr, &h, body, &r->raw, &why);
         if (rc == ORDO_ERR_CORRUPT)
             return s_corrupt(r, off, why);
         if (rc)
@@ -195,6 +201,7 @@ static int s_fetch(ordo_wal_reader_t *r)
         r->frame_valid = true;
         r->frame_first = h.first;
         r->frame_count = h.count;
+        r->frame_len = len;
         r->frame_pos = h.first;
         r->raw_len = h.rlen;
         r->raw_off = 0;
@@ -258,4 +265,30 @@ int ordo_wal_reader_next(ordo_wal_reader_t *r, uint64_t *position, const void **
             return rc;
         }
     }
+}
+
+int ordo_wal_reader_frame(ordo_wal_reader_t *r, uint64_t position, const void **data, size_t *len,
+                          uint64_t *first, uint64_t *count)
+{
+    if (!r || !data || !len)
+        return ORDO_ERR_INVALID;
+    if (position == 0 || position > ordo_wal_head(r->wal))
+        return ORDO_ERR_NOT_FOUND;
+    int rc = ordo_wal_reader_seek(r, position);
+    if (rc)
+        return rc;
+    if (!r->have_frame && (rc = s_fetch(r)) != 0) {
+        r->err = rc;
+        return rc;
+    }
+    *data = r->body.data;
+    *len = r->frame_len;
+    if (first)
+        *first = r->frame_first;
+    if (count)
+        *count = r->frame_count;
+    /* On to the frame after it: its records were not returned. */
+    r->next = r->frame_first + r->frame_count;
+    r->have_frame = false;
+    return 0;
 }
