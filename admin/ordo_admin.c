@@ -3,7 +3,7 @@
  * engine): the log's segments and frames (`wal info`), every frame and
  * record checked (`wal verify`), events as JSON lines (`wal dump`), and
  * the snapshots (`snapshot info|verify`), the orders' hash chains
- * (`audit`). */
+ * (`audit`), the order index (`index info`). */
 #include "ordo_admin.h"
 
 #include "ordo_codec.h"
@@ -48,6 +48,8 @@ static void s_usage(FILE *out)
             "  snapshot verify [FILE]\n"
             "                        checks every snapshot (or FILE) whole and decodes every\n"
             "                        order in it\n"
+            "  index info            the order index: how many orders left memory for it, its\n"
+            "                        file's size\n"
             "\n"
             "Options:\n"
             "  --data-dir DIR        the engine's data folder (default ./data; ORDO_DATA_DIR)\n"
@@ -292,6 +294,8 @@ int main(int argc, char **argv)
             return admin_snapshot_info(&o);
         if (snap_verify)
             return admin_snapshot_verify(&o, file);
+    } else if (!strcmp(what, "index") && !strcmp(verb, "info")) {
+        return admin_index_info(&o);
     }
     admin_error("unknown command \"%s %s\"; try --help", what, verb);
     return ADMIN_USAGE;

@@ -1,7 +1,8 @@
 /* ordo-admin is one program in a few files: ordo_admin.c (main, options,
  * output helpers), ordo_admin_wal.c (`wal info|verify|dump`) and
  * ordo_admin_snapshot.c (`snapshot info|verify`), ordo_admin_audit.c
- * (`audit`), ordo_admin_replay.c (`replay`). What they share. Not
+ * (`audit`), ordo_admin_replay.c (`replay`), ordo_admin_index.c (`index
+ * info`). What they share. Not
  * installed. */
 #ifndef ORDO_ADMIN_H
 #define ORDO_ADMIN_H
@@ -33,6 +34,7 @@ int admin_wal_verify(const admin_opts_t *o);
 int admin_wal_dump(const admin_opts_t *o);
 int admin_snapshot_info(const admin_opts_t *o);
 int admin_snapshot_verify(const admin_opts_t *o, const char *file);
+int admin_index_info(const admin_opts_t *o);
 /* order_id NULL: every order (--all). */
 int admin_audit(const admin_opts_t *o, const char *order_id);
 /* replay --all --check */

@@ -342,6 +342,7 @@ static int s_prepare(ordo_engine_t *e, bool repair)
         e->wal = e->given.wal;
         all = e->given.orders;
         e->recovery = e->given.recovery;
+        e->index = e->given.index;
         e->given = (ordo_engine_state_t){.lock_fd = -1};
     } else if (ordo_state_open(&e->cfg, repair, e->io, &e->wal, &all, &e->recovery) != 0) {
         return -1; /* the log line says why */
@@ -368,11 +369,16 @@ static int s_prepare(ordo_engine_t *e, bool repair)
     char index_dir[PATH_MAX + 16];
     ordo_config_index_dir(&e->cfg, index_dir, sizeof index_dir);
     uint64_t t_index = ordo_mono_ns();
-    if (ordo_index_open(index_dir, e->n, e->cfg.fsync_mode != ORDO_SYNC_NEVER,
-                        ordo_wal_head(e->wal), &e->index) != 0)
+    if (e->index) /* a standby's, kept up to date while it followed */
+        ordo_log_info("engine", "order index %s: %llu orders, kept open from standing by",
+                      index_dir, (unsigned long long)ordo_index_count(e->index));
+    else if (ordo_index_open(index_dir, e->n, e->cfg.fsync_mode != ORDO_SYNC_NEVER,
+                             ordo_wal_head(e->wal), &e->index) != 0)
         return -1; /* the log line says why */
-    ordo_log_info("engine", "order index %s: %llu orders, read in %.1f ms", index_dir,
-                  (unsigned long long)ordo_index_count(e->index), (ordo_mono_ns() - t_index) / 1e6);
+    else
+        ordo_log_info("engine", "order index %s: %llu orders, read in %.1f ms", index_dir,
+                      (unsigned long long)ordo_index_count(e->index),
+                      (ordo_mono_ns() - t_index) / 1e6);
 
     if (s_open_sockets(e) != 0)
         return -1;
@@ -444,6 +450,7 @@ void ordo_engine_state_free(ordo_engine_state_t *st)
     if (!st)
         return;
     ordo_registry_destroy(&st->orders);
+    ordo_index_destroy(&st->index);
     ordo_wal_destroy(&st->wal);
     if (st->lock_fd >= 0)
         ordo_lock_release(&st->lock_fd);

@@ -10,6 +10,7 @@
 
 #include "ordo_auth.h"
 #include "ordo_config.h"
+#include "ordo_index.h"
 #include "ordo_io.h"
 #include "ordo_metrics_text.h"
 #include "ordo_state.h"
@@ -26,9 +27,11 @@ typedef struct {
     ordo_wal_t *wal;                /* the log, open */
     ordo_registry_t *orders;        /* every order in memory */
     ordo_state_recovery_t recovery; /* head, latest time, what was replayed */
+    ordo_index_t *index;            /* the order index, open with the engine's shards and
+                                     * its filters filled; NULL = the engine opens it */
 } ordo_engine_state_t;
 
-/* Frees what a state holds (log, orders, lock) and empties it. */
+/* Frees what a state holds (log, orders, index, lock) and empties it. */
 void ordo_engine_state_free(ordo_engine_state_t *state);
 
 typedef struct {

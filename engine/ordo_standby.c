@@ -10,6 +10,7 @@
 #include "ordo_log.h"
 #include "ordo_reconcile.h"
 #include "ordo_replicator.h"
+#include "ordo_standby_evict.h"
 #include "ordo_state.h"
 #include "ordo_wal_format.h"
 
@@ -38,6 +39,7 @@ typedef struct {
     uint64_t seen_seq; /* the last stream message read */
     uint64_t checked;  /* the log is the stream's up to this position */
     ordo_wal_reader_t *reader; /* the log's frames, to compare (made when needed) */
+    ordo_standby_evict_t *evict; /* finished orders leaving memory for the index */
     bool (*stop)(void *ctx);
     void *ctx;
     int set_aside; /* logs set aside this run (at most one) */
@@ -58,9 +60,13 @@ static int s_apply(s_standby_t *sb, const void *frame, size_t len)
     const void *rec;
     size_t rec_len;
     for (uint64_t pos = h.first; ordo_wal_body_next(sb->raw.data, h.rlen, &off, &rec, &rec_len) == 1;
-         pos++)
-        if (ordo_state_apply_record(sb->st->orders, rec, rec_len, pos, &sb->st->recovery) != 0)
+         pos++) {
+        ordo_order_t *o;
+        if (ordo_state_apply_record(sb->st->orders, rec, rec_len, pos, &sb->st->recovery, &o) != 0)
             return -1;
+        /* Out of memory to queue it: it stays in memory, which is correct. */
+        (void)ordo_standby_evict_note(sb->evict, o);
+    }
     return 0;
 }
 
@@ -204,6 +210,7 @@ static int s_set_aside(s_standby_t *sb)
     }
     uint64_t head = ordo_wal_head(st->wal);
     ordo_wal_reader_destroy(&sb->reader);
+    ordo_standby_evict_close(&sb->evict); /* the index moves aside too */
     ordo_wal_destroy(&st->wal);
     ordo_registry_destroy(&st->orders);
     char stamp[32], aside[PATH_MAX + 64], from[PATH_MAX + 32], to[PATH_MAX + 112];
@@ -237,7 +244,8 @@ static int s_set_aside(s_standby_t *sb)
                   "past what JetStream acknowledged: moved aside to %s, with its snapshots and "
                   "index; following the stream from its start",
                   head, aside);
-    if (ordo_state_open(cfg, false, NULL, &st->wal, &st->orders, &st->recovery) != 0)
+    if (ordo_state_open(cfg, false, NULL, &st->wal, &st->orders, &st->recovery) != 0 ||
+        ordo_standby_evict_open(cfg, st->wal, st->orders, &sb->evict) != 0)
         return -1; /* the log line says why */
     ordo_wal_release(st->wal);
     sb->checked = 0;
@@ -271,6 +279,7 @@ static int s_take_over(s_standby_t *sb)
         }
         bool again = false;
         while (!again && sb->seen_seq < last_seq && ordo_mono_ns() < deadline) {
+            ordo_standby_evict_run(sb->evict);
             int got = s_step(sb, S_POLL_MS);
             if (got == -2 && s_set_aside(sb) == 0)
                 again = true; /* read the stream from its start */
@@ -331,6 +340,8 @@ int ordo_standby_run(const ordo_config_t *cfg, ordo_lease_t *lease, bool have_le
     if (ordo_state_open(cfg, false, NULL, &state->wal, &state->orders, &state->recovery) != 0)
         goto out; /* the log line says why */
     ordo_wal_release(state->wal); /* replicated mode holds nothing back here */
+    if (ordo_standby_evict_open(cfg, state->wal, state->orders, &sb.evict) != 0)
+        goto out; /* the log line says why */
     if (!(sb.dctx = ordo_wal_dctx_new())) {
         ordo_log_error("standby", "out of memory");
         goto out;
@@ -378,6 +389,7 @@ int ordo_standby_run(const ordo_config_t *cfg, ordo_lease_t *lease, bool have_le
             result = 1;
             goto out;
         }
+        ordo_standby_evict_run(sb.evict);
         int got = have_lease ? 0 : s_step(&sb, S_POLL_MS);
         if (got == -2) {
             int rc = s_set_aside(&sb);
@@ -412,14 +424,18 @@ int ordo_standby_run(const ordo_config_t *cfg, ordo_lease_t *lease, bool have_le
         if (s_take_over(&sb) != 0)
             goto out;
         ordo_log_info("standby",
-                      "took over at position %" PRIu64 " in %.1f ms; %zu orders in memory",
+                      "took over at position %" PRIu64 " in %.1f ms; %zu orders in memory, "
+                      "%" PRIu64 " left it for the order index while standing by",
                       ordo_wal_head(state->wal), (ordo_mono_ns() - t0) / 1e6,
-                      ordo_registry_count(state->orders));
+                      ordo_registry_count(state->orders), ordo_standby_evict_count(sb.evict));
         result = 0;
         goto out;
     }
 out:
     ordo_wal_reader_destroy(&sb.reader);
+    if (result == 0)
+        state->index = ordo_standby_evict_finish(&sb.evict); /* the engine's now */
+    ordo_standby_evict_close(&sb.evict);
     ordo_follower_close(&sb.follower);
     ZSTD_freeDCtx(sb.dctx);
     ordo_wal_buf_free(&sb.raw);

@@ -170,7 +170,7 @@ out:
 }
 
 int ordo_state_apply_record(ordo_registry_t *reg, const void *rec, size_t len, uint64_t position,
-                            ordo_state_recovery_t *report)
+                            ordo_state_recovery_t *report, ordo_order_t **applied)
 {
     ordo_event_t ev;
     if (ordo_event_decode_record_for_apply(rec, len, position, &ev) != 0) {
@@ -193,6 +193,8 @@ int ordo_state_apply_record(ordo_registry_t *reg, const void *rec, size_t len, u
         report->last_timestamp_us = ev.timestamp_us;
     report->head_position = position;
     report->events_replayed++;
+    if (applied)
+        *applied = o;
     return 0;
 }
 

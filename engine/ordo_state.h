@@ -31,11 +31,11 @@ int ordo_state_recover(ordo_registry_t *reg, ordo_wal_t *wal, const char *snapsh
 
 /* Applies one log record at `position` to its order in `reg`, as replay
  * does, and moves the report's head, event count and latest time on (a
- * standby applying the frames it follows, docs/cluster.md). 0,
- * ORDO_ERR_CORRUPT (logged: it does not decode or does not follow its
- * order's history) or ORDO_ERR_NOMEM. */
+ * standby applying the frames it follows, docs/cluster.md); *applied (may
+ * be NULL) is the order. 0, ORDO_ERR_CORRUPT (logged: it does not decode
+ * or does not follow its order's history) or ORDO_ERR_NOMEM. */
 int ordo_state_apply_record(ordo_registry_t *reg, const void *rec, size_t len, uint64_t position,
-                            ordo_state_recovery_t *report);
+                            ordo_state_recovery_t *report, ordo_order_t **applied);
 
 /* Writes every order of the `nregs` registries into a new snapshot
  * covering `position` in `snapshot_dir`, then prunes all but the newest

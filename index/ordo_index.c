@@ -349,3 +349,43 @@ size_t ordo_index_filter_bytes(const ordo_index_t *ix, uint32_t shard)
 {
     return ordo_bloom_bytes(&ix->shard[shard].filter);
 }
+
+int ordo_index_info(const char *dir, ordo_index_info_t *out, char *err, size_t errsize)
+{
+    *out = (ordo_index_info_t){0};
+    char file[4200];
+    snprintf(file, sizeof file, "%s/data.mdb", dir);
+    struct stat st;
+    if (stat(file, &st) != 0) {
+        snprintf(err, errsize, "%s: %s", file, strerror(errno));
+        return errno == ENOENT ? ORDO_ERR_NOT_FOUND : ORDO_ERR_IO;
+    }
+    out->file_bytes = (uint64_t)st.st_size;
+    /* Beside a running engine, as one more reader in its lock file's
+     * table. Without a lock file no process has the index open: read it
+     * without one, so that nothing is created in the folder. */
+    snprintf(file, sizeof file, "%s/lock.mdb", dir);
+    unsigned flags = MDB_RDONLY | MDB_NOTLS | (stat(file, &st) != 0 ? MDB_NOLOCK : 0);
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    MDB_dbi dbi;
+    MDB_stat ms;
+    MDB_envinfo info;
+    int rc;
+    if ((rc = mdb_env_create(&env)) != 0 || (rc = mdb_env_set_mapsize(env, S_MAP_BYTES)) != 0 ||
+        (rc = mdb_env_open(env, dir, flags, 0644)) != 0 ||
+        (rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) != 0 ||
+        (rc = mdb_dbi_open(txn, NULL, 0, &dbi)) != 0 || (rc = mdb_stat(txn, dbi, &ms)) != 0 ||
+        (rc = mdb_env_info(env, &info)) != 0) {
+        snprintf(err, errsize, "cannot read the order index in %s: %s", dir, mdb_strerror(rc));
+        if (txn)
+            mdb_txn_abort(txn);
+        mdb_env_close(env);
+        return ORDO_ERR_IO;
+    }
+    out->orders = ms.ms_entries;
+    out->used_bytes = ((uint64_t)info.me_last_pgno + 1) * ms.ms_psize;
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+    return 0;
+}

@@ -75,6 +75,19 @@ int ordo_index_put(ordo_index_t *ix, uint32_t shard, const ordo_order_t *const *
  * of random ids touches pages all over the file. Safe beside readers. */
 void ordo_index_unmap_pages(ordo_index_t *ix);
 
+/* What `ordo-admin index info` shows: read without changing anything,
+ * beside a running engine (LMDB readers do not block its writer). */
+typedef struct {
+    uint64_t orders;     /* entries */
+    uint64_t file_bytes; /* data.mdb's size */
+    uint64_t used_bytes; /* pages in use */
+} ordo_index_info_t;
+
+/* Reads the index in folder `dir`. 0; ORDO_ERR_NOT_FOUND (no index
+ * there: nothing has left memory yet); or another ordo_err_t with err
+ * set. */
+int ordo_index_info(const char *dir, ordo_index_info_t *out, char *err, size_t errsize);
+
 /* Orders in the index. */
 uint64_t ordo_index_count(const ordo_index_t *ix);
 

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import traceback
 
 import msgpack
@@ -440,6 +441,37 @@ def test_audit(top):
         srv.kill_and_cleanup()
 
 
+def test_index_info(top):
+    """index info: the fixture's index (6 orders), nothing created in its
+    folder; beside a running engine whose finished orders leave memory."""
+    p = admin(FIXTURE, "--json", "index", "info")
+    info = json.loads(p.stdout)
+    assert p.returncode == 0 and info["exists"] and info["orders"] == 6, (p.stdout, p.stderr)
+    assert sorted(os.listdir(os.path.join(FIXTURE, "index"))) == ["data.mdb"]
+    srv = Server(args=["--retain-finished", "0"]).start()
+    try:
+        data = os.path.join(srv.data, "d")
+        for i in range(10):
+            assert srv.call(create("ix-%d" % i))["ok"]
+        for i in range(4):
+            assert srv.call({"type": "CancelOrder", "order_id": "ix-%d" % i,
+                             "data": {"reason": "test"}})["ok"]
+        deadline = time.monotonic() + 30
+        while json.loads(admin(data, "--json", "index", "info").stdout)["orders"] != 4:
+            assert time.monotonic() < deadline, "the engine's index never held 4 orders"
+            time.sleep(0.05)  # bounded poll
+        p = admin(data, "index", "info")
+        assert p.returncode == 0 and "4 orders that left memory" in p.stdout, p.stdout
+    finally:
+        srv.kill_and_cleanup()
+    empty = os.path.join(top, "empty")
+    os.makedirs(empty)
+    p = admin(empty, "--json", "index", "info")
+    assert p.returncode == 0 and not json.loads(p.stdout)["exists"], p.stdout
+    p = admin(os.path.join(top, "nowhere"), "index", "info")
+    assert p.returncode == 3 and "nowhere" in p.stderr, (p.returncode, p.stderr)
+
+
 def main():
     top = tempfile.mkdtemp(prefix="ordo-admin-")
     failed = 0
@@ -449,7 +481,8 @@ def main():
                          ("0.2's log, then today's frames", test_upgraded_log),
                          ("beside a running engine", test_beside_engine),
                          ("damaged folders", test_damage),
-                         ("audit: hash chains", test_audit)]:
+                         ("audit: hash chains", test_audit),
+                         ("index info", test_index_info)]:
             try:
                 fn(top)
                 print("ok   %s" % name)

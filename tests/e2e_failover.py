@@ -14,8 +14,13 @@ logs' files with the test's own reading of their format.
      continued, acknowledges none of them and steps down (exit 3).
   3. A planned stop (SIGTERM) releases the lease: the standby takes over
      without waiting for it to lapse.
+  4. A deposed owner's log that JetStream never saw, written over by the
+     new owner while it stands by, is set aside then.
+  5. A standby's finished orders leave memory for its order index; the
+     engine it becomes answers for them from there.
 Waits are bounded polls.
-Usage: e2e_failover.py ordo-server"""
+Usage: e2e_failover.py ordo-server [ordo-admin]"""
+import json
 import os
 import re
 import signal
@@ -34,6 +39,9 @@ from e2e_util import run_tests, wait_for  # noqa: E402
 from nats_cluster import JetStream, NatsCluster  # noqa: E402
 
 STREAM = "ORDO_P0"
+# ordo-admin: the second argument, or beside the server in the build.
+ADMIN = sys.argv[2] if len(sys.argv) > 2 else os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(es.SERVER))), "admin", "ordo-admin")
 
 
 def args(nc, lease_ms=2000):
@@ -355,8 +363,57 @@ def test_unacknowledged_tail_written_over():
                 b.kill_and_cleanup()
 
 
+def index_orders(server):
+    """Orders in the engine's order index, as ordo-admin reads it beside it."""
+    p = subprocess.run([ADMIN, "--data-dir", os.path.join(server.data, "d"), "--json", "index",
+                        "info"], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)["orders"]
+
+
+def test_standby_memory():
+    with NatsCluster(3) as nc:
+        eargs = args(nc, lease_ms=30000) + ["--retain-finished", "0"]
+        a = es.Server(args=eargs)
+        b = None
+        try:
+            a.start()
+            b = start_standby(nc, engine_args=eargs)
+            for i in range(200):
+                assert a.call(es.create("m-%d" % i))["ok"]
+            for i in range(150):
+                assert a.call(es.cmd("CancelOrder", "m-%d" % i, data={"reason": "test"}))["ok"]
+            # The standby's own index gets the 150 finished orders.
+            wait_for("the standby's finished orders left memory", lambda: index_orders(b) == 150,
+                     30)
+            assert a.stop() == 0
+            pos, _ = first_ack(b, "after-stop")
+            assert pos == 351, pos
+            line = re.search(r"took over at position 350 in [0-9.]+ ms; (\d+) orders in memory, "
+                             r"(\d+) left it", log_of(b))
+            assert line and line.groups() == ("50", "150"), log_of(b)[-2000:]
+            assert "kept open from standing by" in log_of(b)
+            # The engine it became answers for them from that index: past
+            # states, and already_exists through the filters it was given.
+            b.sock = b.dealer()
+            o = b.call({"type": "GetOrder", "order_id": "m-7"})["order"]
+            assert o["status"] == "Cancelled" and o["version"] == 2, o
+            r = b.call(es.create("m-7"))
+            assert not r["ok"] and r["error"]["code"] == "already_exists", r
+            assert b.call({"type": "GetOrder", "order_id": "m-170"})["order"]["status"] == \
+                "Created"
+            assert b.stop() == 0
+            print("  the standby sent 150 finished orders to its order index while it stood by; "
+                  "it took over with 50 in memory and answered for the others from the index")
+        finally:
+            a.kill_and_cleanup()
+            if b:
+                b.kill_and_cleanup()
+
+
 if __name__ == "__main__":
     sys.exit(run_tests([("kill -9 under load", test_kill9_under_load),
                         ("no split brain", test_no_split_brain),
                         ("planned stop", test_planned_stop),
-                        ("an unacknowledged tail written over", test_unacknowledged_tail_written_over)]))
+                        ("an unacknowledged tail written over", test_unacknowledged_tail_written_over),
+                        ("a standby's memory", test_standby_memory)]))
