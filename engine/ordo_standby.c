@@ -40,6 +40,8 @@ typedef struct {
     uint64_t checked;  /* the log is the stream's up to this position */
     ordo_wal_reader_t *reader; /* the log's frames, to compare (made when needed) */
     ordo_standby_evict_t *evict; /* finished orders leaving memory for the index */
+    uint64_t snapshot_at;   /* the newest snapshot's position */
+    uint64_t next_snapshot; /* the next one is due at this head (--snapshot-every) */
     bool (*stop)(void *ctx);
     void *ctx;
     int set_aside; /* logs set aside this run (at most one) */
@@ -68,6 +70,34 @@ static int s_apply(s_standby_t *sb, const void *frame, size_t len)
         (void)ordo_standby_evict_note(sb->evict, o);
     }
     return 0;
+}
+
+/* A snapshot of the orders in memory at the log's head, so that a restart
+ * replays the log from here, as an owner's periodic snapshots do: every
+ * --snapshot-every events, and when the standby stops. The log is synced
+ * first: a snapshot must not hold an event the log could lose. A failure
+ * is logged and changes nothing (the older snapshots stay). */
+static void s_snapshot(s_standby_t *sb)
+{
+    const ordo_config_t *cfg = sb->cfg;
+    uint64_t head = ordo_wal_head(sb->st->wal), t0 = ordo_mono_ns();
+    sb->next_snapshot = cfg->snapshot_every ? head + cfg->snapshot_every : UINT64_MAX;
+    if (head == sb->snapshot_at)
+        return; /* nothing new since */
+    char dir[PATH_MAX + 16];
+    ordo_config_snapshot_dir(cfg, dir, sizeof dir);
+    const ordo_registry_t *regs[1] = {sb->st->orders};
+    int rc = ordo_wal_sync(sb->st->wal);
+    if (rc == 0)
+        rc = ordo_state_snapshot(regs, 1, dir, head, 2, NULL);
+    if (rc != 0) {
+        ordo_log_error("standby", "snapshot at position %" PRIu64 " failed: %s", head,
+                       ordo_strerror(rc));
+        return;
+    }
+    sb->snapshot_at = head;
+    ordo_log_info("standby", "snapshot at position %" PRIu64 " in %.1f ms: %zu orders in memory",
+                  head, (ordo_mono_ns() - t0) / 1e6, ordo_registry_count(sb->st->orders));
 }
 
 /* A stream frame of positions the log already holds (past sb->checked):
@@ -142,7 +172,11 @@ static int s_step(s_standby_t *sb, int wait_ms)
     }
     ordo_wal_release(sb->st->wal);
     sb->checked = last;
-    return s_apply(sb, m.data, m.len) == 0 ? 1 : -1;
+    if (s_apply(sb, m.data, m.len) != 0)
+        return -1;
+    if (last >= sb->next_snapshot)
+        s_snapshot(sb);
+    return 1;
 }
 
 /* Follows the stream from message `from`, asking again for up to 30 s
@@ -249,6 +283,8 @@ static int s_set_aside(s_standby_t *sb)
         return -1; /* the log line says why */
     ordo_wal_release(st->wal);
     sb->checked = 0;
+    sb->snapshot_at = 0;
+    sb->next_snapshot = cfg->snapshot_every ? cfg->snapshot_every : UINT64_MAX;
     return s_follow_from(sb, 1);
 }
 
@@ -328,6 +364,14 @@ int ordo_standby_run(const ordo_config_t *cfg, ordo_lease_t *lease, bool have_le
                       .stop = stop, .ctx = ctx};
     char why[PATH_MAX + 160];
     int result = -1;
+    /* A lease taken at start is kept from now on: opening the log and
+     * the stream may take longer than its TTL (JetStream electing the
+     * stream's leader), and a lease let lapse meanwhile would be another
+     * engine's by the time this one claims the stream. */
+    if (have_lease && ordo_lease_keep(lease) != 0) {
+        ordo_log_error("standby", "cannot start the lease's keeper thread");
+        return -1;
+    }
     if ((state->lock_fd = ordo_lock_acquire(cfg->data_dir, why, sizeof why)) < 0) {
         ordo_log_error("standby", "%s", why);
         return -1;
@@ -342,6 +386,9 @@ int ordo_standby_run(const ordo_config_t *cfg, ordo_lease_t *lease, bool have_le
     ordo_wal_release(state->wal); /* replicated mode holds nothing back here */
     if (ordo_standby_evict_open(cfg, state->wal, state->orders, &sb.evict) != 0)
         goto out; /* the log line says why */
+    sb.snapshot_at = state->recovery.snapshot_position;
+    sb.next_snapshot = cfg->snapshot_every ? ordo_wal_head(state->wal) + cfg->snapshot_every
+                                           : UINT64_MAX;
     if (!(sb.dctx = ordo_wal_dctx_new())) {
         ordo_log_error("standby", "out of memory");
         goto out;
@@ -432,6 +479,8 @@ int ordo_standby_run(const ordo_config_t *cfg, ordo_lease_t *lease, bool have_le
         goto out;
     }
 out:
+    if (result == 1 && state->wal && state->orders)
+        s_snapshot(&sb); /* stopped while standing by */
     ordo_wal_reader_destroy(&sb.reader);
     if (result == 0)
         state->index = ordo_standby_evict_finish(&sb.evict); /* the engine's now */

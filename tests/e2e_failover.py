@@ -373,7 +373,7 @@ def index_orders(server):
 
 def test_standby_memory():
     with NatsCluster(3) as nc:
-        eargs = args(nc, lease_ms=30000) + ["--retain-finished", "0"]
+        eargs = args(nc, lease_ms=30000) + ["--retain-finished", "0", "--snapshot-every", "100"]
         a = es.Server(args=eargs)
         b = None
         try:
@@ -386,13 +386,26 @@ def test_standby_memory():
             # The standby's own index gets the 150 finished orders.
             wait_for("the standby's finished orders left memory", lambda: index_orders(b) == 150,
                      30)
+            # Its snapshots: every 100 events, and one when it stops, of the
+            # 50 orders left in memory; started again, it replays from there.
+            assert b.stop() == 0
+            assert re.search(r"standby: snapshot at position 350 in [0-9.]+ ms: 50 orders",
+                             log_of(b)), log_of(b)[-2000:]
+            assert log_of(b).count("standby: snapshot at position") >= 2
+            b.log.close()
+            mark = len(log_of(b))
+            run_engine(b)
+            wait_for("the standby follows again", lambda: "following stream" in log_of(b)[mark:],
+                     30)
+            assert "recovered 50 orders" in log_of(b)[mark:] and \
+                "snapshot at position 350 + 0 events" in log_of(b)[mark:], log_of(b)[-2000:]
             assert a.stop() == 0
             pos, _ = first_ack(b, "after-stop")
             assert pos == 351, pos
-            line = re.search(r"took over at position 350 in [0-9.]+ ms; (\d+) orders in memory, "
-                             r"(\d+) left it", log_of(b))
-            assert line and line.groups() == ("50", "150"), log_of(b)[-2000:]
-            assert "kept open from standing by" in log_of(b)
+            line = re.search(r"took over at position 350 in [0-9.]+ ms; (\d+) orders in memory",
+                             log_of(b)[mark:])
+            assert line and line.group(1) == "50", log_of(b)[-2000:]
+            assert "kept open from standing by" in log_of(b)[mark:]
             # The engine it became answers for them from that index: past
             # states, and already_exists through the filters it was given.
             b.sock = b.dealer()
@@ -402,9 +415,11 @@ def test_standby_memory():
             assert not r["ok"] and r["error"]["code"] == "already_exists", r
             assert b.call({"type": "GetOrder", "order_id": "m-170"})["order"]["status"] == \
                 "Created"
+            assert index_orders(b) == 150
             assert b.stop() == 0
-            print("  the standby sent 150 finished orders to its order index while it stood by; "
-                  "it took over with 50 in memory and answered for the others from the index")
+            print("  the standby sent 150 finished orders to its order index and wrote snapshots "
+                  "of the 50 left while it stood by; started again, it replayed nothing, took "
+                  "over with 50 in memory and answered for the others from the index")
         finally:
             a.kill_and_cleanup()
             if b:
