@@ -84,7 +84,8 @@ int ordo_standby_evict_open(const ordo_config_t *cfg, ordo_wal_t *wal, ordo_regi
             ordo_standby_evict_close(&ev);
             return -1;
         }
-    qsort(ev->ring, ev->count, sizeof *ev->ring, s_by_due);
+    if (ev->count > 1)
+        qsort(ev->ring, ev->count, sizeof *ev->ring, s_by_due);
     *out = ev;
     return 0;
 }
