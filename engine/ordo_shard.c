@@ -490,7 +490,7 @@ int ordo_shard_retain(ordo_shard_t *s, ordo_index_t *index, void *indexer, int64
     s->order_index = index;
     s->indexer = indexer;
     s->retain_us = retain_us;
-    s->index_count = ordo_index_shard_count_at_open(index, s->index);
+    s->index_count = ordo_index_shard_count(index, s->index);
     size_t n = ordo_registry_count(s->reg), k = 0, cursor = 0, cap = 4096;
     while (cap < n)
         cap *= 2;

@@ -384,8 +384,6 @@ int ordo_standby_run(const ordo_config_t *cfg, ordo_lease_t *lease, bool have_le
     if (ordo_state_open(cfg, false, NULL, &state->wal, &state->orders, &state->recovery) != 0)
         goto out; /* the log line says why */
     ordo_wal_release(state->wal); /* replicated mode holds nothing back here */
-    if (ordo_standby_evict_open(cfg, state->wal, state->orders, &sb.evict) != 0)
-        goto out; /* the log line says why */
     sb.snapshot_at = state->recovery.snapshot_position;
     sb.next_snapshot = cfg->snapshot_every ? ordo_wal_head(state->wal) + cfg->snapshot_every
                                            : UINT64_MAX;
@@ -424,6 +422,11 @@ int ordo_standby_run(const ordo_config_t *cfg, ordo_lease_t *lease, bool have_le
         result = followed;
         goto out;
     }
+    /* The index is opened once the log is known to be the stream's (a
+     * log set aside takes its index along, untouched; s_set_aside opens
+     * the new one). */
+    if (!sb.evict && ordo_standby_evict_open(cfg, state->wal, state->orders, &sb.evict) != 0)
+        goto out; /* the log line says why */
     if (!have_lease)
         ordo_log_info("standby",
                       "following stream ORDO_P%" PRIu32 " from this log's position %" PRIu64

@@ -92,8 +92,8 @@ int ordo_standby_evict_open(const ordo_config_t *cfg, ordo_wal_t *wal, ordo_regi
 
 int ordo_standby_evict_note(ordo_standby_evict_t *ev, ordo_order_t *o)
 {
-    if (!ev || !o || !ordo_status_is_final(o->status))
-        return 0;
+    if (!ev || ev->failed || !o || !ordo_status_is_final(o->status))
+        return 0; /* after a failure nothing leaves: queue nothing more */
     return s_push(ev, o, o->updated_at_us + ev->retain_us);
 }
 

@@ -7,6 +7,7 @@
 
 #include "ordo_bloom.h"
 #include "ordo_error.h"
+#include "ordo_limits.h"
 #include "ordo_log.h"
 #include "ordo_registry.h"
 
@@ -27,7 +28,7 @@
 typedef struct {
     ordo_bloom_t filter;
     MDB_txn *read;    /* reset between lookups; NULL until the first */
-    uint64_t at_open; /* entries of this shard's orders when the index was opened */
+    _Atomic uint64_t count; /* entries of this shard's orders: at open, and written since */
 } s_shard_t;
 
 struct ordo_index {
@@ -148,7 +149,7 @@ static int s_load_filters(ordo_index_t *ix, uint64_t log_head)
         uint64_t h = ordo_order_id_hash(k.mv_data, k.mv_size);
         s_shard_t *sh = &ix->shard[ordo_shard_of(h, ix->nshards)];
         ordo_bloom_add(&sh->filter, h);
-        sh->at_open++;
+        atomic_fetch_add_explicit(&sh->count, 1, memory_order_relaxed);
         n++;
     }
     mdb_cursor_close(cur);
@@ -173,9 +174,10 @@ int ordo_index_open(const char *dir, uint32_t nshards, bool sync, uint64_t log_h
 {
     *out = NULL;
     ordo_index_t *ix = calloc(1, sizeof *ix);
-    if (!ix || nshards == 0 || !(ix->shard = calloc(nshards, sizeof *ix->shard))) {
+    bool bad = nshards == 0 || nshards > ORDO_SHARDS_MAX;
+    if (!ix || bad || !(ix->shard = calloc(nshards, sizeof *ix->shard))) {
         free(ix);
-        return nshards == 0 ? ORDO_ERR_INVALID : ORDO_ERR_NOMEM;
+        return bad ? ORDO_ERR_INVALID : ORDO_ERR_NOMEM;
     }
     ix->nshards = nshards;
     snprintf(ix->dir, sizeof ix->dir, "%s", dir);
@@ -267,7 +269,7 @@ int ordo_index_write(ordo_index_t *ix, const char *buf, size_t len, uint32_t cou
     int rc = mdb_txn_begin(ix->env, NULL, 0, &txn);
     if (rc != 0)
         return s_fail(ix, "cannot write the index", rc);
-    uint64_t added = 0;
+    uint64_t added = 0, per_shard[ORDO_SHARDS_MAX] = {0};
     size_t off = 0;
     for (uint32_t i = 0; i < count; i++) {
         /* packed by ordo_index_pack in this process: checked all the same */
@@ -292,11 +294,17 @@ int ordo_index_write(ordo_index_t *ix, const char *buf, size_t len, uint32_t cou
             mdb_txn_abort(txn);
             return s_fail(ix, "cannot write the index", rc);
         }
-        added += is_new;
+        if (is_new) {
+            added++;
+            per_shard[ordo_shard_of(ordo_order_id_hash(k.mv_data, k.mv_size), ix->nshards)]++;
+        }
     }
     if ((rc = mdb_txn_commit(txn)) != 0)
         return s_fail(ix, "cannot commit to the index", rc);
     atomic_fetch_add(&ix->count, added);
+    for (uint32_t s = 0; added && s < ix->nshards; s++)
+        if (per_shard[s])
+            atomic_fetch_add_explicit(&ix->shard[s].count, per_shard[s], memory_order_relaxed);
     return 0;
 }
 
@@ -335,9 +343,9 @@ void ordo_index_unmap_pages(ordo_index_t *ix)
     madvise(ix->map, used, MADV_DONTNEED);
 }
 
-uint64_t ordo_index_shard_count_at_open(const ordo_index_t *ix, uint32_t shard)
+uint64_t ordo_index_shard_count(const ordo_index_t *ix, uint32_t shard)
 {
-    return ix->shard[shard].at_open;
+    return atomic_load_explicit(&ix->shard[shard].count, memory_order_relaxed);
 }
 
 uint64_t ordo_index_count(const ordo_index_t *ix)
@@ -357,8 +365,9 @@ int ordo_index_info(const char *dir, ordo_index_info_t *out, char *err, size_t e
     snprintf(file, sizeof file, "%s/data.mdb", dir);
     struct stat st;
     if (stat(file, &st) != 0) {
-        snprintf(err, errsize, "%s: %s", file, strerror(errno));
-        return errno == ENOENT ? ORDO_ERR_NOT_FOUND : ORDO_ERR_IO;
+        int e = errno;
+        snprintf(err, errsize, "%s: %s", file, strerror(e));
+        return e == ENOENT ? ORDO_ERR_NOT_FOUND : ORDO_ERR_IO;
     }
     out->file_bytes = (uint64_t)st.st_size;
     /* Beside a running engine, as one more reader in its lock file's

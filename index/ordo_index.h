@@ -30,8 +30,8 @@ typedef struct {
     uint64_t positions[ORDO_MAX_VERSION]; /* positions[v-1]: version v's event */
 } ordo_index_entry_t;
 
-/* Opens (creating) the index in folder `dir` for `nshards` shards and
- * fills their filters from its keys (`hash` of each id picks its shard, as
+/* Opens (creating) the index in folder `dir` for `nshards` shards (1 to
+ * ORDO_SHARDS_MAX) and fills their filters from its keys (`hash` of each id picks its shard, as
  * ordo_shard_of does). An entry naming a position past `log_head` (the
  * log lost its tail in a crash, or was cut by --repair) is deleted: its
  * order is in the log up to its last surviving event and comes back from
@@ -91,10 +91,12 @@ int ordo_index_info(const char *dir, ordo_index_info_t *out, char *err, size_t e
 /* Orders in the index. */
 uint64_t ordo_index_count(const ordo_index_t *ix);
 
-/* Orders of shard `shard` in the index when it was opened; the shard
- * keeps its own count from there (Stats adds the shards' counts, each
- * consistent with the orders that shard holds in memory). */
-uint64_t ordo_index_shard_count_at_open(const ordo_index_t *ix, uint32_t shard);
+/* Orders of shard `shard` in the index: counted at open, and on every
+ * write since (a standby's, before it hands the index to the engine).
+ * A shard reads it once when it starts and keeps its own count from
+ * there (Stats adds the shards' counts, each consistent with the orders
+ * that shard holds in memory). */
+uint64_t ordo_index_shard_count(const ordo_index_t *ix, uint32_t shard);
 
 /* Bytes held by the filter of one shard (for Stats and the log). */
 size_t ordo_index_filter_bytes(const ordo_index_t *ix, uint32_t shard);

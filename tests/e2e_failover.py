@@ -416,6 +416,8 @@ def test_standby_memory():
             assert b.call({"type": "GetOrder", "order_id": "m-170"})["order"]["status"] == \
                 "Created"
             assert index_orders(b) == 150
+            st = b.call({"type": "Stats"})["stats"]  # every order counted once
+            assert st["orders"] == 201 and st["orders_indexed"] == 150, st
             assert b.stop() == 0
             print("  the standby sent 150 finished orders to its order index and wrote snapshots "
                   "of the 50 left while it stood by; started again, it replayed nothing, took "
