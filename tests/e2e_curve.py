@@ -16,7 +16,6 @@ Usage: e2e_curve.py ordo-server ordo-cli ordo-keygen ordo-projector"""
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,13 +26,9 @@ import msgpack
 import zmq
 import zmq.auth
 
+from e2e_util import free_port  # noqa: E402,F401  (also for importers)
+
 SERVER, CLI, KEYGEN, PROJECTOR = sys.argv[1:5]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run(args, timeout=60, env=None):

@@ -24,7 +24,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -34,6 +33,8 @@ import traceback
 
 import msgpack
 import zmq
+
+from e2e_util import free_port  # noqa: E402,F401  (also for importers)
 
 if len(sys.argv) != 3:
     sys.exit("usage: e2e_projector.py PATH-TO-ordo-server PATH-TO-ordo-projector")
@@ -68,12 +69,6 @@ USERS = [1, 2, 3, 4, 5, 6, 7]
 RESTAURANTS = [11, 22, 33, 44]
 NO_RESTAURANT, NO_USER = 99, 999  # never have orders
 WAIT = 60  # seconds any bounded wait for the projector allows (ASan is slow)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def short(v, n=300):

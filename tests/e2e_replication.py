@@ -34,7 +34,6 @@ import msgpack
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import e2e_server as es  # noqa: E402  (reads sys.argv[1]: the server)
-from e2e_util import wait_for  # noqa: E402
 from nats_cluster import JetStream, NatsCluster  # noqa: E402
 
 SERVER = sys.argv[1]

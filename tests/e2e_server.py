@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,8 @@ import traceback
 
 import msgpack
 import zmq
+
+from e2e_util import free_port  # noqa: E402,F401  (also for importers)
 
 SERVER = sys.argv[1]
 UUID7 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
@@ -63,12 +64,6 @@ def verify_chain(events, head_hash=None):
     if head_hash is not None and events and events[-1].get("hash") != head_hash:
         return len(events) - 1
     return None
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class PortTaken(Exception):

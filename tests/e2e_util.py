@@ -9,12 +9,22 @@ import msgpack
 import zmq
 
 
+_given = set()
+
+
 def free_port():
-    """A loopback port nobody listens on now (another test may still take
-    it before we bind: a server's start retries with a new one)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port nobody listens on now, and never one this process
+    was given before: two asked for in a row (a server's requests and its
+    metrics) may otherwise be the same, the first being free again until
+    its server binds it. Another program may still take it before we
+    bind: a server's start retries with a new one."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _given:
+            _given.add(port)
+            return port
 
 
 def wait_for(what, check, timeout=60.0):

@@ -24,13 +24,9 @@ import tempfile
 import time
 import urllib.request
 
+from e2e_util import free_port as _free_port  # noqa: E402
+
 NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class PortTaken(Exception):

@@ -11,12 +11,13 @@ as root the server runs as the `postgres` user (Debian's package makes it).
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 
 import psycopg2
+
+from e2e_util import free_port as _free_port  # noqa: E402
 
 
 def _bindir():
@@ -25,12 +26,6 @@ def _bindir():
     if not found:
         raise RuntimeError("PostgreSQL's server is not installed (Debian: postgresql)")
     return os.path.dirname(found[-1])
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class PgServer:
