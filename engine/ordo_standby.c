@@ -4,6 +4,7 @@
 
 #include "ordo_clock.h"
 #include "ordo_error.h"
+#include "ordo_folder_aside.h"
 #include "ordo_folder_partition.h"
 #include "ordo_follower.h"
 #include "ordo_lock.h"
@@ -14,15 +15,11 @@
 #include "ordo_state.h"
 #include "ordo_wal_format.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <time.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #include <zstd.h>
 
 #define S_POLL_MS 100          /* a wait for the next message */
@@ -206,9 +203,9 @@ static int s_follow_from(s_standby_t *sb, uint64_t from)
  * an owner that was deposed (or killed) before JetStream acknowledged it
  * while another owner wrote another frame in its place (checked:
  * ordo_reconcile_tail_only), nothing acknowledged is lost by leaving it:
- * a command is acknowledged only once the stream has its frame. The log, snapshots and order index are
- * moved aside whole, into DATA/diverged-<time>-<pid> (kept for inspection with
- * ordo-admin, never deleted), and the standby starts again from an empty
+ * a command is acknowledged only once the stream has its frame. The log,
+ * snapshots and order index are moved aside whole
+ * (ordo_folder_set_aside), and the standby starts again from an empty
  * log, following the stream from its start. Once per run: a second
  * divergence means the stream itself changed under us. 0, 1 stopped, -1
  * failed (logged). */
@@ -247,32 +244,11 @@ static int s_set_aside(s_standby_t *sb)
     ordo_standby_evict_close(&sb->evict); /* the index moves aside too */
     ordo_wal_destroy(&st->wal);
     ordo_registry_destroy(&st->orders);
-    char stamp[32], aside[PATH_MAX + 64], from[PATH_MAX + 32], to[PATH_MAX + 112];
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
-    snprintf(aside, sizeof aside, "%s/diverged-%s-%ld", cfg->data_dir, stamp, (long)getpid());
-    if (mkdir(aside, 0755) != 0 && errno != EEXIST) {
-        ordo_log_error("standby", "cannot create %s: %s", aside, strerror(errno));
+    char aside[PATH_MAX + 64];
+    if (ordo_folder_set_aside(cfg->data_dir, aside, sizeof aside, err, sizeof err) != 0) {
+        ordo_log_error("standby", "setting this data folder's log aside: %s", err);
         return -1;
     }
-    static const char *const parts[] = {"wal", "snapshots", "index"};
-    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
-        snprintf(from, sizeof from, "%s/%s", cfg->data_dir, parts[i]);
-        snprintf(to, sizeof to, "%s/%s", aside, parts[i]);
-        if (rename(from, to) != 0 && errno != ENOENT) {
-            ordo_log_error("standby", "cannot move %s to %s: %s", from, to, strerror(errno));
-            return -1;
-        }
-    }
-    int dirs[2] = {open(cfg->data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC),
-                   open(aside, O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
-    for (int i = 0; i < 2; i++)
-        if (dirs[i] >= 0) {
-            fsync(dirs[i]);
-            close(dirs[i]);
-        }
     ordo_log_warn("standby",
                   "this data folder's log (to position %" PRIu64 ") differs from the stream, "
                   "past what JetStream acknowledged: moved aside to %s, with its snapshots and "

@@ -8,6 +8,7 @@
 #include "ordo_codec.h"
 #include "ordo_config.h"
 #include "ordo_error.h"
+#include "ordo_folder_aside.h"
 #include "ordo_log.h"
 #include "ordo_snapshot.h"
 #include "ordo_state.h"
@@ -20,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static void test_config_layers(void)
@@ -545,6 +547,70 @@ static void test_one_engine_per_folder(void)
     ordo_test_engine_cleanup(&t);
 }
 
+/* A file `name` in folder `dir` holding `text`. */
+static void s_put(const char *dir, const char *name, const char *text)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static bool s_holds(const char *path, const char *text)
+{
+    char buf[64] = "";
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return strcmp(buf, text) == 0;
+}
+
+/* ordo_folder_set_aside: the log, snapshots and index move whole into a
+ * new folder; the rest of the data folder stays; a second time (the same
+ * second) gets a folder of its own; a part that is missing is skipped. */
+static void test_folder_aside(void)
+{
+    char data[256], sub[512], aside[1024], again[1024], path[1200], why[512];
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ordo_test_tmpdir(data, sizeof data));
+    static const char *const parts[] = {"wal", "snapshots", "index"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(sub, sizeof sub, "%s/%s", data, parts[i]);
+        CU_ASSERT_EQUAL_FATAL(mkdir(sub, 0755), 0);
+        s_put(sub, "f", parts[i]);
+    }
+    s_put(data, "PARTITION", "0/2\n");
+    CU_ASSERT_EQUAL_FATAL(ordo_folder_set_aside(data, aside, sizeof aside, why, sizeof why), 0);
+    CU_ASSERT(strncmp(aside, data, strlen(data)) == 0 && strstr(aside, "/diverged-") != NULL);
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/%s/f", aside, parts[i]);
+        CU_ASSERT(s_holds(path, parts[i]));
+        snprintf(path, sizeof path, "%s/%s", data, parts[i]);
+        CU_ASSERT(access(path, F_OK) != 0);
+    }
+    snprintf(path, sizeof path, "%s/PARTITION", data);
+    CU_ASSERT(s_holds(path, "0/2\n"));
+    /* Again, with only a log: another folder, the first one untouched. */
+    snprintf(sub, sizeof sub, "%s/wal", data);
+    CU_ASSERT_EQUAL_FATAL(mkdir(sub, 0755), 0);
+    s_put(sub, "f", "second");
+    CU_ASSERT_EQUAL_FATAL(ordo_folder_set_aside(data, again, sizeof again, why, sizeof why), 0);
+    CU_ASSERT(strcmp(again, aside) != 0);
+    snprintf(path, sizeof path, "%s/wal/f", again);
+    CU_ASSERT(s_holds(path, "second"));
+    snprintf(path, sizeof path, "%s/wal/f", aside);
+    CU_ASSERT(s_holds(path, "wal"));
+    /* A data folder that cannot hold it: refused with a sentence. */
+    snprintf(path, sizeof path, "%s/no-such-folder", data);
+    CU_ASSERT_EQUAL(ordo_folder_set_aside(path, again, sizeof again, why, sizeof why), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(why, "cannot create"));
+    ordo_test_rm_rf(data);
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
@@ -564,5 +630,6 @@ int main(void)
     CU_add_test(s, "protocol rules through the engine, across a restart",
                 test_rules_hold_through_the_engine);
     CU_add_test(s, "one engine per data folder", test_one_engine_per_folder);
+    CU_add_test(s, "a log set aside whole", test_folder_aside);
     return ordo_test_run();
 }
