@@ -8,9 +8,12 @@ ordo-benchmark with --orders whole order lives, then fresh projectors
 is timed from the start of the projector to all five read models at the
 engine's head. Figures are medians of the runs.
 
-    bench/ordo_projstream.py BUILD_DIR [--orders 100000] [--runs 3] [--json]
+    bench/ordo_projstream.py BUILD_DIR [--orders 100000] [--runs 3]
+                             [--compare PROJECTOR] [--json]
 
-(BUILD_DIR: a Release build, such as build-bench.)"""
+(BUILD_DIR: a Release build, such as build-bench.) --compare times
+another ordo-projector binary (an older build) on the stream too, in the
+same runs, the three kinds taking turns going first."""
 import argparse
 import json
 import os
@@ -42,13 +45,13 @@ def call(endpoint, req, timeout_ms=10000):
         s.close()
 
 
-def catch_up(b, top, engine, pub, head, extra, n):
+def catch_up(projector, top, engine, pub, head, extra, n):
     """Seconds from a fresh projector's start to all models at `head`."""
     data = os.path.join(top, "proj-%d" % n)
     bind = "tcp://127.0.0.1:%d" % free_port()
     log = open(os.path.join(top, "proj-%d.log" % n), "wb")
     t0 = time.monotonic()
-    p = subprocess.Popen([os.path.join(b, "projections/ordo-projector"), "--engine", engine,
+    p = subprocess.Popen([projector, "--engine", engine,
                           "--engine-pub", pub, "--bind", bind, "--data-dir", data] + extra,
                          stdout=log, stderr=log)
 
@@ -71,11 +74,15 @@ def main():
     ap.add_argument("build")
     ap.add_argument("--orders", type=int, default=100000, help="about 5.5 events each")
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--compare", help="another ordo-projector, timed on the stream too")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     b = os.path.abspath(a.build)
     top = tempfile.mkdtemp(prefix="ordo-projstream-")
+    projector = os.path.join(b, "projections/ordo-projector")
     res = {"engine": [], "stream": []}
+    if a.compare:
+        res["stream (compared)"] = []
     with NatsCluster(3) as nc:
         bind = "tcp://127.0.0.1:%d" % free_port()
         pub = "tcp://127.0.0.1:%d" % free_port()
@@ -95,12 +102,14 @@ def main():
             print("engine head %d" % head, file=sys.stderr)
             n = 0
             for r in range(a.runs):
-                kinds = ["engine", "stream"] if r % 2 == 0 else ["stream", "engine"]
+                kinds = list(res)
+                kinds = kinds[r % len(kinds):] + kinds[:r % len(kinds)]
                 for kind in kinds:
                     n += 1
                     extra = [] if kind == "engine" else [
                         "--nats", nc.urls, "--nats-durable", "bench-%d" % n]
-                    s = catch_up(b, top, bind, pub, head, extra, n)
+                    prog = os.path.abspath(a.compare) if kind == "stream (compared)" else projector
+                    s = catch_up(prog, top, bind, pub, head, extra, n)
                     res[kind].append(head / s)
                     print("run %d/%d, from the %s: %.1f s, %.0f events/s"
                           % (r + 1, a.runs, kind, s, head / s), file=sys.stderr)
@@ -115,8 +124,8 @@ def main():
     if a.json:
         print(json.dumps(out))
     else:
-        for k in ("engine", "stream"):
-            print("catch-up from the %-6s %9d events/s (runs %s), %d events"
+        for k in res:
+            print("catch-up from the %-17s %9d events/s (runs %s), %d events"
                   % (k, out[k]["events_per_s"], out[k]["runs"], head))
     return 0
 
