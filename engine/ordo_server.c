@@ -100,14 +100,15 @@ static bool s_stop_asked(void *ctx)
     return sig > 0;
 }
 
-/* Takes the partition's lease, or runs as the standby until it can; either
- * way catches up with the stream and claims it before the engine starts
+/* Runs as the standby (it recovers the log and follows the stream) until
+ * it has caught up and the lease is free, then takes the lease, catches
+ * up with the stream and claims it before the engine starts
  * (ordo_standby.h). 0: this engine owns the partition, with the state in
  * *given; 1: stopped by a signal while standby; -1: failed (logged). */
 static int s_own_or_follow(const ordo_config_t *cfg, ordo_lease_t **lease,
                            ordo_engine_state_t *given, sigset_t *stop_signals)
 {
-    char holder[600], err[800], other[512], endpoint[ORDO_PARTMAP_ENDPOINT_MAX],
+    char holder[600], err[800], endpoint[ORDO_PARTMAP_ENDPOINT_MAX],
         pub[ORDO_PARTMAP_ENDPOINT_MAX];
     /* The lease value names where clients reach the owner: the map. */
     ordo_config_advertised(cfg, cfg->bind, endpoint, sizeof endpoint);
@@ -127,31 +128,12 @@ static int s_own_or_follow(const ordo_config_t *cfg, ordo_lease_t **lease,
         ordo_log_error("server", "the partition's lease: %s", err);
         return -1;
     }
-    for (int tries = 0;; tries++) {
-        int rc = ordo_lease_acquire(*lease, other, sizeof other, err, sizeof err);
-        if (rc == 0)
-            ordo_log_info("server", "this engine owns partition %u of %u (lease revision %llu)",
-                          cfg->partition, cfg->partitions,
-                          (unsigned long long)ordo_lease_revision(*lease));
-        else if (rc == 1)
-            ordo_log_info("server", "partition %u of %u is owned by %s: standing by",
-                          cfg->partition, cfg->partitions, other);
-        if (rc >= 0) {
-            rc = ordo_standby_run(cfg, *lease, rc == 0, s_stop_asked, stop_signals, given);
-            if (rc != 0 && ordo_lease_revision(*lease))
-                ordo_lease_release(*lease); /* taken but not used: free for another */
-            return rc;
-        }
-        if (tries == 150) { /* 30 s without an answer */
-            ordo_log_error("server", "the partition's lease: %s", err);
-            return -1;
-        }
-        if (tries % 10 == 0)
-            ordo_log_warn("server", "waiting for the partition's lease: %s", err);
-        if (s_stop_asked(stop_signals))
-            return 1;
-        nanosleep(&(struct timespec){0, 200 * 1000 * 1000}, NULL);
-    }
+    ordo_log_info("server", "partition %u of %u: following its stream, then asking for its "
+                  "lease", cfg->partition, cfg->partitions);
+    int rc = ordo_standby_run(cfg, *lease, s_stop_asked, stop_signals, given);
+    if (rc != 0 && ordo_lease_revision(*lease))
+        ordo_lease_release(*lease); /* taken but not used: free for another */
+    return rc;
 }
 
 int main(int argc, char **argv)

@@ -42,6 +42,7 @@ typedef struct {
     bool (*stop)(void *ctx);
     void *ctx;
     int set_aside; /* logs set aside this run (at most one) */
+    bool taking_over; /* the lease is ours: no periodic snapshot holds up the take-over */
 } s_standby_t;
 
 /* Applies the records of a frame (already appended: it checked out). */
@@ -171,7 +172,7 @@ static int s_step(s_standby_t *sb, int wait_ms)
     sb->checked = last;
     if (s_apply(sb, m.data, m.len) != 0)
         return -1;
-    if (last >= sb->next_snapshot)
+    if (last >= sb->next_snapshot && !sb->taking_over)
         s_snapshot(sb);
     return 1;
 }
@@ -273,6 +274,7 @@ static int s_take_over(s_standby_t *sb)
 {
     char err[1200];
     uint64_t deadline = ordo_mono_ns() + (uint64_t)S_CATCH_UP_MS * 1000000u;
+    sb->taking_over = true;
     ordo_replicator_options_t ro = {.servers = sb->cfg->nats,
                                     .partition = sb->cfg->partition,
                                     .replicas = sb->cfg->nats_replicas,
@@ -332,22 +334,14 @@ static int s_take_over(s_standby_t *sb)
     return -1;
 }
 
-int ordo_standby_run(const ordo_config_t *cfg, ordo_lease_t *lease, bool have_lease,
-                     bool (*stop)(void *ctx), void *ctx, ordo_engine_state_t *state)
+int ordo_standby_run(const ordo_config_t *cfg, ordo_lease_t *lease, bool (*stop)(void *ctx),
+                     void *ctx, ordo_engine_state_t *state)
 {
     *state = (ordo_engine_state_t){.lock_fd = -1};
     s_standby_t sb = {.cfg = cfg, .lease = lease, .st = state,
                       .stop = stop, .ctx = ctx};
     char why[PATH_MAX + 160];
     int result = -1;
-    /* A lease taken at start is kept from now on: opening the log and
-     * the stream may take longer than its TTL (JetStream electing the
-     * stream's leader), and a lease let lapse meanwhile would be another
-     * engine's by the time this one claims the stream. */
-    if (have_lease && ordo_lease_keep(lease) != 0) {
-        ordo_log_error("standby", "cannot start the lease's keeper thread");
-        return -1;
-    }
     if ((state->lock_fd = ordo_lock_acquire(cfg->data_dir, why, sizeof why)) < 0) {
         ordo_log_error("standby", "%s", why);
         return -1;
@@ -403,20 +397,19 @@ int ordo_standby_run(const ordo_config_t *cfg, ordo_lease_t *lease, bool have_le
      * the new one). */
     if (!sb.evict && ordo_standby_evict_open(cfg, state->wal, state->orders, &sb.evict) != 0)
         goto out; /* the log line says why */
-    if (!have_lease)
-        ordo_log_info("standby",
-                      "following stream ORDO_P%" PRIu32 " from this log's position %" PRIu64
-                      " (message %" PRIu64 ")",
-                      cfg->partition, ordo_wal_head(state->wal), from);
+    ordo_log_info("standby",
+                  "following stream ORDO_P%" PRIu32 " from this log's position %" PRIu64
+                  " (message %" PRIu64 ")",
+                  cfg->partition, ordo_wal_head(state->wal), from);
     char holder[512] = "", was[512] = "";
-    uint64_t next_ask = 0;
+    uint64_t next_ask = 0, next_warn = 0;
     for (;;) {
         if (stop && stop(ctx)) {
             result = 1;
             goto out;
         }
         ordo_standby_evict_run(sb.evict);
-        int got = have_lease ? 0 : s_step(&sb, S_POLL_MS);
+        int got = s_step(&sb, S_POLL_MS);
         if (got == -2) {
             int rc = s_set_aside(&sb);
             if (rc != 0) {
@@ -432,11 +425,15 @@ int ordo_standby_run(const ordo_config_t *cfg, ordo_lease_t *lease, bool have_le
         if (got > 0 || ordo_mono_ns() < next_ask)
             continue;
         next_ask = ordo_mono_ns() + (uint64_t)S_ASK_EVERY_MS * 1000000u;
-        int rc = have_lease ? 0 : ordo_lease_acquire(lease, holder, sizeof holder, err, sizeof err);
+        int rc = ordo_lease_acquire(lease, holder, sizeof holder, err, sizeof err);
         if (rc == 1 && strcmp(holder, was) != 0) {
-            ordo_log_info("standby", "the partition's owner is %s; at position %" PRIu64, holder,
-                          ordo_wal_head(state->wal));
+            ordo_log_info("standby", "the partition's owner is %s: standing by, at position %" PRIu64,
+                          holder, ordo_wal_head(state->wal));
             snprintf(was, sizeof was, "%s", holder);
+        }
+        if (rc < 0 && ordo_mono_ns() >= next_warn) {
+            ordo_log_warn("standby", "asking for the partition's lease: %s; asking again", err);
+            next_warn = ordo_mono_ns() + 10000000000ull;
         }
         if (rc != 0)
             continue; /* held, or no answer: ask again */

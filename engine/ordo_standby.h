@@ -16,15 +16,17 @@
 
 #include <stdbool.h>
 
-/* Runs the standby in cfg's data folder (locked for as long as it runs)
- * until the lease is ours, or, with `have_lease` (an engine that took the
- * lease at start), only its take-over: catching up with the stream and
- * claiming it. Once the lease is taken, its keeper thread renews it
- * (ordo_lease_keep). 0 with *state filled (the caller owns it, and the
+/* Runs the standby in cfg's data folder (locked for as long as it runs):
+ * every engine starts as one, recovering its log and following the
+ * stream, and asks for the lease only once it has caught up (so that an
+ * engine never holds the lease while it replays its log or reads the
+ * stream, and a caught-up standby wins against one that restarted).
+ * Once the lease is taken, its keeper thread renews it (ordo_lease_keep),
+ * and it takes over. 0 with *state filled (the caller owns it, and the
  * lease, claimed: passes both to ordo_engine_start). 1 if stop(ctx) said
  * to stop first; -1 on a failure (logged: the log and the stream differ,
  * a frame does not follow, JetStream cannot be read). */
-int ordo_standby_run(const ordo_config_t *cfg, ordo_lease_t *lease, bool have_lease,
-                     bool (*stop)(void *ctx), void *ctx, ordo_engine_state_t *state);
+int ordo_standby_run(const ordo_config_t *cfg, ordo_lease_t *lease, bool (*stop)(void *ctx),
+                     void *ctx, ordo_engine_state_t *state);
 
 #endif

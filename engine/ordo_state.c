@@ -198,6 +198,28 @@ int ordo_state_apply_record(ordo_registry_t *reg, const void *rec, size_t len, u
     return 0;
 }
 
+/* Raises *last_ts to the timestamp of the log's event at `head`: the
+ * latest in the log (timestamps never decrease along it), which the orders
+ * in memory may not show when that event's order left memory before the
+ * snapshot (a finished order, in the index). 0 or an ordo_err_t. */
+static int s_head_timestamp(ordo_wal_t *wal, uint64_t head, int64_t *last_ts)
+{
+    ordo_wal_reader_t *rd = NULL;
+    const void *data;
+    size_t len;
+    uint64_t pos;
+    ordo_event_t *ev = malloc(sizeof *ev);
+    int rc = ev ? ordo_wal_reader_new(wal, head, &rd) : ORDO_ERR_NOMEM;
+    if (rc == 0 && (rc = ordo_wal_reader_next(rd, &pos, &data, &len)) == 1) {
+        rc = ordo_event_decode_record_for_apply(data, len, pos, ev) == 0 ? 0 : ORDO_ERR_CORRUPT;
+        if (rc == 0 && ev->timestamp_us > *last_ts)
+            *last_ts = ev->timestamp_us;
+    }
+    ordo_wal_reader_destroy(&rd);
+    free(ev);
+    return rc;
+}
+
 int ordo_state_recover(ordo_registry_t *reg, ordo_wal_t *wal, const char *snapshot_dir,
                        ordo_state_recovery_t *report)
 {
@@ -237,6 +259,8 @@ int ordo_state_recover(ordo_registry_t *reg, ordo_wal_t *wal, const char *snapsh
 
     int rc = s_replay(reg, wal, report->snapshot_position + 1, &report->events_replayed,
                       &report->last_timestamp_us);
+    if (rc == 0 && head > 0)
+        rc = s_head_timestamp(wal, head, &report->last_timestamp_us);
     report->head_position = head;
     report->elapsed_us = (ordo_mono_ns() - t0) / 1000;
     return rc;

@@ -453,6 +453,63 @@ static void test_clock_floor(void)
     ordo_test_engine_cleanup(&t);
 }
 
+/* The clock floor is the log's last event even when its order is in no
+ * snapshot: it left memory (finished, in the order index) before the
+ * snapshot at the head was written, as a standby's snapshot at stop
+ * leaves it. Order o-a at position 1 (now), o-b at 2 (in 2100); the
+ * snapshot at 2 holds o-a alone. */
+static void test_clock_floor_from_the_log(void)
+{
+    ordo_test_engine_t t;
+    CU_ASSERT_EQUAL_FATAL(ordo_test_engine_init(&t, NULL), 0);
+    int64_t future = 4102444800000000; /* 2100-01-01 */
+    ordo_wal_options_t o = {.dir = t.wal_dir,
+                            .sync_mode = ORDO_SYNC_ALWAYS,
+                            .segment_bytes = t.opts.cfg.segment_bytes};
+    ordo_wal_t *wal;
+    ordo_wal_recovery_t wrep;
+    CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&o, &wal, &wrep), 0);
+    ordo_registry_t *only_a = ordo_registry_new();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(only_a);
+    ordo_state_recovery_t applied = {0};
+    static const char *const ids[] = {"o-a", "o-b"};
+    for (int i = 0; i < 2; i++) {
+        static ordo_request_t req;
+        static ordo_event_t ev;
+        static ordo_order_t none;
+        ordo_test_create_request(&req, ids[i], ids[i]);
+        uint32_t dup;
+        ordo_error_t err;
+        CU_ASSERT_EQUAL_FATAL(ordo_decide(&none, &req, &ev, &dup, &err), ORDO_DECIDE_EVENT);
+        ev.position = (uint64_t)i + 1;
+        ev.timestamp_us = i == 0 ? 1700000000000000 : future;
+        msgpack_sbuffer buf;
+        msgpack_packer pk;
+        msgpack_sbuffer_init(&buf);
+        msgpack_packer_init(&pk, &buf, msgpack_sbuffer_write);
+        CU_ASSERT_EQUAL_FATAL(ordo_event_pack_record(&pk, &ev), 0);
+        ordo_wal_rec_t rec = {buf.data, buf.size};
+        CU_ASSERT_EQUAL_FATAL(ordo_wal_append(wal, &rec, 1, NULL), 0);
+        if (i == 0)
+            CU_ASSERT_EQUAL_FATAL(
+                ordo_state_apply_record(only_a, buf.data, buf.size, 1, &applied, NULL), 0);
+        msgpack_sbuffer_destroy(&buf);
+    }
+    ordo_wal_destroy(&wal);
+    const ordo_registry_t *regs[1] = {only_a};
+    CU_ASSERT_EQUAL_FATAL(ordo_state_snapshot(regs, 1, t.snap_dir, 2, 2, NULL), 0);
+    ordo_registry_destroy(&only_a);
+    ordo_registry_t *r = NULL;
+    ordo_state_recovery_t rep;
+    CU_ASSERT_EQUAL_FATAL(ordo_test_engine_recover(&t, true, &r, &rep), 0);
+    CU_ASSERT_EQUAL(rep.snapshot_position, 2);
+    CU_ASSERT_EQUAL(rep.events_replayed, 0);
+    CU_ASSERT_EQUAL(ordo_registry_count(r), 1);
+    CU_ASSERT(rep.last_timestamp_us >= future);
+    ordo_registry_destroy(&r);
+    ordo_test_engine_cleanup(&t);
+}
+
 static void test_rules_hold_through_the_engine(void)
 {
     ordo_test_engine_t t;
@@ -627,6 +684,8 @@ int main(void)
                 test_snapshot_with_lost_events_is_discarded);
     CU_add_test(s, "snapshot packed while running", test_snapshot_packed_while_running);
     CU_add_test(s, "timestamps keep above the clock floor", test_clock_floor);
+    CU_add_test(s, "the clock floor is the log's last event, not the snapshot's orders",
+                test_clock_floor_from_the_log);
     CU_add_test(s, "protocol rules through the engine, across a restart",
                 test_rules_hold_through_the_engine);
     CU_add_test(s, "one engine per data folder", test_one_engine_per_folder);
