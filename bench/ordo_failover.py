@@ -47,7 +47,9 @@ def took_over_ms(server):
     """The standby's figure from its log: the lease won to the stream claimed."""
     with open(os.path.join(server.data, "server.log"), "rb") as f:
         m = re.search(rb"took over at position (\d+) in ([0-9.]+) ms", f.read())
-    return (int(m.group(1)), float(m.group(2))) if m else (0, float("nan"))
+    if not m:
+        raise SystemExit("the standby's log has no \"took over ... in X ms\" line")
+    return int(m.group(1)), float(m.group(2))
 
 
 def one(es, NatsCluster, start_standby, lease_ms, bench=None, orders=0):

@@ -177,6 +177,8 @@ int ordo_index_open(const char *dir, uint32_t nshards, bool sync, uint64_t log_h
     bool bad = nshards == 0 || nshards > ORDO_SHARDS_MAX;
     if (!ix || bad || !(ix->shard = calloc(nshards, sizeof *ix->shard))) {
         free(ix);
+        ordo_log_error("index", "cannot open the order index in %s: %s", dir,
+                       bad ? "a shard count out of range" : "out of memory");
         return bad ? ORDO_ERR_INVALID : ORDO_ERR_NOMEM;
     }
     ix->nshards = nshards;
