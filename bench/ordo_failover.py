@@ -4,7 +4,10 @@ command the new owner acknowledges, on this machine. Each run starts a
 fresh 3-node NATS JetStream cluster on loopback (tests/nats_cluster.py),
 an owner and a standby (ordo-server --fsync replicated --nats), has a
 client send commands to the owner as fast as it reads their replies, kills
-the owner once 2,000 are acknowledged, then asks the standby with one
+the owner once 2,000 are acknowledged and then a random wait of up to a
+third of the lease (the owner renews its lease every third: so the kill
+lands anywhere in that cycle, not always at the same point of it, which
+would make the figure an artefact of the timing), then asks the standby with one
 CreateOrder (one request_id, retried every 100 ms) until it is
 acknowledged. Figures are medians of the runs. With --preload-orders N,
 ordo-benchmark first drives N whole orders (about 6 events each) into the
@@ -18,6 +21,7 @@ and reconciling) is read from its log line "took over ... in X ms".
 import argparse
 import json
 import os
+import random
 import re
 import signal
 import statistics
@@ -52,7 +56,7 @@ def took_over_ms(server):
     return int(m.group(1)), float(m.group(2))
 
 
-def one(es, NatsCluster, start_standby, lease_ms, bench=None, orders=0):
+def one(es, NatsCluster, start_standby, lease_ms, bench=None, orders=0, delay_s=0.0):
     with NatsCluster(3) as nc:
         args = ["--fsync", "replicated", "--nats", nc.urls, "--shards", "2",
                 "--lease-ms", str(lease_ms)]
@@ -87,6 +91,7 @@ def one(es, NatsCluster, start_standby, lease_ms, bench=None, orders=0):
             deadline = time.monotonic() + 60
             while acked[0] < 2000 and time.monotonic() < deadline:
                 time.sleep(0.01)
+            time.sleep(delay_s)  # under load: where the kill lands in the renewal cycle
             a.proc.send_signal(signal.SIGKILL)
             killed = time.monotonic()
             stop.set()
@@ -113,6 +118,7 @@ def main():
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--lease-ms", type=int, default=2000)
     ap.add_argument("--preload-orders", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=1, help="for the kills' random waits")
     ap.add_argument("--bench", help="ordo-benchmark (default: beside the server's build)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
@@ -123,8 +129,10 @@ def main():
     from e2e_failover import start_standby
     from nats_cluster import NatsCluster
     times, takeovers, heads = [], [], []
+    rng = random.Random(a.seed)
     for r in range(a.runs):
-        s, (head, ms) = one(es, NatsCluster, start_standby, a.lease_ms, bench, a.preload_orders)
+        s, (head, ms) = one(es, NatsCluster, start_standby, a.lease_ms, bench, a.preload_orders,
+                            rng.uniform(0, a.lease_ms / 3000.0))
         times.append(s)
         takeovers.append(ms)
         heads.append(head)
