@@ -6,15 +6,17 @@ loopback (tests/nats_cluster.py) and, for 2 partitions, their owners and a
 standby of partition 0 (ordo-server --fsync replicated --nats --partition);
 tests/router_load runs 4 routers, seeded with the two owners only, each
 creating orders one after another; partition 0's owner is killed after 400
-acknowledgements. The figure is the time from the kill to the first
+acknowledgements and a random wait of up to a third of the lease (so the
+kill lands anywhere in the owner's renewal cycle; --seed). The figure is the time from the kill to the first
 acknowledgement of a partition-0 order by the standby, and the longest a
 router waited on one command across it. Medians of the runs.
 
-    bench/ordo_routerfailover.py BUILD_DIR [--runs 5] [--lease-ms 2000] [--json]
+    bench/ordo_routerfailover.py BUILD_DIR [--runs 5] [--lease-ms 2000] [--seed 1] [--json]
 """
 import argparse
 import json
 import os
+import random
 import signal
 import statistics
 import subprocess
@@ -25,7 +27,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 
 
-def one(build, lease_ms):
+def one(build, lease_ms, delay_s):
     sys.argv = ["bench", os.path.join(build, "engine/ordo-server")]
     import e2e_server as es
     from e2e_util import wait_for
@@ -53,10 +55,12 @@ def one(build, lease_ms):
             load = subprocess.Popen([os.path.join(build, "tests/router_load"),
                                      "%s,%s" % (a.bind, b.bind), "b", "4", "600", "30000"],
                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-            acks, killed = [], None
+            acks, killed, kill_at = [], None, None
             for line in load.stdout:
                 acks.append(json.loads(line))
                 if len(acks) == 400:
+                    kill_at = time.monotonic() + delay_s
+                if killed is None and kill_at is not None and time.monotonic() >= kill_at:
                     a.proc.send_signal(signal.SIGKILL)
                     killed = time.monotonic() * 1000
                     a.proc.wait(30)
@@ -84,12 +88,14 @@ def main():
     ap.add_argument("build")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--lease-ms", type=int, default=2000)
+    ap.add_argument("--seed", type=int, default=1, help="for the kills' random waits")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     build = os.path.abspath(a.build)
     firsts, waits = [], []
+    rng = random.Random(a.seed)
     for r in range(a.runs):
-        f, w = one(build, a.lease_ms)
+        f, w = one(build, a.lease_ms, rng.uniform(0, a.lease_ms / 3000.0))
         firsts.append(f)
         waits.append(w)
         print("run %d/%d: first acknowledgement on the new owner %.2f s after the kill; "
