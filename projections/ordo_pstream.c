@@ -5,6 +5,7 @@
 
 #include "ordo_clock.h"
 #include "ordo_codec.h"
+#include "ordo_limits.h"
 #include "ordo_log.h"
 #include "ordo_nats.h"
 #include "ordo_wal_format.h"
@@ -338,9 +339,13 @@ static uint64_t s_head_now(s_reader_t *r)
     return head;
 }
 
-static void s_reply(s_reader_t *r, zmq_msg_t *id)
+/* The reply to a request whose envelope (its routing id, and a REQ's
+ * empty delimiter or a proxy's frames) is `env`: the same frames back,
+ * then the reply. */
+static void s_reply(s_reader_t *r, zmq_msg_t *env, int nframes)
 {
-    zmq_msg_send(id, r->ps->router, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    for (int i = 0; i < nframes; i++)
+        zmq_msg_send(&env[i], r->ps->router, ZMQ_SNDMORE | ZMQ_DONTWAIT);
     zmq_send(r->ps->router, r->out.data, r->out.size, ZMQ_DONTWAIT);
 }
 
@@ -465,19 +470,31 @@ failed:
  * envelope) with the body last. */
 static void s_request(s_reader_t *r)
 {
-    zmq_msg_t id, body;
-    zmq_msg_init(&id);
+    /* As the engine's front end does: an envelope of at most
+     * ORDO_ENVELOPE_MAX frames of at most ORDO_ENVELOPE_FRAME_MAX bytes
+     * each, or the message is dropped. */
+    zmq_msg_t env[ORDO_ENVELOPE_MAX], body;
+    int nframes = 0;
+    bool dropped = false;
     zmq_msg_init(&body);
-    if (zmq_msg_recv(&id, r->ps->router, ZMQ_DONTWAIT) < 0)
+    if (zmq_msg_recv(&body, r->ps->router, ZMQ_DONTWAIT) < 0)
         goto out;
-    bool more = zmq_msg_more(&id);
-    while (more) { /* keep the last frame: the body */
+    while (zmq_msg_more(&body)) {
+        if (nframes < ORDO_ENVELOPE_MAX && zmq_msg_size(&body) <= ORDO_ENVELOPE_FRAME_MAX) {
+            zmq_msg_init(&env[nframes]);
+            zmq_msg_move(&env[nframes++], &body);
+        } else {
+            dropped = true;
+        }
         zmq_msg_close(&body);
         zmq_msg_init(&body);
-        if (zmq_msg_recv(&body, r->ps->router, 0) < 0)
-            goto out;
-        more = zmq_msg_more(&body);
+        if (zmq_msg_recv(&body, r->ps->router, 0) < 0) {
+            dropped = true;
+            break;
+        }
     }
+    if (dropped || nframes == 0)
+        goto out;
     ordo_error_t err;
     if (ordo_request_decode(zmq_msg_data(&body), zmq_msg_size(&body), r->req, &err) != 0) {
         msgpack_sbuffer_clear(&r->out);
@@ -491,9 +508,10 @@ static void s_request(s_reader_t *r)
         s_error(r, ORDO_CODE_UNKNOWN_TYPE,
                 "the projector's stream gateway answers only Ping and ReadAll");
     }
-    s_reply(r, &id);
+    s_reply(r, env, nframes);
 out:
-    zmq_msg_close(&id);
+    for (int i = 0; i < nframes; i++)
+        zmq_msg_close(&env[i]);
     zmq_msg_close(&body);
 }
 

@@ -16,9 +16,13 @@ second reference.
 Waits are bounded polls.
 Usage: e2e_projector_stream.py ordo-server ordo-projector"""
 import os
+import re
 import signal
 import subprocess
 import sys
+
+import msgpack
+import zmq
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -50,6 +54,38 @@ def consumer_info(nc):
         js.close()
 
 
+def gateway_clients(proj, head):
+    """The gateway answers as an engine's front end does: a REQ client (an
+    empty delimiter in its envelope) gets its reply; a message whose
+    envelope is over 8 frames gets none (the Ping sent after it on the same
+    socket is answered first)."""
+    with open(os.path.join(proj.base, "projector.log"), "rb") as f:
+        found = re.findall(r"serving it on (tcp://\S+) \(events", f.read().decode(errors="replace"))
+    assert found, proj.log_tail()
+    endpoint = found[-1]  # its latest start's
+    ctx = zmq.Context.instance()
+    req = ctx.socket(zmq.REQ)
+    req.setsockopt(zmq.LINGER, 0)
+    req.connect(endpoint)
+    dealer = ctx.socket(zmq.DEALER)
+    dealer.setsockopt(zmq.LINGER, 0)
+    dealer.connect(endpoint)
+    try:
+        req.send(msgpack.packb({"type": "Ping", "request_id": "by-req"}))
+        assert req.poll(20000), "a REQ client got no reply from the gateway"
+        r = msgpack.unpackb(req.recv(), raw=False)
+        assert r["ok"] and r["request_id"] == "by-req" and r["head_position"] >= head, r
+        dealer.send_multipart([b""] * 9 + [msgpack.packb({"type": "Ping",
+                                                           "request_id": "too-long"})])
+        dealer.send(msgpack.packb({"type": "Ping", "request_id": "after"}))
+        assert dealer.poll(20000), "no reply to a Ping"
+        r = msgpack.unpackb(dealer.recv_multipart()[-1], raw=False)
+        assert r["request_id"] == "after", r
+    finally:
+        req.close()
+        dealer.close()
+
+
 def test_stream_projector(run, nc):
     srv = run.server(engine_args(nc))
     direct = run.projector(srv)
@@ -66,6 +102,7 @@ def test_stream_projector(run, nc):
     truth = ep.settle(srv, proj)
     ep.wait_caught_up(direct, truth.head)
     ep.check_models(proj, truth, other=direct, label="stream projector")
+    gateway_clients(proj, truth.head)
     info = wait_for("the durable consumer has nothing pending",
                     lambda: (lambda i: i if i.get("num_pending") == 0 and
                              i.get("num_ack_pending") == 0 else None)(consumer_info(nc)), 30)
