@@ -76,7 +76,8 @@ void ordo_engine_metrics_render(ordo_engine_stats_t *st, const ordo_engine_metri
             if (ordo_request_is_command((ordo_request_type_t)type) != (pass == 0))
                 continue;
             ordo_mtext_uint(t, name, "type", ordo_request_type_name((ordo_request_type_t)type),
-                            S_SUM_AT(st, by_type, type));
+                            S_SUM_AT(st, by_type, type) +
+                                ordo_stat_get(&st->front.by_type[type]));
         }
     }
     s_counter(t, "ordo_requests_invalid_total",

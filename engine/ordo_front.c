@@ -465,9 +465,16 @@ static int s_read_requests(ordo_front_t *f, bool local)
                 s_envelope_t *env = &f->slots[ordo_tag_index(tag)];
                 env->query = env->typed = true;
                 ordo_error_t err;
+                bool decoded = ordo_request_decode(data, len, f->req, &err) == 0;
+                /* Counted as the shards count theirs: by type once decoded. */
+                ordo_stat_add(&f->stats->by_type[decoded && (unsigned)f->req->type <
+                                                                 ORDO_REQ_COUNT_
+                                                     ? f->req->type
+                                                     : ORDO_REQ_NONE],
+                              1);
                 if (!ordo_peers_under_bytes(env->peer))
                     s_send_overloaded(f, tag);
-                else if (ordo_request_decode(data, len, f->req, &err) != 0)
+                else if (!decoded)
                     s_send_error(f, tag, peek.request_id, &err);
                 else if (info->front)
                     s_send_partitions(f, tag, peek.request_id);

@@ -703,6 +703,13 @@ static void s_stats(ordo_shard_t *s, const ordo_request_t *req, uint64_t tag, co
         sum[5] += ordo_stat_get(&c->requests);
         sum[6] += ordo_stat_get(&c->deferred);
     }
+    /* What the front end answered itself (Partitions, wrong_partition). */
+    for (int type = 0; type < ORDO_REQ_COUNT_; type++) {
+        uint64_t n = ordo_stat_get(&st->front.by_type[type]);
+        sum[5] += n;
+        if (type != ORDO_REQ_NONE)
+            sum[ordo_request_is_command((ordo_request_type_t)type) ? 1 : 2] += n;
+    }
     uint64_t frames, fsyncs, bytes;
     ordo_wal_stats(s->wal, &frames, &fsyncs, &bytes);
     const char *names[] = {

@@ -30,6 +30,9 @@ typedef struct {
     _Atomic uint64_t by_code[ORDO_CODE_COUNT_]; /* error replies made here */
     _Atomic uint64_t dropped;                   /* messages dropped for their envelope */
     _Atomic uint64_t invalid;                   /* bodies too large to decode (bad_request) */
+    /* Requests answered here, by type: Partitions, and any request on
+     * another partition's order (wrong_partition). */
+    _Atomic uint64_t by_type[ORDO_REQ_COUNT_];
     ordo_buckets_t command_ns, query_ns;
 } ordo_front_stats_t;
 

@@ -137,6 +137,16 @@ def test_map_and_wrong_partition():
                 if "request_id" in req:
                     assert r["request_id"] == req["request_id"], r
             assert a.call({"type": "Ping"})["head_position"] == 0
+            # Stats counts what the front end answers itself, by kind: a
+            # Partitions query and a misrouted command.
+            def stats():
+                return a.call({"type": "Stats"})["stats"]
+            s0, s1 = stats(), stats()  # s1 - s0: what a Stats call counts itself
+            assert a.call({"type": "Partitions"})["ok"]
+            assert a.call(es.create(other, rid="w-4"))["error"]["code"] == "wrong_partition"
+            s2 = stats()
+            for key, more in (("requests", 2), ("commands", 1), ("queries", 1)):
+                assert s2[key] - s1[key] == (s1[key] - s0[key]) + more, (key, s0, s1, s2)
             # An invalid id is still bad_request, whatever its hash; so is an
             # invalid request on another partition's order (checked first).
             r = a.call(es.create("bad id!"))
