@@ -28,12 +28,12 @@ import struct
 import subprocess
 import sys
 import time
-import traceback
 
 import msgpack
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import e2e_server as es  # noqa: E402  (reads sys.argv[1]: the server)
+from e2e_util import run_tests  # noqa: E402
 from nats_cluster import JetStream, NatsCluster  # noqa: E402
 
 SERVER = sys.argv[1]
@@ -359,27 +359,16 @@ def test_bad_settings(nc):
 
 
 def main():
-    passed = failed = 0
     with NatsCluster(3) as nc:
-        for name, fn, arg in [("load and bytes", test_load_and_bytes, nc),
-                              ("seed, restart, refuse", test_seed_restart_refuse, nc),
-                              ("kill -9", test_kill9, nc),
-                              ("lose one node", test_lose_one_node, None),
-                              ("no quorum", test_no_quorum, None),
-                              ("bad settings", test_bad_settings, nc)]:
-            t0 = time.monotonic()
-            try:
-                fn(arg) if arg is not None else fn()
-                passed += 1
-                print("ok   %s (%.1f s)" % (name, time.monotonic() - t0))
-            except Exception:
-                failed += 1
-                print("FAIL %s" % name)
-                traceback.print_exc()
-                for k in range(nc.n):
-                    print("--- nats n%d ---\n%s" % (k, nc.log_tail(k, 1500)))
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+        def nats_logs():
+            for k in range(nc.n):
+                print("--- nats n%d ---\n%s" % (k, nc.log_tail(k, 1500)))
+        return run_tests([("load and bytes", lambda: test_load_and_bytes(nc)),
+                          ("seed, restart, refuse", lambda: test_seed_restart_refuse(nc)),
+                          ("kill -9", lambda: test_kill9(nc)),
+                          ("lose one node", test_lose_one_node),
+                          ("no quorum", test_no_quorum),
+                          ("bad settings", lambda: test_bad_settings(nc))], on_fail=nats_logs)
 
 
 if __name__ == "__main__":

@@ -16,12 +16,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
 
 import msgpack
 import zmq
 
-from e2e_util import free_port  # noqa: E402,F401  (also for importers)
+from e2e_util import free_port, run_tests  # noqa: E402,F401  (free_port: also for importers)
 
 SERVER = sys.argv[1]
 UUID7 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
@@ -771,52 +770,41 @@ def test_one_engine_per_folder():
         srv.kill_and_cleanup()
 
 
-def main():
-    passed = failed = 0
-    tests = [("lifecycle and every error", test_lifecycle_and_errors),
-             ("idempotency, past states, history, ReadAll", test_idempotency_past_states_history_readall),
-             ("PUB order, pipelined DEALER, REQ", test_pub_pipelined_req)]
-    for name, fn in tests:
+def with_server(fn):
+    """fn(srv) on a fresh engine, which must then stop with exit 0 on
+    SIGTERM; its log's end is printed if it fails."""
+    def run():
         srv = Server()
         try:
             srv.start()
-            fn(srv)
-            assert srv.stop() == 0, "SIGTERM must exit 0"
-            passed += 1
-            print("ok   %s" % name)
-        except Exception:
-            failed += 1
-            print("FAIL %s" % name)
-            traceback.print_exc()
             try:
-                print(open(os.path.join(srv.data, "server.log")).read()[-3000:])
-            except OSError:
-                pass
+                fn(srv)
+                assert srv.stop() == 0, "SIGTERM must exit 0"
+            except BaseException:
+                try:
+                    print(open(os.path.join(srv.data, "server.log")).read()[-3000:])
+                except OSError:
+                    pass
+                raise
         finally:
             srv.kill_and_cleanup()
-    for name, fn in [("restart, idempotency across it, kill -9 under load", test_restart_and_crash),
-                     ("ReadAll flood from a client that does not read: bounded, overloaded",
-                      test_readall_flood),
-                     ("SIGTERM under pipelined load: per-order reply order, exit 0",
-                      test_stop_under_load),
-                     ("snapshots while running, kill -9, restart = full replay",
-                      test_snapshots_while_running),
-                     ("disk full: unavailable, then a clean restart", test_disk_full),
-                     ("bad settings refused, --help", test_bad_settings),
-                     ("one engine per data folder", test_one_engine_per_folder)]:
-        try:
-            skipped = fn()
-            if skipped:
-                print("skip %s: %s" % (name, skipped))
-                continue
-            passed += 1
-            print("ok   %s" % name)
-        except Exception:
-            failed += 1
-            print("FAIL %s" % name)
-            traceback.print_exc()
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    return run
+
+
+def main():
+    return run_tests([
+        ("lifecycle and every error", with_server(test_lifecycle_and_errors)),
+        ("idempotency, past states, history, ReadAll",
+         with_server(test_idempotency_past_states_history_readall)),
+        ("PUB order, pipelined DEALER, REQ", with_server(test_pub_pipelined_req)),
+        ("restart, idempotency across it, kill -9 under load", test_restart_and_crash),
+        ("ReadAll flood from a client that does not read: bounded, overloaded",
+         test_readall_flood),
+        ("SIGTERM under pipelined load: per-order reply order, exit 0", test_stop_under_load),
+        ("snapshots while running, kill -9, restart = full replay", test_snapshots_while_running),
+        ("disk full: unavailable, then a clean restart", test_disk_full),
+        ("bad settings refused, --help", test_bad_settings),
+        ("one engine per data folder", test_one_engine_per_folder)])
 
 
 if __name__ == "__main__":

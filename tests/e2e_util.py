@@ -54,10 +54,12 @@ def ping(endpoint, timeout_ms=200):
         probe.close()
 
 
-def run_tests(tests):
+def run_tests(tests, on_fail=None):
     """Runs (name, fn) pairs in order, each to its end whatever the others
     did; fn returns a reason to skip, or None. Prints ok/FAIL/skip with the
-    time taken and a count; returns the exit status (1 if any failed)."""
+    time taken and a count, and calls on_fail() (if given) after a failure
+    to print what else tells why; returns the exit status (1 if any
+    failed)."""
     import traceback
     passed = failed = 0
     for name, fn in tests:
@@ -73,6 +75,8 @@ def run_tests(tests):
             failed += 1
             print("FAIL %s" % name)
             traceback.print_exc()
+            if on_fail:
+                on_fail()
         sys.stdout.flush()
     print("%d passed, %d failed" % (passed, failed))
     return 1 if failed else 0
