@@ -364,7 +364,9 @@ typedef struct ordo_router_t ordo_router_t;
 /* `endpoints`: request endpoints of any engines of the cluster, separated
  * by commas (at most 64), to ask for the map (NULL:
  * ORDO_DEFAULT_ENDPOINT); opts for every connection (NULL: none). Asks
- * for nothing yet. NULL (errno set) on an invalid list or no memory. */
+ * for nothing yet; its connections, one per engine it talks to, share one
+ * ZeroMQ context (two threads in all). NULL (errno set) on an invalid
+ * list or no memory. */
 ordo_router_t *ordo_router_new(const char *endpoints, const ordo_connect_options_t *opts);
 
 void ordo_router_destroy(ordo_router_t **p);

@@ -59,7 +59,8 @@ typedef struct s_done {
 } s_done_t;
 
 struct ordo_client_t {
-    void *ctx;             /* owned: private ZeroMQ context */
+    void *ctx;             /* its ZeroMQ context */
+    bool own_ctx;          /* made here (terminated with the client), or a router's */
     void *sock;            /* owned: DEALER connected to endpoint */
     char *endpoint;        /* owned copy */
     int send_timeout_ms;
@@ -253,6 +254,12 @@ int ordo_client_secure_(void *sock, const ordo_connect_options_t *opts)
 
 ordo_client_t *ordo_client_new_with(const char *endpoint, const ordo_connect_options_t *opts)
 {
+    return ordo_client_new_in_(NULL, endpoint, opts);
+}
+
+ordo_client_t *ordo_client_new_in_(void *ctx, const char *endpoint,
+                                   const ordo_connect_options_t *opts)
+{
     if (!endpoint)
         endpoint = ORDO_DEFAULT_ENDPOINT;
     ordo_client_t *c = calloc(1, sizeof *c);
@@ -264,7 +271,8 @@ ordo_client_t *ordo_client_new_with(const char *endpoint, const ordo_connect_opt
     c->n_buckets = 64;
     c->buckets = calloc(c->n_buckets, sizeof *c->buckets);
     c->endpoint = strdup(endpoint);
-    c->ctx = zmq_ctx_new();
+    c->own_ctx = ctx == NULL;
+    c->ctx = ctx ? ctx : zmq_ctx_new();
     c->sock = c->ctx ? zmq_socket(c->ctx, ZMQ_DEALER) : NULL;
     if (!c->buckets || !c->endpoint || !c->sock) {
         ordo_client_destroy(&c);
@@ -292,7 +300,7 @@ void ordo_client_destroy(ordo_client_t **p)
     ordo_client_t *c = *p;
     if (c->sock)
         zmq_close(c->sock);
-    if (c->ctx)
+    if (c->ctx && c->own_ctx)
         zmq_ctx_term(c->ctx);
     for (size_t i = 0; c->buckets && i < c->n_buckets; i++) {
         s_pending_t *e = c->buckets[i];

@@ -19,6 +19,12 @@ int ordo_result_take_reply(ordo_result_t *res, uint8_t **bytes, size_t len,
  * ORDO_E_NOMEM. */
 int ordo_result_take_event(ordo_result_t *res, uint8_t **bytes, size_t len);
 
+/* As ordo_client_new_with, in ZeroMQ context `ctx`, which the caller
+ * owns and terminates once the client is destroyed (a router's clients
+ * share one: one I/O thread, not one per engine); NULL: its own. */
+ordo_client_t *ordo_client_new_in_(void *ctx, const char *endpoint,
+                                   const ordo_connect_options_t *opts);
+
 /* The client's ZeroMQ context and DEALER socket (for zmq_poll). */
 void *ordo_client_context_(ordo_client_t *c);
 void *ordo_client_socket_(ordo_client_t *c);

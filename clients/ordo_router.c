@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <zmq.h>
 
 #define S_SEEDS_MAX 64
 #define S_TRY_MS 1000   /* a first try on an owner, before asking the map again;
@@ -37,6 +38,7 @@ struct ordo_router_t {
     uint32_t partitions; /* 0: no map yet */
     s_owner_t *owners;   /* [partitions] */
     s_conn_t *conns;     /* one client per engine, made when first needed */
+    void *ctx;           /* the clients' ZeroMQ context (one I/O thread for all) */
     size_t nconns;
     char id_prefix[20];  /* request ids: this prefix and a count */
     uint64_t id_seq;
@@ -109,6 +111,8 @@ void ordo_router_destroy(ordo_router_t **p)
         ordo_client_destroy(&r->conns[i].client);
     }
     free(r->conns);
+    if (r->ctx) /* after every client's socket is closed */
+        zmq_ctx_term(r->ctx);
     s_forget_map(r);
     free(r);
     *p = NULL;
@@ -127,7 +131,9 @@ static ordo_client_t *s_client(ordo_router_t *r, const char *endpoint)
     r->conns = grown;
     s_conn_t *c = &r->conns[r->nconns];
     c->endpoint = strdup(endpoint);
-    c->client = c->endpoint ? ordo_client_new_with(endpoint, &r->opts) : NULL;
+    if (!r->ctx)
+        r->ctx = zmq_ctx_new();
+    c->client = c->endpoint && r->ctx ? ordo_client_new_in_(r->ctx, endpoint, &r->opts) : NULL;
     if (!c->client) {
         free(c->endpoint);
         return NULL;

@@ -224,13 +224,22 @@ def test_clients_recover_by_the_map():
                                     stdout=subprocess.PIPE, stderr=errors, text=True)
             # One reader of its output, line by line (communicate() would
             # skip what readline() has buffered); the kill after 200.
-            acks = []
+            acks, most = [], 0
             for line in load.stdout:  # bounded: the load ends by itself
                 acks.append(json.loads(line))
                 if len(acks) == 200:
                     a.proc.send_signal(signal.SIGKILL)
                     a.proc.wait(30)
+                if len(acks) % 50 == 0:  # its threads, looked at while it runs
+                    try:
+                        most = max(most, len(os.listdir("/proc/%d/task" % load.pid)))
+                    except OSError:
+                        pass
             load.wait(300)
+            # 4 threads, each a router with connections to 2 or 3 engines:
+            # they share one ZeroMQ context per router (2 threads of its
+            # own), not one per connection.
+            assert 0 < most <= 4 + 1 + 4 * 2, "router_load ran %d threads" % most
             errors.seek(0)
             failed = errors.read()
             errors.close()
