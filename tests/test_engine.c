@@ -397,6 +397,46 @@ static void test_snapshot_packed_while_running(void)
     ordo_test_engine_cleanup(&t);
 }
 
+/* Opens the test engine's log, as the engine would, to write it directly. */
+static ordo_wal_t *s_open_log(const ordo_test_engine_t *t)
+{
+    ordo_wal_options_t o = {.dir = t->wal_dir,
+                            .sync_mode = ORDO_SYNC_ALWAYS,
+                            .segment_bytes = t->opts.cfg.segment_bytes};
+    ordo_wal_t *wal = NULL;
+    ordo_wal_recovery_t wrep;
+    CU_ASSERT_EQUAL(ordo_wal_open(&o, &wal, &wrep), 0);
+    return wal;
+}
+
+/* Appends order `id`'s OrderCreated, at `position` and dated `ts`, to
+ * `wal`, and applies it to `also` too (NULL: no registry). */
+static void s_append_created(ordo_wal_t *wal, const char *id, uint64_t position, int64_t ts,
+                             ordo_registry_t *also)
+{
+    static ordo_request_t req;
+    static ordo_event_t ev;
+    static ordo_order_t none;
+    ordo_test_create_request(&req, id, id);
+    uint32_t dup;
+    ordo_error_t err;
+    CU_ASSERT_EQUAL_FATAL(ordo_decide(&none, &req, &ev, &dup, &err), ORDO_DECIDE_EVENT);
+    ev.position = position;
+    ev.timestamp_us = ts;
+    msgpack_sbuffer buf;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&buf);
+    msgpack_packer_init(&pk, &buf, msgpack_sbuffer_write);
+    CU_ASSERT_EQUAL_FATAL(ordo_event_pack_record(&pk, &ev), 0);
+    ordo_wal_rec_t rec = {buf.data, buf.size};
+    CU_ASSERT_EQUAL(ordo_wal_append(wal, &rec, 1, NULL), 0);
+    ordo_state_recovery_t applied = {0};
+    if (also)
+        CU_ASSERT_EQUAL(ordo_state_apply_record(also, buf.data, buf.size, position, &applied, NULL),
+                        0);
+    msgpack_sbuffer_destroy(&buf);
+}
+
 /* Timestamps never go below the latest in the log, whatever the clock:
  * a log whose last event is dated 2100 makes every new event 2100 or
  * later. */
@@ -405,32 +445,10 @@ static void test_clock_floor(void)
     ordo_test_engine_t t;
     CU_ASSERT_EQUAL_FATAL(ordo_test_engine_init(&t, NULL), 0);
     int64_t future = 4102444800000000; /* 2100-01-01 */
-    {
-        ordo_wal_options_t o = {.dir = t.wal_dir,
-                                .sync_mode = ORDO_SYNC_ALWAYS,
-                                .segment_bytes = t.opts.cfg.segment_bytes};
-        ordo_wal_t *wal;
-        ordo_wal_recovery_t wrep;
-        CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&o, &wal, &wrep), 0);
-        static ordo_request_t req;
-        static ordo_event_t ev;
-        static ordo_order_t none;
-        ordo_test_create_request(&req, "o-future", "r-future");
-        uint32_t dup;
-        ordo_error_t err;
-        CU_ASSERT_EQUAL_FATAL(ordo_decide(&none, &req, &ev, &dup, &err), ORDO_DECIDE_EVENT);
-        ev.position = 1;
-        ev.timestamp_us = future;
-        msgpack_sbuffer buf;
-        msgpack_packer pk;
-        msgpack_sbuffer_init(&buf);
-        msgpack_packer_init(&pk, &buf, msgpack_sbuffer_write);
-        CU_ASSERT_EQUAL_FATAL(ordo_event_pack_record(&pk, &ev), 0);
-        ordo_wal_rec_t rec = {buf.data, buf.size};
-        CU_ASSERT_EQUAL_FATAL(ordo_wal_append(wal, &rec, 1, NULL), 0);
-        msgpack_sbuffer_destroy(&buf);
-        ordo_wal_destroy(&wal);
-    }
+    ordo_wal_t *wal = s_open_log(&t);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(wal);
+    s_append_created(wal, "o-future", 1, future, NULL);
+    ordo_wal_destroy(&wal);
     CU_ASSERT_EQUAL_FATAL(ordo_test_engine_start(&t), 0);
     CU_ASSERT(ordo_engine_recovery(t.engine)->last_timestamp_us >= future);
     ordo_workload_t *w = ordo_workload_new(9, 10);
@@ -463,38 +481,12 @@ static void test_clock_floor_from_the_log(void)
     ordo_test_engine_t t;
     CU_ASSERT_EQUAL_FATAL(ordo_test_engine_init(&t, NULL), 0);
     int64_t future = 4102444800000000; /* 2100-01-01 */
-    ordo_wal_options_t o = {.dir = t.wal_dir,
-                            .sync_mode = ORDO_SYNC_ALWAYS,
-                            .segment_bytes = t.opts.cfg.segment_bytes};
-    ordo_wal_t *wal;
-    ordo_wal_recovery_t wrep;
-    CU_ASSERT_EQUAL_FATAL(ordo_wal_open(&o, &wal, &wrep), 0);
+    ordo_wal_t *wal = s_open_log(&t);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(wal);
     ordo_registry_t *only_a = ordo_registry_new();
     CU_ASSERT_PTR_NOT_NULL_FATAL(only_a);
-    ordo_state_recovery_t applied = {0};
-    static const char *const ids[] = {"o-a", "o-b"};
-    for (int i = 0; i < 2; i++) {
-        static ordo_request_t req;
-        static ordo_event_t ev;
-        static ordo_order_t none;
-        ordo_test_create_request(&req, ids[i], ids[i]);
-        uint32_t dup;
-        ordo_error_t err;
-        CU_ASSERT_EQUAL_FATAL(ordo_decide(&none, &req, &ev, &dup, &err), ORDO_DECIDE_EVENT);
-        ev.position = (uint64_t)i + 1;
-        ev.timestamp_us = i == 0 ? 1700000000000000 : future;
-        msgpack_sbuffer buf;
-        msgpack_packer pk;
-        msgpack_sbuffer_init(&buf);
-        msgpack_packer_init(&pk, &buf, msgpack_sbuffer_write);
-        CU_ASSERT_EQUAL_FATAL(ordo_event_pack_record(&pk, &ev), 0);
-        ordo_wal_rec_t rec = {buf.data, buf.size};
-        CU_ASSERT_EQUAL_FATAL(ordo_wal_append(wal, &rec, 1, NULL), 0);
-        if (i == 0)
-            CU_ASSERT_EQUAL_FATAL(
-                ordo_state_apply_record(only_a, buf.data, buf.size, 1, &applied, NULL), 0);
-        msgpack_sbuffer_destroy(&buf);
-    }
+    s_append_created(wal, "o-a", 1, 1700000000000000, only_a);
+    s_append_created(wal, "o-b", 2, future, NULL);
     ordo_wal_destroy(&wal);
     const ordo_registry_t *regs[1] = {only_a};
     CU_ASSERT_EQUAL_FATAL(ordo_state_snapshot(regs, 1, t.snap_dir, 2, 2, NULL), 0);
