@@ -70,6 +70,19 @@ static int s_apply(s_standby_t *sb, const void *frame, size_t len)
     return 0;
 }
 
+/* Connects to the partition's stream (ordo_replicator_open), to write
+ * under lease revision `lease` (0: to read it). */
+static int s_open_stream(const ordo_config_t *cfg, uint64_t lease, ordo_replicator_t **r,
+                         ordo_replicator_end_t *end, char *err, size_t errsize)
+{
+    ordo_replicator_options_t ro = {.servers = cfg->nats,
+                                    .partition = cfg->partition,
+                                    .replicas = cfg->nats_replicas,
+                                    .timeout_ms = 5000,
+                                    .lease = lease};
+    return ordo_replicator_open(&ro, r, end, err, errsize);
+}
+
 /* A snapshot of the orders in memory at the log's head, so that a restart
  * replays the log from here, as an owner's periodic snapshots do: every
  * --snapshot-every events, and when the standby stops. The log is synced
@@ -222,13 +235,9 @@ static int s_set_aside(s_standby_t *sb)
     /* Only a deposed owner's last frame may go: anything more is another
      * history, which an operator must look at. */
     char err[1200];
-    ordo_replicator_options_t ro = {.servers = cfg->nats,
-                                    .partition = cfg->partition,
-                                    .replicas = cfg->nats_replicas,
-                                    .timeout_ms = 5000};
     ordo_replicator_t *r = NULL;
     ordo_replicator_end_t end;
-    int only = ordo_replicator_open(&ro, &r, &end, err, sizeof err) == 0
+    int only = s_open_stream(cfg, 0, &r, &end, err, sizeof err) == 0
                    ? ordo_reconcile_tail_only(r, st->wal, err, sizeof err)
                    : -1;
     ordo_replicator_close(&r);
@@ -275,11 +284,7 @@ static int s_take_over(s_standby_t *sb)
     char err[1200];
     uint64_t deadline = ordo_mono_ns() + (uint64_t)S_CATCH_UP_MS * 1000000u;
     sb->taking_over = true;
-    ordo_replicator_options_t ro = {.servers = sb->cfg->nats,
-                                    .partition = sb->cfg->partition,
-                                    .replicas = sb->cfg->nats_replicas,
-                                    .timeout_ms = 5000,
-                                    .lease = ordo_lease_revision(sb->lease)};
+    uint64_t lease = ordo_lease_revision(sb->lease);
     while (ordo_mono_ns() < deadline) {
         if (ordo_lease_lost(sb->lease)) {
             ordo_log_error("standby", "lost the lease while catching up");
@@ -304,7 +309,7 @@ static int s_take_over(s_standby_t *sb)
             continue;
         ordo_replicator_t *r = NULL;
         ordo_replicator_end_t end;
-        if (ordo_replicator_open(&ro, &r, &end, err, sizeof err) != 0) {
+        if (s_open_stream(sb->cfg, lease, &r, &end, err, sizeof err) != 0) {
             ordo_log_error("standby", "%s", err);
             return -1;
         }
@@ -364,13 +369,9 @@ int ordo_standby_run(const ordo_config_t *cfg, ordo_lease_t *lease, bool (*stop)
     char err[800];
     /* The stream exists from here on (the first engine of a cluster makes
      * it), so that there is something to follow. */
-    ordo_replicator_options_t ro = {.servers = cfg->nats,
-                                    .partition = cfg->partition,
-                                    .replicas = cfg->nats_replicas,
-                                    .timeout_ms = 5000};
     ordo_replicator_t *made = NULL;
     ordo_replicator_end_t end;
-    if (ordo_replicator_open(&ro, &made, &end, err, sizeof err) != 0) {
+    if (s_open_stream(cfg, 0, &made, &end, err, sizeof err) != 0) {
         ordo_log_error("standby", "%s", err);
         goto out;
     }
