@@ -470,6 +470,14 @@ def test_index_info(top):
     assert p.returncode == 0 and not json.loads(p.stdout)["exists"], p.stdout
     p = admin(os.path.join(top, "nowhere"), "index", "info")
     assert p.returncode == 3 and "nowhere" in p.stderr, (p.returncode, p.stderr)
+    # A file that is not an index: refused with why, nothing created beside it.
+    bad = os.path.join(top, "bad")
+    os.makedirs(os.path.join(bad, "index"))
+    with open(os.path.join(bad, "index", "data.mdb"), "wb") as f:
+        f.write(os.urandom(10000))
+    p = admin(bad, "index", "info")
+    assert p.returncode == 3 and "not an LMDB file" in p.stderr, (p.returncode, p.stderr)
+    assert os.listdir(os.path.join(bad, "index")) == ["data.mdb"]
 
 
 def main():
