@@ -328,6 +328,13 @@ void ordo_config_snapshot_dir(const ordo_config_t *cfg, char *buf, size_t size)
     snprintf(buf, size, "%s/snapshots", cfg->data_dir);
 }
 
+uint32_t ordo_config_shard_count(const ordo_config_t *cfg)
+{
+    if (cfg->shards < 1)
+        return 1;
+    return cfg->shards > ORDO_SHARDS_MAX ? ORDO_SHARDS_MAX : (uint32_t)cfg->shards;
+}
+
 void ordo_config_index_dir(const ordo_config_t *cfg, char *buf, size_t size)
 {
     snprintf(buf, size, "%s/index", cfg->data_dir);

@@ -72,6 +72,11 @@ void ordo_config_advertised(const ordo_config_t *cfg, const char *endpoint, char
 /* "always", "batch:5", "never", "replicated". */
 const char *ordo_config_fsync_text(const ordo_config_t *cfg, char *buf, size_t size);
 
+/* The shards an engine runs: cfg->shards, held to 1 .. ORDO_SHARDS_MAX
+ * (the order index's filters are per shard, so a standby that fills them
+ * must count as the engine does). */
+uint32_t ordo_config_shard_count(const ordo_config_t *cfg);
+
 /* Folders inside data_dir for the log, the snapshots and the order index. */
 void ordo_config_wal_dir(const ordo_config_t *cfg, char *buf, size_t size);
 void ordo_config_snapshot_dir(const ordo_config_t *cfg, char *buf, size_t size);

@@ -501,9 +501,7 @@ int ordo_engine_start(const ordo_engine_options_t *opts, ordo_engine_t **out)
         free(e);
         return -1;
     }
-    e->n = (uint32_t)(e->cfg.shards < 1 ? 1 : e->cfg.shards);
-    if (e->n > ORDO_SHARDS_MAX)
-        e->n = ORDO_SHARDS_MAX;
+    e->n = ordo_config_shard_count(&e->cfg);
     e->auth = opts->auth;
     if (e->auth) { /* zauth answers for czmq's context only */
         void *czmq_ctx = ordo_auth_context();

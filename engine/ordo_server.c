@@ -213,9 +213,7 @@ int main(int argc, char **argv)
 
     char fsync_text[32];
     ordo_config_fsync_text(&cfg, fsync_text, sizeof fsync_text);
-    uint32_t n = (uint32_t)cfg.shards;
-    if (n > ORDO_SHARDS_MAX)
-        n = ORDO_SHARDS_MAX;
+    uint32_t n = ordo_config_shard_count(&cfg);
     ordo_log_info("server",
                   "ordo-server %s: data %s, requests %s, events %s, fsync %s, %u shards, "
                   "finished orders leave memory after %llu s",

@@ -62,9 +62,7 @@ int ordo_standby_evict_open(const ordo_config_t *cfg, ordo_wal_t *wal, ordo_regi
     }
     ev->wal = wal;
     ev->orders = orders;
-    ev->shards = (uint32_t)(cfg->shards < 1 ? 1 : cfg->shards);
-    if (ev->shards > ORDO_SHARDS_MAX)
-        ev->shards = ORDO_SHARDS_MAX;
+    ev->shards = ordo_config_shard_count(cfg);
     ev->retain_us = (int64_t)cfg->retain_finished_s * 1000000;
     char dir[PATH_MAX + 16];
     ordo_config_index_dir(cfg, dir, sizeof dir);
